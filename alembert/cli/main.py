@@ -1,0 +1,44 @@
+"""The ``alembert`` command: one sub-command per module under alembert/cli/."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from alembert import __version__
+from alembert.errors import AlembertError
+
+COMMANDS = ["finetune", "evaluate"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="alembert", description="Distil BERT-family encoders into smaller, faster students.")
+    parser.add_argument("--version", action="version", version=f"alembert {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in COMMANDS:
+        module = __import__(f"alembert.cli.{name.replace('-', '_')}", fromlist=["register"])
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    argv = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in argv
+    try:
+        args = build_parser().parse_args(argv)
+        return args.run(args) or 0
+    except AlembertError as exc:
+        if debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("error: interrupted; files already written are complete (written atomically)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""Typed, validated configuration for every command (pydantic).
+
+Each command has one config model. Sections are shared so that ``finetune``,
+``distill`` and ``distill-general`` read the same ``data:`` and ``train:`` blocks.
+Unknown fields are rejected (``extra="forbid"``) so a typo never passes silently.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(Strict):
+    """Where the examples come from and how they are tokenised."""
+
+    task: str = "sst2"
+    data_dir: Path | None = Field(None, description="GLUE folder (holds SST-2/, MRPC/, ...)")
+    train_file: Path | None = Field(None, description="CSV/TSV/JSONL training file")
+    dev_file: Path | None = Field(None, description="CSV/TSV/JSONL dev file")
+    text_column: str | None = None
+    text_pair_column: str | None = None
+    label_column: str | None = None
+    max_length: int = Field(128, ge=8, le=4096)
+    max_train_samples: int | None = Field(None, ge=1)
+    max_eval_samples: int | None = Field(None, ge=1)
+
+
+class TrainConfig(Strict):
+    """Optimisation and schedule, shared by every training command."""
+
+    epochs: float = Field(3.0, gt=0)
+    max_steps: int | None = Field(None, ge=1, description="stop after this many optimiser steps")
+    batch_size: int = Field(32, ge=1)
+    eval_batch_size: int = Field(128, ge=1)
+    grad_accum: int = Field(1, ge=1)
+    lr: float = Field(5e-5, gt=0)
+    weight_decay: float = Field(0.01, ge=0)
+    warmup_ratio: float = Field(0.1, ge=0, lt=1)
+    max_grad_norm: float = Field(1.0, ge=0)
+    seed: int = 42
+    eval_every: int | None = Field(None, ge=1, description="steps between evaluations; default: each epoch")
+    log_every: int = Field(50, ge=1)
+    group_by_length: bool = True
+    mixed_precision: Literal["no", "bf16", "fp16"] = "no"
+    threads: int | None = Field(None, ge=1, description="torch CPU threads")
+
+
+class FinetuneConfig(Strict):
+    """``alembert finetune``: train a model (normally the teacher) on a task."""
+
+    model: str = "minilm-l6"
+    output_dir: Path = Path("runs/finetune")
+    overwrite: bool = False
+    data: DataConfig = DataConfig()
+    train: TrainConfig = TrainConfig()
+
+
+class EvaluateConfig(Strict):
+    """``alembert evaluate``: official metrics of a saved model on a task's dev set."""
+
+    model: str
+    output_dir: Path | None = None
+    data: DataConfig = DataConfig()
+    batch_size: int = Field(128, ge=1)

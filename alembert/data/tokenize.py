@@ -1,0 +1,63 @@
+"""Tokenise examples through ``datasets.map`` with an on-disk cache.
+
+The cache file is keyed by the tokenizer's full definition, the max length and
+the text of the examples, so any change of any of them tokenises again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from datasets import Dataset
+
+from alembert.models.packaged import cache_dir
+
+MODEL_COLUMNS = ("input_ids", "attention_mask", "token_type_ids", "labels", "length")
+
+
+def tokenizer_fingerprint(tokenizer) -> str:
+    h = hashlib.sha256()
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    h.update(backend.to_str().encode() if backend is not None else repr(tokenizer.get_vocab()).encode())
+    h.update(repr(sorted(tokenizer.special_tokens_map.items())).encode())
+    h.update(type(tokenizer).__name__.encode())
+    return h.hexdigest()[:16]
+
+
+def data_fingerprint(ds: Dataset) -> str:
+    h = hashlib.sha256()
+    for col in ("text_a", "text_b", "label"):
+        if col in ds.column_names:
+            h.update(col.encode())
+            h.update("\x1e".join(map(str, ds[col])).encode())
+    return h.hexdigest()[:16]
+
+
+def tokenize_dataset(ds: Dataset, tokenizer, max_length: int, cache: Path | None = None) -> Dataset:
+    """Add ``input_ids``, ``attention_mask`` (``token_type_ids``), ``labels``, ``length``.
+
+    Texts stay unpadded (padding is dynamic, per batch). The result is cached under
+    ``<cache>/tokenized/<key>.arrow``.
+    """
+    key = f"{tokenizer_fingerprint(tokenizer)}-{max_length}-{data_fingerprint(ds)}"
+    folder = Path(cache or cache_dir()) / "tokenized"
+    folder.mkdir(parents=True, exist_ok=True)
+    pair = "text_b" in ds.column_names
+
+    def encode(batch):
+        enc = tokenizer(batch["text_a"], batch["text_b"] if pair else None, truncation=True, max_length=max_length)
+        enc["length"] = [len(ids) for ids in enc["input_ids"]]
+        if "label" in batch:
+            enc["labels"] = batch["label"]
+        return enc
+
+    return ds.map(
+        encode,
+        batched=True,
+        batch_size=1000,
+        remove_columns=ds.column_names,
+        cache_file_name=str(folder / f"{key}.arrow"),
+        load_from_cache_file=True,
+        desc="tokenising",
+    )

@@ -1,0 +1,16 @@
+"""Dev-set evaluation of a sequence-classification model with the task's official metrics."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from alembert.data.tasks import TaskSpec
+from alembert.evaluation.metrics import compute_metrics
+from alembert.evaluation.predict import predict_logits
+
+
+def evaluate_model(model, tokenizer, task: TaskSpec, dev_tokenized, batch_size: int = 128) -> dict[str, float]:
+    logits = predict_logits(model, dev_tokenized, tokenizer, batch_size)
+    labels = np.asarray(dev_tokenized["labels"])
+    preds = logits[:, 0] if task.is_regression else logits
+    return compute_metrics(task, preds, labels)

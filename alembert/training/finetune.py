@@ -1,0 +1,67 @@
+"""``alembert finetune``: train a model on a task and keep its best checkpoint."""
+
+from __future__ import annotations
+
+import torch
+
+from alembert.config.load import dump_yaml
+from alembert.config.schema import FinetuneConfig
+from alembert.data.batching import train_loader
+from alembert.data.tasks import get_task
+from alembert.evaluation.evaluate import evaluate_model
+from alembert.models.load import load_classifier, load_tokenizer
+from alembert.training.logger import RunLogger
+from alembert.training.loop import fit
+from alembert.training.output import prepare_output_dir, save_model_atomic, write_json_atomic, write_text_atomic
+from alembert.training.setup import make_accelerator, task_data
+
+
+class SupervisedModule(torch.nn.Module):
+    """``forward(batch) -> (loss, terms)`` with the model's own task loss (CE, or MSE for regression)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch):
+        loss = self.model(**batch).loss
+        return loss, {"task": loss.detach()}
+
+
+def run_finetune(cfg: FinetuneConfig) -> dict:
+    task = get_task(cfg.data.task)
+    out = prepare_output_dir(cfg.output_dir, cfg.overwrite)
+    accelerator = make_accelerator(cfg.train)
+    tokenizer = load_tokenizer(cfg.model)
+    train, dev = task_data(cfg.data, task, tokenizer)
+    model = load_classifier(cfg.model, task)
+    loader, sampler = train_loader(train, tokenizer, cfg.train.batch_size, cfg.train.seed, cfg.train.group_by_length)
+    logger = RunLogger(out / "log.jsonl", enabled=accelerator.is_main_process)
+    if accelerator.is_main_process:
+        write_text_atomic(out / "finetune_config.yaml", dump_yaml(cfg))
+
+    def evaluate():
+        return evaluate_model(accelerator.unwrap_model(module).model, tokenizer, task, dev, cfg.train.eval_batch_size)
+
+    def on_best(metrics, step):
+        save_model_atomic(accelerator.unwrap_model(module).model, tokenizer, out)
+
+    module = SupervisedModule(model)
+    result = fit(module, loader, sampler, cfg.train, accelerator, evaluate, task.main_metric, on_best, logger)
+    summary = {
+        "task": task.name,
+        "model": cfg.model,
+        "main_metric": task.main_metric,
+        "dev": result.best,
+        "best_step": result.best_step,
+        "last_dev": result.last,
+        "steps": result.steps,
+        "train_examples": len(train),
+        "dev_examples": len(dev),
+        "train_seconds": round(result.train_seconds, 1),
+        "samples_per_second": round(result.samples / max(result.train_seconds, 1e-9), 1),
+        "parameters": sum(p.numel() for p in model.parameters()),
+    }
+    if accelerator.is_main_process:
+        write_json_atomic(out / "metrics.json", summary)
+    return summary

@@ -1,0 +1,59 @@
+"""Output folders that never lose or half-write what is already there.
+
+Every file is written to a temporary name in the same folder and moved into place
+with ``os.replace`` (atomic on POSIX), so a killed run leaves either the old file
+or the new one, never a torn one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from alembert.errors import AlembertError
+
+MODEL_FILES = ("config.json", "model.safetensors", "pytorch_model.bin", "model.onnx")
+
+
+def holds_model(path: Path) -> bool:
+    return any((path / f).exists() for f in MODEL_FILES)
+
+
+def prepare_output_dir(path: str | Path, overwrite: bool) -> Path:
+    """Check the output folder before any compute; create it if needed."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise AlembertError(f"output {path} is a file; pass a directory to --output")
+    if path.is_dir() and holds_model(path) and not overwrite:
+        raise AlembertError(f"output directory {path} already holds a model; pass --overwrite to replace it or choose another --output")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
+def write_json_atomic(path: str | Path, obj) -> None:
+    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def save_model_atomic(model, tokenizer, out_dir: str | Path) -> None:
+    """``save_pretrained`` (safetensors) + tokenizer into a temp folder, then move each file in."""
+    out_dir = Path(out_dir)
+    tmp = Path(tempfile.mkdtemp(dir=out_dir, prefix=".saving-"))
+    try:
+        model.save_pretrained(tmp, safe_serialization=True)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(tmp)
+        for f in sorted(tmp.iterdir(), key=lambda p: p.name == "config.json"):  # config last: marks a complete model
+            os.replace(f, out_dir / f.name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
