@@ -27,6 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     argv = sys.argv[1:] if argv is None else argv
     debug = "--debug" in argv
+    _quiet_libraries()
     try:
         args = build_parser().parse_args(argv)
         return args.run(args) or 0
@@ -38,6 +39,17 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted; files already written are complete (written atomically)", file=sys.stderr)
         return 130
+
+
+def _quiet_libraries() -> None:
+    """Keep the libraries' own progress bars and warnings out of alembert's output."""
+    import datasets
+    import transformers
+
+    datasets.disable_progress_bars()
+    datasets.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
 
 
 if __name__ == "__main__":
