@@ -8,7 +8,7 @@ Unknown fields are rejected (``extra="forbid"``) so a typo never passes silently
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -69,3 +69,30 @@ class EvaluateConfig(Strict):
     output_dir: Path | None = None
     data: DataConfig = DataConfig()
     batch_size: int = Field(128, ge=1)
+
+
+class StudentConfig(Strict):
+    """How the student is made: an existing checkpoint, kept teacher layers, or a new shape."""
+
+    path: str | None = Field(None, description="existing student (e.g. from distill-general)")
+    layers: list[int] | None = Field(None, description="0-based teacher layers to keep; default every other")
+    num_layers: int | None = Field(None, ge=1, description="random init with this depth")
+    hidden_size: int | None = Field(None, ge=8)
+    intermediate_size: int | None = Field(None, ge=8)
+    num_heads: int | None = Field(None, ge=1)
+
+    @property
+    def from_config(self) -> bool:
+        return any(v is not None for v in (self.num_layers, self.hidden_size, self.intermediate_size, self.num_heads))
+
+
+class DistillConfig(Strict):
+    """``alembert distill``: task-specific distillation of a fine-tuned teacher."""
+
+    teacher: str
+    recipe: str | dict[str, Any] = Field("pkd-skip", description="recipe name, YAML path, or the recipe itself")
+    student: StudentConfig = StudentConfig()
+    output_dir: Path = Path("runs/distill")
+    overwrite: bool = False
+    data: DataConfig = DataConfig()
+    train: TrainConfig = TrainConfig()

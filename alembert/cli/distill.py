@@ -1,0 +1,52 @@
+"""``alembert distill``: distil a fine-tuned teacher into a smaller student on a task."""
+
+from alembert.cli.common import add_config_flags, add_data_flags, add_train_flags, config_from_args, flag, print_table
+from alembert.config.schema import DistillConfig
+from alembert.errors import AlembertError
+
+
+def register(sub) -> None:
+    p = sub.add_parser("distill", help="task-specific distillation with a named or YAML recipe")
+    flag(p, "--teacher", "teacher", help="fine-tuned teacher: folder, alias or hub id")
+    flag(p, "--recipe", "recipe", help="kd, distilbert, pkd-skip, pkd-last, tinybert, ce, or a YAML file")
+    flag(p, "--student", "student.path", help="existing student checkpoint (e.g. from distill-general)")
+    flag(p, "--student-layers", "student.layers", type=_layers, help="teacher layers to keep, 0-based, e.g. 0,2,4 (default every other)")
+    p.add_argument("--student-config", dest="student_config", help="random-init shape, e.g. num_layers=4,hidden_size=312,intermediate_size=1200,num_heads=12")
+    add_config_flags(p)
+    add_data_flags(p)
+    add_train_flags(p)
+    p.set_defaults(run=run)
+
+
+def _layers(text: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise AlembertError(f"--student-layers {text!r}: expected comma-separated layer indices like 0,2,4") from None
+
+
+def _student_config(text: str | None) -> list[str]:
+    if not text:
+        return []
+    items = [kv.strip() for kv in text.split(",") if kv.strip()]
+    if any("=" not in kv for kv in items):
+        raise AlembertError(f"--student-config {text!r}: expected KEY=VALUE pairs like num_layers=4,hidden_size=312")
+    return [f"student.{kv}" for kv in items]
+
+
+def run(args) -> int:
+    from alembert.distill.run import run_distill
+
+    args.set = [*_student_config(args.student_config), *(args.set or [])]
+    cfg = config_from_args(DistillConfig, args)
+    s = run_distill(cfg)
+    main = s["main_metric"]
+    print_table(
+        f"distill {s['task']} with {s['recipe']}",
+        [
+            {"model": "teacher", "params": f"{s['teacher_parameters']:,}", f"dev {main}": s["teacher_dev"].get(main, float("nan")), "retention %": 100.0},
+            {"model": "student", "params": f"{s['student_parameters']:,}", f"dev {main}": s["dev"].get(main, float("nan")), "retention %": s["retention"]},
+        ],
+    )
+    print(f"saved to {cfg.output_dir} ({s['train_seconds']} s)")
+    return 0

@@ -1,0 +1,97 @@
+"""The distillation step: one teacher forward and one student forward serve every loss.
+
+:class:`DistillModule` holds the student and the learned projections (the only
+trained parameters); the teacher is kept outside the module's parameters so it is
+never wrapped by DDP nor optimised. ``forward(batch)`` returns the weighted total
+loss and every term separately, for logging. Over mapped layer pairs, hidden-state and
+attention MSE are summed (TinyBERT), PKD averages (its loss stacks the pairs), cosine
+averages.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from alembert.distill.mapping import resolve_mapping, validate_mapping
+from alembert.distill.recipe import Stage
+from alembert.errors import AlembertError
+from alembert.losses import attention_loss, cosine_loss, hard_label_loss, hidden_mse_loss, kd_loss, pkd_loss
+
+
+def layer_count(model) -> int:
+    return model.config.num_hidden_layers
+
+
+def resolve_stage_mappings(stage: Stage, student, teacher) -> list[list[tuple[int, int]] | None]:
+    """The validated (student, teacher) layer pairs of each term (None for logit losses)."""
+    ns, nt = layer_count(student), layer_count(teacher)
+    out = []
+    for term in stage.losses:
+        spec = term.mapping_spec()
+        if spec is None:
+            out.append(None)
+            continue
+        pairs = resolve_mapping(spec, ns, nt)
+        if term.loss == "attention":  # attention maps exist for layers 1..L only
+            pairs = [p for p in pairs if p[0] > 0 and p[1] > 0]
+            validate_mapping(pairs, ns, nt, allow_embeddings=False)
+            hs, ht = student.config.num_attention_heads, teacher.config.num_attention_heads
+            if hs != ht:
+                raise AlembertError(f"attention loss needs equal head counts, student has {hs} and teacher {ht}; use a student with {ht} heads or drop the attention term")
+        if term.loss == "pkd" and any(s == 0 or t == 0 for s, t in pairs):
+            raise AlembertError("pkd mapping uses [CLS] states of transformer layers; layer 0 (embeddings) is not allowed")
+        if not pairs:
+            raise AlembertError(f"the {term.loss} term's mapping {spec!r} gives no layer pairs for a {ns}-layer student and {nt}-layer teacher; give explicit pairs")
+        out.append(pairs)
+    return out
+
+
+class DistillModule(torch.nn.Module):
+    def __init__(self, student, teacher, stage: Stage):
+        super().__init__()
+        self.student = student
+        self.__dict__["teacher"] = teacher  # not a submodule: never wrapped, never trained
+        self.stage = stage
+        self.mappings = resolve_stage_mappings(stage, student, teacher)
+        self.projections = torch.nn.ModuleDict()
+        hs, ht = student.config.hidden_size, teacher.config.hidden_size
+        for i, term in enumerate(stage.losses):
+            if term.loss in ("hidden_mse", "pkd", "cosine") and hs != ht:
+                self.projections[str(i)] = torch.nn.Linear(hs, ht)
+        names = [t.loss for t in stage.losses]
+        self.term_names = [n if names.count(n) == 1 else f"{n}{i}" for i, n in enumerate(names)]
+
+    def forward(self, batch):
+        labels = batch["labels"]
+        inputs = {k: v for k, v in batch.items() if k != "labels"}
+        flags = {"output_hidden_states": self.stage.needs_hidden, "output_attentions": self.stage.needs_attention}
+        teacher_out = None
+        if self.stage.needs_teacher:
+            with torch.no_grad():
+                self.teacher.eval()
+                teacher_out = self.teacher(**inputs, **flags)
+        student_out = self.student(**inputs, **flags)
+        mask = batch["attention_mask"]
+        total, terms = 0.0, {}
+        for i, (term, name) in enumerate(zip(self.stage.losses, self.term_names)):
+            value = self.term_value(i, term, student_out, teacher_out, labels, mask)
+            terms[name] = value.detach()
+            total = total + term.weight * value
+        return total, terms
+
+    def term_value(self, i, term, s, t, labels, mask):
+        pairs = self.mappings[i]
+        proj = self.projections[str(i)] if str(i) in self.projections else None
+        if term.loss == "ce":
+            return hard_label_loss(s.logits, labels)
+        if term.loss == "kd":
+            return kd_loss(s.logits, t.logits, term.temperature)
+        if term.loss == "attention":
+            return torch.stack([attention_loss(s.attentions[a - 1], t.attentions[b - 1], mask) for a, b in pairs]).sum()
+        if term.loss == "pkd":
+            project = proj or (lambda x: x)
+            return pkd_loss([project(s.hidden_states[a][:, 0]) for a, _ in pairs], [t.hidden_states[b][:, 0] for _, b in pairs])
+        if term.loss == "cosine":
+            project = proj or (lambda x: x)
+            return torch.stack([cosine_loss(project(s.hidden_states[a]), t.hidden_states[b], mask) for a, b in pairs]).mean()
+        return torch.stack([hidden_mse_loss(s.hidden_states[a], t.hidden_states[b], mask, proj) for a, b in pairs]).sum()

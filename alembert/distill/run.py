@@ -1,0 +1,86 @@
+"""``alembert distill``: task-specific distillation with a recipe, stage after stage."""
+
+from __future__ import annotations
+
+import time
+
+from alembert.config.load import dump_yaml
+from alembert.config.schema import DistillConfig
+from alembert.data.batching import train_loader
+from alembert.data.tasks import get_task
+from alembert.distill.card import write_model_card
+from alembert.distill.module import DistillModule, resolve_stage_mappings
+from alembert.distill.recipe import load_recipe
+from alembert.distill.students import make_student
+from alembert.evaluation.evaluate import evaluate_model
+from alembert.models.load import load_classifier, load_tokenizer
+from alembert.training.logger import RunLogger
+from alembert.training.loop import fit
+from alembert.training.output import prepare_output_dir, save_model_atomic, write_json_atomic, write_text_atomic
+from alembert.training.setup import make_accelerator, task_data
+
+
+def n_params(model) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def run_distill(cfg: DistillConfig) -> dict:
+    task = get_task(cfg.data.task)
+    recipe = load_recipe(cfg.recipe)
+    out = prepare_output_dir(cfg.output_dir, cfg.overwrite)
+    accelerator = make_accelerator(cfg.train)
+    attn = "eager" if recipe.needs_attention else "sdpa"
+    tokenizer = load_tokenizer(cfg.teacher)
+    teacher = load_classifier(cfg.teacher, task, attn=attn).to(accelerator.device).eval()
+    teacher.requires_grad_(False)
+    student, student_desc = make_student(cfg.student, teacher, tokenizer, cfg.teacher, task, attn, cfg.train.seed)
+    for stage in recipe.stages:  # validate every mapping before any compute
+        resolve_stage_mappings(stage, student, teacher)
+    train, dev = task_data(cfg.data, task, tokenizer)
+    teacher_dev = evaluate_model(teacher, tokenizer, task, dev, cfg.train.eval_batch_size) if accelerator.is_main_process else {}
+    logger = RunLogger(out / "log.jsonl", enabled=accelerator.is_main_process)
+    if accelerator.is_main_process:
+        resolved = cfg.model_copy(update={"recipe": recipe.model_dump(mode="json")})
+        write_text_atomic(out / "distill_config.yaml", dump_yaml(resolved))
+
+    start = time.time()
+    stages = []
+    for i, stage in enumerate(recipe.stages):
+        last = i == len(recipe.stages) - 1
+        train_cfg = cfg.train.model_copy(update={k: v for k, v in {"epochs": stage.epochs, "lr": stage.lr}.items() if v is not None})
+        module = DistillModule(student, teacher, stage)
+        loader, sampler = train_loader(train, tokenizer, train_cfg.batch_size, train_cfg.seed + i, train_cfg.group_by_length)
+        logger.log(stage=stage.name, losses=[t.loss for t in stage.losses])
+
+        def evaluate(module=module):
+            return evaluate_model(accelerator.unwrap_model(module).student, tokenizer, task, dev, cfg.train.eval_batch_size)
+
+        def on_best(metrics, step, module=module, last=last):
+            if last:
+                save_model_atomic(accelerator.unwrap_model(module).student, tokenizer, out)
+
+        result = fit(module, loader, sampler, train_cfg, accelerator, evaluate, task.main_metric, on_best, logger)
+        stages.append({"stage": stage.name, "steps": result.steps, "seconds": round(result.train_seconds, 1), "best_dev": result.best, "best_step": result.best_step})
+
+    best = stages[-1]["best_dev"]
+    main = task.main_metric
+    summary = {
+        "task": task.name,
+        "teacher": cfg.teacher,
+        "recipe": recipe.name,
+        "student": student_desc,
+        "main_metric": main,
+        "dev": best,
+        "teacher_dev": teacher_dev,
+        "retention": round(100 * best.get(main, 0) / teacher_dev[main], 2) if teacher_dev.get(main) else None,
+        "stages": stages,
+        "train_examples": len(train),
+        "dev_examples": len(dev),
+        "train_seconds": round(time.time() - start, 1),
+        "teacher_parameters": n_params(teacher),
+        "student_parameters": n_params(student),
+    }
+    if accelerator.is_main_process:
+        write_json_atomic(out / "metrics.json", summary)
+        write_model_card(out, summary, recipe)
+    return summary
