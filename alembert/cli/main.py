@@ -9,7 +9,7 @@ import sys
 from alembert import __version__
 from alembert.errors import AlembertError
 
-COMMANDS = ["distill", "finetune", "evaluate"]
+COMMANDS = ["distill", "finetune", "evaluate", "augment"]
 
 
 def build_parser() -> argparse.ArgumentParser:

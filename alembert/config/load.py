@@ -55,8 +55,21 @@ def parse_set(items: list[str] | None) -> dict[str, Any]:
         if "=" not in item:
             raise AlembertError(f"--set {item!r}: expected FIELD=VALUE, e.g. --set train.lr=3e-5")
         key, raw = item.split("=", 1)
-        out[key.strip()] = yaml.safe_load(raw) if raw.strip() else None
+        out[key.strip()] = _scalar(raw)
     return out
+
+
+def _scalar(raw: str) -> Any:
+    """A YAML value; also reads '3e-5' as a float (YAML 1.1 wants '3.0e-5')."""
+    if not raw.strip():
+        return None
+    value = yaml.safe_load(raw)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    return value
 
 
 def build_config(cls: type[C], yaml_path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> C:

@@ -7,6 +7,7 @@ the text of the examples, so any change of any of them tokenises again.
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 from datasets import Dataset
@@ -17,9 +18,16 @@ MODEL_COLUMNS = ("input_ids", "attention_mask", "token_type_ids", "labels", "len
 
 
 def tokenizer_fingerprint(tokenizer) -> str:
+    """Hash of the tokenizer's definition (vocabulary, normaliser, specials), not its call-time state."""
     h = hashlib.sha256()
     backend = getattr(tokenizer, "backend_tokenizer", None)
-    h.update(backend.to_str().encode() if backend is not None else repr(tokenizer.get_vocab()).encode())
+    if backend is not None:
+        definition = json.loads(backend.to_str())
+        definition.pop("truncation", None)  # set by each call's max_length: not part of the identity
+        definition.pop("padding", None)
+        h.update(json.dumps(definition, sort_keys=True).encode())
+    else:
+        h.update(repr(sorted(tokenizer.get_vocab().items())).encode())
     h.update(repr(sorted(tokenizer.special_tokens_map.items())).encode())
     h.update(type(tokenizer).__name__.encode())
     return h.hexdigest()[:16]

@@ -29,7 +29,7 @@ def run_distill(cfg: DistillConfig) -> dict:
     recipe = load_recipe(cfg.recipe)
     out = prepare_output_dir(cfg.output_dir, cfg.overwrite)
     accelerator = make_accelerator(cfg.train)
-    attn = "eager" if recipe.needs_attention else "sdpa"
+    attn = "eager" if recipe.needs_attention else None
     tokenizer = load_tokenizer(cfg.teacher)
     teacher = load_classifier(cfg.teacher, task, attn=attn).to(accelerator.device).eval()
     teacher.requires_grad_(False)

@@ -45,12 +45,14 @@ def label_kwargs(task: TaskSpec) -> dict:
     }
 
 
-def load_classifier(name: str | Path, task: TaskSpec, attn: str = "sdpa"):
+def load_classifier(name: str | Path, task: TaskSpec, attn: str | None = None):
     """A sequence-classification model for ``task``.
 
     A saved task model must have the task's number of labels; a base encoder
     (no classification head) gets a freshly initialised head. Weights come from
-    safetensors when present; remote code is never run.
+    safetensors when present; remote code is never run. ``attn="eager"`` is needed
+    for attention maps; ``None`` lets transformers pick its fastest kernel (SDPA where
+    the family supports it: BERT yes, MPNet no).
     """
     path = resolve_model(name)
     config = load_config(path)
@@ -65,7 +67,7 @@ def load_classifier(name: str | Path, task: TaskSpec, attn: str = "sdpa"):
     transformers.logging.set_verbosity_error()  # the 'newly initialised head' warning is expected
     try:
         model = AutoModelForSequenceClassification.from_pretrained(
-            path, attn_implementation=attn, trust_remote_code=False, **kwargs
+            path, trust_remote_code=False, **({"attn_implementation": attn} if attn else {}), **kwargs
         )
     except (OSError, ValueError) as exc:
         raise AlembertError(f"model {name}: could not load weights from {path} ({exc.__class__.__name__}: {str(exc).splitlines()[0]})") from None
