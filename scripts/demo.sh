@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The main job, end to end on the packaged teacher (all-MiniLM-L6-v2) and real SST-2:
+# fine-tune the teacher, distil a half-depth student, compare them.
+# A training subset keeps it near 10 minutes on a 2-core CPU; scripts/real_runs.sh has the full-data runs.
+set -euo pipefail
+RUNS=${RUNS:-runs}/demo
+N=${DEMO_TRAIN:-8000}
+mkdir -p "$RUNS"
+echo "== alembert demo: SST-2, first $N training sentences (a subset, for time), full dev set (872)"
+start=$(date +%s)
+
+echo "== 1/2 fine-tune the teacher (minilm-l6: BERT, 6 layers, hidden 384)"
+alembert finetune --model minilm-l6 --task sst2 --max-train-samples "$N" --epochs 1 --lr 5e-5 \
+  --output "$RUNS/teacher" --overwrite
+
+echo "== 2/2 distil a 3-layer student (teacher layers 0,2,4) with the default recipe"
+alembert distill --teacher "$RUNS/teacher" --task sst2 --max-train-samples "$N" --epochs 1 \
+  --output "$RUNS/student" --overwrite
+
+echo "== results"
+python "$(dirname "$0")/table.py" "$RUNS/teacher" "$RUNS/student"
+echo "demo wall time: $(( $(date +%s) - start )) s"

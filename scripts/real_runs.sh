@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Full-data runs behind the figures in the issues' closing notes (2-core CPU: hours in all).
+# usage: bash scripts/real_runs.sh SECTION...   sections: teachers, distill-sst2, distill-pairs
+# Outputs go to $RUNS (default runs/real); every run keeps metrics.json, log.jsonl and the model.
+set -euo pipefail
+RUNS=${RUNS:-runs/real}
+A=${ALEMBERT:-alembert}
+T="--threads ${THREADS:-2}"
+mkdir -p "$RUNS"
+
+teachers() {  # issue 2: minilm-l6 fine-tuned on five GLUE tasks, full training sets
+  $A finetune --model minilm-l6 --task sst2 --epochs 2 --eval-every 500 --output "$RUNS/teacher-sst2" $T --overwrite
+  for task in mrpc rte cola stsb; do
+    $A finetune --model minilm-l6 --task $task --epochs 3 --output "$RUNS/teacher-$task" $T --overwrite
+  done
+}
+
+distill_sst2() {  # issue 3: each recipe, 3-layer student from teacher layers 0,2,4, full SST-2, 1 epoch
+  for recipe in ce kd distilbert pkd-skip pkd-last tinybert; do
+    $A distill --teacher "$RUNS/teacher-sst2" --recipe $recipe --task sst2 --student-layers 0,2,4 \
+      --epochs 1 --eval-every 700 --output "$RUNS/sst2-$recipe" $T --overwrite
+  done
+}
+
+distill_pairs() {  # issue 3: MRPC and RTE, kd and pkd-skip beside the student alone
+  for task in mrpc rte; do
+    for recipe in ce kd pkd-skip; do
+      $A distill --teacher "$RUNS/teacher-$task" --recipe $recipe --task $task --student-layers 0,2,4 \
+        --epochs 3 --output "$RUNS/$task-$recipe" $T --overwrite
+    done
+  done
+}
+
+for section in "$@"; do
+  "${section//-/_}"
+done
