@@ -1,4 +1,4 @@
-"""``alembert evaluate MODEL --task TASK``: a saved model's official dev metrics."""
+"""``alembert evaluate MODEL --task TASK``: a saved model's (or ONNX export's) official dev metrics."""
 
 import json
 from pathlib import Path
@@ -22,7 +22,8 @@ def run(args) -> int:
     from alembert.data.tasks import get_task
     from alembert.data.tokenize import tokenize_dataset
     from alembert.evaluation.evaluate import evaluate_model
-    from alembert.models.load import load_classifier, load_tokenizer
+    from alembert.export.runtime import load_any
+    from alembert.models.load import load_tokenizer
     from alembert.models.resolve import resolve_model
     from alembert.training.output import write_json_atomic
 
@@ -31,7 +32,7 @@ def run(args) -> int:
     task = get_task(cfg.data.task)
     tokenizer = load_tokenizer(cfg.model)
     dev = tokenize_dataset(load_split(cfg.data, task, "dev"), tokenizer, cfg.data.max_length)
-    model = load_classifier(cfg.model, task)
+    model = load_any(cfg.model, task)  # a PyTorch folder or an ONNX export
     metrics = evaluate_model(model, tokenizer, task, dev, cfg.batch_size)
     print_table(f"{cfg.model} on {task.name} dev ({len(dev)} examples)", [metrics])
     out = Path(cfg.output_dir) if cfg.output_dir else resolve_model(cfg.model)

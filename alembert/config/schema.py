@@ -50,6 +50,8 @@ class TrainConfig(Strict):
     group_by_length: bool = True
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
     threads: int | None = Field(None, ge=1, description="torch CPU threads")
+    save_every: int | None = Field(None, ge=1, description="steps between checkpoints (for --resume)")
+    keep_checkpoints: int = Field(2, ge=1, description="how many recent checkpoints to keep")
 
 
 class FinetuneConfig(Strict):
@@ -58,6 +60,7 @@ class FinetuneConfig(Strict):
     model: str = "minilm-l6"
     output_dir: Path = Path("runs/finetune")
     overwrite: bool = False
+    resume: bool = Field(False, description="continue from the newest checkpoint in output_dir")
     data: DataConfig = DataConfig()
     train: TrainConfig = TrainConfig()
 
@@ -94,5 +97,6 @@ class DistillConfig(Strict):
     student: StudentConfig = StudentConfig()
     output_dir: Path = Path("runs/distill")
     overwrite: bool = False
+    resume: bool = Field(False, description="continue from the newest checkpoint in output_dir")
     data: DataConfig = DataConfig()
     train: TrainConfig = TrainConfig()

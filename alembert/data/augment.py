@@ -194,17 +194,16 @@ class Augmenter:
             part = todo[start:start + chunk]
             vecs = torch.stack([self._emb[list(p)].mean(0) for p in part])
             sims = F.normalize(vecs, dim=1) @ self._emb_unit.T
-            for row, p in enumerate(part):
-                word = "".join(self._emb_tokens[i].removeprefix("##") for i in p)
-                if word.isascii():
-                    sims[row, ~self._emb_col_ascii] = -torch.inf
-                if word in self._emb_col:
-                    sims[row, self._emb_col[word]] = -torch.inf
+            words_n = ["".join(self._emb_tokens[i].removeprefix("##") for i in p) for p in part]
+            ascii_rows = torch.tensor([w.isascii() for w in words_n])
+            sims.masked_fill_(ascii_rows[:, None] & ~self._emb_col_ascii[None, :], -torch.inf)
+            own = [(r, self._emb_col[w]) for r, w in enumerate(words_n) if w in self._emb_col]
+            if own:  # a word is never its own neighbour
+                sims[torch.tensor(own).T.unbind()] = -torch.inf
             top = sims.topk(min(self.k, sims.shape[1] - 1), dim=1)
-            for row, p in enumerate(part):
-                ok = torch.isfinite(top.values[row])
-                cols = self._emb_ids[top.indices[row][ok]].tolist()
-                self._nbr_cache[p] = [self._emb_tokens[i] for i in cols]
+            ids, ok = self._emb_ids[top.indices].tolist(), top.values.isfinite().tolist()
+            for p, row_ids, row_ok in zip(part, ids, ok, strict=True):
+                self._nbr_cache[p] = [self._emb_tokens[i] for i, good in zip(row_ids, row_ok, strict=True) if good]
         return {w: self._nbr_cache[p] for w, p in zip(words, pieces, strict=True)}
 
     # ------------------------------------------------------------ MLM candidates

@@ -63,7 +63,10 @@ def train_loader(ds, tokenizer, batch_size: int, seed: int, group_by_length: boo
     """(DataLoader, sampler): keep the sampler to call ``set_epoch`` each epoch."""
     cls = LengthGroupedBatchSampler if group_by_length else RandomBatchSampler
     sampler = cls(ds["length"], batch_size, seed=seed)
-    loader = DataLoader(model_inputs(ds), batch_sampler=sampler, collate_fn=DataCollatorWithPadding(tokenizer))
+    # A private generator: creating the loader's iterator must not draw from the global RNG,
+    # or a resumed run would shift every dropout mask after the resume point.
+    loader = DataLoader(model_inputs(ds), batch_sampler=sampler, collate_fn=DataCollatorWithPadding(tokenizer),
+                        generator=torch.Generator().manual_seed(seed))
     return loader, sampler
 
 

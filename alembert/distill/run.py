@@ -14,6 +14,7 @@ from alembert.distill.recipe import load_recipe
 from alembert.distill.students import make_student
 from alembert.evaluation.evaluate import evaluate_model
 from alembert.models.load import load_classifier, load_tokenizer
+from alembert.training.checkpoint import latest_checkpoint
 from alembert.training.logger import RunLogger
 from alembert.training.loop import fit
 from alembert.training.output import prepare_output_dir, save_model_atomic, write_json_atomic, write_text_atomic
@@ -27,7 +28,8 @@ def n_params(model) -> int:
 def run_distill(cfg: DistillConfig) -> dict:
     task = get_task(cfg.data.task)
     recipe = load_recipe(cfg.recipe)
-    out = prepare_output_dir(cfg.output_dir, cfg.overwrite)
+    out = prepare_output_dir(cfg.output_dir, cfg.overwrite, cfg.resume)
+    resume = latest_checkpoint(out) if cfg.resume else None
     accelerator = make_accelerator(cfg.train)
     attn = "eager" if recipe.needs_attention else None
     tokenizer = load_tokenizer(cfg.teacher)
@@ -38,7 +40,7 @@ def run_distill(cfg: DistillConfig) -> dict:
         resolve_stage_mappings(stage, student, teacher)
     train, dev = task_data(cfg.data, task, tokenizer)
     teacher_dev = evaluate_model(teacher, tokenizer, task, dev, cfg.train.eval_batch_size) if accelerator.is_main_process else {}
-    logger = RunLogger(out / "log.jsonl", enabled=accelerator.is_main_process)
+    logger = RunLogger(out / "log.jsonl", enabled=accelerator.is_main_process, append=cfg.resume)
     if accelerator.is_main_process:
         resolved = cfg.model_copy(update={"recipe": recipe.model_dump(mode="json")})
         write_text_atomic(out / "distill_config.yaml", dump_yaml(resolved))
@@ -47,6 +49,8 @@ def run_distill(cfg: DistillConfig) -> dict:
     stages = []
     for i, stage in enumerate(recipe.stages):
         last = i == len(recipe.stages) - 1
+        if resume is not None and resume[1].stage > i:
+            continue  # finished before the interruption; its result lives in the checkpoint
         train_cfg = cfg.train.model_copy(update={k: v for k, v in {"epochs": stage.epochs, "lr": stage.lr}.items() if v is not None})
         module = DistillModule(student, teacher, stage)
         loader, sampler = train_loader(train, tokenizer, train_cfg.batch_size, train_cfg.seed + i, train_cfg.group_by_length)
@@ -59,7 +63,8 @@ def run_distill(cfg: DistillConfig) -> dict:
             if last:
                 save_model_atomic(accelerator.unwrap_model(module).student, tokenizer, out)
 
-        result = fit(module, loader, sampler, train_cfg, accelerator, evaluate, task.main_metric, on_best, logger)
+        here = resume if resume is not None and resume[1].stage == i else None
+        result = fit(module, loader, sampler, train_cfg, accelerator, evaluate, task.main_metric, on_best, logger, out, i, here)
         stages.append({"stage": stage.name, "steps": result.steps, "seconds": round(result.train_seconds, 1), "best_dev": result.best, "best_step": result.best_step})
 
     best = stages[-1]["best_dev"]

@@ -13,7 +13,7 @@ def predict_logits(model, ds, tokenizer, batch_size: int = 128, device: str | to
     """Logits (N, C) of a sequence-classification model over a tokenised dataset."""
     was_training = model.training
     model.eval()
-    device = device or next(model.parameters()).device
+    device = device or getattr(model, "device", None) or next(model.parameters()).device  # .device: HF or ONNX models
     out: np.ndarray | None = None
     for idx, batch in eval_batches(ds, tokenizer, batch_size):
         batch.pop("labels", None)

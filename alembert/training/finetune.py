@@ -10,6 +10,7 @@ from alembert.data.batching import train_loader
 from alembert.data.tasks import get_task
 from alembert.evaluation.evaluate import evaluate_model
 from alembert.models.load import load_classifier, load_tokenizer
+from alembert.training.checkpoint import latest_checkpoint
 from alembert.training.logger import RunLogger
 from alembert.training.loop import fit
 from alembert.training.output import prepare_output_dir, save_model_atomic, write_json_atomic, write_text_atomic
@@ -30,13 +31,14 @@ class SupervisedModule(torch.nn.Module):
 
 def run_finetune(cfg: FinetuneConfig) -> dict:
     task = get_task(cfg.data.task)
-    out = prepare_output_dir(cfg.output_dir, cfg.overwrite)
+    out = prepare_output_dir(cfg.output_dir, cfg.overwrite, cfg.resume)
+    resume = latest_checkpoint(out) if cfg.resume else None
     accelerator = make_accelerator(cfg.train)
     tokenizer = load_tokenizer(cfg.model)
     train, dev = task_data(cfg.data, task, tokenizer)
     model = load_classifier(cfg.model, task)
     loader, sampler = train_loader(train, tokenizer, cfg.train.batch_size, cfg.train.seed, cfg.train.group_by_length)
-    logger = RunLogger(out / "log.jsonl", enabled=accelerator.is_main_process)
+    logger = RunLogger(out / "log.jsonl", enabled=accelerator.is_main_process, append=cfg.resume)
     if accelerator.is_main_process:
         write_text_atomic(out / "finetune_config.yaml", dump_yaml(cfg))
 
@@ -47,7 +49,7 @@ def run_finetune(cfg: FinetuneConfig) -> dict:
         save_model_atomic(accelerator.unwrap_model(module).model, tokenizer, out)
 
     module = SupervisedModule(model)
-    result = fit(module, loader, sampler, cfg.train, accelerator, evaluate, task.main_metric, on_best, logger)
+    result = fit(module, loader, sampler, cfg.train, accelerator, evaluate, task.main_metric, on_best, logger, out, 0, resume)
     summary = {
         "task": task.name,
         "model": cfg.model,

@@ -8,13 +8,14 @@ from pathlib import Path
 
 
 class RunLogger:
-    def __init__(self, path: str | Path | None, enabled: bool = True):
+    def __init__(self, path: str | Path | None, enabled: bool = True, append: bool = False):
         self.path = Path(path) if path else None
         self.enabled = enabled and self.path is not None
         self.start = time.time()
         if self.enabled:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.path.write_text("")
+            if not append or not self.path.exists():
+                self.path.write_text("")
 
     def log(self, **record) -> None:
         if not self.enabled:

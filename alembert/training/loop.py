@@ -5,6 +5,11 @@ the total loss and a dict of named loss terms for logging. Fine-tuning passes a
 module that wraps the model's own loss; distillation passes one that holds the
 student and its projections and composes the recipe's losses (the teacher is
 kept outside the module so it is never wrapped or trained).
+
+Batches are split across processes (``split_batches``): ``train.batch_size`` is the
+global batch whatever the number of processes. With ``train.save_every`` the loop
+writes checkpoints (see :mod:`alembert.training.checkpoint`) and can resume from one
+exactly where it stopped: same weights, optimiser, scheduler, RNG and data position.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from accelerate import Accelerator
@@ -21,6 +27,7 @@ from transformers import get_linear_schedule_with_warmup
 
 from alembert.config.schema import TrainConfig
 from alembert.errors import AlembertError
+from alembert.training.checkpoint import LoopState, save_checkpoint
 from alembert.training.logger import RunLogger
 
 
@@ -60,28 +67,36 @@ def fit(
     main_metric: str,
     on_best: Callable[[dict[str, float], int], None],
     logger: RunLogger,
+    run_dir: str | Path | None = None,
+    stage: int = 0,
+    resume: tuple[Path, LoopState] | None = None,
 ) -> FitResult:
     steps = total_steps(len(loader), cfg)
     optimizer = make_optimizer(module, cfg)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * steps), steps)
     module, optimizer, loader, scheduler = accelerator.prepare(module, optimizer, loader, scheduler)
+    state = LoopState(stage=stage)
+    if resume is not None:
+        accelerator.load_state(str(resume[0]))
+        state = resume[1]
     eval_every = cfg.eval_every or max(1, len(loader) // cfg.grad_accum)
-    result = FitResult()
-    bar = tqdm(total=steps, desc="training", disable=not accelerator.is_main_process, dynamic_ncols=True)
-    start = time.time()
+    bar = tqdm(total=steps, initial=state.step, desc="training", disable=not accelerator.is_main_process, dynamic_ncols=True)
+    start, samples_here = time.time(), 0
     running: dict[str, float] = {}
     running_n = 0
-    epoch = 0
+    last: dict[str, float] = {}
     module.train()
-    while result.steps < steps:
-        sampler.set_epoch(epoch)
-        for batch in loader:
+    while state.step < steps and not state.stage_done:
+        sampler.set_epoch(state.epoch)
+        loader.set_epoch(state.epoch)  # Accelerate's own epoch counter re-seeds samplers on iteration
+        batches = accelerator.skip_first_batches(loader, state.batch_in_epoch) if state.batch_in_epoch else loader
+        for batch in batches:
             with accelerator.accumulate(module):
                 loss, terms = module(batch)
                 if not torch.isfinite(loss):
                     bad = [k for k, v in terms.items() if not torch.isfinite(v)]
                     raise AlembertError(
-                        f"loss became {loss.item()} at step {result.steps + 1} (terms: {', '.join(bad) or 'total'}); "
+                        f"loss became {loss.item()} at step {state.step + 1} (terms: {', '.join(bad) or 'total'}); "
                         "lower the learning rate or check the data; the last saved checkpoint is kept"
                     )
                 accelerator.backward(loss)
@@ -90,39 +105,48 @@ def fit(
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad()
-            result.samples += batch["input_ids"].shape[0] * accelerator.num_processes
+            n = batch["input_ids"].shape[0] * accelerator.num_processes
+            state.samples += n
+            samples_here += n
+            state.batch_in_epoch += 1
             for k, v in {"loss": loss, **terms}.items():
                 running[k] = running.get(k, 0.0) + float(v.detach())
             running_n += 1
             if not accelerator.sync_gradients:
                 continue
-            result.steps += 1
+            state.step += 1
             bar.update(1)
-            if result.steps % cfg.log_every == 0 or result.steps == steps:
+            if state.step % cfg.log_every == 0 or state.step == steps:
                 means = {k: round(v / running_n, 5) for k, v in running.items()}
                 running, running_n = {}, 0
-                elapsed = time.time() - start
                 bar.set_postfix({k: f"{v:.4f}" for k, v in means.items()})
-                logger.log(step=result.steps, epoch=epoch, lr=scheduler.get_last_lr()[0], samples_per_s=round(result.samples / elapsed, 1), **means)
-            if result.steps % eval_every == 0 or result.steps == steps:
-                _evaluate(module, accelerator, evaluate, main_metric, on_best, logger, result, epoch)
-            if result.steps >= steps:
+                speed = round(samples_here / (time.time() - start), 1)
+                logger.log(stage=stage, step=state.step, epoch=state.epoch, lr=scheduler.get_last_lr()[0], samples_per_s=speed, **means)
+            if state.step % eval_every == 0 or state.step == steps:
+                last = _evaluate(module, accelerator, evaluate, main_metric, on_best, logger, state)
+            if cfg.save_every and run_dir and (state.step % cfg.save_every == 0 or state.step == steps):
+                state.stage_done = state.step >= steps
+                save_checkpoint(accelerator, run_dir, state, cfg.keep_checkpoints)
+            if state.step >= steps:
                 break
-        epoch += 1
+        else:
+            state.epoch += 1
+            state.batch_in_epoch = 0
     bar.close()
-    result.train_seconds = time.time() - start
-    return result
+    return FitResult(state.best, state.best_step, last or state.best, state.step, time.time() - start, samples_here)
 
 
-def _evaluate(module, accelerator, evaluate, main_metric, on_best, logger, result: FitResult, epoch: int) -> None:
+def _evaluate(module, accelerator, evaluate, main_metric, on_best, logger, state: LoopState) -> dict[str, float]:
+    """Main process evaluates (and saves a new best); the others wait."""
+    metrics: dict[str, float] = {}
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         metrics = evaluate()
-        result.last = metrics
-        logger.log(step=result.steps, epoch=epoch, eval=metrics)
-        if not result.best or metrics[main_metric] > result.best[main_metric]:
-            result.best, result.best_step = metrics, result.steps
-            on_best(metrics, result.steps)
-        tqdm.write(f"step {result.steps}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+        logger.log(stage=state.stage, step=state.step, epoch=state.epoch, eval=metrics)
+        if not state.best or metrics[main_metric] > state.best[main_metric]:
+            state.best, state.best_step = metrics, state.step
+            on_best(metrics, state.step)
+        tqdm.write(f"step {state.step}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
     accelerator.wait_for_everyone()
     module.train()
+    return metrics

@@ -22,12 +22,17 @@ def holds_model(path: Path) -> bool:
     return any((path / f).exists() for f in MODEL_FILES)
 
 
-def prepare_output_dir(path: str | Path, overwrite: bool) -> Path:
-    """Check the output folder before any compute; create it if needed."""
+def prepare_output_dir(path: str | Path, overwrite: bool, resume: bool = False) -> Path:
+    """Check the output folder before any compute; create it if needed.
+
+    A folder that already holds a model needs ``overwrite`` (or ``resume``: the
+    run continues there from its newest checkpoint)."""
     path = Path(path)
+    if resume and not path.is_dir():
+        raise AlembertError(f"--resume: output directory {path} does not exist; pass the --output of the run to resume")
     if path.exists() and not path.is_dir():
         raise AlembertError(f"output {path} is a file; pass a directory to --output")
-    if path.is_dir() and holds_model(path) and not overwrite:
+    if path.is_dir() and holds_model(path) and not (overwrite or resume):
         raise AlembertError(f"output directory {path} already holds a model; pass --overwrite to replace it or choose another --output")
     path.mkdir(parents=True, exist_ok=True)
     return path

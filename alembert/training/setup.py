@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import torch
-from accelerate import Accelerator
+from accelerate import Accelerator, DataLoaderConfiguration
 from accelerate.utils import set_seed
 
 from alembert.config.schema import DataConfig, TrainConfig
@@ -16,7 +16,11 @@ from alembert.errors import AlembertError
 def make_accelerator(cfg: TrainConfig) -> Accelerator:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    accelerator = Accelerator(mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.grad_accum)
+    accelerator = Accelerator(
+        mixed_precision=cfg.mixed_precision,
+        gradient_accumulation_steps=cfg.grad_accum,
+        dataloader_config=DataLoaderConfiguration(split_batches=True),  # batch_size is the global batch
+    )
     set_seed(cfg.seed)
     return accelerator
 

@@ -1,0 +1,105 @@
+"""Bench outputs: ``bench.json`` (everything), ``bench.md`` (the table) and two PNG plots,
+dev metric vs latency (with the Pareto front) and dev metric vs size on disk."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembert.benchmark.plotting import pyplot, save_png
+from alembert.training.output import write_json_atomic, write_text_atomic
+
+
+def _num(value, fmt: str) -> str:
+    return "n/a" if value is None else format(value, fmt)
+
+
+def table_rows(result: dict) -> list[dict[str, str]]:
+    """One row of formatted cells per model, the reference first."""
+    metric = result["metric"]
+    return [
+        {
+            "model": m["name"],
+            "kind": m["kind"],
+            "params (M)": _num(m["params"] / 1e6, ".1f"),
+            "w/o emb. (M)": _num(m["params_no_embeddings"] / 1e6, ".1f"),
+            "disk MB": _num(m["disk_mb"], ".1f"),
+            f"dev {metric}": _num(m["dev_metric"], ".4f"),
+            "retention %": _num(m["retention_pct"], ".1f"),
+            "lat. ms p50/p90": f"{m['latency_ms_median']:.1f} / {m['latency_ms_p90']:.1f}",
+            "seq/s @32": _num(m["throughput_seq_s"], ".1f"),
+            "speed-up thr.": _num(m["speedup_throughput"], ".2f") + "x",
+            "speed-up lat.": _num(m["speedup_latency"], ".2f") + "x",
+        }
+        for m in result["models"]
+    ]
+
+
+def conditions(result: dict) -> str:
+    """One line saying how the numbers were taken (and whether other work loaded the CPU)."""
+    machine = result.get("machine", {})
+    load = max(machine.get("loadavg_1min_before", 0), machine.get("loadavg_1min_after", 0))
+    busy = (f"; NOTE: the machine was busy (load {load:.1f} on {machine['cpu_count']} cores): timings are noisy"
+            if machine.get("cpu_count") and load > machine["cpu_count"] else "")
+    return (
+        f"{result['task']} dev ({result['dev_examples']} examples); {result['device']}, {result['threads']} threads; "
+        f"latency at batch 1 x {result['seq_len']} tokens, throughput at batch {result['batch_size']} x {result['seq_len']} tokens "
+        f"(real dev sentences padded/truncated to {result['seq_len']} tokens, the same for every model); "
+        f"{result['warmup']} warm-up, {result['repeats']} repeats interleaved round-robin; reference: {result['reference']}{busy}"
+    )
+
+
+def markdown(result: dict) -> str:
+    rows = table_rows(result)
+    head = list(rows[0])
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(r[h] for h in head) + " |" for r in rows]
+    return "\n".join(lines) + f"\n\n{conditions(result)}\n"
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[int]:
+    """Indices of the points no other point beats on both axes (lower x, higher y), by x."""
+    order = sorted(range(len(points)), key=lambda i: (points[i][0], -points[i][1]))
+    front, best = [], float("-inf")
+    for i in order:
+        if points[i][1] > best:
+            front.append(i)
+            best = points[i][1]
+    return front
+
+
+def _scatter(result: dict, x_key: str, xlabel: str, path: Path, front: bool) -> Path:
+    plt = pyplot()
+    models = result["models"]
+    xs = [m[x_key] for m in models]
+    ys = [m["dev_metric"] for m in models]
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    colors = {"pytorch": "tab:blue", "onnx-fp32": "tab:orange", "onnx-int8": "tab:green"}
+    for x, y, m in zip(xs, ys, models, strict=True):
+        ax.scatter(x, y, color=colors.get(m["kind"], "tab:gray"), label=m["kind"], zorder=3)
+        ax.annotate(m["name"], (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    if front:
+        idx = pareto_front(list(zip(xs, ys, strict=True)))
+        ax.step([xs[i] for i in idx], [ys[i] for i in idx], where="post", color="black", alpha=0.4)
+        ax.scatter([xs[i] for i in idx], [ys[i] for i in idx], s=160, facecolors="none", edgecolors="black",
+                   label="Pareto front (best metric for its latency)", zorder=2)
+    handles, labels = ax.get_legend_handles_labels()
+    unique = dict(zip(labels, handles, strict=True))
+    ax.legend(unique.values(), unique.keys(), fontsize=8)
+    if max(xs) > 10 * min(xs) > 0:
+        ax.set_xscale("log")
+    ax.set(xlabel=xlabel, ylabel=f"dev {result['metric']}", title=f"{result['task']}: dev {result['metric']} vs {xlabel}")
+    ax.grid(alpha=0.3)
+    return save_png(fig, path)
+
+
+def write_report(result: dict, out_dir: str | Path) -> dict[str, Path]:
+    """Write bench.json, bench.md and the plots into ``out_dir``; returns their paths."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out / "bench.json", "md": out / "bench.md"}
+    write_json_atomic(paths["json"], result)
+    write_text_atomic(paths["md"], markdown(result))
+    paths["latency_plot"] = _scatter(result, "latency_ms_median", f"latency ms (batch 1 x {result['seq_len']})",
+                                     out / "metric_vs_latency.png", front=True)
+    paths["size_plot"] = _scatter(result, "disk_mb", "size on disk (MB)", out / "metric_vs_size.png", front=False)
+    return paths

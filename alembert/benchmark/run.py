@@ -1,0 +1,125 @@
+"""``run_bench``: size, dev metric and speed of several models in one fair run.
+
+The first model is the reference (normally the teacher): retention and speed-ups
+are relative to it. Models are PyTorch folders or ONNX exports (``alembert export``).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+
+import torch
+
+from alembert.benchmark.report import write_report
+from alembert.benchmark.size import count_params, disk_mb
+from alembert.benchmark.speed import fixed_length_inputs, measure, onnx_workload, torch_workload
+from alembert.errors import AlembertError
+
+
+def _names(models: list[str]) -> list[str]:
+    """Short labels: the folder name, with its parent where two would collide."""
+    short = [Path(m).name or m for m in models]
+    return [str(Path(*Path(m).parts[-2:])) if short.count(s) > 1 else s for m, s in zip(models, short, strict=True)]
+
+
+def _ratio(a, b):
+    return a / b if a is not None and b else None
+
+
+def run_bench(models: list[str], task, out_dir: str | Path, threads: int | None = None, device: str = "cpu",
+              repeats: int = 5, warmup: int = 2, latency_iters: int = 10, batch_size: int = 32, seq_len: int = 128,
+              max_eval_samples: int | None = None, data_dir: str | Path | None = None,
+              eval_batch_size: int = 128) -> dict:
+    """Measure every model, write bench.json / bench.md / plots into ``out_dir``, return the result."""
+    import onnxruntime
+
+    from alembert.config.schema import DataConfig
+    from alembert.data.load import load_split
+    from alembert.data.tasks import get_task
+    from alembert.data.tokenize import tokenize_dataset
+    from alembert.evaluation.evaluate import evaluate_model
+    from alembert.export.runtime import OnnxClassifier, load_any
+    from alembert.models.load import is_task_model, load_config, load_tokenizer
+    from alembert.models.resolve import resolve_model
+
+    if not models:
+        raise AlembertError("bench needs at least one model; the first one is the reference")
+    if device not in ("cpu", "cuda"):
+        raise AlembertError(f"unknown --device {device}; use cpu or cuda")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise AlembertError("--device cuda: no CUDA GPU is visible to torch here; use --device cpu")
+    task = get_task(task) if isinstance(task, str) else task
+    cfg = DataConfig(task=task.name, data_dir=data_dir, max_eval_samples=max_eval_samples)
+    dev = load_split(cfg, task, "dev")
+    texts_a = [dev["text_a"][i % len(dev)] for i in range(max(batch_size, latency_iters))]
+    texts_b = [dev["text_b"][i % len(dev)] for i in range(len(texts_a))] if "text_b" in dev.column_names else None
+
+    load_before = os.getloadavg()[0]
+    old_threads = torch.get_num_threads()
+    threads = threads or old_threads
+    torch.set_num_threads(threads)
+    try:
+        rows, workloads = [], {}
+        for arg, name in zip(models, _names(models), strict=True):
+            path = resolve_model(arg)
+            config = load_config(path)
+            if not is_task_model(config):
+                raise AlembertError(f"model {arg} has no classification head; bench fine-tuned models (alembert finetune) or their exports")
+            tokenizer = load_tokenizer(path)
+            model = load_any(path, task, threads)
+            onnx = isinstance(model, OnnxClassifier)
+            if not onnx:
+                model.to(device).eval()
+            print(f"bench: {name}: evaluating on {len(dev)} dev examples", flush=True)
+            metrics = evaluate_model(model, tokenizer, task, tokenize_dataset(dev, tokenizer, cfg.max_length), eval_batch_size)
+            inputs = fixed_length_inputs(tokenizer, texts_a, texts_b, seq_len)
+            workloads[name] = onnx_workload(model, inputs, batch_size) if onnx else torch_workload(model, inputs, batch_size, device)
+            params, params_no_emb = count_params(config)
+            rows.append({
+                "name": name,
+                "path": str(path),
+                "kind": f"onnx-{model.quantization or 'fp32'}" if onnx else "pytorch",
+                "device": "cpu" if onnx else device,
+                "runtime": f"onnxruntime {onnxruntime.__version__}" if onnx else f"torch {torch.__version__}",
+                "attention": model.export_info.get("attention", "?") if onnx else model.config._attn_implementation,
+                "params": params,
+                "params_no_embeddings": params_no_emb,
+                "disk_mb": round(disk_mb(path), 2),
+                "dev_metrics": metrics,
+                "dev_metric": metrics[task.main_metric],
+            })
+        print(f"bench: timing {len(rows)} models ({repeats} interleaved repeats)", flush=True)
+        speeds = measure(workloads, repeats=repeats, warmup=warmup, latency_iters=latency_iters)
+    finally:
+        torch.set_num_threads(old_threads)
+
+    ref = rows[0]
+    ref_speed = speeds[ref["name"]]
+    for row in rows:
+        row.update(speeds[row["name"]])
+        row["retention_pct"] = _ratio(100 * row["dev_metric"], ref["dev_metric"])
+        row["speedup_throughput"] = _ratio(row["throughput_seq_s"], ref_speed["throughput_seq_s"])
+        row["speedup_latency"] = _ratio(ref_speed["latency_ms_median"], row["latency_ms_median"])
+    result = {
+        "task": task.name,
+        "metric": task.main_metric,
+        "dev_examples": len(dev),
+        "reference": ref["name"],
+        "device": device,
+        "threads": threads,
+        "repeats": repeats,
+        "warmup": warmup,
+        "latency_iters_per_repeat": latency_iters,
+        "batch_size": batch_size,
+        "seq_len": seq_len,
+        "inputs": f"real {task.name} dev sentences, each model's own tokenizer, padded/truncated to exactly {seq_len} tokens",
+        "machine": {"cpu": platform.processor() or platform.machine(), "torch": torch.__version__,
+                    "onnxruntime": onnxruntime.__version__,
+                    "gpu": torch.cuda.get_device_name() if device == "cuda" else None,
+                    "cpu_count": os.cpu_count(), "loadavg_1min_before": load_before, "loadavg_1min_after": os.getloadavg()[0]},
+        "models": rows,
+    }
+    result["files"] = {k: str(v) for k, v in write_report(result, out_dir).items()}
+    return result

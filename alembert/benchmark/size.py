@@ -1,0 +1,41 @@
+"""Model size: parameter counts (total, without embeddings) and weights on disk.
+
+Parameters are counted on the architecture described by ``config.json`` (built on
+the ``meta`` device, no memory), so a PyTorch folder and its ONNX / int8 exports
+report the same counts; the size on disk is what differs. "Without embeddings"
+leaves out every parameter under an ``embeddings`` module (word, position and
+token-type tables and their LayerNorm), the count TinyBERT and DistilBERT quote.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+WEIGHT_PATTERNS = ("*.safetensors", "pytorch_model*.bin", "model.onnx", "model.onnx.data", "*.onnx_data")
+
+
+def weight_files(folder: str | Path) -> list[Path]:
+    """The files holding a model's weights (not its tokenizer or config)."""
+    folder = Path(folder)
+    return sorted({f for pattern in WEIGHT_PATTERNS for f in folder.glob(pattern) if f.is_file()})
+
+
+def disk_mb(folder: str | Path) -> float:
+    """Size of the weight files in MB (10^6 bytes)."""
+    return sum(f.stat().st_size for f in weight_files(folder)) / 1e6
+
+
+def count_params(config) -> tuple[int, int]:
+    """(total parameters, parameters outside the embeddings) of a classifier with ``config``."""
+    from transformers import AutoModelForSequenceClassification
+
+    with torch.device("meta"):
+        model = AutoModelForSequenceClassification.from_config(config)
+    total = embeddings = 0
+    for name, p in model.named_parameters():
+        total += p.numel()
+        if ".embeddings." in f".{name}":
+            embeddings += p.numel()
+    return total, total - embeddings

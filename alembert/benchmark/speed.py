@@ -1,0 +1,92 @@
+"""Fair speed measurement of several models on identical inputs.
+
+Each model gets a latency workload (batch 1) and a throughput workload (batch 32),
+both at a fixed sequence length. After a warm-up of every model, repetitions are
+interleaved round-robin (model A, B, C, then B, C, A, ...), so a burst of load on a
+shared machine slows every model alike and the ratios stay fair. The caller fixes
+the thread count for torch and onnxruntime alike.
+"""
+
+from __future__ import annotations
+
+import inspect
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+
+@dataclass
+class Workload:
+    """One model's two timed calls: ``latency(i)`` runs the i-th single example, ``throughput()`` one batch."""
+
+    latency: Callable[[int], object]
+    throughput: Callable[[], object]
+    batch_size: int
+    latency_ms: list[float] = field(default_factory=list)
+    batch_s: list[float] = field(default_factory=list)
+
+
+def fixed_length_inputs(tokenizer, texts_a, texts_b, seq_len: int) -> dict[str, torch.Tensor]:
+    """Real texts tokenised and padded/truncated to exactly ``seq_len`` tokens."""
+    return dict(tokenizer(list(texts_a), list(texts_b) if texts_b is not None else None, padding="max_length",
+                          truncation=True, max_length=seq_len, return_tensors="pt"))
+
+
+def torch_workload(model, inputs: dict, batch_size: int, device: str) -> Workload:
+    """Workload of a torch classifier; ``inputs`` hold at least ``batch_size`` rows."""
+    accepted = inspect.signature(model.forward).parameters
+    names = [n for n in inputs if n in accepted]
+    data = {n: inputs[n].to(device) for n in names}
+    sync = torch.cuda.synchronize if str(device).startswith("cuda") else (lambda: None)
+
+    @torch.inference_mode()
+    def run(rows):
+        model(**{n: v[rows] for n, v in data.items()})
+        sync()
+
+    n = len(inputs["input_ids"])
+    return Workload(lambda i: run(slice(i % n, i % n + 1)), lambda: run(slice(0, batch_size)), batch_size)
+
+
+def onnx_workload(classifier, inputs: dict, batch_size: int) -> Workload:
+    """Workload of an :class:`~alembert.export.runtime.OnnxClassifier` (numpy feeds prepared once)."""
+    feeds = classifier.feeds(inputs)
+    n = len(inputs["input_ids"])
+    singles = [{k: v[i : i + 1] for k, v in feeds.items()} for i in range(n)]
+    batch = {k: np.ascontiguousarray(v[:batch_size]) for k, v in feeds.items()}
+    run = classifier.session.run
+    return Workload(lambda i: run(["logits"], singles[i % n]), lambda: run(["logits"], batch), batch_size)
+
+
+def _timed(fn, *args) -> float:
+    start = time.perf_counter()
+    fn(*args)
+    return time.perf_counter() - start
+
+
+def measure(workloads: dict[str, Workload], repeats: int = 5, warmup: int = 2, latency_iters: int = 10) -> dict[str, dict]:
+    """Per model: latency median / p90 (ms) over all batch-1 calls, throughput (sequences/s)
+    from the median batch time."""
+    for w in workloads.values():
+        for i in range(warmup):
+            w.latency(i)
+            w.throughput()
+    names = list(workloads)
+    for r in range(repeats):
+        for name in names[r % len(names):] + names[: r % len(names)]:
+            w = workloads[name]
+            w.latency_ms += [1000 * _timed(w.latency, r * latency_iters + i) for i in range(latency_iters)]
+            w.batch_s.append(_timed(w.throughput))
+    return {
+        name: {
+            "latency_ms_median": statistics.median(w.latency_ms),
+            "latency_ms_p90": float(np.percentile(w.latency_ms, 90)),
+            "throughput_seq_s": w.batch_size / statistics.median(w.batch_s),
+            "batch_s_samples": [round(t, 5) for t in w.batch_s],
+        }
+        for name, w in workloads.items()
+    }

@@ -1,0 +1,39 @@
+"""``alembert bench MODEL... --task K``: size, dev metric and speed of a teacher and its
+students (PyTorch folders or ONNX exports) in one fair run; the first model is the reference."""
+
+from pathlib import Path
+
+from alembert.cli.common import print_table
+
+
+def register(sub) -> None:
+    p = sub.add_parser("bench", help="size, dev metric and speed of several models, vs the first one")
+    p.add_argument("models", nargs="+", metavar="MODEL", help="model folders or ONNX exports; the first is the reference")
+    p.add_argument("--task", required=True, help="GLUE task whose dev set is scored (sst2, mrpc, ...)")
+    p.add_argument("--output", type=Path, default=Path("runs/bench"), help="folder for bench.json, bench.md, plots (default runs/bench)")
+    p.add_argument("--threads", type=int, help="CPU threads for torch and onnxruntime alike (default: torch's)")
+    p.add_argument("--repeats", type=int, default=5, help="interleaved timing repeats (default 5)")
+    p.add_argument("--warmup", type=int, default=2, help="warm-up calls per model (default 2)")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="device of the PyTorch models (ONNX runs on CPU)")
+    p.add_argument("--max-eval-samples", type=int, help="score only the first N dev examples")
+    p.add_argument("--data-dir", type=Path, help="GLUE folder (default: $ALEMBERT_DATA or ../shared/data/glue_data)")
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    from alembert.benchmark.report import conditions, table_rows
+    from alembert.benchmark.run import run_bench
+    from alembert.errors import AlembertError
+
+    for name, value in (("--threads", args.threads), ("--repeats", args.repeats), ("--max-eval-samples", args.max_eval_samples)):
+        if value is not None and value < 1:
+            raise AlembertError(f"{name} must be at least 1, got {value}")
+    if args.warmup < 0:
+        raise AlembertError(f"--warmup must be 0 or more, got {args.warmup}")
+    result = run_bench(args.models, args.task, args.output, threads=args.threads, device=args.device,
+                       repeats=args.repeats, warmup=args.warmup, max_eval_samples=args.max_eval_samples,
+                       data_dir=args.data_dir)
+    print_table(f"bench: {result['task']} (reference {result['reference']})", table_rows(result))
+    print(conditions(result))
+    print(f"wrote {', '.join(result['files'].values())}")
+    return 0

@@ -1,0 +1,31 @@
+"""``alembert export MODEL --onnx [--quantize int8] --output DIR``: an ONNX folder that
+``alembert evaluate``, ``bench`` and ``predict`` run with onnxruntime."""
+
+from pathlib import Path
+
+
+def register(sub) -> None:
+    p = sub.add_parser("export", help="export a fine-tuned model to ONNX (optionally int8)")
+    p.add_argument("model", help="fine-tuned model folder")
+    p.add_argument("--onnx", action="store_true", help="export to ONNX (the only format; required)")
+    p.add_argument("--quantize", choices=["int8"], help="onnxruntime dynamic quantisation (int8 weights)")
+    p.add_argument("--output", type=Path, required=True, help="folder to create")
+    p.add_argument("--overwrite", action="store_true", help="replace a non-empty --output")
+    p.add_argument("--opset", type=int, help="ONNX opset (default: the exporter's)")
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    import json
+
+    from alembert.errors import AlembertError
+    from alembert.export.onnx import EXPORT_INFO, export_onnx
+
+    if not args.onnx:
+        raise AlembertError("pass --onnx (ONNX is the only export format)")
+    out = export_onnx(args.model, args.output, quantize=args.quantize, opset=args.opset, overwrite=args.overwrite)
+    info = json.loads((out / EXPORT_INFO).read_text())
+    size = (out / "model.onnx").stat().st_size / 1e6
+    print(f"exported {args.model} -> {out}/model.onnx ({info['quantization'] or 'fp32'}, opset {info['opset']}, {size:.1f} MB); "
+          f"max |logit diff| vs PyTorch {info['max_abs_diff_vs_torch']:.2e}, argmax agreement {info['argmax_agreement']:.0%}")
+    return 0

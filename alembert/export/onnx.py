@@ -1,0 +1,201 @@
+"""Export a fine-tuned sequence classifier to ONNX (optionally int8), ready for onnxruntime.
+
+The exported folder holds ``model.onnx`` (dynamic batch and sequence axes; inputs
+``input_ids``, ``attention_mask`` and ``token_type_ids`` when the model takes them;
+output ``logits``), the tokenizer files, the model's ``config.json`` (so ``id2label``
+travels) and ``alembert_export.json`` (source, quantisation, opset, max |logit| gap
+vs PyTorch on a few sentences). With ``quantize="int8"`` the folder's ``model.onnx``
+is the dynamically quantised graph (int8 weights, activations quantised at run
+time); the fp32 graph is not kept there. The attention is exported in its eager
+form (faster in onnxruntime here than the SDPA graph, and the only one MPNet has).
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from alembert.errors import AlembertError
+from alembert.training.output import write_json_atomic
+
+QUANTIZATIONS = (None, "int8")
+EXPORT_INFO = "alembert_export.json"
+CHECK_SENTENCES = [
+    "a gripping, beautifully acted film.",
+    "It is hard to imagine a duller two hours in a cinema, and the ending makes it worse.",
+    "ok",
+    "The plot meanders , but the performances are strong enough to carry it to the end .",
+]
+
+
+def model_input_names(model, tokenizer) -> list[str]:
+    """The tokenizer outputs that the model's forward accepts, in the tokenizer's order."""
+    accepted = inspect.signature(model.forward).parameters
+    return [n for n in tokenizer.model_input_names if n in accepted]
+
+
+def _load_task_model(path: Path):
+    from transformers import AutoModelForSequenceClassification
+
+    from alembert.models.load import is_task_model, load_config
+
+    if not is_task_model(load_config(path)):
+        raise AlembertError(f"model {path} has no classification head; fine-tune it on a task first (alembert finetune), then export")
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(path, attn_implementation="eager", trust_remote_code=False)
+    except (OSError, ValueError) as exc:
+        raise AlembertError(f"model {path}: could not load weights ({exc.__class__.__name__}); pass a folder saved with save_pretrained") from None
+    return model.eval()
+
+
+def _export_graph(model, example: dict, path: Path, opset: int | None) -> None:
+    """Dynamo export (the legacy exporter fails on BertModel) with dynamic batch/sequence."""
+    batch, seq = torch.export.Dim("batch"), torch.export.Dim("sequence")
+    quiet = logging.getLogger("torch.onnx")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(
+                model, (), kwargs=example, input_names=list(example), output_names=["logits"],
+                dynamic_shapes={k: {0: batch, 1: seq} for k in example},
+                opset_version=opset, dynamo=True, verbose=False,
+            )
+            program.save(path)
+    except Exception as exc:  # the exporter's failures are long; keep the first line
+        raise AlembertError(f"ONNX export failed ({exc.__class__.__name__}: {str(exc).splitlines()[0][:200]}); try another --opset") from None
+    finally:
+        quiet.setLevel(level)
+
+
+def _quantize_int8(src: Path, dst: Path) -> None:
+    """onnxruntime dynamic quantisation, int8 weights. Stale value_info from the exporter
+    trips the quantiser's shape inference, so it is dropped first (it is only a hint)."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    model = onnx.load(src)
+    del model.graph.value_info[:]
+    clean = src.with_name("clean.onnx")
+    onnx.save(model, clean)
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # silence "please consider pre-processing": not needed here
+    try:
+        quantize_dynamic(clean, dst, weight_type=QuantType.QInt8)
+    finally:
+        root.setLevel(level)
+
+
+def _check(onnx_path: Path, model, tokenizer, names: list[str]) -> dict:
+    """Largest |logit| gap vs PyTorch, and argmax agreement, on two shapes of real text."""
+    from alembert.export.runtime import make_session
+
+    session = make_session(onnx_path, threads=torch.get_num_threads())
+    gaps, agree, total = [], 0, 0
+    for texts in (CHECK_SENTENCES, CHECK_SENTENCES[:1]):
+        enc = tokenizer(texts, padding=True, return_tensors="pt")
+        with torch.no_grad():
+            ref = model(**{n: enc[n] for n in names}).logits.numpy()
+        out = session.run(["logits"], {n: enc[n].numpy().astype(np.int64) for n in names})[0]
+        gaps.append(float(np.abs(out - ref).max()))
+        agree += int((out.argmax(-1) == ref.argmax(-1)).sum())
+        total += len(texts)
+    return {"max_abs_diff_vs_torch": max(gaps), "argmax_agreement": agree / total, "check_sentences": total}
+
+
+def _usual_permissions(folder: Path) -> None:
+    """mkdtemp/mkstemp create owner-only entries; give the export the umask's usual modes."""
+    mask = os.umask(0)
+    os.umask(mask)
+    folder.chmod(0o777 & ~mask)
+    for f in folder.iterdir():
+        f.chmod(0o666 & ~mask)
+
+
+def _move_into_place(tmp: Path, out_dir: Path) -> None:
+    """Rename ``tmp`` to ``out_dir``, replacing (then deleting) whatever was there."""
+    if not out_dir.exists():
+        os.replace(tmp, out_dir)
+        return
+    old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
+    os.replace(out_dir, old)
+    os.replace(tmp, out_dir)
+    if old.is_dir():
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        old.unlink()
+
+
+def export_onnx(model_dir: str | Path, out_dir: str | Path, quantize: str | None = None,
+                opset: int | None = None, overwrite: bool = False) -> Path:
+    """Export ``model_dir`` (a fine-tuned classifier) to ``out_dir``; returns ``out_dir``.
+
+    Written into a temporary sibling folder and renamed into place, so ``out_dir`` is
+    either complete or untouched. A non-empty ``out_dir`` needs ``overwrite=True``.
+    """
+    import onnx
+    import onnxruntime
+
+    from alembert.export.runtime import is_onnx_dir
+    from alembert.models.load import load_tokenizer
+    from alembert.models.resolve import resolve_model
+
+    if quantize not in QUANTIZATIONS:
+        raise AlembertError(f"unknown quantisation {quantize!r}; use int8 or none")
+    out_dir = Path(out_dir)
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())) and not overwrite:
+        raise AlembertError(f"output {out_dir} exists and is not empty; pass --overwrite to replace it or choose another --output")
+    src = resolve_model(model_dir)
+    if is_onnx_dir(src):
+        raise AlembertError(f"model {model_dir} is already an ONNX export; pass the PyTorch folder it came from")
+    model = _load_task_model(src)
+    tokenizer = load_tokenizer(src)
+    names = model_input_names(model, tokenizer)
+    enc = tokenizer(CHECK_SENTENCES, padding=True, return_tensors="pt")
+    example = {n: enc[n] for n in names}
+
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.export-"))
+    try:
+        fp32 = tmp / "fp32" / "model.onnx"
+        fp32.parent.mkdir()
+        _export_graph(model, example, fp32, opset)
+        final = tmp / "model.onnx"
+        if quantize == "int8":
+            _quantize_int8(fp32, final)
+        else:
+            for f in fp32.parent.iterdir():  # model.onnx (+ model.onnx.data past 2 GB)
+                os.replace(f, tmp / f.name)
+        shutil.rmtree(tmp / "fp32")
+        graph = onnx.load(final, load_external_data=False)
+        used_opset = next((o.version for o in graph.opset_import if o.domain in ("", "ai.onnx")), None)
+        tokenizer.save_pretrained(tmp)
+        model.config.save_pretrained(tmp)
+        write_json_atomic(tmp / EXPORT_INFO, {
+            "format": "onnx",
+            "source": str(src.resolve()),
+            "quantization": quantize,
+            "opset": used_opset,
+            "inputs": names,
+            "outputs": ["logits"],
+            "dynamic_axes": {"batch": 0, "sequence": 1},
+            "attention": "eager",
+            **_check(final, model, tokenizer, names),
+            "torch": torch.__version__,
+            "onnxruntime": onnxruntime.__version__,
+        })
+        _usual_permissions(tmp)
+        _move_into_place(tmp, out_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out_dir

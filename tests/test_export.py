@@ -1,0 +1,117 @@
+"""ONNX export of a tiny random BERT: logits match PyTorch, int8 keeps the labels,
+the CLI runs exports through evaluate/predict, and bad inputs fail in one line."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+from alembert.cli.main import main
+from alembert.errors import AlembertError
+from alembert.export.onnx import export_onnx
+from alembert.export.runtime import OnnxClassifier, is_onnx_dir, load_any
+from alembert.models.resolve import resolve_model
+
+DATA = Path(__file__).resolve().parents[2] / "shared/data/glue_data"
+SENTENCES = ["a great film", "the worst two hours I have spent in a cinema, with a dull ending", "ok", "fine, I guess"]
+
+
+def make_tiny_model(folder: Path) -> Path:
+    """A 2-layer, hidden-32 random BERT classifier with SST-2 label names, plus a real tokenizer."""
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model("minilm-l6"))
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=37, max_position_embeddings=512, num_labels=2,
+                        id2label={0: "negative", 1: "positive"}, label2id={"negative": 0, "positive": 1})
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(config)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(autouse=True)
+def _caches(tmp_path_factory, monkeypatch):
+    cache = tmp_path_factory.getbasetemp() / "alembert-cache"
+    monkeypatch.setenv("ALEMBERT_CACHE", str(cache))
+    monkeypatch.setenv("MPLCONFIGDIR", str(cache / "matplotlib"))
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return make_tiny_model(tmp_path_factory.mktemp("tiny"))
+
+
+@pytest.fixture(scope="module")
+def exported(tiny, tmp_path_factory):
+    root = tmp_path_factory.mktemp("exports")
+    return export_onnx(tiny, root / "fp32"), export_onnx(tiny, root / "int8", quantize="int8")
+
+
+def test_fp32_logits_match_torch_on_two_shapes(tiny, exported):
+    fp32, _ = exported
+    torch_model = BertForSequenceClassification.from_pretrained(tiny).eval()
+    onnx_model = OnnxClassifier(fp32, threads=1)
+    tokenizer = AutoTokenizer.from_pretrained(fp32)
+    for texts in (SENTENCES, SENTENCES[1:2] * 3):  # batch 4 x seq n, batch 3 x seq m
+        enc = tokenizer(texts, padding=True, return_tensors="pt")
+        with torch.no_grad():
+            want = torch_model(**enc).logits.numpy()
+        got = onnx_model(**enc).logits.numpy()
+        assert got.shape == want.shape
+        np.testing.assert_allclose(got, want, atol=1e-4, rtol=0)
+    info = json.loads((fp32 / "alembert_export.json").read_text())
+    assert info["quantization"] is None and info["max_abs_diff_vs_torch"] < 1e-4 and info["opset"] >= 13
+    assert set(info["inputs"]) == {"input_ids", "attention_mask", "token_type_ids"}
+
+
+def test_int8_keeps_labels_and_is_smaller(exported, capsys):
+    fp32, int8 = exported
+    assert is_onnx_dir(int8) and not list(int8.glob("*fp32*"))
+    info = json.loads((int8 / "alembert_export.json").read_text())
+    assert info["quantization"] == "int8"
+    assert json.loads((int8 / "config.json").read_text())["id2label"] == {"0": "negative", "1": "positive"}
+    assert (int8 / "model.onnx").stat().st_size < (fp32 / "model.onnx").stat().st_size
+    model = load_any(int8)
+    assert isinstance(model, OnnxClassifier) and model.config.id2label[1] == "positive"
+    assert main(["predict", str(int8), "a wonderful, moving film"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] in ("label: negative", "label: positive") and len(out) == 3
+
+
+def test_evaluate_accepts_an_export(exported, tmp_path, capsys):
+    assert main(["evaluate", str(exported[0]), "--task", "sst2", "--data-dir", str(DATA),
+                 "--max-eval-samples", "16", "--output", str(tmp_path)]) == 0
+    assert 0 <= json.loads((tmp_path / "eval_results.json").read_text())["accuracy"] <= 1
+
+
+def test_cli_export_refuses_non_empty_output_then_overwrites(tiny, tmp_path, capsys):
+    out = tmp_path / "onnx"
+    out.mkdir()
+    (out / "keep.txt").write_text("x")
+    assert main(["export", str(tiny), "--onnx", "--output", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "--overwrite" in err and err.count("\n") == 1
+    assert main(["export", str(tiny), "--onnx", "--output", str(out), "--overwrite"]) == 0
+    assert is_onnx_dir(out) and not (out / "keep.txt").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp folder left
+
+
+@pytest.mark.parametrize("argv", [["export", "{dir}", "--onnx", "--output", "{out}"], ["predict", "{dir}", "text"]])
+def test_non_model_folder_is_a_one_line_error(argv, tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("not a model")
+    argv = [a.format(dir=tmp_path, out=tmp_path / "out") for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "config.json" in err and err.count("\n") == 1
+
+
+def test_base_encoder_without_head_is_refused(tmp_path):
+    tiny = make_tiny_model(tmp_path / "m")
+    config = json.loads((tiny / "config.json").read_text())
+    config["architectures"] = ["BertModel"]
+    (tiny / "config.json").write_text(json.dumps(config))
+    with pytest.raises(AlembertError, match="no classification head"):
+        export_onnx(tiny, tmp_path / "out")

@@ -1,0 +1,66 @@
+"""A run killed with SIGKILL mid-way resumes to exactly the weights of an uninterrupted run."""
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import run_cli
+from safetensors.torch import load_file
+
+from alembert.errors import AlembertError
+from alembert.training.checkpoint import latest_checkpoint, list_checkpoints
+
+HELPER = Path(__file__).parent / "helpers" / "slow_save.py"
+
+
+def args(model, out, *extra):
+    return ["finetune", "--model", model, "--task", "sst2", "--max-train-samples", 96, "--max-eval-samples", 16,
+            "--epochs", 2, "--batch-size", 8, "--eval-every", 5, "--save-every", 4, "--keep-checkpoints", 2,
+            "--lr", 1e-3, "--output", out, *extra]
+
+
+def final_weights(out):
+    return load_file(str(list_checkpoints(out)[-1] / "model.safetensors"))
+
+
+def test_sigkill_then_resume_matches_uninterrupted(tiny_bert, tmp_path, capsys):
+    full, killed = tmp_path / "full", tmp_path / "killed"
+    code, _, err = run_cli(args(tiny_bert, full), capsys)
+    assert code == 0, err
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    cmd = [sys.executable, str(HELPER), "3", "60", *map(str, args(tiny_bert, killed))]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True)
+    for line in proc.stdout:  # wait until the 3rd save is half done, then kill hard
+        if "PAUSED" in line:
+            break
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    names = [p.name for p in (killed / "checkpoints").iterdir()]
+    assert any(n.startswith(".tmp-") for n in names)  # the interrupted save...
+    path, state = latest_checkpoint(killed)  # ...is never picked
+    assert state.step == 8 and not state.stage_done
+
+    code, _, err = run_cli(args(tiny_bert, killed, "--resume"), capsys)
+    assert code == 0, err
+    a, b = final_weights(full), final_weights(killed)
+    assert a.keys() == b.keys()
+    assert max((a[k] - b[k]).abs().max().item() for k in a) <= 1e-6
+    assert (killed / "metrics.json").read_text().count('"accuracy"') >= 1
+
+
+def test_resume_without_checkpoint(tiny_bert, tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    code, _, err = run_cli(args(tiny_bert, tmp_path / "empty", "--resume"), capsys)
+    assert code == 2 and "no checkpoint" in err
+
+
+def test_corrupt_checkpoint_is_reported(tmp_path):
+    bad = tmp_path / "checkpoints" / "stage0-step0000004"
+    bad.mkdir(parents=True)
+    (bad / "alembert_state.json").write_text("{not json")
+    with pytest.raises(AlembertError, match="corrupt"):
+        latest_checkpoint(tmp_path)
