@@ -31,6 +31,25 @@ distill_pairs() {  # issue 3: MRPC and RTE, kd and pkd-skip beside the student a
   done
 }
 
+other_teachers() {  # issue 2: the four other GLUE tasks
+  for task in mrpc rte cola stsb; do
+    $A finetune --model minilm-l6 --task $task --epochs 3 --output "$RUNS/teacher-$task" $T --overwrite
+  done
+}
+
+mpnet() {  # issue 3, paper scale: MPNet-12 teacher (first 4,000 SST-2 sentences), 6-layer student from every other layer
+  $A finetune --model mpnet-base --task sst2 --max-train-samples 4000 --epochs 1 --lr 3e-5 --max-length 64 \
+    --output "$RUNS/teacher-mpnet-sst2" $T --overwrite
+  $A distill --teacher "$RUNS/teacher-mpnet-sst2" --recipe "${MPNET_RECIPE:-pkd-skip}" --task sst2 --max-train-samples 4000 \
+    --max-length 64 --epochs 3 --lr 5e-5 --output "$RUNS/mpnet-sst2-${MPNET_RECIPE:-pkd-skip}" $T --overwrite
+}
+
+narrow() {  # issue 3: TinyBERT-shaped student (4 layers, hidden 192, random init) through the projections
+  $A distill --teacher "$RUNS/teacher-sst2" --recipe tinybert --task sst2 \
+    --student-config num_layers=4,hidden_size=192,intermediate_size=768,num_heads=12 \
+    --epochs 1 --eval-every 700 --output "$RUNS/sst2-tinybert-4L192" $T --overwrite
+}
+
 for section in "$@"; do
   "${section//-/_}"
 done
