@@ -12,6 +12,9 @@ def register(sub) -> None:
     flag(p, "--student", "student.path", help="existing student checkpoint (e.g. from distill-general)")
     flag(p, "--student-layers", "student.layers", type=_layers, help="teacher layers to keep, 0-based, e.g. 0,2,4 (default every other)")
     p.add_argument("--student-config", dest="student_config", help="random-init shape, e.g. num_layers=4,hidden_size=312,intermediate_size=1200,num_heads=12")
+    p.add_argument("--no-cache-teacher", action="store_const", const=False, dest="cache_teacher", default=None,
+                   help="run the teacher every step instead of caching its logits/[CLS] states once")
+    p.set_defaults(_config_fields=[*(p.get_default("_config_fields") or []), "cache_teacher"])
     add_config_flags(p)
     add_data_flags(p)
     add_train_flags(p)

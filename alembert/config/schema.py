@@ -94,6 +94,7 @@ class DistillConfig(Strict):
 
     teacher: str
     recipe: str | dict[str, Any] = Field("pkd-skip", description="recipe name, YAML path, or the recipe itself")
+    cache_teacher: bool = Field(True, description="compute logit/[CLS] teacher outputs once and read them back (stages without hidden or attention losses)")
     student: StudentConfig = StudentConfig()
     output_dir: Path = Path("runs/distill")
     overwrite: bool = False

@@ -55,7 +55,7 @@ class RandomBatchSampler(LengthGroupedBatchSampler):
 
 def model_inputs(ds):
     """The tokenised dataset restricted to the columns a model takes, as torch tensors."""
-    cols = [c for c in MODEL_COLUMNS if c in ds.column_names and c != "length"]
+    cols = [c for c in (*MODEL_COLUMNS, "idx") if c in ds.column_names and c != "length"]
     return ds.with_format("torch", columns=cols)
 
 

@@ -1,11 +1,11 @@
-"""The distillation step: one teacher forward and one student forward serve every loss.
+"""The distillation step: one teacher view and one student forward serve every loss.
 
 :class:`DistillModule` holds the student and the learned projections (the only
 trained parameters); the teacher is kept outside the module's parameters so it is
 never wrapped by DDP nor optimised. ``forward(batch)`` returns the weighted total
 loss and every term separately, for logging. Over mapped layer pairs, hidden-state and
 attention MSE are summed (TinyBERT), PKD averages (its loss stacks the pairs), cosine
-averages.
+averages. QA models distil start and end distributions alike (mean of the two).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import torch
 
 from alembert.distill.mapping import resolve_mapping, validate_mapping
 from alembert.distill.recipe import Stage
+from alembert.distill.teacher_view import LABEL_KEYS, MODEL_INPUTS, aligned_view, cached_view, online_view, output_logits
 from alembert.errors import AlembertError
 from alembert.losses import attention_loss, cosine_loss, hard_label_loss, hidden_mse_loss, kd_loss, pkd_loss
 
@@ -46,11 +47,19 @@ def resolve_stage_mappings(stage: Stage, student, teacher) -> list[list[tuple[in
     return out
 
 
+def cacheable(stage: Stage) -> bool:
+    """Logits and [CLS] states fit on disk; full hidden states and attention maps do not."""
+    return stage.needs_teacher and not stage.needs_attention and all(t.loss in ("kd", "ce", "pkd") for t in stage.losses)
+
+
 class DistillModule(torch.nn.Module):
-    def __init__(self, student, teacher, stage: Stage):
+    def __init__(self, student, teacher, stage: Stage, cache=None, tokenizers=None, align_mode: str = "strict"):
         super().__init__()
         self.student = student
         self.__dict__["teacher"] = teacher  # not a submodule: never wrapped, never trained
+        self.__dict__["cache"] = cache  # TeacherCache or None
+        self.__dict__["tokenizers"] = tokenizers  # (teacher_tok, student_tok) when they differ
+        self.align_mode = align_mode
         self.stage = stage
         self.mappings = resolve_stage_mappings(stage, student, teacher)
         self.projections = torch.nn.ModuleDict()
@@ -61,20 +70,28 @@ class DistillModule(torch.nn.Module):
         names = [t.loss for t in stage.losses]
         self.term_names = [n if names.count(n) == 1 else f"{n}{i}" for i, n in enumerate(names)]
 
+    def teacher_layers(self) -> list[int]:
+        """Teacher layers whose [CLS] state a cache must keep (PKD terms)."""
+        return sorted({t for term, pairs in zip(self.stage.losses, self.mappings) if term.loss == "pkd" for _, t in pairs})
+
+    def view(self, batch):
+        hidden, attention = self.stage.needs_hidden, self.stage.needs_attention
+        with torch.no_grad():
+            self.teacher.eval()
+            if self.cache is not None:
+                return cached_view(self.cache, batch)
+            if self.tokenizers is not None:
+                return aligned_view(self.teacher, batch, *self.tokenizers, hidden, attention, self.align_mode)
+            return online_view(self.teacher, batch, hidden, attention)
+
     def forward(self, batch):
-        labels = batch["labels"]
-        inputs = {k: v for k, v in batch.items() if k != "labels"}
-        flags = {"output_hidden_states": self.stage.needs_hidden, "output_attentions": self.stage.needs_attention}
-        teacher_out = None
-        if self.stage.needs_teacher:
-            with torch.no_grad():
-                self.teacher.eval()
-                teacher_out = self.teacher(**inputs, **flags)
-        student_out = self.student(**inputs, **flags)
-        mask = batch["attention_mask"]
+        labels = [batch[k] for k in LABEL_KEYS if k in batch]
+        inputs = {k: batch[k] for k in MODEL_INPUTS if k in batch}
+        teacher = self.view(batch) if self.stage.needs_teacher else None
+        student = self.student(**inputs, output_hidden_states=self.stage.needs_hidden, output_attentions=self.stage.needs_attention)
         total, terms = 0.0, {}
         for i, (term, name) in enumerate(zip(self.stage.losses, self.term_names)):
-            value = self.term_value(i, term, student_out, teacher_out, labels, mask)
+            value = self.term_value(i, term, student, teacher, labels, batch["attention_mask"])
             terms[name] = value.detach()
             total = total + term.weight * value
         return total, terms
@@ -82,16 +99,16 @@ class DistillModule(torch.nn.Module):
     def term_value(self, i, term, s, t, labels, mask):
         pairs = self.mappings[i]
         proj = self.projections[str(i)] if str(i) in self.projections else None
+        project = proj or (lambda x: x)
         if term.loss == "ce":
-            return hard_label_loss(s.logits, labels)
+            return torch.stack([hard_label_loss(o, y) for o, y in zip(output_logits(s), labels, strict=True)]).mean()
         if term.loss == "kd":
-            return kd_loss(s.logits, t.logits, term.temperature)
-        if term.loss == "attention":
-            return torch.stack([attention_loss(s.attentions[a - 1], t.attentions[b - 1], mask) for a, b in pairs]).sum()
+            return torch.stack([kd_loss(o, to, term.temperature) for o, to in zip(output_logits(s), t.logits, strict=True)]).mean()
         if term.loss == "pkd":
-            project = proj or (lambda x: x)
-            return pkd_loss([project(s.hidden_states[a][:, 0]) for a, _ in pairs], [t.hidden_states[b][:, 0] for _, b in pairs])
+            return pkd_loss([project(s.hidden_states[a][:, 0]) for a, _ in pairs], [t.cls(b) for _, b in pairs])
+        mask = t.mask if t.mask is not None else mask
+        if term.loss == "attention":
+            return torch.stack([attention_loss(s.attentions[a - 1], t.attention(b), mask) for a, b in pairs]).sum()
         if term.loss == "cosine":
-            project = proj or (lambda x: x)
-            return torch.stack([cosine_loss(project(s.hidden_states[a]), t.hidden_states[b], mask) for a, b in pairs]).mean()
-        return torch.stack([hidden_mse_loss(s.hidden_states[a], t.hidden_states[b], mask, proj) for a, b in pairs]).sum()
+            return torch.stack([cosine_loss(project(s.hidden_states[a]), t.hidden(b), mask) for a, b in pairs]).mean()
+        return torch.stack([hidden_mse_loss(s.hidden_states[a], t.hidden(b), mask, proj) for a, b in pairs]).sum()

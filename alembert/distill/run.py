@@ -9,7 +9,8 @@ from alembert.config.schema import DistillConfig
 from alembert.data.batching import train_loader
 from alembert.data.tasks import get_task
 from alembert.distill.card import write_model_card
-from alembert.distill.module import DistillModule, resolve_stage_mappings
+from alembert.distill.module import DistillModule, cacheable, resolve_stage_mappings
+from alembert.distill.teacher_cache import build_cache
 from alembert.distill.recipe import load_recipe
 from alembert.distill.students import make_student
 from alembert.evaluation.evaluate import evaluate_model
@@ -53,7 +54,11 @@ def run_distill(cfg: DistillConfig) -> dict:
             continue  # finished before the interruption; its result lives in the checkpoint
         train_cfg = cfg.train.model_copy(update={k: v for k, v in {"epochs": stage.epochs, "lr": stage.lr}.items() if v is not None})
         module = DistillModule(student, teacher, stage)
-        loader, sampler = train_loader(train, tokenizer, train_cfg.batch_size, train_cfg.seed + i, train_cfg.group_by_length)
+        stage_train = train
+        if cfg.cache_teacher and cacheable(stage):
+            module.__dict__["cache"] = build_cache(teacher, train, tokenizer, cfg.data.max_length, module.teacher_layers(), cfg.train.eval_batch_size)
+            stage_train = train.add_column("idx", list(range(len(train))))
+        loader, sampler = train_loader(stage_train, tokenizer, train_cfg.batch_size, train_cfg.seed + i, train_cfg.group_by_length)
         logger.log(stage=stage.name, losses=[t.loss for t in stage.losses])
 
         def evaluate(module=module):

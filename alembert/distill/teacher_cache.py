@@ -1,0 +1,102 @@
+"""Teacher outputs computed once per training set and read back from memory-mapped files.
+
+Logit losses and Patient KD need only the teacher's logits and the [CLS] state of a
+few layers: that fits on disk, so the teacher runs once (inference mode, length-sorted
+batches, its fastest attention kernel) instead of once per step. The cache key covers
+the teacher's weights, the tokenised data (token ids and labels), the tokenizer and the
+max length, and which layers are kept: any change computes a new cache.
+
+Layout: ``<cache>/teacher/<key>/{logits.npy, cls.npy, meta.json}``, written under a
+temporary name and renamed when complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from alembert.data.batching import eval_batches
+from alembert.data.tokenize import tokenizer_fingerprint
+from alembert.models.packaged import cache_dir
+
+OUTPUT_KEYS = ("logits", "start_logits", "end_logits")
+
+
+def weights_fingerprint(model) -> str:
+    h = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def dataset_fingerprint(ds) -> str:
+    h = hashlib.sha256()
+    for col in ("input_ids", "token_type_ids", "labels"):
+        if col in ds.column_names:
+            h.update(col.encode())
+            h.update("\x1e".join(map(str, ds[col])).encode())
+    return h.hexdigest()[:16]
+
+
+def cache_key(teacher, ds, tokenizer, max_length: int, layers: list[int]) -> str:
+    parts = [weights_fingerprint(teacher), dataset_fingerprint(ds), tokenizer_fingerprint(tokenizer), str(max_length), ",".join(map(str, layers))]
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:24]
+
+
+class TeacherCache:
+    """Memory-mapped teacher logits (N, C) and [CLS] states (N, n_layers, H)."""
+
+    def __init__(self, folder: Path):
+        meta = json.loads((folder / "meta.json").read_text())
+        self.folder, self.layers = folder, meta["layers"]
+        self.logits = np.load(folder / "logits.npy", mmap_mode="r")
+        self.cls = np.load(folder / "cls.npy", mmap_mode="r") if self.layers else None
+
+    def lookup(self, idx: torch.Tensor) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
+        rows = idx.cpu().numpy()
+        logits = torch.from_numpy(np.asarray(self.logits[rows]))
+        cls = {layer: torch.from_numpy(np.asarray(self.cls[rows, j])) for j, layer in enumerate(self.layers)} if self.layers else {}
+        return logits, cls
+
+
+@torch.inference_mode()
+def build_cache(teacher, ds, tokenizer, max_length: int, layers: list[int], batch_size: int = 128, root: Path | None = None) -> TeacherCache:
+    """The cache for this teacher and training set, computed now unless it already exists."""
+    key = cache_key(teacher, ds, tokenizer, max_length, layers)
+    folder = Path(root or cache_dir()) / "teacher" / key
+    if (folder / "meta.json").is_file():
+        return TeacherCache(folder)
+    tmp = folder.with_name(f".tmp-{key}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    teacher.eval()
+    device = next(teacher.parameters()).device
+    logits = cls = None
+    bar = tqdm(total=len(ds), desc="teacher outputs (cached once)", unit="ex")
+    for idx, batch in eval_batches(ds, tokenizer, batch_size):
+        batch.pop("labels", None)
+        out = teacher(**{k: v.to(device) for k, v in batch.items()}, output_hidden_states=bool(layers))
+        value = out.logits.float().cpu().numpy()
+        if logits is None:
+            logits = np.lib.format.open_memmap(tmp / "logits.npy", "w+", np.float32, (len(ds), value.shape[-1]))
+            if layers:
+                cls = np.lib.format.open_memmap(tmp / "cls.npy", "w+", np.float32, (len(ds), len(layers), teacher.config.hidden_size))
+        logits[idx] = value
+        for j, layer in enumerate(layers):
+            cls[idx, j] = out.hidden_states[layer][:, 0].float().cpu().numpy()
+        bar.update(len(idx))
+    bar.close()
+    for array in (logits, cls):
+        if array is not None:
+            array.flush()
+    (tmp / "meta.json").write_text(json.dumps({"layers": layers, "examples": len(ds), "max_length": max_length}))
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.rename(folder)
+    return TeacherCache(folder)
