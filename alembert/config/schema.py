@@ -101,3 +101,26 @@ class DistillConfig(Strict):
     resume: bool = Field(False, description="continue from the newest checkpoint in output_dir")
     data: DataConfig = DataConfig()
     train: TrainConfig = TrainConfig()
+
+
+class CorpusConfig(Strict):
+    """Raw text for general (task-agnostic) distillation."""
+
+    corpus: list[str] = Field(default_factory=list, description=".txt files or folders, or a saved datasets folder")
+    max_length: int = Field(128, ge=16, le=4096)
+    max_sequences: int | None = Field(None, ge=1, description="use the first N packed sequences")
+    heldout: int = Field(256, ge=1, description="packed sequences held out to track the distillation loss")
+    mlm_probability: float = Field(0.15, gt=0, lt=1)
+
+
+class DistillGeneralConfig(Strict):
+    """``alembert distill-general``: task-agnostic distillation on raw text."""
+
+    teacher: str = "minilm-l6"
+    recipe: str | dict[str, Any] = "tinybert-general"
+    student: StudentConfig = StudentConfig()
+    output_dir: Path = Path("runs/general")
+    overwrite: bool = False
+    resume: bool = False
+    data: CorpusConfig = CorpusConfig()
+    train: TrainConfig = TrainConfig(epochs=1.0, lr=1e-4, eval_every=200)

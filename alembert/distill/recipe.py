@@ -30,14 +30,15 @@ DEFAULT_MAPPING = {"cosine": "last-layer", "hidden_mse": "uniform", "attention":
 
 
 class LossTerm(Strict):
-    loss: Literal["kd", "ce", "cosine", "hidden_mse", "attention", "pkd"]
+    loss: Literal["kd", "ce", "mlm", "cosine", "hidden_mse", "attention", "pkd"]
     weight: float = Field(1.0, ge=0)
     temperature: float = Field(1.0, gt=0, description="kd only")
     mapping: str | list[tuple[int, int]] | None = Field(None, description="layer losses: strategy or (student, teacher) pairs")
+    projection: bool = Field(True, description="hidden_mse/pkd/cosine: learn a linear map when widths differ; false makes a width mismatch an error")
 
     @property
     def needs_teacher(self) -> bool:
-        return self.loss != "ce"
+        return self.loss not in ("ce", "mlm")
 
     def mapping_spec(self):
         return self.mapping if self.mapping is not None else DEFAULT_MAPPING.get(self.loss)
@@ -71,6 +72,11 @@ class Recipe(Strict):
     @property
     def needs_attention(self) -> bool:
         return any(s.needs_attention for s in self.stages)
+
+    @property
+    def needs_lm_head(self) -> bool:
+        """Vocabulary-level losses (masked-LM, or KD over the vocabulary in general distillation)."""
+        return any(t.loss in ("mlm", "kd") for s in self.stages for t in s.losses)
 
 
 def recipe_names() -> list[str]:

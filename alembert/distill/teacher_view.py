@@ -14,15 +14,24 @@ from dataclasses import dataclass
 
 import torch
 
-from alembert.distill.alignment import TEACHER_PREFIX, batch_alignment, gather_teacher, gather_teacher_attention
+from alembert.distill.alignment import (
+    TEACHER_PREFIX,
+    batch_alignment,
+    gather_teacher,
+    gather_teacher_attention,
+)
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 LABEL_KEYS = ("labels", "start_positions", "end_positions")
 
 
 def output_logits(out) -> list[torch.Tensor]:
-    """The prediction heads' outputs: [logits], or [start_logits, end_logits] for QA."""
-    return [out.logits] if getattr(out, "logits", None) is not None else [out.start_logits, out.end_logits]
+    """The prediction heads' outputs: [logits], [start_logits, end_logits] for QA, [] for a bare encoder."""
+    if getattr(out, "logits", None) is not None:
+        return [out.logits]
+    if getattr(out, "start_logits", None) is not None:
+        return [out.start_logits, out.end_logits]
+    return []
 
 
 @dataclass

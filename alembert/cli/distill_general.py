@@ -1,0 +1,58 @@
+"""``alembert distill-general``: task-agnostic distillation on raw text, optionally followed by the task stage."""
+
+from pathlib import Path
+
+from alembert.cli.common import (
+    add_config_flags,
+    add_train_flags,
+    config_from_args,
+    flag,
+    print_table,
+)
+from alembert.cli.distill import _layers, _student_config
+from alembert.config.schema import DistillGeneralConfig
+
+
+def register(sub) -> None:
+    p = sub.add_parser("distill-general", help="general distillation on raw text (DistilBERT / TinyBERT first stage)")
+    flag(p, "--teacher", "teacher", help="pretrained teacher: folder, alias or hub id")
+    flag(p, "--recipe", "recipe", help="tinybert-general (default), distilbert-general (needs an MLM head), cosine-hidden, or YAML")
+    p.add_argument("--corpus", nargs="+", dest="data.corpus", default=None, help=".txt files or folders")
+    p.set_defaults(_config_fields=[*(p.get_default("_config_fields") or []), "data.corpus"])
+    flag(p, "--max-length", "data.max_length", type=int)
+    flag(p, "--max-sequences", "data.max_sequences", type=int, help="use the first N packed sequences")
+    flag(p, "--heldout", "data.heldout", type=int, help="packed sequences held out to track the loss")
+    flag(p, "--student", "student.path", help="existing student checkpoint")
+    flag(p, "--student-layers", "student.layers", type=_layers, help="teacher layers to keep, 0-based (default every other)")
+    p.add_argument("--student-config", dest="student_config", help="random-init shape, e.g. num_layers=4,hidden_size=312")
+    p.add_argument("--then-task", help="run task distillation next (TinyBERT's two stages): a GLUE task")
+    p.add_argument("--task-teacher", help="the fine-tuned teacher for --then-task")
+    p.add_argument("--task-recipe", default="kd", help="recipe of the task stage (default kd)")
+    p.add_argument("--task-epochs", type=float, default=None)
+    add_config_flags(p)
+    add_train_flags(p)
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    from alembert.config.schema import DistillConfig
+    from alembert.distill.general import run_distill_general
+    from alembert.distill.run import run_distill
+    from alembert.errors import AlembertError
+
+    if args.then_task and not args.task_teacher:
+        raise AlembertError("--then-task needs --task-teacher: the teacher fine-tuned on that task")
+    args.set = [*_student_config(args.student_config), *(args.set or [])]
+    cfg = config_from_args(DistillGeneralConfig, args)
+    s = run_distill_general(cfg)
+    print_table(f"distill-general with {s['recipe']}", [{"sequences": s["train_sequences"], **s["best"], "step": s["best_step"], "train s": s["train_seconds"]}])
+    print(f"saved to {cfg.output_dir}")
+    if args.then_task:
+        task_cfg = DistillConfig(
+            teacher=args.task_teacher, recipe=args.task_recipe, student={"path": str(cfg.output_dir)},
+            output_dir=Path(cfg.output_dir) / f"task-{args.then_task}", overwrite=cfg.overwrite,
+            data={"task": args.then_task}, train=cfg.train.model_copy(update={"epochs": args.task_epochs or 3.0, "lr": 5e-5, "eval_every": None}),
+        )
+        t = run_distill(task_cfg)
+        print(f"task stage: {t['task']} {t['main_metric']} {t['dev'].get(t['main_metric'])} (retention {t['retention']}%), saved to {task_cfg.output_dir}")
+    return 0

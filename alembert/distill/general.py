@@ -1,0 +1,166 @@
+"""``alembert distill-general``: task-agnostic distillation on raw text.
+
+The corpus is packed into sequences of whole sentences (:mod:`alembert.data.corpus`);
+recipes with vocabulary losses (DistilBERT's triple loss) see dynamically masked text
+(:mod:`alembert.data.masking`, new masks every batch), the others plain text. Teacher
+and student are base encoders, or masked-LM models when the recipe needs vocabulary
+outputs; then the teacher must ship an MLM head, and a student without one gets a head
+tied to its input embeddings. The result is an ordinary checkpoint that
+``alembert distill --student`` takes for the task stage.
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+import transformers
+from torch.utils.data import DataLoader
+from transformers import AutoModel, AutoModelForMaskedLM, DataCollatorWithPadding
+
+from alembert.config.load import dump_yaml
+from alembert.config.schema import DistillGeneralConfig
+from alembert.data.batching import LengthGroupedBatchSampler
+from alembert.data.corpus import load_corpus, pack_sentences
+from alembert.data.masking import MLMCollator
+from alembert.distill.module import DistillModule, resolve_stage_mappings
+from alembert.distill.recipe import load_recipe
+from alembert.distill.students import check_same_vocabulary
+from alembert.errors import AlembertError
+from alembert.models.load import load_tokenizer
+from alembert.models.resolve import resolve_model
+from alembert.models.student import every_other_layer, student_from_config, student_from_teacher
+from alembert.training.checkpoint import latest_checkpoint
+from alembert.training.logger import RunLogger
+from alembert.training.loop import fit
+from alembert.training.output import (
+    prepare_output_dir,
+    save_model_atomic,
+    write_json_atomic,
+    write_text_atomic,
+)
+from alembert.training.setup import make_accelerator
+
+COLUMNS = ["input_ids", "attention_mask", "token_type_ids"]
+
+
+def load_encoder(name: str, lm_head: bool, attn: str | None, role: str):
+    """A base encoder, or a masked-LM model whose head must exist in the checkpoint when ``role`` is teacher."""
+    path = resolve_model(name)
+    cls = AutoModelForMaskedLM if lm_head else AutoModel
+    verbosity = transformers.logging.get_verbosity()
+    transformers.logging.set_verbosity_error()
+    try:
+        model, info = cls.from_pretrained(path, output_loading_info=True, **({"attn_implementation": attn} if attn else {}))
+    except (OSError, ValueError) as exc:
+        raise AlembertError(f"{role} {name}: could not load ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
+    finally:
+        transformers.logging.set_verbosity(verbosity)
+    missing = [k for k in info["missing_keys"] if not k.endswith("position_ids")]
+    if lm_head and role == "teacher" and missing:
+        raise AlembertError(
+            f"teacher {name} has no masked-LM head (missing {missing[0]} and {len(missing) - 1} more); the recipe's "
+            "vocabulary losses (kd/mlm) need one: use --recipe tinybert-general or cosine-hidden, or a teacher with an MLM head"
+        )
+    return model
+
+
+def make_general_student(cfg: DistillGeneralConfig, teacher, teacher_tok, lm_head: bool, attn):
+    if cfg.student.path:
+        check_same_vocabulary(teacher_tok, load_tokenizer(cfg.student.path), cfg.teacher, cfg.student.path)
+        student = load_encoder(cfg.student.path, lm_head, attn, "student")
+        if lm_head:
+            student.tie_weights()  # a head missing from the checkpoint starts tied to the input embeddings
+        return student
+    s = cfg.student
+    if s.from_config:
+        return student_from_config(teacher, s.num_layers or teacher.config.num_hidden_layers, s.hidden_size, s.intermediate_size, s.num_heads, seed=cfg.train.seed)
+    return student_from_teacher(teacher, s.layers if s.layers is not None else every_other_layer(teacher.config.num_hidden_layers))
+
+
+def corpus_loaders(cfg: DistillGeneralConfig, tokenizer, masked: bool):
+    if not cfg.data.corpus:
+        raise AlembertError("distill-general needs raw text: pass --corpus PATH (files or folders of .txt)")
+    packed = pack_sentences(load_corpus(cfg.data.corpus), tokenizer, cfg.data.max_length)
+    if cfg.data.max_sequences:
+        packed = packed.select(range(min(cfg.data.max_sequences, len(packed))))
+    if len(packed) <= cfg.data.heldout:
+        raise AlembertError(f"the corpus packs into only {len(packed)} sequences, not more than --heldout {cfg.data.heldout}; give more text or a smaller --heldout")
+    heldout, train = packed.select(range(cfg.data.heldout)), packed.select(range(cfg.data.heldout, len(packed)))
+    cols = [c for c in COLUMNS if c in packed.column_names]
+    seed = cfg.train.seed
+    collate = MLMCollator(tokenizer, cfg.data.mlm_probability, seed=seed) if masked else DataCollatorWithPadding(tokenizer)
+    sampler = LengthGroupedBatchSampler(train["length"], cfg.train.batch_size, seed=seed)
+    loader = DataLoader(train.with_format("torch", columns=cols), batch_sampler=sampler, collate_fn=collate,
+                        generator=torch.Generator().manual_seed(seed))
+    eval_collate = MLMCollator(tokenizer, cfg.data.mlm_probability, seed=seed + 1) if masked else collate
+    return loader, sampler, collate, (heldout.with_format("torch", columns=cols), eval_collate), len(train)
+
+
+@torch.no_grad()
+def heldout_loss(module, heldout, batch_size: int) -> dict[str, float]:
+    """Mean distillation loss (and terms) on the held-out sequences, dropout off, fixed masks."""
+    data, collate = heldout
+    if isinstance(collate, MLMCollator):
+        collate.set_epoch(0)
+    module.eval()
+    sums: dict[str, float] = {}
+    batches = 0
+    for start in range(0, len(data), batch_size):
+        rows = data[start : start + batch_size]
+        batch = collate([{k: v[j] for k, v in rows.items()} for j in range(len(rows["input_ids"]))])
+        device = next(module.parameters()).device
+        loss, terms = module({k: v.to(device) for k, v in batch.items()})
+        for k, v in {"loss": loss, **terms}.items():
+            sums[k] = sums.get(k, 0.0) + float(v)
+        batches += 1
+    module.train()
+    return {f"heldout_{k}": v / batches for k, v in sums.items()}
+
+
+def run_distill_general(cfg: DistillGeneralConfig) -> dict:
+    recipe = load_recipe(cfg.recipe)
+    if len(recipe.stages) != 1 or any(t.loss in ("ce", "pkd") for t in recipe.stages[0].losses):
+        raise AlembertError(f"recipe {recipe.name} is not a one-stage raw-text recipe (no ce/pkd terms); use distilbert-general, tinybert-general or cosine-hidden")
+    stage = recipe.stages[0]
+    lm_head = recipe.needs_lm_head
+    attn = "eager" if recipe.needs_attention else None
+    tokenizer = load_tokenizer(cfg.teacher)
+    teacher = load_encoder(cfg.teacher, lm_head, attn, "teacher").eval()
+    teacher.requires_grad_(False)
+    student = make_general_student(cfg, teacher, tokenizer, lm_head, attn)
+    resolve_stage_mappings(stage, student, teacher)
+    loader, sampler, collate, heldout, n_train = corpus_loaders(cfg, tokenizer, masked=lm_head)
+    out = prepare_output_dir(cfg.output_dir, cfg.overwrite, cfg.resume)
+    resume = latest_checkpoint(out) if cfg.resume else None
+    accelerator = make_accelerator(cfg.train)
+    teacher.to(accelerator.device)
+    logger = RunLogger(out / "log.jsonl", enabled=accelerator.is_main_process, append=cfg.resume)
+    if accelerator.is_main_process:
+        write_text_atomic(out / "distill_general_config.yaml", dump_yaml(cfg.model_copy(update={"recipe": recipe.model_dump(mode="json")})))
+    module = DistillModule(student, teacher, stage)
+    def evaluate():
+        return heldout_loss(accelerator.unwrap_model(module), heldout, cfg.train.eval_batch_size)
+
+    def on_best(metrics, step):
+        save_model_atomic(accelerator.unwrap_model(module).student, tokenizer, out)
+
+    start = time.time()
+    result = fit(module, loader, sampler, cfg.train, accelerator, evaluate, "heldout_loss", on_best, logger, out, 0, resume, minimize=True)
+    summary = {
+        "teacher": cfg.teacher,
+        "recipe": recipe.name,
+        "corpus": cfg.data.corpus,
+        "train_sequences": n_train,
+        "heldout_sequences": cfg.data.heldout,
+        "best": result.best,
+        "best_step": result.best_step,
+        "steps": result.steps,
+        "train_seconds": round(time.time() - start, 1),
+        "samples_per_second": round(result.samples / max(result.train_seconds, 1e-9), 1),
+        "teacher_parameters": sum(p.numel() for p in teacher.parameters()),
+        "student_parameters": sum(p.numel() for p in student.parameters()),
+    }
+    if accelerator.is_main_process:
+        write_json_atomic(out / "metrics.json", summary)
+    return summary
