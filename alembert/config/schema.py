@@ -30,6 +30,7 @@ class DataConfig(Strict):
     max_length: int = Field(128, ge=8, le=4096)
     max_train_samples: int | None = Field(None, ge=1)
     max_eval_samples: int | None = Field(None, ge=1)
+    transfer: str | None = Field(None, description="distill: unlabelled transfer set, a file or 'train-rest'")
 
 
 class TrainConfig(Strict):
