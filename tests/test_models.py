@@ -8,7 +8,12 @@ from alembert.data.tasks import get_task
 from alembert.errors import AlembertError
 from alembert.models.load import load_classifier
 from alembert.models.resolve import resolve_model
-from alembert.models.student import every_other_layer, layer_list_name, student_from_config, student_from_teacher
+from alembert.models.student import (
+    every_other_layer,
+    layer_list_name,
+    student_from_config,
+    student_from_teacher,
+)
 
 FAMILIES = ["bert", "roberta", "electra", "mpnet", "distilbert"]
 
