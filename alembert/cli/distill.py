@@ -42,6 +42,8 @@ def run(args) -> int:
 
     args.set = [*_student_config(args.student_config), *(args.set or [])]
     cfg = config_from_args(DistillConfig, args)
+    if cfg.data.task == "squad":  # extractive QA: its own data, model class and metric
+        from alembert.qa.run import run_qa_distill as run_distill
     s = run_distill(cfg)
     main = s["main_metric"]
     print_table(

@@ -29,16 +29,24 @@ def run(args) -> int:
 
     args.set = [*(args.set or []), f"model={args.model}"]
     cfg = config_from_args(EvaluateConfig, args)
-    task = get_task(cfg.data.task)
-    tokenizer = load_tokenizer(cfg.model)
-    dev = tokenize_dataset(load_split(cfg.data, task, "dev"), tokenizer, cfg.data.max_length)
-    model = load_any(cfg.model, task)  # a PyTorch folder or an ONNX export
-    metrics = evaluate_model(model, tokenizer, task, dev, cfg.batch_size)
-    print_table(f"{cfg.model} on {task.name} dev ({len(dev)} examples)", [metrics])
+    if cfg.data.task == "squad":  # extractive QA: default test articles unless --dev-file
+        from alembert.qa.run import run_qa_evaluate
+
+        metrics, n, about = run_qa_evaluate(cfg)
+        name = "squad"
+        print_table(f"{cfg.model} on squad ({about})", [metrics])
+    else:
+        task = get_task(cfg.data.task)
+        tokenizer = load_tokenizer(cfg.model)
+        dev = tokenize_dataset(load_split(cfg.data, task, "dev"), tokenizer, cfg.data.max_length)
+        model = load_any(cfg.model, task)  # a PyTorch folder or an ONNX export
+        metrics = evaluate_model(model, tokenizer, task, dev, cfg.batch_size)
+        name, n = task.name, len(dev)
+        print_table(f"{cfg.model} on {task.name} dev ({len(dev)} examples)", [metrics])
     out = Path(cfg.output_dir) if cfg.output_dir else resolve_model(cfg.model)
     try:
         out.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(out / "eval_results.json", {"task": task.name, "examples": len(dev), **metrics})
+        write_json_atomic(out / "eval_results.json", {"task": name, "examples": n, **metrics})
     except OSError:
         pass
     print(json.dumps(metrics))

@@ -17,6 +17,8 @@ def run(args) -> int:
     from alembert.training.finetune import run_finetune
 
     cfg = config_from_args(FinetuneConfig, args)
+    if cfg.data.task == "squad":  # extractive QA: its own data, model class and metric
+        from alembert.qa.run import run_qa_finetune as run_finetune
     s = run_finetune(cfg)
     print_table(
         f"finetune {s['model']} on {s['task']} ({s['train_examples']} training examples)",

@@ -14,9 +14,26 @@ import torch
 
 from alembert.distill.mapping import resolve_mapping, validate_mapping
 from alembert.distill.recipe import Stage
-from alembert.distill.teacher_view import LABEL_KEYS, MODEL_INPUTS, aligned_view, cached_view, online_view, output_logits
+from alembert.distill.teacher_view import (
+    LABEL_KEYS,
+    MODEL_INPUTS,
+    aligned_view,
+    cached_view,
+    online_view,
+    output_logits,
+)
 from alembert.errors import AlembertError
-from alembert.losses import attention_loss, cosine_loss, hard_label_loss, hidden_mse_loss, kd_loss, pkd_loss
+from alembert.losses import (
+    attention_loss,
+    cosine_loss,
+    hard_label_loss,
+    hidden_mse_loss,
+    kd_loss,
+    mlm_loss,
+    pkd_loss,
+)
+
+PROJECTED = ("hidden_mse", "pkd", "cosine")  # hidden-state terms that learn a projection when widths differ
 
 
 def layer_count(model) -> int:
@@ -24,10 +41,19 @@ def layer_count(model) -> int:
 
 
 def resolve_stage_mappings(stage: Stage, student, teacher) -> list[list[tuple[int, int]] | None]:
-    """The validated (student, teacher) layer pairs of each term (None for logit losses)."""
+    """The validated (student, teacher) layer pairs of each term (None for logit losses).
+
+    Also checks what else a term needs of the two models before any compute: equal head
+    counts for attention losses, equal widths for a hidden-state term with ``projection: false``."""
     ns, nt = layer_count(student), layer_count(teacher)
+    ws, wt = student.config.hidden_size, teacher.config.hidden_size
     out = []
     for term in stage.losses:
+        if term.loss in PROJECTED and ws != wt and not term.projection:
+            raise AlembertError(
+                f"the {term.loss} term of stage {stage.name!r} has projection: false but the student's hidden size is {ws} and the teacher's {wt}; "
+                f"remove projection: false (learn a {ws}->{wt} linear map) or use a student of hidden size {wt}"
+            )
         spec = term.mapping_spec()
         if spec is None:
             out.append(None)
@@ -65,7 +91,7 @@ class DistillModule(torch.nn.Module):
         self.projections = torch.nn.ModuleDict()
         hs, ht = student.config.hidden_size, teacher.config.hidden_size
         for i, term in enumerate(stage.losses):
-            if term.loss in ("hidden_mse", "pkd", "cosine") and hs != ht:
+            if term.loss in PROJECTED and hs != ht:  # projection: false was refused by resolve_stage_mappings
                 self.projections[str(i)] = torch.nn.Linear(hs, ht)
         names = [t.loss for t in stage.losses]
         self.term_names = [n if names.count(n) == 1 else f"{n}{i}" for i, n in enumerate(names)]
@@ -102,7 +128,11 @@ class DistillModule(torch.nn.Module):
         project = proj or (lambda x: x)
         if term.loss == "ce":
             return torch.stack([hard_label_loss(o, y) for o, y in zip(output_logits(s), labels, strict=True)]).mean()
+        if term.loss == "mlm":
+            return mlm_loss(s.logits, labels[0])
         if term.loss == "kd":
+            if getattr(s, "logits", None) is not None and s.logits.dim() == 3:  # vocabulary KD of general distillation: masked positions only (DistilBERT)
+                return kd_loss(s.logits, t.logits[0], term.temperature, mask=labels[0] != -100)
             return torch.stack([kd_loss(o, to, term.temperature) for o, to in zip(output_logits(s), t.logits, strict=True)]).mean()
         if term.loss == "pkd":
             return pkd_loss([project(s.hidden_states[a][:, 0]) for a, _ in pairs], [t.cls(b) for _, b in pairs])

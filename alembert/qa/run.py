@@ -1,0 +1,302 @@
+"""``finetune``, ``distill`` and ``evaluate`` for ``--task squad`` (extractive QA).
+
+Same machinery as the classification commands (:func:`~alembert.training.loop.fit`,
+checkpoints and ``--resume``, atomic outputs), with span-extraction models
+(``AutoModelForQuestionAnswering``) and the SQuAD v1.1 metrics (main metric ``f1``).
+
+Data: ``--train-file`` / ``--dev-file`` (SQuAD v1.1 JSON) when given; otherwise the
+default article split of SQuAD v1.1 dev (:func:`~alembert.qa.data.split_by_article`:
+38 articles to train, the 10 of :data:`~alembert.qa.data.TEST_ARTICLES` to test), from
+``--data-dir``/dev-v1.1.json if that is given, else :func:`~alembert.qa.data.default_squad_file`.
+``--max-train-samples`` / ``--max-eval-samples`` keep the first N questions.
+
+Windows: ``max_length`` is 384 (the SQuAD standard) unless ``--max-length`` (or
+``data.max_length`` in a YAML config) is set explicitly; the stride (context tokens shared
+by consecutive windows) is a third of it, the standard ratio: 128 at 384, 85 at 256,
+42 at 128. The saved ``*_config.yaml`` records the length actually used; ``evaluate``
+must be given the same ``--max-length`` as training when it is not 384.
+
+Distillation: the teacher must be a saved QA model; the student is kept teacher layers,
+a new shape, or an existing checkpoint (QA head), as for classification. The recipes run
+unchanged through :class:`~alembert.distill.module.DistillModule`, which averages KD and
+CE over the start and end distributions; the teacher runs online (no logit cache).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+import transformers
+from transformers import AutoModelForQuestionAnswering
+
+from alembert.config.load import dump_yaml
+from alembert.config.schema import DataConfig, DistillConfig, EvaluateConfig, FinetuneConfig
+from alembert.data.batching import LengthGroupedBatchSampler, RandomBatchSampler, eval_batches
+from alembert.distill.card import write_model_card
+from alembert.distill.module import DistillModule, resolve_stage_mappings
+from alembert.distill.recipe import load_recipe
+from alembert.distill.students import check_same_vocabulary, make_student
+from alembert.errors import AlembertError
+from alembert.models.load import load_config, load_tokenizer
+from alembert.models.resolve import resolve_model
+from alembert.qa.data import split_by_article, squad_examples
+from alembert.qa.features import QA_MODEL_COLUMNS, tokenize_squad
+from alembert.qa.metrics import squad_metrics
+from alembert.qa.postprocess import postprocess_predictions
+from alembert.training.checkpoint import latest_checkpoint
+from alembert.training.finetune import SupervisedModule
+from alembert.training.logger import RunLogger
+from alembert.training.loop import fit
+from alembert.training.output import (
+    prepare_output_dir,
+    save_model_atomic,
+    write_json_atomic,
+    write_text_atomic,
+)
+from alembert.training.setup import make_accelerator
+
+TASK = "squad"
+MAIN_METRIC = "f1"
+MAX_LENGTH = 384
+
+
+def qa_stride(max_length: int) -> int:
+    """Context overlap of consecutive windows: a third of ``max_length`` (128 at 384)."""
+    return max_length // 3
+
+
+# ---------------------------------------------------------------- data and models
+def qa_max_length(data: DataConfig) -> int:
+    """``data.max_length`` if the user set it (flag, --set or YAML), else 384."""
+    return data.max_length if "max_length" in data.model_fields_set else MAX_LENGTH
+
+
+def qa_examples(data: DataConfig, split: str):
+    """``(examples, description)`` of the "train" or "dev" questions (see the module doc)."""
+    path = data.train_file if split == "train" else data.dev_file
+    if path is not None:
+        ds, desc = squad_examples(path), f"{split} file {path}"
+    else:
+        source = Path(data.data_dir) / "dev-v1.1.json" if data.data_dir else None
+        train, test = split_by_article(source)
+        ds = train if split == "train" else test
+        titles = sorted(set(ds["title"]))
+        part = f"{len(titles)} {'train' if split == 'train' else 'test'} articles"
+        desc = f"default SQuAD v1.1 dev split, {part}" + ("" if split == "train" else f" ({', '.join(titles)})")
+    limit = data.max_train_samples if split == "train" else data.max_eval_samples
+    if limit is not None and limit < len(ds):
+        ds, desc = ds.select(range(limit)), f"{desc}, first {limit} questions"
+    if len(ds) == 0:
+        raise AlembertError(f"the squad {split} set is empty ({desc}); pass a SQuAD file with questions")
+    return ds, f"{len(ds)} {split} questions: {desc}"
+
+
+def is_qa_model(config) -> bool:
+    return any(a.endswith("ForQuestionAnswering") for a in (config.architectures or []))
+
+
+def load_qa_model(name: str | Path, attn: str | None = None, need_head: bool = False):
+    """An ``AutoModelForQuestionAnswering``; a base encoder gets a new span head unless
+    ``need_head`` (a teacher must already be fine-tuned for QA)."""
+    path = resolve_model(name)
+    if need_head and not is_qa_model(load_config(path)):
+        raise AlembertError(f"model {name} is not a question-answering model; fine-tune it first with "
+                            "`alembert finetune --task squad` and pass that folder")
+    verbosity = transformers.logging.get_verbosity()
+    transformers.logging.set_verbosity_error()  # the 'newly initialised qa_outputs' warning is expected
+    try:
+        return AutoModelForQuestionAnswering.from_pretrained(
+            path, trust_remote_code=False, **({"attn_implementation": attn} if attn else {}))
+    except (OSError, ValueError) as exc:
+        raise AlembertError(f"model {name}: could not load a question-answering model from {path} "
+                            f"({exc.__class__.__name__}: {str(exc).splitlines()[0]})") from None
+    finally:
+        transformers.logging.set_verbosity(verbosity)
+
+
+def qa_train_loader(features, tokenizer, batch_size: int, seed: int, group_by_length: bool = True):
+    """(DataLoader, sampler) over train windows: model inputs plus start/end positions,
+    batched like :func:`~alembert.data.batching.train_loader` (same samplers, private generator)."""
+    cols = [c for c in QA_MODEL_COLUMNS if c in features.column_names]
+    cls = LengthGroupedBatchSampler if group_by_length else RandomBatchSampler
+    sampler = cls(features["length"], batch_size, seed=seed)
+    loader = torch.utils.data.DataLoader(
+        features.with_format("torch", columns=cols), batch_sampler=sampler,
+        collate_fn=transformers.DataCollatorWithPadding(tokenizer), generator=torch.Generator().manual_seed(seed))
+    return loader, sampler
+
+
+def n_params(model) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+# ---------------------------------------------------------------- evaluation
+@torch.inference_mode()
+def predict_answers(model, tokenizer, examples, features, batch_size: int = 128) -> dict[str, str]:
+    """Answer text per question id: windows run in length order, then span post-processing."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    lengths = features["length"]
+    starts: list = [None] * len(features)
+    ends: list = [None] * len(features)
+    for idx, batch in eval_batches(features, tokenizer, batch_size):
+        out = model(**{k: v.to(device) for k, v in batch.items()})
+        s, e = out.start_logits.float().cpu().numpy(), out.end_logits.float().cpu().numpy()
+        for row, i in enumerate(idx):
+            starts[i], ends[i] = s[row, : lengths[i]], e[row, : lengths[i]]
+    model.train(was_training)
+    return postprocess_predictions(examples, features, starts, ends)
+
+
+def score(model, tokenizer, examples, features, batch_size: int = 128) -> dict[str, float]:
+    """``{"exact_match", "f1"}`` (0-100) on pre-tokenised eval windows."""
+    return squad_metrics(predict_answers(model, tokenizer, examples, features, batch_size), examples)
+
+
+def evaluate_qa(model, tokenizer, examples, max_length: int = MAX_LENGTH, stride: int | None = None,
+                batch_size: int = 128) -> dict[str, float]:
+    """Official SQuAD v1.1 ``{"exact_match", "f1"}`` of a QA model on ``examples``."""
+    stride = qa_stride(max_length) if stride is None else stride
+    features = tokenize_squad(examples, tokenizer, max_length, stride, train=False)
+    return score(model, tokenizer, examples, features, batch_size)
+
+
+def run_qa_evaluate(cfg: EvaluateConfig) -> tuple[dict[str, float], int, str]:
+    """``alembert evaluate MODEL --task squad``: (metrics, number of questions, their description)."""
+    tokenizer = load_tokenizer(cfg.model)
+    dev, desc = qa_examples(cfg.data, "dev")
+    model = load_qa_model(cfg.model, need_head=True)
+    return evaluate_qa(model, tokenizer, dev, qa_max_length(cfg.data), None, cfg.batch_size), len(dev), desc
+
+
+# ---------------------------------------------------------------- training
+def _data(cfg, tokenizer):
+    """Train windows, dev examples and windows, the resolved config, a description."""
+    length = qa_max_length(cfg.data)
+    stride = qa_stride(length)
+    cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"max_length": length})})
+    train, train_desc = qa_examples(cfg.data, "train")
+    dev, dev_desc = qa_examples(cfg.data, "dev")
+    print(f"squad: {train_desc}\nsquad: {dev_desc}\nsquad: max length {length}, stride {stride}", flush=True)
+    train_f = tokenize_squad(train, tokenizer, length, stride, train=True)
+    dev_f = tokenize_squad(dev, tokenizer, length, stride, train=False)
+    info = {"train_examples": len(train), "train_windows": len(train_f), "dev_examples": len(dev),
+            "data": f"{train_desc}; {dev_desc}", "max_length": length, "stride": stride}
+    return train_f, dev, dev_f, cfg, info
+
+
+def run_qa_finetune(cfg: FinetuneConfig) -> dict:
+    """``alembert finetune --task squad``: train a span head and keep the best-F1 model."""
+    out = prepare_output_dir(cfg.output_dir, cfg.overwrite, cfg.resume)
+    resume = latest_checkpoint(out) if cfg.resume else None
+    accelerator = make_accelerator(cfg.train)
+    tokenizer = load_tokenizer(cfg.model)
+    train_f, dev, dev_f, cfg, info = _data(cfg, tokenizer)
+    model = load_qa_model(cfg.model)
+    loader, sampler = qa_train_loader(train_f, tokenizer, cfg.train.batch_size, cfg.train.seed, cfg.train.group_by_length)
+    logger = RunLogger(out / "log.jsonl", enabled=accelerator.is_main_process, append=cfg.resume)
+    if accelerator.is_main_process:
+        write_text_atomic(out / "finetune_config.yaml", dump_yaml(cfg))
+    module = SupervisedModule(model)
+
+    def evaluate():
+        return score(accelerator.unwrap_model(module).model, tokenizer, dev, dev_f, cfg.train.eval_batch_size)
+
+    def on_best(metrics, step):
+        save_model_atomic(accelerator.unwrap_model(module).model, tokenizer, out)
+
+    result = fit(module, loader, sampler, cfg.train, accelerator, evaluate, MAIN_METRIC, on_best, logger, out, 0, resume)
+    summary = {
+        "task": TASK, "model": cfg.model, "main_metric": MAIN_METRIC,
+        "dev": result.best, "best_step": result.best_step, "last_dev": result.last, "steps": result.steps,
+        **info,
+        "train_seconds": round(result.train_seconds, 1),
+        "samples_per_second": round(result.samples / max(result.train_seconds, 1e-9), 1),
+        "parameters": n_params(model),
+    }
+    if accelerator.is_main_process:
+        write_json_atomic(out / "metrics.json", summary)
+    return summary
+
+
+def make_qa_student(cfg: DistillConfig, teacher, tokenizer, attn: str | None):
+    """(student, description): as :func:`~alembert.distill.students.make_student`, QA head."""
+    if cfg.student.path:
+        check_same_vocabulary(tokenizer, load_tokenizer(cfg.student.path), cfg.teacher, cfg.student.path)
+        return load_qa_model(cfg.student.path, attn), f"checkpoint {cfg.student.path}"
+    # kept layers / new shape copy the teacher's class (QA); the task is only used for paths
+    return make_student(cfg.student, teacher, tokenizer, cfg.teacher, None, attn, cfg.train.seed)
+
+
+def run_qa_distill(cfg: DistillConfig) -> dict:
+    """``alembert distill --task squad``: distil a QA teacher stage after stage of the recipe."""
+    recipe = load_recipe(cfg.recipe)
+    out = prepare_output_dir(cfg.output_dir, cfg.overwrite, cfg.resume)
+    resume = latest_checkpoint(out) if cfg.resume else None
+    accelerator = make_accelerator(cfg.train)
+    attn = "eager" if recipe.needs_attention else None
+    tokenizer = load_tokenizer(cfg.teacher)
+    teacher = load_qa_model(cfg.teacher, attn, need_head=True).to(accelerator.device).eval()
+    teacher.requires_grad_(False)
+    student, student_desc = make_qa_student(cfg, teacher, tokenizer, attn)
+    for stage in recipe.stages:  # validate every mapping before any compute
+        resolve_stage_mappings(stage, student, teacher)
+    train_f, dev, dev_f, cfg, info = _data(cfg, tokenizer)
+    bs = cfg.train.eval_batch_size
+    teacher_dev = score(teacher, tokenizer, dev, dev_f, bs) if accelerator.is_main_process else {}
+    logger = RunLogger(out / "log.jsonl", enabled=accelerator.is_main_process, append=cfg.resume)
+    if accelerator.is_main_process:
+        resolved = cfg.model_copy(update={"recipe": recipe.model_dump(mode="json")})
+        write_text_atomic(out / "distill_config.yaml", dump_yaml(resolved))
+
+    start, stages = time.time(), []
+    for i, stage in enumerate(recipe.stages):
+        if resume is not None and resume[1].stage > i:
+            continue  # finished before the interruption; its result lives in the checkpoint
+        last = i == len(recipe.stages) - 1
+        overrides = {k: v for k, v in {"epochs": stage.epochs, "lr": stage.lr}.items() if v is not None}
+        train_cfg = cfg.train.model_copy(update=overrides)
+        module = DistillModule(student, teacher, stage)  # online teacher: the cache keeps only `logits`
+        loader, sampler = qa_train_loader(train_f, tokenizer, train_cfg.batch_size, train_cfg.seed + i, train_cfg.group_by_length)
+        logger.log(stage=stage.name, losses=[t.loss for t in stage.losses])
+
+        def evaluate(module=module):
+            return score(accelerator.unwrap_model(module).student, tokenizer, dev, dev_f, bs)
+
+        def on_best(metrics, step, module=module, last=last):
+            if last:
+                save_model_atomic(accelerator.unwrap_model(module).student, tokenizer, out)
+
+        here = resume if resume is not None and resume[1].stage == i else None
+        result = fit(module, loader, sampler, train_cfg, accelerator, evaluate, MAIN_METRIC, on_best, logger, out, i, here)
+        stages.append({"stage": stage.name, "steps": result.steps, "seconds": round(result.train_seconds, 1),
+                       "best_dev": result.best, "best_step": result.best_step})
+
+    best = stages[-1]["best_dev"] if stages else {}
+    summary = {
+        "task": TASK, "teacher": cfg.teacher, "recipe": recipe.name, "student": student_desc,
+        "main_metric": MAIN_METRIC, "dev": best, "teacher_dev": teacher_dev,
+        "retention": round(100 * best.get(MAIN_METRIC, 0) / teacher_dev[MAIN_METRIC], 2) if teacher_dev.get(MAIN_METRIC) else None,
+        "stages": stages, **info,
+        "train_seconds": round(time.time() - start, 1),
+        "teacher_parameters": n_params(teacher), "student_parameters": n_params(student),
+    }
+    if accelerator.is_main_process:
+        write_json_atomic(out / "metrics.json", summary)
+        _write_card(out, summary, recipe)
+    return summary
+
+
+def _write_card(out: Path, summary: dict, recipe) -> None:
+    """The classification model card, with the QA pipeline tag and loader class."""
+    write_model_card(out, summary, recipe)
+    card = out / "README.md"
+    text = (card.read_text(encoding="utf-8")
+            .replace("pipeline_tag: text-classification", "pipeline_tag: question-answering")
+            .replace("AutoModelForSequenceClassification", "AutoModelForQuestionAnswering"))
+    text += f"- SQuAD windows: max length {summary['max_length']}, stride {summary['stride']}; {summary['data']}.\n"
+    write_text_atomic(card, text)
+
