@@ -15,6 +15,9 @@ def register(sub) -> None:
     p.add_argument("--no-cache-teacher", action="store_const", const=False, dest="cache_teacher", default=None,
                    help="run the teacher every step instead of caching its logits/[CLS] states once")
     p.set_defaults(_config_fields=[*(p.get_default("_config_fields") or []), "cache_teacher"])
+    flag(p, "--cross-tokenizer", "cross_tokenizer", choices=["off", "strict", "cls"],
+         help="teacher and student with different tokenizers: strict aligns every token, cls only [CLS]")
+    flag(p, "--transfer", "data.transfer", help="unlabelled transfer set: a .txt/.csv/.tsv/.jsonl file, or train-rest")
     add_config_flags(p)
     add_data_flags(p)
     add_train_flags(p)
@@ -38,6 +41,8 @@ def _student_config(text: str | None) -> list[str]:
 
 
 def run(args) -> int:
+    from accelerate import PartialState
+
     from alembert.distill.run import run_distill
 
     args.set = [*_student_config(args.student_config), *(args.set or [])]
@@ -45,6 +50,8 @@ def run(args) -> int:
     if cfg.data.task == "squad":  # extractive QA: its own data, model class and metric
         from alembert.qa.run import run_qa_distill as run_distill
     s = run_distill(cfg)
+    if not PartialState().is_main_process:  # under accelerate launch only the main process reports
+        return 0
     main = s["main_metric"]
     print_table(
         f"distill {s['task']} with {s['recipe']}",

@@ -14,12 +14,16 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    from accelerate import PartialState
+
     from alembert.training.finetune import run_finetune
 
     cfg = config_from_args(FinetuneConfig, args)
     if cfg.data.task == "squad":  # extractive QA: its own data, model class and metric
         from alembert.qa.run import run_qa_finetune as run_finetune
     s = run_finetune(cfg)
+    if not PartialState().is_main_process:  # under accelerate launch only the main process reports
+        return 0
     print_table(
         f"finetune {s['model']} on {s['task']} ({s['train_examples']} training examples)",
         [{"split": "dev (best)", **s["dev"], "step": s["best_step"], "train s": s["train_seconds"]}],

@@ -95,6 +95,9 @@ class DistillConfig(Strict):
 
     teacher: str
     recipe: str | dict[str, Any] = Field("pkd-skip", description="recipe name, YAML path, or the recipe itself")
+    cross_tokenizer: Literal["off", "strict", "cls"] = Field(
+        "off", description="teacher and student tokenise separately: strict aligns every token, cls only [CLS]"
+    )
     cache_teacher: bool = Field(True, description="compute logit/[CLS] teacher outputs once and read them back (stages without hidden or attention losses)")
     student: StudentConfig = StudentConfig()
     output_dir: Path = Path("runs/distill")

@@ -133,7 +133,8 @@ def run_distill_general(cfg: DistillGeneralConfig) -> dict:
     loader, sampler, collate, heldout, n_train = corpus_loaders(cfg, tokenizer, masked=lm_head)
     out = prepare_output_dir(cfg.output_dir, cfg.overwrite, cfg.resume)
     resume = latest_checkpoint(out) if cfg.resume else None
-    accelerator = make_accelerator(cfg.train)
+    # layer-only recipes never reach the pooler / LM head: DDP must expect unused parameters
+    accelerator = make_accelerator(cfg.train, find_unused_parameters=not lm_head)
     teacher.to(accelerator.device)
     logger = RunLogger(out / "log.jsonl", enabled=accelerator.is_main_process, append=cfg.resume)
     if accelerator.is_main_process:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
+from pathlib import Path
 
 from alembert.config.load import dump_yaml
 from alembert.config.schema import DistillConfig
@@ -10,15 +12,20 @@ from alembert.data.batching import train_loader
 from alembert.data.tasks import get_task
 from alembert.distill.card import write_model_card
 from alembert.distill.module import DistillModule, cacheable, resolve_stage_mappings
-from alembert.distill.teacher_cache import build_cache
 from alembert.distill.recipe import load_recipe
 from alembert.distill.students import make_student
+from alembert.distill.teacher_cache import build_cache
 from alembert.evaluation.evaluate import evaluate_model
 from alembert.models.load import load_classifier, load_tokenizer
 from alembert.training.checkpoint import latest_checkpoint
 from alembert.training.logger import RunLogger
 from alembert.training.loop import fit
-from alembert.training.output import prepare_output_dir, save_model_atomic, write_json_atomic, write_text_atomic
+from alembert.training.output import (
+    prepare_output_dir,
+    save_model_atomic,
+    write_json_atomic,
+    write_text_atomic,
+)
 from alembert.training.setup import make_accelerator, task_data
 
 
@@ -26,20 +33,35 @@ def n_params(model) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+@contextmanager
+def builders_first(accelerator):
+    """Shared on-disk caches (tokenised data, teacher outputs) are built by one process while the
+    others wait, then read by them: the main process first, then each node's local main (for a
+    cache folder local to each node), then the rest. Two processes never write one cache at once."""
+    with accelerator.main_process_first(), accelerator.local_main_process_first():
+        yield
+
+
 def run_distill(cfg: DistillConfig) -> dict:
+    # Every check runs before the output folder is created or written: a refused run leaves it as it was.
     task = get_task(cfg.data.task)
     recipe = load_recipe(cfg.recipe)
-    out = prepare_output_dir(cfg.output_dir, cfg.overwrite, cfg.resume)
-    resume = latest_checkpoint(out) if cfg.resume else None
-    accelerator = make_accelerator(cfg.train)
+    if cfg.resume or Path(cfg.output_dir).exists():  # checks only: an existing folder is not modified
+        prepare_output_dir(cfg.output_dir, cfg.overwrite, cfg.resume)
+    resume = latest_checkpoint(cfg.output_dir) if cfg.resume else None
+    # A stage without kd/ce never reaches the student's pooler and classifier: DDP must expect unused parameters.
+    layer_only = any(not any(t.loss in ("kd", "ce") for t in stage.losses) for stage in recipe.stages)
+    accelerator = make_accelerator(cfg.train, find_unused_parameters=layer_only)
     attn = "eager" if recipe.needs_attention else None
     tokenizer = load_tokenizer(cfg.teacher)
     teacher = load_classifier(cfg.teacher, task, attn=attn).to(accelerator.device).eval()
     teacher.requires_grad_(False)
     student, student_desc = make_student(cfg.student, teacher, tokenizer, cfg.teacher, task, attn, cfg.train.seed)
-    for stage in recipe.stages:  # validate every mapping before any compute
+    for stage in recipe.stages:  # mappings, head counts, widths (projection: false) of every stage
         resolve_stage_mappings(stage, student, teacher)
-    train, dev = task_data(cfg.data, task, tokenizer)
+    with builders_first(accelerator):  # label values and empty data are checked here; the tokenised cache is written once
+        train, dev = task_data(cfg.data, task, tokenizer)
+    out = prepare_output_dir(cfg.output_dir, cfg.overwrite, cfg.resume)  # all checks passed: create it
     teacher_dev = evaluate_model(teacher, tokenizer, task, dev, cfg.train.eval_batch_size) if accelerator.is_main_process else {}
     logger = RunLogger(out / "log.jsonl", enabled=accelerator.is_main_process, append=cfg.resume)
     if accelerator.is_main_process:
@@ -56,7 +78,8 @@ def run_distill(cfg: DistillConfig) -> dict:
         module = DistillModule(student, teacher, stage)
         stage_train = train
         if cfg.cache_teacher and cacheable(stage):
-            module.__dict__["cache"] = build_cache(teacher, train, tokenizer, cfg.data.max_length, module.teacher_layers(), cfg.train.eval_batch_size)
+            with builders_first(accelerator):  # one process writes the cache, the others read it
+                module.__dict__["cache"] = build_cache(teacher, train, tokenizer, cfg.data.max_length, module.teacher_layers(), cfg.train.eval_batch_size)
             stage_train = train.add_column("idx", list(range(len(train))))
         loader, sampler = train_loader(stage_train, tokenizer, train_cfg.batch_size, train_cfg.seed + i, train_cfg.group_by_length)
         logger.log(stage=stage.name, losses=[t.loss for t in stage.losses])
@@ -89,6 +112,7 @@ def run_distill(cfg: DistillConfig) -> dict:
         "train_seconds": round(time.time() - start, 1),
         "teacher_parameters": n_params(teacher),
         "student_parameters": n_params(student),
+        "processes": accelerator.num_processes,
     }
     if accelerator.is_main_process:
         write_json_atomic(out / "metrics.json", summary)

@@ -13,7 +13,12 @@ from alembert.models.load import load_classifier, load_tokenizer
 from alembert.training.checkpoint import latest_checkpoint
 from alembert.training.logger import RunLogger
 from alembert.training.loop import fit
-from alembert.training.output import prepare_output_dir, save_model_atomic, write_json_atomic, write_text_atomic
+from alembert.training.output import (
+    prepare_output_dir,
+    save_model_atomic,
+    write_json_atomic,
+    write_text_atomic,
+)
 from alembert.training.setup import make_accelerator, task_data
 
 

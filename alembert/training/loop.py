@@ -70,6 +70,7 @@ def fit(
     run_dir: str | Path | None = None,
     stage: int = 0,
     resume: tuple[Path, LoopState] | None = None,
+    minimize: bool = False,
 ) -> FitResult:
     steps = total_steps(len(loader), cfg)
     optimizer = make_optimizer(module, cfg)
@@ -89,6 +90,8 @@ def fit(
     while state.step < steps and not state.stage_done:
         sampler.set_epoch(state.epoch)
         loader.set_epoch(state.epoch)  # Accelerate's own epoch counter re-seeds samplers on iteration
+        if hasattr(loader.collate_fn, "set_epoch"):  # dynamic masking: new masks each epoch
+            loader.collate_fn.set_epoch(state.epoch)
         batches = accelerator.skip_first_batches(loader, state.batch_in_epoch) if state.batch_in_epoch else loader
         for batch in batches:
             with accelerator.accumulate(module):
@@ -117,13 +120,17 @@ def fit(
             state.step += 1
             bar.update(1)
             if state.step % cfg.log_every == 0 or state.step == steps:
-                means = {k: round(v / running_n, 5) for k, v in running.items()}
+                means = {k: v / running_n for k, v in running.items()}
+                if accelerator.num_processes > 1:  # each process saw its share of the batch: log the mean over all
+                    reduced = accelerator.reduce(torch.tensor(list(means.values()), device=accelerator.device), "mean")
+                    means = dict(zip(means, reduced.tolist(), strict=True))
+                means = {k: round(v, 5) for k, v in means.items()}
                 running, running_n = {}, 0
                 bar.set_postfix({k: f"{v:.4f}" for k, v in means.items()})
                 speed = round(samples_here / (time.time() - start), 1)
                 logger.log(stage=stage, step=state.step, epoch=state.epoch, lr=scheduler.get_last_lr()[0], samples_per_s=speed, **means)
             if state.step % eval_every == 0 or state.step == steps:
-                last = _evaluate(module, accelerator, evaluate, main_metric, on_best, logger, state)
+                last = _evaluate(module, accelerator, evaluate, main_metric, on_best, logger, state, minimize)
             if cfg.save_every and run_dir and (state.step % cfg.save_every == 0 or state.step == steps):
                 state.stage_done = state.step >= steps
                 save_checkpoint(accelerator, run_dir, state, cfg.keep_checkpoints)
@@ -136,14 +143,15 @@ def fit(
     return FitResult(state.best, state.best_step, last or state.best, state.step, time.time() - start, samples_here)
 
 
-def _evaluate(module, accelerator, evaluate, main_metric, on_best, logger, state: LoopState) -> dict[str, float]:
+def _evaluate(module, accelerator, evaluate, main_metric, on_best, logger, state: LoopState, minimize: bool = False) -> dict[str, float]:
     """Main process evaluates (and saves a new best); the others wait."""
     metrics: dict[str, float] = {}
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         metrics = evaluate()
         logger.log(stage=state.stage, step=state.step, epoch=state.epoch, eval=metrics)
-        if not state.best or metrics[main_metric] > state.best[main_metric]:
+        sign = -1 if minimize else 1
+        if not state.best or sign * metrics[main_metric] > sign * state.best[main_metric]:
             state.best, state.best_step = metrics, state.step
             on_best(metrics, state.step)
         tqdm.write(f"step {state.step}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
