@@ -19,19 +19,13 @@ from alembert.distill.alignment import (
 )
 from alembert.errors import AlembertError
 
-PACKAGED_MPNET = Path.home() / ".cache" / "alembert" / "models" / "all-mpnet-base-v2"
 
+@pytest.fixture(scope="module")
+def mpnet_tokenizer(bert_tokenizer, tmp_path_factory):
+    """MPNet's tokenizer, built as MPNet's vocab.txt is (``<s> <pad> </s> <unk>`` + the BERT
+    vocabulary + ``<mask>``; identical to the packaged all-mpnet-base-v2 one)."""
+    from transformers import MPNetTokenizer
 
-@pytest.fixture(scope="module", params=["built", "packaged"])
-def mpnet_tokenizer(request, bert_tokenizer, tmp_path_factory):
-    """MPNet's tokenizer: the unpacked real one if present, and always one built as MPNet's
-    vocab.txt is (``<s> <pad> </s> <unk>`` + the BERT vocabulary + ``<mask>``)."""
-    from transformers import AutoTokenizer, MPNetTokenizer
-
-    if request.param == "packaged":
-        if not (PACKAGED_MPNET / "tokenizer_config.json").is_file():
-            pytest.skip("mpnet-base not unpacked in the default cache")
-        return AutoTokenizer.from_pretrained(PACKAGED_MPNET)
     pieces = sorted(bert_tokenizer.get_vocab().items(), key=lambda kv: kv[1])
     vocab = tmp_path_factory.mktemp("mpnet-tok") / "vocab.txt"
     vocab.write_text("\n".join(["<s>", "<pad>", "</s>", "<unk>", *(p for p, _ in pieces), "<mask>"]) + "\n")

@@ -17,7 +17,6 @@ Mode ``cls`` aligns only the first position ([CLS]/<s>) of each example, uncheck
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,27 +31,16 @@ from alembert.errors import AlembertError
 from alembert.models.packaged import cache_dir
 
 TEACHER_PREFIX = "teacher_"
-_STUDENT_COLUMNS = ("input_ids", "attention_mask", "token_type_ids", "labels")
+_STUDENT_COLUMNS = ("input_ids", "attention_mask", "token_type_ids", "labels", "idx")
 _TEACHER_COLUMNS = ("input_ids", "attention_mask", "token_type_ids")
 MODES = ("strict", "cls")
-
-
-def _definition(tokenizer) -> str:
-    """What decides the pieces: the backend definition (without call-time state), else the vocabulary."""
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    if backend is None:
-        return repr(sorted(tokenizer.get_vocab().items()))
-    definition = json.loads(backend.to_str())
-    definition.pop("truncation", None)
-    definition.pop("padding", None)
-    return json.dumps(definition, sort_keys=True)
 
 
 def same_tokenization(teacher_tok, student_tok) -> bool:
     """True when both tokenizers turn any text into the same ids (one tokenisation serves both)."""
     if teacher_tok is student_tok:
         return True
-    return teacher_tok.get_vocab() == student_tok.get_vocab() and _definition(teacher_tok) == _definition(student_tok)
+    return teacher_tok.get_vocab() == student_tok.get_vocab() and tokenizer_fingerprint(teacher_tok) == tokenizer_fingerprint(student_tok)
 
 
 # ----------------------------------------------------------------------------- tokenising
@@ -124,7 +112,8 @@ def two_tokenizer_loader(ds, teacher_tok, student_tok, batch_size: int, seed: in
     """(DataLoader, sampler) over a :func:`tokenize_two` dataset, like :func:`alembert.data.batching.train_loader`."""
     cls = LengthGroupedBatchSampler if group_by_length else RandomBatchSampler
     sampler = cls(ds["length"], batch_size, seed=seed)
-    loader = DataLoader(two_tokenizer_columns(ds), batch_sampler=sampler, collate_fn=TwoTokenizerCollator(teacher_tok, student_tok))
+    loader = DataLoader(two_tokenizer_columns(ds), batch_sampler=sampler, collate_fn=TwoTokenizerCollator(teacher_tok, student_tok),
+                        generator=torch.Generator().manual_seed(seed))
     return loader, sampler
 
 

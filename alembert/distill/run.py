@@ -10,7 +10,9 @@ from alembert.config.load import dump_yaml
 from alembert.config.schema import DistillConfig
 from alembert.data.batching import train_loader
 from alembert.data.tasks import get_task
+from alembert.distill.alignment import same_tokenization, two_tokenizer_loader
 from alembert.distill.card import write_model_card
+from alembert.distill.data import distill_data, teacher_side
 from alembert.distill.module import DistillModule, cacheable, resolve_stage_mappings
 from alembert.distill.recipe import load_recipe
 from alembert.distill.students import make_student
@@ -26,7 +28,7 @@ from alembert.training.output import (
     write_json_atomic,
     write_text_atomic,
 )
-from alembert.training.setup import make_accelerator, task_data
+from alembert.training.setup import make_accelerator
 
 
 def n_params(model) -> int:
@@ -56,13 +58,15 @@ def run_distill(cfg: DistillConfig) -> dict:
     tokenizer = load_tokenizer(cfg.teacher)
     teacher = load_classifier(cfg.teacher, task, attn=attn).to(accelerator.device).eval()
     teacher.requires_grad_(False)
-    student, student_desc = make_student(cfg.student, teacher, tokenizer, cfg.teacher, task, attn, cfg.train.seed)
+    student, student_desc = make_student(cfg.student, teacher, tokenizer, cfg.teacher, task, attn, cfg.train.seed, cfg.cross_tokenizer)
+    student_tok = load_tokenizer(cfg.student.path) if cfg.student.path else tokenizer
+    two = not same_tokenization(tokenizer, student_tok)  # allowed only with --cross-tokenizer (checked above)
     for stage in recipe.stages:  # mappings, head counts, widths (projection: false) of every stage
         resolve_stage_mappings(stage, student, teacher)
     with builders_first(accelerator):  # label values and empty data are checked here; the tokenised cache is written once
-        train, dev = task_data(cfg.data, task, tokenizer)
+        train, dev, teacher_dev_set = distill_data(cfg.data, task, tokenizer, student_tok, two)
     out = prepare_output_dir(cfg.output_dir, cfg.overwrite, cfg.resume)  # all checks passed: create it
-    teacher_dev = evaluate_model(teacher, tokenizer, task, dev, cfg.train.eval_batch_size) if accelerator.is_main_process else {}
+    teacher_dev = evaluate_model(teacher, tokenizer, task, teacher_dev_set, cfg.train.eval_batch_size) if accelerator.is_main_process else {}
     logger = RunLogger(out / "log.jsonl", enabled=accelerator.is_main_process, append=cfg.resume)
     if accelerator.is_main_process:
         resolved = cfg.model_copy(update={"recipe": recipe.model_dump(mode="json")})
@@ -75,21 +79,25 @@ def run_distill(cfg: DistillConfig) -> dict:
         if resume is not None and resume[1].stage > i:
             continue  # finished before the interruption; its result lives in the checkpoint
         train_cfg = cfg.train.model_copy(update={k: v for k, v in {"epochs": stage.epochs, "lr": stage.lr}.items() if v is not None})
-        module = DistillModule(student, teacher, stage)
+        module = DistillModule(student, teacher, stage, tokenizers=(tokenizer, student_tok) if two else None, align_mode=cfg.cross_tokenizer)
         stage_train = train
         if cfg.cache_teacher and cacheable(stage):
             with builders_first(accelerator):  # one process writes the cache, the others read it
-                module.__dict__["cache"] = build_cache(teacher, train, tokenizer, cfg.data.max_length, module.teacher_layers(), cfg.train.eval_batch_size)
+                source = teacher_side(train) if two else train
+                module.__dict__["cache"] = build_cache(teacher, source, tokenizer, cfg.data.max_length, module.teacher_layers(), cfg.train.eval_batch_size)
             stage_train = train.add_column("idx", list(range(len(train))))
-        loader, sampler = train_loader(stage_train, tokenizer, train_cfg.batch_size, train_cfg.seed + i, train_cfg.group_by_length)
+        if two:
+            loader, sampler = two_tokenizer_loader(stage_train, tokenizer, student_tok, train_cfg.batch_size, train_cfg.seed + i, train_cfg.group_by_length)
+        else:
+            loader, sampler = train_loader(stage_train, tokenizer, train_cfg.batch_size, train_cfg.seed + i, train_cfg.group_by_length)
         logger.log(stage=stage.name, losses=[t.loss for t in stage.losses])
 
         def evaluate(module=module):
-            return evaluate_model(accelerator.unwrap_model(module).student, tokenizer, task, dev, cfg.train.eval_batch_size)
+            return evaluate_model(accelerator.unwrap_model(module).student, student_tok, task, dev, cfg.train.eval_batch_size)
 
         def on_best(metrics, step, module=module, last=last):
             if last:
-                save_model_atomic(accelerator.unwrap_model(module).student, tokenizer, out)
+                save_model_atomic(accelerator.unwrap_model(module).student, student_tok, out)
 
         here = resume if resume is not None and resume[1].stage == i else None
         result = fit(module, loader, sampler, train_cfg, accelerator, evaluate, task.main_metric, on_best, logger, out, i, here)
