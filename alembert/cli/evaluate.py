@@ -3,7 +3,13 @@
 import json
 from pathlib import Path
 
-from alembert.cli.common import add_config_flags, add_data_flags, config_from_args, flag, print_table
+from alembert.cli.common import (
+    add_config_flags,
+    add_data_flags,
+    config_from_args,
+    flag,
+    print_table,
+)
 from alembert.config.schema import EvaluateConfig
 
 

@@ -1,6 +1,13 @@
 """``alembert finetune``: fine-tune a model (usually the teacher) on a task."""
 
-from alembert.cli.common import add_config_flags, add_data_flags, add_train_flags, config_from_args, flag, print_table
+from alembert.cli.common import (
+    add_config_flags,
+    add_data_flags,
+    add_train_flags,
+    config_from_args,
+    flag,
+    print_table,
+)
 from alembert.config.schema import FinetuneConfig
 
 

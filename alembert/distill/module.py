@@ -98,7 +98,7 @@ class DistillModule(torch.nn.Module):
 
     def teacher_layers(self) -> list[int]:
         """Teacher layers whose [CLS] state a cache must keep (PKD terms)."""
-        return sorted({t for term, pairs in zip(self.stage.losses, self.mappings) if term.loss == "pkd" for _, t in pairs})
+        return sorted({t for term, pairs in zip(self.stage.losses, self.mappings, strict=True) if term.loss == "pkd" for _, t in pairs})
 
     def view(self, batch):
         hidden, attention = self.stage.needs_hidden, self.stage.needs_attention
@@ -116,7 +116,7 @@ class DistillModule(torch.nn.Module):
         teacher = self.view(batch) if self.stage.needs_teacher else None
         student = self.student(**inputs, output_hidden_states=self.stage.needs_hidden, output_attentions=self.stage.needs_attention)
         total, terms = 0.0, {}
-        for i, (term, name) in enumerate(zip(self.stage.losses, self.term_names)):
+        for i, (term, name) in enumerate(zip(self.stage.losses, self.term_names, strict=True)):
             value = self.term_value(i, term, student, teacher, labels, batch["attention_mask"])
             terms[name] = value.detach()
             total = total + term.weight * value
