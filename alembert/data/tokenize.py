@@ -42,6 +42,15 @@ def data_fingerprint(ds: Dataset) -> str:
     return h.hexdigest()[:16]
 
 
+def cached_map(ds: Dataset, fn, key: str, desc: str, cache: Path | None = None, subdir: str = "tokenized", **kwargs) -> Dataset:
+    """``ds.map(fn, batched=True)`` replacing every column, cached in ``<cache>/<subdir>/<key>.arrow``."""
+    folder = Path(cache or cache_dir()) / subdir
+    folder.mkdir(parents=True, exist_ok=True)
+    kwargs.setdefault("batch_size", 1000)
+    kwargs.setdefault("remove_columns", ds.column_names)
+    return ds.map(fn, batched=True, cache_file_name=str(folder / f"{key}.arrow"), load_from_cache_file=True, desc=desc, **kwargs)
+
+
 def tokenize_dataset(ds: Dataset, tokenizer, max_length: int, cache: Path | None = None) -> Dataset:
     """Add ``input_ids``, ``attention_mask`` (``token_type_ids``), ``labels``, ``length``.
 
@@ -49,8 +58,6 @@ def tokenize_dataset(ds: Dataset, tokenizer, max_length: int, cache: Path | None
     ``<cache>/tokenized/<key>.arrow``.
     """
     key = f"{tokenizer_fingerprint(tokenizer)}-{max_length}-{data_fingerprint(ds)}"
-    folder = Path(cache or cache_dir()) / "tokenized"
-    folder.mkdir(parents=True, exist_ok=True)
     pair = "text_b" in ds.column_names
 
     def encode(batch):
@@ -60,12 +67,4 @@ def tokenize_dataset(ds: Dataset, tokenizer, max_length: int, cache: Path | None
             enc["labels"] = batch["label"]
         return enc
 
-    return ds.map(
-        encode,
-        batched=True,
-        batch_size=1000,
-        remove_columns=ds.column_names,
-        cache_file_name=str(folder / f"{key}.arrow"),
-        load_from_cache_file=True,
-        desc="tokenising",
-    )
+    return cached_map(ds, encode, key, "tokenising", cache)

@@ -26,9 +26,8 @@ from torch.utils.data import DataLoader
 from transformers import DataCollatorWithPadding
 
 from alembert.data.batching import LengthGroupedBatchSampler, RandomBatchSampler
-from alembert.data.tokenize import data_fingerprint, tokenizer_fingerprint
+from alembert.data.tokenize import cached_map, data_fingerprint, tokenizer_fingerprint
 from alembert.errors import AlembertError
-from alembert.models.packaged import cache_dir
 
 TEACHER_PREFIX = "teacher_"
 _STUDENT_COLUMNS = ("input_ids", "attention_mask", "token_type_ids", "labels", "idx")
@@ -62,8 +61,6 @@ def tokenize_two(ds: Dataset, teacher_tok, student_tok, max_length: int, cache: 
     """
     teacher_max = teacher_max_length or max_length
     key = f"two-{tokenizer_fingerprint(student_tok)}-{tokenizer_fingerprint(teacher_tok)}-{max_length}-{teacher_max}-{data_fingerprint(ds)}"
-    folder = Path(cache or cache_dir()) / "tokenized"
-    folder.mkdir(parents=True, exist_ok=True)
     pair = "text_b" in ds.column_names
 
     def encode(batch):
@@ -76,15 +73,7 @@ def tokenize_two(ds: Dataset, teacher_tok, student_tok, max_length: int, cache: 
             out["labels"] = batch["label"]
         return out
 
-    return ds.map(
-        encode,
-        batched=True,
-        batch_size=1000,
-        remove_columns=ds.column_names,
-        cache_file_name=str(folder / f"{key}.arrow"),
-        load_from_cache_file=True,
-        desc="tokenising (teacher and student)",
-    )
+    return cached_map(ds, encode, key, "tokenising (teacher and student)", cache)
 
 
 class TwoTokenizerCollator:

@@ -18,9 +18,8 @@ from pathlib import Path
 
 from datasets import Dataset
 
-from alembert.data.tokenize import tokenizer_fingerprint
+from alembert.data.tokenize import cached_map, tokenizer_fingerprint
 from alembert.errors import AlembertError
-from alembert.models.packaged import cache_dir
 
 #: Columns of train features a QA model takes (``token_type_ids`` only if the tokenizer makes them).
 QA_MODEL_COLUMNS = ("input_ids", "attention_mask", "token_type_ids", "start_positions",
@@ -146,17 +145,6 @@ def tokenize_squad(ds: Dataset, tokenizer, max_length: int = 384, stride: int = 
     inputs = hashlib.sha256(repr(tokenizer.model_input_names).encode()).hexdigest()[:6]
     key = (f"squad-{_VERSION}-{mode}-{tokenizer_fingerprint(tokenizer)}-{inputs}-{max_length}"
            f"-{stride}-{max_query_length}-{squad_fingerprint(ds)}")
-    folder = Path(cache or cache_dir()) / "tokenized"
-    folder.mkdir(parents=True, exist_ok=True)
     prepare = prepare_train_features if train else prepare_eval_features
-    return ds.map(
-        prepare,
-        batched=True,
-        batch_size=1000,
-        remove_columns=ds.column_names,
-        fn_kwargs={"tokenizer": tokenizer, "max_length": max_length, "stride": stride,
-                   "max_query_length": max_query_length},
-        cache_file_name=str(folder / f"{key}.arrow"),
-        load_from_cache_file=True,
-        desc=f"tokenising SQuAD ({mode})",
-    )
+    kwargs = {"tokenizer": tokenizer, "max_length": max_length, "stride": stride, "max_query_length": max_query_length}
+    return cached_map(ds, prepare, key, f"tokenising SQuAD ({mode})", cache, fn_kwargs=kwargs)
