@@ -58,6 +58,8 @@ def add_train_flags(parser: argparse.ArgumentParser) -> None:
     flag(parser, "--log-every", "train.log_every", type=int)
     flag(parser, "--threads", "train.threads", type=int)
     flag(parser, "--mixed-precision", "train.mixed_precision", choices=["no", "bf16", "fp16"])
+    flag(parser, "--report-to", "train.report_to", type=lambda s: [x for x in s.split(",") if x],
+         help="also send the logged scalars to Accelerate trackers: tensorboard, wandb, mlflow (comma-separated)")
     parser.add_argument("--no-group-by-length", action="store_const", const=False, dest="train.group_by_length", default=None)
     parser.set_defaults(**{FIELDS: [*(parser.get_default(FIELDS) or []), "train.group_by_length"]})
 

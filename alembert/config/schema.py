@@ -51,6 +51,7 @@ class TrainConfig(Strict):
     group_by_length: bool = True
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
     threads: int | None = Field(None, ge=1, description="torch CPU threads")
+    report_to: list[str] = Field(default_factory=list, description="Accelerate trackers for the same scalars: tensorboard, wandb, mlflow, ...")
     save_every: int | None = Field(None, ge=1, description="steps between checkpoints (for --resume)")
     keep_checkpoints: int = Field(2, ge=1, description="how many recent checkpoints to keep")
 

@@ -136,7 +136,8 @@ def run_distill_general(cfg: DistillGeneralConfig) -> dict:
     # layer-only recipes never reach the pooler / LM head: DDP must expect unused parameters
     accelerator = make_accelerator(cfg.train, find_unused_parameters=not lm_head)
     teacher.to(accelerator.device)
-    logger = RunLogger(out / "log.jsonl", enabled=accelerator.is_main_process, append=cfg.resume)
+    logger = RunLogger(out / "log.jsonl", enabled=accelerator.is_main_process, append=cfg.resume,
+                       accelerator=accelerator, config=cfg.model_dump(mode="json"))
     if accelerator.is_main_process:
         write_text_atomic(out / "distill_general_config.yaml", dump_yaml(cfg.model_copy(update={"recipe": recipe.model_dump(mode="json")})))
     module = DistillModule(student, teacher, stage)
@@ -162,6 +163,7 @@ def run_distill_general(cfg: DistillGeneralConfig) -> dict:
         "teacher_parameters": sum(p.numel() for p in teacher.parameters()),
         "student_parameters": sum(p.numel() for p in student.parameters()),
     }
+    logger.close()
     if accelerator.is_main_process:
         write_json_atomic(out / "metrics.json", summary)
     return summary

@@ -67,7 +67,8 @@ def run_distill(cfg: DistillConfig) -> dict:
         train, dev, teacher_dev_set = distill_data(cfg.data, task, tokenizer, student_tok, two)
     out = prepare_output_dir(cfg.output_dir, cfg.overwrite, cfg.resume)  # all checks passed: create it
     teacher_dev = evaluate_model(teacher, tokenizer, task, teacher_dev_set, cfg.train.eval_batch_size) if accelerator.is_main_process else {}
-    logger = RunLogger(out / "log.jsonl", enabled=accelerator.is_main_process, append=cfg.resume)
+    logger = RunLogger(out / "log.jsonl", enabled=accelerator.is_main_process, append=cfg.resume,
+                       accelerator=accelerator, config=cfg.model_dump(mode="json"))
     if accelerator.is_main_process:
         resolved = cfg.model_copy(update={"recipe": recipe.model_dump(mode="json")})
         write_text_atomic(out / "distill_config.yaml", dump_yaml(resolved))
@@ -122,6 +123,7 @@ def run_distill(cfg: DistillConfig) -> dict:
         "student_parameters": n_params(student),
         "processes": accelerator.num_processes,
     }
+    logger.close()
     if accelerator.is_main_process:
         write_json_atomic(out / "metrics.json", summary)
         write_model_card(out, summary, recipe)

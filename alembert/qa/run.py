@@ -197,7 +197,8 @@ def run_qa_finetune(cfg: FinetuneConfig) -> dict:
     train_f, dev, dev_f, cfg, info = _data(cfg, tokenizer)
     model = load_qa_model(cfg.model)
     loader, sampler = qa_train_loader(train_f, tokenizer, cfg.train.batch_size, cfg.train.seed, cfg.train.group_by_length)
-    logger = RunLogger(out / "log.jsonl", enabled=accelerator.is_main_process, append=cfg.resume)
+    logger = RunLogger(out / "log.jsonl", enabled=accelerator.is_main_process, append=cfg.resume,
+                       accelerator=accelerator, config=cfg.model_dump(mode="json"))
     if accelerator.is_main_process:
         write_text_atomic(out / "finetune_config.yaml", dump_yaml(cfg))
     module = SupervisedModule(model)
@@ -217,6 +218,7 @@ def run_qa_finetune(cfg: FinetuneConfig) -> dict:
         "samples_per_second": round(result.samples / max(result.train_seconds, 1e-9), 1),
         "parameters": n_params(model),
     }
+    logger.close()
     if accelerator.is_main_process:
         write_json_atomic(out / "metrics.json", summary)
     return summary
@@ -247,7 +249,8 @@ def run_qa_distill(cfg: DistillConfig) -> dict:
     train_f, dev, dev_f, cfg, info = _data(cfg, tokenizer)
     bs = cfg.train.eval_batch_size
     teacher_dev = score(teacher, tokenizer, dev, dev_f, bs) if accelerator.is_main_process else {}
-    logger = RunLogger(out / "log.jsonl", enabled=accelerator.is_main_process, append=cfg.resume)
+    logger = RunLogger(out / "log.jsonl", enabled=accelerator.is_main_process, append=cfg.resume,
+                       accelerator=accelerator, config=cfg.model_dump(mode="json"))
     if accelerator.is_main_process:
         resolved = cfg.model_copy(update={"recipe": recipe.model_dump(mode="json")})
         write_text_atomic(out / "distill_config.yaml", dump_yaml(resolved))
@@ -284,6 +287,7 @@ def run_qa_distill(cfg: DistillConfig) -> dict:
         "train_seconds": round(time.time() - start, 1),
         "teacher_parameters": n_params(teacher), "student_parameters": n_params(student),
     }
+    logger.close()
     if accelerator.is_main_process:
         write_json_atomic(out / "metrics.json", summary)
         _write_card(out, summary, recipe)

@@ -43,7 +43,8 @@ def run_finetune(cfg: FinetuneConfig) -> dict:
     train, dev = task_data(cfg.data, task, tokenizer)
     model = load_classifier(cfg.model, task)
     loader, sampler = train_loader(train, tokenizer, cfg.train.batch_size, cfg.train.seed, cfg.train.group_by_length)
-    logger = RunLogger(out / "log.jsonl", enabled=accelerator.is_main_process, append=cfg.resume)
+    logger = RunLogger(out / "log.jsonl", enabled=accelerator.is_main_process, append=cfg.resume,
+                       accelerator=accelerator, config=cfg.model_dump(mode="json"))
     if accelerator.is_main_process:
         write_text_atomic(out / "finetune_config.yaml", dump_yaml(cfg))
 
@@ -69,6 +70,7 @@ def run_finetune(cfg: FinetuneConfig) -> dict:
         "samples_per_second": round(result.samples / max(result.train_seconds, 1e-9), 1),
         "parameters": sum(p.numel() for p in model.parameters()),
     }
+    logger.close()
     if accelerator.is_main_process:
         write_json_atomic(out / "metrics.json", summary)
     return summary
