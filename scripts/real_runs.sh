@@ -50,6 +50,35 @@ narrow() {  # issue 3: TinyBERT-shaped student (4 layers, hidden 192, random ini
     --epochs 1 --eval-every 700 --output "$RUNS/sst2-tinybert-4L192" $T --overwrite
 }
 
+general() {  # issue 4: general stage on the novels, then task stage; beside the same student without it
+  $A distill-general --teacher minilm-l6 --recipe tinybert-general --corpus ../shared/data/corpus/gutenberg \
+    --student-layers 0,2,4 --epochs 1 --batch-size 32 --output "$RUNS/general-minilm3" $T --overwrite
+  for task in sst2 mrpc; do
+    $A distill --teacher "$RUNS/teacher-$task" --student "$RUNS/general-minilm3" --recipe kd --task $task \
+      --epochs $([ $task = sst2 ] && echo 1 || echo 3) --output "$RUNS/$task-kd-general" $T --overwrite
+  done
+}
+
+augmented() {  # issue 4: MRPC task distillation on TinyBERT-augmented data (embedding neighbours, n=4)
+  $A augment --task mrpc --n 4 --output "$RUNS/mrpc_aug.tsv" --overwrite
+  $A distill --teacher "$RUNS/teacher-mrpc" --recipe kd --task mrpc --student-layers 0,2,4 --train-file "$RUNS/mrpc_aug.tsv" \
+    --epochs 1 --output "$RUNS/mrpc-kd-aug" $T --overwrite
+}
+
+squad() {  # issue 8: minilm-l6 on the default SQuAD split (38 train / 10 test articles), then 3-layer students
+  $A finetune --model minilm-l6 --task squad --epochs 2 --output "$RUNS/teacher-squad" $T --overwrite
+  for recipe in ce kd pkd-skip; do
+    $A distill --teacher "$RUNS/teacher-squad" --task squad --recipe $recipe --student-layers 0,2,4 --epochs 2 \
+      --output "$RUNS/squad-$recipe" $T --overwrite
+  done
+}
+
+cross() {  # issue 9: MPNet-12 teacher (first 4,000 SST-2) -> 3-layer MiniLM slice, transfer set = the rest of SST-2
+  $A distill --teacher "$RUNS/teacher-mpnet-sst2" --student minilm-l6 --student-layers 0,2,4 --cross-tokenizer strict \
+    --recipe kd --task sst2 --max-train-samples 4000 --transfer train-rest --max-length 64 --epochs 1 \
+    --output "$RUNS/cross-kd-transfer" $T --overwrite
+}
+
 for section in "$@"; do
   "${section//-/_}"
 done
