@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job, end to end on the packaged teacher (all-MiniLM-L6-v2) and real SST-2:
-# fine-tune the teacher, distil a half-depth student, compare them.
+# fine-tune the teacher, distil a half-depth student, export it to int8 ONNX, benchmark all three.
 # A training subset keeps it near 10 minutes on a 2-core CPU; scripts/real_runs.sh has the full-data runs.
 set -euo pipefail
 RUNS=${RUNS:-runs}/demo
@@ -9,14 +9,21 @@ mkdir -p "$RUNS"
 echo "== alembert demo: SST-2, first $N training sentences (a subset, for time), full dev set (872)"
 start=$(date +%s)
 
-echo "== 1/2 fine-tune the teacher (minilm-l6: BERT, 6 layers, hidden 384)"
+echo "== 1/4 fine-tune the teacher (minilm-l6: BERT, 6 layers, hidden 384)"
 alembert finetune --model minilm-l6 --task sst2 --max-train-samples "$N" --epochs 1 --lr 5e-5 \
   --output "$RUNS/teacher" --overwrite
 
-echo "== 2/2 distil a 3-layer student (teacher layers 0,2,4) with the default recipe"
+echo "== 2/4 distil a 3-layer student (teacher layers 0,2,4) with the default recipe"
 alembert distill --teacher "$RUNS/teacher" --task sst2 --max-train-samples "$N" --epochs 1 \
   --output "$RUNS/student" --overwrite
 
+echo "== 3/4 export the student to ONNX with dynamic int8 quantisation"
+alembert export "$RUNS/student" --onnx --quantize int8 --output "$RUNS/student-int8" --overwrite
+
+echo "== 4/4 bench: size, speed and dev accuracy of teacher, student and int8 student in one run"
+alembert bench "$RUNS/teacher" "$RUNS/student" "$RUNS/student-int8" --task sst2 --repeats 3 --output "$RUNS/bench"
+
 echo "== results"
 python "$(dirname "$0")/table.py" "$RUNS/teacher" "$RUNS/student"
+cat "$RUNS/bench/bench.md"
 echo "demo wall time: $(( $(date +%s) - start )) s"
