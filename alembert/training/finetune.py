@@ -35,13 +35,17 @@ class SupervisedModule(torch.nn.Module):
 
 
 def run_finetune(cfg: FinetuneConfig) -> dict:
+    # Every check runs before the output folder is created or written: a refused run leaves it as it was.
     task = get_task(cfg.data.task)
-    out = prepare_output_dir(cfg.output_dir, cfg.overwrite, cfg.resume)
-    resume = latest_checkpoint(out) if cfg.resume else None
+    if cfg.resume or cfg.output_dir.exists():  # checks only: an existing folder is not modified
+        prepare_output_dir(cfg.output_dir, cfg.overwrite, cfg.resume)
+    resume = latest_checkpoint(cfg.output_dir) if cfg.resume else None
     accelerator = make_accelerator(cfg.train)
     tokenizer = load_tokenizer(cfg.model)
-    train, dev = task_data(cfg.data, task, tokenizer)
+    with accelerator.main_process_first():  # the tokenised cache is written by one process
+        train, dev = task_data(cfg.data, task, tokenizer)
     model = load_classifier(cfg.model, task)
+    out = prepare_output_dir(cfg.output_dir, cfg.overwrite, cfg.resume)  # all checks passed: create it
     loader, sampler = train_loader(train, tokenizer, cfg.train.batch_size, cfg.train.seed, cfg.train.group_by_length)
     logger = RunLogger(out / "log.jsonl", enabled=accelerator.is_main_process, append=cfg.resume,
                        accelerator=accelerator, config=cfg.model_dump(mode="json"))
