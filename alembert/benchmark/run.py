@@ -118,6 +118,7 @@ def run_bench(models: list[str], task, out_dir: str | Path, threads: int | None 
         "machine": {"cpu": platform.processor() or platform.machine(), "torch": torch.__version__,
                     "onnxruntime": onnxruntime.__version__,
                     "gpu": torch.cuda.get_device_name() if device == "cuda" else None,
+                    "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "not set (OpenMP default)"),
                     "cpu_count": os.cpu_count(), "loadavg_1min_before": load_before, "loadavg_1min_after": os.getloadavg()[0]},
         "models": rows,
     }

@@ -1,6 +1,8 @@
 """``alembert bench MODEL... --task K``: size, dev metric and speed of a teacher and its
 students (PyTorch folders or ONNX exports) in one fair run; the first model is the reference."""
 
+import os
+import sys
 from pathlib import Path
 
 from alembert.cli.common import print_table
@@ -21,6 +23,10 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    if "torch" not in sys.modules:  # read once, when torch loads OpenMP
+        # idle torch threads then yield the CPU, as onnxruntime's do (allow_spinning=0); with
+        # spinning, a 2-thread torch run beside other work measured 30x slower at batch 1 here
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from alembert.benchmark.report import conditions, table_rows
     from alembert.benchmark.run import run_bench
     from alembert.errors import AlembertError

@@ -33,9 +33,10 @@ def tokenizer_fingerprint(tokenizer) -> str:
     return h.hexdigest()[:16]
 
 
-def data_fingerprint(ds: Dataset) -> str:
+def data_fingerprint(ds: Dataset, columns: tuple[str, ...] = ("text_a", "text_b", "label")) -> str:
+    """Hash of the content of ``columns`` (those present), in row order."""
     h = hashlib.sha256()
-    for col in ("text_a", "text_b", "label"):
+    for col in columns:
         if col in ds.column_names:
             h.update(col.encode())
             h.update("\x1e".join(map(str, ds[col])).encode())

@@ -22,7 +22,7 @@ import torch
 from tqdm.auto import tqdm
 
 from alembert.data.batching import eval_batches
-from alembert.data.tokenize import tokenizer_fingerprint
+from alembert.data.tokenize import data_fingerprint, tokenizer_fingerprint
 from alembert.models.packaged import cache_dir
 
 OUTPUT_KEYS = ("logits", "start_logits", "end_logits")
@@ -36,17 +36,8 @@ def weights_fingerprint(model) -> str:
     return h.hexdigest()[:16]
 
 
-def dataset_fingerprint(ds) -> str:
-    h = hashlib.sha256()
-    for col in ("input_ids", "token_type_ids", "labels"):
-        if col in ds.column_names:
-            h.update(col.encode())
-            h.update("\x1e".join(map(str, ds[col])).encode())
-    return h.hexdigest()[:16]
-
-
 def cache_key(teacher, ds, tokenizer, max_length: int, layers: list[int]) -> str:
-    parts = [weights_fingerprint(teacher), dataset_fingerprint(ds), tokenizer_fingerprint(tokenizer), str(max_length), ",".join(map(str, layers))]
+    parts = [weights_fingerprint(teacher), data_fingerprint(ds, ("input_ids", "token_type_ids", "labels")), tokenizer_fingerprint(tokenizer), str(max_length), ",".join(map(str, layers))]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:24]
 
 
