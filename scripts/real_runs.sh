@@ -66,9 +66,9 @@ augmented() {  # issue 4: MRPC task distillation on TinyBERT-augmented data (emb
 }
 
 squad() {  # issue 8: minilm-l6 on the default SQuAD split (38 train / 10 test articles), then 3-layer students
-  $A finetune --model minilm-l6 --task squad --epochs 2 --output "$RUNS/teacher-squad" $T --overwrite
+  $A finetune --model minilm-l6 --task squad --epochs ${SQUAD_EPOCHS:-2} --output "$RUNS/teacher-squad" $T --overwrite
   for recipe in ce kd pkd-skip; do
-    $A distill --teacher "$RUNS/teacher-squad" --task squad --recipe $recipe --student-layers 0,2,4 --epochs 2 \
+    $A distill --teacher "$RUNS/teacher-squad" --task squad --recipe $recipe --student-layers 0,2,4 --epochs ${SQUAD_EPOCHS:-2} \
       --output "$RUNS/squad-$recipe" $T --overwrite
   done
 }

@@ -34,7 +34,8 @@ def test_different_vocabularies_need_the_flag(mpnet_teacher, tiny_bert, tmp_path
     assert code == 2 and "different vocabularies" in err and "--cross-tokenizer strict" in err
 
 
-@pytest.mark.parametrize("recipe,mode,term", [("kd", "strict", "kd"), ("distilbert", "strict", "cosine"), ("pkd-skip", "cls", "pkd")])
+@pytest.mark.parametrize("recipe,mode,term", [("kd", "strict", "kd"), ("distilbert", "strict", "cosine"), ("pkd-skip", "cls", "pkd"),
+                                              ("tinybert", "strict", "attention")])
 def test_cross_family_distillation_runs(mpnet_teacher, tiny_bert, tmp_path, capsys, recipe, mode, term):
     out = tmp_path / recipe
     code, _, err = run_cli(distill(mpnet_teacher, tiny_bert, out, recipe, "--cross-tokenizer", mode), capsys)
@@ -63,6 +64,22 @@ def test_transfer_set_without_labels(tiny_bert, tmp_path, capsys):
     assert metrics["train_examples"] == 16 + 24
     records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines() if '"step"' in line and '"kd"' in line]
     assert records and all(r["kd"] >= 0 and r["ce"] >= 0 for r in records)
+
+
+def test_max_transfer_samples_keeps_the_first_texts(tmp_path):
+    from alembert.config.schema import DataConfig
+    from alembert.data.tasks import get_task
+    from alembert.data.transfer import load_transfer
+    from alembert.errors import AlembertError
+
+    transfer = tmp_path / "unlabelled.txt"
+    transfer.write_text("\n".join(f"text {i}" for i in range(10)))
+    ds = load_transfer(DataConfig(task="sst2", transfer=str(transfer), max_transfer_samples=3), get_task("sst2"))
+    assert ds["text_a"] == ["text 0", "text 1", "text 2"]
+    rest = load_transfer(DataConfig(task="sst2", transfer="train-rest", max_train_samples=100, max_transfer_samples=5), get_task("sst2"))
+    assert len(rest) == 5 and "label" not in rest.column_names
+    with pytest.raises(AlembertError, match="needs a transfer set"):
+        load_transfer(DataConfig(task="sst2", max_transfer_samples=5), get_task("sst2"))
 
 
 def test_a_batch_of_transfer_rows_only_gives_zero_ce_not_nan():

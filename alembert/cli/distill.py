@@ -25,6 +25,7 @@ def register(sub) -> None:
     flag(p, "--cross-tokenizer", "cross_tokenizer", choices=["off", "strict", "cls"],
          help="teacher and student with different tokenizers: strict aligns every token, cls only [CLS]")
     flag(p, "--transfer", "data.transfer", help="unlabelled transfer set: a .txt/.csv/.tsv/.jsonl file, or train-rest")
+    flag(p, "--max-transfer-samples", "data.max_transfer_samples", type=int, help="use the first N transfer texts")
     add_config_flags(p)
     add_data_flags(p)
     add_train_flags(p)

@@ -31,6 +31,7 @@ class DataConfig(Strict):
     max_train_samples: int | None = Field(None, ge=1)
     max_eval_samples: int | None = Field(None, ge=1)
     transfer: str | None = Field(None, description="distill: unlabelled transfer set, a file or 'train-rest'")
+    max_transfer_samples: int | None = Field(None, ge=1, description="distill: use the first N transfer texts")
 
 
 class TrainConfig(Strict):

@@ -21,9 +21,18 @@ IGNORE = -100
 
 
 def load_transfer(cfg: DataConfig, task: TaskSpec) -> Dataset | None:
-    """The transfer set's texts (text_a, text_b for pair tasks), or None when none is asked for."""
+    """The transfer set's texts (text_a, text_b for pair tasks; the first ``max_transfer_samples``), or None."""
     if not cfg.transfer:
+        if cfg.max_transfer_samples is not None:
+            raise AlembertError("--max-transfer-samples needs a transfer set: pass --transfer FILE or --transfer train-rest")
         return None
+    ds = _read_transfer(cfg, task)
+    if cfg.max_transfer_samples is not None:
+        ds = ds.select(range(min(cfg.max_transfer_samples, len(ds))))
+    return ds
+
+
+def _read_transfer(cfg: DataConfig, task: TaskSpec) -> Dataset:
     if task.is_regression:
         raise AlembertError(f"a transfer set needs a classification task; {task.name} is a regression task: drop --transfer")
     if cfg.transfer == "train-rest":
