@@ -63,7 +63,8 @@ def test_fp32_logits_match_torch_on_two_shapes(tiny, exported):
         assert got.shape == want.shape
         np.testing.assert_allclose(got, want, atol=1e-4, rtol=0)
     info = json.loads((fp32 / "alembert_export.json").read_text())
-    assert info["quantization"] is None and info["max_abs_diff_vs_torch"] < 1e-4 and info["opset"] >= 13
+    assert info["quantization"] is None and info["max_abs_diff_vs_torch"] < 1e-4
+    assert info["attention"] == "sdpa" and info["opset"] == 23 and info["ort_optimized"] is True
     assert set(info["inputs"]) == {"input_ids", "attention_mask", "token_type_ids"}
 
 
@@ -72,6 +73,10 @@ def test_int8_keeps_labels_and_is_smaller(exported, capsys):
     assert is_onnx_dir(int8) and not list(int8.glob("*fp32*"))
     info = json.loads((int8 / "alembert_export.json").read_text())
     assert info["quantization"] == "int8"
+    import onnx
+
+    ops = {n.op_type for n in onnx.load(int8 / "model.onnx").graph.node}
+    assert "MatMulInteger" in ops and "MatMul" not in ops  # every weight MatMul runs in int8
     assert json.loads((int8 / "config.json").read_text())["id2label"] == {"0": "negative", "1": "positive"}
     assert (int8 / "model.onnx").stat().st_size < (fp32 / "model.onnx").stat().st_size
     model = load_any(int8)
@@ -115,3 +120,25 @@ def test_base_encoder_without_head_is_refused(tmp_path):
     (tiny / "config.json").write_text(json.dumps(config))
     with pytest.raises(AlembertError, match="no classification head"):
         export_onnx(tiny, tmp_path / "out")
+
+
+def test_mpnet_exports_its_eager_attention_and_matches_torch(tmp_path):
+    from transformers import AutoConfig, AutoModelForSequenceClassification, MPNetTokenizer
+
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("\n".join(["<s>", "<pad>", "</s>", "<unk>", "[UNK]", "a", "great", "film", "ok", "<mask>"]) + "\n")
+    tokenizer = MPNetTokenizer(vocab=str(vocab))
+    config = AutoConfig.for_model("mpnet", vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                                  intermediate_size=37, num_labels=2)
+    torch.manual_seed(0)
+    model = AutoModelForSequenceClassification.from_config(config).eval()
+    model.save_pretrained(tmp_path / "mpnet")
+    tokenizer.save_pretrained(tmp_path / "mpnet")
+    out = export_onnx(tmp_path / "mpnet", tmp_path / "onnx")
+    info = json.loads((out / "alembert_export.json").read_text())
+    assert info["attention"] == "eager" and info["ort_optimized"] is False
+    enc = tokenizer(["a great film", "ok"], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        want = model(**enc).logits.numpy()
+    got = OnnxClassifier(out, threads=1)(**enc).logits.numpy()
+    np.testing.assert_allclose(got, want, atol=1e-4, rtol=0)

@@ -11,7 +11,7 @@ def register(sub) -> None:
     p.add_argument("--quantize", choices=["int8"], help="onnxruntime dynamic quantisation (int8 weights)")
     p.add_argument("--output", type=Path, required=True, help="folder to create")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty --output")
-    p.add_argument("--opset", type=int, help="ONNX opset (default: the exporter's)")
+    p.add_argument("--opset", type=int, help="ONNX opset (default: 23 for SDPA models, the exporter's otherwise)")
     p.set_defaults(run=run)
 
 
