@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Full-data runs behind the figures in the issues' closing notes (2-core CPU: hours in all).
-# usage: bash scripts/real_runs.sh SECTION...   sections: teachers, distill-sst2, distill-pairs
+# usage: bash scripts/real_runs.sh SECTION...   sections: teachers, other-teachers, distill-sst2, distill-pairs,
+#        mpnet, narrow, general, augmented, squad, cross, bench
 # Outputs go to $RUNS (default runs/real); every run keeps metrics.json, log.jsonl and the model.
 set -euo pipefail
 RUNS=${RUNS:-runs/real}
@@ -50,19 +51,22 @@ narrow() {  # issue 3: TinyBERT-shaped student (4 layers, hidden 192, random ini
     --epochs 1 --eval-every 700 --output "$RUNS/sst2-tinybert-4L192" $T --overwrite
 }
 
-general() {  # issue 4: general stage on the novels, then task stage; beside the same student without it
+general() {  # issue 4: 300 steps of general distillation on the novels (batch 32 x 128 tokens), then kd on
+  # SST-2 (first 20,000 sentences, 1 epoch) and MRPC (3 epochs), beside the same 3-layer slice without the general stage
   $A distill-general --teacher minilm-l6 --recipe tinybert-general --corpus ../shared/data/corpus/gutenberg \
-    --student-layers 0,2,4 --epochs 1 --batch-size 32 --output "$RUNS/general-minilm3" $T --overwrite
-  for task in sst2 mrpc; do
-    $A distill --teacher "$RUNS/teacher-$task" --student "$RUNS/general-minilm3" --recipe kd --task $task \
-      --epochs $([ $task = sst2 ] && echo 1 || echo 3) --output "$RUNS/$task-kd-general" $T --overwrite
+    --student-layers 0,2,4 --max-steps 300 --batch-size 32 --output "$RUNS/general-minilm3" $T --overwrite
+  for s in general minilm-l6; do
+    if [ $s = minilm-l6 ]; then st="minilm-l6 --student-layers 0,2,4"; tag=slice; else st="$RUNS/general-minilm3"; tag=general; fi
+    $A distill --teacher "$RUNS/teacher-sst2" --student $st --recipe kd --task sst2 --max-train-samples 20000 \
+      --epochs 1 --output "$RUNS/sst2-20k-kd-$tag" $T --overwrite
+    $A distill --teacher "$RUNS/teacher-mrpc" --student $st --recipe kd --task mrpc --epochs 3 --output "$RUNS/mrpc-kd-$tag" $T --overwrite
   done
 }
 
-augmented() {  # issue 4: MRPC task distillation on TinyBERT-augmented data (embedding neighbours, n=4)
-  $A augment --task mrpc --n 4 --output "$RUNS/mrpc_aug.tsv" --overwrite
-  $A distill --teacher "$RUNS/teacher-mrpc" --recipe kd --task mrpc --student-layers 0,2,4 --train-file "$RUNS/mrpc_aug.tsv" \
-    --epochs 1 --output "$RUNS/mrpc-kd-aug" $T --overwrite
+augmented() {  # issue 4: MRPC task distillation on TinyBERT-augmented data (embedding neighbours, n=4), beside mrpc-kd-slice
+  $A augment --task mrpc --n 4 --output "$RUNS/mrpc_aug.tsv" --overwrite $T
+  $A distill --teacher "$RUNS/teacher-mrpc" --student minilm-l6 --student-layers 0,2,4 --recipe kd --task mrpc \
+    --train-file "$RUNS/mrpc_aug.tsv" --epochs 1 --output "$RUNS/mrpc-kd-aug" $T --overwrite
 }
 
 squad() {  # issue 8: minilm-l6 on the default SQuAD split (38 train / 10 test articles), then 3-layer students
@@ -73,10 +77,21 @@ squad() {  # issue 8: minilm-l6 on the default SQuAD split (38 train / 10 test a
   done
 }
 
-cross() {  # issue 9: MPNet-12 teacher (first 4,000 SST-2) -> 3-layer MiniLM slice, transfer set = the rest of SST-2
-  $A distill --teacher "$RUNS/teacher-mpnet-sst2" --student minilm-l6 --student-layers 0,2,4 --cross-tokenizer strict \
-    --recipe kd --task sst2 --max-train-samples 4000 --transfer train-rest --max-length 64 --epochs 1 \
-    --output "$RUNS/cross-kd-transfer" $T --overwrite
+cross() {  # issue 9: MPNet-12 teacher (first 4,000 SST-2) -> 3-layer MiniLM slice; transfer = the rest of SST-2
+  local C="--teacher $RUNS/teacher-mpnet-sst2 --student minilm-l6 --student-layers 0,2,4 --cross-tokenizer strict --task sst2
+           --max-train-samples 4000 --max-length 64 $T --overwrite"
+  $A distill $C --recipe ce --epochs 3 --output "$RUNS/cross-ce-4k"                      # the student alone, gold 4k
+  $A distill $C --recipe kd --transfer train-rest --max-transfer-samples 16000 --epochs 2 --output "$RUNS/cross-kd-20k"
+  $A distill $C --recipe kd --transfer train-rest --epochs 2 --output "$RUNS/cross-kd-full"
+  $A distill $C --recipe tinybert --transfer train-rest --max-transfer-samples 16000 --epochs 1 --output "$RUNS/cross-tinybert-20k"
+}
+
+bench() {  # issues 5 and 9: speed/size/retention tables (1 thread; run on an otherwise idle machine)
+  $A export "$RUNS/sst2-distilbert" --onnx --output "$RUNS/sst2-distilbert-onnx" --overwrite
+  $A export "$RUNS/sst2-distilbert" --onnx --quantize int8 --output "$RUNS/sst2-distilbert-int8" --overwrite
+  $A bench "$RUNS/teacher-sst2" "$RUNS/sst2-distilbert" "$RUNS/sst2-distilbert-onnx" "$RUNS/sst2-distilbert-int8" \
+    --task sst2 --threads 1 --output "$RUNS/bench-sst2"
+  $A bench "$RUNS/teacher-mpnet-sst2" "$RUNS/cross-kd-full" --task sst2 --threads 1 --output "$RUNS/bench-cross"
 }
 
 for section in "$@"; do
