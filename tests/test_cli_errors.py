@@ -96,3 +96,35 @@ def test_refused_finetune_creates_no_output_folder(tiny_bert, tmp_path, capsys):
     code, _, err = run_cli(["finetune", "--model", tiny_bert, "--task", "sst2", "--train-file", f, "--output", out], capsys)
     check(code, err, "train.tsv")
     assert not out.exists()
+
+
+class _RunsCode:
+    """Unpickling this would run a shell command: what a malicious .bin checkpoint does."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.mark.parametrize("command", ["evaluate", "finetune"])
+def test_pickled_weights_with_code_are_refused(tiny_bert, tmp_path, capsys, command):
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_bert, model)
+    state = load_file(str(model / "model.safetensors"))
+    marker = tmp_path / "RAN"
+    torch.save({**state, "payload": _RunsCode(marker)}, model / "pytorch_model.bin")
+    (model / "model.safetensors").unlink()
+    args = ["evaluate", model, "--task", "sst2", "--max-eval-samples", 8] if command == "evaluate" else \
+        ["finetune", "--model", model, "--task", "sst2", "--max-train-samples", 8, "--output", tmp_path / "out"]
+    code, _, err = run_cli(args, capsys)
+    assert code == 2 and "refused" in err and "weights_only" in err and "Traceback" not in err
+    assert not marker.exists()

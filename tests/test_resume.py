@@ -64,3 +64,28 @@ def test_corrupt_checkpoint_is_reported(tmp_path):
     (bad / "alembert_state.json").write_text("{not json")
     with pytest.raises(AlembertError, match="corrupt"):
         latest_checkpoint(tmp_path)
+
+
+def test_nan_loss_stops_naming_step_and_term_and_keeps_the_checkpoint(tiny_bert, tmp_path, capsys, monkeypatch):
+    import torch
+
+    import alembert.distill.module as module
+
+    calls = {"n": 0}
+    real_kd = module.kd_loss
+
+    def kd_then_nan(*a, **kw):  # finite for five steps, then NaN
+        calls["n"] += 1
+        value = real_kd(*a, **kw)
+        return value * torch.nan if calls["n"] == 6 else value
+
+    monkeypatch.setattr(module, "kd_loss", kd_then_nan)
+    out = tmp_path / "nan"
+    code, _, err = run_cli(["distill", "--teacher", tiny_bert, "--recipe", "kd", "--task", "sst2", "--student-layers", "0",
+                            "--no-cache-teacher", "--max-train-samples", 64, "--max-eval-samples", 8, "--epochs", 1,
+                            "--batch-size", 8, "--save-every", 4, "--output", out], capsys)
+    assert code == 2 and "at step 6" in err and "kd" in err and "checkpoint is kept" in err
+    assert err.count("error:") == 1 and "Traceback" not in err
+    path, state = latest_checkpoint(out)
+    assert state.step == 4 and (path / "model.safetensors").is_file()
+    assert not (out / "model.safetensors").exists()  # no half-trained model in the output

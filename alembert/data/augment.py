@@ -41,7 +41,7 @@ import torch
 import torch.nn.functional as F
 
 from alembert.errors import AlembertError
-from alembert.models.load import load_tokenizer
+from alembert.models.load import load_tokenizer, quiet_from_pretrained
 from alembert.models.resolve import resolve_model
 
 _SPLIT = re.compile(r"(\w+|[^\w\s])")  # capture group: re.split keeps the words at odd indices
@@ -91,21 +91,11 @@ def _whole_word_masks(tokenizer) -> tuple[torch.Tensor, torch.Tensor, list[str]]
 
 def load_mlm(name: str | Path):
     """``AutoModelForMaskedLM`` from ``name``; refuses a checkpoint without an LM head."""
-    import transformers
     from transformers import AutoModelForMaskedLM
 
     path = resolve_model(name)
-    verbosity = transformers.logging.get_verbosity()
-    transformers.logging.set_verbosity_error()
-    try:
-        model, info = AutoModelForMaskedLM.from_pretrained(path, output_loading_info=True)
-    except (OSError, ValueError) as exc:
-        raise AlembertError(
-            f"--mlm {name}: cannot load a masked-LM model from {path} ({type(exc).__name__}); "
-            "pass a folder saved from a *ForMaskedLM model, or drop --mlm to use embedding neighbours"
-        ) from None
-    finally:
-        transformers.logging.set_verbosity(verbosity)
+    model, info = quiet_from_pretrained(AutoModelForMaskedLM, path, f"--mlm {name}", output_loading_info=True,
+                                        hint="pass a folder saved from a *ForMaskedLM model, or drop --mlm to use embedding neighbours")
     prefix = model.base_model_prefix + "."
     head_missing = sorted(k for k in info["missing_keys"] if not k.startswith(prefix))
     if head_missing:
@@ -152,7 +142,7 @@ class Augmenter:
         if mlm is not None and resolve_model(mlm) == resolve_model(embeddings):
             weight = self.mlm.get_input_embeddings().weight
         else:
-            weight = AutoModel.from_pretrained(resolve_model(embeddings)).get_input_embeddings().weight
+            weight = quiet_from_pretrained(AutoModel, resolve_model(embeddings), f"--embeddings {embeddings}").get_input_embeddings().weight
         self._emb = weight.detach().float().clone()
         whole, self._emb_ascii, self._emb_tokens = _whole_word_masks(self.emb_tok)
         whole = whole[: len(self._emb)]

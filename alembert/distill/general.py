@@ -14,7 +14,6 @@ from __future__ import annotations
 import time
 
 import torch
-import transformers
 from torch.utils.data import DataLoader
 from transformers import AutoModel, AutoModelForMaskedLM, DataCollatorWithPadding
 
@@ -27,7 +26,7 @@ from alembert.distill.module import DistillModule, resolve_stage_mappings
 from alembert.distill.recipe import load_recipe
 from alembert.distill.students import check_same_vocabulary
 from alembert.errors import AlembertError
-from alembert.models.load import load_tokenizer
+from alembert.models.load import load_tokenizer, quiet_from_pretrained
 from alembert.models.resolve import resolve_model
 from alembert.models.student import every_other_layer, student_from_config, student_from_teacher
 from alembert.training.checkpoint import latest_checkpoint
@@ -48,14 +47,8 @@ def load_encoder(name: str, lm_head: bool, attn: str | None, role: str):
     """A base encoder, or a masked-LM model whose head must exist in the checkpoint when ``role`` is teacher."""
     path = resolve_model(name)
     cls = AutoModelForMaskedLM if lm_head else AutoModel
-    verbosity = transformers.logging.get_verbosity()
-    transformers.logging.set_verbosity_error()
-    try:
-        model, info = cls.from_pretrained(path, output_loading_info=True, **({"attn_implementation": attn} if attn else {}))
-    except (OSError, ValueError) as exc:
-        raise AlembertError(f"{role} {name}: could not load ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
-    finally:
-        transformers.logging.set_verbosity(verbosity)
+    model, info = quiet_from_pretrained(cls, path, f"{role} {name}", output_loading_info=True,
+                                        **({"attn_implementation": attn} if attn else {}))
     missing = [k for k in info["missing_keys"] if not k.endswith("position_ids")]
     if lm_head and role == "teacher" and missing:
         raise AlembertError(

@@ -53,20 +53,16 @@ def model_input_names(model, tokenizer) -> list[str]:
 def _load_task_model(path: Path):
     from transformers import AutoModelForSequenceClassification
 
-    from alembert.models.load import is_task_model, load_config
+    from alembert.models.load import is_task_model, load_config, quiet_from_pretrained
 
     if not is_task_model(load_config(path)):
         raise AlembertError(f"model {path} has no classification head; fine-tune it on a task first (alembert finetune), then export")
-    for attention in ("sdpa", "eager"):  # MPNet has no SDPA implementation
+    for attention in ("sdpa", "eager"):  # MPNet has no SDPA implementation: export its eager form
         try:
-            model = AutoModelForSequenceClassification.from_pretrained(path, attn_implementation=attention, trust_remote_code=False)
-            return model.eval()
-        except ValueError as exc:
-            if attention == "sdpa":  # this architecture has no SDPA attention: export the eager form
-                continue
-            raise AlembertError(f"model {path}: could not load weights ({exc.__class__.__name__}); pass a folder saved with save_pretrained") from None
-        except OSError as exc:
-            raise AlembertError(f"model {path}: could not load weights ({exc.__class__.__name__}); pass a folder saved with save_pretrained") from None
+            return quiet_from_pretrained(AutoModelForSequenceClassification, path, f"model {path}", attn_implementation=attention).eval()
+        except AlembertError:
+            if attention == "eager":
+                raise
 
 
 def _export_graph(model, example: dict, path: Path, opset: int | None) -> None:

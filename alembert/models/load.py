@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import transformers
@@ -26,6 +27,26 @@ def load_config(name: str | Path):
         return AutoConfig.from_pretrained(path)
     except (OSError, ValueError) as exc:
         raise AlembertError(f"model {name}: unreadable config.json in {path} ({exc}); pass a folder saved with save_pretrained") from None
+
+
+def quiet_from_pretrained(cls, path: Path, what: str, hint: str = "pass a folder saved with save_pretrained", **kwargs):
+    """``cls.from_pretrained(path, **kwargs)`` with remote code off and transformers' expected
+    warnings silenced; a load failure becomes one line naming ``what``, ``path`` and ``hint``.
+
+    Weights come from safetensors when present; a ``.bin`` goes through transformers'
+    ``torch.load(weights_only=True)``, so a pickle holding anything but tensors is refused.
+    """
+    verbosity = transformers.logging.get_verbosity()
+    transformers.logging.set_verbosity_error()
+    try:
+        return cls.from_pretrained(path, trust_remote_code=False, **kwargs)
+    except pickle.UnpicklingError:
+        raise AlembertError(f"{what}: the pickled weights in {path} hold objects other than tensors and were refused "
+                            "(torch.load weights_only=True); re-save the model as safetensors where you trust it") from None
+    except (OSError, ValueError) as exc:
+        raise AlembertError(f"{what}: could not load from {path} ({exc.__class__.__name__}: {str(exc).splitlines()[0]}); {hint}") from None
+    finally:
+        transformers.logging.set_verbosity(verbosity)
 
 
 def is_task_model(config) -> bool:
@@ -63,16 +84,9 @@ def load_classifier(name: str | Path, task: TaskSpec, attn: str | None = None):
             "pass a model fine-tuned on this task, or its base encoder"
         )
     kwargs = want if not is_task_model(config) else {}
-    verbosity = transformers.logging.get_verbosity()
-    transformers.logging.set_verbosity_error()  # the 'newly initialised head' warning is expected
-    try:
-        model = AutoModelForSequenceClassification.from_pretrained(
-            path, trust_remote_code=False, **({"attn_implementation": attn} if attn else {}), **kwargs
-        )
-    except (OSError, ValueError) as exc:
-        raise AlembertError(f"model {name}: could not load weights from {path} ({exc.__class__.__name__}: {str(exc).splitlines()[0]})") from None
-    finally:
-        transformers.logging.set_verbosity(verbosity)
+    if attn:
+        kwargs["attn_implementation"] = attn
+    model = quiet_from_pretrained(AutoModelForSequenceClassification, path, f"model {name}", **kwargs)
     if task.is_regression:
         model.config.problem_type = "regression"
     return model

@@ -39,7 +39,7 @@ from alembert.distill.module import DistillModule, resolve_stage_mappings
 from alembert.distill.recipe import load_recipe
 from alembert.distill.students import check_same_vocabulary, make_student
 from alembert.errors import AlembertError
-from alembert.models.load import load_config, load_tokenizer
+from alembert.models.load import load_config, load_tokenizer, quiet_from_pretrained
 from alembert.models.resolve import resolve_model
 from alembert.qa.data import split_by_article, squad_examples
 from alembert.qa.features import QA_MODEL_COLUMNS, tokenize_squad
@@ -104,16 +104,8 @@ def load_qa_model(name: str | Path, attn: str | None = None, need_head: bool = F
     if need_head and not is_qa_model(load_config(path)):
         raise AlembertError(f"model {name} is not a question-answering model; fine-tune it first with "
                             "`alembert finetune --task squad` and pass that folder")
-    verbosity = transformers.logging.get_verbosity()
-    transformers.logging.set_verbosity_error()  # the 'newly initialised qa_outputs' warning is expected
-    try:
-        return AutoModelForQuestionAnswering.from_pretrained(
-            path, trust_remote_code=False, **({"attn_implementation": attn} if attn else {}))
-    except (OSError, ValueError) as exc:
-        raise AlembertError(f"model {name}: could not load a question-answering model from {path} "
-                            f"({exc.__class__.__name__}: {str(exc).splitlines()[0]})") from None
-    finally:
-        transformers.logging.set_verbosity(verbosity)
+    return quiet_from_pretrained(AutoModelForQuestionAnswering, path, f"question-answering model {name}",
+                                 **({"attn_implementation": attn} if attn else {}))
 
 
 def qa_train_loader(features, tokenizer, batch_size: int, seed: int, group_by_length: bool = True):
