@@ -128,3 +128,23 @@ def test_qa_kd_and_ce_average_start_and_end(tiny_bert, bert_tokenizer):
     assert terms["ce"].item() == pytest.approx(ce.item(), rel=1e-5)
     assert total.item() == pytest.approx(0.5 * kd.item() + 0.5 * ce.item(), rel=1e-5)
     assert kd.item() > 0
+
+
+def test_bench_scores_and_times_qa_models(qa_teacher, tmp_path, capsys):
+    from alembert.models.load import load_tokenizer
+
+    out, _ = qa_teacher
+    student = tmp_path / "student"
+    student_from_teacher(AutoModelForQuestionAnswering.from_pretrained(out), [0, 2]).save_pretrained(student)
+    load_tokenizer(out).save_pretrained(student)
+    code, stdout, err = run_cli(["bench", out, student, "--task", "squad", "--max-eval-samples", 8, "--repeats", 1,
+                                 "--warmup", 0, "--threads", 1, "--output", tmp_path / "bench"], capsys)
+    assert code == 0, err
+    result = json.loads((tmp_path / "bench" / "bench.json").read_text())
+    # seq_len: SQuAD's 384, capped by the tiny model's 256 positions (less 2)
+    assert result["task"] == "squad" and result["metric"] == "f1" and result["seq_len"] == 254 and result["dev_examples"] == 8
+    teacher_row, student_row = result["models"]
+    assert set(teacher_row["dev_metrics"]) == {"exact_match", "f1"} and teacher_row["retention_pct"] == 100
+    assert student_row["params"] < teacher_row["params"] and student_row["throughput_seq_s"] > 0
+    code, _, err = run_cli(["bench", tmp_path / "nowhere", "--task", "squad"], capsys)
+    assert code == 2 and "Traceback" not in err

@@ -28,20 +28,17 @@ def _ratio(a, b):
     return a / b if a is not None and b else None
 
 
-def run_bench(models: list[str], task, out_dir: str | Path, threads: int | None = None, device: str = "cpu",
-              repeats: int = 5, warmup: int = 2, latency_iters: int = 10, batch_size: int = 32, seq_len: int = 128,
+def run_bench(models: list[str], task: str, out_dir: str | Path, threads: int | None = None, device: str = "cpu",
+              repeats: int = 5, warmup: int = 2, latency_iters: int = 10, batch_size: int = 32, seq_len: int | None = None,
               max_eval_samples: int | None = None, data_dir: str | Path | None = None,
               eval_batch_size: int = 128) -> dict:
-    """Measure every model, write bench.json / bench.md / plots into ``out_dir``, return the result."""
+    """Measure every model, write bench.json / bench.md / plots into ``out_dir``, return the result.
+    ``seq_len`` defaults to the task's usual max length (128 for GLUE, 384 for SQuAD)."""
     import onnxruntime
 
-    from alembert.config.schema import DataConfig
-    from alembert.data.load import load_split
-    from alembert.data.tasks import get_task
-    from alembert.data.tokenize import tokenize_dataset
-    from alembert.evaluation.evaluate import evaluate_model
-    from alembert.export.runtime import OnnxClassifier, load_any
-    from alembert.models.load import is_task_model, load_config, load_tokenizer
+    from alembert.benchmark.tasks import bench_task
+    from alembert.export.runtime import OnnxClassifier
+    from alembert.models.load import load_config, load_tokenizer
     from alembert.models.resolve import resolve_model
 
     if not models:
@@ -50,11 +47,10 @@ def run_bench(models: list[str], task, out_dir: str | Path, threads: int | None 
         raise AlembertError(f"unknown --device {device}; use cpu or cuda")
     if device == "cuda" and not torch.cuda.is_available():
         raise AlembertError("--device cuda: no CUDA GPU is visible to torch here; use --device cpu")
-    task = get_task(task) if isinstance(task, str) else task
-    cfg = DataConfig(task=task.name, data_dir=data_dir, max_eval_samples=max_eval_samples)
-    dev = load_split(cfg, task, "dev")
-    texts_a = [dev["text_a"][i % len(dev)] for i in range(max(batch_size, latency_iters))]
-    texts_b = [dev["text_b"][i % len(dev)] for i in range(len(texts_a))] if "text_b" in dev.column_names else None
+    bt = bench_task(task, data_dir, max_eval_samples, max(batch_size, latency_iters), eval_batch_size)
+    # no longer than every model's position table (less 2: RoBERTa/MPNet offsets); the same for all
+    room = min(getattr(load_config(resolve_model(m)), "max_position_embeddings", 10**6) - 2 for m in models)
+    seq_len = min(seq_len or bt.seq_len, room)
 
     load_before = os.getloadavg()[0]
     old_threads = torch.get_num_threads()
@@ -65,16 +61,14 @@ def run_bench(models: list[str], task, out_dir: str | Path, threads: int | None 
         for arg, name in zip(models, _names(models), strict=True):
             path = resolve_model(arg)
             config = load_config(path)
-            if not is_task_model(config):
-                raise AlembertError(f"model {arg} has no classification head; bench fine-tuned models (alembert finetune) or their exports")
             tokenizer = load_tokenizer(path)
-            model = load_any(path, task, threads)
+            model = bt.load(path, threads)
             onnx = isinstance(model, OnnxClassifier)
             if not onnx:
                 model.to(device).eval()
-            print(f"bench: {name}: evaluating on {len(dev)} dev examples", flush=True)
-            metrics = evaluate_model(model, tokenizer, task, tokenize_dataset(dev, tokenizer, cfg.max_length), eval_batch_size)
-            inputs = fixed_length_inputs(tokenizer, texts_a, texts_b, seq_len)
+            print(f"bench: {name}: evaluating on {bt.dev_examples} dev examples", flush=True)
+            metrics = bt.score(model, tokenizer, seq_len)
+            inputs = fixed_length_inputs(tokenizer, bt.texts_a, bt.texts_b, seq_len)
             workloads[name] = onnx_workload(model, inputs, batch_size) if onnx else torch_workload(model, inputs, batch_size, device)
             params, params_no_emb = count_params(config)
             rows.append({
@@ -88,7 +82,7 @@ def run_bench(models: list[str], task, out_dir: str | Path, threads: int | None 
                 "params_no_embeddings": params_no_emb,
                 "disk_mb": round(disk_mb(path), 2),
                 "dev_metrics": metrics,
-                "dev_metric": metrics[task.main_metric],
+                "dev_metric": metrics[bt.main_metric],
             })
         print(f"bench: timing {len(rows)} models ({repeats} interleaved repeats)", flush=True)
         speeds = measure(workloads, repeats=repeats, warmup=warmup, latency_iters=latency_iters)
@@ -103,9 +97,9 @@ def run_bench(models: list[str], task, out_dir: str | Path, threads: int | None 
         row["speedup_throughput"] = _ratio(row["throughput_seq_s"], ref_speed["throughput_seq_s"])
         row["speedup_latency"] = _ratio(ref_speed["latency_ms_median"], row["latency_ms_median"])
     result = {
-        "task": task.name,
-        "metric": task.main_metric,
-        "dev_examples": len(dev),
+        "task": bt.name,
+        "metric": bt.main_metric,
+        "dev_examples": bt.dev_examples,
         "reference": ref["name"],
         "device": device,
         "threads": threads,
@@ -114,7 +108,7 @@ def run_bench(models: list[str], task, out_dir: str | Path, threads: int | None 
         "latency_iters_per_repeat": latency_iters,
         "batch_size": batch_size,
         "seq_len": seq_len,
-        "inputs": f"real {task.name} dev sentences, each model's own tokenizer, padded/truncated to exactly {seq_len} tokens",
+        "inputs": f"real {bt.name} dev texts, each model's own tokenizer, padded/truncated to exactly {seq_len} tokens",
         "machine": {"cpu": platform.processor() or platform.machine(), "torch": torch.__version__,
                     "onnxruntime": onnxruntime.__version__,
                     "gpu": torch.cuda.get_device_name() if device == "cuda" else None,
