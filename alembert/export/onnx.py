@@ -12,8 +12,9 @@ Speed and accuracy choices, measured on the 3-layer SST-2 student (docs/results.
 models with SDPA attention are exported at opset 23, where attention becomes one ONNX
 ``Attention`` node (MPNet has only eager attention and keeps the unfused graph);
 onnxruntime's transformer optimizer then fuses bias+GELU and layer norms (BERT-family
-graphs); int8 quantises the weight MatMuls (and the pooler/classifier) per output
-channel: per-tensor scales cost 1.7 points of SST-2 accuracy there, per-channel none.
+graphs); int8 quantises the weight MatMuls (pooler and classifier included) per output
+channel (per-tensor scales cost 1.7 points of SST-2 accuracy there, per-channel none) and
+the embedding tables (0.6 point, and the file 3x smaller: 17.7 MB instead of 53.4 MB).
 """
 
 from __future__ import annotations
@@ -107,9 +108,9 @@ def _optimize(path: Path, config) -> bool:
 
 
 def _quantize_int8(src: Path, dst: Path) -> None:
-    """onnxruntime dynamic quantisation: int8 weight MatMuls, one scale per output channel.
-    Only MatMul (Gemm included): the quantiser mistakes ONNX's Attention for onnxruntime's
-    own. Stale value_info from the exporter trips the
+    """onnxruntime dynamic quantisation: int8 weight MatMuls (one scale per output channel)
+    and int8 embedding tables (Gather). Not its default operator list: the quantiser
+    mistakes ONNX's Attention for onnxruntime's own. Stale value_info from the exporter trips the
     quantiser's shape inference, so it is dropped first (it is only a hint)."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -122,7 +123,7 @@ def _quantize_int8(src: Path, dst: Path) -> None:
     level = root.level
     root.setLevel(logging.ERROR)  # silence "please consider pre-processing": not needed here
     try:
-        quantize_dynamic(clean, dst, weight_type=QuantType.QInt8, per_channel=True, op_types_to_quantize=["MatMul"],
+        quantize_dynamic(clean, dst, weight_type=QuantType.QInt8, per_channel=True, op_types_to_quantize=["MatMul", "Gather"],
                          extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
     finally:
         root.setLevel(level)
@@ -225,7 +226,7 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path, quantize: str | None
             "dynamic_axes": {"batch": 0, "sequence": 1},
             "attention": attention,
             "ort_optimized": optimized,
-            "int8": "dynamic, per-channel weight MatMuls" if quantize == "int8" else None,
+            "int8": "dynamic; per-channel weight MatMuls, embedding tables" if quantize == "int8" else None,
             **_check(final, model, tokenizer, names),
             "torch": torch.__version__,
             "onnxruntime": onnxruntime.__version__,
