@@ -49,7 +49,9 @@ def run_bench(models: list[str], task: str, out_dir: str | Path, threads: int | 
         raise AlembertError("--device cuda: no CUDA GPU is visible to torch here; use --device cpu")
     bt = bench_task(task, data_dir, max_eval_samples, max(batch_size, latency_iters), eval_batch_size)
     # no longer than every model's position table (less 2: RoBERTa/MPNet offsets); the same for all
-    room = min(getattr(load_config(resolve_model(m)), "max_position_embeddings", 10**6) - 2 for m in models)
+    paths = [resolve_model(m) for m in models]
+    configs = [load_config(p) for p in paths]
+    room = min(getattr(c, "max_position_embeddings", 10**6) - 2 for c in configs)
     seq_len = min(seq_len or bt.seq_len, room)
 
     load_before = os.getloadavg()[0]
@@ -58,9 +60,7 @@ def run_bench(models: list[str], task: str, out_dir: str | Path, threads: int | 
     torch.set_num_threads(threads)
     try:
         rows, workloads = [], {}
-        for arg, name in zip(models, _names(models), strict=True):
-            path = resolve_model(arg)
-            config = load_config(path)
+        for path, config, name in zip(paths, configs, _names(models), strict=True):
             tokenizer = load_tokenizer(path)
             model = bt.load(path, threads)
             onnx = isinstance(model, OnnxClassifier)

@@ -52,18 +52,18 @@ def model_input_names(model, tokenizer) -> list[str]:
 
 
 def _load_task_model(path: Path):
+    """The classifier with SDPA attention where its architecture has it (BERT), else eager (MPNet)."""
     from transformers import AutoModelForSequenceClassification
+    from transformers.models.auto.modeling_auto import MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING
 
     from alembert.models.load import is_task_model, load_config, quiet_from_pretrained
 
-    if not is_task_model(load_config(path)):
+    config = load_config(path)
+    if not is_task_model(config):
         raise AlembertError(f"model {path} has no classification head; fine-tune it on a task first (alembert finetune), then export")
-    for attention in ("sdpa", "eager"):  # MPNet has no SDPA implementation: export its eager form
-        try:
-            return quiet_from_pretrained(AutoModelForSequenceClassification, path, f"model {path}", attn_implementation=attention).eval()
-        except AlembertError:
-            if attention == "eager":
-                raise
+    sdpa = getattr(MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING.get(type(config), None), "_supports_sdpa", False)
+    return quiet_from_pretrained(AutoModelForSequenceClassification, path, f"model {path}",
+                                 attn_implementation="sdpa" if sdpa else "eager").eval()
 
 
 def _export_graph(model, example: dict, path: Path, opset: int | None) -> None:
