@@ -19,7 +19,9 @@ the embedding tables (0.6 point, and the file 3x smaller: 17.7 MB instead of 53.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+import io
 import logging
 import os
 import shutil
@@ -98,9 +100,10 @@ def _optimize(path: Path, config) -> bool:
     root = logging.getLogger()
     level = root.level
     root.setLevel(logging.ERROR)  # the optimizer logs every pattern it tried
-    try:
-        optimized = optimize_model(str(path), model_type=model_type, num_heads=config.num_attention_heads,
-                                   hidden_size=config.hidden_size, opt_level=1)
+    try:  # it also prints "failed in shape inference" for the dynamo graph's ops: harmless, and hidden
+        with contextlib.redirect_stdout(io.StringIO()):
+            optimized = optimize_model(str(path), model_type=model_type, num_heads=config.num_attention_heads,
+                                       hidden_size=config.hidden_size, opt_level=1)
         optimized.save_model_to_file(str(path))
     finally:
         root.setLevel(level)
