@@ -49,6 +49,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--data-dir", default=None, help="glue_data folder (default: alembert's)")
     p.add_argument("--output", default="runs/bench-throughput")
     p.add_argument("--only", default="a,b,c", help="comma-separated subset of a,b,c")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="variants run side by side, each child pinned to its own --threads cores "
+                        "(needs jobs x threads <= CPUs); the longest (b) starts first")
     p.add_argument("--variant", choices=sorted(VARIANTS), help=argparse.SUPPRESS)  # child mode
     p.add_argument("--result", help=argparse.SUPPRESS)  # the child writes its JSON here
     return p.parse_args(argv)
@@ -181,7 +184,7 @@ def child(args) -> None:
 # ----------------------------------------------------------------------------- parent
 
 
-def run_variant(args, variant: str, argv: list[str]) -> dict:
+def run_variant(args, variant: str, argv: list[str], cores: set[int] | None = None) -> dict:
     from alembert.models.packaged import cache_dir
 
     cache = Path(tempfile.mkdtemp(prefix=f"bench-cache-{variant}-"))
@@ -191,14 +194,49 @@ def run_variant(args, variant: str, argv: list[str]) -> dict:
     result_file = cache / "result.json"
     env = {**os.environ, "ALEMBERT_CACHE": str(cache), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
            "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
-    print(f"\n=== variant {variant}: {VARIANTS[variant]} ===", flush=True)
+    pinned = f" (cores {sorted(cores)})" if cores else ""
+    print(f"\n=== variant {variant}: {VARIANTS[variant]}{pinned} ===", flush=True)
     try:
-        proc = subprocess.run([sys.executable, __file__, *argv, "--variant", variant, "--result", str(result_file)], env=env)
+        proc = subprocess.run([sys.executable, __file__, *argv, "--variant", variant, "--result", str(result_file)], env=env,
+                              preexec_fn=(lambda: os.sched_setaffinity(0, cores)) if cores else None)
         if proc.returncode != 0 or not result_file.is_file():
             return {"error": f"child exited with code {proc.returncode}"}
         return json.loads(result_file.read_text())
     finally:
         shutil.rmtree(cache, ignore_errors=True)
+
+
+def plan_queues(only: list[str], jobs: int) -> list[list[str]]:
+    """Split the variants over ``jobs`` queues: b (the teacher every step: about twice a or c) gets
+    a queue of its own, the others share the rest round-robin."""
+    queues: list[list[str]] = [[] for _ in range(min(jobs, len(only)))]
+    rest = [v for v in only if v != "b"]
+    if "b" in only and len(queues) > 1:
+        queues[0].append("b")
+        others = queues[1:]
+    else:
+        others, rest = queues, list(only)
+    for i, v in enumerate(rest):
+        others[i % len(others)].append(v)
+    return [q for q in queues if q]
+
+
+def run_all(args, only: list[str], argv: list[str]) -> dict:
+    """Each variant in its own child; with --jobs N, N at a time on disjoint cores (a queue per core set)."""
+    if args.jobs <= 1:
+        return {v: run_variant(args, v, argv) for v in only}  # children get the same options
+    cpus = sorted(os.sched_getaffinity(0))
+    if args.jobs * args.threads > len(cpus):
+        sys.exit(f"--jobs {args.jobs} x --threads {args.threads} needs {args.jobs * args.threads} CPUs, "
+                 f"this process has {len(cpus)}; lower --jobs or --threads")
+    from concurrent.futures import ThreadPoolExecutor
+
+    queues = plan_queues(only, args.jobs)
+    core_sets = [set(cpus[i * args.threads:(i + 1) * args.threads]) for i in range(args.jobs)]
+    with ThreadPoolExecutor(len(queues)) as pool:
+        done = pool.map(lambda q, c: {v: run_variant(args, v, argv, c) for v in q}, queues, core_sets)
+        merged = {k: r for part in done for k, r in part.items()}
+    return {v: merged[v] for v in only}
 
 
 def fmt(value, digits: int = 1) -> str:
@@ -229,8 +267,10 @@ def report(args, results: dict) -> tuple[str, dict]:
                      f"{ok['a']['samples_per_s_warm_cache']:.1f} samples/s")
     n = next((r["train_examples"] for r in ok.values()), "?")
     kernels = ", ".join(f"{v} {r['attention']}" for v, r in ok.items())
+    side_by_side = (f" ({args.jobs} variants at a time, each pinned to its own core(s); they share memory bandwidth)"
+                    if args.jobs > 1 else "")
     lines += ["", f"{args.task}: {n} train examples x {args.epochs:g} epochs, batch {args.batch_size}, lr {args.lr:g}, "
-              f"seed {args.seed}, {args.threads} torch threads, student = teacher layers {args.student_layers}, "
+              f"seed {args.seed}, {args.threads} torch threads{side_by_side}, student = teacher layers {args.student_layers}, "
               f"teacher `{args.teacher}`, attention kernel: {kernels}. samples/s = examples x epochs / train wall. "
               "Train wall: the training loop (and alembert's cold teacher-cache build), without model loading, "
               "tokenisation or the final dev evaluation. Train CPU s: CPU time of the process over the same span "
@@ -251,7 +291,7 @@ def main() -> None:
     unknown = [v for v in only if v not in VARIANTS]
     if unknown:
         sys.exit(f"--only: unknown variant(s) {', '.join(unknown)}; choose from a, b, c")
-    results = {v: run_variant(args, v, argv) for v in only}  # children get the same options
+    results = run_all(args, only, argv)
     table, ratios = report(args, results)
     print("\n" + table)
     out = Path(args.output)

@@ -44,7 +44,7 @@ def conditions(result: dict) -> str:
         f"{result['task']} dev ({result['dev_examples']} examples); {result['device']}, {result['threads']} threads; "
         f"latency at batch 1 x {result['seq_len']} tokens, throughput at batch {result['batch_size']} x {result['seq_len']} tokens "
         f"(real dev texts padded/truncated to {result['seq_len']} tokens, the same for every model); "
-        f"OMP_WAIT_POLICY {machine.get('omp_wait_policy', '?')}, onnxruntime without spinning; {result['warmup']} warm-up, {result['repeats']} repeats interleaved round-robin; reference: {result['reference']}{busy}"
+        f"OMP_WAIT_POLICY {machine.get('omp_wait_policy', '?')}, onnxruntime without spinning; denormals flushed to zero for every model; {result['warmup']} warm-up, {result['repeats']} repeats interleaved round-robin; reference: {result['reference']}{busy}"
     )
 
 

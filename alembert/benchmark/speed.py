@@ -4,7 +4,9 @@ Each model gets a latency workload (batch 1) and a throughput workload (batch 32
 both at a fixed sequence length. After a warm-up of every model, repetitions are
 interleaved round-robin (model A, B, C, then B, C, A, ...), so a burst of load on a
 shared machine slows every model alike and the ratios stay fair. The caller fixes
-the thread count for torch and onnxruntime alike.
+the thread count for torch and onnxruntime alike. Denormals are flushed to zero for
+every model: onnxruntime sessions set the flag on the calling thread anyway (see
+``make_session``), so torch models get it too rather than depending on load order.
 """
 
 from __future__ import annotations
@@ -71,6 +73,7 @@ def _timed(fn, *args) -> float:
 def measure(workloads: dict[str, Workload], repeats: int = 5, warmup: int = 2, latency_iters: int = 10) -> dict[str, dict]:
     """Per model: latency median / p90 (ms) over all batch-1 calls, throughput (sequences/s)
     from the median batch time."""
+    torch.set_flush_denormal(True)  # the same thread state for torch and onnxruntime models
     for w in workloads.values():
         for i in range(warmup):
             w.latency(i)
