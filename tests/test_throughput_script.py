@@ -9,10 +9,10 @@ import subprocess
 import sys
 
 import pytest
+from conftest import REPO
 
 from alembert.data.tasks import get_task
 from alembert.models.load import load_classifier
-from conftest import REPO
 
 SCRIPT = REPO / "benchmarks" / "distill_throughput.py"
 
