@@ -65,7 +65,28 @@ def test_fp32_logits_match_torch_on_two_shapes(tiny, exported):
     info = json.loads((fp32 / "alembert_export.json").read_text())
     assert info["quantization"] is None and info["max_abs_diff_vs_torch"] < 1e-4
     assert info["attention"] == "sdpa" and info["opset"] == 23 and info["ort_optimized"] is True
+    assert info["last_layer"] == "first token only"
     assert set(info["inputs"]) == {"input_ids", "attention_mask", "token_type_ids"}
+
+
+@pytest.mark.parametrize("attn", ["sdpa", "eager"])
+def test_first_token_last_layer_keeps_the_logits(tiny, attn):
+    from alembert.export.first_token import FirstTokenLayer, first_token_last_layer
+
+    reference = BertForSequenceClassification.from_pretrained(tiny, attn_implementation=attn).eval()
+    pruned = BertForSequenceClassification.from_pretrained(tiny, attn_implementation=attn).eval()
+    assert first_token_last_layer(pruned) and isinstance(pruned.bert.encoder.layer[-1], FirstTokenLayer)
+    enc = AutoTokenizer.from_pretrained(tiny)(SENTENCES, padding=True, return_tensors="pt")  # padded rows included
+    with torch.no_grad():
+        want, got = reference(**enc).logits, pruned(**enc)
+    assert got.hidden_states is None and pruned.bert(**enc).last_hidden_state.shape[1] == 1  # one position left
+    torch.testing.assert_close(got.logits, want, atol=1e-6, rtol=0)
+
+
+def test_full_last_layer_export_matches_too(tiny, tmp_path):
+    out = export_onnx(tiny, tmp_path / "full", first_token=False)
+    info = json.loads((out / "alembert_export.json").read_text())
+    assert info["last_layer"] == "all tokens" and info["max_abs_diff_vs_torch"] < 1e-4
 
 
 def test_int8_keeps_labels_and_is_smaller(exported, capsys):
@@ -136,7 +157,7 @@ def test_mpnet_exports_its_eager_attention_and_matches_torch(tmp_path):
     tokenizer.save_pretrained(tmp_path / "mpnet")
     out = export_onnx(tmp_path / "mpnet", tmp_path / "onnx")
     info = json.loads((out / "alembert_export.json").read_text())
-    assert info["attention"] == "eager" and info["ort_optimized"] is False
+    assert info["attention"] == "eager" and info["ort_optimized"] is False and info["last_layer"] == "all tokens"
     enc = tokenizer(["a great film", "ok"], padding=True, return_tensors="pt")
     with torch.no_grad():
         want = model(**enc).logits.numpy()

@@ -12,6 +12,8 @@ def register(sub) -> None:
     p.add_argument("--output", type=Path, required=True, help="folder to create")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty --output")
     p.add_argument("--opset", type=int, help="ONNX opset (default: 23 for SDPA models, the exporter's otherwise)")
+    p.add_argument("--full-last-layer", action="store_true",
+                   help="compute the last layer for every token (default for BERT: the [CLS] token only, same logits)")
     p.set_defaults(run=run)
 
 
@@ -23,9 +25,11 @@ def run(args) -> int:
 
     if not args.onnx:
         raise AlembertError("pass --onnx (ONNX is the only export format)")
-    out = export_onnx(args.model, args.output, quantize=args.quantize, opset=args.opset, overwrite=args.overwrite)
+    out = export_onnx(args.model, args.output, quantize=args.quantize, opset=args.opset, overwrite=args.overwrite,
+                      first_token=not args.full_last_layer)
     info = json.loads((out / EXPORT_INFO).read_text())
     size = (out / "model.onnx").stat().st_size / 1e6
-    print(f"exported {args.model} -> {out}/model.onnx ({info['quantization'] or 'fp32'}, opset {info['opset']}, {size:.1f} MB); "
+    print(f"exported {args.model} -> {out}/model.onnx ({info['quantization'] or 'fp32'}, opset {info['opset']}, {size:.1f} MB, "
+          f"last layer: {info['last_layer']}); "
           f"max |logit diff| vs PyTorch {info['max_abs_diff_vs_torch']:.2e}, argmax agreement {info['argmax_agreement']:.0%}")
     return 0
