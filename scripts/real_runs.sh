@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Full-data runs behind the figures in the issues' closing notes (2-core CPU: hours in all).
 # usage: bash scripts/real_runs.sh SECTION...   sections: teachers, other-teachers, distill-sst2, distill-pairs,
-#        mpnet, narrow, general, augmented, squad, cross, bench
+#        mpnet, narrow, general, augmented, squad, cross, throughput, bench
 # Outputs go to $RUNS (default runs/real); every run keeps metrics.json, log.jsonl and the model.
 set -euo pipefail
 RUNS=${RUNS:-runs/real}
@@ -10,7 +10,7 @@ T="--threads ${THREADS:-2}"
 mkdir -p "$RUNS"
 
 teachers() {  # issue 2: minilm-l6 fine-tuned on five GLUE tasks, full training sets
-  $A finetune --model minilm-l6 --task sst2 --epochs 2 --eval-every 500 --output "$RUNS/teacher-sst2" $T --overwrite
+  $A finetune --model minilm-l6 --task sst2 --epochs ${SST2_TEACHER_EPOCHS:-2} --eval-every 500 --output "$RUNS/teacher-sst2" $T --overwrite
   for task in mrpc rte cola stsb; do
     $A finetune --model minilm-l6 --task $task --epochs 3 --output "$RUNS/teacher-$task" $T --overwrite
   done
@@ -87,11 +87,17 @@ cross() {  # issue 9: MPNet-12 teacher (first 4,000 SST-2) -> 3-layer MiniLM sli
   $A distill $C --recipe kd --transfer train-rest --epochs 3 --lr 1e-4 --output "$RUNS/cross-kd-full-3ep"   # the best
 }
 
+throughput() {  # issue 6: alembert kd vs a Trainer KD loop vs the student alone, full SST-2, 3 epochs (two at a time)
+  python benchmarks/distill_throughput.py --teacher "$RUNS/teacher-sst2" --task sst2 --epochs 3 --threads 1 --jobs 2 \
+    --output "$RUNS/bench-throughput-full"
+}
+
 bench() {  # issues 5 and 9: speed/size/retention tables (1 thread; run on an otherwise idle machine)
-  $A export "$RUNS/sst2-distilbert" --onnx --output "$RUNS/sst2-distilbert-onnx" --overwrite
-  $A export "$RUNS/sst2-distilbert" --onnx --quantize int8 --output "$RUNS/sst2-distilbert-int8" --overwrite
-  $A bench "$RUNS/teacher-sst2" "$RUNS/sst2-distilbert" "$RUNS/sst2-distilbert-onnx" "$RUNS/sst2-distilbert-int8" \
-    --task sst2 --threads 1 --output "$RUNS/bench-sst2"
+  local S=${BENCH_STUDENT:-$RUNS/sst2-distilbert}  # session 3: $RUNS/bench-throughput-full/variant-a (kd, 3 epochs)
+  $A export "$S" --onnx --output "$S-onnx" --overwrite
+  $A export "$S" --onnx --quantize int8 --full-last-layer --output "$S-int8-all-tokens" --overwrite
+  $A export "$S" --onnx --quantize int8 --output "$S-int8" --overwrite
+  $A bench "$RUNS/teacher-sst2" "$S" "$S-onnx" "$S-int8-all-tokens" "$S-int8" --task sst2 --threads 1 --output "$RUNS/bench-sst2"
   $A bench "$RUNS/teacher-mpnet-sst2" "$RUNS/cross-kd-full-3ep" --task sst2 --threads 1 --output "$RUNS/bench-cross"
   $A bench "$RUNS/teacher-squad" "$RUNS/squad-kd" --task squad --threads 1 --output "$RUNS/bench-squad"
 }
