@@ -48,6 +48,18 @@ def tiny_bert(tmp_path_factory, bert_tokenizer) -> Path:
     return save_tiny(tmp_path_factory.mktemp("tiny-bert"), bert_tokenizer)
 
 
+@pytest.fixture(scope="session")
+def tiny_teacher(tmp_path_factory, tiny_bert, bert_tokenizer) -> Path:
+    """The tiny encoder with an SST-2 classification head: a teacher for distillation tests."""
+    from alembert.data.tasks import get_task
+    from alembert.models.load import load_classifier
+
+    path = tmp_path_factory.mktemp("teacher")
+    load_classifier(tiny_bert, get_task("sst2")).save_pretrained(path)
+    bert_tokenizer.save_pretrained(path)
+    return path
+
+
 def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
     from alembert.cli.main import main
 

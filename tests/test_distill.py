@@ -16,14 +16,6 @@ from alembert.models.load import load_classifier
 from alembert.models.student import student_from_config, student_from_teacher
 
 
-@pytest.fixture(scope="module")
-def tiny_teacher(tmp_path_factory, tiny_bert, bert_tokenizer):
-    path = tmp_path_factory.mktemp("teacher")
-    load_classifier(tiny_bert, get_task("sst2")).save_pretrained(path)
-    bert_tokenizer.save_pretrained(path)
-    return path
-
-
 def distill(teacher, out, recipe, *extra):
     return ["distill", "--teacher", teacher, "--recipe", recipe, "--task", "sst2", "--max-train-samples", 48,
             "--max-eval-samples", 24, "--epochs", 1, "--batch-size", 16, "--log-every", 1, "--output", out, *extra]

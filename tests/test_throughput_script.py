@@ -11,9 +11,6 @@ import sys
 import pytest
 from conftest import REPO
 
-from alembert.data.tasks import get_task
-from alembert.models.load import load_classifier
-
 SCRIPT = REPO / "benchmarks" / "distill_throughput.py"
 
 
@@ -31,14 +28,6 @@ def test_plan_queues_gives_the_baseline_its_own_queue():
     assert plan(["a", "b", "c"], 3) == [["b"], ["a"], ["c"]]
     assert plan(["a", "c"], 2) == [["a"], ["c"]]
     assert plan(["b"], 4) == [["b"]]
-
-
-@pytest.fixture(scope="module")
-def tiny_teacher(tmp_path_factory, tiny_bert, bert_tokenizer):
-    path = tmp_path_factory.mktemp("teacher")
-    load_classifier(tiny_bert, get_task("sst2")).save_pretrained(path)
-    bert_tokenizer.save_pretrained(path)
-    return path
 
 
 def test_script_runs_every_variant_side_by_side(tiny_teacher, tmp_path):

@@ -16,15 +16,9 @@ SENTINEL = "notes.txt"
 
 
 @pytest.fixture(scope="module")
-def teacher(tmp_path_factory, tiny_bert, bert_tokenizer):
+def teacher(tiny_teacher):
     """A 4-layer, width-32, 2-head classifier teacher with the BERT vocabulary."""
-    from alembert.data.tasks import get_task
-    from alembert.models.load import load_classifier
-
-    path = tmp_path_factory.mktemp("teacher")
-    load_classifier(tiny_bert, get_task("sst2")).save_pretrained(path)
-    bert_tokenizer.save_pretrained(path)
-    return path
+    return tiny_teacher
 
 
 def distill(teacher, out, *extra):
