@@ -74,9 +74,10 @@ def _scatter(result: dict, x_key: str, xlabel: str, path: Path, front: bool) -> 
     ys = [m["dev_metric"] for m in models]
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     colors = {"pytorch": "tab:blue", "onnx-fp32": "tab:orange", "onnx-int8": "tab:green"}
-    for x, y, m in zip(xs, ys, models, strict=True):
+    for i, (x, y, m) in enumerate(zip(xs, ys, models, strict=True)):
         ax.scatter(x, y, color=colors.get(m["kind"], "tab:gray"), label=m["kind"], zorder=3)
-        ax.annotate(m["name"], (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
+        # labels alternate above and below their point, so neighbours (fp32 vs int8 of one student) stay readable
+        ax.annotate(m["name"], (x, y), textcoords="offset points", xytext=(5, 4 if i % 2 == 0 else -11), fontsize=8)
     if front:
         idx = pareto_front(list(zip(xs, ys, strict=True)))
         ax.step([xs[i] for i in idx], [ys[i] for i in idx], where="post", color="black", alpha=0.4)
