@@ -209,16 +209,13 @@ def run_variant(args, variant: str, argv: list[str], cores: set[int] | None = No
 def plan_queues(only: list[str], jobs: int) -> list[list[str]]:
     """Split the variants over ``jobs`` queues: b (the teacher every step: about twice a or c) gets
     a queue of its own, the others share the rest round-robin."""
-    queues: list[list[str]] = [[] for _ in range(min(jobs, len(only)))]
+    lanes = min(jobs, len(only))
+    if lanes == 1:
+        return [list(only)]
+    first = [["b"]] if "b" in only else []
     rest = [v for v in only if v != "b"]
-    if "b" in only and len(queues) > 1:
-        queues[0].append("b")
-        others = queues[1:]
-    else:
-        others, rest = queues, list(only)
-    for i, v in enumerate(rest):
-        others[i % len(others)].append(v)
-    return [q for q in queues if q]
+    lanes -= len(first)
+    return first + [q for q in (rest[i::lanes] for i in range(lanes)) if q]
 
 
 def run_all(args, only: list[str], argv: list[str]) -> dict:

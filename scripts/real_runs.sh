@@ -93,7 +93,7 @@ throughput() {  # issue 6: alembert kd vs a Trainer KD loop vs the student alone
 }
 
 bench() {  # issues 5 and 9: speed/size/retention tables (1 thread; run on an otherwise idle machine)
-  local S=${BENCH_STUDENT:-$RUNS/sst2-distilbert}  # session 3: $RUNS/bench-throughput-full/variant-a (kd, 3 epochs)
+  local S=${BENCH_STUDENT:-$RUNS/sst2-distilbert}  # session 3: BENCH_STUDENT=$RUNS/sst2-kd
   $A export "$S" --onnx --output "$S-onnx" --overwrite
   $A export "$S" --onnx --quantize int8 --full-last-layer --output "$S-int8-all-tokens" --overwrite
   $A export "$S" --onnx --quantize int8 --output "$S-int8" --overwrite

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+from transformers.models.bert.modeling_bert import eager_attention_forward
 
 FAMILIES = ("bert",)  # BertForSequenceClassification: pooler over token 0, BertLayer internals
 
@@ -25,9 +27,6 @@ class FirstTokenLayer(nn.Module):
         self.layer = layer
 
     def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None, *args, **kwargs) -> torch.Tensor:
-        from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
-        from transformers.models.bert.modeling_bert import eager_attention_forward
-
         attention = self.layer.attention
         heads = attention.self
         batch, seq = hidden_states.shape[:2]

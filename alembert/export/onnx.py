@@ -213,8 +213,7 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path, quantize: str | None
     names = model_input_names(model, tokenizer)
     reference = _reference(model, tokenizer, names)  # before any rewrite: the check compares with the saved model
     pruned = first_token and first_token_last_layer(model)
-    enc = tokenizer(CHECK_SENTENCES, padding=True, return_tensors="pt")
-    example = {n: enc[n] for n in names}
+    example = {n: torch.from_numpy(v) for n, v in reference[0][0].items()}  # the check's batch of 4
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.export-"))
