@@ -10,8 +10,9 @@ fresh, empty ALEMBERT_CACHE, so alembert's teacher cache is cold and its build i
   c  alembert ``distill`` with the ``ce`` recipe: the student alone, no teacher (the floor)
 
 Same teacher, same student (teacher layers 0,2,4 copied), same optimiser (AdamW, weight
-decay 0.01, linear schedule with 10% warm-up, clip 1.0), batch size, epochs, seed and
-threads. Dev is evaluated once, at the end, with alembert's ``evaluate_model``.
+decay 0.01, linear schedule with 10% warm-up, clip 1.0), batch size, epochs, seed,
+threads and precision (``--mixed-precision bf16``: Accelerate's autocast for every variant,
+the baseline's teacher included; alembert's teacher cache is computed under it too). Dev is evaluated once, at the end, with alembert's ``evaluate_model``.
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--max-train-samples", type=int, default=None)
     p.add_argument("--max-length", type=int, default=128)
+    p.add_argument("--mixed-precision", choices=["no", "bf16"], default="no",
+                   help="bf16: autocast in every variant (fast on CPUs with AMX and on recent GPUs)")
     p.add_argument("--student-layers", default="0,2,4", help="0-based teacher layers kept in the student")
     p.add_argument("--data-dir", default=None, help="glue_data folder (default: alembert's)")
     p.add_argument("--output", default="runs/bench-throughput")
@@ -91,7 +94,7 @@ def run_alembert(args, recipe: str) -> dict:
         "data.task": args.task, "data.data_dir": args.data_dir, "data.max_length": args.max_length,
         "data.max_train_samples": args.max_train_samples,
         "train.epochs": args.epochs, "train.batch_size": args.batch_size, "train.lr": args.lr,
-        "train.seed": args.seed, "train.threads": args.threads,
+        "train.seed": args.seed, "train.threads": args.threads, "train.mixed_precision": args.mixed_precision,
         "train.eval_every": 10**9,  # evaluate once, after the last step, like the baseline
     })
     loaded = run_mod.load_classifier  # to report the teacher's attention kernel
@@ -140,7 +143,7 @@ def run_trainer_baseline(args) -> dict:
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             labels = inputs.pop("labels")
             out = model(**inputs)
-            with torch.no_grad():
+            with torch.no_grad(), self.accelerator.autocast():  # the teacher at the student's precision
                 teacher_logits = teacher(**inputs).logits
             loss = 0.5 * kd_loss(out.logits, teacher_logits, 2.0) + 0.5 * F.cross_entropy(out.logits, labels)
             return (loss, out) if return_outputs else loss
@@ -152,7 +155,7 @@ def run_trainer_baseline(args) -> dict:
         lr_scheduler_type="linear", warmup_steps=int(0.1 * steps),  # 10% warm-up, rounded as alembert does
         max_grad_norm=1.0, seed=args.seed, data_seed=args.seed, train_sampling_strategy="random",
         eval_strategy="no", save_strategy="no", report_to=[], use_cpu=True, dataloader_num_workers=0,
-        logging_steps=50,
+        logging_steps=50, bf16=args.mixed_precision == "bf16",
     )
     trainer = KDTrainer(model=student, args=targs, train_dataset=train, processing_class=tokenizer,
                         data_collator=DataCollatorWithPadding(tokenizer))
@@ -267,7 +270,8 @@ def report(args, results: dict) -> tuple[str, dict]:
     side_by_side = (f" ({args.jobs} variants at a time, each pinned to its own core(s); they share memory bandwidth)"
                     if args.jobs > 1 else "")
     lines += ["", f"{args.task}: {n} train examples x {args.epochs:g} epochs, batch {args.batch_size}, lr {args.lr:g}, "
-              f"seed {args.seed}, {args.threads} torch threads{side_by_side}, student = teacher layers {args.student_layers}, "
+              f"seed {args.seed}, precision {'fp32' if args.mixed_precision == 'no' else args.mixed_precision + ' autocast'}, "
+              f"{args.threads} torch threads{side_by_side}, student = teacher layers {args.student_layers}, "
               f"teacher `{args.teacher}`, attention kernel: {kernels}. samples/s = examples x epochs / train wall. "
               "Train wall: the training loop (and alembert's cold teacher-cache build), without model loading, "
               "tokenisation or the final dev evaluation. Train CPU s: CPU time of the process over the same span "

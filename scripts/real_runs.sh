@@ -88,8 +88,9 @@ cross() {  # issue 9: MPNet-12 teacher (first 4,000 SST-2) -> 3-layer MiniLM sli
 }
 
 throughput() {  # issue 6: alembert kd vs a Trainer KD loop vs the student alone, full SST-2, 3 epochs (two at a time)
+  # PRECISION=bf16 (every variant under bf16 autocast): ~80 min on a 2-core AMX Xeon; fp32 (no): ~2.5 h there
   python benchmarks/distill_throughput.py --teacher "$RUNS/teacher-sst2" --task sst2 --epochs 3 --threads 1 --jobs 2 \
-    --output "$RUNS/bench-throughput-full"
+    --mixed-precision "${PRECISION:-no}" --output "$RUNS/bench-throughput-full${PRECISION:+-$PRECISION}"
 }
 
 bench() {  # issues 5 and 9: speed/size/retention tables (1 thread; run on an otherwise idle machine)

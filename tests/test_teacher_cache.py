@@ -39,6 +39,17 @@ def test_key_changes_with_teacher_data_tokenizer_and_length(setup, bert_tokenize
     assert cache_key(teacher, ds, other_tok, 16, [2]) != base
     assert cache_key(teacher, ds, bert_tokenizer, 32, [2]) != base
     assert cache_key(teacher, ds, bert_tokenizer, 16, [1, 2]) != base
+    assert cache_key(teacher, ds, bert_tokenizer, 16, [2], torch.bfloat16) != base  # a bf16 run's teacher
+
+
+def test_bf16_cache_is_its_own_and_close_to_full_precision(setup, bert_tokenizer, tmp_path):
+    teacher, _, ds = setup
+    full = build_cache(teacher, ds, bert_tokenizer, 16, [2], 3, tmp_path)
+    half = build_cache(teacher, ds, bert_tokenizer, 16, [2], 3, tmp_path, autocast=torch.bfloat16)
+    assert half.folder != full.folder
+    assert half.logits.dtype == full.logits.dtype == "float32"
+    assert not (half.logits == full.logits).all()  # really computed under autocast
+    assert abs(half.logits - full.logits).max() < 0.1
 
 
 @pytest.mark.parametrize("recipe", ["kd", "pkd-skip"])

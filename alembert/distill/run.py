@@ -6,6 +6,8 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+import torch
+
 from alembert.config.load import dump_yaml
 from alembert.config.schema import DistillConfig
 from alembert.data.batching import train_loader
@@ -29,6 +31,8 @@ from alembert.training.output import (
     write_text_atomic,
 )
 from alembert.training.setup import make_accelerator
+
+AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}  # the teacher cache runs at the training's precision
 
 
 def n_params(model) -> int:
@@ -85,7 +89,8 @@ def run_distill(cfg: DistillConfig) -> dict:
         if cfg.cache_teacher and cacheable(stage):
             with builders_first(accelerator):  # one process writes the cache, the others read it
                 source = teacher_side(train) if two else train
-                module.__dict__["cache"] = build_cache(teacher, source, tokenizer, cfg.data.max_length, module.teacher_layers(), cfg.train.eval_batch_size)
+                module.__dict__["cache"] = build_cache(teacher, source, tokenizer, cfg.data.max_length, module.teacher_layers(), cfg.train.eval_batch_size,
+                                                       autocast=AUTOCAST.get(cfg.train.mixed_precision))
             stage_train = train.add_column("idx", list(range(len(train))))
         if two:
             loader, sampler = two_tokenizer_loader(stage_train, tokenizer, student_tok, train_cfg.batch_size, train_cfg.seed + i, train_cfg.group_by_length)

@@ -36,8 +36,10 @@ def weights_fingerprint(model) -> str:
     return h.hexdigest()[:16]
 
 
-def cache_key(teacher, ds, tokenizer, max_length: int, layers: list[int]) -> str:
+def cache_key(teacher, ds, tokenizer, max_length: int, layers: list[int], autocast: torch.dtype | None = None) -> str:
     parts = [weights_fingerprint(teacher), data_fingerprint(ds, ("input_ids", "token_type_ids", "labels")), tokenizer_fingerprint(tokenizer), str(max_length), ",".join(map(str, layers))]
+    if autocast is not None:  # full-precision keys stay as they were
+        parts.append(str(autocast))
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:24]
 
 
@@ -58,9 +60,11 @@ class TeacherCache:
 
 
 @torch.inference_mode()
-def build_cache(teacher, ds, tokenizer, max_length: int, layers: list[int], batch_size: int = 128, root: Path | None = None) -> TeacherCache:
-    """The cache for this teacher and training set, computed now unless it already exists."""
-    key = cache_key(teacher, ds, tokenizer, max_length, layers)
+def build_cache(teacher, ds, tokenizer, max_length: int, layers: list[int], batch_size: int = 128, root: Path | None = None,
+                autocast: torch.dtype | None = None) -> TeacherCache:
+    """The cache for this teacher and training set, computed now unless it already exists.
+    ``autocast``: the dtype of the run's mixed precision (None: full precision); stored as float32."""
+    key = cache_key(teacher, ds, tokenizer, max_length, layers, autocast)
     folder = Path(root or cache_dir()) / "teacher" / key
     if (folder / "meta.json").is_file():
         return TeacherCache(folder)
@@ -73,7 +77,8 @@ def build_cache(teacher, ds, tokenizer, max_length: int, layers: list[int], batc
     bar = tqdm(total=len(ds), desc="teacher outputs (cached once)", unit="ex")
     for idx, batch in eval_batches(ds, tokenizer, batch_size):
         batch.pop("labels", None)
-        out = teacher(**{k: v.to(device) for k, v in batch.items()}, output_hidden_states=bool(layers))
+        with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
+            out = teacher(**{k: v.to(device) for k, v in batch.items()}, output_hidden_states=bool(layers))
         value = out.logits.float().cpu().numpy()
         if logits is None:
             logits = np.lib.format.open_memmap(tmp / "logits.npy", "w+", np.float32, (len(ds), value.shape[-1]))
