@@ -128,3 +128,13 @@ def test_pickled_weights_with_code_are_refused(tiny_bert, tmp_path, capsys, comm
     code, _, err = run_cli(args, capsys)
     assert code == 2 and "refused" in err and "weights_only" in err and "Traceback" not in err
     assert not marker.exists()
+
+
+def test_diverging_loss_stops_on_a_line_of_its_own(tiny_bert, tmp_path, capsys):
+    """The error comes after the progress bar's line, not appended to it."""
+    f = tmp_path / "train.tsv"
+    f.write_text("sentence\tlabel\n" + "".join(f"text number {i}\t{i % 2}\n" for i in range(16)))
+    code, _, err = run_cli(finetune(tiny_bert, tmp_path, "--task", "sst2", "--train-file", f, "--batch-size", 4, "--lr", 1e30), capsys)
+    assert code == 2 and "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("error: loss became") and "learning rate" in last, err

@@ -74,21 +74,20 @@ def build_cache(teacher, ds, tokenizer, max_length: int, layers: list[int], batc
     teacher.eval()
     device = next(teacher.parameters()).device
     logits = cls = None
-    bar = tqdm(total=len(ds), desc="teacher outputs (cached once)", unit="ex")
-    for idx, batch in eval_batches(ds, tokenizer, batch_size):
-        batch.pop("labels", None)
-        with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
-            out = teacher(**{k: v.to(device) for k, v in batch.items()}, output_hidden_states=bool(layers))
-        value = out.logits.float().cpu().numpy()
-        if logits is None:
-            logits = np.lib.format.open_memmap(tmp / "logits.npy", "w+", np.float32, (len(ds), value.shape[-1]))
-            if layers:
-                cls = np.lib.format.open_memmap(tmp / "cls.npy", "w+", np.float32, (len(ds), len(layers), teacher.config.hidden_size))
-        logits[idx] = value
-        for j, layer in enumerate(layers):
-            cls[idx, j] = out.hidden_states[layer][:, 0].float().cpu().numpy()
-        bar.update(len(idx))
-    bar.close()
+    with tqdm(total=len(ds), desc="teacher outputs (cached once)", unit="ex") as bar:  # closed on errors too
+        for idx, batch in eval_batches(ds, tokenizer, batch_size):
+            batch.pop("labels", None)
+            with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
+                out = teacher(**{k: v.to(device) for k, v in batch.items()}, output_hidden_states=bool(layers))
+            value = out.logits.float().cpu().numpy()
+            if logits is None:
+                logits = np.lib.format.open_memmap(tmp / "logits.npy", "w+", np.float32, (len(ds), value.shape[-1]))
+                if layers:
+                    cls = np.lib.format.open_memmap(tmp / "cls.npy", "w+", np.float32, (len(ds), len(layers), teacher.config.hidden_size))
+            logits[idx] = value
+            for j, layer in enumerate(layers):
+                cls[idx, j] = out.hidden_states[layer][:, 0].float().cpu().numpy()
+            bar.update(len(idx))
     for array in (logits, cls):
         if array is not None:
             array.flush()

@@ -85,65 +85,65 @@ def fit(
         accelerator.load_state(str(resume[0]))
         state = resume[1]
     eval_every = cfg.eval_every or max(1, len(loader) // cfg.grad_accum)
-    bar = tqdm(total=steps, initial=state.step, desc="training", disable=not accelerator.is_main_process, dynamic_ncols=True)
     start, samples_here = time.time(), 0
     running: dict[str, float] = {}
     running_n = 0
     last: dict[str, float] = {}
     module.train()
-    while state.step < steps and not state.stage_done:
-        sampler.set_epoch(state.epoch)
-        loader.set_epoch(state.epoch)  # Accelerate's own epoch counter re-seeds samplers on iteration
-        if hasattr(loader.collate_fn, "set_epoch"):  # dynamic masking: new masks each epoch
-            loader.collate_fn.set_epoch(state.epoch)
-        batches = accelerator.skip_first_batches(loader, state.batch_in_epoch) if state.batch_in_epoch else loader
-        for batch in batches:
-            with accelerator.accumulate(module):
-                loss, terms = module(batch)
-                if not torch.isfinite(loss):
-                    bad = [k for k, v in terms.items() if not torch.isfinite(v)]
-                    raise AlembertError(
-                        f"loss became {loss.item()} at step {state.step + 1} (terms: {', '.join(bad) or 'total'}); "
-                        "lower the learning rate or check the data; the last saved checkpoint is kept"
-                    )
-                accelerator.backward(loss)
-                if accelerator.sync_gradients and cfg.max_grad_norm > 0:
-                    accelerator.clip_grad_norm_(module.parameters(), cfg.max_grad_norm)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad()
-            n = batch["input_ids"].shape[0] * accelerator.num_processes
-            state.samples += n
-            samples_here += n
-            state.batch_in_epoch += 1
-            for k, v in {"loss": loss, **terms}.items():
-                running[k] = running.get(k, 0.0) + float(v.detach())
-            running_n += 1
-            if not accelerator.sync_gradients:
-                continue
-            state.step += 1
-            bar.update(1)
-            if state.step % cfg.log_every == 0 or state.step == steps:
-                means = {k: v / running_n for k, v in running.items()}
-                if accelerator.num_processes > 1:  # each process saw its share of the batch: log the mean over all
-                    reduced = accelerator.reduce(torch.tensor(list(means.values()), device=accelerator.device), "mean")
-                    means = dict(zip(means, reduced.tolist(), strict=True))
-                means = {k: round(v, 5) for k, v in means.items()}
-                running, running_n = {}, 0
-                bar.set_postfix({k: f"{v:.4f}" for k, v in means.items()})
-                speed = round(samples_here / (time.time() - start), 1)
-                logger.log(stage=stage, step=state.step, epoch=state.epoch, lr=scheduler.get_last_lr()[0], samples_per_s=speed, **means)
-            if state.step % eval_every == 0 or state.step == steps:
-                last = _evaluate(module, accelerator, evaluate, main_metric, on_best, logger, state, minimize)
-            if cfg.save_every and run_dir and (state.step % cfg.save_every == 0 or state.step == steps):
-                state.stage_done = state.step >= steps
-                save_checkpoint(accelerator, run_dir, state, cfg.keep_checkpoints)
-            if state.step >= steps:
-                break
-        else:
-            state.epoch += 1
-            state.batch_in_epoch = 0
-    bar.close()
+    # a with block: an error leaves the bar closed, so its message starts on a line of its own
+    with tqdm(total=steps, initial=state.step, desc="training", disable=not accelerator.is_main_process, dynamic_ncols=True) as bar:
+        while state.step < steps and not state.stage_done:
+            sampler.set_epoch(state.epoch)
+            loader.set_epoch(state.epoch)  # Accelerate's own epoch counter re-seeds samplers on iteration
+            if hasattr(loader.collate_fn, "set_epoch"):  # dynamic masking: new masks each epoch
+                loader.collate_fn.set_epoch(state.epoch)
+            batches = accelerator.skip_first_batches(loader, state.batch_in_epoch) if state.batch_in_epoch else loader
+            for batch in batches:
+                with accelerator.accumulate(module):
+                    loss, terms = module(batch)
+                    if not torch.isfinite(loss):
+                        bad = [k for k, v in terms.items() if not torch.isfinite(v)]
+                        raise AlembertError(
+                            f"loss became {loss.item()} at step {state.step + 1} (terms: {', '.join(bad) or 'total'}); "
+                            "lower the learning rate or check the data; the last saved checkpoint is kept"
+                        )
+                    accelerator.backward(loss)
+                    if accelerator.sync_gradients and cfg.max_grad_norm > 0:
+                        accelerator.clip_grad_norm_(module.parameters(), cfg.max_grad_norm)
+                    optimizer.step()
+                    scheduler.step()
+                    optimizer.zero_grad()
+                n = batch["input_ids"].shape[0] * accelerator.num_processes
+                state.samples += n
+                samples_here += n
+                state.batch_in_epoch += 1
+                for k, v in {"loss": loss, **terms}.items():
+                    running[k] = running.get(k, 0.0) + float(v.detach())
+                running_n += 1
+                if not accelerator.sync_gradients:
+                    continue
+                state.step += 1
+                bar.update(1)
+                if state.step % cfg.log_every == 0 or state.step == steps:
+                    means = {k: v / running_n for k, v in running.items()}
+                    if accelerator.num_processes > 1:  # each process saw its share of the batch: log the mean over all
+                        reduced = accelerator.reduce(torch.tensor(list(means.values()), device=accelerator.device), "mean")
+                        means = dict(zip(means, reduced.tolist(), strict=True))
+                    means = {k: round(v, 5) for k, v in means.items()}
+                    running, running_n = {}, 0
+                    bar.set_postfix({k: f"{v:.4f}" for k, v in means.items()})
+                    speed = round(samples_here / (time.time() - start), 1)
+                    logger.log(stage=stage, step=state.step, epoch=state.epoch, lr=scheduler.get_last_lr()[0], samples_per_s=speed, **means)
+                if state.step % eval_every == 0 or state.step == steps:
+                    last = _evaluate(module, accelerator, evaluate, main_metric, on_best, logger, state, minimize)
+                if cfg.save_every and run_dir and (state.step % cfg.save_every == 0 or state.step == steps):
+                    state.stage_done = state.step >= steps
+                    save_checkpoint(accelerator, run_dir, state, cfg.keep_checkpoints)
+                if state.step >= steps:
+                    break
+            else:
+                state.epoch += 1
+                state.batch_in_epoch = 0
     return FitResult(state.best, state.best_step, last or state.best, state.step, time.time() - start, samples_here)
 
 
