@@ -12,7 +12,8 @@ fresh, empty ALEMBERT_CACHE, so alembert's teacher cache is cold and its build i
 Same teacher, same student (teacher layers 0,2,4 copied), same optimiser (AdamW, weight
 decay 0.01, linear schedule with 10% warm-up, clip 1.0), batch size, epochs, seed,
 threads and precision (``--mixed-precision bf16``: Accelerate's autocast for every variant,
-the baseline's teacher included; alembert's teacher cache is computed under it too). Dev is evaluated once, at the end, with alembert's ``evaluate_model``.
+the baseline's teacher included; alembert's teacher cache is computed under it too).
+Dev is evaluated once, at the end, with alembert's ``evaluate_model``.
 """
 
 from __future__ import annotations

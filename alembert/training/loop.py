@@ -44,9 +44,10 @@ class FitResult:
 def make_optimizer(module: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     """AdamW; no weight decay on biases and LayerNorm weights (BERT's convention).
 
-    The fused kernel (one pass over all parameters, CPU and CUDA, as ``transformers.Trainer``'s
-    default ``adamw_torch_fused``): for a 3-layer MiniLM student on one CPU thread the step
-    takes ~20 ms instead of ~250 ms with the per-tensor loop."""
+    The fused kernel (one pass over all parameters, CPU and CUDA), as ``transformers.Trainer``'s
+    default ``adamw_torch_fused``: a whole training step of a 3-layer MiniLM student (one CPU
+    thread, batch 32 x 14 tokens, bf16 autocast) takes 214 ms instead of 457 ms with the
+    per-tensor loop."""
     decay, no_decay = [], []
     for name, p in module.named_parameters():
         if p.requires_grad:
