@@ -1,10 +1,10 @@
 """Distillation losses, one pure function per module.
 
-Recipes compose losses by name with weights, as data; :data:`LOSSES` maps
-those names to the functions and :func:`get_loss` looks one up.
+Recipes compose losses by name with weights, as data; each name is one term of
+:mod:`alembert.terms`, which says what the function needs and calls it.
 
 =============  ==========================================  ============
-name           function                                    method
+term           function                                    method
 =============  ==========================================  ============
 ``kd``         :func:`kd_loss` (soft targets, × T²)        all three
 ``ce``         :func:`hard_label_loss` (CE or MSE)         all three
@@ -20,9 +20,6 @@ Every function detaches the teacher's tensors.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from alembert.errors import AlembertError
 from alembert.losses.attention import attention_loss
 from alembert.losses.ce import hard_label_loss, mlm_loss
 from alembert.losses.cosine import cosine_loss
@@ -30,30 +27,9 @@ from alembert.losses.hidden import hidden_mse_loss
 from alembert.losses.kd import kd_loss
 from alembert.losses.pkd import pkd_loss
 
-LOSSES: dict[str, Callable] = {
-    "kd": kd_loss,
-    "ce": hard_label_loss,
-    "mlm": mlm_loss,
-    "cosine": cosine_loss,
-    "hidden_mse": hidden_mse_loss,
-    "attention": attention_loss,
-    "pkd": pkd_loss,
-}
-
-
-def get_loss(name: str) -> Callable:
-    """Return the loss function registered under ``name`` (see :data:`LOSSES`)."""
-    try:
-        return LOSSES[name]
-    except (KeyError, TypeError):
-        raise AlembertError(f"unknown loss {name!r}; valid losses: {', '.join(LOSSES)}") from None
-
-
 __all__ = [
-    "LOSSES",
     "attention_loss",
     "cosine_loss",
-    "get_loss",
     "hard_label_loss",
     "hidden_mse_loss",
     "kd_loss",
