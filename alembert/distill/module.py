@@ -18,7 +18,6 @@ from alembert.distill.teacher_view import (
     LABEL_KEYS,
     MODEL_INPUTS,
     aligned_view,
-    cached_view,
     online_view,
 )
 from alembert.errors import AlembertError
@@ -92,7 +91,7 @@ class DistillModule(torch.nn.Module):
         with torch.no_grad():
             self.teacher.eval()
             if self.cache is not None:
-                return cached_view(self.cache, batch)
+                return self.cache.view(batch)
             if self.tokenizers is not None:
                 return aligned_view(self.teacher, batch, *self.tokenizers, hidden, attention, self.align_mode)
             return online_view(self.teacher, batch, hidden, attention)

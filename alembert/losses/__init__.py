@@ -13,6 +13,7 @@ term           function                                    method
 ``hidden_mse`` :func:`hidden_mse_loss`                     TinyBERT
 ``attention``  :func:`attention_loss`                      TinyBERT
 ``pkd``        :func:`pkd_loss`                            Patient KD
+``embed_*``    :mod:`.embedding` (MSE, cosine, batch KL)    embeddings
 =============  ==========================================  ============
 
 Every function detaches the teacher's tensors.
@@ -23,6 +24,7 @@ from __future__ import annotations
 from alembert.losses.attention import attention_loss
 from alembert.losses.ce import hard_label_loss, mlm_loss
 from alembert.losses.cosine import cosine_loss
+from alembert.losses.embedding import embedding_cosine_loss, embedding_mse_loss, similarity_kl_loss
 from alembert.losses.hidden import hidden_mse_loss
 from alembert.losses.kd import kd_loss
 from alembert.losses.pkd import pkd_loss
@@ -30,9 +32,12 @@ from alembert.losses.pkd import pkd_loss
 __all__ = [
     "attention_loss",
     "cosine_loss",
+    "embedding_cosine_loss",
+    "embedding_mse_loss",
     "hard_label_loss",
     "hidden_mse_loss",
     "kd_loss",
     "mlm_loss",
     "pkd_loss",
+    "similarity_kl_loss",
 ]
