@@ -25,6 +25,18 @@ def register(sub) -> None:
     flag(p, "--student", "student.path", help="existing student checkpoint")
     flag(p, "--student-layers", "student.layers", type=_layers, help="teacher layers to keep, 0-based (default every other)")
     p.add_argument("--student-config", dest="student_config", help="random-init shape, e.g. num_layers=4,hidden_size=312")
+    flag(p, "--transfer-task", "data.transfer_tasks", type=lambda v: [x for x in v.split(",") if x],
+         help="embedding recipes: also the texts of these GLUE training sets, e.g. sst2,mrpc")
+    flag(p, "--max-texts", "data.max_texts", type=int, help="embedding recipes: use the first N distinct texts")
+    flag(p, "--text-column", "data.text_column", help="embedding recipes: text column of CSV/TSV/JSONL sources")
+    flag(p, "--pooling", "pooling", choices=["mean", "cls", "max"], help="embedding recipes: pooling of a plain encoder teacher (no modules.json)")
+    flag(p, "--eval-tasks", "eval_tasks", type=lambda v: [x for x in v.split(",") if x],
+         help="embedding recipes: stsb-zeroshot,squad-retrieval (default both; the first tracked at every eval)")
+    p.add_argument("--no-projection", action="store_const", const=False, dest="student.projection", default=None,
+                   help="embedding recipes: no Dense layer to the teacher's width for a narrower student")
+    p.add_argument("--no-cache-teacher", action="store_const", const=False, dest="cache_teacher", default=None,
+                   help="embedding recipes: run the teacher every step instead of caching its embeddings")
+    p.set_defaults(_config_fields=[*(p.get_default("_config_fields") or []), "student.projection", "cache_teacher"])
     p.add_argument("--then-task", help="run task distillation next (TinyBERT's two stages): a GLUE task")
     p.add_argument("--task-teacher", help="the fine-tuned teacher for --then-task")
     p.add_argument("--task-recipe", default="kd", help="recipe of the task stage (default kd)")
@@ -45,6 +57,12 @@ def run(args) -> int:
     args.set = [*_student_config(args.student_config), *(args.set or [])]
     cfg = config_from_args(DistillGeneralConfig, args)
     s = run_distill_general(cfg)
+    if s.get("kind") == "embedding":
+        rows = [{"model": who, **{f"{t} {k}": v for t, m in s[key].items() for k, v in m.items() if k in ("spearman", "mrr@10")}}
+                for who, key in (("teacher", "teacher_dev"), ("student", "dev"))]
+        print_table(f"distill-general with {s['recipe']} ({s['texts']} texts)", rows)
+        print(f"saved to {cfg.output_dir} ({s['train_seconds']} s training, {s['teacher_cache_seconds']} s teacher cache)")
+        return 0
     print_table(f"distill-general with {s['recipe']}", [{"sequences": s["train_sequences"], **s["best"], "step": s["best_step"], "train s": s["train_seconds"]}])
     print(f"saved to {cfg.output_dir}")
     if args.then_task:

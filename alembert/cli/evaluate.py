@@ -11,6 +11,7 @@ from alembert.cli.common import (
     print_table,
 )
 from alembert.config.schema import EvaluateConfig
+from alembert.embedding.evaluate import EMBEDDING_TASKS, evaluate_embedding
 
 
 def register(sub) -> None:
@@ -20,6 +21,7 @@ def register(sub) -> None:
     add_data_flags(p)
     flag(p, "--output", "output_dir", help="folder for eval_results.json (default: the model folder when writable)")
     flag(p, "--batch-size", "batch_size", type=int)
+    p.add_argument("--pooling", choices=["mean", "cls", "max"], help="embedding tasks: pooling of an encoder without modules.json")
     p.set_defaults(run=run)
 
 
@@ -35,7 +37,15 @@ def run(args) -> int:
 
     args.set = [*(args.set or []), f"model={args.model}"]
     cfg = config_from_args(EvaluateConfig, args)
-    if cfg.data.task == "squad":  # extractive QA: default test articles unless --dev-file
+    if cfg.data.task in EMBEDDING_TASKS:  # zero-shot sentence embeddings: STS-B, SQuAD retrieval
+        from alembert.embedding.model import load_embedding_model
+
+        model, tokenizer = load_embedding_model(cfg.model, args.pooling)
+        max_length = cfg.data.max_length if cfg.data.max_length != 128 else (model.max_seq_length or 256)
+        metrics = evaluate_embedding(model, tokenizer, cfg.data.task, max_length, cfg.batch_size)
+        name, n = cfg.data.task, None
+        print_table(f"{cfg.model} on {name} (zero-shot, max length {max_length})", [metrics])
+    elif cfg.data.task == "squad":  # extractive QA: default test articles unless --dev-file
         from alembert.qa.run import run_qa_evaluate
 
         metrics, n, about = run_qa_evaluate(cfg)

@@ -86,6 +86,7 @@ class StudentConfig(Strict):
     hidden_size: int | None = Field(None, ge=8)
     intermediate_size: int | None = Field(None, ge=8)
     num_heads: int | None = Field(None, ge=1)
+    projection: bool = Field(True, description="embedding students narrower than the teacher: a Dense layer to the teacher's width")
 
     @property
     def from_config(self) -> bool:
@@ -117,6 +118,9 @@ class CorpusConfig(Strict):
     max_sequences: int | None = Field(None, ge=1, description="use the first N packed sequences")
     heldout: int = Field(256, ge=1, description="packed sequences held out to track the distillation loss")
     mlm_probability: float = Field(0.15, gt=0, lt=1)
+    transfer_tasks: list[str] = Field(default_factory=list, description="embedding recipes: also the texts of these GLUE training sets")
+    text_column: str | None = Field(None, description="embedding recipes: the text column of CSV/TSV/JSONL sources")
+    max_texts: int | None = Field(None, ge=1, description="embedding recipes: use the first N distinct texts")
 
 
 class DistillGeneralConfig(Strict):
@@ -130,3 +134,8 @@ class DistillGeneralConfig(Strict):
     resume: bool = False
     data: CorpusConfig = CorpusConfig()
     train: TrainConfig = TrainConfig(epochs=1.0, lr=1e-4, eval_every=200)
+    pooling: Literal["mean", "cls", "max"] | None = Field(None, description="embedding recipes: pooling of a teacher that is not a sentence-transformers folder")
+    cache_teacher: bool = Field(True, description="embedding recipes: compute the teacher's embeddings once")
+    eval_tasks: list[Literal["stsb-zeroshot", "squad-retrieval"]] = Field(
+        default_factory=lambda: ["stsb-zeroshot", "squad-retrieval"],
+        description="embedding recipes: zero-shot evaluations; the first is tracked at every eval step, all of them at the end")

@@ -113,6 +113,10 @@ def heldout_loss(module, heldout, batch_size: int) -> dict[str, float]:
 
 def run_distill_general(cfg: DistillGeneralConfig) -> dict:
     recipe = load_recipe(cfg.recipe)
+    if recipe.stages[0].needs("embeddings"):  # a sentence-embedding teacher: its own data and outputs
+        from alembert.embedding.run import run_embedding_distill
+
+        return run_embedding_distill(cfg, recipe)
     if len(recipe.stages) != 1 or not all(t.term.raw_text for t in recipe.stages[0].losses):
         raise AlembertError(f"recipe {recipe.name} is not a one-stage raw-text recipe (no ce/pkd terms); use distilbert-general, tinybert-general or cosine-hidden")
     stage = recipe.stages[0]

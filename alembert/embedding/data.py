@@ -61,7 +61,7 @@ def _squad_texts() -> list[str]:
     from alembert.qa.data import split_by_article
 
     train, _ = split_by_article()
-    return list(dict.fromkeys(train["question"] + train["context"]))
+    return list(dict.fromkeys(list(train["question"]) + list(train["context"])))
 
 
 def load_texts(sources: list[str], transfer_tasks: list[str] | None = None, data_dir: str | Path | None = None,

@@ -68,6 +68,28 @@ def squad_retrieval(model, tokenizer, max_length: int = 256, batch_size: int = 6
     return retrieval_metrics(q @ p.T, gold)
 
 
+def cached_evaluation(model, tokenizer, task: str, max_length: int = 256, batch_size: int = 64) -> dict[str, float]:
+    """:func:`evaluate_embedding` of a model that does not change (a teacher), computed once per
+    weights, head, tokenizer, task and max length and kept in the cache: a 12-layer teacher's
+    retrieval run costs minutes on a CPU, and every student of it is compared with the same figures."""
+    import hashlib
+    import json
+
+    from alembert.data.tokenize import tokenizer_fingerprint
+    from alembert.distill.teacher_cache import weights_fingerprint
+    from alembert.models.packaged import cache_dir
+    from alembert.training.output import write_json_atomic
+
+    parts = [weights_fingerprint(model), model.pooling, str(model.normalize), str(len(model.dense)), tokenizer_fingerprint(tokenizer), task, str(max_length)]
+    path = cache_dir() / "embedding-eval" / f"{hashlib.sha256('|'.join(parts).encode()).hexdigest()[:24]}.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    metrics = evaluate_embedding(model, tokenizer, task, max_length, batch_size)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(path, metrics)
+    return metrics
+
+
 def evaluate_embedding(model, tokenizer, task: str, max_length: int = 256, batch_size: int = 64, **kw) -> dict[str, float]:
     if task == "stsb-zeroshot":
         return stsb_zeroshot(model, tokenizer, max_length, batch_size, **kw)

@@ -60,7 +60,7 @@ def read_spec(folder: str | Path, pooling: str | None = None) -> EmbeddingSpec:
         spec = EmbeddingSpec(root)
         seen_pooling = False
         for m in sorted(modules, key=lambda m: m["idx"]):
-            kind, path = m["type"].removeprefix(_ST), root / m.get("path", "")
+            kind, path = m["type"].rsplit(".", 1)[-1], root / m.get("path", "")  # class name: ST 5 and 6 differ in module paths
             if kind == "Transformer":
                 spec.encoder_path = path
                 bert_cfg = path / "sentence_bert_config.json"
@@ -68,8 +68,13 @@ def read_spec(folder: str | Path, pooling: str | None = None) -> EmbeddingSpec:
                     spec.max_seq_length = json.loads(bert_cfg.read_text()).get("max_seq_length")
             elif kind == "Pooling":
                 cfg = json.loads((path / "config.json").read_text())
-                modes = [mode for flag, mode in _POOLING_FLAGS.items() if cfg.get(flag)]
-                others = [k for k, v in cfg.items() if k.startswith("pooling_mode") and v and k not in _POOLING_FLAGS]
+                if "pooling_mode" in cfg:  # sentence-transformers 6: a mode name or a list of them
+                    named = cfg["pooling_mode"] if isinstance(cfg["pooling_mode"], list) else [cfg["pooling_mode"]]
+                    modes = [x for x in named if x in POOLING_MODES]
+                    others = [x for x in named if x not in POOLING_MODES]
+                else:  # sentence-transformers <= 5: one boolean flag per mode
+                    modes = [mode for flag, mode in _POOLING_FLAGS.items() if cfg.get(flag)]
+                    others = [k for k, v in cfg.items() if k.startswith("pooling_mode") and v and k not in _POOLING_FLAGS]
                 if len(modes) != 1 or others:
                     raise AlembertError(f"model {folder}: pooling {modes + others} in {path / 'config.json'} is not supported; alembert pools with exactly one of mean, cls, max")
                 spec.pooling, seen_pooling = modes[0], True

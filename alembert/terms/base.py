@@ -71,6 +71,7 @@ class Term:
     default_mapping: ClassVar[str | None] = None  # None: not a layer loss
     allow_embeddings: ClassVar[bool] = True  # layer 0 may appear in its pairs
     reduce_pairs: ClassVar[str] = "mean"  # how values over layer pairs combine: "mean" or "sum"
+    compares_vectors: ClassVar[bool] = False  # compares student and teacher embeddings directly: same width needed
     raw_text: ClassVar[bool] = True  # usable in general distillation (False: needs gold labels or a task head)
 
     def __init_subclass__(cls, **kwargs):

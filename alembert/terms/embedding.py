@@ -20,6 +20,7 @@ class EmbedMSE(Term):
     name = "embed_mse"
     needs = Needs(embeddings=True)
     cacheable = True
+    compares_vectors = True
 
     def value(self, step: StepInputs) -> torch.Tensor:
         return embedding_mse_loss(step.student.embeddings, step.teacher.embeddings)
@@ -31,6 +32,7 @@ class EmbedCosine(Term):
     name = "embed_cosine"
     needs = Needs(embeddings=True)
     cacheable = True
+    compares_vectors = True
 
     def value(self, step: StepInputs) -> torch.Tensor:
         return embedding_cosine_loss(step.student.embeddings, step.teacher.embeddings)

@@ -51,15 +51,34 @@ def write_json_atomic(path: str | Path, obj) -> None:
     write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
-def save_model_atomic(model, tokenizer, out_dir: str | Path) -> None:
-    """``save_pretrained`` (safetensors) + tokenizer into a temp folder, then move each file in."""
+def save_folder_atomic(out_dir: str | Path, write) -> None:
+    """``write(tmp)`` fills a temp folder beside the outputs; then each entry is moved into
+    ``out_dir`` (a sub-folder replaces its old copy whole), ``config.json`` last: it marks a
+    complete model, so a killed save leaves the previous model loadable."""
     out_dir = Path(out_dir)
     tmp = Path(tempfile.mkdtemp(dir=out_dir, prefix=".saving-"))
     try:
+        write(tmp)
+        for f in sorted(tmp.iterdir(), key=lambda p: p.name == "config.json"):
+            target = out_dir / f.name
+            if f.is_dir():
+                old = out_dir / f".old-{f.name}"
+                shutil.rmtree(old, ignore_errors=True)
+                if target.exists():
+                    os.replace(target, old)
+                os.replace(f, target)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(f, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def save_model_atomic(model, tokenizer, out_dir: str | Path) -> None:
+    """``save_pretrained`` (safetensors) + tokenizer, through :func:`save_folder_atomic`."""
+    def write(tmp: Path) -> None:
         model.save_pretrained(tmp, safe_serialization=True)
         if tokenizer is not None:
             tokenizer.save_pretrained(tmp)
-        for f in sorted(tmp.iterdir(), key=lambda p: p.name == "config.json"):  # config last: marks a complete model
-            os.replace(f, out_dir / f.name)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+
+    save_folder_atomic(out_dir, write)

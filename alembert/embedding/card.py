@@ -1,0 +1,39 @@
+"""The model card of a distilled embedding student (README.md of its sentence-transformers folder)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembert.distill.recipe import Recipe
+from alembert.training.output import write_text_atomic
+
+
+def write_embedding_card(out: Path, s: dict, recipe: Recipe) -> None:
+    rows = []
+    for task, metrics in s["dev"].items():
+        for k, v in metrics.items():
+            rows.append(f"| {task} {k} | {s['teacher_dev'][task][k]:.4f} | {v:.4f} |")
+    ratio = 100 * s["student_parameters"] / s["teacher_parameters"]
+    text = f"""---
+library_name: sentence-transformers
+pipeline_tag: sentence-similarity
+tags: [alembert, distillation, sentence-transformers, {recipe.name}]
+base_model: {s['teacher']}
+---
+# Distilled sentence-embedding student (recipe `{recipe.name}`)
+
+Made with alembert: `SentenceTransformer(this_folder).encode(texts)` loads it; `AutoModel` loads its encoder.
+
+| | teacher | student |
+|---|---|---|
+| model | {s['teacher']} | {s['student']} |
+| parameters | {s['teacher_parameters']:,} | {s['student_parameters']:,} ({ratio:.1f}%) |
+{chr(10).join(rows)}
+
+Retention (main metric of each zero-shot task): {', '.join(f'{t} **{r}%**' for t, r in s['retention'].items())}.
+
+- Recipe: {recipe.description} ({recipe.source}).
+- Data: {s['texts']:,} distinct texts; teacher embeddings computed once ({s['teacher_cache_seconds']} s).
+- Training: {s['steps']} steps, {s['train_seconds']} s, {s['samples_per_second']} texts/s; settings in `distill_general_config.yaml`, every logged step in `log.jsonl`.
+"""
+    write_text_atomic(out / "README.md", text)

@@ -1,0 +1,46 @@
+"""The student of an embedding teacher: a slice of an encoder, another model, or a new narrow shape.
+
+Its pooling and normalisation are the teacher's (so its vectors are comparable with the
+teacher's); when it is narrower and a term compares vectors, a Dense layer maps its pooled
+output to the teacher's width and is saved as a Dense module, so the student's embeddings
+live in the teacher's space (``student.projection: false`` drops it: then only terms that
+compare similarities, such as ``embed_sim``, can train it).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from alembert.config.schema import DistillGeneralConfig
+from alembert.embedding.model import EmbeddingModel, load_embedding_model
+from alembert.errors import AlembertError
+from alembert.models.student import every_other_layer, student_from_config, student_from_teacher
+
+
+def make_embedding_student(cfg: DistillGeneralConfig, teacher: EmbeddingModel, teacher_tok, attn, uses_vectors: bool):
+    """(student EmbeddingModel, its tokenizer, a description)."""
+    s = cfg.student
+    if s.path:  # another model (any family, own tokenizer), optionally sliced
+        base, tok = load_embedding_model(s.path, cfg.pooling or teacher.pooling, attn)
+        encoder, desc = base.encoder, f"checkpoint {s.path}"
+        if s.layers is not None:
+            encoder, desc = student_from_teacher(encoder, s.layers), f"layers {','.join(map(str, s.layers))} (0-based) of {s.path}"
+        dense = list(base.dense) if base.dim == teacher.dim else []
+    elif s.from_config:
+        encoder = student_from_config(teacher.encoder, s.num_layers or teacher.config.num_hidden_layers, s.hidden_size, s.intermediate_size, s.num_heads, seed=cfg.train.seed)
+        c = encoder.config
+        tok, dense = teacher_tok, []
+        desc = f"random init: {c.num_hidden_layers} layers, hidden {c.hidden_size}, FFN {c.intermediate_size}, {c.num_attention_heads} heads"
+    else:
+        layers = s.layers if s.layers is not None else every_other_layer(teacher.config.num_hidden_layers)
+        encoder, tok, dense = student_from_teacher(teacher.encoder, layers), teacher_tok, list(teacher.dense)
+        desc = f"teacher layers {','.join(map(str, layers))} (0-based) of {cfg.teacher}"
+    student = EmbeddingModel(encoder, teacher.pooling, dense, teacher.normalize, teacher.max_seq_length)
+    if student.dim != teacher.dim and uses_vectors:
+        if not s.projection:
+            raise AlembertError(f"the student embeds in {student.dim} dimensions and the teacher in {teacher.dim}, and projection is off; "
+                                "drop --no-projection (a Dense layer to the teacher's width) or use --recipe embed-sim")
+        torch.manual_seed(cfg.train.seed)
+        student.dense.append(torch.nn.Linear(student.dim, teacher.dim))
+        desc += f", Dense {student.dense[-1].in_features}->{teacher.dim}"
+    return student, tok, desc
