@@ -15,6 +15,11 @@ name           function                                    method
 ``pkd``        :func:`pkd_loss`                            Patient KD
 =============  ==========================================  ============
 
+MiniLM's building blocks are exported but not yet registered under a recipe name
+(the distillation step has no term for them yet): :func:`attention_kl_loss`
+(MiniLM attention transfer) and :func:`relation_loss` (MiniLM value relation,
+MiniLMv2 Q-Q / K-K / V-V relations); see ``docs/relation-recipes.md``.
+
 Every function detaches the teacher's tensors.
 """
 
@@ -24,11 +29,13 @@ from collections.abc import Callable
 
 from alembert.errors import AlembertError
 from alembert.losses.attention import attention_loss
+from alembert.losses.attention_kl import attention_kl_loss
 from alembert.losses.ce import hard_label_loss, mlm_loss
 from alembert.losses.cosine import cosine_loss
 from alembert.losses.hidden import hidden_mse_loss
 from alembert.losses.kd import kd_loss
 from alembert.losses.pkd import pkd_loss
+from alembert.losses.relation import relation_loss
 
 LOSSES: dict[str, Callable] = {
     "kd": kd_loss,
@@ -51,6 +58,7 @@ def get_loss(name: str) -> Callable:
 
 __all__ = [
     "LOSSES",
+    "attention_kl_loss",
     "attention_loss",
     "cosine_loss",
     "get_loss",
@@ -59,4 +67,5 @@ __all__ = [
     "kd_loss",
     "mlm_loss",
     "pkd_loss",
+    "relation_loss",
 ]
