@@ -161,3 +161,45 @@ def test_unknown_family_layer_and_kind_are_refused_in_one_line():
         with capture_qkv(model, [1], which=("query",)):
             pass
     assert hook_count(model) == 0
+
+
+def test_the_three_minilm_terms_on_real_models():
+    """The calls docs/relation-recipes.md proposes for the term registry, on eager tiny BERTs."""
+    from alembert.losses import attention_kl_loss
+
+    teacher = tiny_model("bert", seed=0, attn_implementation="eager")
+    student = tiny_model(
+        "bert",
+        seed=1,
+        num_hidden_layers=2,
+        hidden_size=8,
+        intermediate_size=16,
+        attn_implementation="eager",
+    )
+    mask = BATCH["attention_mask"]
+
+    def terms(s_model, a):
+        with torch.no_grad(), capture_qkv(teacher, [LAYERS]) as t_qkv:
+            t = teacher(**BATCH, output_attentions=True)
+        with capture_qkv(s_model, [a]) as s_qkv:
+            s = s_model(**BATCH, output_attentions=True)
+        heads = teacher.config.num_attention_heads
+        return {
+            "attention_kl": attention_kl_loss(s.attentions[a - 1], t.attentions[LAYERS - 1], mask),
+            "value_relation": relation_loss(s_qkv[(a, "v")], t_qkv[(LAYERS, "v")], mask, heads),
+            "qkv_relation": sum(
+                relation_loss(s_qkv[(a, k)], t_qkv[(LAYERS, k)], mask, 4) for k in "qkv"
+            ),
+        }, t
+
+    values, t = terms(student, 2)
+    # transformers gives padded keys zero probability: attention_kl_loss relies on that
+    assert (t.attentions[-1][0, :, :, 5] == 0).all()
+    for name, value in values.items():
+        assert torch.isfinite(value) and value.item() > 0, name
+    sum(values.values()).backward()
+    assert student.encoder.layer[1].attention.self.value.weight.grad.abs().sum() > 0
+    # a student that IS the teacher matches it exactly on every term
+    same, _ = terms(teacher, LAYERS)
+    for name, value in same.items():
+        assert value.item() == pytest.approx(0.0, abs=1e-6), name
