@@ -261,6 +261,16 @@ def test_relation_extreme_scores_and_empty_mask_stay_finite():
     assert bf16.dtype == torch.float32 and torch.isfinite(bf16)
 
 
+def test_relation_keeps_float32_scores_under_autocast():
+    xs = torch.tensor(RNG.normal(size=(3, 5, 8)) * 3, dtype=torch.float32)
+    xt = torch.tensor(RNG.normal(size=(3, 5, 12)) * 3, dtype=torch.float32)
+    plain = relation_loss(xs, xt, torch.tensor(MASK), 4)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        auto = relation_loss(xs, xt, torch.tensor(MASK), 4)
+    assert auto.dtype == torch.float32
+    assert auto.item() == pytest.approx(plain.item(), rel=1e-6)
+
+
 def test_relation_refuses_bad_widths_and_heads_in_one_line():
     with pytest.raises(AlembertError, match="student width 10 is not divisible by 4") as err:
         relation_loss(torch.zeros(1, 3, 10), torch.zeros(1, 3, 8), None, 4)

@@ -46,8 +46,8 @@ def relation_loss(
     summed over the real keys, then averaged over the relation heads and the real
     query tokens of the batch. Padded positions never affect the value. No
     temperature, no T² scaling. The teacher is detached: gradients reach the
-    student only. Computed with ``log_softmax`` in at least float32, so a
-    probability that underflows to 0 contributes 0, not NaN.
+    student only. Computed with ``log_softmax`` in at least float32 (autocast is
+    turned off inside), so a probability that underflows to 0 contributes 0, not NaN.
 
     Example::
 
@@ -81,8 +81,10 @@ def relation_loss(
     real_key = None if m is None else (m > 0)[:, None, None, :]  # (batch, 1, 1, K)
 
     dtype = torch.promote_types(student_x.dtype, torch.float32)
-    log_s = _log_relation(student_x.to(dtype), num_heads, real_key)
-    log_t = _log_relation(teacher_x.detach().to(dtype), num_heads, real_key)
+    # the scores stay in float32 even under bf16/fp16 autocast, which would round the matmul
+    with torch.autocast(device_type=student_x.device.type, enabled=False):
+        log_s = _log_relation(student_x.to(dtype), num_heads, real_key)
+        log_t = _log_relation(teacher_x.detach().to(dtype), num_heads, real_key)
     return mean_kl_over_real_keys(log_t.exp(), log_t, log_s, m)
 
 
