@@ -9,10 +9,8 @@ from torch import nn
 
 from alembert.errors import AlembertError
 from alembert.losses import (
-    LOSSES,
     attention_loss,
     cosine_loss,
-    get_loss,
     hard_label_loss,
     hidden_mse_loss,
     kd_loss,
@@ -272,13 +270,3 @@ def test_gradient_reaches_student_not_teacher(name):
     GRAD_CASES[name](s, te).backward()
     assert s.grad is not None and s.grad.abs().sum() > 0
     assert te.grad is None
-
-
-# ---------------------------------------------------------------- registry
-
-
-def test_registry():
-    assert set(LOSSES) == {"kd", "ce", "mlm", "cosine", "hidden_mse", "attention", "pkd"}
-    assert get_loss("kd") is kd_loss and get_loss("pkd") is pkd_loss
-    with pytest.raises(AlembertError, match="unknown loss 'kl'.*kd, ce, mlm"):
-        get_loss("kl")

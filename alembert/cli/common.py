@@ -65,9 +65,20 @@ def add_train_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(cls, args: argparse.Namespace):
+    """Flags, then ``--set`` items (which may index into the named recipe), over the YAML."""
     overrides = {f: getattr(args, f) for f in getattr(args, FIELDS, [])}
     overrides.update(parse_set(args.set))
-    return build_config(cls, args.config, overrides)
+    sections = {"recipe": _recipe_tree(cls)} if "recipe" in cls.model_fields else None
+    return build_config(cls, args.config, overrides, sections)
+
+
+def _recipe_tree(cls):
+    """A recipe name (or the command's default recipe) as the editable tree of that recipe."""
+    def resolve(name):
+        from alembert.distill.recipe import load_recipe
+
+        return load_recipe(name if name is not None else cls.model_fields["recipe"].default).model_dump(mode="json")
+    return resolve
 
 
 def print_table(title: str, rows: list[dict]) -> None:

@@ -36,16 +36,37 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
-    """Set ``tree['a']['b'] = value`` for ``dotted == 'a.b'``, creating sections."""
+def set_dotted(tree: dict[str, Any], dotted: str, value: Any, sections: dict[str, Any] | None = None) -> None:
+    """Set ``tree['a']['b'] = value`` for ``dotted == 'a.b'``, creating sections.
+
+    A numeric part indexes a list (``recipe.stages.0.losses.1.weight``). ``sections`` maps a
+    top-level field whose value may be a *name* (``recipe: kd``) to a function returning the
+    named thing as a tree, so that a path into it resolves the name first."""
     *parents, leaf = dotted.split(".")
-    node = tree
-    for key in parents:
-        child = node.setdefault(key, {})
-        if not isinstance(child, dict):
-            raise AlembertError(f"config field '{key}' is a value, not a section; cannot set '{dotted}'")
-        node = child
-    node[leaf] = value
+    node: Any = tree
+    for depth, key in enumerate(parents):
+        if depth == 0 and sections and key in sections and isinstance(node.get(key), str | type(None)):
+            node[key] = sections[key](node.get(key))
+        node = _child(node, key, dotted)
+    if isinstance(node, list):
+        node[_index(node, leaf, dotted)] = value
+    else:
+        node[leaf] = value
+
+
+def _child(node: Any, key: str, dotted: str) -> Any:
+    if isinstance(node, list):
+        return node[_index(node, key, dotted)]
+    child = node.setdefault(key, {})
+    if not isinstance(child, dict | list):
+        raise AlembertError(f"config field '{key}' is a value, not a section; cannot set '{dotted}'")
+    return child
+
+
+def _index(node: list, key: str, dotted: str) -> int:
+    if not key.isdigit() or int(key) >= len(node):
+        raise AlembertError(f"--set {dotted}: '{key}' is not an index of a list of {len(node)} items; use 0..{len(node) - 1}")
+    return int(key)
 
 
 def parse_set(items: list[str] | None) -> dict[str, Any]:
@@ -72,12 +93,14 @@ def _scalar(raw: str) -> Any:
     return value
 
 
-def build_config(cls: type[C], yaml_path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> C:
-    """YAML fields, then overrides (dotted path -> value, None means 'not given'), then validation."""
+def build_config(cls: type[C], yaml_path: str | Path | None = None, overrides: dict[str, Any] | None = None,
+                 sections: dict[str, Any] | None = None) -> C:
+    """YAML fields, then overrides (dotted path -> value, None means 'not given'), then validation.
+    ``sections``: see :func:`set_dotted` (a named recipe resolved before a path into it)."""
     tree = read_yaml(yaml_path) if yaml_path else {}
     for dotted, value in (overrides or {}).items():
         if value is not None:
-            set_dotted(tree, dotted, value)
+            set_dotted(tree, dotted, value, sections)
     try:
         return cls.model_validate(tree)
     except ValidationError as exc:

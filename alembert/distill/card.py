@@ -13,7 +13,7 @@ def write_model_card(out: Path, s: dict, recipe: Recipe) -> None:
     student_dev = s["dev"].get(main, float("nan"))
     teacher_dev = s["teacher_dev"].get(main, float("nan"))
     losses = "; ".join(
-        f"{st.name}: " + ", ".join(f"{t.weight:g}×{t.loss}" + (f" (T={t.temperature:g})" if t.loss == "kd" else "") + (f" [{t.mapping_spec()}]" if t.mapping_spec() else "") for t in st.losses)
+        f"{st.name}: " + ", ".join(f"{t.weight:g}×{t.loss}" + (f" ({t.term.describe(t.params)})" if t.term.Params.model_fields else "") + (f" [{t.mapping_spec()}]" if t.mapping_spec() else "") for t in st.losses)
         for st in recipe.stages
     )
     text = f"""---

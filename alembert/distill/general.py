@@ -113,7 +113,7 @@ def heldout_loss(module, heldout, batch_size: int) -> dict[str, float]:
 
 def run_distill_general(cfg: DistillGeneralConfig) -> dict:
     recipe = load_recipe(cfg.recipe)
-    if len(recipe.stages) != 1 or any(t.loss in ("ce", "pkd") for t in recipe.stages[0].losses):
+    if len(recipe.stages) != 1 or not all(t.term.raw_text for t in recipe.stages[0].losses):
         raise AlembertError(f"recipe {recipe.name} is not a one-stage raw-text recipe (no ce/pkd terms); use distilbert-general, tinybert-general or cosine-hidden")
     stage = recipe.stages[0]
     lm_head = recipe.needs_lm_head
@@ -126,8 +126,7 @@ def run_distill_general(cfg: DistillGeneralConfig) -> dict:
     loader, sampler, collate, heldout, n_train = corpus_loaders(cfg, tokenizer, masked=lm_head)
     out = prepare_output_dir(cfg.output_dir, cfg.overwrite, cfg.resume)
     resume = latest_checkpoint(out) if cfg.resume else None
-    # layer-only recipes never reach the pooler / LM head: DDP must expect unused parameters
-    accelerator = make_accelerator(cfg.train, find_unused_parameters=not lm_head)
+    accelerator = make_accelerator(cfg.train, find_unused_parameters=recipe.find_unused_parameters)
     teacher.to(accelerator.device)
     logger = RunLogger(out / "log.jsonl", enabled=accelerator.is_main_process, append=cfg.resume,
                        accelerator=accelerator, config=cfg.model_dump(mode="json"))

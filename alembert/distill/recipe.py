@@ -16,32 +16,57 @@ recipe is any YAML file of the same shape::
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from alembert.config.load import build_config
 from alembert.config.schema import Strict
 from alembert.errors import AlembertError
+from alembert.terms import Term, get_term
 
 RECIPE_DIR = Path(__file__).parent / "recipes"
-LAYER_LOSSES = {"cosine", "hidden_mse", "attention", "pkd"}
-DEFAULT_MAPPING = {"cosine": "last-layer", "hidden_mse": "uniform", "attention": "uniform", "pkd": "skip"}
 
 
 class LossTerm(Strict):
-    loss: Literal["kd", "ce", "mlm", "cosine", "hidden_mse", "attention", "pkd"]
+    """One weighted loss of a stage. ``loss`` names a registered term (:mod:`alembert.terms`);
+    any other key is one of that term's own parameters (``temperature`` for kd), validated
+    by the term's ``Params`` model."""
+
+    model_config = ConfigDict(extra="allow", validate_assignment=True)
+
+    loss: str
     weight: float = Field(1.0, ge=0)
-    temperature: float = Field(1.0, gt=0, description="kd only")
     mapping: str | list[tuple[int, int]] | None = Field(None, description="layer losses: strategy or (student, teacher) pairs")
-    projection: bool = Field(True, description="hidden_mse/pkd/cosine: learn a linear map when widths differ; false makes a width mismatch an error")
+    projection: bool = Field(True, description="terms that learn a projection when widths differ; false makes a width mismatch an error")
+
+    @model_validator(mode="after")
+    def _known_term(self):
+        term = get_term(self.loss)  # unknown name: one line listing the known ones
+        try:
+            term.Params.model_validate(self.model_extra or {})
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            key = ".".join(str(p) for p in err["loc"])
+            known = ", ".join(term.Params.model_fields) or "none"
+            raise ValueError(f"loss {self.loss!r}, parameter {key!r}: {err['msg']} (its parameters: {known})") from None
+        if self.mapping is not None and term.default_mapping is None:
+            raise ValueError(f"loss {self.loss!r} is not a layer loss and takes no mapping")
+        return self
+
+    @property
+    def term(self) -> type[Term]:
+        return get_term(self.loss)
+
+    @property
+    def params(self) -> BaseModel:
+        return self.term.Params.model_validate(self.model_extra or {})
 
     @property
     def needs_teacher(self) -> bool:
-        return self.loss not in ("ce", "mlm")
+        return self.term.needs.teacher
 
     def mapping_spec(self):
-        return self.mapping if self.mapping is not None else DEFAULT_MAPPING.get(self.loss)
+        return self.mapping if self.mapping is not None else self.term.default_mapping
 
 
 class Stage(Strict):
@@ -50,17 +75,31 @@ class Stage(Strict):
     epochs: float | None = Field(None, gt=0, description="overrides train.epochs for this stage")
     lr: float | None = Field(None, gt=0, description="overrides train.lr for this stage")
 
+    def needs(self, what: str) -> bool:
+        """Whether any term of the stage needs ``what`` (a field of :class:`~alembert.terms.Needs`)."""
+        return any(getattr(t.term.needs, what) for t in self.losses)
+
     @property
     def needs_teacher(self) -> bool:
-        return any(t.needs_teacher for t in self.losses)
+        return self.needs("teacher")
 
     @property
     def needs_hidden(self) -> bool:
-        return any(t.loss in ("cosine", "hidden_mse", "pkd") for t in self.losses)
+        return self.needs("hidden")
 
     @property
     def needs_attention(self) -> bool:
-        return any(t.loss == "attention" for t in self.losses)
+        return self.needs("attention")
+
+    @property
+    def cacheable(self) -> bool:
+        """The teacher side of every term fits in the teacher cache (logits, [CLS] states)."""
+        return self.needs_teacher and all(t.term.cacheable for t in self.losses)
+
+    @property
+    def leaves_head_unused(self) -> bool:
+        """No term reads the prediction head: under DDP its parameters get no gradient."""
+        return not self.needs("logits")
 
 
 class Recipe(Strict):
@@ -75,8 +114,13 @@ class Recipe(Strict):
 
     @property
     def needs_lm_head(self) -> bool:
-        """Vocabulary-level losses (masked-LM, or KD over the vocabulary in general distillation)."""
-        return any(t.loss in ("mlm", "kd") for s in self.stages for t in s.losses)
+        """On raw text the only prediction head is an LM head: any term on logits needs one."""
+        return any(s.needs("logits") for s in self.stages)
+
+    @property
+    def find_unused_parameters(self) -> bool:
+        """The one DDP rule: some stage leaves trained parameters without gradients."""
+        return any(s.leaves_head_unused for s in self.stages)
 
 
 def recipe_names() -> list[str]:

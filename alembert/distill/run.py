@@ -55,9 +55,7 @@ def run_distill(cfg: DistillConfig) -> dict:
     if cfg.resume or Path(cfg.output_dir).exists():  # checks only: an existing folder is not modified
         prepare_output_dir(cfg.output_dir, cfg.overwrite, cfg.resume)
     resume = latest_checkpoint(cfg.output_dir) if cfg.resume else None
-    # A stage without kd/ce never reaches the student's pooler and classifier: DDP must expect unused parameters.
-    layer_only = any(not any(t.loss in ("kd", "ce") for t in stage.losses) for stage in recipe.stages)
-    accelerator = make_accelerator(cfg.train, find_unused_parameters=layer_only)
+    accelerator = make_accelerator(cfg.train, find_unused_parameters=recipe.find_unused_parameters)
     attn = "eager" if recipe.needs_attention else None
     tokenizer = load_tokenizer(cfg.teacher)
     teacher = load_classifier(cfg.teacher, task, attn=attn).to(accelerator.device).eval()

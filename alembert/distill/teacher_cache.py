@@ -58,6 +58,11 @@ class TeacherCache:
         cls = {layer: torch.from_numpy(np.asarray(self.cls[rows, j])) for j, layer in enumerate(self.layers)} if self.layers else {}
         return logits, cls
 
+    def view(self, batch: dict):
+        from alembert.distill.teacher_view import cached_view
+
+        return cached_view(self, batch)
+
 
 @torch.inference_mode()
 def build_cache(teacher, ds, tokenizer, max_length: int, layers: list[int], batch_size: int = 128, root: Path | None = None,

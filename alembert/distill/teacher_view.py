@@ -37,10 +37,11 @@ def output_logits(out) -> list[torch.Tensor]:
 @dataclass
 class TeacherView:
     logits: list[torch.Tensor]
-    cls: Callable[[int], torch.Tensor]  # layer -> (B, H)
+    cls: Callable[[int], torch.Tensor] | None  # layer -> (B, H)
     hidden: Callable[[int], torch.Tensor] | None = None  # layer -> (B, S_student, H)
     attention: Callable[[int], torch.Tensor] | None = None  # layer (1-based) -> (B, heads, S, S)
     mask: torch.Tensor | None = None  # student positions usable by token-level losses
+    embeddings: torch.Tensor | None = None  # (B, dim) sentence embeddings of an embedding teacher
 
 
 def online_view(teacher, batch: dict, hidden: bool, attention: bool) -> TeacherView:
@@ -52,6 +53,7 @@ def online_view(teacher, batch: dict, hidden: bool, attention: bool) -> TeacherV
         hidden=(lambda layer: out.hidden_states[layer]) if hidden else None,
         attention=(lambda layer: out.attentions[layer - 1]) if attention else None,
         mask=batch["attention_mask"],
+        embeddings=getattr(out, "embeddings", None),
     )
 
 
@@ -72,4 +74,5 @@ def aligned_view(teacher, batch: dict, teacher_tok, student_tok, hidden: bool, a
         hidden=(lambda layer: gather_teacher(out.hidden_states[layer], aligned.teacher_index)) if hidden else None,
         attention=(lambda layer: gather_teacher_attention(out.attentions[layer - 1], aligned.teacher_index)) if attention else None,
         mask=aligned.mask if aligned is not None else None,
+        embeddings=getattr(out, "embeddings", None),
     )

@@ -1,10 +1,10 @@
 """Distillation losses, one pure function per module.
 
-Recipes compose losses by name with weights, as data; :data:`LOSSES` maps
-those names to the functions and :func:`get_loss` looks one up.
+Recipes compose losses by name with weights, as data; each name is one term of
+:mod:`alembert.terms`, which says what the function needs and calls it.
 
 =============  ==========================================  ============
-name           function                                    method
+term           function                                    method
 =============  ==========================================  ============
 ``kd``         :func:`kd_loss` (soft targets, × T²)        all three
 ``ce``         :func:`hard_label_loss` (CE or MSE)         all three
@@ -13,6 +13,7 @@ name           function                                    method
 ``hidden_mse`` :func:`hidden_mse_loss`                     TinyBERT
 ``attention``  :func:`attention_loss`                      TinyBERT
 ``pkd``        :func:`pkd_loss`                            Patient KD
+``embed_*``    :mod:`.embedding` (MSE, cosine, batch KL)    embeddings
 =============  ==========================================  ============
 
 MiniLM's building blocks are exported but not yet registered under a recipe name
@@ -25,47 +26,27 @@ Every function detaches the teacher's tensors.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from alembert.errors import AlembertError
 from alembert.losses.attention import attention_loss
 from alembert.losses.attention_kl import attention_kl_loss
 from alembert.losses.ce import hard_label_loss, mlm_loss
 from alembert.losses.cosine import cosine_loss
+from alembert.losses.embedding import embedding_cosine_loss, embedding_mse_loss, similarity_kl_loss
 from alembert.losses.hidden import hidden_mse_loss
 from alembert.losses.kd import kd_loss
 from alembert.losses.pkd import pkd_loss
 from alembert.losses.relation import relation_loss
 
-LOSSES: dict[str, Callable] = {
-    "kd": kd_loss,
-    "ce": hard_label_loss,
-    "mlm": mlm_loss,
-    "cosine": cosine_loss,
-    "hidden_mse": hidden_mse_loss,
-    "attention": attention_loss,
-    "pkd": pkd_loss,
-}
-
-
-def get_loss(name: str) -> Callable:
-    """Return the loss function registered under ``name`` (see :data:`LOSSES`)."""
-    try:
-        return LOSSES[name]
-    except (KeyError, TypeError):
-        raise AlembertError(f"unknown loss {name!r}; valid losses: {', '.join(LOSSES)}") from None
-
-
 __all__ = [
-    "LOSSES",
     "attention_kl_loss",
     "attention_loss",
     "cosine_loss",
-    "get_loss",
+    "embedding_cosine_loss",
+    "embedding_mse_loss",
     "hard_label_loss",
     "hidden_mse_loss",
     "kd_loss",
     "mlm_loss",
     "pkd_loss",
     "relation_loss",
+    "similarity_kl_loss",
 ]

@@ -230,7 +230,7 @@ def run_qa_distill(cfg: DistillConfig) -> dict:
     recipe = load_recipe(cfg.recipe)
     out = prepare_output_dir(cfg.output_dir, cfg.overwrite, cfg.resume)
     resume = latest_checkpoint(out) if cfg.resume else None
-    accelerator = make_accelerator(cfg.train)
+    accelerator = make_accelerator(cfg.train, find_unused_parameters=recipe.find_unused_parameters)
     attn = "eager" if recipe.needs_attention else None
     tokenizer = load_tokenizer(cfg.teacher)
     teacher = load_qa_model(cfg.teacher, attn, need_head=True).to(accelerator.device).eval()

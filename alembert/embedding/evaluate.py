@@ -1,0 +1,76 @@
+"""The two zero-shot evaluations of an embedding model, on real dev data, no fine-tuning.
+
+- ``stsb-zeroshot``: STS-B dev, 1,500 sentence pairs scored 0-5 by people; the cosine of the
+  two embeddings is the prediction; Spearman (main) and Pearson correlation.
+- ``squad-retrieval``: SQuAD v1.1 dev as a search task: each question against all 2,067
+  paragraphs of the file; the paragraph it was asked on is the one relevant document;
+  recall@1, recall@10, MRR@10. By default the questions of the 10 test articles of
+  :func:`alembert.qa.data.split_by_article` only (1,693), so a student distilled on the
+  other articles' text is scored on questions it never saw; ``questions="all"`` uses every one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from alembert.embedding.cache import encode
+from alembert.embedding.metrics import cosine_scores, retrieval_metrics, sts_metrics
+from alembert.errors import AlembertError
+
+EMBEDDING_TASKS = ("stsb-zeroshot", "squad-retrieval")
+MAIN_METRIC = {"stsb-zeroshot": "spearman", "squad-retrieval": "mrr@10"}
+
+
+def stsb_pairs(data_dir: str | Path | None = None, max_pairs: int | None = None) -> tuple[list[str], list[str], np.ndarray]:
+    from alembert.data.readers import default_data_dir, load_glue_split
+    from alembert.data.tasks import get_task
+
+    ds = load_glue_split(get_task("stsb"), data_dir or default_data_dir(), "dev")
+    if max_pairs:
+        ds = ds.select(range(min(max_pairs, len(ds))))
+    return list(ds["text_a"]), list(ds["text_b"]), np.asarray(ds["label"], dtype=np.float64)
+
+
+def stsb_zeroshot(model, tokenizer, max_length: int = 256, batch_size: int = 64, data_dir=None, max_pairs: int | None = None) -> dict[str, float]:
+    a, b, gold = stsb_pairs(data_dir, max_pairs)
+    texts = list(dict.fromkeys(a + b))
+    pos = {t: i for i, t in enumerate(texts)}
+    emb = encode(model, tokenizer, texts, max_length, batch_size)
+    scores = cosine_scores(emb[[pos[t] for t in a]], emb[[pos[t] for t in b]])
+    return sts_metrics(scores, gold)
+
+
+def squad_corpus(questions: str = "test", path=None) -> tuple[list[str], list[str], np.ndarray]:
+    """(questions, paragraphs, gold paragraph index per question)."""
+    from alembert.qa.data import default_squad_file, split_by_article, squad_examples
+
+    if questions not in ("test", "all"):
+        raise AlembertError(f"retrieval questions {questions!r}: use test (the held-out articles) or all")
+    path = path or default_squad_file()
+    every = squad_examples(path)
+    paragraphs = list(dict.fromkeys(every["context"]))
+    asked = split_by_article(path)[1] if questions == "test" else every
+    pos = {p: i for i, p in enumerate(paragraphs)}
+    return list(asked["question"]), paragraphs, np.asarray([pos[c] for c in asked["context"]])
+
+
+def squad_retrieval(model, tokenizer, max_length: int = 256, batch_size: int = 64, questions: str = "test",
+                    max_questions: int | None = None, path=None) -> dict[str, float]:
+    qs, paragraphs, gold = squad_corpus(questions, path)
+    if max_questions:
+        qs, gold = qs[:max_questions], gold[:max_questions]
+    q = encode(model, tokenizer, qs, max_length, batch_size)
+    p = encode(model, tokenizer, paragraphs, max_length, batch_size)
+    q /= np.linalg.norm(q, axis=1, keepdims=True).clip(1e-12)
+    p /= np.linalg.norm(p, axis=1, keepdims=True).clip(1e-12)
+    return retrieval_metrics(q @ p.T, gold)
+
+
+def evaluate_embedding(model, tokenizer, task: str, max_length: int = 256, batch_size: int = 64, **kw) -> dict[str, float]:
+    if task == "stsb-zeroshot":
+        return stsb_zeroshot(model, tokenizer, max_length, batch_size, **kw)
+    if task == "squad-retrieval":
+        return squad_retrieval(model, tokenizer, max_length, batch_size, **kw)
+    raise AlembertError(f"unknown embedding task {task!r}; use one of {', '.join(EMBEDDING_TASKS)}")
