@@ -16,7 +16,7 @@ under ``bert.``, ``distilbert.``, ...) resolve the same way.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
 import torch
@@ -107,7 +107,30 @@ def capture_qkv(
             out = student(**inputs)
         q6 = qkv[(6, "q")]   # (batch, seq, hidden_size)
     """
-    modules = qkv_modules(model, layers, which)
+    with _hooked(qkv_modules(model, layers, which)) as captured:
+        yield captured
+
+
+@contextmanager
+def capture_keys(
+    model: torch.nn.Module, keys: Iterable[tuple[int, str]]
+) -> Iterator[dict[tuple[int, str], torch.Tensor]]:
+    """:func:`capture_qkv` for exactly the ``(layer, kind)`` pairs in ``keys`` (not their product).
+
+    No keys: no hooks and no family check, an empty dict (what the distillation module
+    uses around every forward; only stages with relation terms ask for keys)."""
+    by_layer: dict[int, list[str]] = {}
+    for layer, kind in keys:
+        by_layer.setdefault(layer, []).append(kind)
+    modules = {}
+    for layer, kinds in sorted(by_layer.items()):
+        modules.update(qkv_modules(model, [layer], sorted(set(kinds))))
+    with _hooked(modules) as captured:
+        yield captured
+
+
+@contextmanager
+def _hooked(modules: dict[tuple[int, str], torch.nn.Module]) -> Iterator[dict[tuple[int, str], torch.Tensor]]:
     captured: dict[tuple[int, str], torch.Tensor] = {}
     handles = []
     try:
