@@ -9,7 +9,7 @@ from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassificati
 
 from alembert.errors import AlembertError
 from alembert.losses import relation_loss
-from alembert.models.capture import QKV_PATHS, capture_qkv
+from alembert.models.capture import QKV_PATHS, capture_keys, capture_qkv
 
 LAYERS = 3
 
@@ -126,6 +126,23 @@ def test_hooks_are_removed_on_exit_and_on_error():
     assert hook_count(model) == before
 
 
+def test_capture_keys_records_exactly_the_keys_asked():
+    model = tiny_model("bert")
+    with torch.no_grad(), capture_keys(model, [(1, "v"), (3, "q"), (3, "k"), (3, "q")]) as got:
+        assert hook_count(model) == 3
+        model(**BATCH)
+    with torch.no_grad(), capture_qkv(model, [1, 3]) as every:
+        model(**BATCH)
+    assert sorted(got) == [(1, "v"), (3, "k"), (3, "q")] and hook_count(model) == 0
+    for key, value in got.items():
+        torch.testing.assert_close(value, every[key])
+    with capture_keys(SimpleNamespace(), []) as none:  # no keys: no hooks, not even a family check
+        assert none == {}
+    with pytest.raises(AlembertError, match="out of range 1..3"):
+        with capture_keys(model, [(4, "q")]):
+            pass
+
+
 def test_teacher_without_grad_student_with_grad():
     teacher = tiny_model("bert", seed=0)
     student = tiny_model("bert", seed=1, num_hidden_layers=2, hidden_size=8, intermediate_size=16)
@@ -164,7 +181,7 @@ def test_unknown_family_layer_and_kind_are_refused_in_one_line():
 
 
 def test_the_three_minilm_terms_on_real_models():
-    """The calls docs/relation-recipes.md proposes for the term registry, on eager tiny BERTs."""
+    """The calls the relation terms (alembert/terms/relation.py) make, on eager tiny BERTs."""
     from alembert.losses import attention_kl_loss
 
     teacher = tiny_model("bert", seed=0, attn_implementation="eager")
