@@ -16,10 +16,11 @@ term           function                                    method
 ``embed_*``    :mod:`.embedding` (MSE, cosine, batch KL)    embeddings
 =============  ==========================================  ============
 
-MiniLM's building blocks are exported but not yet registered under a recipe name
-(the distillation step has no term for them yet): :func:`attention_kl_loss`
-(MiniLM attention transfer) and :func:`relation_loss` (MiniLM value relation,
-MiniLMv2 Q-Q / K-K / V-V relations); see ``docs/relation-recipes.md``.
+MiniLM's terms (:mod:`alembert.terms.relation`): ``attention_kl`` is
+:func:`attention_kl_loss` (attention transfer), ``value_relation`` and
+``qkv_relation`` are :func:`relation_loss` (MiniLM's value relation, MiniLMv2's
+Q-Q + K-K + V-V) on queries, keys and values recorded by
+:func:`alembert.models.capture.capture_keys`.
 
 Every function detaches the teacher's tensors.
 """
