@@ -251,12 +251,23 @@ def test_aligned_relations_are_the_gathered_teacher_rows(mpnet_teacher, tiny_ber
     assert terms["qkv_relation"].item() == pytest.approx(expected.item(), rel=1e-5) and expected.item() > 0
 
 
+def cross(teacher, student, out, recipe, mode, *extra):
+    return ["distill", "--teacher", teacher, "--student", student, "--student-layers", "0,2", "--recipe", recipe, "--task", "sst2",
+            "--max-train-samples", 32, "--max-eval-samples", 16, "--epochs", 1, "--batch-size", 8, "--log-every", 1,
+            "--cross-tokenizer", mode, "--output", out, *extra]
+
+
 @pytest.mark.parametrize("recipe,extra", [("minilm", []), ("minilmv2", ["--set", HEADS2])])
 def test_cross_tokenizer_strict_runs(recipe, extra, mpnet_teacher, tiny_bert, tmp_path, capsys):
     out = tmp_path / recipe
-    code, _, err = run_cli(["distill", "--teacher", mpnet_teacher, "--student", tiny_bert, "--student-layers", "0,2", "--recipe", recipe,
-                            "--task", "sst2", "--max-train-samples", 32, "--max-eval-samples", 16, "--epochs", 1, "--batch-size", 8,
-                            "--log-every", 1, "--cross-tokenizer", "strict", "--output", out, *extra], capsys)
+    code, _, err = run_cli(cross(mpnet_teacher, tiny_bert, out, recipe, "strict", *extra), capsys)
     assert code == 0, err
     term = "qkv_relation" if recipe == "minilmv2" else "value_relation"
     assert any(r.get(term, 0) > 0 for r in logged(out) if "step" in r)
+
+
+def test_cross_tokenizer_cls_refuses_relations_in_one_line(mpnet_teacher, tiny_bert, tmp_path, capsys):
+    out = tmp_path / "o"
+    code, _, err = run_cli(cross(mpnet_teacher, tiny_bert, out, "minilmv2", "cls", "--set", HEADS2), capsys)
+    one_error_line(code, err, "stage 'relations' has relation terms", "--cross-tokenizer strict")
+    assert not out.exists()
