@@ -21,6 +21,7 @@ from alembert.distill.teacher_view import (
     online_view,
 )
 from alembert.errors import AlembertError
+from alembert.models.capture import capture_keys
 from alembert.terms import StepInputs, Term
 
 
@@ -32,8 +33,14 @@ def resolve_stage_mappings(stage: Stage, student, teacher) -> list[list[tuple[in
     """The validated (student, teacher) layer pairs of each term (None for terms without layers).
 
     Also checks, before any compute, what each term needs of the two models (its own
-    ``check_models``: equal head counts for attention maps, no layer 0 for PKD) and equal
-    widths for a projecting term with ``projection: false``."""
+    ``check_models``: equal head counts for attention maps, no layer 0 for PKD; its own
+    ``check_params``: relation heads that divide both widths) and equal widths for a
+    projecting term with ``projection: false``."""
+    return [pairs for _, pairs in resolve_stage_terms(stage, student, teacher)]
+
+
+def resolve_stage_terms(stage: Stage, student, teacher) -> list[tuple]:
+    """(params, pairs) of each term, checked as :func:`resolve_stage_mappings` says."""
     ns, nt = layer_count(student), layer_count(teacher)
     ws, wt = student.config.hidden_size, teacher.config.hidden_size
     out = []
@@ -46,13 +53,13 @@ def resolve_stage_mappings(stage: Stage, student, teacher) -> list[list[tuple[in
             )
         spec = entry.mapping_spec()
         if spec is None:
-            out.append(None)
+            out.append(term.check_params(entry.params, student, teacher, None))
             continue
         pairs = term.check_models(student, teacher, resolve_mapping(spec, ns, nt))
         validate_mapping(pairs, ns, nt, allow_embeddings=term.allow_embeddings)
         if not pairs:
             raise AlembertError(f"the {entry.loss} term's mapping {spec!r} gives no layer pairs for a {ns}-layer student and {nt}-layer teacher; give explicit pairs")
-        out.append(pairs)
+        out.append(term.check_params(entry.params, student, teacher, pairs))
     return out
 
 
@@ -70,15 +77,19 @@ class DistillModule(torch.nn.Module):
         self.__dict__["tokenizers"] = tokenizers  # (teacher_tok, student_tok) when they differ
         self.align_mode = align_mode
         self.stage = stage
-        self.mappings = resolve_stage_mappings(stage, student, teacher)
+        resolved = resolve_stage_terms(stage, student, teacher)
+        self.mappings = [pairs for _, pairs in resolved]
         self.projections = torch.nn.ModuleDict()
         hs, ht = student.config.hidden_size, teacher.config.hidden_size
         self.bound_terms: list[Term] = []  # each loss bound to its parameters, pairs and projection
-        for i, (entry, pairs) in enumerate(zip(stage.losses, self.mappings, strict=True)):
+        for i, (entry, (params, pairs)) in enumerate(zip(stage.losses, resolved, strict=True)):
             if entry.term.projects and hs != ht:  # projection: false was refused by resolve_stage_mappings
                 self.projections[str(i)] = torch.nn.Linear(hs, ht)
             projection = self.projections[str(i)] if str(i) in self.projections else None
-            self.bound_terms.append(entry.term(entry.params, pairs, projection))
+            self.bound_terms.append(entry.term(params, pairs, projection))
+        captures = [term.captures() for term in self.bound_terms]  # Q/K/V projections the forwards record
+        self.student_qkv = sorted(set().union(*(s for s, _ in captures)))
+        self.teacher_qkv = sorted(set().union(*(t for _, t in captures)))
         names = [t.loss for t in stage.losses]
         self.term_names = [n if names.count(n) == 1 else f"{n}{i}" for i, n in enumerate(names)]
 
@@ -93,15 +104,16 @@ class DistillModule(torch.nn.Module):
             if self.cache is not None:
                 return self.cache.view(batch)
             if self.tokenizers is not None:
-                return aligned_view(self.teacher, batch, *self.tokenizers, hidden, attention, self.align_mode)
-            return online_view(self.teacher, batch, hidden, attention)
+                return aligned_view(self.teacher, batch, *self.tokenizers, hidden, attention, self.align_mode, self.teacher_qkv)
+            return online_view(self.teacher, batch, hidden, attention, self.teacher_qkv)
 
     def forward(self, batch):
         labels = [batch[k] for k in LABEL_KEYS if k in batch]
         inputs = {k: batch[k] for k in MODEL_INPUTS if k in batch}
         teacher = self.view(batch) if self.stage.needs_teacher else None
-        student = self.student(**inputs, output_hidden_states=self.stage.needs_hidden, output_attentions=self.stage.needs_attention)
-        step = StepInputs(student, teacher, labels, batch["attention_mask"], batch)
+        with capture_keys(self.student, self.student_qkv) as student_qkv:
+            student = self.student(**inputs, output_hidden_states=self.stage.needs_hidden, output_attentions=self.stage.needs_attention)
+        step = StepInputs(student, teacher, labels, batch["attention_mask"], batch, student_qkv)
         total, terms = 0.0, {}
         for entry, term, name in zip(self.stage.losses, self.bound_terms, self.term_names, strict=True):
             value = term.value(step)

@@ -19,6 +19,7 @@ from alembert.distill.module import DistillModule, cacheable, resolve_stage_mapp
 from alembert.distill.recipe import load_recipe
 from alembert.distill.students import make_student
 from alembert.distill.teacher_cache import build_cache
+from alembert.errors import AlembertError
 from alembert.evaluation.evaluate import evaluate_model
 from alembert.models.load import load_classifier, load_tokenizer
 from alembert.training.checkpoint import latest_checkpoint
@@ -65,6 +66,8 @@ def run_distill(cfg: DistillConfig) -> dict:
     two = not same_tokenization(tokenizer, student_tok)  # allowed only with --cross-tokenizer (checked above)
     for stage in recipe.stages:  # mappings, head counts, widths (projection: false) of every stage
         resolve_stage_mappings(stage, student, teacher)
+        if two and cfg.cross_tokenizer == "cls" and stage.needs("qkv"):  # one aligned position: every relation would be 0
+            raise AlembertError(f"stage {stage.name!r} has relation terms, which need every token aligned; --cross-tokenizer cls aligns only [CLS]: use --cross-tokenizer strict")
     with builders_first(accelerator):  # label values and empty data are checked here; the tokenised cache is written once
         train, dev, teacher_dev_set = distill_data(cfg.data, task, tokenizer, student_tok, two)
     out = prepare_output_dir(cfg.output_dir, cfg.overwrite, cfg.resume)  # all checks passed: create it

@@ -20,6 +20,7 @@ from alembert.distill.alignment import (
     gather_teacher,
     gather_teacher_attention,
 )
+from alembert.models.capture import capture_keys
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 LABEL_KEYS = ("labels", "start_positions", "end_positions")
@@ -42,11 +43,14 @@ class TeacherView:
     attention: Callable[[int], torch.Tensor] | None = None  # layer (1-based) -> (B, heads, S, S)
     mask: torch.Tensor | None = None  # student positions usable by token-level losses
     embeddings: torch.Tensor | None = None  # (B, dim) sentence embeddings of an embedding teacher
+    qkv: Callable[[int, str], torch.Tensor] | None = None  # (layer 1-based, "q"/"k"/"v") -> (B, S_student, W)
 
 
-def online_view(teacher, batch: dict, hidden: bool, attention: bool) -> TeacherView:
+def online_view(teacher, batch: dict, hidden: bool, attention: bool, qkv=()) -> TeacherView:
+    """``qkv``: the ``(layer, kind)`` projections to record (relation terms)."""
     inputs = {k: batch[k] for k in MODEL_INPUTS if k in batch}
-    out = teacher(**inputs, output_hidden_states=hidden, output_attentions=attention)
+    with capture_keys(teacher, qkv) as captured:
+        out = teacher(**inputs, output_hidden_states=hidden, output_attentions=attention)
     return TeacherView(
         logits=output_logits(out),
         cls=lambda layer: out.hidden_states[layer][:, 0],
@@ -54,6 +58,7 @@ def online_view(teacher, batch: dict, hidden: bool, attention: bool) -> TeacherV
         attention=(lambda layer: out.attentions[layer - 1]) if attention else None,
         mask=batch["attention_mask"],
         embeddings=getattr(out, "embeddings", None),
+        qkv=(lambda layer, kind: captured[(layer, kind)]) if qkv else None,
     )
 
 
@@ -63,10 +68,12 @@ def cached_view(cache, batch: dict) -> TeacherView:
     return TeacherView(logits=[logits.to(device)], cls=lambda layer: cls[layer].to(device))
 
 
-def aligned_view(teacher, batch: dict, teacher_tok, student_tok, hidden: bool, attention: bool, mode: str) -> TeacherView:
+def aligned_view(teacher, batch: dict, teacher_tok, student_tok, hidden: bool, attention: bool, mode: str, qkv=()) -> TeacherView:
+    """Recorded queries, keys and values (``qkv``) are gathered onto the student's positions like hidden states."""
     inputs = {k[len(TEACHER_PREFIX):]: v for k, v in batch.items() if k.startswith(TEACHER_PREFIX)}
-    out = teacher(**inputs, output_hidden_states=hidden, output_attentions=attention)
-    token_level = hidden or attention
+    with capture_keys(teacher, qkv) as captured:
+        out = teacher(**inputs, output_hidden_states=hidden, output_attentions=attention)
+    token_level = hidden or attention or bool(qkv)
     aligned = batch_alignment(batch, teacher_tok, student_tok, mode) if token_level else None
     return TeacherView(
         logits=output_logits(out),
@@ -75,4 +82,5 @@ def aligned_view(teacher, batch: dict, teacher_tok, student_tok, hidden: bool, a
         attention=(lambda layer: gather_teacher_attention(out.attentions[layer - 1], aligned.teacher_index)) if attention else None,
         mask=aligned.mask if aligned is not None else None,
         embeddings=getattr(out, "embeddings", None),
+        qkv=(lambda layer, kind: gather_teacher(captured[(layer, kind)], aligned.teacher_index)) if qkv else None,
     )

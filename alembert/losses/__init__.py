@@ -16,20 +16,29 @@ term           function                                    method
 ``embed_*``    :mod:`.embedding` (MSE, cosine, batch KL)    embeddings
 =============  ==========================================  ============
 
+MiniLM's terms (:mod:`alembert.terms.relation`): ``attention_kl`` is
+:func:`attention_kl_loss` (attention transfer), ``value_relation`` and
+``qkv_relation`` are :func:`relation_loss` (MiniLM's value relation, MiniLMv2's
+Q-Q + K-K + V-V) on queries, keys and values recorded by
+:func:`alembert.models.capture.capture_keys`.
+
 Every function detaches the teacher's tensors.
 """
 
 from __future__ import annotations
 
 from alembert.losses.attention import attention_loss
+from alembert.losses.attention_kl import attention_kl_loss
 from alembert.losses.ce import hard_label_loss, mlm_loss
 from alembert.losses.cosine import cosine_loss
 from alembert.losses.embedding import embedding_cosine_loss, embedding_mse_loss, similarity_kl_loss
 from alembert.losses.hidden import hidden_mse_loss
 from alembert.losses.kd import kd_loss
 from alembert.losses.pkd import pkd_loss
+from alembert.losses.relation import relation_loss
 
 __all__ = [
+    "attention_kl_loss",
     "attention_loss",
     "cosine_loss",
     "embedding_cosine_loss",
@@ -39,5 +48,6 @@ __all__ = [
     "kd_loss",
     "mlm_loss",
     "pkd_loss",
+    "relation_loss",
     "similarity_kl_loss",
 ]

@@ -44,6 +44,7 @@ class Needs:
     hidden: bool = False  # hidden_states of both models
     attention: bool = False  # attention maps (eager attention)
     embeddings: bool = False  # pooled sentence embeddings
+    qkv: bool = False  # attention queries, keys, values of the layers in Term.captures (forward hooks, any kernel)
 
 
 @dataclass
@@ -56,6 +57,7 @@ class StepInputs:
     labels: list[torch.Tensor]
     mask: torch.Tensor
     batch: dict = field(default_factory=dict)
+    student_qkv: dict = field(default_factory=dict)  # (layer, kind) -> (B, S, W), recorded on the student's forward
 
 
 class Term:
@@ -89,6 +91,19 @@ class Term:
     def check_models(cls, student, teacher, pairs: list[Pair] | None) -> list[Pair] | None:
         """Refuse (one line) a pairing this loss cannot compute; may filter the pairs."""
         return pairs
+
+    @classmethod
+    def check_params(cls, params: BaseModel, student, teacher, pairs: list[Pair] | None) -> tuple[BaseModel, list[Pair] | None]:
+        """Refuse (one line) parameters that do not fit these two models, before any compute.
+        Returns (params, pairs) with what the parameters leave to the models filled in; a term
+        whose layers are parameters rather than a mapping gives its pairs here."""
+        return params, pairs
+
+    # --- what the forwards must record ---------------------------------------------------
+    def captures(self) -> tuple[set[tuple[int, str]], set[tuple[int, str]]]:
+        """(student, teacher) ``(layer, kind)`` projections to record during the forwards
+        (:func:`alembert.models.capture.capture_keys`; kind ``q``, ``k`` or ``v``, layers 1-based)."""
+        return set(), set()
 
     # --- what the teacher cache must keep -----------------------------------------------
     def cached_cls_layers(self) -> list[int]:
