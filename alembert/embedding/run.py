@@ -112,8 +112,9 @@ def run_embedding_distill(cfg: DistillGeneralConfig, recipe: Recipe) -> dict:
     result = fit(module, loader, sampler, cfg.train, accelerator, evaluate, main, on_best, logger, out, 0, resume)
     summary = {"kind": "embedding", "teacher": cfg.teacher, "recipe": recipe.name, "student": desc, "texts": len(texts),
                "main_metric": main, "best_step": result.best_step, "steps": result.steps,
-               "train_seconds": round(result.train_seconds, 1), "teacher_cache_seconds": round(cache_seconds, 1),
-               "samples_per_second": round(result.samples / max(result.train_seconds, 1e-9), 1),
+               "train_seconds": round(result.train_seconds, 1), "eval_seconds": round(result.eval_seconds, 1),
+               "teacher_cache_seconds": round(cache_seconds, 1),
+               "samples_per_second": round(result.samples / max(result.train_seconds - result.eval_seconds, 1e-9), 1),
                "teacher_parameters": n_params(teacher), "student_parameters": n_params(student)}
     if accelerator.is_main_process:
         best, best_tok = load_embedding_model(out)

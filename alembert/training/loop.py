@@ -39,6 +39,7 @@ class FitResult:
     steps: int = 0
     train_seconds: float = 0.0
     samples: int = 0
+    eval_seconds: float = 0.0  # of train_seconds, spent evaluating (and saving the best model)
 
 
 def make_optimizer(module: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -86,7 +87,7 @@ def fit(
         accelerator.load_state(str(resume[0]))
         state = resume[1]
     eval_every = cfg.eval_every or max(1, len(loader) // cfg.grad_accum)
-    start, samples_here = time.time(), 0
+    start, samples_here, eval_seconds = time.time(), 0, 0.0
     running: dict[str, float] = {}
     running_n = 0
     last: dict[str, float] = {}
@@ -136,7 +137,9 @@ def fit(
                     speed = round(samples_here / (time.time() - start), 1)
                     logger.log(stage=stage, step=state.step, epoch=state.epoch, lr=scheduler.get_last_lr()[0], samples_per_s=speed, **means)
                 if state.step % eval_every == 0 or state.step == steps:
+                    eval_start = time.time()
                     last = _evaluate(module, accelerator, evaluate, main_metric, on_best, logger, state, minimize)
+                    eval_seconds += time.time() - eval_start
                 if cfg.save_every and run_dir and (state.step % cfg.save_every == 0 or state.step == steps):
                     state.stage_done = state.step >= steps
                     save_checkpoint(accelerator, run_dir, state, cfg.keep_checkpoints)
@@ -145,7 +148,7 @@ def fit(
             else:
                 state.epoch += 1
                 state.batch_in_epoch = 0
-    return FitResult(state.best, state.best_step, last or state.best, state.step, time.time() - start, samples_here)
+    return FitResult(state.best, state.best_step, last or state.best, state.step, time.time() - start, samples_here, eval_seconds)
 
 
 def _evaluate(module, accelerator, evaluate, main_metric, on_best, logger, state: LoopState, minimize: bool = False) -> dict[str, float]:

@@ -1,0 +1,203 @@
+#!/usr/bin/env python
+"""Embedding distillation: alembert vs sentence-transformers' own trainer, side by side.
+
+Both variants train the same student (one folder, written once by alembert: e.g. layers
+0,2,4 of all-MiniLM-L6-v2 plus a Dense layer to the teacher's width, L2-normalised) from
+the same teacher embeddings of the same texts, with the same objective (MSE between
+student and teacher embeddings: sentence-transformers' ``MSELoss``, alembert's
+``embed-mse``), epochs, batch size, learning rate (AdamW, 10% warm-up, weight decay 0.01),
+seed and threads:
+
+  a  alembert ``distill-general --recipe embed-mse`` (length-grouped batches, dynamic padding)
+  b  ``SentenceTransformerTrainer`` + ``losses.MSELoss``, as its documentation's distillation
+     example does it (teacher embeddings as the ``label`` column, default batch sampler)
+
+The teacher embeddings are computed once by the parent (alembert's embedding cache; timed and
+reported, not part of either variant), so the comparison is the student training itself.
+Each variant runs in its own process (``--jobs 2``: side by side, each pinned to its own core);
+both are scored by the same code afterwards: STS-B dev Spearman and SQuAD retrieval MRR@10.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from importlib import metadata
+from pathlib import Path
+
+VARIANTS = {"a": "alembert embed-mse", "b": "sentence-transformers trainer + MSELoss"}
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--teacher", default="mpnet-base")
+    p.add_argument("--student", default="minilm-l6")
+    p.add_argument("--student-layers", default="0,2,4")
+    p.add_argument("--corpus", nargs="+", default=["squad"])
+    p.add_argument("--transfer-task", default="stsb")
+    p.add_argument("--max-texts", type=int, default=None)
+    p.add_argument("--max-length", type=int, default=128)
+    p.add_argument("--epochs", type=float, default=1.0)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--jobs", type=int, default=2, help="variants side by side, each pinned to its own --threads cores")
+    p.add_argument("--output", default="runs/bench-embed-peer")
+    p.add_argument("--variant", choices=sorted(VARIANTS), help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+def texts_of(args) -> list[str]:
+    from alembert.embedding.data import load_texts
+
+    return load_texts(args.corpus, [t for t in args.transfer_task.split(",") if t], None, None, args.max_texts)
+
+
+def prepare(args, out: Path) -> dict:
+    """The shared student initialisation and the teacher embeddings (warm cache for both)."""
+    import torch
+
+    from alembert.config.schema import DistillGeneralConfig
+    from alembert.embedding.cache import build_embedding_cache
+    from alembert.embedding.model import load_embedding_model
+    from alembert.embedding.student import make_embedding_student
+
+    torch.set_num_threads(args.threads * args.jobs)
+    teacher, teacher_tok = load_embedding_model(args.teacher)
+    cfg = DistillGeneralConfig(teacher=args.teacher, student={"path": args.student, "layers": [int(x) for x in args.student_layers.split(",")]},
+                               train={"seed": args.seed})
+    student, student_tok, desc = make_embedding_student(cfg, teacher, teacher_tok, None, uses_vectors=True)
+    student.save(out / "init", student_tok)
+    start = time.perf_counter()
+    cache = build_embedding_cache(teacher, teacher_tok, texts_of(args), args.max_length, 128)
+    return {"student": desc, "teacher_cache_s": time.perf_counter() - start, "cache": str(cache.folder)}
+
+
+def run_alembert(args, out: Path) -> dict:
+    from alembert.config.schema import DistillGeneralConfig
+    from alembert.distill.general import run_distill_general
+
+    cfg = DistillGeneralConfig.model_validate({
+        "teacher": args.teacher, "recipe": "embed-mse", "student": {"path": str(out / "init")}, "output_dir": str(out / "a"),
+        "overwrite": True, "eval_tasks": ["stsb-zeroshot"],
+        "data": {"corpus": args.corpus, "transfer_tasks": [t for t in args.transfer_task.split(",") if t], "max_texts": args.max_texts,
+                 "max_length": args.max_length},
+        "train": {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed, "threads": args.threads,
+                  "eval_every": 10**9, "warmup_ratio": 0.1, "weight_decay": 0.01},
+    })
+    s = run_distill_general(cfg)
+    return {"texts": s["texts"], "train_s": s["train_seconds"] - s["eval_seconds"], "model": str(out / "a")}
+
+
+def run_sentence_transformers(args, out: Path) -> dict:
+    import datasets
+    import numpy as np
+    from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer, SentenceTransformerTrainingArguments, losses
+
+    from alembert.embedding.cache import EmbeddingCache
+
+    texts = texts_of(args)
+    emb = np.asarray(EmbeddingCache(Path(json.loads((out / "prepared.json").read_text())["cache"])).emb)
+    model = SentenceTransformer(str(out / "init"), device="cpu")
+    model.max_seq_length = args.max_length
+    train = datasets.Dataset.from_dict({"sentence": texts, "label": emb.tolist()})
+    targs = SentenceTransformerTrainingArguments(
+        output_dir=str(out / "b-trainer"), num_train_epochs=args.epochs, per_device_train_batch_size=args.batch_size,
+        learning_rate=args.lr, warmup_ratio=0.1, weight_decay=0.01, seed=args.seed, save_strategy="no", eval_strategy="no",
+        logging_steps=50, report_to="none", use_cpu=True, disable_tqdm=True)
+    trainer = SentenceTransformerTrainer(model=model, args=targs, train_dataset=train, loss=losses.MSELoss(model))
+    start = time.perf_counter()
+    trainer.train()
+    train_s = time.perf_counter() - start
+    model.save(str(out / "b"))
+    return {"texts": len(texts), "train_s": train_s, "model": str(out / "b")}
+
+
+def child(args) -> None:
+    import torch
+
+    torch.set_num_threads(args.threads)
+    out = Path(args.output)
+    result = run_alembert(args, out) if args.variant == "a" else run_sentence_transformers(args, out)
+    result["samples_per_s"] = result["texts"] * args.epochs / result["train_s"]
+    (out / f"result-{args.variant}.json").write_text(json.dumps(result, indent=2))
+
+
+def run_variant(argv: list[str], variant: str, cores: set[int] | None) -> None:
+    subprocess.run([sys.executable, __file__, *argv, "--variant", variant], check=True,
+                   env={**os.environ, "TOKENIZERS_PARALLELISM": "false"},
+                   preexec_fn=(lambda: os.sched_setaffinity(0, cores)) if cores else None)
+
+
+def score(args, folder: str) -> dict:
+    from alembert.embedding.evaluate import evaluate_embedding
+    from alembert.embedding.model import load_embedding_model
+
+    model, tok = load_embedding_model(folder)
+    return {task: evaluate_embedding(model, tok, task, args.max_length, 128) for task in ("stsb-zeroshot", "squad-retrieval")}
+
+
+def cpu_description() -> str:
+    flags, name = set(), platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    isa = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8") if f in flags]
+    return f"{name} ({', '.join(isa) or 'no AVX2'}), {os.cpu_count()} CPUs"
+
+
+def main() -> None:
+    argv = sys.argv[1:]
+    args = parse_args(argv)
+    if args.variant:
+        return child(args)
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    prepared = prepare(args, out)
+    (out / "prepared.json").write_text(json.dumps(prepared, indent=2))
+    cpus = sorted(os.sched_getaffinity(0))
+    if args.jobs > 1 and args.jobs * args.threads <= len(cpus):
+        cores = [set(cpus[i * args.threads:(i + 1) * args.threads]) for i in range(2)]
+        with ThreadPoolExecutor(2) as pool:
+            list(pool.map(lambda v, c: run_variant(argv, v, c), ["b", "a"], cores[::-1]))
+    else:
+        for v in ("a", "b"):
+            run_variant(argv, v, None)
+    results = {v: json.loads((out / f"result-{v}.json").read_text()) for v in VARIANTS}
+    for r in results.values():
+        r["dev"] = score(args, r["model"])
+    lines = ["| variant | samples/s | train wall s | STS-B spearman | recall@1 | MRR@10 |", "|---|---:|---:|---:|---:|---:|"]
+    for v, r in results.items():
+        d = r["dev"]
+        lines.append(f"| {v}: {VARIANTS[v]} | {r['samples_per_s']:.1f} | {r['train_s']:.0f} | {d['stsb-zeroshot']['spearman']:.4f} | "
+                     f"{d['squad-retrieval']['recall@1']:.3f} | {d['squad-retrieval']['mrr@10']:.3f} |")
+    a, b = results["a"], results["b"]
+    ratio = a["samples_per_s"] / b["samples_per_s"]
+    lines += ["", f"- a/b samples/s: **{ratio:.2f}x** (target >= 2x); STS-B a - b: "
+                  f"{a['dev']['stsb-zeroshot']['spearman'] - b['dev']['stsb-zeroshot']['spearman']:+.4f} (target >= 0)",
+              "", f"{a['texts']} texts x {args.epochs:g} epochs, batch {args.batch_size}, lr {args.lr:g}, max length {args.max_length}, "
+                  f"seed {args.seed}, {args.threads} thread(s) each{', side by side on separate cores' if args.jobs > 1 else ''}; "
+                  f"student {prepared['student']}; teacher `{args.teacher}` embeddings computed once in {prepared['teacher_cache_s']:.0f} s "
+                  f"(not part of either variant); CPU: {cpu_description()}; "
+                  f"torch {metadata.version('torch')}, transformers {metadata.version('transformers')}, "
+                  f"sentence-transformers {metadata.version('sentence-transformers')}."]
+    table = "\n".join(lines)
+    print("\n" + table)
+    (out / "embed_peer.md").write_text(f"# Embedding distillation: alembert vs sentence-transformers\n\n{table}\n")
+    (out / "embed_peer.json").write_text(json.dumps({"config": vars(args), "prepared": prepared, "results": results, "ratio": ratio}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
