@@ -22,6 +22,7 @@ from alembert.distill.teacher_cache import build_cache
 from alembert.errors import AlembertError
 from alembert.evaluation.evaluate import evaluate_model
 from alembert.models.load import load_classifier, load_tokenizer
+from alembert.models.preprocessing import record
 from alembert.training.checkpoint import latest_checkpoint
 from alembert.training.logger import RunLogger
 from alembert.training.loop import fit
@@ -63,6 +64,7 @@ def run_distill(cfg: DistillConfig) -> dict:
     teacher.requires_grad_(False)
     student, student_desc = make_student(cfg.student, teacher, tokenizer, cfg.teacher, task, attn, cfg.train.seed, cfg.cross_tokenizer)
     student_tok = load_tokenizer(cfg.student.path) if cfg.student.path else tokenizer
+    record(student, "classification", cfg.data.max_length)
     two = not same_tokenization(tokenizer, student_tok)  # allowed only with --cross-tokenizer (checked above)
     for stage in recipe.stages:  # mappings, head counts, widths (projection: false) of every stage
         resolve_stage_mappings(stage, student, teacher)

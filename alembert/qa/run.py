@@ -45,6 +45,7 @@ from alembert.qa.data import split_by_article, squad_examples
 from alembert.qa.features import QA_MODEL_COLUMNS, tokenize_squad
 from alembert.qa.metrics import squad_metrics
 from alembert.qa.postprocess import postprocess_predictions
+from alembert.models.preprocessing import record
 from alembert.training.checkpoint import latest_checkpoint
 from alembert.training.finetune import SupervisedModule
 from alembert.training.logger import RunLogger
@@ -188,6 +189,7 @@ def run_qa_finetune(cfg: FinetuneConfig) -> dict:
     tokenizer = load_tokenizer(cfg.model)
     train_f, dev, dev_f, cfg, info = _data(cfg, tokenizer)
     model = load_qa_model(cfg.model)
+    record(model, "extractive-qa", qa_max_length(cfg.data), stride=qa_stride(qa_max_length(cfg.data)))
     loader, sampler = qa_train_loader(train_f, tokenizer, cfg.train.batch_size, cfg.train.seed, cfg.train.group_by_length)
     logger = RunLogger(out / "log.jsonl", enabled=accelerator.is_main_process, append=cfg.resume,
                        accelerator=accelerator, config=cfg.model_dump(mode="json"))
@@ -239,6 +241,7 @@ def run_qa_distill(cfg: DistillConfig) -> dict:
     for stage in recipe.stages:  # validate every mapping before any compute
         resolve_stage_mappings(stage, student, teacher)
     train_f, dev, dev_f, cfg, info = _data(cfg, tokenizer)
+    record(student, "extractive-qa", qa_max_length(cfg.data), stride=qa_stride(qa_max_length(cfg.data)))
     bs = cfg.train.eval_batch_size
     teacher_dev = score(teacher, tokenizer, dev, dev_f, bs) if accelerator.is_main_process else {}
     logger = RunLogger(out / "log.jsonl", enabled=accelerator.is_main_process, append=cfg.resume,

@@ -10,6 +10,7 @@ from alembert.data.batching import train_loader
 from alembert.data.tasks import get_task
 from alembert.evaluation.evaluate import evaluate_model
 from alembert.models.load import load_classifier, load_tokenizer
+from alembert.models.preprocessing import record
 from alembert.training.checkpoint import latest_checkpoint
 from alembert.training.logger import RunLogger
 from alembert.training.loop import fit
@@ -45,6 +46,7 @@ def run_finetune(cfg: FinetuneConfig) -> dict:
     with accelerator.main_process_first():  # the tokenised cache is written by one process
         train, dev = task_data(cfg.data, task, tokenizer)
     model = load_classifier(cfg.model, task)
+    record(model, "classification", cfg.data.max_length)
     out = prepare_output_dir(cfg.output_dir, cfg.overwrite, cfg.resume)  # all checks passed: create it
     loader, sampler = train_loader(train, tokenizer, cfg.train.batch_size, cfg.train.seed, cfg.train.group_by_length)
     logger = RunLogger(out / "log.jsonl", enabled=accelerator.is_main_process, append=cfg.resume,
