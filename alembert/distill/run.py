@@ -20,12 +20,15 @@ from alembert.distill.recipe import load_recipe
 from alembert.distill.students import make_student
 from alembert.distill.teacher_cache import build_cache
 from alembert.evaluation.evaluate import evaluate_model
-from alembert.models.load import load_classifier, load_tokenizer
+from alembert.models.load import check_max_length, load_classifier, load_tokenizer
 from alembert.training.checkpoint import latest_checkpoint
 from alembert.training.logger import RunLogger
 from alembert.training.loop import fit
 from alembert.training.output import (
+    check_output_dir,
+    finish_output,
     prepare_output_dir,
+    run_dir,
     save_model_atomic,
     write_json_atomic,
     write_text_atomic,
@@ -53,8 +56,8 @@ def run_distill(cfg: DistillConfig) -> dict:
     task = get_task(cfg.data.task)
     recipe = load_recipe(cfg.recipe)
     if cfg.resume or Path(cfg.output_dir).exists():  # checks only: an existing folder is not modified
-        prepare_output_dir(cfg.output_dir, cfg.overwrite, cfg.resume)
-    resume = latest_checkpoint(cfg.output_dir) if cfg.resume else None
+        check_output_dir(cfg.output_dir, cfg.overwrite, cfg.resume)
+    resume = latest_checkpoint(run_dir(cfg.output_dir, cfg.overwrite, cfg.resume)) if cfg.resume else None
     # A stage without kd/ce never reaches the student's pooler and classifier: DDP must expect unused parameters.
     layer_only = any(not any(t.loss in ("kd", "ce") for t in stage.losses) for stage in recipe.stages)
     accelerator = make_accelerator(cfg.train, find_unused_parameters=layer_only)
@@ -64,6 +67,8 @@ def run_distill(cfg: DistillConfig) -> dict:
     teacher.requires_grad_(False)
     student, student_desc = make_student(cfg.student, teacher, tokenizer, cfg.teacher, task, attn, cfg.train.seed, cfg.cross_tokenizer)
     student_tok = load_tokenizer(cfg.student.path) if cfg.student.path else tokenizer
+    check_max_length(teacher.config, cfg.data.max_length, f"{cfg.teacher} (the teacher)")
+    check_max_length(student.config, cfg.data.max_length, f"{cfg.student.path or 'the student'}")
     two = not same_tokenization(tokenizer, student_tok)  # allowed only with --cross-tokenizer (checked above)
     for stage in recipe.stages:  # mappings, head counts, widths (projection: false) of every stage
         resolve_stage_mappings(stage, student, teacher)
@@ -132,4 +137,5 @@ def run_distill(cfg: DistillConfig) -> dict:
     if accelerator.is_main_process:
         write_json_atomic(out / "metrics.json", summary)
         write_model_card(out, summary, recipe)
+    finish_output(out)  # an --overwrite run's files replace the previous run's only now
     return summary

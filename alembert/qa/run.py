@@ -50,6 +50,7 @@ from alembert.training.finetune import SupervisedModule
 from alembert.training.logger import RunLogger
 from alembert.training.loop import fit
 from alembert.training.output import (
+    finish_output,
     prepare_output_dir,
     save_model_atomic,
     write_json_atomic,
@@ -213,6 +214,7 @@ def run_qa_finetune(cfg: FinetuneConfig) -> dict:
     logger.close()
     if accelerator.is_main_process:
         write_json_atomic(out / "metrics.json", summary)
+    finish_output(out)  # an --overwrite run's files replace the previous run's only now
     return summary
 
 
@@ -283,6 +285,7 @@ def run_qa_distill(cfg: DistillConfig) -> dict:
     if accelerator.is_main_process:
         write_json_atomic(out / "metrics.json", summary)
         _write_card(out, summary, recipe)
+    finish_output(out)  # an --overwrite run's files replace the previous run's only now
     return summary
 
 
