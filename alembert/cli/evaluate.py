@@ -1,6 +1,7 @@
 """``alembert evaluate MODEL --task TASK``: a saved model's (or ONNX export's) official dev metrics."""
 
 import json
+import sys
 from pathlib import Path
 
 from alembert.cli.common import (
@@ -11,6 +12,7 @@ from alembert.cli.common import (
     print_table,
 )
 from alembert.config.schema import EvaluateConfig
+from alembert.errors import AlembertError
 
 
 def register(sub) -> None:
@@ -29,12 +31,16 @@ def run(args) -> int:
     from alembert.data.tokenize import tokenize_dataset
     from alembert.evaluation.evaluate import evaluate_model
     from alembert.export.runtime import load_any
-    from alembert.models.load import load_tokenizer
+    from alembert.models.load import check_max_length, load_config, load_tokenizer
     from alembert.models.resolve import resolve_model
-    from alembert.training.output import write_json_atomic
+    from alembert.training.output import check_writable, write_json_atomic
 
     args.set = [*(args.set or []), f"model={args.model}"]
     cfg = config_from_args(EvaluateConfig, args)
+    if cfg.output_dir is not None:  # an --output that cannot be written is refused before any compute
+        if cfg.output_dir.exists() and not cfg.output_dir.is_dir():
+            raise AlembertError(f"--output {cfg.output_dir} is a file; pass a folder for eval_results.json")
+        check_writable(cfg.output_dir)
     if cfg.data.task == "squad":  # extractive QA: default test articles unless --dev-file
         from alembert.qa.run import run_qa_evaluate
 
@@ -43,6 +49,7 @@ def run(args) -> int:
         print_table(f"{cfg.model} on squad ({about})", [metrics])
     else:
         task = get_task(cfg.data.task)
+        check_max_length(load_config(cfg.model), cfg.data.max_length, cfg.model)
         tokenizer = load_tokenizer(cfg.model)
         dev = tokenize_dataset(load_split(cfg.data, task, "dev"), tokenizer, cfg.data.max_length)
         model = load_any(cfg.model, task)  # a PyTorch folder or an ONNX export
@@ -53,7 +60,9 @@ def run(args) -> int:
     try:
         out.mkdir(parents=True, exist_ok=True)
         write_json_atomic(out / "eval_results.json", {"task": name, "examples": n, **metrics})
-    except OSError:
-        pass
+    except (OSError, AlembertError) as exc:
+        if cfg.output_dir is not None:  # asked for: a failure is an error, never silence
+            raise AlembertError(f"--output {out}: could not write eval_results.json ({getattr(exc, 'strerror', None) or exc})") from None
+        print(f"note: the model folder {out} is not writable; eval_results.json not saved (pass --output DIR)", file=sys.stderr)
     print(json.dumps(metrics))
     return 0

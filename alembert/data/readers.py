@@ -90,20 +90,30 @@ def _decode_error(path: Path) -> AlembertError:
 
 
 def _read_delimited(path: Path, delimiter: str, has_header: bool) -> _Table:
-    """Read a .tsv (no quoting, like GLUE) or .csv (standard quoting) file."""
+    """Read a .tsv (no quoting, like GLUE) or .csv (standard quoting) file.
+
+    CSV is read with ``strict=True``: Python's reader otherwise lets a double quote that is
+    never closed swallow every following row into one text, silently. A header with the same
+    column name twice is refused (which one would be used?)."""
     quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
     kind = "tab-separated" if delimiter == "\t" else "comma-separated"
     header, rows, lines, width = None, [], [], None
+    start = 1  # line on which the record being read begins
     try:
         with open(path, encoding="utf-8-sig", newline="") as f:
-            reader = csv.reader(f, delimiter=delimiter, quoting=quoting)
+            reader = csv.reader(f, delimiter=delimiter, quoting=quoting, strict=delimiter != "\t")
             for fields in reader:
+                first, start = start, reader.line_num + 1
                 if not fields:  # blank line
                     continue
+                if delimiter != "\t" and reader.line_num - first > 0 and any(
+                        "\n" in v and v.count("\n") >= 2 and delimiter in v for v in fields):
+                    _suspicious_quote(path, first, reader.line_num)
                 if width is None:
                     width = len(fields)
                     if has_header:
                         header = fields
+                        _no_duplicate_columns(path, header)
                         continue
                 if len(fields) != width:
                     raise AlembertError(
@@ -112,17 +122,34 @@ def _read_delimited(path: Path, delimiter: str, has_header: bool) -> _Table:
                         "break inside a text?)"
                     )
                 rows.append(fields)
-                lines.append(reader.line_num)
+                lines.append(first)
     except UnicodeDecodeError:
         raise _decode_error(path) from None
     except csv.Error as e:
         raise AlembertError(
-            f"data file {path} line {reader.line_num}: malformed {kind} row ({e}); "
+            f"data file {path} line {start}: malformed {kind} row ({e}); "
             "check that row for an unbalanced double quote"
         ) from None
     if header is None:
         header = [str(i) for i in range(width or 0)]
     return _Table(path, header, rows, lines, headerless=not has_header)
+
+
+def _suspicious_quote(path: Path, first: int, last: int) -> None:
+    """A quoted text that runs over several lines which themselves look like rows (they hold
+    the delimiter): an opening double quote closed only by a quote in a later row."""
+    raise AlembertError(
+        f"data file {path} line {first}: a quoted text runs on to line {last} and swallows the rows "
+        "in between; check that row for an unbalanced double quote (write a literal quote as \"\")"
+    )
+
+
+def _no_duplicate_columns(path: Path, header: list[str]) -> None:
+    seen = set()
+    for name in header:
+        if name in seen:
+            raise AlembertError(f"data file {path}: column {name!r} appears twice in the header; rename one of them")
+        seen.add(name)
 
 
 def _read_jsonl(path: Path) -> _Table:
@@ -186,8 +213,10 @@ def _find_column(table: _Table, role: str, candidates: list[str], required: bool
             return table.columns.index(name)
     if not required:
         return None
-    looked = " or ".join(repr(c) for c in candidates)
+    looked = " or ".join(repr(c) for c in dict.fromkeys(candidates))  # a candidate named twice is listed once
     fix = fix or f"pass {_FLAGS[role]} with one of these"
+    if table.path.suffix.lower() == ".csv" and any("\t" in c for c in table.columns):
+        fix += "; the file looks tab-separated: rename it to .tsv"
     raise AlembertError(
         f"data file {table.path}: column {looked} not found "
         f"(columns: {', '.join(table.columns) or 'none'}); {fix}"
