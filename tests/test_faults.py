@@ -267,7 +267,7 @@ CASES = [
     Case("set-python-tag", lambda c: finetune_args(c.tiny_bert, c.tmp / "out", c.train, "--set", "data.task=!!python/object/apply:os.getcwd []"),
          words=("--set", "not valid YAML")),
     # 13: remote code never runs and is never prompted for
-    *[Case(f"remote-code-{cmd}", (lambda argv: lambda c: argv(c, c.remote_code_model()))(argv),
+    *[Case(f"remote-code-{cmd}", (lambda make: lambda c: make(c, c.remote_code_model()))(argv),
            words=("custom code", "never runs"), check=lambda c: not (c.tmp / "RAN").exists() or pytest.fail("remote code ran"))
       for cmd, argv in {
           "evaluate": lambda c, m: ["evaluate", m, "--task", "sst2", "--output", c.tmp / "out"],

@@ -8,6 +8,7 @@ from alembert.cli.common import (
     add_config_flags,
     add_data_flags,
     config_from_args,
+    describe_flags,
     flag,
     print_table,
 )
@@ -22,12 +23,12 @@ def register(sub) -> None:
     add_data_flags(p)
     flag(p, "--output", "output_dir", help="folder for eval_results.json (default: the model folder when writable)")
     flag(p, "--batch-size", "batch_size", type=int)
+    describe_flags(p, EvaluateConfig)
     p.set_defaults(run=run)
 
 
 def run(args) -> int:
-    from alembert.data.load import load_split
-    from alembert.data.tasks import get_task
+    from alembert.data.load import load_split, resolve_task
     from alembert.data.tokenize import tokenize_dataset
     from alembert.evaluation.evaluate import evaluate_model
     from alembert.export.runtime import load_any
@@ -48,7 +49,7 @@ def run(args) -> int:
         name = "squad"
         print_table(f"{cfg.model} on squad ({about})", [metrics])
     else:
-        task = get_task(cfg.data.task)
+        task = resolve_task(cfg.data, lambda: load_config(cfg.model), f"model {cfg.model}")  # your own data: the model's labels
         check_max_length(load_config(cfg.model), cfg.data.max_length, cfg.model)
         tokenizer = load_tokenizer(cfg.model)
         dev = tokenize_dataset(load_split(cfg.data, task, "dev"), tokenizer, cfg.data.max_length)

@@ -237,6 +237,13 @@ def _values(table: _Table, index: int, name: str) -> list:
     return out
 
 
+def _is_number(key: str) -> bool:
+    try:
+        return math.isfinite(float(key))
+    except ValueError:
+        return False
+
+
 def _key(value) -> str:
     """A label value as a string key: 1, 1.0 and "1" all become "1"."""
     if isinstance(value, float) and value.is_integer():
@@ -281,8 +288,8 @@ def _encode_labels(table: _Table, values: list, column: str, task: TaskSpec | No
         for key, line in zip(keys, lines, strict=True):
             if key not in mapping:
                 allowed = ", ".join(dict.fromkeys(raw + names))
-                fix = (f"check --task (is this {task.name} data?)" if task is not None
-                       else "add it to --label-names")
+                fix = (f"check --task (is this {task.name} data?)" if task is not None and task.name != "custom"
+                       else "add it to --labels")
                 raise AlembertError(
                     f"data file {table.path} line {line}: unknown label {key!r} in column "
                     f"{column!r} (allowed: {allowed}); fix the row or {fix}"
@@ -291,6 +298,9 @@ def _encode_labels(table: _Table, values: list, column: str, task: TaskSpec | No
         return ids, names
 
     unique = set(keys)
+    if not all(_INT.fullmatch(k) for k in unique) and all(_is_number(k) for k in unique):
+        # Non-integer numbers: a score to regress on, not classes.
+        return [float(k) for k in keys], None
     if all(_INT.fullmatch(k) for k in unique) and min(int(k) for k in unique) >= 0:
         # Integer labels are class ids already; classes 0..max.
         ids = [int(k) for k in keys]

@@ -11,7 +11,7 @@ import torch
 from alembert.config.load import dump_yaml
 from alembert.config.schema import DistillConfig
 from alembert.data.batching import train_loader
-from alembert.data.tasks import get_task
+from alembert.data.load import resolve_task
 from alembert.distill.alignment import same_tokenization, two_tokenizer_loader
 from alembert.distill.card import write_model_card
 from alembert.distill.data import distill_data, teacher_side
@@ -20,7 +20,7 @@ from alembert.distill.recipe import load_recipe
 from alembert.distill.students import make_student
 from alembert.distill.teacher_cache import build_cache
 from alembert.evaluation.evaluate import evaluate_model
-from alembert.models.load import check_max_length, load_classifier, load_tokenizer
+from alembert.models.load import check_max_length, load_classifier, load_config, load_tokenizer
 from alembert.training.checkpoint import latest_checkpoint
 from alembert.training.logger import RunLogger
 from alembert.training.loop import fit
@@ -53,7 +53,7 @@ def builders_first(accelerator):
 
 def run_distill(cfg: DistillConfig) -> dict:
     # Every check runs before the output folder is created or written: a refused run leaves it as it was.
-    task = get_task(cfg.data.task)
+    task = resolve_task(cfg.data, lambda: load_config(cfg.teacher), f"teacher {cfg.teacher}")  # your own data: the teacher's labels
     recipe = load_recipe(cfg.recipe)
     if cfg.resume or Path(cfg.output_dir).exists():  # checks only: an existing folder is not modified
         check_output_dir(cfg.output_dir, cfg.overwrite, cfg.resume)

@@ -7,7 +7,7 @@ import torch
 from alembert.config.load import dump_yaml
 from alembert.config.schema import FinetuneConfig
 from alembert.data.batching import train_loader
-from alembert.data.tasks import get_task
+from alembert.data.load import resolve_task
 from alembert.evaluation.evaluate import evaluate_model
 from alembert.models.load import check_max_length, load_classifier, load_config, load_tokenizer
 from alembert.training.checkpoint import latest_checkpoint
@@ -39,7 +39,7 @@ class SupervisedModule(torch.nn.Module):
 
 def run_finetune(cfg: FinetuneConfig) -> dict:
     # Every check runs before the output folder is created or written: a refused run leaves it as it was.
-    task = get_task(cfg.data.task)
+    task = resolve_task(cfg.data, lambda: load_config(cfg.model), f"model {cfg.model}")
     if cfg.resume or cfg.output_dir.exists():  # checks only: an existing folder is not modified
         check_output_dir(cfg.output_dir, cfg.overwrite, cfg.resume)
     resume = latest_checkpoint(run_dir(cfg.output_dir, cfg.overwrite, cfg.resume)) if cfg.resume else None
