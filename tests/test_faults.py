@@ -450,3 +450,26 @@ def test_stale_temp_folders_of_killed_processes_are_swept(tmp_path):
     time.sleep(0.1)
     sweep_stale_temps(tmp_path)
     assert not stale.exists() and live.exists()
+
+
+def test_all_zero_recipe_weights_are_refused(tiny_teacher, tmp_path, capsys):
+    """Also noted: a recipe whose weights are all zero would train with loss 0; refused."""
+    recipe = tmp_path / "zero.yaml"
+    recipe.write_text("name: zero\nstages:\n  - losses:\n      - {loss: kd, weight: 0}\n      - {loss: ce, weight: 0}\n")
+    code, _, err = run_cli(["distill", "--teacher", tiny_teacher, "--task", "sst2", "--recipe", recipe, "--output", tmp_path / "o"], capsys)
+    assert code == 2 and "every loss weight is 0" in err and err.count("\n") == 1, err
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_diverged_run_says_so(tiny_bert, tmp_path, capsys):
+    """Also noted: lr 10 ends with a finite but diverged loss; the run warns instead of passing silently."""
+    from alembert.training.loop import divergence_note
+
+    assert divergence_note([0.7] * 10 + [0.69] * 10) is None and divergence_note([0.7] * 5) is None
+    assert "diverged" in divergence_note([0.7] * 10 + [4.0] * 10)
+    train = training_file(tmp_path / "train.tsv", n=96)
+    code, out, err = run_cli(finetune_args(tiny_bert, tmp_path / "out", train, "--lr", 10, "--epochs", 3), capsys)
+    if code == 2:  # diverged all the way to NaN: the existing one-line error
+        assert "loss became" in err
+    else:
+        assert "the run probably diverged" in out + err, out + err

@@ -18,7 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from alembert.config.load import build_config
 from alembert.config.schema import Strict
@@ -49,6 +49,14 @@ class Stage(Strict):
     losses: list[LossTerm] = Field(min_length=1)
     epochs: float | None = Field(None, gt=0, description="overrides train.epochs for this stage")
     lr: float | None = Field(None, gt=0, description="overrides train.lr for this stage")
+
+    @model_validator(mode="after")
+    def _some_weight(self):
+        """All weights zero: the loss is 0 whatever the student does; it would train to nothing."""
+        if all(t.weight == 0 for t in self.losses):
+            raise ValueError(f"stage {self.name!r}: every loss weight is 0, so the student would learn nothing; "
+                             "give at least one loss a positive weight")
+        return self
 
     @property
     def needs_teacher(self) -> bool:
