@@ -243,8 +243,12 @@ CASES = [
     Case("damaged-weights-predict", lambda c: ["predict", _damaged_weights(c), "a film"], words=("damaged",)),
     Case("damaged-weights-export", lambda c: ["export", _damaged_weights(c), "--onnx", "--output", c.tmp / "out"], words=("damaged",)),
     # 8: an output that cannot be created or written, refused before any compute
-    Case("output-under-a-file", lambda c: ((c.tmp / "afile").write_text("x"), finetune_args(c.tiny_bert, c.tmp / "afile" / "out", c.train))[1],
+    # (damaged weights as the model: the output's error, not theirs, shows that no model was loaded first)
+    Case("output-under-a-file", lambda c: ((c.tmp / "afile").write_text("x"), finetune_args(_damaged_weights(c), c.tmp / "afile" / "out", c.train))[1],
          words=("afile", "is a file"), watch=lambda c: c.tmp / "afile" / "out"),
+    Case("distill-output-under-a-file", lambda c: ((c.tmp / "afile").write_text("x"),
+                                                   ["distill", "--teacher", _damaged_weights(c), "--task", "sst2", "--output", c.tmp / "afile" / "o"])[1],
+         words=("afile", "is a file"), watch=lambda c: c.tmp / "afile" / "o"),
     Case("output-on-read-only-disk", lambda c: finetune_args(c.tiny_bert, _read_only_output(c), c.train),
          words=("cannot write", "Read-only"), watch=lambda c: c.tmp / "ro" / "out"),
     Case("output-in-proc", lambda c: finetune_args(c.tiny_bert, "/proc/alembert-out", c.train),

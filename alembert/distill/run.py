@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from contextlib import contextmanager
-from pathlib import Path
 
 import torch
 
@@ -55,8 +54,7 @@ def run_distill(cfg: DistillConfig) -> dict:
     # Every check runs before the output folder is created or written: a refused run leaves it as it was.
     task = resolve_task(cfg.data, lambda: load_config(cfg.teacher), f"teacher {cfg.teacher}")  # your own data: the teacher's labels
     recipe = load_recipe(cfg.recipe)
-    if cfg.resume or Path(cfg.output_dir).exists():  # checks only: an existing folder is not modified
-        check_output_dir(cfg.output_dir, cfg.overwrite, cfg.resume)
+    check_output_dir(cfg.output_dir, cfg.overwrite, cfg.resume)  # checks only (writable, not in use): nothing is created or modified
     resume = latest_checkpoint(run_dir(cfg.output_dir, cfg.overwrite, cfg.resume)) if cfg.resume else None
     # A stage without kd/ce never reaches the student's pooler and classifier: DDP must expect unused parameters.
     layer_only = any(not any(t.loss in ("kd", "ce") for t in stage.losses) for stage in recipe.stages)

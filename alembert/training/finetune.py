@@ -40,8 +40,7 @@ class SupervisedModule(torch.nn.Module):
 def run_finetune(cfg: FinetuneConfig) -> dict:
     # Every check runs before the output folder is created or written: a refused run leaves it as it was.
     task = resolve_task(cfg.data, lambda: load_config(cfg.model), f"model {cfg.model}")
-    if cfg.resume or cfg.output_dir.exists():  # checks only: an existing folder is not modified
-        check_output_dir(cfg.output_dir, cfg.overwrite, cfg.resume)
+    check_output_dir(cfg.output_dir, cfg.overwrite, cfg.resume)  # checks only (writable, not in use): nothing is created or modified
     resume = latest_checkpoint(run_dir(cfg.output_dir, cfg.overwrite, cfg.resume)) if cfg.resume else None
     check_max_length(load_config(cfg.model), cfg.data.max_length, cfg.model)
     accelerator = make_accelerator(cfg.train)
