@@ -99,7 +99,12 @@ def run_alembert(args, out: Path) -> dict:
 def run_sentence_transformers(args, out: Path) -> dict:
     import datasets
     import numpy as np
-    from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer, SentenceTransformerTrainingArguments, losses
+    from sentence_transformers import (
+        SentenceTransformer,
+        SentenceTransformerTrainer,
+        SentenceTransformerTrainingArguments,
+        losses,
+    )
 
     from alembert.embedding.cache import EmbeddingCache
 

@@ -214,7 +214,7 @@ def test_unknown_label_names_line(tmp_path):
     assert "line 3" in msg and "'maybe'" in msg and "negative" in msg
     msg = _error(tmp_path, "b.jsonl", '{"text": "a", "label": "x"}\n{"text": "b", "label": "z"}\n',
                  label_names=["x", "y"])
-    assert "line 2" in msg and "'z'" in msg and "--label-names" in msg
+    assert "line 2" in msg and "'z'" in msg and "--labels" in msg  # issue 20, item 15: the flag that exists
 
 
 def test_empty_file(tmp_path):

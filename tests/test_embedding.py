@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import run_cli, save_tiny
+from conftest import run_cli
 from scipy.stats import spearmanr
 
 from alembert.embedding.cache import build_embedding_cache, embedding_cache_key
@@ -85,7 +85,7 @@ def test_similarity_kl_against_a_loop():
     s, t, temp = r.normal(size=(4, 6)), r.normal(size=(4, 9)), 0.1  # the widths may differ
     total = 0.0
     for i in range(4):
-        def dist(e):
+        def dist(e, i=i):
             sims = [float(e[i] @ e[j] / np.linalg.norm(e[i]) / np.linalg.norm(e[j])) / temp for j in range(4) if j != i]
             z = np.exp(np.array(sims) - max(sims))
             return z / z.sum()

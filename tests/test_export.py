@@ -121,8 +121,9 @@ def test_cli_export_refuses_non_empty_output_then_overwrites(tiny, tmp_path, cap
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "--overwrite" in err and err.count("\n") == 1
     assert main(["export", str(tiny), "--onnx", "--output", str(out), "--overwrite"]) == 0
-    assert is_onnx_dir(out) and not (out / "keep.txt").exists()
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp folder left
+    # issue 20 item 1: --overwrite replaces the export's own files only; the user's keep.txt stays
+    assert is_onnx_dir(out) and (out / "keep.txt").read_text() == "x"
+    assert not [p for p in [*tmp_path.iterdir(), *out.iterdir()] if p.name.startswith(".")]  # no temp folder left
 
 
 @pytest.mark.parametrize("argv", [["export", "{dir}", "--onnx", "--output", "{out}"], ["predict", "{dir}", "text"]])

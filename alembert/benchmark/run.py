@@ -31,14 +31,17 @@ def _ratio(a, b):
 def run_bench(models: list[str], task: str, out_dir: str | Path, threads: int | None = None, device: str = "cpu",
               repeats: int = 5, warmup: int = 2, latency_iters: int = 10, batch_size: int = 32, seq_len: int | None = None,
               max_eval_samples: int | None = None, data_dir: str | Path | None = None,
-              eval_batch_size: int = 128) -> dict:
+              eval_batch_size: int = 128, data: dict | None = None) -> dict:
     """Measure every model, write bench.json / bench.md / plots into ``out_dir``, return the result.
-    ``seq_len`` defaults to the task's usual max length (128 for GLUE, 384 for SQuAD)."""
+    ``seq_len`` defaults to the length the first model was trained with (its config.json), else the
+    task's usual max length (128 for GLUE, 384 for SQuAD). ``data``: your own
+    dev file (``dev_file``, ``text_column``, ``text_pair_column``, ``label_column``, ``labels``)."""
     import onnxruntime
 
     from alembert.benchmark.tasks import bench_task
     from alembert.export.runtime import OnnxClassifier
     from alembert.models.load import load_config, load_tokenizer
+    from alembert.models.preprocessing import max_length_for
     from alembert.models.resolve import resolve_model
 
     if not models:
@@ -47,12 +50,12 @@ def run_bench(models: list[str], task: str, out_dir: str | Path, threads: int | 
         raise AlembertError(f"unknown --device {device}; use cpu or cuda")
     if device == "cuda" and not torch.cuda.is_available():
         raise AlembertError("--device cuda: no CUDA GPU is visible to torch here; use --device cpu")
-    bt = bench_task(task, data_dir, max_eval_samples, max(batch_size, latency_iters), eval_batch_size)
+    bt = bench_task(task, data_dir, max_eval_samples, max(batch_size, latency_iters), eval_batch_size, data, models[0])
     # no longer than every model's position table (less 2: RoBERTa/MPNet offsets); the same for all
     paths = [resolve_model(m) for m in models]
     configs = [load_config(p) for p in paths]
     room = min(getattr(c, "max_position_embeddings", 10**6) - 2 for c in configs)
-    seq_len = min(seq_len or bt.seq_len, room)
+    seq_len = min(seq_len or max_length_for(paths[0], None, bt.seq_len), room)  # default: the reference's training length
 
     load_before = os.getloadavg()[0]
     old_threads = torch.get_num_threads()

@@ -28,17 +28,17 @@ def _cycle(column: list[str], n: int) -> list[str]:
     return [column[i % len(column)] for i in range(n)]
 
 
-def glue_task(name: str, data_dir, max_eval_samples: int | None, n_texts: int, eval_batch_size: int) -> BenchTask:
+def glue_task(name: str | None, data_dir, max_eval_samples: int | None, n_texts: int, eval_batch_size: int,
+              data: dict | None = None, reference=None) -> BenchTask:
     from alembert.config.schema import DataConfig
-    from alembert.data.load import load_split
-    from alembert.data.tasks import get_task
+    from alembert.data.load import load_split, resolve_task
     from alembert.data.tokenize import tokenize_dataset
     from alembert.evaluation.evaluate import evaluate_model
     from alembert.export.runtime import load_any
     from alembert.models.load import is_task_model, load_config
 
-    task = get_task(name)
-    cfg = DataConfig(task=task.name, data_dir=data_dir, max_eval_samples=max_eval_samples)
+    cfg = DataConfig(task=name, data_dir=data_dir, max_eval_samples=max_eval_samples, **(data or {}))
+    task = resolve_task(cfg, (lambda: load_config(reference)) if reference else None, f"model {reference}")  # your own data: the reference's labels
     dev = load_split(cfg, task, "dev")
 
     def load(path: Path, threads: int):
@@ -72,8 +72,10 @@ def squad_task(data_dir, max_eval_samples: int | None, n_texts: int, eval_batch_
                      MAX_LENGTH, load, score)
 
 
-def bench_task(name: str, data_dir=None, max_eval_samples: int | None = None, n_texts: int = 32,
-               eval_batch_size: int = 128) -> BenchTask:
+def bench_task(name: str | None, data_dir=None, max_eval_samples: int | None = None, n_texts: int = 32,
+               eval_batch_size: int = 128, data: dict | None = None, reference=None) -> BenchTask:
+    """``data``: your own dev file (dev_file, text/label columns, labels), scored with the labels saved in
+    ``reference`` (the first model) unless ``labels`` are given."""
     if str(name).strip().lower() == "squad":
         return squad_task(data_dir, max_eval_samples, n_texts, eval_batch_size)
-    return glue_task(name, data_dir, max_eval_samples, n_texts, eval_batch_size)
+    return glue_task(name, data_dir, max_eval_samples, n_texts, eval_batch_size, data, reference)

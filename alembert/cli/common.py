@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from rich.console import Console
@@ -16,6 +17,8 @@ FIELDS = "_config_fields"
 
 def flag(parser: argparse.ArgumentParser, name: str, field: str, **kw) -> None:
     """Add ``name`` writing the config field ``field`` (dotted path)."""
+    if "choices" not in kw:
+        kw.setdefault("metavar", name.lstrip("-").upper().replace("-", "_"))  # --lr LR, not --lr TRAIN.LR
     parser.add_argument(name, dest=field, default=None, **kw)
     fields = parser.get_default(FIELDS) or []
     parser.set_defaults(**{FIELDS: [*fields, field]})
@@ -27,40 +30,44 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def add_data_flags(parser: argparse.ArgumentParser, prefix: str = "data") -> None:
-    flag(parser, "--task", f"{prefix}.task", help="GLUE task (sst2, mrpc, rte, cola, stsb, qnli, qqp, mnli, wnli)")
+    flag(parser, "--task", f"{prefix}.task", help="GLUE task (sst2, mrpc, rte, cola, stsb, qnli, qqp, mnli, wnli), or custom: "
+         "your own --train-file/--dev-file labels (the default when files are given; sst2 otherwise)")
+    flag(parser, "--labels", f"{prefix}.labels", type=lambda s: [x.strip() for x in s.split(",") if x.strip()],
+         help="your own data: class names in id order, e.g. --labels neg,neutral,pos (default: a saved model's labels, else inferred from the training file)")
     flag(parser, "--data-dir", f"{prefix}.data_dir", help="GLUE folder holding SST-2/ etc. (default: $ALEMBERT_DATA or ../shared/data/glue_data)")
     flag(parser, "--train-file", f"{prefix}.train_file", help="training file (.csv, .tsv, .jsonl)")
     flag(parser, "--dev-file", f"{prefix}.dev_file", help="dev file (.csv, .tsv, .jsonl)")
-    flag(parser, "--text-column", f"{prefix}.text_column")
-    flag(parser, "--text-pair-column", f"{prefix}.text_pair_column")
-    flag(parser, "--label-column", f"{prefix}.label_column")
-    flag(parser, "--max-length", f"{prefix}.max_length", type=int)
+    flag(parser, "--text-column", f"{prefix}.text_column", help="column holding the text (default: the task's, else text/sentence/sentence1)")
+    flag(parser, "--text-pair-column", f"{prefix}.text_pair_column", help="column holding the second text of a pair (default: text_pair/sentence2 when present)")
+    flag(parser, "--label-column", f"{prefix}.label_column", help="column holding the label (default: the task's, else label)")
+    flag(parser, "--max-length", f"{prefix}.max_length", type=int, help="truncate texts to this many tokens (at most the model's positions)")
     flag(parser, "--max-train-samples", f"{prefix}.max_train_samples", type=int, help="use the first N training examples")
-    flag(parser, "--max-eval-samples", f"{prefix}.max_eval_samples", type=int)
+    flag(parser, "--max-eval-samples", f"{prefix}.max_eval_samples", type=int, help="use the first N dev examples")
 
 
 def add_train_flags(parser: argparse.ArgumentParser) -> None:
     flag(parser, "--output", "output_dir", help="output directory")
-    parser.add_argument("--overwrite", action="store_const", const=True, dest="overwrite", default=None, help="replace a model already in --output")
+    parser.add_argument("--overwrite", action="store_const", const=True, dest="overwrite", default=None, help="replace the previous run in --output: its files (and only those) are replaced when the new run succeeds")
     parser.set_defaults(**{FIELDS: [*(parser.get_default(FIELDS) or []), "overwrite"]})
     parser.add_argument("--resume", action="store_const", const=True, dest="resume", default=None, help="continue from the newest checkpoint in --output")
     parser.set_defaults(**{FIELDS: [*(parser.get_default(FIELDS) or []), "resume"]})
     flag(parser, "--save-every", "train.save_every", type=int, help="write a checkpoint every N steps (for --resume)")
-    flag(parser, "--keep-checkpoints", "train.keep_checkpoints", type=int)
-    flag(parser, "--epochs", "train.epochs", type=float)
-    flag(parser, "--max-steps", "train.max_steps", type=int)
-    flag(parser, "--batch-size", "train.batch_size", type=int)
-    flag(parser, "--grad-accum", "train.grad_accum", type=int)
-    flag(parser, "--lr", "train.lr", type=float)
-    flag(parser, "--warmup-ratio", "train.warmup_ratio", type=float)
-    flag(parser, "--seed", "train.seed", type=int)
-    flag(parser, "--eval-every", "train.eval_every", type=int)
-    flag(parser, "--log-every", "train.log_every", type=int)
-    flag(parser, "--threads", "train.threads", type=int)
-    flag(parser, "--mixed-precision", "train.mixed_precision", choices=["no", "bf16", "fp16"])
+    flag(parser, "--keep-checkpoints", "train.keep_checkpoints", type=int, help="how many recent checkpoints to keep")
+    flag(parser, "--epochs", "train.epochs", type=float, help="passes over the training set (fractions allowed)")
+    flag(parser, "--max-steps", "train.max_steps", type=int, help="stop after this many optimiser steps")
+    flag(parser, "--batch-size", "train.batch_size", type=int, help="global training batch (all processes together)")
+    flag(parser, "--grad-accum", "train.grad_accum", type=int, help="micro-batches per optimiser step")
+    flag(parser, "--lr", "train.lr", type=float, help="peak learning rate (linear warm-up and decay)")
+    flag(parser, "--warmup-ratio", "train.warmup_ratio", type=float, help="fraction of the steps spent warming up")
+    flag(parser, "--seed", "train.seed", type=int, help="random seed (data order, initialisation)")
+    flag(parser, "--eval-every", "train.eval_every", type=int, help="steps between dev evaluations (default: once per epoch)")
+    flag(parser, "--log-every", "train.log_every", type=int, help="steps between log.jsonl records")
+    flag(parser, "--threads", "train.threads", type=int, help="torch CPU threads")
+    flag(parser, "--mixed-precision", "train.mixed_precision", choices=["no", "bf16", "fp16"], help="autocast precision")
     flag(parser, "--report-to", "train.report_to", type=lambda s: [x for x in s.split(",") if x],
          help="also send the logged scalars to Accelerate trackers: tensorboard, wandb, mlflow (comma-separated)")
-    parser.add_argument("--no-group-by-length", action="store_const", const=False, dest="train.group_by_length", default=None)
+    parser.add_argument("--no-group-by-length", action="store_const", const=False, dest="train.group_by_length", default=None,
+                        help="shuffle batches without grouping texts of similar length")
     parser.set_defaults(**{FIELDS: [*(parser.get_default(FIELDS) or []), "train.group_by_length"]})
 
 
@@ -81,10 +88,43 @@ def _recipe_tree(cls):
     return resolve
 
 
+def describe_flags(parser: argparse.ArgumentParser, cls) -> None:
+    """Give every config flag of ``parser`` its default from the config class ``cls`` in ``--help``
+    (argparse sees only None: a flag not given leaves the YAML's or the config's value), and the
+    field's description where the flag has no help of its own."""
+    for action in parser._actions:
+        if action.dest not in (parser.get_default(FIELDS) or []) or action.nargs == 0:  # on/off switches say it themselves
+            continue
+        node, info = cls, None
+        for part in action.dest.split("."):
+            fields = getattr(node, "model_fields", {})
+            info = fields.get(part)
+            if info is None:
+                break
+            node = info.annotation
+        if info is None:
+            continue
+        text = action.help or info.description or ""
+        default = info.get_default(call_default_factory=True)
+        shown = "none" if default is None or default == [] else default
+        if action.help is not argparse.SUPPRESS and "default" not in text:
+            action.help = f"{text} (default: {shown})".strip() if text else f"default: {shown}"
+
+
 def print_table(title: str, rows: list[dict]) -> None:
+    """A rich table on a terminal; plain markdown otherwise (rich cuts columns to a few
+    characters when the output is a pipe or a file)."""
+    cells = [[f"{v:.4f}" if isinstance(v, float) else str(v) for v in row.values()] for row in rows]
+    if not sys.stdout.isatty():
+        print(f"{title}\n")
+        print("| " + " | ".join(map(str, rows[0])) + " |")
+        print("|" + "---|" * len(rows[0]))
+        for row in cells:
+            print("| " + " | ".join(row) + " |")
+        return
     table = Table(title=title)
     for col in rows[0]:
         table.add_column(col)
-    for row in rows:
-        table.add_row(*(f"{v:.4f}" if isinstance(v, float) else str(v) for v in row.values()))
+    for row in cells:
+        table.add_row(*row)
     Console().print(table)

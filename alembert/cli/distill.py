@@ -5,6 +5,7 @@ from alembert.cli.common import (
     add_data_flags,
     add_train_flags,
     config_from_args,
+    describe_flags,
     flag,
     print_table,
 )
@@ -29,6 +30,7 @@ def register(sub) -> None:
     add_config_flags(p)
     add_data_flags(p)
     add_train_flags(p)
+    describe_flags(p, DistillConfig)
     p.set_defaults(run=run)
 
 

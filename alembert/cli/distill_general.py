@@ -6,6 +6,7 @@ from alembert.cli.common import (
     add_config_flags,
     add_train_flags,
     config_from_args,
+    describe_flags,
     flag,
     print_table,
 )
@@ -40,9 +41,10 @@ def register(sub) -> None:
     p.add_argument("--then-task", help="run task distillation next (TinyBERT's two stages): a GLUE task")
     p.add_argument("--task-teacher", help="the fine-tuned teacher for --then-task")
     p.add_argument("--task-recipe", default="kd", help="recipe of the task stage (default kd)")
-    p.add_argument("--task-epochs", type=float, default=None)
+    p.add_argument("--task-epochs", type=float, default=None, help="epochs of the task stage (default: the train section's)")
     add_config_flags(p)
     add_train_flags(p)
+    describe_flags(p, DistillGeneralConfig)
     p.set_defaults(run=run)
 
 

@@ -1,17 +1,20 @@
 """``alembert evaluate MODEL --task TASK``: a saved model's (or ONNX export's) official dev metrics."""
 
 import json
+import sys
 from pathlib import Path
 
 from alembert.cli.common import (
     add_config_flags,
     add_data_flags,
     config_from_args,
+    describe_flags,
     flag,
     print_table,
 )
 from alembert.config.schema import EvaluateConfig
 from alembert.embedding.evaluate import EMBEDDING_TASKS, evaluate_embedding
+from alembert.errors import AlembertError
 
 
 def register(sub) -> None:
@@ -22,26 +25,31 @@ def register(sub) -> None:
     flag(p, "--output", "output_dir", help="folder for eval_results.json (default: the model folder when writable)")
     flag(p, "--batch-size", "batch_size", type=int)
     p.add_argument("--pooling", choices=["mean", "cls", "max"], help="embedding tasks: pooling of an encoder without modules.json")
+    describe_flags(p, EvaluateConfig)
     p.set_defaults(run=run)
 
 
 def run(args) -> int:
-    from alembert.data.load import load_split
-    from alembert.data.tasks import get_task
+    from alembert.data.load import load_split, resolve_task
     from alembert.data.tokenize import tokenize_dataset
     from alembert.evaluation.evaluate import evaluate_model
     from alembert.export.runtime import load_any
-    from alembert.models.load import load_tokenizer
+    from alembert.models.load import check_max_length, load_config, load_tokenizer
+    from alembert.models.preprocessing import max_length_for
     from alembert.models.resolve import resolve_model
-    from alembert.training.output import write_json_atomic
+    from alembert.training.output import check_writable, write_json_atomic
 
     args.set = [*(args.set or []), f"model={args.model}"]
     cfg = config_from_args(EvaluateConfig, args)
+    if cfg.output_dir is not None:  # an --output that cannot be written is refused before any compute
+        if cfg.output_dir.exists() and not cfg.output_dir.is_dir():
+            raise AlembertError(f"--output {cfg.output_dir} is a file; pass a folder for eval_results.json")
+        check_writable(cfg.output_dir)
     if cfg.data.task in EMBEDDING_TASKS:  # zero-shot sentence embeddings: STS-B, SQuAD retrieval
         from alembert.embedding.model import load_embedding_model
 
         model, tokenizer = load_embedding_model(cfg.model, args.pooling)
-        max_length = cfg.data.max_length if cfg.data.max_length != 128 else (model.max_seq_length or 256)
+        max_length = cfg.data.max_length if "max_length" in cfg.data.model_fields_set else (model.max_seq_length or 256)
         metrics = evaluate_embedding(model, tokenizer, cfg.data.task, max_length, cfg.batch_size)
         name, n = cfg.data.task, None
         print_table(f"{cfg.model} on {name} (zero-shot, max length {max_length})", [metrics])
@@ -52,7 +60,10 @@ def run(args) -> int:
         name = "squad"
         print_table(f"{cfg.model} on squad ({about})", [metrics])
     else:
-        task = get_task(cfg.data.task)
+        task = resolve_task(cfg.data, lambda: load_config(cfg.model), f"model {cfg.model}")  # your own data: the model's labels
+        if "max_length" not in cfg.data.model_fields_set:  # the length the model was trained with
+            cfg.data.max_length = max_length_for(resolve_model(cfg.model), None, cfg.data.max_length)
+        check_max_length(load_config(cfg.model), cfg.data.max_length, cfg.model)
         tokenizer = load_tokenizer(cfg.model)
         dev = tokenize_dataset(load_split(cfg.data, task, "dev"), tokenizer, cfg.data.max_length)
         model = load_any(cfg.model, task)  # a PyTorch folder or an ONNX export
@@ -62,8 +73,10 @@ def run(args) -> int:
     out = Path(cfg.output_dir) if cfg.output_dir else resolve_model(cfg.model)
     try:
         out.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(out / "eval_results.json", {"task": name, "examples": n, **metrics})
-    except OSError:
-        pass
+        write_json_atomic(out / "eval_results.json", {"task": name, "examples": n, "max_length": cfg.data.max_length, **metrics})
+    except (OSError, AlembertError) as exc:
+        if cfg.output_dir is not None:  # asked for: a failure is an error, never silence
+            raise AlembertError(f"--output {out}: could not write eval_results.json ({getattr(exc, 'strerror', None) or exc})") from None
+        print(f"note: the model folder {out} is not writable; eval_results.json not saved (pass --output DIR)", file=sys.stderr)
     print(json.dumps(metrics))
     return 0

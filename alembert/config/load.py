@@ -76,15 +76,21 @@ def parse_set(items: list[str] | None) -> dict[str, Any]:
         if "=" not in item:
             raise AlembertError(f"--set {item!r}: expected FIELD=VALUE, e.g. --set train.lr=3e-5")
         key, raw = item.split("=", 1)
-        out[key.strip()] = _scalar(raw)
+        out[key.strip()] = _scalar(raw, item)
     return out
 
 
-def _scalar(raw: str) -> Any:
-    """A YAML value; also reads '3e-5' as a float (YAML 1.1 wants '3.0e-5')."""
+def _scalar(raw: str, item: str = "") -> Any:
+    """A YAML value; also reads '3e-5' as a float (YAML 1.1 wants '3.0e-5'). Parsed with
+    ``safe_load``: a ``!!python/...`` tag is refused, never constructed."""
     if not raw.strip():
         return None
-    value = yaml.safe_load(raw)
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise AlembertError(f"--set {item or raw!r}: the value is not valid YAML ({problem}); quote it "
+                            "(--set 'field=\"text\"') or fix the syntax, e.g. --set data.task=sst2") from None
     if isinstance(value, str):
         try:
             return float(value)

@@ -20,7 +20,8 @@ class Strict(BaseModel):
 class DataConfig(Strict):
     """Where the examples come from and how they are tokenised."""
 
-    task: str = "sst2"
+    task: str | None = Field(None, description="a GLUE task; none (or 'custom') with --train-file/--dev-file: your own labels; none without files: sst2")
+    labels: list[str] | None = Field(None, description="your own data: the class names in id order (default: the model's saved labels, else inferred from the training file)")
     data_dir: Path | None = Field(None, description="GLUE folder (holds SST-2/, MRPC/, ...)")
     train_file: Path | None = Field(None, description="CSV/TSV/JSONL training file")
     dev_file: Path | None = Field(None, description="CSV/TSV/JSONL dev file")

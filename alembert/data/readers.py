@@ -90,20 +90,29 @@ def _decode_error(path: Path) -> AlembertError:
 
 
 def _read_delimited(path: Path, delimiter: str, has_header: bool) -> _Table:
-    """Read a .tsv (no quoting, like GLUE) or .csv (standard quoting) file."""
+    """Read a .tsv (no quoting, like GLUE) or .csv (standard quoting) file.
+
+    CSV is read with ``strict=True``: Python's reader otherwise lets a double quote that is
+    never closed swallow every following row into one text, silently (strict mode fails at the
+    end of the file, and at a closing quote that is not followed by a delimiter; the error names
+    the line where the broken record starts). A header with the same
+    column name twice is refused (which one would be used?)."""
     quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
     kind = "tab-separated" if delimiter == "\t" else "comma-separated"
     header, rows, lines, width = None, [], [], None
+    start = 1  # line on which the record being read begins
     try:
         with open(path, encoding="utf-8-sig", newline="") as f:
-            reader = csv.reader(f, delimiter=delimiter, quoting=quoting)
+            reader = csv.reader(f, delimiter=delimiter, quoting=quoting, strict=delimiter != "\t")
             for fields in reader:
+                first, start = start, reader.line_num + 1
                 if not fields:  # blank line
                     continue
                 if width is None:
                     width = len(fields)
                     if has_header:
                         header = fields
+                        _no_duplicate_columns(path, header)
                         continue
                 if len(fields) != width:
                     raise AlembertError(
@@ -112,17 +121,25 @@ def _read_delimited(path: Path, delimiter: str, has_header: bool) -> _Table:
                         "break inside a text?)"
                     )
                 rows.append(fields)
-                lines.append(reader.line_num)
+                lines.append(first)
     except UnicodeDecodeError:
         raise _decode_error(path) from None
     except csv.Error as e:
         raise AlembertError(
-            f"data file {path} line {reader.line_num}: malformed {kind} row ({e}); "
+            f"data file {path} line {start}: malformed {kind} row ({e}); "
             "check that row for an unbalanced double quote"
         ) from None
     if header is None:
         header = [str(i) for i in range(width or 0)]
     return _Table(path, header, rows, lines, headerless=not has_header)
+
+
+def _no_duplicate_columns(path: Path, header: list[str]) -> None:
+    seen = set()
+    for name in header:
+        if name in seen:
+            raise AlembertError(f"data file {path}: column {name!r} appears twice in the header; rename one of them")
+        seen.add(name)
 
 
 def _read_jsonl(path: Path) -> _Table:
@@ -186,8 +203,10 @@ def _find_column(table: _Table, role: str, candidates: list[str], required: bool
             return table.columns.index(name)
     if not required:
         return None
-    looked = " or ".join(repr(c) for c in candidates)
+    looked = " or ".join(repr(c) for c in dict.fromkeys(candidates))  # a candidate named twice is listed once
     fix = fix or f"pass {_FLAGS[role]} with one of these"
+    if table.path.suffix.lower() == ".csv" and any("\t" in c for c in table.columns):
+        fix += "; the file looks tab-separated: rename it to .tsv"
     raise AlembertError(
         f"data file {table.path}: column {looked} not found "
         f"(columns: {', '.join(table.columns) or 'none'}); {fix}"
@@ -206,6 +225,13 @@ def _values(table: _Table, index: int, name: str) -> list:
             )
         out.append(value)
     return out
+
+
+def _is_number(key: str) -> bool:
+    try:
+        return math.isfinite(float(key))
+    except ValueError:
+        return False
 
 
 def _key(value) -> str:
@@ -252,8 +278,8 @@ def _encode_labels(table: _Table, values: list, column: str, task: TaskSpec | No
         for key, line in zip(keys, lines, strict=True):
             if key not in mapping:
                 allowed = ", ".join(dict.fromkeys(raw + names))
-                fix = (f"check --task (is this {task.name} data?)" if task is not None
-                       else "add it to --label-names")
+                fix = (f"check --task (is this {task.name} data?)" if task is not None and task.name != "custom"
+                       else "add it to --labels")
                 raise AlembertError(
                     f"data file {table.path} line {line}: unknown label {key!r} in column "
                     f"{column!r} (allowed: {allowed}); fix the row or {fix}"
@@ -262,6 +288,9 @@ def _encode_labels(table: _Table, values: list, column: str, task: TaskSpec | No
         return ids, names
 
     unique = set(keys)
+    if not all(_INT.fullmatch(k) for k in unique) and all(_is_number(k) for k in unique):
+        # Non-integer numbers: a score to regress on, not classes.
+        return [float(k) for k in keys], None
     if all(_INT.fullmatch(k) for k in unique) and min(int(k) for k in unique) >= 0:
         # Integer labels are class ids already; classes 0..max.
         ids = [int(k) for k in keys]

@@ -33,6 +33,7 @@ from alembert.training.checkpoint import latest_checkpoint
 from alembert.training.logger import RunLogger
 from alembert.training.loop import fit
 from alembert.training.output import (
+    finish_output,
     prepare_output_dir,
     save_model_atomic,
     write_json_atomic,
@@ -162,4 +163,5 @@ def run_distill_general(cfg: DistillGeneralConfig) -> dict:
     logger.close()
     if accelerator.is_main_process:
         write_json_atomic(out / "metrics.json", summary)
+    finish_output(out)  # an --overwrite run's files replace the previous run's only now
     return summary

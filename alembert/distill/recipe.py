@@ -75,6 +75,14 @@ class Stage(Strict):
     epochs: float | None = Field(None, gt=0, description="overrides train.epochs for this stage")
     lr: float | None = Field(None, gt=0, description="overrides train.lr for this stage")
 
+    @model_validator(mode="after")
+    def _some_weight(self):
+        """All weights zero: the loss is 0 whatever the student does; it would train to nothing."""
+        if all(t.weight == 0 for t in self.losses):
+            raise ValueError(f"stage {self.name!r}: every loss weight is 0, so the student would learn nothing; "
+                             "give at least one loss a positive weight")
+        return self
+
     def needs(self, what: str) -> bool:
         """Whether any term of the stage needs ``what`` (a field of :class:`~alembert.terms.Needs`)."""
         return any(getattr(t.term.needs, what) for t in self.losses)

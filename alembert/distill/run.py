@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import time
 from contextlib import contextmanager
-from pathlib import Path
 
 import torch
 
 from alembert.config.load import dump_yaml
 from alembert.config.schema import DistillConfig
 from alembert.data.batching import train_loader
-from alembert.data.tasks import get_task
+from alembert.data.load import resolve_task
 from alembert.distill.alignment import same_tokenization, two_tokenizer_loader
 from alembert.distill.card import write_model_card
 from alembert.distill.data import distill_data, teacher_side
@@ -21,13 +20,16 @@ from alembert.distill.students import make_student
 from alembert.distill.teacher_cache import build_cache
 from alembert.errors import AlembertError
 from alembert.evaluation.evaluate import evaluate_model
-from alembert.models.load import load_classifier, load_tokenizer
+from alembert.models.load import check_max_length, load_classifier, load_config, load_tokenizer
 from alembert.models.preprocessing import record
 from alembert.training.checkpoint import latest_checkpoint
 from alembert.training.logger import RunLogger
 from alembert.training.loop import fit
 from alembert.training.output import (
+    check_output_dir,
+    finish_output,
     prepare_output_dir,
+    run_dir,
     save_model_atomic,
     write_json_atomic,
     write_text_atomic,
@@ -52,11 +54,10 @@ def builders_first(accelerator):
 
 def run_distill(cfg: DistillConfig) -> dict:
     # Every check runs before the output folder is created or written: a refused run leaves it as it was.
-    task = get_task(cfg.data.task)
+    task = resolve_task(cfg.data, lambda: load_config(cfg.teacher), f"teacher {cfg.teacher}")  # your own data: the teacher's labels
     recipe = load_recipe(cfg.recipe)
-    if cfg.resume or Path(cfg.output_dir).exists():  # checks only: an existing folder is not modified
-        prepare_output_dir(cfg.output_dir, cfg.overwrite, cfg.resume)
-    resume = latest_checkpoint(cfg.output_dir) if cfg.resume else None
+    check_output_dir(cfg.output_dir, cfg.overwrite, cfg.resume)  # checks only (writable, not in use): nothing is created or modified
+    resume = latest_checkpoint(run_dir(cfg.output_dir, cfg.overwrite, cfg.resume)) if cfg.resume else None
     accelerator = make_accelerator(cfg.train, find_unused_parameters=recipe.find_unused_parameters)
     attn = "eager" if recipe.needs_attention else None
     tokenizer = load_tokenizer(cfg.teacher)
@@ -64,6 +65,8 @@ def run_distill(cfg: DistillConfig) -> dict:
     teacher.requires_grad_(False)
     student, student_desc = make_student(cfg.student, teacher, tokenizer, cfg.teacher, task, attn, cfg.train.seed, cfg.cross_tokenizer)
     student_tok = load_tokenizer(cfg.student.path) if cfg.student.path else tokenizer
+    check_max_length(teacher.config, cfg.data.max_length, f"{cfg.teacher} (the teacher)")
+    check_max_length(student.config, cfg.data.max_length, f"{cfg.student.path or 'the student'}")
     record(student, "classification", cfg.data.max_length)
     two = not same_tokenization(tokenizer, student_tok)  # allowed only with --cross-tokenizer (checked above)
     for stage in recipe.stages:  # mappings, head counts, widths (projection: false) of every stage
@@ -135,4 +138,5 @@ def run_distill(cfg: DistillConfig) -> dict:
     if accelerator.is_main_process:
         write_json_atomic(out / "metrics.json", summary)
         write_model_card(out, summary, recipe)
+    finish_output(out)  # an --overwrite run's files replace the previous run's only now
     return summary

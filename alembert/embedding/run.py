@@ -32,7 +32,15 @@ from alembert.errors import AlembertError
 from alembert.training.checkpoint import latest_checkpoint
 from alembert.training.logger import RunLogger
 from alembert.training.loop import fit
-from alembert.training.output import prepare_output_dir, save_folder_atomic, write_json_atomic, write_text_atomic
+from alembert.training.output import (
+    check_output_dir,
+    finish_output,
+    prepare_output_dir,
+    run_dir,
+    save_folder_atomic,
+    write_json_atomic,
+    write_text_atomic,
+)
 from alembert.training.setup import make_accelerator
 
 AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -43,7 +51,7 @@ def n_params(model) -> int:
 
 
 def save_embedding_model(model: EmbeddingModel, tokenizer, out: Path) -> None:
-    save_folder_atomic(out, lambda tmp: model.save(tmp, tokenizer))
+    save_folder_atomic(out, lambda tmp: model.save(tmp, tokenizer), sum(p.numel() * p.element_size() for p in model.parameters()))
 
 
 def _check_tokenizer(tokenizer, texts: list[str], name: str) -> None:
@@ -64,9 +72,8 @@ def run_embedding_distill(cfg: DistillGeneralConfig, recipe: Recipe) -> dict:
         raise AlembertError(f"recipe {recipe.name}: embedding distillation runs one stage; got {len(recipe.stages)}")
     if not cfg.data.corpus and not cfg.data.transfer_tasks:
         raise AlembertError("embedding distillation needs text: pass --corpus (files, folders, 'squad') and/or --transfer-task sst2,mrpc")
-    if cfg.resume or Path(cfg.output_dir).exists():  # checks only
-        prepare_output_dir(cfg.output_dir, cfg.overwrite, cfg.resume)
-    resume = latest_checkpoint(cfg.output_dir) if cfg.resume else None
+    check_output_dir(cfg.output_dir, cfg.overwrite, cfg.resume)  # checks only (writable, not in use): nothing is created or modified
+    resume = latest_checkpoint(run_dir(cfg.output_dir, cfg.overwrite, cfg.resume)) if cfg.resume else None
     attn = "eager" if recipe.needs_attention else None
     teacher, teacher_tok = load_embedding_model(cfg.teacher, cfg.pooling, attn)
     teacher.eval().requires_grad_(False)
@@ -125,6 +132,7 @@ def run_embedding_distill(cfg: DistillGeneralConfig, recipe: Recipe) -> dict:
         write_json_atomic(out / "metrics.json", summary)
         write_embedding_card(out, summary, recipe)
     logger.close()
+    finish_output(out)  # an --overwrite run's files replace the previous run's only now
     return summary
 
 

@@ -24,10 +24,10 @@ from __future__ import annotations
 import contextlib
 import inspect
 import io
+import json
 import logging
 import os
 import shutil
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -87,6 +87,10 @@ def _export_graph(model, example: dict, path: Path, opset: int | None) -> None:
             )
             program.save(path)
     except Exception as exc:  # the exporter's failures are long; keep the first line
+        from alembert.training.output import is_disk_full
+
+        if is_disk_full(exc):
+            raise
         raise AlembertError(f"ONNX export failed ({exc.__class__.__name__}: {str(exc).splitlines()[0][:200]}); try another --opset") from None
     finally:
         quiet.setLevel(level)
@@ -169,18 +173,52 @@ def _usual_permissions(folder: Path) -> None:
         f.chmod(0o666 & ~mask)
 
 
-def _move_into_place(tmp: Path, out_dir: Path) -> None:
-    """Rename ``tmp`` to ``out_dir``, replacing (then deleting) whatever was there."""
-    if not out_dir.exists():
-        os.replace(tmp, out_dir)
+# What an export writes, and so all that --overwrite may replace or remove in --output.
+EXPORT_OWNED = {"model.onnx", "model.onnx.data", "config.json", EXPORT_INFO, "tokenizer.json", "tokenizer_config.json",
+                "vocab.txt", "vocab.json", "merges.txt", "special_tokens_map.json", "added_tokens.json", "spiece.model",
+                "sentencepiece.bpe.model", "chat_template.jinja"}
+TORCH_WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+
+
+def _check_output(out_dir: Path, src: Path | None, overwrite: bool) -> None:
+    """Refuse, before any compute, an output that is a file, cannot be written, is in use, is
+    not empty (without --overwrite), or holds a PyTorch model (never replaced by an export)."""
+    from alembert.training.output import check_writable, lock_output
+
+    if out_dir.exists() and not out_dir.is_dir():
+        raise AlembertError(f"output {out_dir} is a file; pass a folder to --output")
+    check_writable(out_dir)
+    if not out_dir.is_dir():
         return
-    old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
-    os.replace(out_dir, old)
-    os.replace(tmp, out_dir)
-    if old.is_dir():
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        old.unlink()
+    lock_output(out_dir)
+    if any(out_dir.iterdir()) and not overwrite:
+        raise AlembertError(f"output {out_dir} exists and is not empty; pass --overwrite to replace it or choose another --output")
+    torch_files = [f for f in TORCH_WEIGHTS if (out_dir / f).exists()]
+    if torch_files or (src is not None and src.resolve() == out_dir.resolve()):
+        raise AlembertError(f"output {out_dir} holds a PyTorch model ({', '.join(torch_files) or 'the source'}); an export never "
+                            "replaces one: choose another --output")
+
+
+def _move_into_place(tmp: Path, out_dir: Path, overwrite: bool) -> None:
+    """A new ``out_dir``: rename ``tmp`` to it (the folder appears complete at once). An existing
+    one: move the export's files in one by one (model.onnx and the export record last), then
+    remove the previous export's files that this one did not write. Nothing else is touched."""
+    if not out_dir.exists():
+        try:
+            os.rename(tmp, out_dir)
+            return
+        except OSError:  # created meanwhile (another export): treat it as existing
+            _check_output(out_dir, None, overwrite)
+    info = out_dir / EXPORT_INFO
+    try:
+        previous = set(json.loads(info.read_text()).get("files", [])) if info.is_file() else set()
+    except (OSError, ValueError):
+        previous = set()
+    new = {f.name for f in tmp.iterdir()}
+    for f in sorted(tmp.iterdir(), key=lambda p: (p.name == EXPORT_INFO, p.name == "model.onnx")):
+        os.replace(f, out_dir / f.name)
+    for name in (previous & EXPORT_OWNED) - new:
+        (out_dir / name).unlink(missing_ok=True)
 
 
 def export_onnx(model_dir: str | Path, out_dir: str | Path, quantize: str | None = None,
@@ -190,8 +228,10 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path, quantize: str | None
     ``first_token``: BERT classifiers compute their last layer for the [CLS] token only
     (what the pooler reads; :mod:`alembert.export.first_token`); the logits are unchanged.
 
-    Written into a temporary sibling folder and renamed into place, so ``out_dir`` is
-    either complete or untouched. A non-empty ``out_dir`` needs ``overwrite=True``.
+    Built in a temporary folder (a hidden sibling of a new ``out_dir``, or inside an existing
+    one) and moved into place; a new ``out_dir`` appears complete at once. A non-empty ``out_dir``
+    needs ``overwrite=True``, and then only the export's own files (``EXPORT_OWNED``) are
+    replaced: the rest of the folder, a source model inside it included, is never touched.
     """
     import onnx
     import onnxruntime
@@ -202,10 +242,12 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path, quantize: str | None
 
     if quantize not in QUANTIZATIONS:
         raise AlembertError(f"unknown quantisation {quantize!r}; use int8 or none")
-    out_dir = Path(out_dir)
-    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())) and not overwrite:
-        raise AlembertError(f"output {out_dir} exists and is not empty; pass --overwrite to replace it or choose another --output")
+    from alembert.training.output import disk_guard, make_temp_dir, model_bytes, sweep_stale_temps
+
+    out_dir = Path(out_dir).absolute()  # "." has a parent and a name
+    _check_output(out_dir, None, overwrite)
     src = resolve_model(model_dir)
+    _check_output(out_dir, src, overwrite)
     if is_onnx_dir(src):
         raise AlembertError(f"model {model_dir} is already an ONNX export; pass the PyTorch folder it came from")
     model = _load_task_model(src)
@@ -216,42 +258,46 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path, quantize: str | None
     example = {n: torch.from_numpy(v) for n, v in reference[0][0].items()}  # the check's batch of 4
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.export-"))
+    home = out_dir if out_dir.is_dir() else out_dir.parent  # same file system: renames, not copies
+    sweep_stale_temps(home)  # folders of killed exports
+    tmp = make_temp_dir(home)
     try:
-        fp32 = tmp / "fp32" / "model.onnx"
-        fp32.parent.mkdir()
-        attention = model.config._attn_implementation
-        _export_graph(model, example, fp32, opset or (DEFAULT_OPSET if attention == "sdpa" else None))
-        optimized = _optimize(fp32, model.config)
-        final = tmp / "model.onnx"
-        if quantize == "int8":
-            _quantize_int8(fp32, final)
-        else:
-            for f in fp32.parent.iterdir():  # model.onnx (+ model.onnx.data past 2 GB)
-                os.replace(f, tmp / f.name)
-        shutil.rmtree(tmp / "fp32")
-        graph = onnx.load(final, load_external_data=False)
-        used_opset = next((o.version for o in graph.opset_import if o.domain in ("", "ai.onnx")), None)
-        tokenizer.save_pretrained(tmp)
-        model.config.save_pretrained(tmp)
-        write_json_atomic(tmp / EXPORT_INFO, {
-            "format": "onnx",
-            "source": str(src.resolve()),
-            "quantization": quantize,
-            "opset": used_opset,
-            "inputs": names,
-            "outputs": ["logits"],
-            "dynamic_axes": {"batch": 0, "sequence": 1},
-            "attention": attention,
-            "ort_optimized": optimized,
-            "last_layer": "first token only" if pruned else "all tokens",
-            "int8": "dynamic; per-channel weight MatMuls, embedding tables" if quantize == "int8" else None,
-            **_check(final, reference),
-            "torch": torch.__version__,
-            "onnxruntime": onnxruntime.__version__,
-        })
-        _usual_permissions(tmp)
-        _move_into_place(tmp, out_dir)
+        with disk_guard(out_dir, 3 * model_bytes(model), cleanup=[tmp], kept=f"{out_dir} is as it was"):
+            fp32 = tmp / "fp32" / "model.onnx"
+            fp32.parent.mkdir()
+            attention = model.config._attn_implementation
+            _export_graph(model, example, fp32, opset or (DEFAULT_OPSET if attention == "sdpa" else None))
+            optimized = _optimize(fp32, model.config)
+            final = tmp / "model.onnx"
+            if quantize == "int8":
+                _quantize_int8(fp32, final)
+            else:
+                for f in fp32.parent.iterdir():  # model.onnx (+ model.onnx.data past 2 GB)
+                    os.replace(f, tmp / f.name)
+            shutil.rmtree(tmp / "fp32")
+            graph = onnx.load(final, load_external_data=False)
+            used_opset = next((o.version for o in graph.opset_import if o.domain in ("", "ai.onnx")), None)
+            tokenizer.save_pretrained(tmp)
+            model.config.save_pretrained(tmp)
+            write_json_atomic(tmp / EXPORT_INFO, {
+                "format": "onnx",
+                "source": str(src.resolve()),
+                "quantization": quantize,
+                "opset": used_opset,
+                "inputs": names,
+                "outputs": ["logits"],
+                "dynamic_axes": {"batch": 0, "sequence": 1},
+                "attention": attention,
+                "ort_optimized": optimized,
+                "last_layer": "first token only" if pruned else "all tokens",
+                "int8": "dynamic; per-channel weight MatMuls, embedding tables" if quantize == "int8" else None,
+                **_check(final, reference),
+                "torch": torch.__version__,
+                "onnxruntime": onnxruntime.__version__,
+                "files": sorted({f.name for f in tmp.iterdir()} | {EXPORT_INFO}),
+            })
+            _usual_permissions(tmp)
+            _move_into_place(tmp, out_dir, overwrite)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out_dir

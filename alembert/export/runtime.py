@@ -54,12 +54,12 @@ class OnnxClassifier:
     device = torch.device("cpu")
 
     def __init__(self, folder: str | Path, threads: int | None = None):
-        from transformers import AutoConfig
+        from alembert.models.load import load_config
 
         self.folder = Path(folder)
         self.session = make_session(self.folder / ONNX_FILE, threads)
         self.input_names = [i.name for i in self.session.get_inputs()]
-        self.config = AutoConfig.from_pretrained(self.folder)
+        self.config = load_config(self.folder)
         info = self.folder / "alembert_export.json"
         self.export_info = json.loads(info.read_text()) if info.is_file() else {}
 

@@ -1,7 +1,15 @@
-"""Load tokenizers and task models from a resolved directory, safely and quietly."""
+"""Load tokenizers and task models from a resolved directory, safely and quietly.
+
+Remote code never runs: every ``from_pretrained`` here passes ``trust_remote_code=False`` (so
+transformers never asks "Do you wish to run the custom code? [y/N]"), and a folder that
+would need custom code (an ``auto_map`` for a ``model_type`` transformers does not ship) is
+refused with one line before transformers is asked (:func:`refuse_remote_code`). Damaged
+weight files (a truncated ``model.safetensors``) are a one-line error too.
+"""
 
 from __future__ import annotations
 
+import json
 import pickle
 from pathlib import Path
 
@@ -13,18 +21,39 @@ from alembert.errors import AlembertError
 from alembert.models.resolve import resolve_model
 
 
+def refuse_remote_code(path: Path, what: str) -> None:
+    """A one-line error for a folder whose config or tokenizer names custom code (``auto_map``)
+    that transformers would have to import to load it; alembert never runs remote code."""
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+    for file in ("config.json", "tokenizer_config.json", "preprocessor_config.json", "processor_config.json"):
+        try:
+            data = json.loads((Path(path) / file).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if not isinstance(data, dict) or not data.get("auto_map"):
+            continue
+        model_type = data.get("model_type")
+        if file != "config.json" or model_type not in CONFIG_MAPPING:
+            raise AlembertError(f"{what}: {file} in {path} needs custom code ({', '.join(sorted(data['auto_map']))} in auto_map"
+                                f"{'' if model_type in CONFIG_MAPPING or model_type is None else f', model_type {model_type!r}'}); "
+                                "alembert never runs code shipped with a model: use a model family that transformers ships")
+
+
 def load_tokenizer(name: str | Path):
     path = resolve_model(name)
+    refuse_remote_code(path, f"model {name}")
     try:
-        return AutoTokenizer.from_pretrained(path)
+        return AutoTokenizer.from_pretrained(path, trust_remote_code=False)
     except (OSError, ValueError) as exc:
         raise AlembertError(f"model {name}: no usable tokenizer in {path} ({exc.__class__.__name__}); save the tokenizer beside the weights") from None
 
 
 def load_config(name: str | Path):
     path = resolve_model(name)
+    refuse_remote_code(path, f"model {name}")
     try:
-        return AutoConfig.from_pretrained(path)
+        return AutoConfig.from_pretrained(path, trust_remote_code=False)
     except (OSError, ValueError) as exc:
         raise AlembertError(f"model {name}: unreadable config.json in {path} ({exc}); pass a folder saved with save_pretrained") from None
 
@@ -36,10 +65,16 @@ def quiet_from_pretrained(cls, path: Path, what: str, hint: str = "pass a folder
     Weights come from safetensors when present; a ``.bin`` goes through transformers'
     ``torch.load(weights_only=True)``, so a pickle holding anything but tensors is refused.
     """
+    from safetensors import SafetensorError
+
+    refuse_remote_code(path, what)
     verbosity = transformers.logging.get_verbosity()
     transformers.logging.set_verbosity_error()
     try:
         return cls.from_pretrained(path, trust_remote_code=False, **kwargs)
+    except SafetensorError as exc:
+        raise AlembertError(f"{what}: the weights in {path} are damaged ({str(exc).splitlines()[0][:120]}); "
+                            "the file is truncated or corrupt: copy or save the model again") from None
     except pickle.UnpicklingError:
         raise AlembertError(f"{what}: the pickled weights in {path} hold objects other than tensors and were refused "
                             "(torch.load weights_only=True); re-save the model as safetensors where you trust it") from None
@@ -90,3 +125,26 @@ def load_classifier(name: str | Path, task: TaskSpec, attn: str | None = None):
     if task.is_regression:
         model.config.problem_type = "regression"
     return model
+
+
+_OFFSET_POSITIONS = ("roberta", "xlm-roberta", "camembert", "mpnet", "longformer", "data2vec-text", "xlm-roberta-xl")
+
+
+def max_positions(config) -> int | None:
+    """Tokens the model can take: ``max_position_embeddings`` (less the ``padding_idx + 1``
+    positions that RoBERTa-style position ids skip), or None when the config does not say."""
+    n = getattr(config, "max_position_embeddings", None)
+    if not isinstance(n, int) or n <= 0:
+        return None
+    if config.model_type in _OFFSET_POSITIONS:
+        n -= (getattr(config, "pad_token_id", None) or 0) + 1
+    return n
+
+
+def check_max_length(config, max_length: int, name, flag: str = "--max-length") -> None:
+    """Refuse, before any compute, a ``max_length`` longer than the model's position table: it
+    would fail mid-training (an index error in the embeddings) after the output was created."""
+    limit = max_positions(config)
+    if limit is not None and max_length > limit:
+        raise AlembertError(f"{flag} {max_length} is longer than model {name} can take ({limit} positions, "
+                            f"max_position_embeddings {config.max_position_embeddings}); pass {flag} {limit} or less")

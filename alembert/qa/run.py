@@ -40,17 +40,18 @@ from alembert.distill.recipe import load_recipe
 from alembert.distill.students import check_same_vocabulary, make_student
 from alembert.errors import AlembertError
 from alembert.models.load import load_config, load_tokenizer, quiet_from_pretrained
+from alembert.models.preprocessing import record
 from alembert.models.resolve import resolve_model
 from alembert.qa.data import split_by_article, squad_examples
 from alembert.qa.features import QA_MODEL_COLUMNS, tokenize_squad
 from alembert.qa.metrics import squad_metrics
 from alembert.qa.postprocess import postprocess_predictions
-from alembert.models.preprocessing import record
 from alembert.training.checkpoint import latest_checkpoint
 from alembert.training.finetune import SupervisedModule
 from alembert.training.logger import RunLogger
 from alembert.training.loop import fit
 from alembert.training.output import (
+    finish_output,
     prepare_output_dir,
     save_model_atomic,
     write_json_atomic,
@@ -215,6 +216,7 @@ def run_qa_finetune(cfg: FinetuneConfig) -> dict:
     logger.close()
     if accelerator.is_main_process:
         write_json_atomic(out / "metrics.json", summary)
+    finish_output(out)  # an --overwrite run's files replace the previous run's only now
     return summary
 
 
@@ -286,6 +288,7 @@ def run_qa_distill(cfg: DistillConfig) -> dict:
     if accelerator.is_main_process:
         write_json_atomic(out / "metrics.json", summary)
         _write_card(out, summary, recipe)
+    finish_output(out)  # an --overwrite run's files replace the previous run's only now
     return summary
 
 

@@ -7,15 +7,18 @@ import torch
 from alembert.config.load import dump_yaml
 from alembert.config.schema import FinetuneConfig
 from alembert.data.batching import train_loader
-from alembert.data.tasks import get_task
+from alembert.data.load import resolve_task
 from alembert.evaluation.evaluate import evaluate_model
-from alembert.models.load import load_classifier, load_tokenizer
+from alembert.models.load import check_max_length, load_classifier, load_config, load_tokenizer
 from alembert.models.preprocessing import record
 from alembert.training.checkpoint import latest_checkpoint
 from alembert.training.logger import RunLogger
 from alembert.training.loop import fit
 from alembert.training.output import (
+    check_output_dir,
+    finish_output,
     prepare_output_dir,
+    run_dir,
     save_model_atomic,
     write_json_atomic,
     write_text_atomic,
@@ -37,10 +40,10 @@ class SupervisedModule(torch.nn.Module):
 
 def run_finetune(cfg: FinetuneConfig) -> dict:
     # Every check runs before the output folder is created or written: a refused run leaves it as it was.
-    task = get_task(cfg.data.task)
-    if cfg.resume or cfg.output_dir.exists():  # checks only: an existing folder is not modified
-        prepare_output_dir(cfg.output_dir, cfg.overwrite, cfg.resume)
-    resume = latest_checkpoint(cfg.output_dir) if cfg.resume else None
+    task = resolve_task(cfg.data, lambda: load_config(cfg.model), f"model {cfg.model}")
+    check_output_dir(cfg.output_dir, cfg.overwrite, cfg.resume)  # checks only (writable, not in use): nothing is created or modified
+    resume = latest_checkpoint(run_dir(cfg.output_dir, cfg.overwrite, cfg.resume)) if cfg.resume else None
+    check_max_length(load_config(cfg.model), cfg.data.max_length, cfg.model)
     accelerator = make_accelerator(cfg.train)
     tokenizer = load_tokenizer(cfg.model)
     with accelerator.main_process_first():  # the tokenised cache is written by one process
@@ -79,4 +82,5 @@ def run_finetune(cfg: FinetuneConfig) -> dict:
     logger.close()
     if accelerator.is_main_process:
         write_json_atomic(out / "metrics.json", summary)
+    finish_output(out)  # an --overwrite run's files replace the previous run's only now
     return summary

@@ -91,6 +91,7 @@ def fit(
     running: dict[str, float] = {}
     running_n = 0
     last: dict[str, float] = {}
+    losses: list[float] = []  # every micro-batch's loss: a run that diverged says so at the end
     module.train()
     # a with block: an error leaves the bar closed, so its message starts on a line of its own
     with tqdm(total=steps, initial=state.step, desc="training", disable=not accelerator.is_main_process, dynamic_ncols=True) as bar:
@@ -119,6 +120,7 @@ def fit(
                 state.samples += n
                 samples_here += n
                 state.batch_in_epoch += 1
+                losses.append(float(loss.detach()))
                 for k, v in {"loss": loss, **terms}.items():
                     running[k] = running.get(k, 0.0) + float(v.detach())
                 running_n += 1
@@ -148,7 +150,23 @@ def fit(
             else:
                 state.epoch += 1
                 state.batch_in_epoch = 0
+    if accelerator.is_main_process and (note := divergence_note(losses)):
+        tqdm.write(note)
     return FitResult(state.best, state.best_step, last or state.best, state.step, time.time() - start, samples_here, eval_seconds)
+
+
+def divergence_note(losses: list[float], window: int = 10, factor: float = 1.5) -> str | None:
+    """A warning when the training loss ended well above where it started (the mean of the last
+    ``window`` micro-batches over ``factor`` x the first one's, computed before any update): a
+    learning rate too high diverges to a finite loss within a few steps and would otherwise
+    "succeed" silently. Runs shorter than two windows are not judged."""
+    if len(losses) < 2 * window:
+        return None
+    early, late = losses[0], sum(losses[-window:]) / window
+    if late > factor * early and late - early > 0.05:
+        return (f"warning: the training loss rose from {early:.4f} to {late:.4f}: the run probably diverged; "
+                "lower the learning rate (--lr) and check the dev metric before using this model")
+    return None
 
 
 def _evaluate(module, accelerator, evaluate, main_metric, on_best, logger, state: LoopState, minimize: bool = False) -> dict[str, float]:
