@@ -187,15 +187,9 @@ def test_load_corpus_files_and_folders(tmp_path, bert_tokenizer):
     assert isinstance(ds, datasets.Dataset) and ds.column_names == ["text"]
     assert ds["text"] == ["First line.", "", "Third line", "Second file. Two lines.", "end", "Nested."]  # sorted, BOM dropped
     assert load_corpus([root / "sub" / "c.txt", str(root / "b.txt")])["text"] == ["Nested.", "Second file. Two lines.", "end"]
-    streamed = load_corpus(str(root), streaming=True)
-    assert isinstance(streamed, datasets.IterableDataset)
-    assert [r["text"] for r in streamed] == ds["text"]
-    lazy = pack_sentences(streamed, bert_tokenizer, max_length=16)
-    assert [r["input_ids"] for r in lazy] == pack_sentences(ds, bert_tokenizer, max_length=16, cache=tmp_path)["input_ids"]
     saved = tmp_path / "saved"
     datasets.Dataset.from_dict({"text": ["One. Two.", "Three."], "id": [1, 2]}).save_to_disk(str(saved))
     assert load_corpus(saved)["text"] == ["One. Two.", "Three."]
-    assert [r["text"] for r in load_corpus(saved, streaming=True)] == ["One. Two.", "Three."]
 
 
 def test_load_corpus_errors(tmp_path):

@@ -16,7 +16,6 @@ from alembert.data.readers import (
     default_data_dir,
     load_data_file,
     load_glue_split,
-    load_hub_dataset,
 )
 from alembert.data.tasks import TASKS, get_task, task_names
 from alembert.errors import AlembertError
@@ -256,14 +255,3 @@ def test_missing_glue_directory(tmp_path):
     assert "--data-dir" in message and "ALEMBERT_DATA" in message
     with pytest.raises(AlembertError, match="unknown split"):
         load_glue_split(get_task("sst2"), GLUE, "test")
-
-
-def test_hub_unreachable_is_user_error(monkeypatch):
-    import datasets
-
-    def offline(*args, **kwargs):
-        raise ConnectionError("Couldn't reach 'nyu-mll/glue' on the Hub")
-
-    monkeypatch.setattr(datasets, "load_dataset", offline)
-    with pytest.raises(AlembertError, match="unreachable.*--train-file/--dev-file"):
-        load_hub_dataset("glue/sst2", "train", task="sst2")

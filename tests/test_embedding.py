@@ -209,3 +209,17 @@ def test_student_that_cannot_encode_the_text_is_refused(tmp_path, tiny_st, capsy
     out = tmp_path / "out"
     code, _, err = run_cli(embed_cmd(tiny_st, runes, out), capsys)
     assert code == 2 and "as unknown" in err and not out.exists()
+
+
+def test_embedding_terms_compose_with_hidden_state_terms(tmp_path, tiny_st, capsys):
+    """embed_mse (cached side) with hidden_mse (token level): the teacher runs online and gives both."""
+    recipe = tmp_path / "mixed.yaml"
+    recipe.write_text("name: mixed\nstages:\n  - losses:\n      - {loss: embed_mse}\n      - {loss: hidden_mse, weight: 0.1, mapping: last-layer}\n")
+    out = tmp_path / "mixed"
+    cmd = embed_cmd(tiny_st, corpus(tmp_path), out, "--student-layers", "0,2")
+    cmd[cmd.index("embed-mse")] = str(recipe)
+    code, _, err = run_cli(cmd, capsys)
+    assert code == 0, err
+    steps = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines() if '"step"' in line and '"embed_mse"' in line]
+    assert steps and all(r["hidden_mse"] > 0 and r["embed_mse"] > 0 for r in steps)
+    assert json.loads((out / "metrics.json").read_text())["sentences_per_second"]["student"] > 0

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from alembert.distill.mapping import layers_needed, resolve_mapping, validate_mapping
+from alembert.distill.mapping import resolve_mapping, validate_mapping
 from alembert.errors import AlembertError
 
 
@@ -32,8 +32,6 @@ def test_explicit_string_and_list():
     assert resolve_mapping([], 3, 12) == []
 
 
-def test_layers_needed():
-    assert layers_needed([(0, 0), (1, 3), (2, 3)]) == ({0, 1, 2}, {0, 3})
 
 
 @pytest.mark.parametrize(

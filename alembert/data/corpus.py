@@ -44,14 +44,13 @@ _SENTENCE_END = re.compile(
 # ------------------------------------------------------------------ loading
 
 
-def load_corpus(paths: list[str | Path] | str | Path, streaming: bool = False):
-    """A ``datasets.Dataset`` (or ``IterableDataset`` when ``streaming``) with a ``text`` column.
+def load_corpus(paths: list[str | Path] | str | Path):
+    """A ``datasets.Dataset`` with a ``text`` column.
 
     ``paths``: one or many .txt files or folders (all ``*.txt`` below them, sorted),
     read in the order given, one row per line; or one folder saved with
     ``save_to_disk`` (its ``train`` split if it is a DatasetDict); or one Hub
-    dataset name (needs network). Files are read as UTF-8 (a BOM is dropped). With
-    ``streaming`` nothing is cached and an undecodable byte shows up only when it is read.
+    dataset name (needs network). Files are read as UTF-8 (a BOM is dropped).
     """
     items = [paths] if isinstance(paths, (str, Path)) else list(paths)
     if not items:
@@ -62,7 +61,7 @@ def load_corpus(paths: list[str | Path] | str | Path, streaming: bool = False):
         if path.is_dir() and _is_saved_dataset(path):
             if len(items) > 1:
                 raise AlembertError(f"corpus {item} is a saved dataset: pass it alone, not mixed with other paths")
-            return _load_saved(path, streaming)
+            return _load_saved(path)
         if path.is_dir():
             found = sorted(p for p in path.rglob("*.txt") if p.is_file())
             if not found:
@@ -71,7 +70,7 @@ def load_corpus(paths: list[str | Path] | str | Path, streaming: bool = False):
         elif path.is_file():
             files.append(path)
         elif len(items) == 1 and not str(item).startswith((".", "/", "~")) and not path.suffix and _HUB_NAME.match(str(item)):
-            return _load_hub(str(item), streaming)
+            return _load_hub(str(item))
         else:
             raise AlembertError(f"corpus path {item} not found; pass existing .txt files, folders of .txt files or a saved dataset")
     nonempty = [f.resolve() for f in files if f.stat().st_size > 0]
@@ -79,7 +78,7 @@ def load_corpus(paths: list[str | Path] | str | Path, streaming: bool = False):
         raise AlembertError(f"corpus is empty: {', '.join(map(str, items))} hold(s) no text; pass non-empty .txt files")
     try:
         return datasets.load_dataset(
-            "text", data_files=[str(f) for f in nonempty], split="train", streaming=streaming,
+            "text", data_files=[str(f) for f in nonempty], split="train",
             encoding="utf-8-sig", cache_dir=str(cache_dir() / "datasets"),
         )
     except Exception as e:  # datasets wraps the reader's error in a DatasetGenerationError
@@ -98,34 +97,34 @@ def _is_saved_dataset(path: Path) -> bool:
     return (path / "dataset_dict.json").is_file() or ((path / "state.json").is_file() and (path / "dataset_info.json").is_file())
 
 
-def _load_saved(path: Path, streaming: bool):
+def _load_saved(path: Path):
     ds = datasets.load_from_disk(str(path))
     if isinstance(ds, datasets.DatasetDict):
         if "train" not in ds:
             raise AlembertError(f"saved dataset {path} has no 'train' split (splits: {', '.join(ds)}); save the split you want alone")
         ds = ds["train"]
-    return _checked(ds, str(path), streaming)
+    return _checked(ds, str(path))
 
 
-def _load_hub(name: str, streaming: bool):
+def _load_hub(name: str):
     try:
-        ds = datasets.load_dataset(name, split="train", streaming=streaming)
+        ds = datasets.load_dataset(name, split="train")
     except Exception as e:  # offline, unknown name: the same answer for the user
         raise AlembertError(
             f"corpus {name!r} is not a local path and could not be loaded as a hub dataset ({type(e).__name__}); "
             "pass local .txt files or a dataset saved with save_to_disk"
         ) from None
-    return _checked(ds, name, streaming=False)
+    return _checked(ds, name)
 
 
-def _checked(ds, name: str, streaming: bool):
+def _checked(ds, name: str):
     if ds.column_names is not None and "text" not in ds.column_names:
         raise AlembertError(f"dataset {name} has no 'text' column (columns: {', '.join(ds.column_names)}); rename the text column to 'text'")
     if isinstance(ds, datasets.Dataset):
         if len(ds) == 0:
             raise AlembertError(f"corpus is empty: dataset {name} has no rows")
         ds = ds.select_columns(["text"])
-        return ds.to_iterable_dataset() if streaming else ds
+        return ds
     return ds
 
 
@@ -228,8 +227,7 @@ def pack_sentences(ds, tokenizer, max_length: int = 128, cache: Path | None = No
     other without a break: the last sentence of one file may share a sequence with
     the first of the next. A ``Dataset`` is cached under
     ``<cache>/packed/<tokenizer>-<max_length>-<corpus fingerprint>.arrow``
-    (the text loader's fingerprint follows the files' paths, sizes and mtimes); an
-    ``IterableDataset`` is packed lazily, without a cache.
+    (the text loader's fingerprint follows the files' paths, sizes and mtimes).
     """
     prefix, suffix = special_wrapping(tokenizer)
     n_special = len(prefix) + len(suffix)
@@ -253,16 +251,13 @@ def pack_sentences(ds, tokenizer, max_length: int = 128, cache: Path | None = No
         out["length"] = [len(s) for s in seqs]
         return out
 
-    remove = ds.column_names or ["text"]
-    if not isinstance(ds, datasets.Dataset):
-        return ds.map(pack, batched=True, batch_size=BATCH_LINES, remove_columns=remove, features=features)
     if "text" not in ds.column_names:
         raise AlembertError(f"corpus has no 'text' column (columns: {', '.join(ds.column_names)}); load it with load_corpus")
     key = f"{tokenizer_fingerprint(tokenizer)}-{max_length}-{ds._fingerprint}-v{PACK_VERSION}"
     folder = Path(cache or cache_dir()) / "packed"
     folder.mkdir(parents=True, exist_ok=True)
     packed = ds.map(
-        pack, batched=True, batch_size=BATCH_LINES, remove_columns=remove, features=features,
+        pack, batched=True, batch_size=BATCH_LINES, remove_columns=ds.column_names, features=features,
         cache_file_name=str(folder / f"{key}.arrow"), load_from_cache_file=True, new_fingerprint=key,
         desc="packing sentences",
     )

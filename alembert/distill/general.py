@@ -26,7 +26,7 @@ from alembert.distill.module import DistillModule, resolve_stage_mappings
 from alembert.distill.recipe import load_recipe
 from alembert.distill.students import check_same_vocabulary
 from alembert.errors import AlembertError
-from alembert.models.load import load_tokenizer, quiet_from_pretrained
+from alembert.models.load import load_tokenizer, n_params, quiet_from_pretrained
 from alembert.models.resolve import resolve_model
 from alembert.models.student import every_other_layer, student_from_config, student_from_teacher
 from alembert.training.checkpoint import latest_checkpoint
@@ -157,8 +157,8 @@ def run_distill_general(cfg: DistillGeneralConfig) -> dict:
         "steps": result.steps,
         "train_seconds": round(time.time() - start, 1),
         "samples_per_second": round(result.samples / max(result.train_seconds, 1e-9), 1),
-        "teacher_parameters": sum(p.numel() for p in teacher.parameters()),
-        "student_parameters": sum(p.numel() for p in student.parameters()),
+        "teacher_parameters": n_params(teacher),
+        "student_parameters": n_params(student),
     }
     logger.close()
     if accelerator.is_main_process:

@@ -110,12 +110,6 @@ def validate_mapping(
     return result
 
 
-def layers_needed(pairs: Iterable[Pair]) -> tuple[set[int], set[int]]:
-    """The sets of student and teacher layer indices a mapping uses."""
-    pairs = list(pairs)
-    return {s for s, _ in pairs}, {t for _, t in pairs}
-
-
 def _strategy(name: str, n_student: int, n_teacher: int) -> list[Pair]:
     if name == "none":
         return []

@@ -20,7 +20,13 @@ from alembert.distill.students import make_student
 from alembert.distill.teacher_cache import build_cache
 from alembert.errors import AlembertError
 from alembert.evaluation.evaluate import evaluate_model
-from alembert.models.load import check_max_length, load_classifier, load_config, load_tokenizer
+from alembert.models.load import (
+    check_max_length,
+    load_classifier,
+    load_config,
+    load_tokenizer,
+    n_params,
+)
 from alembert.models.preprocessing import record
 from alembert.training.checkpoint import latest_checkpoint
 from alembert.training.logger import RunLogger
@@ -38,9 +44,6 @@ from alembert.training.setup import make_accelerator
 
 AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}  # the teacher cache runs at the training's precision
 
-
-def n_params(model) -> int:
-    return sum(p.numel() for p in model.parameters())
 
 
 @contextmanager

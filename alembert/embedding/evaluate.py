@@ -68,6 +68,19 @@ def squad_retrieval(model, tokenizer, max_length: int = 256, batch_size: int = 6
     return retrieval_metrics(q @ p.T, gold)
 
 
+def encode_speed(model, tokenizer, max_length: int = 256, n: int = 512, batch_size: int = 32) -> float:
+    """Sentences per second encoding the first ``n`` distinct STS-B dev sentences (real lengths,
+    length-sorted batches of ``batch_size``, after one warm-up batch) in this process's threads."""
+    import time
+
+    a, b, _ = stsb_pairs()
+    texts = list(dict.fromkeys(a + b))[:n]
+    encode(model, tokenizer, texts[:batch_size], max_length, batch_size)
+    start = time.perf_counter()
+    encode(model, tokenizer, texts, max_length, batch_size)
+    return len(texts) / (time.perf_counter() - start)
+
+
 def cached_evaluation(model, tokenizer, task: str, max_length: int = 256, batch_size: int = 64) -> dict[str, float]:
     """:func:`evaluate_embedding` of a model that does not change (a teacher), computed once per
     weights, head, tokenizer, task and max length and kept in the cache: a 12-layer teacher's

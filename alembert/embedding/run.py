@@ -25,10 +25,16 @@ from alembert.distill.recipe import Recipe
 from alembert.embedding.cache import build_embedding_cache
 from alembert.embedding.card import write_embedding_card
 from alembert.embedding.data import load_texts
-from alembert.embedding.evaluate import MAIN_METRIC, cached_evaluation, evaluate_embedding
+from alembert.embedding.evaluate import (
+    MAIN_METRIC,
+    cached_evaluation,
+    encode_speed,
+    evaluate_embedding,
+)
 from alembert.embedding.model import EmbeddingModel, load_embedding_model
 from alembert.embedding.student import make_embedding_student
 from alembert.errors import AlembertError
+from alembert.models.load import n_params
 from alembert.training.checkpoint import latest_checkpoint
 from alembert.training.logger import RunLogger
 from alembert.training.loop import fit
@@ -45,9 +51,6 @@ from alembert.training.setup import make_accelerator
 
 AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
-
-def n_params(model) -> int:
-    return sum(p.numel() for p in model.parameters())
 
 
 def save_embedding_model(model: EmbeddingModel, tokenizer, out: Path) -> None:
@@ -127,6 +130,8 @@ def run_embedding_distill(cfg: DistillGeneralConfig, recipe: Recipe) -> dict:
         best, best_tok = load_embedding_model(out)
         summary["dev"] = {task: evaluate_embedding(best, best_tok, task, max_length, cfg.train.eval_batch_size) for task in cfg.eval_tasks}
         summary["teacher_dev"] = {task: cached_evaluation(teacher, teacher_tok, task, max_length, cfg.train.eval_batch_size) for task in cfg.eval_tasks}
+        summary["sentences_per_second"] = {"teacher": round(encode_speed(teacher, teacher_tok, max_length), 1),
+                                           "student": round(encode_speed(best, best_tok, max_length), 1)}
         summary["retention"] = {task: round(100 * summary["dev"][task][MAIN_METRIC[task]] / summary["teacher_dev"][task][MAIN_METRIC[task]], 2)
                                 for task in cfg.eval_tasks}
         write_json_atomic(out / "metrics.json", summary)

@@ -148,3 +148,8 @@ def check_max_length(config, max_length: int, name, flag: str = "--max-length") 
     if limit is not None and max_length > limit:
         raise AlembertError(f"{flag} {max_length} is longer than model {name} can take ({limit} positions, "
                             f"max_position_embeddings {config.max_position_embeddings}); pass {flag} {limit} or less")
+
+
+def n_params(model) -> int:
+    """Parameters of a model (embeddings included), the figure every summary and card reports."""
+    return sum(p.numel() for p in model.parameters())

@@ -39,7 +39,7 @@ from alembert.distill.module import DistillModule, resolve_stage_mappings
 from alembert.distill.recipe import load_recipe
 from alembert.distill.students import check_same_vocabulary, make_student
 from alembert.errors import AlembertError
-from alembert.models.load import load_config, load_tokenizer, quiet_from_pretrained
+from alembert.models.load import load_config, load_tokenizer, n_params, quiet_from_pretrained
 from alembert.models.preprocessing import record
 from alembert.models.resolve import resolve_model
 from alembert.qa.data import split_by_article, squad_examples
@@ -121,9 +121,6 @@ def qa_train_loader(features, tokenizer, batch_size: int, seed: int, group_by_le
         collate_fn=transformers.DataCollatorWithPadding(tokenizer), generator=torch.Generator().manual_seed(seed))
     return loader, sampler
 
-
-def n_params(model) -> int:
-    return sum(p.numel() for p in model.parameters())
 
 
 # ---------------------------------------------------------------- evaluation

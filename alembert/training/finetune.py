@@ -9,7 +9,13 @@ from alembert.config.schema import FinetuneConfig
 from alembert.data.batching import train_loader
 from alembert.data.load import resolve_task
 from alembert.evaluation.evaluate import evaluate_model
-from alembert.models.load import check_max_length, load_classifier, load_config, load_tokenizer
+from alembert.models.load import (
+    check_max_length,
+    load_classifier,
+    load_config,
+    load_tokenizer,
+    n_params,
+)
 from alembert.models.preprocessing import record
 from alembert.training.checkpoint import latest_checkpoint
 from alembert.training.logger import RunLogger
@@ -77,7 +83,7 @@ def run_finetune(cfg: FinetuneConfig) -> dict:
         "dev_examples": len(dev),
         "train_seconds": round(result.train_seconds, 1),
         "samples_per_second": round(result.samples / max(result.train_seconds, 1e-9), 1),
-        "parameters": sum(p.numel() for p in model.parameters()),
+        "parameters": n_params(model),
     }
     logger.close()
     if accelerator.is_main_process:
