@@ -13,7 +13,7 @@ export HF_HOME        ?= $(CURDIR)/.cache/huggingface
 export HF_HUB_DISABLE_TELEMETRY := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup demo test lint mpnet clean
+.PHONY: setup demo test test-unit lint mpnet clean
 
 setup: $(VENV)/.installed
 
@@ -30,6 +30,10 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest
+
+# the fast tier: unit tests only, no command run end to end
+test-unit: setup
+	$(BIN)/python -m pytest -m "not cli"
 
 lint: setup
 	$(BIN)/ruff check alembert tests

@@ -60,6 +60,14 @@ def tiny_teacher(tmp_path_factory, tiny_bert, bert_tokenizer) -> Path:
     return path
 
 
+def pytest_collection_modifyitems(items):
+    """Mark end-to-end tests (they call a command) ``cli``, so ``pytest -m "not cli"`` is the fast unit tier."""
+    for item in items:
+        code = getattr(getattr(item, "function", None), "__code__", None)
+        if code is not None and {"run_cli", "subprocess"} & set(code.co_names):
+            item.add_marker(pytest.mark.cli)
+
+
 def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
     from alembert.cli.main import main
 
