@@ -38,9 +38,9 @@ def run(args) -> int:
     args.set = [*(args.set or []), f"model={args.model}"]
     cfg = config_from_args(EvaluateConfig, args)
     if cfg.data.task in EMBEDDING_TASKS:  # zero-shot sentence embeddings: STS-B, SQuAD retrieval
-        from alembert.embedding.model import load_embedding_model
+        from alembert.export.runtime import load_any_embedding
 
-        model, tokenizer = load_embedding_model(cfg.model, args.pooling)
+        model, tokenizer = load_any_embedding(cfg.model, args.pooling)  # a PyTorch model or an ONNX export
         max_length = cfg.data.max_length if cfg.data.max_length != 128 else (model.max_seq_length or 256)
         metrics = evaluate_embedding(model, tokenizer, cfg.data.task, max_length, cfg.batch_size)
         name, n = cfg.data.task, None

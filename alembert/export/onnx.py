@@ -71,7 +71,7 @@ def _load_task_model(path: Path):
                                  attn_implementation="sdpa" if sdpa else "eager").eval()
 
 
-def _export_graph(model, example: dict, path: Path, opset: int | None) -> None:
+def _export_graph(model, example: dict, path: Path, opset: int | None, output: str = "logits") -> None:
     """Dynamo export (the legacy exporter fails on BertModel) with dynamic batch/sequence."""
     batch, seq = torch.export.Dim("batch"), torch.export.Dim("sequence")
     quiet = logging.getLogger("torch.onnx")
@@ -81,7 +81,7 @@ def _export_graph(model, example: dict, path: Path, opset: int | None) -> None:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
             program = torch.onnx.export(
-                model, (), kwargs=example, input_names=list(example), output_names=["logits"],
+                model, (), kwargs=example, input_names=list(example), output_names=[output],
                 dynamic_shapes={k: {0: batch, 1: seq} for k in example},
                 opset_version=opset, dynamo=True, verbose=False,
             )
@@ -165,8 +165,8 @@ def _usual_permissions(folder: Path) -> None:
     mask = os.umask(0)
     os.umask(mask)
     folder.chmod(0o777 & ~mask)
-    for f in folder.iterdir():
-        f.chmod(0o666 & ~mask)
+    for f in folder.rglob("*"):  # module subfolders of an embedding export included
+        f.chmod((0o777 if f.is_dir() else 0o666) & ~mask)
 
 
 def _move_into_place(tmp: Path, out_dir: Path) -> None:
@@ -183,19 +183,71 @@ def _move_into_place(tmp: Path, out_dir: Path) -> None:
         old.unlink()
 
 
+def check_output_dir(out_dir: Path, overwrite: bool) -> None:
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())) and not overwrite:
+        raise AlembertError(f"output {out_dir} exists and is not empty; pass --overwrite to replace it or choose another --output")
+
+
+@contextlib.contextmanager
+def staged_folder(out_dir: Path):
+    """A temporary sibling of ``out_dir`` to write into; renamed into place when the block ends
+    without an error, deleted otherwise: ``out_dir`` is either complete or untouched."""
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.export-"))
+    try:
+        yield tmp
+        _usual_permissions(tmp)
+        _move_into_place(tmp, out_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def build_graph(model, example: dict, tmp: Path, config, quantize: str | None, opset: int | None, output: str) -> dict:
+    """Export ``model`` (its forward returns the ``output`` tensor) into ``tmp/model.onnx``:
+    opset 23 attention for SDPA models, onnxruntime's transformer optimizer, then int8 when asked.
+    Returns the export-info fields that describe the graph."""
+    import onnx
+
+    fp32 = tmp / "fp32" / "model.onnx"
+    fp32.parent.mkdir()
+    attention = config._attn_implementation
+    _export_graph(model, example, fp32, opset or (DEFAULT_OPSET if attention == "sdpa" else None), output)
+    optimized = _optimize(fp32, config)
+    final = tmp / "model.onnx"
+    if quantize == "int8":
+        _quantize_int8(fp32, final)
+    else:
+        for f in fp32.parent.iterdir():  # model.onnx (+ model.onnx.data past 2 GB)
+            os.replace(f, tmp / f.name)
+    shutil.rmtree(tmp / "fp32")
+    graph = onnx.load(final, load_external_data=False)
+    return {
+        "opset": next((o.version for o in graph.opset_import if o.domain in ("", "ai.onnx")), None),
+        "attention": attention,
+        "ort_optimized": optimized,
+        "int8": "dynamic; per-channel weight MatMuls, embedding tables" if quantize == "int8" else None,
+    }
+
+
+def versions() -> dict:
+    import onnxruntime
+
+    return {"torch": torch.__version__, "onnxruntime": onnxruntime.__version__}
+
+
 def export_onnx(model_dir: str | Path, out_dir: str | Path, quantize: str | None = None,
                 opset: int | None = None, overwrite: bool = False, first_token: bool = True) -> Path:
     """Export ``model_dir`` (a fine-tuned classifier) to ``out_dir``; returns ``out_dir``.
 
     ``first_token``: BERT classifiers compute their last layer for the [CLS] token only
     (what the pooler reads; :mod:`alembert.export.first_token`); the logits are unchanged.
+    A sentence-transformers folder (``modules.json``, no classification head) is exported as
+    one sentence-embedding graph instead (:mod:`alembert.export.embedding`).
 
     Written into a temporary sibling folder and renamed into place, so ``out_dir`` is
     either complete or untouched. A non-empty ``out_dir`` needs ``overwrite=True``.
     """
-    import onnx
-    import onnxruntime
-
+    from alembert.export.embedding import export_embedding_onnx, is_embedding_dir
     from alembert.export.runtime import is_onnx_dir
     from alembert.models.load import load_tokenizer
     from alembert.models.resolve import resolve_model
@@ -203,11 +255,12 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path, quantize: str | None
     if quantize not in QUANTIZATIONS:
         raise AlembertError(f"unknown quantisation {quantize!r}; use int8 or none")
     out_dir = Path(out_dir)
-    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())) and not overwrite:
-        raise AlembertError(f"output {out_dir} exists and is not empty; pass --overwrite to replace it or choose another --output")
+    check_output_dir(out_dir, overwrite)
     src = resolve_model(model_dir)
     if is_onnx_dir(src):
         raise AlembertError(f"model {model_dir} is already an ONNX export; pass the PyTorch folder it came from")
+    if is_embedding_dir(src):
+        return export_embedding_onnx(src, out_dir, quantize, opset, first_token)
     model = _load_task_model(src)
     tokenizer = load_tokenizer(src)
     names = model_input_names(model, tokenizer)
@@ -215,43 +268,23 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path, quantize: str | None
     pruned = first_token and first_token_last_layer(model)
     example = {n: torch.from_numpy(v) for n, v in reference[0][0].items()}  # the check's batch of 4
 
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.export-"))
-    try:
-        fp32 = tmp / "fp32" / "model.onnx"
-        fp32.parent.mkdir()
-        attention = model.config._attn_implementation
-        _export_graph(model, example, fp32, opset or (DEFAULT_OPSET if attention == "sdpa" else None))
-        optimized = _optimize(fp32, model.config)
-        final = tmp / "model.onnx"
-        if quantize == "int8":
-            _quantize_int8(fp32, final)
-        else:
-            for f in fp32.parent.iterdir():  # model.onnx (+ model.onnx.data past 2 GB)
-                os.replace(f, tmp / f.name)
-        shutil.rmtree(tmp / "fp32")
-        graph = onnx.load(final, load_external_data=False)
-        used_opset = next((o.version for o in graph.opset_import if o.domain in ("", "ai.onnx")), None)
+    with staged_folder(out_dir) as tmp:
+        graph = build_graph(model, example, tmp, model.config, quantize, opset, "logits")
         tokenizer.save_pretrained(tmp)
         model.config.save_pretrained(tmp)
         write_json_atomic(tmp / EXPORT_INFO, {
             "format": "onnx",
             "source": str(src.resolve()),
             "quantization": quantize,
-            "opset": used_opset,
+            "opset": graph["opset"],
             "inputs": names,
             "outputs": ["logits"],
             "dynamic_axes": {"batch": 0, "sequence": 1},
-            "attention": attention,
-            "ort_optimized": optimized,
+            "attention": graph["attention"],
+            "ort_optimized": graph["ort_optimized"],
             "last_layer": "first token only" if pruned else "all tokens",
-            "int8": "dynamic; per-channel weight MatMuls, embedding tables" if quantize == "int8" else None,
-            **_check(final, reference),
-            "torch": torch.__version__,
-            "onnxruntime": onnxruntime.__version__,
+            "int8": graph["int8"],
+            **_check(tmp / "model.onnx", reference),
+            **versions(),
         })
-        _usual_permissions(tmp)
-        _move_into_place(tmp, out_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return out_dir
