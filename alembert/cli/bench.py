@@ -11,7 +11,7 @@ from alembert.cli.common import print_table
 def register(sub) -> None:
     p = sub.add_parser("bench", help="size, dev metric and speed of several models, vs the first one")
     p.add_argument("models", nargs="+", metavar="MODEL", help="model folders or ONNX exports; the first is the reference")
-    p.add_argument("--task", required=True, help="task whose dev set is scored: a GLUE task (sst2, mrpc, ...) or squad")
+    p.add_argument("--task", required=True, help="task whose dev set is scored: a GLUE task (sst2, mrpc, ...), squad, or stsb-zeroshot / squad-retrieval (embedding models)")
     p.add_argument("--output", type=Path, default=Path("runs/bench"), help="folder for bench.json, bench.md, plots (default runs/bench)")
     p.add_argument("--threads", type=int, help="CPU threads for torch and onnxruntime alike (default: torch's)")
     p.add_argument("--repeats", type=int, default=5, help="interleaved timing repeats (default 5)")

@@ -90,6 +90,8 @@ class OnnxModel:
 class OnnxClassifier(OnnxModel):
     """An exported classifier: ``model(**batch).logits`` as from a Hugging Face classifier."""
 
+    output = "logits"
+
     def __call__(self, **batch) -> SimpleNamespace:
         logits = self.session.run(["logits"], self.feeds(batch))[0]
         return SimpleNamespace(logits=torch.from_numpy(logits))
