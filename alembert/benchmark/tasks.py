@@ -13,7 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from alembert.benchmark.size import count_embedding_params, count_params
-from alembert.benchmark.speed import Workload, fixed_length_inputs, onnx_workload, sentence_workload, torch_workload
+from alembert.benchmark.speed import (
+    Workload,
+    fixed_length_inputs,
+    onnx_workload,
+    sentence_workload,
+    torch_workload,
+)
 from alembert.errors import AlembertError
 
 THROUGHPUT_SENTENCES = 256  # sentences per timed throughput pass of an embedding model (8 batches of 32)
@@ -96,7 +102,12 @@ def embedding_task(name: str, data_dir, max_eval_samples: int | None, eval_batch
     """A zero-shot embedding task: sentence-embedding models (PyTorch folders, aliases, ONNX exports).
     Timed on the task's real sentences: batch-1 latency in their dev-file order, throughput over
     :data:`THROUGHPUT_SENTENCES` of them spread evenly over the file, length-sorted, batch 32."""
-    from alembert.embedding.evaluate import MAIN_METRIC, evaluate_embedding, squad_corpus, stsb_pairs
+    from alembert.embedding.evaluate import (
+        MAIN_METRIC,
+        evaluate_embedding,
+        squad_corpus,
+        stsb_pairs,
+    )
     from alembert.export.runtime import load_any_embedding
 
     if name == "stsb-zeroshot":
