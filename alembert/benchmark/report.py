@@ -40,10 +40,11 @@ def conditions(result: dict) -> str:
     load = max(machine.get("loadavg_1min_before", 0), machine.get("loadavg_1min_after", 0))
     busy = (f"; NOTE: the machine was busy (load {load:.1f} on {machine['cpu_count']} cores): timings are noisy"
             if machine.get("cpu_count") and load > machine["cpu_count"] else "")
+    timing = (f"{result['timing']}, max length {result['seq_len']}, batch {result['batch_size']}" if result.get("timing") else
+              f"latency at batch 1 x {result['seq_len']} tokens, throughput at batch {result['batch_size']} x {result['seq_len']} tokens "
+              f"(real dev texts padded/truncated to {result['seq_len']} tokens, the same for every model)")
     return (
-        f"{result['task']} dev ({result['dev_examples']} examples); {result['device']}, {result['threads']} threads; "
-        f"latency at batch 1 x {result['seq_len']} tokens, throughput at batch {result['batch_size']} x {result['seq_len']} tokens "
-        f"(real dev texts padded/truncated to {result['seq_len']} tokens, the same for every model); "
+        f"{result['task']} dev ({result['dev_examples']} examples); {result['device']}, {result['threads']} threads; {timing}; "
         f"OMP_WAIT_POLICY {machine.get('omp_wait_policy', '?')}, onnxruntime without spinning; denormals flushed to zero for every model; {result['warmup']} warm-up, {result['repeats']} repeats interleaved round-robin; reference: {result['reference']}{busy}"
     )
 
@@ -100,7 +101,8 @@ def write_report(result: dict, out_dir: str | Path) -> dict[str, Path]:
     paths = {"json": out / "bench.json", "md": out / "bench.md"}
     write_json_atomic(paths["json"], result)
     write_text_atomic(paths["md"], markdown(result))
-    paths["latency_plot"] = _scatter(result, "latency_ms_median", f"latency ms (batch 1 x {result['seq_len']})",
+    shape = "one sentence" if result.get("timing") else f"x {result['seq_len']}"
+    paths["latency_plot"] = _scatter(result, "latency_ms_median", f"latency ms (batch 1 {shape})",
                                      out / "metric_vs_latency.png", front=True)
     paths["size_plot"] = _scatter(result, "disk_mb", "size on disk (MB)", out / "metric_vs_size.png", front=False)
     return paths

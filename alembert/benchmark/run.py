@@ -13,8 +13,8 @@ from pathlib import Path
 import torch
 
 from alembert.benchmark.report import write_report
-from alembert.benchmark.size import count_params, disk_mb
-from alembert.benchmark.speed import fixed_length_inputs, measure, onnx_workload, torch_workload
+from alembert.benchmark.size import disk_mb
+from alembert.benchmark.speed import measure
 from alembert.errors import AlembertError
 
 
@@ -39,8 +39,8 @@ def run_bench(models: list[str], task: str, out_dir: str | Path, threads: int | 
     import onnxruntime
 
     from alembert.benchmark.tasks import bench_task
-    from alembert.export.runtime import OnnxClassifier
-    from alembert.models.load import load_config, load_tokenizer
+    from alembert.export.runtime import OnnxModel
+    from alembert.models.load import load_config
     from alembert.models.preprocessing import max_length_for
     from alembert.models.resolve import resolve_model
 
@@ -64,16 +64,14 @@ def run_bench(models: list[str], task: str, out_dir: str | Path, threads: int | 
     try:
         rows, workloads = [], {}
         for path, config, name in zip(paths, configs, _names(models), strict=True):
-            tokenizer = load_tokenizer(path)
-            model = bt.load(path, threads)
-            onnx = isinstance(model, OnnxClassifier)
+            model, tokenizer = bt.load(path, threads)
+            onnx = isinstance(model, OnnxModel)
             if not onnx:
                 model.to(device).eval()
             print(f"bench: {name}: evaluating on {bt.dev_examples} dev examples", flush=True)
             metrics = bt.score(model, tokenizer, seq_len)
-            inputs = fixed_length_inputs(tokenizer, bt.texts_a, bt.texts_b, seq_len)
-            workloads[name] = onnx_workload(model, inputs, batch_size) if onnx else torch_workload(model, inputs, batch_size, device)
-            params, params_no_emb = count_params(config)
+            workloads[name] = bt.workload(bt, model, tokenizer, seq_len, batch_size, device)
+            params, params_no_emb = bt.count(path, config)
             rows.append({
                 "name": name,
                 "path": str(path),
@@ -111,7 +109,8 @@ def run_bench(models: list[str], task: str, out_dir: str | Path, threads: int | 
         "latency_iters_per_repeat": latency_iters,
         "batch_size": batch_size,
         "seq_len": seq_len,
-        "inputs": f"real {bt.name} dev texts, each model's own tokenizer, padded/truncated to exactly {seq_len} tokens",
+        "inputs": bt.timing or f"real {bt.name} dev texts, each model's own tokenizer, padded/truncated to exactly {seq_len} tokens",
+        "timing": bt.timing,
         "machine": {"cpu": platform.processor() or platform.machine(), "torch": torch.__version__,
                     "onnxruntime": onnxruntime.__version__,
                     "gpu": torch.cuda.get_device_name() if device == "cuda" else None,

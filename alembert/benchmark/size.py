@@ -33,9 +33,36 @@ def count_params(config) -> tuple[int, int]:
 
     with torch.device("meta"):
         model = AutoModelForSequenceClassification.from_config(config)
+    return _count(model)
+
+
+def _count(model, skip: str | None = None) -> tuple[int, int]:
     total = embeddings = 0
     for name, p in model.named_parameters():
+        if skip and f".{skip}." in f".{name}":
+            continue
         total += p.numel()
         if ".embeddings." in f".{name}":
             embeddings += p.numel()
     return total, total - embeddings
+
+
+def count_embedding_params(folder: str | Path) -> tuple[int, int]:
+    """The same counts for a sentence-embedding model (PyTorch folder or ONNX export): the encoder
+    without its pooler (sentence embeddings never read it), plus the Dense layers."""
+    import json
+
+    from transformers import AutoModel
+
+    from alembert.embedding.model import read_spec
+    from alembert.models.load import load_config
+
+    spec = read_spec(folder)
+    with torch.device("meta"):
+        model = AutoModel.from_config(load_config(spec.encoder_path))
+    total, no_emb = _count(model, skip="pooler")
+    for d in spec.dense:
+        cfg = json.loads((d / "config.json").read_text())
+        n = cfg["in_features"] * cfg["out_features"] + (cfg["out_features"] if cfg.get("bias", True) else 0)
+        total, no_emb = total + n, no_emb + n
+    return total, no_emb

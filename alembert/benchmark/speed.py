@@ -1,7 +1,8 @@
 """Fair speed measurement of several models on identical inputs.
 
 Each model gets a latency workload (batch 1) and a throughput workload (batch 32),
-both at a fixed sequence length. After a warm-up of every model, repetitions are
+both at a fixed sequence length (classifiers, QA), or with dynamic padding over real
+sentences (embedding models: :func:`sentence_workload`). After a warm-up of every model, repetitions are
 interleaved round-robin (model A, B, C, then B, C, A, ...), so a burst of load on a
 shared machine slows every model alike and the ratios stay fair. The caller fixes
 the thread count for torch and onnxruntime alike. Denormals are flushed to zero for
@@ -28,6 +29,7 @@ class Workload:
     latency: Callable[[int], object]
     throughput: Callable[[], object]
     batch_size: int
+    sequences: int | None = None  # sequences per throughput() call, when it runs several batches (default: batch_size)
     latency_ms: list[float] = field(default_factory=list)
     batch_s: list[float] = field(default_factory=list)
 
@@ -60,8 +62,49 @@ def onnx_workload(classifier, inputs: dict, batch_size: int) -> Workload:
     n = len(inputs["input_ids"])
     singles = [{k: v[i : i + 1] for k, v in feeds.items()} for i in range(n)]
     batch = {k: np.ascontiguousarray(v[:batch_size]) for k, v in feeds.items()}
-    run = classifier.session.run
-    return Workload(lambda i: run(["logits"], singles[i % n]), lambda: run(["logits"], batch), batch_size)
+    run, outputs = classifier.session.run, [classifier.output]
+    return Workload(lambda i: run(outputs, singles[i % n]), lambda: run(outputs, batch), batch_size)
+
+
+def _runner(model, device: str):
+    """(prepare, run) for a torch model or an ONNX export: ``prepare(tensors)`` makes its inputs
+    ready once (numpy feeds, tensors on the device); ``run(prepared)`` is one timed forward."""
+    from alembert.export.runtime import OnnxModel
+
+    if isinstance(model, OnnxModel):
+        outputs, session = [model.output], model.session
+        return (lambda b: {k: np.ascontiguousarray(v) for k, v in model.feeds(b).items()}), (lambda f: session.run(outputs, f))
+    accepted = inspect.signature(model.forward).parameters
+    sync = torch.cuda.synchronize if str(device).startswith("cuda") else (lambda: None)
+
+    @torch.inference_mode()
+    def run(batch):
+        model(**batch)
+        sync()
+
+    return (lambda b: {n: v.to(device) for n, v in b.items() if n in accepted}), run
+
+
+def sentence_workload(model, tokenizer, latency_texts: list[str], throughput_texts: list[str], batch_size: int, max_length: int,
+                      device: str = "cpu") -> Workload:
+    """Dynamic padding, as an embedding model serves text: ``latency(i)`` embeds the i-th of
+    ``latency_texts`` alone (arrival order, no padding); ``throughput()`` embeds all of
+    ``throughput_texts`` in length-sorted batches of ``batch_size``, each padded to its longest."""
+    prepare, run = _runner(model, device)
+
+    def enc(texts):
+        return prepare(dict(tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")))
+
+    singles = [enc([t]) for t in latency_texts]
+    ordered = sorted(throughput_texts, key=lambda t: len(tokenizer(t, truncation=True, max_length=max_length)["input_ids"]))
+    batches = [enc(ordered[i:i + batch_size]) for i in range(0, len(ordered), batch_size)]
+
+    def throughput():
+        for b in batches:
+            run(b)
+
+    n = len(singles)
+    return Workload(lambda i: run(singles[i % n]), throughput, batch_size, sequences=len(ordered))
 
 
 def _timed(fn, *args) -> float:
@@ -88,7 +131,7 @@ def measure(workloads: dict[str, Workload], repeats: int = 5, warmup: int = 2, l
         name: {
             "latency_ms_median": statistics.median(w.latency_ms),
             "latency_ms_p90": float(np.percentile(w.latency_ms, 90)),
-            "throughput_seq_s": w.batch_size / statistics.median(w.batch_s),
+            "throughput_seq_s": (w.sequences or w.batch_size) / statistics.median(w.batch_s),
             "batch_s_samples": [round(t, 5) for t in w.batch_s],
         }
         for name, w in workloads.items()

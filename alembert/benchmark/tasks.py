@@ -1,15 +1,28 @@
 """What ``alembert bench`` needs of a task: its dev set, how to load and score a model on it,
-and real texts for the timed inputs. GLUE tasks score classifiers (PyTorch or ONNX);
-``squad`` scores question-answering models (PyTorch) with the official EM/F1.
+real texts for the timed inputs and how to time them. GLUE tasks score classifiers (PyTorch
+or ONNX); ``squad`` scores question-answering models (PyTorch) with the official EM/F1; both
+time fixed-length inputs. The zero-shot embedding tasks (``stsb-zeroshot``,
+``squad-retrieval``) score sentence-embedding models (PyTorch or ONNX) and time real
+sentences with dynamic padding.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from alembert.benchmark.size import count_embedding_params, count_params
+from alembert.benchmark.speed import (
+    Workload,
+    fixed_length_inputs,
+    onnx_workload,
+    sentence_workload,
+    torch_workload,
+)
 from alembert.errors import AlembertError
+
+THROUGHPUT_SENTENCES = 256  # sentences per timed throughput pass of an embedding model (8 batches of 32)
 
 
 @dataclass
@@ -20,8 +33,20 @@ class BenchTask:
     texts_a: list[str]
     texts_b: list[str] | None
     seq_len: int  # default timed sequence length: the task's usual max length
-    load: Callable[[Path, int], object]  # (resolved folder, threads) -> model
+    load: Callable[[Path, int], tuple[object, object]]  # (resolved folder, threads) -> (model, tokenizer)
     score: Callable[[object, object, int], dict[str, float]]  # (model, tokenizer, max length) -> dev metrics
+    # (task, model, tokenizer, seq_len, batch_size, device) -> the timed Workload
+    workload: Callable[..., Workload] = field(default=lambda *a: fixed_length_workload(*a))
+    count: Callable[[Path, object], tuple[int, int]] = field(default=lambda path, config: count_params(config))  # params
+    timing: str | None = None  # how the inputs are timed, for the report (None: fixed length)
+
+
+def fixed_length_workload(bt: BenchTask, model, tokenizer, seq_len: int, batch_size: int, device: str) -> Workload:
+    """Real dev texts padded/truncated to exactly ``seq_len`` tokens, the same shapes for every model."""
+    from alembert.export.runtime import OnnxModel
+
+    inputs = fixed_length_inputs(tokenizer, bt.texts_a, bt.texts_b, seq_len)
+    return onnx_workload(model, inputs, batch_size) if isinstance(model, OnnxModel) else torch_workload(model, inputs, batch_size, device)
 
 
 def _cycle(column: list[str], n: int) -> list[str]:
@@ -35,7 +60,7 @@ def glue_task(name: str | None, data_dir, max_eval_samples: int | None, n_texts:
     from alembert.data.tokenize import tokenize_dataset
     from alembert.evaluation.evaluate import evaluate_model
     from alembert.export.runtime import load_any
-    from alembert.models.load import is_task_model, load_config
+    from alembert.models.load import is_task_model, load_config, load_tokenizer
 
     cfg = DataConfig(task=name, data_dir=data_dir, max_eval_samples=max_eval_samples, **(data or {}))
     task = resolve_task(cfg, (lambda: load_config(reference)) if reference else None, f"model {reference}")  # your own data: the reference's labels
@@ -44,7 +69,7 @@ def glue_task(name: str | None, data_dir, max_eval_samples: int | None, n_texts:
     def load(path: Path, threads: int):
         if not is_task_model(load_config(path)):
             raise AlembertError(f"model {path} has no classification head; bench fine-tuned models (alembert finetune) or their exports")
-        return load_any(path, task, threads)
+        return load_any(path, task, threads), load_tokenizer(path)
 
     def score(model, tokenizer, max_length: int):  # GLUE: the data config's max length (128), as at training
         return evaluate_model(model, tokenizer, task, tokenize_dataset(dev, tokenizer, cfg.max_length), eval_batch_size)
@@ -56,6 +81,7 @@ def glue_task(name: str | None, data_dir, max_eval_samples: int | None, n_texts:
 def squad_task(data_dir, max_eval_samples: int | None, n_texts: int, eval_batch_size: int) -> BenchTask:
     from alembert.config.schema import DataConfig
     from alembert.export.runtime import is_onnx_dir
+    from alembert.models.load import load_tokenizer
     from alembert.qa.run import MAIN_METRIC, MAX_LENGTH, evaluate_qa, load_qa_model, qa_examples
 
     dev, _ = qa_examples(DataConfig(task="squad", data_dir=data_dir, max_eval_samples=max_eval_samples), "dev")
@@ -63,7 +89,7 @@ def squad_task(data_dir, max_eval_samples: int | None, n_texts: int, eval_batch_
     def load(path: Path, threads: int):
         if is_onnx_dir(path):
             raise AlembertError(f"model {path} is an ONNX export; ONNX export covers classifiers, so bench the question-answering PyTorch folder")
-        return load_qa_model(path, need_head=True)
+        return load_qa_model(path, need_head=True), load_tokenizer(path)
 
     def score(model, tokenizer, max_length: int):  # windows of the timed length (384 unless a model allows less)
         return evaluate_qa(model, tokenizer, dev, max_length, None, eval_batch_size)
@@ -72,10 +98,51 @@ def squad_task(data_dir, max_eval_samples: int | None, n_texts: int, eval_batch_
                      MAX_LENGTH, load, score)
 
 
+def embedding_task(name: str, data_dir, max_eval_samples: int | None, eval_batch_size: int) -> BenchTask:
+    """A zero-shot embedding task: sentence-embedding models (PyTorch folders, aliases, ONNX exports).
+    Timed on the task's real sentences: batch-1 latency in their dev-file order, throughput over
+    :data:`THROUGHPUT_SENTENCES` of them spread evenly over the file, length-sorted, batch 32."""
+    from alembert.embedding.evaluate import (
+        MAIN_METRIC,
+        evaluate_embedding,
+        squad_corpus,
+        stsb_pairs,
+    )
+    from alembert.export.runtime import load_any_embedding
+
+    if name == "stsb-zeroshot":
+        a, b, gold = stsb_pairs(data_dir, max_eval_samples)
+        texts, n, kw = list(dict.fromkeys(x for pair in zip(a, b, strict=True) for x in pair)), len(gold), {"data_dir": data_dir, "max_pairs": max_eval_samples}
+    else:
+        texts, _, gold = squad_corpus()
+        n, kw = min(len(gold), max_eval_samples or len(gold)), {"max_questions": max_eval_samples}
+
+    def load(path: Path, threads: int):
+        return load_any_embedding(path, threads=threads)
+
+    def score(model, tokenizer, max_length: int):
+        return evaluate_embedding(model, tokenizer, name, max_length, eval_batch_size, **kw)
+
+    step = max(1, len(texts) // THROUGHPUT_SENTENCES)
+    spread = texts[::step][:THROUGHPUT_SENTENCES]
+
+    def workload(bt, model, tokenizer, seq_len: int, batch_size: int, device: str) -> Workload:
+        return sentence_workload(model, tokenizer, texts[:THROUGHPUT_SENTENCES], spread, batch_size, seq_len, device)
+
+    timing = (f"real {name} dev sentences, dynamic padding (truncated at the max length): latency at batch 1 in dev-file order, "
+              f"throughput over {len(spread)} sentences spread over the file, length-sorted batches of the batch size")
+    return BenchTask(name, MAIN_METRIC[name], n, texts, None, 128, load, score, workload,
+                     lambda path, config: count_embedding_params(path), timing)
+
+
 def bench_task(name: str | None, data_dir=None, max_eval_samples: int | None = None, n_texts: int = 32,
                eval_batch_size: int = 128, data: dict | None = None, reference=None) -> BenchTask:
     """``data``: your own dev file (dev_file, text/label columns, labels), scored with the labels saved in
     ``reference`` (the first model) unless ``labels`` are given."""
+    from alembert.embedding.evaluate import EMBEDDING_TASKS
+
+    if str(name).strip().lower() in EMBEDDING_TASKS:
+        return embedding_task(str(name).strip().lower(), data_dir, max_eval_samples, eval_batch_size)
     if str(name).strip().lower() == "squad":
         return squad_task(data_dir, max_eval_samples, n_texts, eval_batch_size)
     return glue_task(name, data_dir, max_eval_samples, n_texts, eval_batch_size, data, reference)

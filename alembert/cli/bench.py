@@ -11,8 +11,8 @@ from alembert.cli.common import print_table
 def register(sub) -> None:
     p = sub.add_parser("bench", help="size, dev metric and speed of several models, vs the first one")
     p.add_argument("models", nargs="+", metavar="MODEL", help="model folders or ONNX exports; the first is the reference")
-    p.add_argument("--task", help="task whose dev set is scored: a GLUE task (sst2, mrpc, ...), squad, or custom "
-                   "(your own --dev-file; the default when one is given)")
+    p.add_argument("--task", help="task whose dev set is scored: a GLUE task (sst2, mrpc, ...), squad, "
+                   "stsb-zeroshot / squad-retrieval (embedding models), or custom (your own --dev-file; the default when one is given)")
     p.add_argument("--dev-file", type=Path, help="your own dev set (.csv, .tsv, .jsonl), scored with the reference model's saved labels")
     p.add_argument("--train-file", type=Path, help="your own training file: only to infer the labels when the models have none saved")
     p.add_argument("--text-column", help="column holding the text (default: text/sentence/sentence1)")

@@ -46,9 +46,9 @@ def run(args) -> int:
             raise AlembertError(f"--output {cfg.output_dir} is a file; pass a folder for eval_results.json")
         check_writable(cfg.output_dir)
     if cfg.data.task in EMBEDDING_TASKS:  # zero-shot sentence embeddings: STS-B, SQuAD retrieval
-        from alembert.embedding.model import load_embedding_model
+        from alembert.export.runtime import load_any_embedding
 
-        model, tokenizer = load_embedding_model(cfg.model, args.pooling)
+        model, tokenizer = load_any_embedding(cfg.model, args.pooling)  # a PyTorch model or an ONNX export
         max_length = cfg.data.max_length if "max_length" in cfg.data.model_fields_set else (model.max_seq_length or 256)
         metrics = evaluate_embedding(model, tokenizer, cfg.data.task, max_length, cfg.batch_size)
         name, n = cfg.data.task, None

@@ -6,7 +6,7 @@ from pathlib import Path
 
 def register(sub) -> None:
     p = sub.add_parser("export", help="export a fine-tuned model to ONNX (optionally int8)")
-    p.add_argument("model", help="fine-tuned model folder")
+    p.add_argument("model", help="fine-tuned model folder, or a sentence-transformers folder / alias (one embedding graph)")
     p.add_argument("--onnx", action="store_true", help="export to ONNX (the only format; required)")
     p.add_argument("--quantize", choices=["int8"], help="onnxruntime dynamic quantisation (int8 weights)")
     p.add_argument("--output", type=Path, required=True, help="folder to create")
@@ -29,7 +29,10 @@ def run(args) -> int:
                       first_token=not args.full_last_layer)
     info = json.loads((out / EXPORT_INFO).read_text())
     size = (out / "model.onnx").stat().st_size / 1e6
+    check = (f"max |logit diff| vs PyTorch {info['max_abs_diff_vs_torch']:.2e}, argmax agreement {info['argmax_agreement']:.0%}"
+             if info.get("kind") != "embedding" else  # a sentence-embedding model: one graph, pooling and head inside
+             f"sentence embeddings ({info['pooling']} pooling, dim {info['dim']}, normalize {info['normalize']}): "
+             f"max |diff| vs PyTorch {info['max_abs_diff_vs_torch']:.2e}, min cosine {info['min_cosine_vs_torch']:.6f}")
     print(f"exported {args.model} -> {out}/model.onnx ({info['quantization'] or 'fp32'}, opset {info['opset']}, {size:.1f} MB, "
-          f"last layer: {info['last_layer']}); "
-          f"max |logit diff| vs PyTorch {info['max_abs_diff_vs_torch']:.2e}, argmax agreement {info['argmax_agreement']:.0%}")
+          f"last layer: {info['last_layer']}); {check}")
     return 0

@@ -48,12 +48,17 @@ class EmbeddingCache:
         return TeacherView(logits=[], cls=None, embeddings=emb)
 
 
+def model_device(model) -> torch.device:
+    """Where ``model`` runs: its parameters' device, or its ``device`` (an ONNX session: the CPU)."""
+    return next(model.parameters()).device if hasattr(model, "parameters") else model.device
+
+
 @torch.inference_mode()
 def encode(model, tokenizer, texts: list[str], max_length: int, batch_size: int = 64, autocast: torch.dtype | None = None,
            desc: str | None = None) -> np.ndarray:
     """(N, dim) float32 embeddings of ``texts`` in their order, computed in length-sorted batches."""
     model.eval()
-    device = next(model.parameters()).device
+    device = model_device(model)
     lengths = [len(t) for t in texts]
     order = sorted(range(len(texts)), key=lambda i: lengths[i])
     out = np.zeros((len(texts), model.dim), np.float32)

@@ -71,7 +71,7 @@ def _load_task_model(path: Path):
                                  attn_implementation="sdpa" if sdpa else "eager").eval()
 
 
-def _export_graph(model, example: dict, path: Path, opset: int | None) -> None:
+def _export_graph(model, example: dict, path: Path, opset: int | None, output: str = "logits") -> None:
     """Dynamo export (the legacy exporter fails on BertModel) with dynamic batch/sequence."""
     batch, seq = torch.export.Dim("batch"), torch.export.Dim("sequence")
     quiet = logging.getLogger("torch.onnx")
@@ -81,7 +81,7 @@ def _export_graph(model, example: dict, path: Path, opset: int | None) -> None:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
             program = torch.onnx.export(
-                model, (), kwargs=example, input_names=list(example), output_names=["logits"],
+                model, (), kwargs=example, input_names=list(example), output_names=[output],
                 dynamic_shapes={k: {0: batch, 1: seq} for k in example},
                 opset_version=opset, dynamo=True, verbose=False,
             )
@@ -169,14 +169,17 @@ def _usual_permissions(folder: Path) -> None:
     mask = os.umask(0)
     os.umask(mask)
     folder.chmod(0o777 & ~mask)
-    for f in folder.iterdir():
-        f.chmod(0o666 & ~mask)
+    for f in folder.rglob("*"):  # module subfolders of an embedding export included
+        f.chmod((0o777 if f.is_dir() else 0o666) & ~mask)
 
 
 # What an export writes, and so all that --overwrite may replace or remove in --output.
 EXPORT_OWNED = {"model.onnx", "model.onnx.data", "config.json", EXPORT_INFO, "tokenizer.json", "tokenizer_config.json",
                 "vocab.txt", "vocab.json", "merges.txt", "special_tokens_map.json", "added_tokens.json", "spiece.model",
-                "sentencepiece.bpe.model", "chat_template.jinja"}
+                "sentencepiece.bpe.model", "chat_template.jinja",
+                # sentence-embedding exports keep their sentence-transformers module description
+                "modules.json", "sentence_bert_config.json", "config_sentence_transformers.json", "README.md"}
+EXPORT_OWNED_DIRS = ("_Pooling", "_Dense", "_Normalize")  # N_Pooling/, N_Dense/, N_Normalize/
 TORCH_WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
 
 
@@ -216,9 +219,65 @@ def _move_into_place(tmp: Path, out_dir: Path, overwrite: bool) -> None:
         previous = set()
     new = {f.name for f in tmp.iterdir()}
     for f in sorted(tmp.iterdir(), key=lambda p: (p.name == EXPORT_INFO, p.name == "model.onnx")):
+        if f.is_dir() and f.name.endswith(EXPORT_OWNED_DIRS):  # a module folder replaces its old copy whole
+            shutil.rmtree(out_dir / f.name, ignore_errors=True)
         os.replace(f, out_dir / f.name)
     for name in (previous & EXPORT_OWNED) - new:
         (out_dir / name).unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def staged_folder(out_dir: Path, overwrite: bool, nbytes: int = 0):
+    """A temporary folder to write an export into (a hidden sibling of a new ``out_dir``, or inside
+    an existing one: same file system, so moves are renames), moved into place by
+    :func:`_move_into_place` when the block ends without an error and deleted otherwise: ``out_dir``
+    is either complete or as it was. Folders of killed exports are swept first; a full disk is one line."""
+    from alembert.training.output import disk_guard, make_temp_dir, sweep_stale_temps
+
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    home = out_dir if out_dir.is_dir() else out_dir.parent
+    sweep_stale_temps(home)
+    tmp = make_temp_dir(home)
+    try:
+        with disk_guard(out_dir, nbytes, cleanup=[tmp], kept=f"{out_dir} is as it was"):
+            yield tmp
+            _usual_permissions(tmp)
+            _move_into_place(tmp, out_dir, overwrite)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def build_graph(model, example: dict, tmp: Path, config, quantize: str | None, opset: int | None, output: str) -> dict:
+    """Export ``model`` (its forward returns the ``output`` tensor) into ``tmp/model.onnx``:
+    opset 23 attention for SDPA models, onnxruntime's transformer optimizer, then int8 when asked.
+    Returns the export-info fields that describe the graph."""
+    import onnx
+
+    fp32 = tmp / "fp32" / "model.onnx"
+    fp32.parent.mkdir()
+    attention = config._attn_implementation
+    _export_graph(model, example, fp32, opset or (DEFAULT_OPSET if attention == "sdpa" else None), output)
+    optimized = _optimize(fp32, config)
+    final = tmp / "model.onnx"
+    if quantize == "int8":
+        _quantize_int8(fp32, final)
+    else:
+        for f in fp32.parent.iterdir():  # model.onnx (+ model.onnx.data past 2 GB)
+            os.replace(f, tmp / f.name)
+    shutil.rmtree(tmp / "fp32")
+    graph = onnx.load(final, load_external_data=False)
+    return {
+        "opset": next((o.version for o in graph.opset_import if o.domain in ("", "ai.onnx")), None),
+        "attention": attention,
+        "ort_optimized": optimized,
+        "int8": "dynamic; per-channel weight MatMuls, embedding tables" if quantize == "int8" else None,
+    }
+
+
+def versions() -> dict:
+    import onnxruntime
+
+    return {"torch": torch.__version__, "onnxruntime": onnxruntime.__version__}
 
 
 def export_onnx(model_dir: str | Path, out_dir: str | Path, quantize: str | None = None,
@@ -227,29 +286,29 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path, quantize: str | None
 
     ``first_token``: BERT classifiers compute their last layer for the [CLS] token only
     (what the pooler reads; :mod:`alembert.export.first_token`); the logits are unchanged.
+    A sentence-transformers folder (``modules.json``, no classification head) is exported as
+    one sentence-embedding graph instead (:mod:`alembert.export.embedding`).
 
     Built in a temporary folder (a hidden sibling of a new ``out_dir``, or inside an existing
     one) and moved into place; a new ``out_dir`` appears complete at once. A non-empty ``out_dir``
     needs ``overwrite=True``, and then only the export's own files (``EXPORT_OWNED``) are
     replaced: the rest of the folder, a source model inside it included, is never touched.
     """
-    import onnx
-    import onnxruntime
-
+    from alembert.export.embedding import export_embedding_onnx, is_embedding_dir
     from alembert.export.runtime import is_onnx_dir
     from alembert.models.load import load_tokenizer
     from alembert.models.resolve import resolve_model
 
     if quantize not in QUANTIZATIONS:
         raise AlembertError(f"unknown quantisation {quantize!r}; use int8 or none")
-    from alembert.training.output import disk_guard, make_temp_dir, model_bytes, sweep_stale_temps
-
     out_dir = Path(out_dir).absolute()  # "." has a parent and a name
     _check_output(out_dir, None, overwrite)
     src = resolve_model(model_dir)
     _check_output(out_dir, src, overwrite)
     if is_onnx_dir(src):
         raise AlembertError(f"model {model_dir} is already an ONNX export; pass the PyTorch folder it came from")
+    if is_embedding_dir(src):
+        return export_embedding_onnx(src, out_dir, quantize, opset, first_token, overwrite)
     model = _load_task_model(src)
     tokenizer = load_tokenizer(src)
     names = model_input_names(model, tokenizer)
@@ -257,47 +316,24 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path, quantize: str | None
     pruned = first_token and first_token_last_layer(model)
     example = {n: torch.from_numpy(v) for n, v in reference[0][0].items()}  # the check's batch of 4
 
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    home = out_dir if out_dir.is_dir() else out_dir.parent  # same file system: renames, not copies
-    sweep_stale_temps(home)  # folders of killed exports
-    tmp = make_temp_dir(home)
-    try:
-        with disk_guard(out_dir, 3 * model_bytes(model), cleanup=[tmp], kept=f"{out_dir} is as it was"):
-            fp32 = tmp / "fp32" / "model.onnx"
-            fp32.parent.mkdir()
-            attention = model.config._attn_implementation
-            _export_graph(model, example, fp32, opset or (DEFAULT_OPSET if attention == "sdpa" else None))
-            optimized = _optimize(fp32, model.config)
-            final = tmp / "model.onnx"
-            if quantize == "int8":
-                _quantize_int8(fp32, final)
-            else:
-                for f in fp32.parent.iterdir():  # model.onnx (+ model.onnx.data past 2 GB)
-                    os.replace(f, tmp / f.name)
-            shutil.rmtree(tmp / "fp32")
-            graph = onnx.load(final, load_external_data=False)
-            used_opset = next((o.version for o in graph.opset_import if o.domain in ("", "ai.onnx")), None)
-            tokenizer.save_pretrained(tmp)
-            model.config.save_pretrained(tmp)
-            write_json_atomic(tmp / EXPORT_INFO, {
-                "format": "onnx",
-                "source": str(src.resolve()),
-                "quantization": quantize,
-                "opset": used_opset,
-                "inputs": names,
-                "outputs": ["logits"],
-                "dynamic_axes": {"batch": 0, "sequence": 1},
-                "attention": attention,
-                "ort_optimized": optimized,
-                "last_layer": "first token only" if pruned else "all tokens",
-                "int8": "dynamic; per-channel weight MatMuls, embedding tables" if quantize == "int8" else None,
-                **_check(final, reference),
-                "torch": torch.__version__,
-                "onnxruntime": onnxruntime.__version__,
-                "files": sorted({f.name for f in tmp.iterdir()} | {EXPORT_INFO}),
-            })
-            _usual_permissions(tmp)
-            _move_into_place(tmp, out_dir, overwrite)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    with staged_folder(out_dir, overwrite, 3 * sum(p.numel() * p.element_size() for p in model.parameters())) as tmp:
+        graph = build_graph(model, example, tmp, model.config, quantize, opset, "logits")
+        tokenizer.save_pretrained(tmp)
+        model.config.save_pretrained(tmp)
+        write_json_atomic(tmp / EXPORT_INFO, {
+            "format": "onnx",
+            "source": str(src.resolve()),
+            "quantization": quantize,
+            "opset": graph["opset"],
+            "inputs": names,
+            "outputs": ["logits"],
+            "dynamic_axes": {"batch": 0, "sequence": 1},
+            "attention": graph["attention"],
+            "ort_optimized": graph["ort_optimized"],
+            "last_layer": "first token only" if pruned else "all tokens",
+            "int8": graph["int8"],
+            **_check(tmp / "model.onnx", reference),
+            **versions(),
+            "files": sorted({f.name for f in tmp.iterdir()} | {EXPORT_INFO}),
+        })
     return out_dir

@@ -3,7 +3,8 @@
 :class:`OnnxClassifier` takes the same keyword tensors as a Hugging Face
 classifier and returns an object with ``.logits`` (a torch tensor), so
 ``predict_logits`` / ``evaluate_model`` accept it unchanged. :func:`load_any`
-loads either kind of folder.
+loads either kind of folder. :class:`OnnxEmbedder` does the same for an exported
+sentence-embedding model (``.embeddings``, ``.dim``), loaded by :func:`load_any_embedding`.
 """
 
 from __future__ import annotations
@@ -47,8 +48,8 @@ def make_session(onnx_path: str | Path, threads: int | None = None):
         raise AlembertError(f"{onnx_path}: onnxruntime cannot load it ({str(exc).splitlines()[0][:160]}); export it again with alembert export") from None
 
 
-class OnnxClassifier:
-    """An exported classifier behind the calling convention of a torch model (CPU only)."""
+class OnnxModel:
+    """An exported folder's session behind the calling convention of a torch model (CPU only)."""
 
     training = False
     device = torch.device("cpu")
@@ -77,17 +78,66 @@ class OnnxClassifier:
             out[name] = np.asarray(value.cpu() if isinstance(value, torch.Tensor) else value, dtype=np.int64)
         return out
 
+    def eval(self) -> OnnxModel:
+        return self
+
+    def train(self, mode: bool = True) -> OnnxModel:
+        if mode:
+            raise AlembertError(f"{self.folder} is an ONNX export and cannot be trained; train the PyTorch folder it came from")
+        return self
+
+
+class OnnxClassifier(OnnxModel):
+    """An exported classifier: ``model(**batch).logits`` as from a Hugging Face classifier."""
+
+    output = "logits"
+
     def __call__(self, **batch) -> SimpleNamespace:
         logits = self.session.run(["logits"], self.feeds(batch))[0]
         return SimpleNamespace(logits=torch.from_numpy(logits))
 
-    def eval(self) -> OnnxClassifier:
-        return self
 
-    def train(self, mode: bool = True) -> OnnxClassifier:
-        if mode:
-            raise AlembertError(f"{self.folder} is an ONNX export and cannot be trained; train the PyTorch folder it came from")
-        return self
+class OnnxEmbedder(OnnxModel):
+    """An exported sentence-embedding model (``alembert export`` of a sentence-transformers folder):
+    ``model(**batch).embeddings`` and ``.dim`` as from an :class:`~alembert.embedding.model.EmbeddingModel`,
+    so :func:`alembert.embedding.cache.encode` and the zero-shot evaluations run it unchanged.
+    Pooling, Dense layers and normalisation are inside the graph."""
+
+    output = "sentence_embedding"
+
+    def __init__(self, folder: str | Path, threads: int | None = None):
+        super().__init__(folder, threads)
+        if self.export_info.get("kind") != "embedding":
+            raise AlembertError(f"{self.folder} is not an embedding export (alembert export of a sentence-transformers folder)")
+        self.pooling = self.export_info["pooling"]
+        self.normalize = self.export_info["normalize"]
+        self.dim = self.export_info["dim"]
+        self.max_seq_length = self.export_info.get("max_seq_length")
+
+    def __call__(self, **batch) -> SimpleNamespace:
+        emb = self.session.run([self.output], self.feeds(batch))[0]
+        return SimpleNamespace(embeddings=torch.from_numpy(emb))
+
+
+def is_embedding_export(path: str | Path) -> bool:
+    info = Path(path) / "alembert_export.json"
+    return is_onnx_dir(path) and info.is_file() and json.loads(info.read_text()).get("kind") == "embedding"
+
+
+def load_any_embedding(name: str | Path, pooling: str | None = None, threads: int | None = None):
+    """(model, tokenizer): an :class:`OnnxEmbedder` for an embedding export, else
+    :func:`alembert.embedding.model.load_embedding_model`'s PyTorch model."""
+    from alembert.embedding.model import load_embedding_model
+    from alembert.models.load import load_tokenizer
+    from alembert.models.resolve import resolve_model
+
+    path = resolve_model(name)
+    if not is_onnx_dir(path):
+        return load_embedding_model(name, pooling)
+    model = OnnxEmbedder(path, threads)
+    if pooling is not None and pooling != model.pooling:
+        raise AlembertError(f"model {name} is an ONNX export with {model.pooling} pooling inside its graph; drop --pooling or export again")
+    return model, load_tokenizer(path)
 
 
 def _task_from_config(config, name):
@@ -114,6 +164,8 @@ def load_any(model_dir: str | Path, task=None, threads: int | None = None):
     path = resolve_model(model_dir)
     if not is_onnx_dir(path):
         return load_classifier(model_dir, task or _task_from_config(load_config(path), model_dir))
+    if is_embedding_export(path):
+        raise AlembertError(f"model {model_dir} is a sentence-embedding export; evaluate or bench it with --task stsb-zeroshot (or squad-retrieval)")
     model = OnnxClassifier(path, threads)
     if task is not None and model.config.num_labels != task.num_labels:
         raise AlembertError(
