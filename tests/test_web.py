@@ -61,8 +61,11 @@ def sentences(dev):
 
 @pytest.fixture(scope="module")
 def web_dir(tiny_teacher, dev, tmp_path_factory):
+    """Exported through the CLI, as a user would: alembert export MODEL --web --output DIR."""
     root = tmp_path_factory.mktemp("web")
-    return export_web(_decisive(tiny_teacher, root / "student", dev["text_a"], dev["label"]), root / "student-web")
+    student = _decisive(tiny_teacher, root / "student", dev["text_a"], dev["label"])
+    assert main(["export", str(student), "--web", "--output", str(root / "student-web")]) == 0
+    return root / "student-web"
 
 
 def test_folder_is_a_transformers_js_model_with_its_page_and_runtime(web_dir):

@@ -99,6 +99,7 @@ async function runBox() {
 
 window.alembert = { ready, classify, bench };
 ready.then(async (info) => {
+  await classify($("text").value);  // the first run initialises the kernels: show a warm one
   show(`ready: ${info.threads} WASM thread${info.threads > 1 ? "s" : ""}, model loaded in ${info.loadMs.toFixed(0)} ms`);
   $("run").disabled = false;
   $("run").addEventListener("click", runBox);
