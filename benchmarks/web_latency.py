@@ -49,9 +49,13 @@ def dev_set(n: int | None):
 
 
 def agreement(web: list[dict], py: list[dict]) -> dict:
-    gap = float(np.abs(np.array([w["probs"] for w in web]) - np.array([p["probs"] for p in py])).max())
+    """Labels and probabilities, browser vs Python. int8 runs differ where an activation lands on a
+    rounding boundary of the dynamic quantisation in one runtime and not the other: most sentences
+    agree to 1e-7, a few by more (so the median, the count over 1e-3 and the max are all shown)."""
+    gaps = np.abs(np.array([w["probs"] for w in web]) - np.array([p["probs"] for p in py])).max(-1)
     same = sum(w["label"] == p["label"] for w, p in zip(web, py, strict=True))
-    return {"labels_equal": same, "of": len(web), "max_prob_diff": gap}
+    return {"labels_equal": same, "of": len(web), "max_prob_diff": float(gaps.max()), "median_prob_diff": float(np.median(gaps)),
+            "over_1e-3": int((gaps > 1e-3).sum())}
 
 
 def downloads(folder: Path) -> dict:
@@ -89,8 +93,11 @@ def main(argv=None) -> int:
                 n = page["ready"]["threads"]
                 maxt = n if threads == "max" else maxt
                 py = browser.python_predictions(folder, texts, dtype="q8", threads=n, repeats=args.repeats, warmup=5)
-                entry["runs"].append({"threads": n, "browser": browser.latency_summary(page["bench"]["rows"]),
-                                      "python": browser.latency_summary(py["rows"]), "agreement": agreement(page["bench"]["rows"], py["rows"]),
+                web_rows = page["bench"]["rows"]
+                entry["runs"].append({"threads": n, "browser": browser.latency_summary(web_rows), "python": browser.latency_summary(py["rows"]),
+                                      "browser_model": browser.latency_summary(web_rows, "model_ms"),
+                                      "python_model": browser.latency_summary(py["rows"], "model_ms"),
+                                      "agreement": agreement(web_rows, py["rows"]),
                                       "load_ms": page["ready"]["loadMs"], "rows": {"browser": page["bench"]["rows"], "python": py["rows"]}})
                 entry["user_agent"] = page["bench"]["userAgent"]
             if args.accuracy:
@@ -106,13 +113,16 @@ def main(argv=None) -> int:
           f"load average at start {machine['load_average'][0]:.2f}")
     print(f"browser: {entry['user_agent']}")
     print(f"{args.sentences} SST-2 dev sentences, one at a time, int8 graph; per-sentence latency = median of {args.repeats} runs\n")
-    print("| model | int8 graph | threads | browser median ms | browser p90 ms | Python ORT median ms | Python ORT p90 ms | browser / Python | labels equal | max prob diff |")
+    print("ms: the whole call (tokenisation + ONNX run + softmax), median / p90 over sentences; model: the ONNX run alone, median\n")
+    print("| model | int8 graph | threads | browser ms | browser model | Python ORT ms | Python model | browser / Python | labels equal | prob diff median / max (n > 1e-3) |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for name, entry in results["models"].items():
         for run in entry["runs"]:
             b, p, a = run["browser"], run["python"], run["agreement"]
-            print(f"| {name} | {entry['int8_bytes'] / 1e6:.1f} MB | {run['threads']} | {b['median_ms']:.2f} | {b['p90_ms']:.2f} | "
-                  f"{p['median_ms']:.2f} | {p['p90_ms']:.2f} | {b['median_ms'] / p['median_ms']:.1f}x | {a['labels_equal']}/{a['of']} | {a['max_prob_diff']:.1e} |")
+            print(f"| {name} | {entry['int8_bytes'] / 1e6:.1f} MB | {run['threads']} | {b['median_ms']:.2f} / {b['p90_ms']:.2f} | "
+                  f"{run['browser_model']['median_ms']:.2f} | {p['median_ms']:.2f} / {p['p90_ms']:.2f} | {run['python_model']['median_ms']:.2f} | "
+                  f"{b['median_ms'] / p['median_ms']:.1f}x | {a['labels_equal']}/{a['of']} | "
+                  f"{a['median_prob_diff']:.0e} / {a['max_prob_diff']:.1e} ({a['over_1e-3']}) |")
     print("\n| model | a visitor downloads | gzip | of which WASM runtime | transformers.js | int8 graph | tokenizer.json |")
     print("|---|---|---|---|---|---|---|")
     for name, entry in results["models"].items():
@@ -121,11 +131,12 @@ def main(argv=None) -> int:
         print(f"| {name} | {d['total_bytes'] / 1e6:.1f} MB | {d['gzip_bytes'] / 1e6:.1f} MB | {wasm / 1e6:.1f} MB | "
               f"{f['vendor/transformers.min.js'] / 1e6:.2f} MB | {entry['int8_bytes'] / 1e6:.1f} MB | {f['tokenizer.json'] / 1e6:.2f} MB |")
     if args.accuracy:
-        print("\n| model | SST-2 dev accuracy, browser | Python ORT | labels equal | max prob diff |")
+        print("\n| model | SST-2 dev accuracy, browser | Python ORT | labels equal | prob diff median / max (n > 1e-3) |")
         print("|---|---|---|---|---|")
         for name, entry in results["models"].items():
             a = entry["accuracy"]
-            print(f"| {name} | {a['browser']:.4f} | {a['python']:.4f} | {a['labels_equal']}/{a['of']} | {a['max_prob_diff']:.1e} |")
+            print(f"| {name} | {a['browser']:.4f} | {a['python']:.4f} | {a['labels_equal']}/{a['of']} | "
+                  f"{a['median_prob_diff']:.0e} / {a['max_prob_diff']:.1e} ({a['over_1e-3']}) |")
     if args.output:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(json.dumps(results, indent=1) + "\n")

@@ -1,11 +1,11 @@
 // Drive a real headless Chromium through an `alembert export --web` demo page (playwright-core:
-// no browser download, the system's Chromium). Prints one JSON object on stdout:
+// no browser download, the system's Chromium). Writes one JSON object to --out (or stdout):
 //   {ready, bench, downloads: [{url, bytes}], external: [urls blocked], console: [errors]}
 // Usage: node browser.mjs --url URL [--sentences FILE] [--repeats N] [--warmup N]
-//        [--screenshot PNG] [--chromium PATH] [--timeout-ms MS] --node-modules DIR
+//        [--screenshot PNG] [--chromium PATH] [--timeout-ms MS] [--out FILE] --node-modules DIR
 // (DIR: where `make web-deps` installed web/package.json, e.g. .cache/web-node/node_modules)
 // Every request that is not to 127.0.0.1 is aborted and listed in `external`: the page must not need one.
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { resolve } from "node:path";
 
@@ -59,5 +59,6 @@ try {
 } finally {
   await browser.close();
 }
-process.stdout.write(JSON.stringify(result) + "\n");
-process.exit(result.error ? 1 : 0);
+// written synchronously: process.stdout to a pipe is asynchronous and a large result would be cut off
+writeFileSync(opt.out || 1, JSON.stringify(result) + "\n");
+process.exitCode = result.error ? 1 : 0;

@@ -4,7 +4,8 @@ Used by the browser test (tests/test_web.py) and the latency benchmark
 (benchmarks/web_latency.py). The browser side is ``web/browser.mjs`` (playwright-core driving the
 system's Chromium, every non-local request blocked); the Python side runs the same ONNX file the
 page loaded, one sentence at a time, tokenised by the folder's own tokenizer.json, with the
-same protocol (warm-up, then each sentence ``repeats`` times) so the latencies compare.
+same protocol (warm-up, then each sentence ``repeats`` times through tokenisation + run + softmax,
+then the ONNX run alone) so the latencies compare.
 """
 
 from __future__ import annotations
@@ -78,11 +79,11 @@ def run_page(url: str, sentences: list[str] | None = None, repeats: int = 3, war
             cmd += ["--sentences", str(path)]
         if screenshot:
             cmd += ["--screenshot", str(Path(screenshot).resolve())]
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s + 60)
-    lines = proc.stdout.strip().splitlines()
-    if not lines:
-        raise AlembertError(f"the browser driver printed nothing (exit {proc.returncode}): {proc.stderr.strip()[-300:]}")
-    result = json.loads(lines[-1])
+        out = Path(tmp) / "result.json"
+        proc = subprocess.run([*cmd, "--out", str(out)], capture_output=True, text=True, timeout=timeout_s + 60)
+        if not out.is_file():
+            raise AlembertError(f"the browser driver wrote nothing (exit {proc.returncode}): {proc.stderr.strip()[-300:]}")
+        result = json.loads(out.read_text())
     if result.get("error"):
         raise AlembertError(f"the browser run failed: {result['error']}")
     return result
@@ -98,7 +99,7 @@ def python_predictions(folder: str | Path, sentences: list[str], dtype: str = "q
                        repeats: int = 3, warmup: int = 5) -> dict:
     """The same ONNX file in Python onnxruntime, one sentence per run as in the page: per sentence
     the label, the label probabilities, the token ids and ``repeats`` timings (ms) of
-    tokenisation + run + softmax."""
+    tokenisation + run + softmax (``ms``) and of the run alone (``model_ms``)."""
     from transformers import AutoTokenizer
 
     from alembert.export.runtime import make_session
@@ -109,26 +110,33 @@ def python_predictions(folder: str | Path, sentences: list[str], dtype: str = "q
     session = make_session(folder / GRAPHS[dtype], threads=threads)
     names = [i.name for i in session.get_inputs()]
 
+    def feeds(text: str) -> dict:
+        enc = tokenizer(text, truncation=True, return_tensors="np")
+        return {n: enc[n].astype(np.int64) if n in enc else np.zeros_like(enc["input_ids"], dtype=np.int64) for n in names}
+
     def once(text: str):
-        enc = tokenizer(text, return_tensors="np")
-        feeds = {n: enc[n].astype(np.int64) if n in enc else np.zeros_like(enc["input_ids"], dtype=np.int64) for n in names}
-        return softmax(session.run(["logits"], feeds)[0])[0], enc["input_ids"][0]
+        f = feeds(text)
+        return softmax(session.run(["logits"], f)[0])[0], f["input_ids"][0]
+
+    def timed(fn) -> float:
+        t0 = time.perf_counter()
+        fn()
+        return (time.perf_counter() - t0) * 1e3
 
     for i in range(warmup):
         once(sentences[i % len(sentences)])
     rows = []
     for text in sentences:
-        runs = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            probs, ids = once(text)
-            runs.append((time.perf_counter() - t0) * 1e3)
+        runs = [timed(lambda: once(text)) for _ in range(repeats)]  # noqa: B023 (called at once)
+        f = feeds(text)
+        model_runs = [timed(lambda: session.run(["logits"], f)) for _ in range(repeats)]  # noqa: B023
+        probs, ids = once(text)
         rows.append({"text": text, "label": labels[int(probs.argmax())], "probs": probs.tolist(), "ms": runs,
-                     "input_ids": ids.tolist()})
+                     "model_ms": model_runs, "input_ids": ids.tolist()})
     return {"threads": threads, "dtype": dtype, "rows": rows}
 
 
-def latency_summary(rows: list[dict]) -> dict:
+def latency_summary(rows: list[dict], key: str = "ms") -> dict:
     """Per-sentence latency = the median of its repeats; then the median and p90 over sentences."""
-    per_sentence = np.array([np.median(r["ms"]) for r in rows])
+    per_sentence = np.array([np.median(r[key]) for r in rows])
     return {"median_ms": float(np.median(per_sentence)), "p90_ms": float(np.percentile(per_sentence, 90)), "sentences": len(rows)}
