@@ -154,6 +154,7 @@ def test_server_serves_only_the_folder_with_isolation_headers(web_dir):
         assert _get(url + "vendor/" + wasm)[1]["Content-Type"] == "application/wasm"
         assert _get(url + "demo.js")[1]["Content-Type"].startswith("text/javascript")
         root = url.rsplit("/", 2)[0]
+        assert _get(root + "/")[2] == body  # the bare address redirects to the page
         assert _get(root + "/etc/passwd")[0] == 404 and _get(url + "../../etc/passwd")[0] == 404
     finally:
         server.shutdown()

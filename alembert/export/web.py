@@ -251,13 +251,13 @@ class _Handler(SimpleHTTPRequestHandler):
         self.mount, self.quiet = mount, quiet
         super().__init__(*args, **kwargs)
 
-    def do_GET(self):
+    def send_head(self):  # GET and HEAD: the bare address leads to the page
         if urlsplit(self.path).path in ("/", ""):
             self.send_response(302)
             self.send_header("Location", f"/{self.mount}/")
             self.end_headers()
-            return
-        super().do_GET()
+            return None
+        return super().send_head()
 
     def translate_path(self, path: str) -> str:
         path = unquote(urlsplit(path).path)
