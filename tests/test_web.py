@@ -1,0 +1,176 @@
+"""The web export in a real browser: headless Chromium opens the demo page from a 127.0.0.1
+server, classifies 50 SST-2 dev sentences with transformers.js + onnxruntime-web, and every label
+and probability must match Python onnxruntime on the same ONNX file.
+
+Needs Chromium, Node.js and the npm packages of web/package.json (``make web-deps``, run by
+``make test``); without them each test is skipped with the one-line reason."""
+
+import json
+import shutil
+import threading
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from alembert.cli.main import main
+from alembert.errors import AlembertError
+from alembert.export import browser
+from alembert.export.web import GRAPHS, WEB_INFO, download_bytes, export_web, make_server, page_url
+
+REASON = browser.missing()
+pytestmark = pytest.mark.skipif(REASON is not None, reason=f"browser test not run: {REASON}")
+N_SENTENCES = 50
+
+
+def _decisive(teacher: Path, out: Path, texts: list[str], labels: list[int]) -> Path:
+    """The tiny random teacher fitted for a few seconds to the test sentences: its probabilities
+    spread over (0, 1) and both labels occur, so matching labels says something (the random head
+    gives about the same probability to every sentence)."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(teacher)
+    model = AutoModelForSequenceClassification.from_pretrained(teacher)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    torch.manual_seed(0)
+    model.train()
+    for _ in range(15):
+        for i in range(0, len(texts), 25):
+            batch = tokenizer(texts[i:i + 25], padding=True, return_tensors="pt")
+            model(**batch, labels=torch.tensor(labels[i:i + 25])).loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+    model.eval().save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def dev():
+    from alembert.data.readers import default_data_dir, load_glue_split
+
+    return load_glue_split("sst2", default_data_dir(), "dev")[:N_SENTENCES]
+
+
+@pytest.fixture(scope="module")
+def sentences(dev):
+    return list(dev["text_a"])
+
+
+@pytest.fixture(scope="module")
+def web_dir(tiny_teacher, dev, tmp_path_factory):
+    """Exported through the CLI, as a user would: alembert export MODEL --web --output DIR."""
+    root = tmp_path_factory.mktemp("web")
+    student = _decisive(tiny_teacher, root / "student", dev["text_a"], dev["label"])
+    assert main(["export", str(student), "--web", "--output", str(root / "student-web")]) == 0
+    return root / "student-web"
+
+
+def test_folder_is_a_transformers_js_model_with_its_page_and_runtime(web_dir):
+    info = json.loads((web_dir / WEB_INFO).read_text())
+    for path in ["config.json", "tokenizer.json", "tokenizer_config.json", "labels.json", "index.html", "demo.js", *GRAPHS.values()]:
+        assert (web_dir / path).is_file(), path
+    assert json.loads((web_dir / "labels.json").read_text()) == info["labels"] == ["negative", "positive"]
+    assert json.loads((web_dir / "config.json").read_text())["model_type"] == "bert"
+    assert info["export"]["int8"]["quantization"] == "int8" and info["export"]["fp32"]["quantization"] is None
+    assert info["export"]["fp32"]["max_abs_diff_vs_torch"] < 1e-4 and info["export"]["int8"]["argmax_agreement_vs_fp32_onnx"] == 1
+    import onnx
+
+    ops = {n.op_type for n in onnx.load(web_dir / GRAPHS["q8"]).graph.node}
+    assert "MatMulInteger" in ops and "MatMul" not in ops
+    assert info["files"]["q8"]["bytes"] < info["files"]["fp32"]["bytes"]
+    pins = json.loads((browser.REPO / "web" / "package.json").read_text())["dependencies"]
+    for name in ("@huggingface/transformers", "onnxruntime-web"):
+        assert info["versions"][name] == pins[name]
+    for file in info["runtime"].values():
+        assert (web_dir / "vendor" / file).stat().st_size > 0
+    licences = {p.name.split("-")[0] for p in (web_dir / "vendor" / "LICENSES").iterdir()}
+    assert {"@huggingface__transformers", "onnxruntime"} <= licences
+    for asset in ("index.html", "demo.js"):  # no CDN, no remote host: every URL is relative
+        assert "https://" not in (web_dir / asset).read_text() and "http://" not in (web_dir / asset).read_text()
+    sizes = download_bytes(web_dir, "q8")
+    assert info["files"]["q8"]["path"] in sizes and GRAPHS["fp32"] not in sizes
+
+
+def test_browser_labels_and_probabilities_match_python_onnxruntime(web_dir, sentences, tmp_path):
+    import numpy as np
+
+    shot = tmp_path / "demo.png"
+    with browser.serving(web_dir) as url:
+        page = browser.run_page(url + "?threads=1", sentences, repeats=1, warmup=2, screenshot=shot)
+    assert page["external"] == [], "the page asked for something outside 127.0.0.1"
+    assert page["ready"]["threads"] == 1 and page["ready"]["dtype"] == "q8"
+    assert shot.stat().st_size > 10_000 and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    fetched = {u["url"].rsplit("/", 2)[-2] + "/" + u["url"].rsplit("/", 1)[-1] for u in page["downloads"]}
+    assert "onnx/model_quantized.onnx" in fetched and "onnx/model.onnx" not in fetched  # the int8 graph ran
+
+    web = page["bench"]["rows"]
+    py = browser.python_predictions(web_dir, sentences, dtype="q8", repeats=1, warmup=1)["rows"]
+    assert [r["text"] for r in web] == sentences and len(py) == N_SENTENCES
+    for w, p in zip(web, py, strict=True):
+        assert w["input_ids"] == p["input_ids"], f"tokenisation differs on {w['text']!r}"
+    assert [w["label"] for w in web] == [p["label"] for p in py]
+    gap = np.abs(np.array([w["probs"] for w in web]) - np.array([p["probs"] for p in py])).max()
+    assert gap < 1e-3
+    positive = [p["probs"][1] for p in py]
+    assert 0 < sum(p["label"] == "positive" for p in py) < N_SENTENCES and np.std(positive) > 0.1  # a decisive model
+    summary = browser.latency_summary(web)
+    print(f"\nbrowser (headless Chromium, WASM, 1 thread), {N_SENTENCES} SST-2 dev sentences: every label equal to Python's, "
+          f"max |prob diff| {gap:.1e}, latency median {summary['median_ms']:.2f} ms, p90 {summary['p90_ms']:.2f} ms")
+    for w, p in list(zip(web, py, strict=True))[:3]:
+        print(f"  {w['label']:8s} p={max(w['probs']):.4f} (python {max(p['probs']):.4f}) {w['ms'][0]:6.2f} ms  {w['text'][:60]}")
+
+
+def test_page_with_all_threads_is_cross_origin_isolated(web_dir, sentences):
+    with browser.serving(web_dir) as url:
+        page = browser.run_page(url + "?threads=max&dtype=fp32", sentences[:4], repeats=1, warmup=1)
+    ready = page["ready"]
+    assert ready["crossOriginIsolated"] is True and ready["dtype"] == "fp32"
+    assert ready["threads"] == page["bench"]["hardwareConcurrency"]
+    py = browser.python_predictions(web_dir, sentences[:4], dtype="fp32", repeats=1, warmup=0)["rows"]
+    assert [w["label"] for w in page["bench"]["rows"]] == [p["label"] for p in py]
+
+
+def _get(url: str):
+    try:
+        with urllib.request.urlopen(url) as r:
+            return r.status, r.headers, r.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.headers, b""
+
+
+def test_server_serves_only_the_folder_with_isolation_headers(web_dir):
+    server = make_server(web_dir, port=0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = page_url(server, web_dir)
+        assert url.startswith("http://127.0.0.1:") and url.endswith("/student-web/")
+        status, headers, body = _get(url)
+        assert status == 200 and b'src="demo.js"' in body
+        assert headers["Cross-Origin-Opener-Policy"] == "same-origin" and headers["Cross-Origin-Embedder-Policy"] == "require-corp"
+        wasm = json.loads((web_dir / WEB_INFO).read_text())["runtime"]["wasm"]
+        assert _get(url + "vendor/" + wasm)[1]["Content-Type"] == "application/wasm"
+        assert _get(url + "demo.js")[1]["Content-Type"].startswith("text/javascript")
+        root = url.rsplit("/", 2)[0]
+        assert _get(root + "/")[2] == body  # the bare address redirects to the page
+        assert _get(root + "/etc/passwd")[0] == 404 and _get(url + "../../etc/passwd")[0] == 404
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_bad_inputs_are_one_line_errors(web_dir, tmp_path, capsys, monkeypatch):
+    (tmp_path / "notes.txt").write_text("not a model")
+    assert main(["export", str(tmp_path), "--web", "--output", str(tmp_path / "out")]) == 2
+    assert main(["serve-web", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2 and err[0].startswith("error: ") and "config.json" in err[0] and "not a web export" in err[1]
+    monkeypatch.setenv("ALEMBERT_WEB_NODE", str(tmp_path / "empty"))
+    with pytest.raises(AlembertError, match="vendored JavaScript is missing"):
+        export_web(web_dir, tmp_path / "again")  # checked before any export work
+    out = tmp_path / "taken"
+    shutil.copytree(web_dir, out)
+    with pytest.raises(AlembertError, match="--overwrite"):
+        export_web(web_dir, out)
