@@ -223,3 +223,20 @@ def test_embedding_terms_compose_with_hidden_state_terms(tmp_path, tiny_st, caps
     steps = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines() if '"step"' in line and '"embed_mse"' in line]
     assert steps and all(r["hidden_mse"] > 0 and r["embed_mse"] > 0 for r in steps)
     assert json.loads((out / "metrics.json").read_text())["sentences_per_second"]["student"] > 0
+
+
+def test_lstsq_projection_init_recovers_a_linear_map(tiny_st):
+    """Targets that are an exact linear image of the student's pooled embeddings are fitted exactly."""
+    from alembert.embedding.student import fit_projection
+
+    model, tok = load_embedding_model(tiny_st)
+    model.normalize = False
+    torch.manual_seed(3)
+    truth = torch.nn.Linear(32, 48).double()
+    texts = [f"{t} {i}" for i in range(20) for t in TEXTS]  # 120 texts > 33 unknowns per output
+    with torch.no_grad():
+        pooled = torch.from_numpy(__import__("alembert.embedding.cache", fromlist=["encode"]).encode(model, tok, texts, 32)).double()
+        targets = truth(pooled).numpy()
+    model.dense.append(torch.nn.Linear(32, 48))
+    assert fit_projection(model, tok, texts, targets, 32) == pytest.approx(1.0, abs=1e-6)
+    np.testing.assert_allclose(model.dense[-1].weight.detach().double().numpy(), truth.weight.detach().numpy(), atol=1e-4)

@@ -125,6 +125,7 @@ class EmbeddingModel(torch.nn.Module):
         self.dense = torch.nn.ModuleList(dense or [])
         self.normalize = normalize
         self.max_seq_length = max_seq_length
+        self.fresh_dense = False  # the last Dense layer was just created (not trained, not loaded)
 
     @property
     def config(self):

@@ -32,7 +32,7 @@ from alembert.embedding.evaluate import (
     evaluate_embedding,
 )
 from alembert.embedding.model import EmbeddingModel, load_embedding_model
-from alembert.embedding.student import make_embedding_student
+from alembert.embedding.student import fit_projection, make_embedding_student
 from alembert.errors import AlembertError
 from alembert.models.load import n_params
 from alembert.training.checkpoint import latest_checkpoint
@@ -106,6 +106,10 @@ def run_embedding_distill(cfg: DistillGeneralConfig, recipe: Recipe) -> dict:
             module.__dict__["cache"] = build_embedding_cache(teacher, teacher_tok, texts, max_length, cfg.train.eval_batch_size,
                                                              autocast=AUTOCAST.get(cfg.train.mixed_precision))
     cache_seconds = time.time() - start
+    if student.fresh_dense and cfg.student.projection_init == "lstsq" and use_cache and resume is None:
+        n = min(len(texts), 4096)
+        fitted = fit_projection(student, student_tok, texts[:n], module.cache.emb[:n], max_length, cfg.train.eval_batch_size)
+        logger.log(projection_init="lstsq", texts=n, mean_cosine=round(fitted, 4))
     loader, sampler = train_loader(ds, student_tok, cfg.train.batch_size, cfg.train.seed, cfg.train.group_by_length)
     tracked = cfg.eval_tasks[0] if cfg.eval_tasks else "stsb-zeroshot"
     main = MAIN_METRIC[tracked]
