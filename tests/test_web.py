@@ -1,6 +1,8 @@
 """The web export in a real browser: headless Chromium opens the demo page from a 127.0.0.1
 server, classifies 50 SST-2 dev sentences with transformers.js + onnxruntime-web, and every label
-and probability must match Python onnxruntime on the same ONNX file.
+and probability must match Python onnxruntime on the same ONNX file. A tiny sentence-transformers
+model exported the same way gets the similarity page, whose cosines for 10 STS-B dev pairs must
+match Python onnxruntime's within 1e-4 (int8 and fp32 graphs).
 
 Needs Chromium, Node.js and the npm packages of web/package.json (``make web-deps``, run by
 ``make test``); without them each test is skipped with the one-line reason."""
