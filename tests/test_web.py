@@ -252,3 +252,14 @@ def test_browser_cosines_match_python_onnxruntime(emb_web_dir, sts_pairs, dtype,
     print(f"\nbrowser ({dtype}, threads={threads}), {N_PAIRS} STS-B dev pairs: max |cosine diff| vs Python {gap:.1e}, "
           f"max |embedding diff| {emb_gap:.1e}, cosines {py_cos.min():.3f}..{py_cos.max():.3f}, "
           f"latency median {summary['median_ms']:.2f} ms per sentence")
+
+
+def test_embedding_export_overwrites_a_web_folder(emb_web_dir, tmp_path):
+    out = tmp_path / "taken"
+    shutil.copytree(emb_web_dir, out)
+    (out / "labels.json").write_text('["negative", "positive"]')  # as if it had been a classifier's folder
+    export_web(emb_web_dir.parent / "st", out, overwrite=True)
+    assert not (out / "labels.json").exists() and 'id="text-b"' in (out / "index.html").read_text()
+    assert json.loads((out / WEB_INFO).read_text())["task"] == "feature-extraction"
+    for d, graph in GRAPHS.items():
+        assert json.loads((out / WEB_INFO).read_text())["files"][d]["bytes"] == (out / graph).stat().st_size

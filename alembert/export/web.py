@@ -241,6 +241,11 @@ def export_web(model_dir: str | Path, out_dir: str | Path, overwrite: bool = Fal
             "export": {"fp32": info, "int8": int8},
         })
         _usual_permissions(tmp)
+        if out_dir.is_dir():  # --overwrite: os.replace cannot move a folder onto a non-empty one, so the old copies go
+            for sub in ("onnx", "vendor"):
+                shutil.rmtree(out_dir / sub, ignore_errors=True)
+            if embedding:  # a classifier's web folder replaced by an embedding model's
+                (out_dir / "labels.json").unlink(missing_ok=True)
         _move_into_place(tmp, out_dir, overwrite)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
