@@ -1,6 +1,8 @@
 """The web export in a real browser: headless Chromium opens the demo page from a 127.0.0.1
 server, classifies 50 SST-2 dev sentences with transformers.js + onnxruntime-web, and every label
-and probability must match Python onnxruntime on the same ONNX file.
+and probability must match Python onnxruntime on the same ONNX file. A tiny sentence-transformers
+model exported the same way gets the similarity page, whose cosines for 10 STS-B dev pairs must
+match Python onnxruntime's within 1e-4 (int8 and fp32 graphs).
 
 Needs Chromium, Node.js and the npm packages of web/package.json (``make web-deps``, run by
 ``make test``); without them each test is skipped with the one-line reason."""
@@ -174,3 +176,90 @@ def test_bad_inputs_are_one_line_errors(web_dir, tmp_path, capsys, monkeypatch):
     shutil.copytree(web_dir, out)
     with pytest.raises(AlembertError, match="--overwrite"):
         export_web(web_dir, out)
+
+
+# Sentence-embedding models: the same layout, the similarity page, cosines equal to Python's.
+N_PAIRS = 10
+
+
+@pytest.fixture(scope="module")
+def sts_pairs():
+    import csv
+
+    from alembert.data.readers import default_data_dir
+
+    with (Path(default_data_dir()) / "STS-B" / "dev.tsv").open(newline="") as f:
+        rows = list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
+    return [[r["sentence1"], r["sentence2"]] for r in rows[:N_PAIRS]]
+
+
+@pytest.fixture(scope="module")
+def emb_web_dir(tiny_bert, tmp_path_factory):
+    """A tiny sentence-transformers model (tiny BERT, mean pooling, normalisation), exported through the CLI."""
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer import modules as m
+
+    root = tmp_path_factory.mktemp("emb-web")
+    t = m.Transformer(str(tiny_bert))
+    SentenceTransformer(modules=[t, m.Pooling(t.get_embedding_dimension(), pooling_mode="mean"), m.Normalize()],
+                        device="cpu").save(str(root / "st"))
+    assert main(["export", str(root / "st"), "--web", "--output", str(root / "st-web")]) == 0
+    return root / "st-web"
+
+
+def test_embedding_folder_has_the_graphs_and_the_similarity_page(emb_web_dir):
+    import onnx
+
+    info = json.loads((emb_web_dir / WEB_INFO).read_text())
+    assert info["task"] == "feature-extraction" and info["output"] == "sentence_embedding"
+    assert info["pooling"] == "mean" and info["normalize"] is True and info["dim"] == 32 and "labels" not in info
+    for path in ["config.json", "tokenizer.json", "tokenizer_config.json", "modules.json", "index.html", "demo.js", *GRAPHS.values()]:
+        assert (emb_web_dir / path).is_file(), path
+    assert not (emb_web_dir / "labels.json").exists()
+    for graph in GRAPHS.values():
+        assert [o.name for o in onnx.load(emb_web_dir / graph).graph.output] == ["sentence_embedding"]
+    assert info["export"]["fp32"]["max_abs_diff_vs_torch"] < 1e-4 and info["export"]["int8"]["min_cosine_vs_fp32_onnx"] > 0.9
+    page = (emb_web_dir / "index.html").read_text()
+    assert 'id="text-a"' in page and 'id="text-b"' in page and 'id="cosine"' in page
+    for asset in ("index.html", "demo.js"):
+        assert "https://" not in (emb_web_dir / asset).read_text() and "http://" not in (emb_web_dir / asset).read_text()
+
+
+@pytest.mark.parametrize("dtype,threads", [("q8", "1"), ("fp32", "max")])
+def test_browser_cosines_match_python_onnxruntime(emb_web_dir, sts_pairs, dtype, threads, tmp_path):
+    import numpy as np
+
+    shot = tmp_path / "similarity.png"
+    with browser.serving(emb_web_dir) as url:
+        page = browser.run_page(f"{url}?threads={threads}&dtype={dtype}", sts_pairs, repeats=1, warmup=2, screenshot=shot)
+    assert page["external"] == [], "the page asked for something outside 127.0.0.1"
+    assert page["ready"]["dtype"] == dtype and shot.stat().st_size > 10_000
+    fetched = {u["url"].rsplit("/", 2)[-2] + "/" + u["url"].rsplit("/", 1)[-1] for u in page["downloads"]}
+    other = "fp32" if dtype == "q8" else "q8"
+    assert GRAPHS[dtype] in fetched and GRAPHS[other] not in fetched
+
+    web = page["bench"]
+    py = browser.python_embeddings(emb_web_dir, sts_pairs, dtype=dtype, repeats=1, warmup=1)
+    assert [r["texts"] for r in web["rows"]] == sts_pairs and len(web["sentences"]) == 2 * N_PAIRS
+    for w, p in zip(web["sentences"], py["sentences"], strict=True):
+        assert w["input_ids"] == p["input_ids"], f"tokenisation differs on {w['text']!r}"
+    web_cos, py_cos = (np.array([r["cosine"] for r in x["rows"]]) for x in (web, py))
+    gap = np.abs(web_cos - py_cos).max()
+    emb_gap = np.abs(np.array([s["embedding"] for s in web["sentences"]]) - np.array([s["embedding"] for s in py["sentences"]])).max()
+    assert gap < 1e-4, f"browser cosines differ from Python's by {gap:.1e}"
+    assert np.ptp(py_cos) > 1e-3  # the pairs do not all get one cosine: the comparison says something
+    summary = browser.latency_summary(web["sentences"])
+    print(f"\nbrowser ({dtype}, threads={threads}), {N_PAIRS} STS-B dev pairs: max |cosine diff| vs Python {gap:.1e}, "
+          f"max |embedding diff| {emb_gap:.1e}, cosines {py_cos.min():.3f}..{py_cos.max():.3f}, "
+          f"latency median {summary['median_ms']:.2f} ms per sentence")
+
+
+def test_embedding_export_overwrites_a_web_folder(emb_web_dir, tmp_path):
+    out = tmp_path / "taken"
+    shutil.copytree(emb_web_dir, out)
+    (out / "labels.json").write_text('["negative", "positive"]')  # as if it had been a classifier's folder
+    export_web(emb_web_dir.parent / "st", out, overwrite=True)
+    assert not (out / "labels.json").exists() and 'id="text-b"' in (out / "index.html").read_text()
+    assert json.loads((out / WEB_INFO).read_text())["task"] == "feature-extraction"
+    for d, graph in GRAPHS.items():
+        assert json.loads((out / WEB_INFO).read_text())["files"][d]["bytes"] == (out / graph).stat().st_size

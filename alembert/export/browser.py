@@ -5,7 +5,8 @@ Used by the browser test (tests/test_web.py) and the latency benchmark
 system's Chromium, every non-local request blocked); the Python side runs the same ONNX file the
 page loaded, one sentence at a time, tokenised by the folder's own tokenizer.json, with the
 same protocol (warm-up, then each sentence ``repeats`` times through tokenisation + run + softmax,
-then the ONNX run alone) so the latencies compare.
+then the ONNX run alone) so the latencies compare. For an embedding folder the same is done per
+sentence of each pair (:func:`python_embeddings`), and the pair's cosine compared.
 """
 
 from __future__ import annotations
@@ -64,7 +65,8 @@ def serving(folder: str | Path):
 def run_page(url: str, sentences: list[str] | None = None, repeats: int = 3, warmup: int = 5,
              screenshot: str | Path | None = None, timeout_s: float = 240) -> dict:
     """Open ``url`` in headless Chromium; with ``sentences``, classify each in the page. Returns the
-    driver's JSON: ``ready`` (threads, load time), ``bench.rows`` (label, probs, ms, input_ids),
+    driver's JSON: ``ready`` (threads, load time), ``bench.rows`` (label, probs, ms, input_ids; for an
+    embedding page ``sentences`` are pairs, and ``bench`` has ``rows`` (cosines) and ``sentences``),
     ``downloads`` (url, bytes) and ``external`` (blocked non-local requests)."""
     reason = missing()
     if reason:
@@ -134,6 +136,57 @@ def python_predictions(folder: str | Path, sentences: list[str], dtype: str = "q
         rows.append({"text": text, "label": labels[int(probs.argmax())], "probs": probs.tolist(), "ms": runs,
                      "model_ms": model_runs, "input_ids": ids.tolist()})
     return {"threads": threads, "dtype": dtype, "rows": rows}
+
+
+def python_embeddings(folder: str | Path, pairs: list[list[str]], dtype: str = "q8", threads: int = 1,
+                      repeats: int = 3, warmup: int = 5) -> dict:
+    """An embedding folder's ONNX file in Python onnxruntime, one sentence per run as in the page:
+    ``rows`` (per pair: the texts and the cosine of their ``sentence_embedding``s) and ``sentences``
+    (per sentence: token ids, embedding, ``repeats`` timings of tokenisation + run (``ms``) and of
+    the run alone (``model_ms``)), the page's ``bench`` structure."""
+    from transformers import AutoTokenizer
+
+    from alembert.export.runtime import make_session
+
+    folder = Path(folder)
+    output = json.loads((folder / WEB_INFO).read_text())["output"]
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    session = make_session(folder / GRAPHS[dtype], threads=threads)
+    names = [i.name for i in session.get_inputs()]
+
+    def feeds(text: str) -> dict:
+        enc = tokenizer(text, truncation=True, return_tensors="np")
+        return {n: enc[n].astype(np.int64) if n in enc else np.zeros_like(enc["input_ids"], dtype=np.int64) for n in names}
+
+    def once(text: str):
+        f = feeds(text)
+        return session.run([output], f)[0][0], f["input_ids"][0]
+
+    def timed(fn) -> float:
+        t0 = time.perf_counter()
+        fn()
+        return (time.perf_counter() - t0) * 1e3
+
+    flat = [t for pair in pairs for t in pair]
+    for i in range(warmup):
+        once(flat[i % len(flat)])
+    sentences, rows = [], []
+    for pair in pairs:
+        embs = []
+        for text in pair:
+            runs = [timed(lambda: once(text)) for _ in range(repeats)]  # noqa: B023 (called at once)
+            f = feeds(text)
+            model_runs = [timed(lambda: session.run([output], f)) for _ in range(repeats)]  # noqa: B023
+            emb, ids = once(text)
+            embs.append(emb)
+            sentences.append({"text": text, "ms": runs, "model_ms": model_runs, "input_ids": ids.tolist(), "embedding": emb.tolist()})
+        rows.append({"texts": list(pair), "cosine": cosine(*embs)})
+    return {"threads": threads, "dtype": dtype, "rows": rows, "sentences": sentences}
+
+
+def cosine(a, b) -> float:
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return float(a @ b / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-12))
 
 
 def latency_summary(rows: list[dict], key: str = "ms") -> dict:

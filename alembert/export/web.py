@@ -15,6 +15,14 @@ Nothing is fetched from a CDN: the JavaScript comes from ``web/package.json`` (p
 installed by ``make web-deps`` into ``.cache/web-node`` (or ``ALEMBERT_WEB_NODE``). The graphs are
 the same as ``alembert export --onnx`` writes (opset-23 attention, fused layer norms, [CLS]-only
 last layer, per-channel int8, here with 7-bit weights); onnxruntime-web runs them unchanged.
+
+A sentence-embedding model (a sentence-transformers folder, as
+:func:`alembert.export.embedding.is_embedding_dir` detects it) gets the same layout with the graphs of
+:func:`alembert.export.embedding.export_embedding_onnx` (pooling, Dense and normalisation inside, output
+``sentence_embedding``), its sentence-transformers module files, no ``labels.json``, and the similarity
+demo (``similarity.html``/``similarity.js`` copied as ``index.html``/``demo.js``): two text boxes, the cosine
+similarity of their embeddings and the browser time. See ``similarity.js`` for why it runs the graph
+through transformers.js's ``AutoTokenizer`` + ``AutoModel`` rather than ``pipeline("feature-extraction")``.
 """
 
 from __future__ import annotations
@@ -150,9 +158,10 @@ def _usual_permissions(tree: Path) -> None:
         path.chmod((0o777 if path.is_dir() else 0o666) & ~mask)
 
 
-def _int8_check(folder: Path) -> dict:
+def _int8_check(folder: Path, output: str = "logits") -> dict:
     """Largest |logit| gap of the int8 graph vs the fp32 one, and argmax agreement, on the export
-    check sentences (batch of 4, padded): what the quantisation alone changes."""
+    check sentences (batch of 4, padded): what the quantisation alone changes. For an embedding
+    graph (``output="sentence_embedding"``): the largest |component| gap and the lowest cosine."""
     import numpy as np
     from transformers import AutoTokenizer
 
@@ -162,14 +171,18 @@ def _int8_check(folder: Path) -> dict:
     sessions = [make_session(folder / GRAPHS[d], threads=1) for d in ("fp32", "q8")]
     enc = AutoTokenizer.from_pretrained(folder)(CHECK_SENTENCES, padding=True, return_tensors="np")
     feeds = {i.name: enc[i.name].astype(np.int64) for i in sessions[0].get_inputs()}
-    fp32, int8 = (s.run(["logits"], feeds)[0] for s in sessions)
+    fp32, int8 = (s.run([output], feeds)[0] for s in sessions)
+    if output != "logits":
+        cos = (fp32 * int8).sum(-1) / (np.linalg.norm(fp32, axis=-1) * np.linalg.norm(int8, axis=-1)).clip(1e-12)
+        return {"max_abs_diff_vs_fp32_onnx": float(np.abs(int8 - fp32).max()), "min_cosine_vs_fp32_onnx": float(cos.min())}
     return {"max_abs_diff_vs_fp32_onnx": float(np.abs(int8 - fp32).max()),
             "argmax_agreement_vs_fp32_onnx": float((int8.argmax(-1) == fp32.argmax(-1)).mean())}
 
 
 def export_web(model_dir: str | Path, out_dir: str | Path, overwrite: bool = False,
                node_modules: str | Path | None = None, first_token: bool = True, opset: int | None = None) -> Path:
-    """Write the web folder for ``model_dir`` (a fine-tuned classifier) to ``out_dir``.
+    """Write the web folder for ``model_dir`` (a fine-tuned classifier, or a sentence-transformers
+    embedding model: then the similarity demo) to ``out_dir``.
 
     The fp32 graph is :func:`alembert.export.onnx.export_onnx`'s (checked against PyTorch there);
     the int8 one is its quantisation with the same settings as ``--quantize int8`` except for
@@ -177,6 +190,7 @@ def export_web(model_dir: str | Path, out_dir: str | Path, overwrite: bool = Fal
     without VNNI saturates, and on a tiny model Python then disagreed with the browser (exact
     int32 WASM kernels) by 0.11 probability; with 7 bits every runtime computes the same numbers.
     Built in a temporary sibling and renamed into place: ``out_dir`` is complete or untouched."""
+    from alembert.export.embedding import OUTPUT as EMBEDDING_OUTPUT
     from alembert.export.onnx import EXPORT_INFO, _move_into_place, _quantize_int8, export_onnx
 
     out_dir = Path(out_dir)
@@ -199,27 +213,40 @@ def export_web(model_dir: str | Path, out_dir: str | Path, overwrite: bool = Fal
             if f.name not in (EXPORT_INFO, "clean.onnx"):
                 os.replace(f, tmp / f.name)
         shutil.rmtree(exported)
+        embedding = info.get("kind") == "embedding"  # export_onnx detected a sentence-transformers folder
         int8 = {**info, "quantization": "int8", "int8": "dynamic; per-channel weight MatMuls, embedding tables; 7-bit weights",
-                **_int8_check(tmp)}
-        del int8["max_abs_diff_vs_torch"], int8["argmax_agreement"]  # those were the fp32 graph's
-        config = json.loads((tmp / "config.json").read_text())
-        labels = [config["id2label"][str(i)] for i in range(len(config["id2label"]))]
-        write_json_atomic(tmp / "labels.json", labels)
-        for asset in ("index.html", "demo.js"):
-            shutil.copy2(ASSETS / asset, tmp / asset)
+                **_int8_check(tmp, EMBEDDING_OUTPUT if embedding else "logits")}
+        for key in ("max_abs_diff_vs_torch", "argmax_agreement", "min_cosine_vs_torch"):
+            int8.pop(key, None)  # those were the fp32 graph's
+        if embedding:
+            labels = None
+            for asset, name in (("similarity.html", "index.html"), ("similarity.js", "demo.js")):
+                shutil.copy2(ASSETS / asset, tmp / name)
+        else:
+            config = json.loads((tmp / "config.json").read_text())
+            labels = [config["id2label"][str(i)] for i in range(len(config["id2label"]))]
+            write_json_atomic(tmp / "labels.json", labels)
+            for asset in ("index.html", "demo.js"):
+                shutil.copy2(ASSETS / asset, tmp / asset)
         versions = _vendor(node_modules, tmp / "vendor")
         versions.update(pinned)
+        task = {"task": "feature-extraction", "output": EMBEDDING_OUTPUT, "dim": info["dim"], "pooling": info["pooling"],
+                "normalize": info["normalize"]} if embedding else {"task": "text-classification", "labels": labels}
         write_json_atomic(tmp / WEB_INFO, {
             "name": Path(model_dir).resolve().name,
-            "task": "text-classification",
-            "labels": labels,
+            **task,
             "files": {d: {"path": p, "bytes": (tmp / p).stat().st_size, "sha256": _sha256(tmp / p)} for d, p in GRAPHS.items()},
             "runtime": RUNTIME,
             "versions": versions,
             "export": {"fp32": info, "int8": int8},
         })
         _usual_permissions(tmp)
-        _move_into_place(tmp, out_dir)
+        if out_dir.is_dir():  # --overwrite: os.replace cannot move a folder onto a non-empty one, so the old copies go
+            for sub in ("onnx", "vendor"):
+                shutil.rmtree(out_dir / sub, ignore_errors=True)
+            if embedding:  # a classifier's web folder replaced by an embedding model's
+                (out_dir / "labels.json").unlink(missing_ok=True)
+        _move_into_place(tmp, out_dir, overwrite)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out_dir
