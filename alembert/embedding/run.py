@@ -107,9 +107,9 @@ def run_embedding_distill(cfg: DistillGeneralConfig, recipe: Recipe) -> dict:
                                                              autocast=AUTOCAST.get(cfg.train.mixed_precision))
     cache_seconds = time.time() - start
     if student.fresh_dense and cfg.student.projection_init == "lstsq" and use_cache and resume is None:
-        n = min(len(texts), 4096)
-        fitted = fit_projection(student, student_tok, texts[:n], module.cache.emb[:n], max_length, cfg.train.eval_batch_size)
-        logger.log(projection_init="lstsq", texts=n, mean_cosine=round(fitted, 4))
+        rows = list(range(0, len(texts), max(1, len(texts) // 4096)))[:4096]  # spread over every source of the text
+        fitted = fit_projection(student, student_tok, [texts[i] for i in rows], module.cache.emb[rows], max_length, cfg.train.eval_batch_size)
+        logger.log(projection_init="lstsq", texts=len(rows), mean_cosine=round(fitted, 4))
     loader, sampler = train_loader(ds, student_tok, cfg.train.batch_size, cfg.train.seed, cfg.train.group_by_length)
     tracked = cfg.eval_tasks[0] if cfg.eval_tasks else "stsb-zeroshot"
     main = MAIN_METRIC[tracked]
