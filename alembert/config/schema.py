@@ -88,9 +88,9 @@ class StudentConfig(Strict):
     intermediate_size: int | None = Field(None, ge=8)
     num_heads: int | None = Field(None, ge=1)
     projection: bool = Field(True, description="embedding students narrower than the teacher: a Dense layer to the teacher's width")
-    projection_init: Literal["lstsq", "random"] = Field(
-        "lstsq", description="embedding students: a new Dense layer starts as the least-squares map of the student's pooled "
-                             "embeddings onto the teacher's (on up to 4,096 training texts), or at random")
+    projection_init: Literal["random", "lstsq"] = Field(
+        "random", description="embedding students: a new Dense layer starts at random, or (experimental) as the least-squares map "
+                              "of the student's pooled embeddings onto the teacher's on up to 4,096 training texts")
 
     @property
     def from_config(self) -> bool:
