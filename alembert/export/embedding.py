@@ -24,7 +24,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from alembert.export.onnx import CHECK_SENTENCES, EXPORT_INFO, build_graph, staged_folder, versions
+from alembert.export.onnx import (
+    EXPORT_INFO,
+    build_graph,
+    reference_outputs,
+    staged_folder,
+    versions,
+)
 from alembert.training.output import write_json_atomic
 
 OUTPUT = "sentence_embedding"
@@ -62,17 +68,6 @@ def _first_token_last_layer(model) -> bool:
     if not isinstance(layers[-1], FirstTokenLayer):
         layers[-1] = FirstTokenLayer(layers[-1])
     return True
-
-
-def _reference(model, tokenizer, names: list[str]) -> list[tuple[dict, np.ndarray]]:
-    """PyTorch embeddings of the unmodified model on real text (a padded batch of 4, a batch of 1)."""
-    cases = []
-    for texts in (CHECK_SENTENCES, CHECK_SENTENCES[:1]):
-        enc = tokenizer(texts, padding=True, return_tensors="pt")
-        with torch.no_grad():
-            emb = model(**{n: enc[n] for n in names}).embeddings.numpy()
-        cases.append(({n: enc[n].numpy().astype(np.int64) for n in names}, emb))
-    return cases
 
 
 def _check(onnx_path: Path, reference: list[tuple[dict, np.ndarray]]) -> dict:
@@ -122,7 +117,7 @@ def export_embedding_onnx(src: Path, out_dir: Path, quantize: str | None = None,
     model, tokenizer = load_embedding_model(src, attn="sdpa" if _sdpa(spec.encoder_path) else "eager")
     model.eval()
     names = model_input_names(model.encoder, tokenizer)
-    reference = _reference(model, tokenizer, names)  # before any rewrite: the check compares with the saved model
+    reference = reference_outputs(model, tokenizer, names, read=lambda out: out.embeddings)  # before any rewrite: the check compares with the saved model
     pruned = first_token and _first_token_last_layer(model)
     example = {n: torch.from_numpy(v) for n, v in reference[0][0].items()}
 

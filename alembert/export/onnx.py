@@ -142,14 +142,15 @@ def _quantize_int8(src: Path, dst: Path, reduce_range: bool = False) -> None:
         root.setLevel(level)
 
 
-def _reference(model, tokenizer, names: list[str]) -> list[tuple[dict, np.ndarray]]:
-    """PyTorch logits of the unmodified model on two shapes of real text (batch of 4, batch of 1)."""
+def reference_outputs(model, tokenizer, names: list[str], read=lambda out: out.logits) -> list[tuple[dict, np.ndarray]]:
+    """PyTorch outputs (``read(out)``: the logits, or an embedding model's vectors) of the unmodified
+    model on two shapes of real text (a padded batch of 4, a batch of 1): what the export check compares."""
     cases = []
     for texts in (CHECK_SENTENCES, CHECK_SENTENCES[:1]):
         enc = tokenizer(texts, padding=True, return_tensors="pt")
         with torch.no_grad():
-            logits = model(**{n: enc[n] for n in names}).logits.numpy()
-        cases.append(({n: enc[n].numpy().astype(np.int64) for n in names}, logits))
+            value = read(model(**{n: enc[n] for n in names})).numpy()
+        cases.append(({n: enc[n].numpy().astype(np.int64) for n in names}, value))
     return cases
 
 
@@ -315,7 +316,7 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path, quantize: str | None
     model = _load_task_model(src)
     tokenizer = load_tokenizer(src)
     names = model_input_names(model, tokenizer)
-    reference = _reference(model, tokenizer, names)  # before any rewrite: the check compares with the saved model
+    reference = reference_outputs(model, tokenizer, names)  # before any rewrite: the check compares with the saved model
     pruned = first_token and first_token_last_layer(model)
     example = {n: torch.from_numpy(v) for n, v in reference[0][0].items()}  # the check's batch of 4
 
