@@ -5,8 +5,6 @@ from __future__ import annotations
 import time
 from contextlib import contextmanager
 
-import torch
-
 from alembert.config.load import dump_yaml
 from alembert.config.schema import DistillConfig
 from alembert.data.batching import train_loader
@@ -40,10 +38,7 @@ from alembert.training.output import (
     write_json_atomic,
     write_text_atomic,
 )
-from alembert.training.setup import make_accelerator
-
-AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}  # the teacher cache runs at the training's precision
-
+from alembert.training.setup import AUTOCAST, make_accelerator
 
 
 @contextmanager

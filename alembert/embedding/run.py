@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 import datasets
-import torch
 
 from alembert.config.load import dump_yaml
 from alembert.config.schema import DistillGeneralConfig
@@ -47,10 +46,7 @@ from alembert.training.output import (
     write_json_atomic,
     write_text_atomic,
 )
-from alembert.training.setup import make_accelerator
-
-AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
-
+from alembert.training.setup import AUTOCAST, make_accelerator
 
 
 def save_embedding_model(model: EmbeddingModel, tokenizer, out: Path) -> None:

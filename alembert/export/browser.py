@@ -97,17 +97,12 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(-1, keepdims=True)
 
 
-def python_predictions(folder: str | Path, sentences: list[str], dtype: str = "q8", threads: int = 1,
-                       repeats: int = 3, warmup: int = 5) -> dict:
-    """The same ONNX file in Python onnxruntime, one sentence per run as in the page: per sentence
-    the label, the label probabilities, the token ids and ``repeats`` timings (ms) of
-    tokenisation + run + softmax (``ms``) and of the run alone (``model_ms``)."""
+def _python_session(folder: Path, dtype: str, threads: int):
+    """(onnxruntime session of the folder's ``dtype`` graph, ``feeds(text)``: one sentence tokenised as the page does)."""
     from transformers import AutoTokenizer
 
     from alembert.export.runtime import make_session
 
-    folder = Path(folder)
-    labels = json.loads((folder / WEB_INFO).read_text())["labels"]
     tokenizer = AutoTokenizer.from_pretrained(folder)
     session = make_session(folder / GRAPHS[dtype], threads=threads)
     names = [i.name for i in session.get_inputs()]
@@ -115,6 +110,18 @@ def python_predictions(folder: str | Path, sentences: list[str], dtype: str = "q
     def feeds(text: str) -> dict:
         enc = tokenizer(text, truncation=True, return_tensors="np")
         return {n: enc[n].astype(np.int64) if n in enc else np.zeros_like(enc["input_ids"], dtype=np.int64) for n in names}
+
+    return session, feeds
+
+
+def python_predictions(folder: str | Path, sentences: list[str], dtype: str = "q8", threads: int = 1,
+                       repeats: int = 3, warmup: int = 5) -> dict:
+    """The same ONNX file in Python onnxruntime, one sentence per run as in the page: per sentence
+    the label, the label probabilities, the token ids and ``repeats`` timings (ms) of
+    tokenisation + run + softmax (``ms``) and of the run alone (``model_ms``)."""
+    folder = Path(folder)
+    labels = json.loads((folder / WEB_INFO).read_text())["labels"]
+    session, feeds = _python_session(folder, dtype, threads)
 
     def once(text: str):
         f = feeds(text)
@@ -144,19 +151,9 @@ def python_embeddings(folder: str | Path, pairs: list[list[str]], dtype: str = "
     ``rows`` (per pair: the texts and the cosine of their ``sentence_embedding``s) and ``sentences``
     (per sentence: token ids, embedding, ``repeats`` timings of tokenisation + run (``ms``) and of
     the run alone (``model_ms``)), the page's ``bench`` structure."""
-    from transformers import AutoTokenizer
-
-    from alembert.export.runtime import make_session
-
     folder = Path(folder)
     output = json.loads((folder / WEB_INFO).read_text())["output"]
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    session = make_session(folder / GRAPHS[dtype], threads=threads)
-    names = [i.name for i in session.get_inputs()]
-
-    def feeds(text: str) -> dict:
-        enc = tokenizer(text, truncation=True, return_tensors="np")
-        return {n: enc[n].astype(np.int64) if n in enc else np.zeros_like(enc["input_ids"], dtype=np.int64) for n in names}
+    session, feeds = _python_session(folder, dtype, threads)
 
     def once(text: str):
         f = feeds(text)

@@ -14,28 +14,29 @@ from alembert.losses.embedding import embedding_cosine_loss, embedding_mse_loss,
 from alembert.terms.base import Needs, StepInputs, Term
 
 
-class EmbedMSE(Term):
+class _VectorTerm(Term):
+    """A loss between each text's student and teacher embedding (``loss(student, teacher)``)."""
+
+    needs = Needs(embeddings=True)
+    cacheable = True
+    compares_vectors = True
+    loss = staticmethod(embedding_mse_loss)
+
+    def value(self, step: StepInputs) -> torch.Tensor:
+        return self.loss(step.student.embeddings, step.teacher.embeddings)
+
+
+class EmbedMSE(_VectorTerm):
     """Reimers & Gurevych 2020: MSE between student and teacher sentence embeddings."""
 
     name = "embed_mse"
-    needs = Needs(embeddings=True)
-    cacheable = True
-    compares_vectors = True
-
-    def value(self, step: StepInputs) -> torch.Tensor:
-        return embedding_mse_loss(step.student.embeddings, step.teacher.embeddings)
 
 
-class EmbedCosine(Term):
+class EmbedCosine(_VectorTerm):
     """1 - cosine between student and teacher sentence embeddings: directions only."""
 
     name = "embed_cosine"
-    needs = Needs(embeddings=True)
-    cacheable = True
-    compares_vectors = True
-
-    def value(self, step: StepInputs) -> torch.Tensor:
-        return embedding_cosine_loss(step.student.embeddings, step.teacher.embeddings)
+    loss = staticmethod(embedding_cosine_loss)
 
 
 class SimParams(BaseModel):

@@ -14,6 +14,9 @@ from alembert.data.tasks import TaskSpec
 from alembert.data.tokenize import tokenize_dataset
 from alembert.errors import AlembertError
 
+#: mixed-precision name -> the autocast dtype a teacher cache is computed at (its outputs stored as float32)
+AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
 
 def make_accelerator(cfg: TrainConfig, find_unused_parameters: bool = False) -> Accelerator:
     """``find_unused_parameters``: set it when some trained parameters get no gradient in a step
