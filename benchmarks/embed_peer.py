@@ -93,7 +93,7 @@ def run_alembert(args, out: Path) -> dict:
                   "eval_every": 10**9, "warmup_ratio": 0.1, "weight_decay": 0.01},
     })
     s = run_distill_general(cfg)
-    return {"texts": s["texts"], "train_s": s["train_seconds"] - s["eval_seconds"], "model": str(out / "a")}
+    return {"texts": s["train_examples"], "train_s": s["train_seconds"] - s["details"]["eval_seconds"], "model": str(out / "a")}
 
 
 def run_sentence_transformers(args, out: Path) -> dict:

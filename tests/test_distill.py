@@ -32,7 +32,7 @@ def test_each_recipe_end_to_end(recipe, tiny_teacher, tmp_path, capsys):
     code, _, err = run_cli(distill(tiny_teacher, out, recipe, "--student-layers", "0,2"), capsys)
     assert code == 0, err
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["recipe"] == recipe and metrics["student_parameters"] < metrics["teacher_parameters"]
+    assert metrics["recipe"] == recipe and metrics["parameters"] < metrics["teacher_parameters"]
     terms = {k for line in (out / "log.jsonl").read_text().splitlines() for k in json.loads(line)}
     for stage in load_recipe(recipe).stages:
         assert {t.loss for t in stage.losses} <= terms  # every term logged separately

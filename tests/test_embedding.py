@@ -152,7 +152,7 @@ def test_distil_a_narrow_student_end_to_end(tmp_path, tiny_st, capsys, recipe):
     code, _, err = run_cli(cmd, capsys)
     assert code == 0, err
     metrics = json.loads((out / "metrics.json").read_text())
-    assert set(metrics["dev"]["stsb-zeroshot"]) == {"spearman", "pearson"} and metrics["texts"] == 66
+    assert set(metrics["dev"]["stsb-zeroshot"]) == {"spearman", "pearson"} and metrics["train_examples"] == 66
     st = SentenceTransformer(str(out), device="cpu")
     assert st.encode(["a test"]).shape == (1, 32)  # projected to the teacher's width
     code, stdout, err = run_cli(["evaluate", out, "--task", "stsb-zeroshot", "--max-length", 32], capsys)
@@ -222,7 +222,7 @@ def test_embedding_terms_compose_with_hidden_state_terms(tmp_path, tiny_st, caps
     assert code == 0, err
     steps = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines() if '"step"' in line and '"embed_mse"' in line]
     assert steps and all(r["hidden_mse"] > 0 and r["embed_mse"] > 0 for r in steps)
-    assert json.loads((out / "metrics.json").read_text())["sentences_per_second"]["student"] > 0
+    assert json.loads((out / "metrics.json").read_text())["details"]["sentences_per_second"]["student"] > 0
 
 
 def test_lstsq_projection_init_recovers_a_linear_map(tiny_st):

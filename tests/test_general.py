@@ -65,7 +65,7 @@ def test_headless_recipes_run(tiny_bert, corpus, tmp_path, capsys, recipe, terms
     assert code == 0, err
     logged = {k for line in (out / "log.jsonl").read_text().splitlines() for k in json.loads(line)}
     assert terms <= logged
-    assert json.loads((out / "metrics.json").read_text())["best"]["heldout_loss"] > 0
+    assert json.loads((out / "metrics.json").read_text())["dev"]["heldout_loss"] > 0
 
 
 def test_two_stages_in_one_go(tiny_bert, bert_tokenizer, corpus, tmp_path, capsys):

@@ -46,7 +46,7 @@ def test_finetune_squad_saves_a_qa_model(qa_teacher):
     assert metrics["task"] == "squad" and metrics["main_metric"] == "f1"
     assert set(metrics["dev"]) == {"exact_match", "f1"}
     assert metrics["train_examples"] == 24 and metrics["dev_examples"] == 16
-    assert metrics["train_windows"] >= 24 and metrics["max_length"] == 128
+    assert metrics["details"]["train_windows"] >= 24 and metrics["details"]["max_length"] == 128
     assert "task" in log_keys(out)
     model = AutoModelForQuestionAnswering.from_pretrained(out)
     assert model.config.num_hidden_layers == 4
@@ -73,7 +73,7 @@ def test_distill_squad(recipe, terms, qa_teacher, tmp_path, capsys):
                                  "--student-layers", "0,2", "--output", out], capsys)
     assert code == 0, err
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["recipe"] == recipe and metrics["student_parameters"] < metrics["teacher_parameters"]
+    assert metrics["recipe"] == recipe and metrics["parameters"] < metrics["teacher_parameters"]
     teacher_dev = json.loads((teacher / "metrics.json").read_text())["dev"]
     assert metrics["teacher_dev"]["f1"] == pytest.approx(teacher_dev["f1"], abs=1e-9)
     assert set(metrics["dev"]) == {"exact_match", "f1"} and "retention" in metrics

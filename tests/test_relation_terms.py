@@ -201,7 +201,7 @@ def test_general_recipes_end_to_end(recipe, extra, terms, tiny_bert, corpus, tmp
     evals = [r["eval"] for r in logged(out) if "eval" in r]
     assert evals and terms <= set(evals[-1]) and evals[-1]["heldout_loss"] > 0
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["recipe"] == recipe and metrics["student_parameters"] < metrics["teacher_parameters"]
+    assert metrics["recipe"] == recipe and metrics["parameters"] < metrics["teacher_parameters"]
 
 
 def test_minilm_general_refuses_other_head_counts_in_one_line(tiny_bert, corpus, tmp_path, capsys):

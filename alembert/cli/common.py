@@ -47,8 +47,11 @@ def add_data_flags(parser: argparse.ArgumentParser, prefix: str = "data") -> Non
 
 def add_train_flags(parser: argparse.ArgumentParser) -> None:
     flag(parser, "--output", "output_dir", help="output directory")
+    parser.add_argument("--dry-run", action="store_const", const=True, dest="dry_run", default=None,
+                        help="validate everything, time a few real steps, print what the run will do and cost; write nothing")
+    flag(parser, "--push-to-hub", "push_to_hub", metavar="REPO", help="push the saved model to this Hub repository after the run (checked first)")
     parser.add_argument("--overwrite", action="store_const", const=True, dest="overwrite", default=None, help="replace the previous run in --output: its files (and only those) are replaced when the new run succeeds")
-    parser.set_defaults(**{FIELDS: [*(parser.get_default(FIELDS) or []), "overwrite"]})
+    parser.set_defaults(**{FIELDS: [*(parser.get_default(FIELDS) or []), "overwrite", "dry_run"]})
     parser.add_argument("--resume", action="store_const", const=True, dest="resume", default=None, help="continue from the newest checkpoint in --output")
     parser.set_defaults(**{FIELDS: [*(parser.get_default(FIELDS) or []), "resume"]})
     flag(parser, "--save-every", "train.save_every", type=int, help="write a checkpoint every N steps (for --resume)")

@@ -60,14 +60,14 @@ def run(args) -> int:
     if cfg.data.task == "squad":  # extractive QA: its own data, model class and metric
         from alembert.qa.run import run_qa_distill as run_distill
     s = run_distill(cfg)
-    if not PartialState().is_main_process:  # under accelerate launch only the main process reports
+    if s.get("dry_run") or not PartialState().is_main_process:  # under accelerate launch only the main process reports
         return 0
     main = s["main_metric"]
     print_table(
         f"distill {s['task']} with {s['recipe']}",
         [
             {"model": "teacher", "params": f"{s['teacher_parameters']:,}", f"dev {main}": s["teacher_dev"].get(main, float("nan")), "retention %": 100.0},
-            {"model": "student", "params": f"{s['student_parameters']:,}", f"dev {main}": s["dev"].get(main, float("nan")), "retention %": s["retention"]},
+            {"model": "student", "params": f"{s['parameters']:,}", f"dev {main}": s["dev"].get(main, float("nan")), "retention %": s["retention"]},
         ],
     )
     print(f"saved to {cfg.output_dir} ({s['train_seconds']} s)")

@@ -59,13 +59,16 @@ def run(args) -> int:
     args.set = [*_student_config(args.student_config), *(args.set or [])]
     cfg = config_from_args(DistillGeneralConfig, args)
     s = run_distill_general(cfg)
-    if s.get("kind") == "embedding":
+    if s.get("dry_run"):
+        return 0
+    if s["kind"] == "embedding":
+        d = s["details"]
         rows = [{"model": who, **{f"{t} {k}": v for t, m in s[key].items() for k, v in m.items() if k in ("spearman", "mrr@10")}}
                 for who, key in (("teacher", "teacher_dev"), ("student", "dev"))]
-        print_table(f"distill-general with {s['recipe']} ({s['texts']} texts)", rows)
-        print(f"saved to {cfg.output_dir} ({s['train_seconds']} s training, {s['teacher_cache_seconds']} s teacher cache)")
+        print_table(f"distill-general with {s['recipe']} ({s['train_examples']} texts)", rows)
+        print(f"saved to {cfg.output_dir} ({s['train_seconds']} s training, {d['teacher_cache_seconds']} s teacher cache)")
         return 0
-    print_table(f"distill-general with {s['recipe']}", [{"sequences": s["train_sequences"], **s["best"], "step": s["best_step"], "train s": s["train_seconds"]}])
+    print_table(f"distill-general with {s['recipe']}", [{"sequences": s["train_examples"], **s["dev"], "step": s["best_step"], "train s": s["train_seconds"]}])
     print(f"saved to {cfg.output_dir}")
     if args.then_task:
         task_cfg = DistillConfig(

@@ -31,7 +31,7 @@ def run(args) -> int:
     if cfg.data.task == "squad":  # extractive QA: its own data, model class and metric
         from alembert.qa.run import run_qa_finetune as run_finetune
     s = run_finetune(cfg)
-    if not PartialState().is_main_process:  # under accelerate launch only the main process reports
+    if s.get("dry_run") or not PartialState().is_main_process:  # under accelerate launch only the main process reports
         return 0
     print_table(
         f"finetune {s['model']} on {s['task']} ({s['train_examples']} training examples)",

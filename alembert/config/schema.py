@@ -65,6 +65,8 @@ class FinetuneConfig(Strict):
     output_dir: Path = Path("runs/finetune")
     overwrite: bool = False
     resume: bool = Field(False, description="continue from the newest checkpoint in output_dir")
+    dry_run: bool = Field(False, description="validate, time a few real steps and print the plan and its cost; write nothing")
+    push_to_hub: str | None = Field(None, description="after the run, push the output folder to this Hub repository (checked before training)")
     data: DataConfig = DataConfig()
     train: TrainConfig = TrainConfig()
 
@@ -110,6 +112,8 @@ class DistillConfig(Strict):
     output_dir: Path = Path("runs/distill")
     overwrite: bool = False
     resume: bool = Field(False, description="continue from the newest checkpoint in output_dir")
+    dry_run: bool = Field(False, description="validate, time a few real steps and print the plan and its cost; write nothing")
+    push_to_hub: str | None = Field(None, description="after the run, push the output folder to this Hub repository (checked before training)")
     data: DataConfig = DataConfig()
     train: TrainConfig = TrainConfig()
 
@@ -136,6 +140,8 @@ class DistillGeneralConfig(Strict):
     output_dir: Path = Path("runs/general")
     overwrite: bool = False
     resume: bool = False
+    dry_run: bool = Field(False, description="validate, time a few real steps and print the plan and its cost; write nothing")
+    push_to_hub: str | None = Field(None, description="after the run, push the output folder to this Hub repository (checked before training)")
     data: CorpusConfig = CorpusConfig()
     train: TrainConfig = TrainConfig(epochs=1.0, lr=1e-4, eval_every=200)
     pooling: Literal["mean", "cls", "max"] | None = Field(None, description="embedding recipes: pooling of a teacher that is not a sentence-transformers folder")

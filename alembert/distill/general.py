@@ -11,13 +11,10 @@ tied to its input embeddings. The result is an ordinary checkpoint that
 
 from __future__ import annotations
 
-import time
-
 import torch
 from torch.utils.data import DataLoader
 from transformers import AutoModel, AutoModelForMaskedLM, DataCollatorWithPadding
 
-from alembert.config.load import dump_yaml
 from alembert.config.schema import DistillGeneralConfig
 from alembert.data.batching import LengthGroupedBatchSampler
 from alembert.data.corpus import load_corpus, pack_sentences
@@ -29,17 +26,10 @@ from alembert.errors import AlembertError
 from alembert.models.load import load_tokenizer, n_params, quiet_from_pretrained
 from alembert.models.resolve import resolve_model
 from alembert.models.student import every_other_layer, student_from_config, student_from_teacher
-from alembert.training.checkpoint import latest_checkpoint
-from alembert.training.logger import RunLogger
-from alembert.training.loop import fit
-from alembert.training.output import (
-    finish_output,
-    prepare_output_dir,
-    save_model_atomic,
-    write_json_atomic,
-    write_text_atomic,
-)
-from alembert.training.setup import make_accelerator
+from alembert.training.loop import Callbacks, FitSpec
+from alembert.training.output import save_model_atomic
+from alembert.training.plan import PlannedStage
+from alembert.training.runner import Run
 
 COLUMNS = ["input_ids", "attention_mask", "token_type_ids"]
 
@@ -73,8 +63,6 @@ def make_general_student(cfg: DistillGeneralConfig, teacher, teacher_tok, lm_hea
 
 
 def corpus_loaders(cfg: DistillGeneralConfig, tokenizer, masked: bool):
-    if not cfg.data.corpus:
-        raise AlembertError("distill-general needs raw text: pass --corpus PATH (files or folders of .txt)")
     packed = pack_sentences(load_corpus(cfg.data.corpus), tokenizer, cfg.data.max_length)
     if cfg.data.max_sequences:
         packed = packed.select(range(min(cfg.data.max_sequences, len(packed))))
@@ -112,56 +100,50 @@ def heldout_loss(module, heldout, batch_size: int) -> dict[str, float]:
     return {f"heldout_{k}": v / batches for k, v in sums.items()}
 
 
-def run_distill_general(cfg: DistillGeneralConfig) -> dict:
+def run_distill_general(cfg: DistillGeneralConfig, callbacks: Callbacks | None = None) -> dict:
+    """General distillation on raw text (or of a sentence-embedding teacher); the
+    ``metrics.json`` dict (or, with ``cfg.dry_run``, the plan)."""
     recipe = load_recipe(cfg.recipe)
     if recipe.stages[0].needs("embeddings"):  # a sentence-embedding teacher: its own data and outputs
         from alembert.embedding.run import run_embedding_distill
 
-        return run_embedding_distill(cfg, recipe)
+        return run_embedding_distill(cfg, recipe, callbacks)
     if len(recipe.stages) != 1 or not all(t.term.raw_text for t in recipe.stages[0].losses):
         raise AlembertError(f"recipe {recipe.name} is not a one-stage raw-text recipe (no ce/pkd terms); use distilbert-general, tinybert-general or cosine-hidden")
+    if not cfg.data.corpus:
+        raise AlembertError("distill-general needs raw text: pass --corpus PATH (files or folders of .txt)")
+    run = Run("distill-general", cfg, callbacks)
     stage = recipe.stages[0]
     lm_head = recipe.needs_lm_head
     attn = "eager" if recipe.needs_attention else None
+    accelerator = run.make_accelerator(cfg.train, recipe)
     tokenizer = load_tokenizer(cfg.teacher)
     teacher = load_encoder(cfg.teacher, lm_head, attn, "teacher").eval()
     teacher.requires_grad_(False)
     student = make_general_student(cfg, teacher, tokenizer, lm_head, attn)
     resolve_stage_mappings(stage, student, teacher)
-    loader, sampler, collate, heldout, n_train = corpus_loaders(cfg, tokenizer, masked=lm_head)
-    out = prepare_output_dir(cfg.output_dir, cfg.overwrite, cfg.resume)
-    resume = latest_checkpoint(out) if cfg.resume else None
-    accelerator = make_accelerator(cfg.train, find_unused_parameters=recipe.find_unused_parameters)
+    with run.cache_guard():  # the packed corpus is cached by one process
+        loader, sampler, collate, heldout, n_train = corpus_loaders(cfg, tokenizer, masked=lm_head)
     teacher.to(accelerator.device)
-    logger = RunLogger(out / "log.jsonl", enabled=accelerator.is_main_process, append=cfg.resume,
-                       accelerator=accelerator, config=cfg.model_dump(mode="json"))
-    if accelerator.is_main_process:
-        write_text_atomic(out / "distill_general_config.yaml", dump_yaml(cfg.model_copy(update={"recipe": recipe.model_dump(mode="json")})))
     module = DistillModule(student, teacher, stage)
+
     def evaluate():
         return heldout_loss(accelerator.unwrap_model(module), heldout, cfg.train.eval_batch_size)
+
+    spec = FitSpec(cfg.train, "heldout_loss", evaluate, minimize=True, resume=run.stage_resume(0))
+    if run.dry_run:
+        return run.plan(what=f"general distillation of {cfg.teacher} with recipe {recipe.name} on {', '.join(cfg.data.corpus)}",
+                        examples={"train_examples": n_train, "dev_examples": cfg.data.heldout},
+                        stages=[PlannedStage(stage.name, module, loader, sampler, spec, "online")], evaluations={"student": evaluate})
+    out = run.open("distill_general_config.yaml", cfg.model_copy(update={"recipe": recipe.model_dump(mode="json")}))
 
     def on_best(metrics, step):
         save_model_atomic(accelerator.unwrap_model(module).student, tokenizer, out)
 
-    start = time.time()
-    result = fit(module, loader, sampler, cfg.train, accelerator, evaluate, "heldout_loss", on_best, logger, out, 0, resume, minimize=True)
-    summary = {
-        "teacher": cfg.teacher,
-        "recipe": recipe.name,
-        "corpus": cfg.data.corpus,
-        "train_sequences": n_train,
-        "heldout_sequences": cfg.data.heldout,
-        "best": result.best,
-        "best_step": result.best_step,
-        "steps": result.steps,
-        "train_seconds": round(time.time() - start, 1),
-        "samples_per_second": round(result.samples / max(result.train_seconds, 1e-9), 1),
-        "teacher_parameters": n_params(teacher),
-        "student_parameters": n_params(student),
-    }
-    logger.close()
-    if accelerator.is_main_process:
-        write_json_atomic(out / "metrics.json", summary)
-    finish_output(out)  # an --overwrite run's files replace the previous run's only now
-    return summary
+    run.fit(module, loader, sampler, spec, on_best, name=stage.name)
+    student_desc = f"checkpoint {cfg.student.path}" if cfg.student.path else f"{n_params(student):,}-parameter student"
+    summary = run.summary(kind="corpus", task="corpus", model=student_desc, teacher=cfg.teacher, recipe=recipe.name,
+                          main_metric="heldout_loss", train_examples=n_train, dev_examples=cfg.data.heldout,
+                          parameters=n_params(student), teacher_parameters=n_params(teacher),
+                          details={"corpus": cfg.data.corpus})
+    return run.finish(summary)

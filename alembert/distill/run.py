@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import time
-from contextlib import contextmanager
-
-from alembert.config.load import dump_yaml
 from alembert.config.schema import DistillConfig
-from alembert.data.batching import train_loader
+from alembert.data.batching import eval_batches, train_loader
 from alembert.data.load import resolve_task
 from alembert.distill.alignment import same_tokenization, two_tokenizer_loader
 from alembert.distill.card import write_model_card
@@ -15,7 +11,7 @@ from alembert.distill.data import distill_data, teacher_side
 from alembert.distill.module import DistillModule, cacheable, resolve_stage_mappings
 from alembert.distill.recipe import load_recipe
 from alembert.distill.students import make_student
-from alembert.distill.teacher_cache import build_cache
+from alembert.distill.teacher_cache import build_cache, cache_key
 from alembert.errors import AlembertError
 from alembert.evaluation.evaluate import evaluate_model
 from alembert.models.load import (
@@ -25,38 +21,23 @@ from alembert.models.load import (
     load_tokenizer,
     n_params,
 )
+from alembert.models.packaged import cache_dir
 from alembert.models.preprocessing import record
-from alembert.training.checkpoint import latest_checkpoint
-from alembert.training.logger import RunLogger
-from alembert.training.loop import fit
-from alembert.training.output import (
-    check_output_dir,
-    finish_output,
-    prepare_output_dir,
-    run_dir,
-    save_model_atomic,
-    write_json_atomic,
-    write_text_atomic,
-)
-from alembert.training.setup import AUTOCAST, make_accelerator
+from alembert.training.loop import Callbacks, FitSpec
+from alembert.training.output import save_model_atomic
+from alembert.training.plan import PlannedStage, cache_bytes, time_forward, zero_cache
+from alembert.training.runner import Run, card_view
+from alembert.training.setup import AUTOCAST
 
 
-@contextmanager
-def builders_first(accelerator):
-    """Shared on-disk caches (tokenised data, teacher outputs) are built by one process while the
-    others wait, then read by them: the main process first, then each node's local main (for a
-    cache folder local to each node), then the rest. Two processes never write one cache at once."""
-    with accelerator.main_process_first(), accelerator.local_main_process_first():
-        yield
-
-
-def run_distill(cfg: DistillConfig) -> dict:
+def run_distill(cfg: DistillConfig, callbacks: Callbacks | None = None) -> dict:
+    """Distil ``cfg.teacher`` into a student, stage after stage of the recipe; the
+    ``metrics.json`` dict (or, with ``cfg.dry_run``, the plan)."""
     # Every check runs before the output folder is created or written: a refused run leaves it as it was.
     task = resolve_task(cfg.data, lambda: load_config(cfg.teacher), f"teacher {cfg.teacher}")  # your own data: the teacher's labels
     recipe = load_recipe(cfg.recipe)
-    check_output_dir(cfg.output_dir, cfg.overwrite, cfg.resume)  # checks only (writable, not in use): nothing is created or modified
-    resume = latest_checkpoint(run_dir(cfg.output_dir, cfg.overwrite, cfg.resume)) if cfg.resume else None
-    accelerator = make_accelerator(cfg.train, find_unused_parameters=recipe.find_unused_parameters)
+    run = Run("distill", cfg, callbacks)
+    accelerator = run.make_accelerator(cfg.train, recipe)
     attn = "eager" if recipe.needs_attention else None
     tokenizer = load_tokenizer(cfg.teacher)
     teacher = load_classifier(cfg.teacher, task, attn=attn).to(accelerator.device).eval()
@@ -71,70 +52,72 @@ def run_distill(cfg: DistillConfig) -> dict:
         resolve_stage_mappings(stage, student, teacher)
         if two and cfg.cross_tokenizer == "cls" and stage.needs("qkv"):  # one aligned position: every relation would be 0
             raise AlembertError(f"stage {stage.name!r} has relation terms, which need every token aligned; --cross-tokenizer cls aligns only [CLS]: use --cross-tokenizer strict")
-    with builders_first(accelerator):  # label values and empty data are checked here; the tokenised cache is written once
+    with run.cache_guard():  # label values and empty data are checked here; the tokenised cache is written once
         train, dev, teacher_dev_set = distill_data(cfg.data, task, tokenizer, student_tok, two)
-    out = prepare_output_dir(cfg.output_dir, cfg.overwrite, cfg.resume)  # all checks passed: create it
-    teacher_dev = evaluate_model(teacher, tokenizer, task, teacher_dev_set, cfg.train.eval_batch_size) if accelerator.is_main_process else {}
-    logger = RunLogger(out / "log.jsonl", enabled=accelerator.is_main_process, append=cfg.resume,
-                       accelerator=accelerator, config=cfg.model_dump(mode="json"))
-    if accelerator.is_main_process:
-        resolved = cfg.model_copy(update={"recipe": recipe.model_dump(mode="json")})
-        write_text_atomic(out / "distill_config.yaml", dump_yaml(resolved))
+    autocast = AUTOCAST.get(cfg.train.mixed_precision)
+    bs = cfg.train.eval_batch_size
 
-    start = time.time()
-    stages = []
-    for i, stage in enumerate(recipe.stages):
-        last = i == len(recipe.stages) - 1
-        if resume is not None and resume[1].stage > i:
-            continue  # finished before the interruption; its result lives in the checkpoint
+    def teacher_eval():
+        return evaluate_model(teacher, tokenizer, task, teacher_dev_set, bs)
+
+    def stage_parts(i, stage):
+        """(module, loader, sampler, spec, cache plan) of stage ``i``; the cache built unless dry."""
         train_cfg = cfg.train.model_copy(update={k: v for k, v in {"epochs": stage.epochs, "lr": stage.lr}.items() if v is not None})
         module = DistillModule(student, teacher, stage, tokenizers=(tokenizer, student_tok) if two else None, align_mode=cfg.cross_tokenizer)
-        stage_train = train
+        stage_train, cache = train, None
         if cfg.cache_teacher and cacheable(stage):
-            with builders_first(accelerator):  # one process writes the cache, the others read it
-                source = teacher_side(train) if two else train
-                module.__dict__["cache"] = build_cache(teacher, source, tokenizer, cfg.data.max_length, module.teacher_layers(), cfg.train.eval_batch_size,
-                                                       autocast=AUTOCAST.get(cfg.train.mixed_precision))
+            source = teacher_side(train) if two else train
+            layers = module.teacher_layers()
+            cache = {"examples": len(source), "bytes": cache_bytes(len(source), teacher.config.num_labels, layers, teacher.config.hidden_size)}
+            if run.dry_run:
+                folder = cache_dir() / "teacher" / cache_key(teacher, source, tokenizer, cfg.data.max_length, layers, autocast)
+                cache["ready"] = (folder / "meta.json").is_file()
+                cache["probe"] = lambda: time_forward(teacher, eval_batches(source, tokenizer, bs), len(source))
+                module.__dict__["cache"] = zero_cache(len(source), teacher.config.num_labels, layers, teacher.config.hidden_size)
+            else:
+                with run.cache_guard(), run.timed("teacher_cache"):  # one process writes the cache, the others read it
+                    module.__dict__["cache"] = build_cache(teacher, source, tokenizer, cfg.data.max_length, layers, bs, autocast=autocast)
             stage_train = train.add_column("idx", list(range(len(train))))
         if two:
             loader, sampler = two_tokenizer_loader(stage_train, tokenizer, student_tok, train_cfg.batch_size, train_cfg.seed + i, train_cfg.group_by_length)
         else:
             loader, sampler = train_loader(stage_train, tokenizer, train_cfg.batch_size, train_cfg.seed + i, train_cfg.group_by_length)
-        logger.log(stage=stage.name, losses=[t.loss for t in stage.losses])
 
-        def evaluate(module=module):
-            return evaluate_model(accelerator.unwrap_model(module).student, student_tok, task, dev, cfg.train.eval_batch_size)
+        def evaluate():
+            return evaluate_model(accelerator.unwrap_model(module).student, student_tok, task, dev, bs)
+
+        spec = FitSpec(train_cfg, task.main_metric, evaluate, stage=i, resume=run.stage_resume(i))
+        return module, loader, sampler, spec, cache
+
+    if run.dry_run:
+        planned = []
+        for i, stage in enumerate(recipe.stages):
+            module, loader, sampler, spec, cache = stage_parts(i, stage)
+            planned.append(PlannedStage(stage.name, module, loader, sampler, spec, "cached" if cache else "online",
+                                        cache_ready=bool(cache and cache["ready"]), cache_bytes=cache["bytes"] if cache else 0,
+                                        cache_examples=cache["examples"] if cache else 0, cache_probe=cache and cache["probe"]))
+        return run.plan(what=f"distil {cfg.teacher} into {student_desc} on {task.name} with recipe {recipe.name}",
+                        examples={"train_examples": len(train), "dev_examples": len(dev)}, stages=planned,
+                        evaluations={"teacher": teacher_eval, "student": planned[-1].spec.evaluate})
+    out = run.open("distill_config.yaml", cfg.model_copy(update={"recipe": recipe.model_dump(mode="json")}))  # all checks passed
+    teacher_dev = teacher_eval() if run.is_main else {}
+
+    for i, stage in enumerate(recipe.stages):
+        if run.stage_resume(i) == "done":
+            continue  # finished before the interruption; its result lives in the checkpoint
+        module, loader, sampler, spec, _ = stage_parts(i, stage)
+        run.logger.log(stage=stage.name, losses=[t.loss for t in stage.losses])
+
+        last = i == len(recipe.stages) - 1
 
         def on_best(metrics, step, module=module, last=last):
             if last:
                 save_model_atomic(accelerator.unwrap_model(module).student, student_tok, out)
 
-        here = resume if resume is not None and resume[1].stage == i else None
-        result = fit(module, loader, sampler, train_cfg, accelerator, evaluate, task.main_metric, on_best, logger, out, i, here)
-        stages.append({"stage": stage.name, "steps": result.steps, "seconds": round(result.train_seconds, 1), "best_dev": result.best, "best_step": result.best_step})
+        run.fit(module, loader, sampler, spec, on_best, name=stage.name)
 
-    best = stages[-1]["best_dev"]
-    main = task.main_metric
-    summary = {
-        "task": task.name,
-        "teacher": cfg.teacher,
-        "recipe": recipe.name,
-        "student": student_desc,
-        "main_metric": main,
-        "dev": best,
-        "teacher_dev": teacher_dev,
-        "retention": round(100 * best.get(main, 0) / teacher_dev[main], 2) if teacher_dev.get(main) else None,
-        "stages": stages,
-        "train_examples": len(train),
-        "dev_examples": len(dev),
-        "train_seconds": round(time.time() - start, 1),
-        "teacher_parameters": n_params(teacher),
-        "student_parameters": n_params(student),
-        "processes": accelerator.num_processes,
-    }
-    logger.close()
-    if accelerator.is_main_process:
-        write_json_atomic(out / "metrics.json", summary)
-        write_model_card(out, summary, recipe)
-    finish_output(out)  # an --overwrite run's files replace the previous run's only now
-    return summary
+    summary = run.summary(kind="classification", task=task.name, model=student_desc, teacher=cfg.teacher, recipe=recipe.name,
+                          main_metric=task.main_metric, teacher_dev=teacher_dev, train_examples=len(train), dev_examples=len(dev),
+                          parameters=n_params(student), teacher_parameters=n_params(teacher),
+                          details={"attention": teacher.config._attn_implementation})
+    return run.finish(summary, card=lambda out, s: write_model_card(out, card_view(s), recipe))

@@ -10,18 +10,17 @@ sentence-transformers folder with its retrieval and STS figures in the model car
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import datasets
+import numpy as np
 
-from alembert.config.load import dump_yaml
 from alembert.config.schema import DistillGeneralConfig
 from alembert.data.batching import train_loader
 from alembert.data.tokenize import tokenize_dataset
 from alembert.distill.module import DistillModule, resolve_stage_mappings
 from alembert.distill.recipe import Recipe
-from alembert.embedding.cache import build_embedding_cache
+from alembert.embedding.cache import build_embedding_cache, encode
 from alembert.embedding.card import write_embedding_card
 from alembert.embedding.data import load_texts
 from alembert.embedding.evaluate import (
@@ -34,19 +33,11 @@ from alembert.embedding.model import EmbeddingModel, load_embedding_model
 from alembert.embedding.student import fit_projection, make_embedding_student
 from alembert.errors import AlembertError
 from alembert.models.load import n_params
-from alembert.training.checkpoint import latest_checkpoint
-from alembert.training.logger import RunLogger
-from alembert.training.loop import fit
-from alembert.training.output import (
-    check_output_dir,
-    finish_output,
-    prepare_output_dir,
-    run_dir,
-    save_folder_atomic,
-    write_json_atomic,
-    write_text_atomic,
-)
-from alembert.training.setup import AUTOCAST, make_accelerator
+from alembert.training.loop import Callbacks, FitSpec
+from alembert.training.output import save_folder_atomic
+from alembert.training.plan import PlannedStage
+from alembert.training.runner import Run, card_view
+from alembert.training.setup import AUTOCAST
 
 
 def save_embedding_model(model: EmbeddingModel, tokenizer, out: Path) -> None:
@@ -65,14 +56,13 @@ def _check_tokenizer(tokenizer, texts: list[str], name: str) -> None:
                             "use a student whose vocabulary covers this text (or check the text's encoding)")
 
 
-def run_embedding_distill(cfg: DistillGeneralConfig, recipe: Recipe) -> dict:
+def run_embedding_distill(cfg: DistillGeneralConfig, recipe: Recipe, callbacks: Callbacks | None = None) -> dict:
     stage = recipe.stages[0]
     if len(recipe.stages) != 1:
         raise AlembertError(f"recipe {recipe.name}: embedding distillation runs one stage; got {len(recipe.stages)}")
     if not cfg.data.corpus and not cfg.data.transfer_tasks:
         raise AlembertError("embedding distillation needs text: pass --corpus (files, folders, 'squad') and/or --transfer-task sst2,mrpc")
-    check_output_dir(cfg.output_dir, cfg.overwrite, cfg.resume)  # checks only (writable, not in use): nothing is created or modified
-    resume = latest_checkpoint(run_dir(cfg.output_dir, cfg.overwrite, cfg.resume)) if cfg.resume else None
+    run = Run("distill-general", cfg, callbacks)
     attn = "eager" if recipe.needs_attention else None
     teacher, teacher_tok = load_embedding_model(cfg.teacher, cfg.pooling, attn)
     teacher.eval().requires_grad_(False)
@@ -86,27 +76,12 @@ def run_embedding_distill(cfg: DistillGeneralConfig, recipe: Recipe) -> dict:
     if not use_cache and not same_tokens:
         raise AlembertError("token-level terms (or --no-cache-teacher) with a student of another tokenizer need an online aligned teacher, "
                             "which embedding distillation does not support; use sentence-level terms only (embed-mse, embed-cosine, embed-sim)")
-    accelerator = make_accelerator(cfg.train, find_unused_parameters=True)  # the encoder's pooler is never used
+    accelerator = run.make_accelerator(cfg.train, recipe, unused_modules=True)  # the encoder's pooler is never used
     teacher.to(accelerator.device)
-    ds = tokenize_dataset(datasets.Dataset.from_dict({"text_a": texts}), student_tok, max_length)
+    with run.cache_guard():  # the tokenised texts are cached by one process
+        ds = tokenize_dataset(datasets.Dataset.from_dict({"text_a": texts}), student_tok, max_length)
     ds = ds.add_column("idx", list(range(len(ds))))
-    out = prepare_output_dir(cfg.output_dir, cfg.overwrite, cfg.resume)  # all checks passed: create it
-    logger = RunLogger(out / "log.jsonl", enabled=accelerator.is_main_process, append=cfg.resume,
-                       accelerator=accelerator, config=cfg.model_dump(mode="json"))
-    if accelerator.is_main_process:
-        write_text_atomic(out / "distill_general_config.yaml", dump_yaml(cfg.model_copy(update={"recipe": recipe.model_dump(mode="json")})))
-    start = time.time()
     module = DistillModule(student, teacher, stage)
-    if use_cache:
-        with accelerator.main_process_first(), accelerator.local_main_process_first():  # one process writes the cache
-            module.__dict__["cache"] = build_embedding_cache(teacher, teacher_tok, texts, max_length, cfg.train.eval_batch_size,
-                                                             autocast=AUTOCAST.get(cfg.train.mixed_precision))
-    cache_seconds = time.time() - start
-    if student.fresh_dense and cfg.student.projection_init == "lstsq" and use_cache and resume is None:
-        rows = list(range(0, len(texts), max(1, len(texts) // 4096)))[:4096]  # spread over every source of the text
-        fitted = fit_projection(student, student_tok, [texts[i] for i in rows], module.cache.emb[rows], max_length, cfg.train.eval_batch_size)
-        logger.log(projection_init="lstsq", texts=len(rows), mean_cosine=round(fitted, 4))
-    loader, sampler = train_loader(ds, student_tok, cfg.train.batch_size, cfg.train.seed, cfg.train.group_by_length)
     tracked = cfg.eval_tasks[0] if cfg.eval_tasks else "stsb-zeroshot"
     main = MAIN_METRIC[tracked]
 
@@ -116,29 +91,63 @@ def run_embedding_distill(cfg: DistillGeneralConfig, recipe: Recipe) -> dict:
         model.train()
         return metrics
 
+    spec = FitSpec(cfg.train, main, evaluate, resume=run.stage_resume(0))
+    loader, sampler = train_loader(ds, student_tok, cfg.train.batch_size, cfg.train.seed, cfg.train.group_by_length)
+    if run.dry_run:
+        planned = PlannedStage(stage.name, module, loader, sampler, spec, "cached" if use_cache else "online")
+        if use_cache:
+            planned.cache_examples, planned.cache_bytes = len(texts), 4 * len(texts) * teacher.dim
+            planned.cache_probe = lambda: _time_embedding(teacher, teacher_tok, texts, max_length, cfg.train.eval_batch_size)
+            module.__dict__["cache"] = _zero_embedding_cache(len(texts), teacher.dim)
+        return run.plan(what=f"distil the embeddings of {cfg.teacher} into {desc} with recipe {recipe.name}",
+                        examples={"train_examples": len(texts), "dev_examples": 0}, stages=[planned], evaluations={"student": evaluate})
+    out = run.open("distill_general_config.yaml", cfg.model_copy(update={"recipe": recipe.model_dump(mode="json")}))
+    if use_cache:
+        with run.cache_guard(), run.timed("teacher_cache"):  # one process writes the cache
+            module.__dict__["cache"] = build_embedding_cache(teacher, teacher_tok, texts, max_length, cfg.train.eval_batch_size,
+                                                             autocast=AUTOCAST.get(cfg.train.mixed_precision))
+    if student.fresh_dense and cfg.student.projection_init == "lstsq" and use_cache and run.resume is None:
+        rows = list(range(0, len(texts), max(1, len(texts) // 4096)))[:4096]  # spread over every source of the text
+        fitted = fit_projection(student, student_tok, [texts[i] for i in rows], module.cache.emb[rows], max_length, cfg.train.eval_batch_size)
+        run.logger.log(projection_init="lstsq", texts=len(rows), mean_cosine=round(fitted, 4))
+
     def on_best(metrics, step):
         save_embedding_model(accelerator.unwrap_model(module).student, student_tok, out)
 
-    result = fit(module, loader, sampler, cfg.train, accelerator, evaluate, main, on_best, logger, out, 0, resume)
-    summary = {"kind": "embedding", "teacher": cfg.teacher, "recipe": recipe.name, "student": desc, "texts": len(texts),
-               "main_metric": main, "best_step": result.best_step, "steps": result.steps,
-               "train_seconds": round(result.train_seconds, 1), "eval_seconds": round(result.eval_seconds, 1),
-               "teacher_cache_seconds": round(cache_seconds, 1),
-               "samples_per_second": round(result.samples / max(result.train_seconds - result.eval_seconds, 1e-9), 1),
-               "teacher_parameters": n_params(teacher), "student_parameters": n_params(student)}
-    if accelerator.is_main_process:
+    run.fit(module, loader, sampler, spec, on_best, name=stage.name)
+    details: dict = {"teacher_cache_seconds": round(run.timers.wall("teacher_cache"), 1), "eval_seconds": round(run.timers.wall("eval"), 1)}
+    dev, teacher_dev, kept = {}, {}, {}
+    if run.is_main:
         best, best_tok = load_embedding_model(out)
-        summary["dev"] = {task: evaluate_embedding(best, best_tok, task, max_length, cfg.train.eval_batch_size) for task in cfg.eval_tasks}
-        summary["teacher_dev"] = {task: cached_evaluation(teacher, teacher_tok, task, max_length, cfg.train.eval_batch_size) for task in cfg.eval_tasks}
-        summary["sentences_per_second"] = {"teacher": round(encode_speed(teacher, teacher_tok, max_length), 1),
+        dev = {task: evaluate_embedding(best, best_tok, task, max_length, cfg.train.eval_batch_size) for task in cfg.eval_tasks}
+        teacher_dev = {task: cached_evaluation(teacher, teacher_tok, task, max_length, cfg.train.eval_batch_size) for task in cfg.eval_tasks}
+        details["sentences_per_second"] = {"teacher": round(encode_speed(teacher, teacher_tok, max_length), 1),
                                            "student": round(encode_speed(best, best_tok, max_length), 1)}
-        summary["retention"] = {task: round(100 * summary["dev"][task][MAIN_METRIC[task]] / summary["teacher_dev"][task][MAIN_METRIC[task]], 2)
-                                for task in cfg.eval_tasks}
-        write_json_atomic(out / "metrics.json", summary)
-        write_embedding_card(out, summary, recipe)
-    logger.close()
-    finish_output(out)  # an --overwrite run's files replace the previous run's only now
-    return summary
+        kept = {task: round(100 * dev[task][MAIN_METRIC[task]] / teacher_dev[task][MAIN_METRIC[task]], 2) for task in cfg.eval_tasks}
+    summary = run.summary(kind="embedding", task="embedding", model=desc, teacher=cfg.teacher, recipe=recipe.name, main_metric=main,
+                          train_examples=len(texts), dev_examples=0, parameters=n_params(student), teacher_parameters=n_params(teacher),
+                          dev=dev, teacher_dev=teacher_dev, retention_value=kept, details=details)
+    return run.finish(summary, card=lambda out, s: write_embedding_card(out, {**card_view(s), "texts": s["train_examples"]}, recipe))
+
+
+def _time_embedding(teacher, tokenizer, texts: list[str], max_length: int, batch_size: int) -> float:
+    """Seconds to embed every text once, from a few timed batches after a warm-up batch."""
+    import time
+
+    encode(teacher, tokenizer, texts[:batch_size], max_length, batch_size)
+    sample = texts[batch_size : 4 * batch_size] or texts[:batch_size]
+    t = time.perf_counter()
+    encode(teacher, tokenizer, sample, max_length, batch_size)
+    return (time.perf_counter() - t) / len(sample) * len(texts)
+
+
+def _zero_embedding_cache(n: int, width: int):
+    """A stand-in cache of zeros (the real one's shape and lookup cost) for the dry run's timed steps."""
+    from alembert.embedding.cache import EmbeddingCache
+
+    cache = EmbeddingCache.__new__(EmbeddingCache)
+    cache.folder, cache.emb = None, np.zeros((n, width), np.float32)
+    return cache
 
 
 def _compares_vectors(stage) -> bool:

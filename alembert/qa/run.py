@@ -24,14 +24,12 @@ CE over the start and end distributions; the teacher runs online (no logit cache
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import torch
 import transformers
 from transformers import AutoModelForQuestionAnswering
 
-from alembert.config.load import dump_yaml
 from alembert.config.schema import DataConfig, DistillConfig, EvaluateConfig, FinetuneConfig
 from alembert.data.batching import LengthGroupedBatchSampler, RandomBatchSampler, eval_batches
 from alembert.distill.card import write_model_card
@@ -46,18 +44,11 @@ from alembert.qa.data import split_by_article, squad_examples
 from alembert.qa.features import QA_MODEL_COLUMNS, tokenize_squad
 from alembert.qa.metrics import squad_metrics
 from alembert.qa.postprocess import postprocess_predictions
-from alembert.training.checkpoint import latest_checkpoint
 from alembert.training.finetune import SupervisedModule
-from alembert.training.logger import RunLogger
-from alembert.training.loop import fit
-from alembert.training.output import (
-    finish_output,
-    prepare_output_dir,
-    save_model_atomic,
-    write_json_atomic,
-    write_text_atomic,
-)
-from alembert.training.setup import make_accelerator
+from alembert.training.loop import Callbacks, FitSpec
+from alembert.training.output import save_model_atomic, write_text_atomic
+from alembert.training.plan import PlannedStage
+from alembert.training.runner import Run, card_view
 
 TASK = "squad"
 MAIN_METRIC = "f1"
@@ -179,42 +170,38 @@ def _data(cfg, tokenizer):
     return train_f, dev, dev_f, cfg, info
 
 
-def run_qa_finetune(cfg: FinetuneConfig) -> dict:
+def _details(info: dict) -> dict:
+    return {k: info[k] for k in ("train_windows", "max_length", "stride", "data")}
+
+
+def run_qa_finetune(cfg: FinetuneConfig, callbacks: Callbacks | None = None) -> dict:
     """``alembert finetune --task squad``: train a span head and keep the best-F1 model."""
-    out = prepare_output_dir(cfg.output_dir, cfg.overwrite, cfg.resume)
-    resume = latest_checkpoint(out) if cfg.resume else None
-    accelerator = make_accelerator(cfg.train)
+    run = Run("finetune", cfg, callbacks)  # the output folder is checked here and created only after every check
+    accelerator = run.make_accelerator(cfg.train)
     tokenizer = load_tokenizer(cfg.model)
-    train_f, dev, dev_f, cfg, info = _data(cfg, tokenizer)
+    with run.cache_guard():  # the tokenised windows are cached by one process
+        train_f, dev, dev_f, cfg, info = _data(cfg, tokenizer)
     model = load_qa_model(cfg.model)
     record(model, "extractive-qa", qa_max_length(cfg.data), stride=qa_stride(qa_max_length(cfg.data)))
     loader, sampler = qa_train_loader(train_f, tokenizer, cfg.train.batch_size, cfg.train.seed, cfg.train.group_by_length)
-    logger = RunLogger(out / "log.jsonl", enabled=accelerator.is_main_process, append=cfg.resume,
-                       accelerator=accelerator, config=cfg.model_dump(mode="json"))
-    if accelerator.is_main_process:
-        write_text_atomic(out / "finetune_config.yaml", dump_yaml(cfg))
     module = SupervisedModule(model)
 
     def evaluate():
         return score(accelerator.unwrap_model(module).model, tokenizer, dev, dev_f, cfg.train.eval_batch_size)
 
+    spec = FitSpec(cfg.train, MAIN_METRIC, evaluate, resume=run.stage_resume(0))
+    if run.dry_run:
+        return run.plan(what=f"fine-tune {cfg.model} on squad", examples={"train_examples": info["train_examples"], "dev_examples": len(dev)},
+                        stages=[PlannedStage("train", module, loader, sampler, spec)], evaluations={"student": evaluate})
+    out = run.open("finetune_config.yaml", cfg)
+
     def on_best(metrics, step):
         save_model_atomic(accelerator.unwrap_model(module).model, tokenizer, out)
 
-    result = fit(module, loader, sampler, cfg.train, accelerator, evaluate, MAIN_METRIC, on_best, logger, out, 0, resume)
-    summary = {
-        "task": TASK, "model": cfg.model, "main_metric": MAIN_METRIC,
-        "dev": result.best, "best_step": result.best_step, "last_dev": result.last, "steps": result.steps,
-        **info,
-        "train_seconds": round(result.train_seconds, 1),
-        "samples_per_second": round(result.samples / max(result.train_seconds, 1e-9), 1),
-        "parameters": n_params(model),
-    }
-    logger.close()
-    if accelerator.is_main_process:
-        write_json_atomic(out / "metrics.json", summary)
-    finish_output(out)  # an --overwrite run's files replace the previous run's only now
-    return summary
+    run.fit(module, loader, sampler, spec, on_best)
+    summary = run.summary(kind="extractive-qa", task=TASK, model=cfg.model, main_metric=MAIN_METRIC,
+                          train_examples=info["train_examples"], dev_examples=len(dev), parameters=n_params(model), details=_details(info))
+    return run.finish(summary)
 
 
 def make_qa_student(cfg: DistillConfig, teacher, tokenizer, attn: str | None):
@@ -226,12 +213,11 @@ def make_qa_student(cfg: DistillConfig, teacher, tokenizer, attn: str | None):
     return make_student(cfg.student, teacher, tokenizer, cfg.teacher, None, attn, cfg.train.seed)
 
 
-def run_qa_distill(cfg: DistillConfig) -> dict:
+def run_qa_distill(cfg: DistillConfig, callbacks: Callbacks | None = None) -> dict:
     """``alembert distill --task squad``: distil a QA teacher stage after stage of the recipe."""
     recipe = load_recipe(cfg.recipe)
-    out = prepare_output_dir(cfg.output_dir, cfg.overwrite, cfg.resume)
-    resume = latest_checkpoint(out) if cfg.resume else None
-    accelerator = make_accelerator(cfg.train, find_unused_parameters=recipe.find_unused_parameters)
+    run = Run("distill", cfg, callbacks)  # the output folder is checked here and created only after every check
+    accelerator = run.make_accelerator(cfg.train, recipe)
     attn = "eager" if recipe.needs_attention else None
     tokenizer = load_tokenizer(cfg.teacher)
     teacher = load_qa_model(cfg.teacher, attn, need_head=True).to(accelerator.device).eval()
@@ -239,54 +225,44 @@ def run_qa_distill(cfg: DistillConfig) -> dict:
     student, student_desc = make_qa_student(cfg, teacher, tokenizer, attn)
     for stage in recipe.stages:  # validate every mapping before any compute
         resolve_stage_mappings(stage, student, teacher)
-    train_f, dev, dev_f, cfg, info = _data(cfg, tokenizer)
+    with run.cache_guard():  # the tokenised windows are cached by one process
+        train_f, dev, dev_f, cfg, info = _data(cfg, tokenizer)
     record(student, "extractive-qa", qa_max_length(cfg.data), stride=qa_stride(qa_max_length(cfg.data)))
     bs = cfg.train.eval_batch_size
-    teacher_dev = score(teacher, tokenizer, dev, dev_f, bs) if accelerator.is_main_process else {}
-    logger = RunLogger(out / "log.jsonl", enabled=accelerator.is_main_process, append=cfg.resume,
-                       accelerator=accelerator, config=cfg.model_dump(mode="json"))
-    if accelerator.is_main_process:
-        resolved = cfg.model_copy(update={"recipe": recipe.model_dump(mode="json")})
-        write_text_atomic(out / "distill_config.yaml", dump_yaml(resolved))
 
-    start, stages = time.time(), []
-    for i, stage in enumerate(recipe.stages):
-        if resume is not None and resume[1].stage > i:
-            continue  # finished before the interruption; its result lives in the checkpoint
-        last = i == len(recipe.stages) - 1
-        overrides = {k: v for k, v in {"epochs": stage.epochs, "lr": stage.lr}.items() if v is not None}
-        train_cfg = cfg.train.model_copy(update=overrides)
+    def stage_parts(i, stage):
+        train_cfg = cfg.train.model_copy(update={k: v for k, v in {"epochs": stage.epochs, "lr": stage.lr}.items() if v is not None})
         module = DistillModule(student, teacher, stage)  # online teacher: the cache keeps only `logits`
         loader, sampler = qa_train_loader(train_f, tokenizer, train_cfg.batch_size, train_cfg.seed + i, train_cfg.group_by_length)
-        logger.log(stage=stage.name, losses=[t.loss for t in stage.losses])
 
-        def evaluate(module=module):
+        def evaluate():
             return score(accelerator.unwrap_model(module).student, tokenizer, dev, dev_f, bs)
+
+        return module, loader, sampler, FitSpec(train_cfg, MAIN_METRIC, evaluate, stage=i, resume=run.stage_resume(i))
+
+    if run.dry_run:
+        planned = [PlannedStage(stage.name, *stage_parts(i, stage), "online") for i, stage in enumerate(recipe.stages)]
+        return run.plan(what=f"distil {cfg.teacher} into {student_desc} on squad with recipe {recipe.name}",
+                        examples={"train_examples": info["train_examples"], "dev_examples": len(dev)}, stages=planned,
+                        evaluations={"teacher": lambda: score(teacher, tokenizer, dev, dev_f, bs), "student": planned[-1].spec.evaluate})
+    out = run.open("distill_config.yaml", cfg.model_copy(update={"recipe": recipe.model_dump(mode="json")}))
+    teacher_dev = score(teacher, tokenizer, dev, dev_f, bs) if run.is_main else {}
+    for i, stage in enumerate(recipe.stages):
+        if run.stage_resume(i) == "done":
+            continue  # finished before the interruption; its result lives in the checkpoint
+        module, loader, sampler, spec = stage_parts(i, stage)
+        run.logger.log(stage=stage.name, losses=[t.loss for t in stage.losses])
+        last = i == len(recipe.stages) - 1
 
         def on_best(metrics, step, module=module, last=last):
             if last:
                 save_model_atomic(accelerator.unwrap_model(module).student, tokenizer, out)
 
-        here = resume if resume is not None and resume[1].stage == i else None
-        result = fit(module, loader, sampler, train_cfg, accelerator, evaluate, MAIN_METRIC, on_best, logger, out, i, here)
-        stages.append({"stage": stage.name, "steps": result.steps, "seconds": round(result.train_seconds, 1),
-                       "best_dev": result.best, "best_step": result.best_step})
-
-    best = stages[-1]["best_dev"] if stages else {}
-    summary = {
-        "task": TASK, "teacher": cfg.teacher, "recipe": recipe.name, "student": student_desc,
-        "main_metric": MAIN_METRIC, "dev": best, "teacher_dev": teacher_dev,
-        "retention": round(100 * best.get(MAIN_METRIC, 0) / teacher_dev[MAIN_METRIC], 2) if teacher_dev.get(MAIN_METRIC) else None,
-        "stages": stages, **info,
-        "train_seconds": round(time.time() - start, 1),
-        "teacher_parameters": n_params(teacher), "student_parameters": n_params(student),
-    }
-    logger.close()
-    if accelerator.is_main_process:
-        write_json_atomic(out / "metrics.json", summary)
-        _write_card(out, summary, recipe)
-    finish_output(out)  # an --overwrite run's files replace the previous run's only now
-    return summary
+        run.fit(module, loader, sampler, spec, on_best, name=stage.name)
+    summary = run.summary(kind="extractive-qa", task=TASK, model=student_desc, teacher=cfg.teacher, recipe=recipe.name,
+                          main_metric=MAIN_METRIC, teacher_dev=teacher_dev, train_examples=info["train_examples"], dev_examples=len(dev),
+                          parameters=n_params(student), teacher_parameters=n_params(teacher), details=_details(info))
+    return run.finish(summary, card=lambda out, s: _write_card(out, card_view(s), recipe))
 
 
 def _write_card(out: Path, summary: dict, recipe) -> None:

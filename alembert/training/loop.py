@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,21 +64,81 @@ def total_steps(loader_len: int, cfg: TrainConfig) -> int:
     return min(steps, cfg.max_steps) if cfg.max_steps else steps
 
 
-def fit(
-    module: torch.nn.Module,
-    loader,
-    sampler,
-    cfg: TrainConfig,
-    accelerator: Accelerator,
-    evaluate: Callable[[], dict[str, float]],
-    main_metric: str,
-    on_best: Callable[[dict[str, float], int], None],
-    logger: RunLogger,
-    run_dir: str | Path | None = None,
-    stage: int = 0,
-    resume: tuple[Path, LoopState] | None = None,
-    minimize: bool = False,
-) -> FitResult:
+@dataclass
+class FitSpec:
+    """What one stage trains on and how it is judged; everything else comes from the run.
+
+    ``evaluate`` (None: never evaluate, e.g. a dry run's timed steps) returns the dev metrics;
+    the best by ``main_metric`` (lowest when ``minimize``) is reported to ``Callbacks.on_best``.
+    ``run_dir`` receives checkpoints when ``train.save_every`` is set; ``resume`` is
+    ``(checkpoint folder, LoopState)`` of this stage, from :func:`~alembert.training.checkpoint.latest_checkpoint`."""
+
+    train: TrainConfig
+    main_metric: str = "loss"
+    evaluate: Callable[[], dict[str, float]] | None = None
+    minimize: bool = False
+    stage: int = 0
+    run_dir: str | Path | None = None
+    resume: tuple[Path, LoopState] | None = None
+
+
+class Timers:
+    """Wall and CPU seconds per named phase (``with timers("eval"): ...``), summed over calls:
+    how benchmarks and ``--dry-run`` see where a run's time goes without patching the code."""
+
+    def __init__(self):
+        self.spent: dict[str, tuple[float, float]] = {}
+
+    @contextmanager
+    def __call__(self, name: str):
+        wall, cpu = time.perf_counter(), time.process_time()
+        try:
+            yield
+        finally:
+            w, c = self.spent.get(name, (0.0, 0.0))
+            self.spent[name] = (w + time.perf_counter() - wall, c + time.process_time() - cpu)
+
+    def wall(self, name: str) -> float:
+        return self.spent.get(name, (0.0, 0.0))[0]
+
+    def as_dict(self) -> dict[str, dict[str, float]]:
+        return {k: {"wall_s": round(w, 3), "cpu_s": round(c, 3)} for k, (w, c) in self.spent.items()}
+
+
+@dataclass
+class Callbacks:
+    """Observers of a run; each is optional. ``on_step(step, seconds, terms)`` after every
+    optimiser step (``seconds``: wall time of that step's micro-batches, ``terms``: the loss and
+    its named terms of the last micro-batch, as floats); ``on_eval(metrics, step)`` and
+    ``on_best(metrics, step)`` on the main process after each evaluation / new best.
+    ``timers`` collects the phases ``fit`` (the whole loop), ``eval`` (evaluation and saving
+    the best model, inside ``fit``), and whatever the caller times itself (e.g. ``teacher_cache``)."""
+
+    on_step: Callable[[int, float, dict[str, float]], None] | None = None
+    on_eval: Callable[[dict[str, float], int], None] | None = None
+    on_best: Callable[[dict[str, float], int], None] | None = None
+    timers: Timers = field(default_factory=Timers)
+
+    def chain(self, other: Callbacks) -> Callbacks:
+        """Both callbacks of each kind (self's first), sharing self's timers."""
+        def both(a, b):
+            if a is None or b is None:
+                return a or b
+            return lambda *x: (a(*x), b(*x))[-1]
+        return Callbacks(both(self.on_step, other.on_step), both(self.on_eval, other.on_eval),
+                         both(self.on_best, other.on_best), self.timers)
+
+
+def fit(module: torch.nn.Module, loader, sampler, spec: FitSpec, accelerator: Accelerator, logger: RunLogger,
+        callbacks: Callbacks | None = None) -> FitResult:
+    """Train ``module`` on ``loader`` as ``spec`` says; see :class:`FitSpec` and :class:`Callbacks`."""
+    callbacks = callbacks or Callbacks()
+    with callbacks.timers("fit"):
+        return _fit(module, loader, sampler, spec, accelerator, logger, callbacks)
+
+
+def _fit(module, loader, sampler, spec: FitSpec, accelerator: Accelerator, logger: RunLogger, callbacks: Callbacks) -> FitResult:
+    cfg, stage, run_dir, resume = spec.train, spec.stage, spec.run_dir, spec.resume
     steps = total_steps(len(loader), cfg)
     optimizer = make_optimizer(module, cfg)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * steps), steps)
@@ -90,6 +151,7 @@ def fit(
     start, samples_here, eval_seconds = time.time(), 0, 0.0
     running: dict[str, float] = {}
     running_n = 0
+    step_start = time.perf_counter()
     last: dict[str, float] = {}
     losses: list[float] = []  # every micro-batch's loss: a run that diverged says so at the end
     module.train()
@@ -128,6 +190,10 @@ def fit(
                     continue
                 state.step += 1
                 bar.update(1)
+                if callbacks.on_step is not None:
+                    now = time.perf_counter()
+                    callbacks.on_step(state.step, now - step_start, {k: float(v.detach()) for k, v in {"loss": loss, **terms}.items()})
+                    step_start = now
                 if state.step % cfg.log_every == 0 or state.step == steps:
                     means = {k: v / running_n for k, v in running.items()}
                     if accelerator.num_processes > 1:  # each process saw its share of the batch: log the mean over all
@@ -138,13 +204,16 @@ def fit(
                     bar.set_postfix({k: f"{v:.4f}" for k, v in means.items()})
                     speed = round(samples_here / (time.time() - start), 1)
                     logger.log(stage=stage, step=state.step, epoch=state.epoch, lr=scheduler.get_last_lr()[0], samples_per_s=speed, **means)
-                if state.step % eval_every == 0 or state.step == steps:
+                if spec.evaluate is not None and (state.step % eval_every == 0 or state.step == steps):
                     eval_start = time.time()
-                    last = _evaluate(module, accelerator, evaluate, main_metric, on_best, logger, state, minimize)
+                    with callbacks.timers("eval"):
+                        last = _evaluate(module, accelerator, spec, callbacks, logger, state)
                     eval_seconds += time.time() - eval_start
+                    step_start = time.perf_counter()
                 if cfg.save_every and run_dir and (state.step % cfg.save_every == 0 or state.step == steps):
                     state.stage_done = state.step >= steps
                     save_checkpoint(accelerator, run_dir, state, cfg.keep_checkpoints)
+                    step_start = time.perf_counter()
                 if state.step >= steps:
                     break
             else:
@@ -169,17 +238,20 @@ def divergence_note(losses: list[float], window: int = 10, factor: float = 1.5) 
     return None
 
 
-def _evaluate(module, accelerator, evaluate, main_metric, on_best, logger, state: LoopState, minimize: bool = False) -> dict[str, float]:
+def _evaluate(module, accelerator, spec: FitSpec, callbacks: Callbacks, logger, state: LoopState) -> dict[str, float]:
     """Main process evaluates (and saves a new best); the others wait."""
     metrics: dict[str, float] = {}
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        metrics = evaluate()
+        metrics = spec.evaluate()
         logger.log(stage=state.stage, step=state.step, epoch=state.epoch, eval=metrics)
-        sign = -1 if minimize else 1
-        if not state.best or sign * metrics[main_metric] > sign * state.best[main_metric]:
+        if callbacks.on_eval is not None:
+            callbacks.on_eval(metrics, state.step)
+        sign = -1 if spec.minimize else 1
+        if not state.best or sign * metrics[spec.main_metric] > sign * state.best[spec.main_metric]:
             state.best, state.best_step = metrics, state.step
-            on_best(metrics, state.step)
+            if callbacks.on_best is not None:
+                callbacks.on_best(metrics, state.step)
         tqdm.write(f"step {state.step}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
     accelerator.wait_for_everyone()
     module.train()
