@@ -64,31 +64,13 @@ def parse_args(argv=None) -> argparse.Namespace:
 # ----------------------------------------------------------------------------- children
 
 
-def _time_calls(module, name: str, spent: dict) -> None:
-    """Wrap ``module.name``; wall and CPU seconds spent inside add up in ``spent[name]``."""
-    fn = getattr(module, name)
-
-    def timed(*a, **k):
-        wall, cpu = time.perf_counter(), time.process_time()
-        try:
-            return fn(*a, **k)
-        finally:
-            w, c = spent.get(name, (0.0, 0.0))
-            spent[name] = (w + time.perf_counter() - wall, c + time.process_time() - cpu)
-
-    setattr(module, name, timed)
-
-
 def run_alembert(args, recipe: str) -> dict:
-    import alembert.distill.run as run_mod
-    import alembert.training.loop as loop_mod
     from alembert.config.load import build_config
     from alembert.config.schema import DistillConfig
+    from alembert.distill.run import run_distill
     from alembert.models.student import parse_layers
+    from alembert.training.loop import Callbacks
 
-    spent: dict = {}
-    for module, name in ((run_mod, "build_cache"), (run_mod, "fit"), (loop_mod, "_evaluate")):
-        _time_calls(module, name, spent)
     cfg = build_config(DistillConfig, None, {
         "teacher": args.teacher, "recipe": recipe, "output_dir": str(Path(args.output) / f"variant-{args.variant}"),
         "overwrite": True, "student.layers": parse_layers(args.student_layers),
@@ -98,15 +80,14 @@ def run_alembert(args, recipe: str) -> dict:
         "train.seed": args.seed, "train.threads": args.threads, "train.mixed_precision": args.mixed_precision,
         "train.eval_every": 10**9,  # evaluate once, after the last step, like the baseline
     })
-    loaded = run_mod.load_classifier  # to report the teacher's attention kernel
-    seen: dict = {}
-    run_mod.load_classifier = lambda *a, **k: seen.setdefault("teacher", loaded(*a, **k))
-    summary = run_mod.run_distill(cfg)
+    callbacks = Callbacks()  # its timers see the teacher-cache build, the loop and the evaluations inside it
+    summary = run_distill(cfg, callbacks)
     # training = teacher-cache build + fit, less the final dev evaluation (and model save) inside fit
-    cache, fit, ev = (spent.get(k, (0.0, 0.0)) for k in ("build_cache", "fit", "_evaluate"))
+    t = callbacks.timers.spent
+    cache, fit, ev = (t.get(k, (0.0, 0.0)) for k in ("teacher_cache", "fit", "eval"))
     return {"train_examples": summary["train_examples"], "train_s": cache[0] + fit[0] - ev[0],
-            "train_cpu_s": cache[1] + fit[1] - ev[1], "cache_s": cache[0] if "build_cache" in spent else None,
-            "metric": summary["main_metric"], "dev": summary["dev"][summary["main_metric"]], "attention": seen["teacher"].config._attn_implementation}
+            "train_cpu_s": cache[1] + fit[1] - ev[1], "cache_s": cache[0] if "teacher_cache" in t else None,
+            "metric": summary["main_metric"], "dev": summary["dev"][summary["main_metric"]], "attention": summary["details"]["attention"]}
 
 
 def run_trainer_baseline(args) -> dict:
@@ -160,9 +141,12 @@ def run_trainer_baseline(args) -> dict:
     )
     trainer = KDTrainer(model=student, args=targs, train_dataset=train, processing_class=tokenizer,
                         data_collator=DataCollatorWithPadding(tokenizer))
-    spent: dict = {}
-    _time_calls(trainer, "train", spent)
-    trainer.train()
+    from alembert.training.loop import Timers
+
+    timers = Timers()  # the same wall + CPU clocks as alembert's variants
+    with timers("train"):
+        trainer.train()
+    spent = timers.spent
     dev = tokenize_dataset(load_glue_split(task, args.data_dir, "dev"), tokenizer, args.max_length)
     metrics = evaluate_model(trainer.model, tokenizer, task, dev)
     return {"train_examples": len(train), "train_s": spent["train"][0], "train_cpu_s": spent["train"][1], "cache_s": None,

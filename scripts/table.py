@@ -1,5 +1,8 @@
 """Print a markdown table of finished runs from their metrics.json files.
 
+Every training command writes the same metrics.json keys (alembert/training/runner.py
+documents them), so one row format fits finetune, distill and distill-general runs.
+
 usage: python scripts/table.py RUN_DIR [RUN_DIR ...]
 """
 
@@ -8,14 +11,20 @@ import sys
 from pathlib import Path
 
 
+def _metrics(dev: dict) -> str:
+    flat = {f"{k} {m}": v for k, d in dev.items() for m, v in d.items()} if any(isinstance(v, dict) for v in dev.values()) else dev
+    return ", ".join(f"{k} {v:.4f}" for k, v in flat.items()) or "-"
+
+
 def row(path: Path) -> str:
     m = json.loads((path / "metrics.json").read_text())
-    dev = ", ".join(f"{k} {v:.4f}" for k, v in m.get("dev", {}).items()) or "- (general stage: no task)"
-    kind = m.get("recipe", "finetune")
-    retention = f"{m['retention']:.1f}%" if m.get("retention") is not None else "-"
-    params = m.get("student_parameters") or m.get("parameters")
-    examples = m.get("train_examples", m.get("train_sequences", "-"))
-    return f"| {path.name} | {m.get('task', 'corpus')} | {kind} | {examples} | {dev} | {retention} | {params / 1e6:.1f}M | {m['train_seconds']:.0f} s |"
+    retention = m["retention"]
+    if isinstance(retention, dict):
+        retention = ", ".join(f"{k} {v:.1f}%" for k, v in retention.items())
+    elif retention is not None:
+        retention = f"{retention:.1f}%"
+    return (f"| {path.name} | {m['task']} | {m['recipe'] or m['command']} | {m['train_examples']} | {_metrics(m['dev'])} "
+            f"| {retention or '-'} | {m['parameters'] / 1e6:.1f}M | {m['train_seconds']:.0f} s |")
 
 
 if __name__ == "__main__":

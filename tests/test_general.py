@@ -81,7 +81,7 @@ def test_two_stages_in_one_go(tiny_bert, bert_tokenizer, corpus, tmp_path, capsy
     assert code == 0, err
     task_out = out / "task-sst2"
     metrics = json.loads((task_out / "metrics.json").read_text())
-    assert metrics["student"].startswith("checkpoint") and metrics["recipe"] == "kd"
+    assert metrics["model"].startswith("checkpoint") and metrics["recipe"] == "kd"
     assert AutoModelForSequenceClassification.from_pretrained(task_out).config.num_hidden_layers == 2
 
 
