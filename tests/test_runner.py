@@ -117,9 +117,9 @@ def test_dry_run_refuses_what_the_real_run_refuses(tiny_bert, tiny_teacher, corp
 def test_push_to_hub_offline_fails_before_anything(env, needle, tiny_bert, tiny_teacher, corpus, tmp_path, capsys, monkeypatch):
     for k, v in env.items():
         monkeypatch.setenv(k, v)
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False) if "HF_HUB_OFFLINE" not in env else None
-    for i, cmd in enumerate([finetune(tiny_bert, tmp_path / "f"), distill(tiny_teacher, tmp_path / "d"),
-                             general(tiny_bert, corpus, tmp_path / "g")]):
+    if "HF_HUB_OFFLINE" not in env:
+        monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    for cmd in [finetune(tiny_bert, tmp_path / "f"), distill(tiny_teacher, tmp_path / "d"), general(tiny_bert, corpus, tmp_path / "g")]:
         start = time.perf_counter()
         code, _, err = run_cli([*cmd, "--push-to-hub", "someone/student"], capsys)
         assert code != 0 and needle in err and len(err.strip().splitlines()) == 1, err
