@@ -97,3 +97,49 @@ def test_layer_loss_stage_runs_under_ddp(teacher, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["processes"] == 2 and [s["steps"] for s in metrics["stages"]] == [2, 2]
+
+
+def launch_command(processes: int, args: list, cache: Path) -> subprocess.CompletedProcess:
+    """Any alembert command under ``accelerate launch`` with ``processes`` CPU ranks."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", "ACCELERATE_USE_CPU": "1",
+           "ALEMBERT_CACHE": str(cache), "ALEMBERT_DATA": os.environ["ALEMBERT_DATA"]}
+    how = ["--multi_gpu", "--num_processes", str(processes), "--main_process_port", "0"]
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", *how, "--num_machines", "1", "--mixed_precision", "no",
+           "--dynamo_backend", "no", "-m", "alembert.cli.main", *args]
+    return subprocess.run([str(c) for c in cmd], env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
+
+
+def written_caches(proc: subprocess.CompletedProcess) -> list[str]:
+    """The cache writers' lines (alembert.data.tokenize.cache_write_note) of every process."""
+    return [line for line in (proc.stdout + proc.stderr).splitlines() if line.startswith("alembert: cache written ")]
+
+
+def test_qa_tinybert_under_two_processes_one_cache_writer(teacher, tmp_path):
+    """The QA windows are tokenised by one process (the other waits, then reads them), and a
+    tinybert recipe (its first stage never reaches the span head) runs under DDP."""
+    from alembert.cli.main import main
+
+    qa = ["--task", "squad", "--max-train-samples", 8, "--max-eval-samples", 8, "--max-length", 64, "--batch-size", 4, "--epochs", 1]
+    qa_teacher = tmp_path / "qa-teacher"
+    assert main([str(a) for a in ["finetune", "--model", teacher, *qa, "--output", qa_teacher]]) == 0
+    out = tmp_path / "qa-tinybert"
+    proc = launch_command(2, ["distill", "--teacher", qa_teacher, "--recipe", "tinybert", *qa, "--student-layers", "0,2",
+                              "--output", out], tmp_path / "cache")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["processes"] == 2 and len(metrics["stages"]) == 2
+    lines = written_caches(proc)
+    assert len([x for x in lines if "SQuAD (train)" in x]) == 1 and len([x for x in lines if "SQuAD (eval)" in x]) == 1, lines
+    assert all(x.endswith("(process 0)") for x in lines), lines
+
+
+def test_corpus_cache_has_one_writer_under_two_processes(teacher, tmp_path):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(f"Sentence number {i} is here, and it is a short one." for i in range(200)), encoding="utf-8")
+    out = tmp_path / "general"
+    proc = launch_command(2, ["distill-general", "--teacher", teacher, "--recipe", "cosine-hidden", "--corpus", corpus,
+                              "--max-length", 32, "--heldout", 8, "--batch-size", 8, "--max-steps", 2, "--student-layers", "0,2",
+                              "--output", out], tmp_path / "cache")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = [x for x in written_caches(proc) if "packed sentences" in x]
+    assert len(lines) == 1 and lines[0].endswith("(process 0)"), written_caches(proc)

@@ -79,7 +79,7 @@ def test_dry_run_estimate_fields(tiny_teacher, tmp_path):
     assert plan["train_examples"] == 48 and plan["dev_examples"] == 16
     [stage] = plan["stages"]
     assert stage["steps"] == 12 and plan["steps"] == 12  # 48 / 8 x 2 epochs
-    assert stage["teacher"].startswith("cached") and stage["evaluations"] == 2
+    assert stage["teacher"].startswith("teacher cached") and stage["evaluations"] == 2
     assert stage["cache_bytes"] == 4 * 48 * 2 == plan["cache_bytes"]  # two logits per example, no [CLS] layers
     assert stage["timed_steps"] >= 1 and stage["mean_step_s"] > 0 and stage["train_seconds"] > 0
     assert plan["estimated_seconds"] > 0 and plan["peak_memory_bytes"] > 0 and plan["setup_seconds"] >= 0

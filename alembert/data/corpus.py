@@ -20,7 +20,7 @@ from pathlib import Path
 
 import datasets
 
-from alembert.data.tokenize import tokenizer_fingerprint
+from alembert.data.tokenize import cache_write_note, tokenizer_fingerprint
 from alembert.errors import AlembertError
 from alembert.models.packaged import cache_dir
 
@@ -256,11 +256,12 @@ def pack_sentences(ds, tokenizer, max_length: int = 128, cache: Path | None = No
     key = f"{tokenizer_fingerprint(tokenizer)}-{max_length}-{ds._fingerprint}-v{PACK_VERSION}"
     folder = Path(cache or cache_dir()) / "packed"
     folder.mkdir(parents=True, exist_ok=True)
-    packed = ds.map(
-        pack, batched=True, batch_size=BATCH_LINES, remove_columns=ds.column_names, features=features,
-        cache_file_name=str(folder / f"{key}.arrow"), load_from_cache_file=True, new_fingerprint=key,
-        desc="packing sentences",
-    )
+    with cache_write_note(folder / f"{key}.arrow", "packed sentences"):
+        packed = ds.map(
+            pack, batched=True, batch_size=BATCH_LINES, remove_columns=ds.column_names, features=features,
+            cache_file_name=str(folder / f"{key}.arrow"), load_from_cache_file=True, new_fingerprint=key,
+            desc="packing sentences",
+        )
     if len(packed) == 0:
         raise AlembertError("corpus holds no text (only blank lines); pass files with text")
     return packed

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 from datasets import Dataset
@@ -49,7 +52,19 @@ def cached_map(ds: Dataset, fn, key: str, desc: str, cache: Path | None = None, 
     folder.mkdir(parents=True, exist_ok=True)
     kwargs.setdefault("batch_size", 1000)
     kwargs.setdefault("remove_columns", ds.column_names)
-    return ds.map(fn, batched=True, cache_file_name=str(folder / f"{key}.arrow"), load_from_cache_file=True, desc=desc, **kwargs)
+    path = folder / f"{key}.arrow"
+    with cache_write_note(path, desc):
+        return ds.map(fn, batched=True, cache_file_name=str(path), load_from_cache_file=True, desc=desc, **kwargs)
+
+
+@contextmanager
+def cache_write_note(path: Path, what: str):
+    """One stderr line when the block creates the cache file ``path`` (not when it reads it):
+    a first run says why it is slower, and a multi-process run shows that one process wrote it."""
+    existed = path.exists()
+    yield
+    if not existed and path.exists():
+        print(f"alembert: cache written ({what}): {path} (process {os.environ.get('RANK', '0')})", file=sys.stderr, flush=True)
 
 
 def tokenize_dataset(ds: Dataset, tokenizer, max_length: int, cache: Path | None = None) -> Dataset:

@@ -14,7 +14,7 @@ as in the real run), then, instead of opening the output folder:
 * for a teacher cache not yet on disk, times the teacher on a few real training batches
   and scales to the training set; the cache's size follows from its shape. The timed
   steps of a cached stage read zeros of the cache's shape (same cost as the real cache);
-* reports the measured set-up time (model and data loading), the process's peak memory
+* reports the measured set-up time (imports, model and data loading, from the process start), the process's peak memory
   (resident set on CPU, allocated memory on CUDA) and the machine (CPU model, GPU).
 
 Nothing is written: no output folder, no teacher cache (the tokenised data cache of the
@@ -127,6 +127,19 @@ def machine() -> str:
     return text
 
 
+def process_age(fallback: float) -> float:
+    """Seconds since this process started (imports included: the real run pays them too);
+    ``fallback`` (seconds since the run began) where /proc is not there."""
+    try:
+        with open("/proc/self/stat", encoding="utf-8") as fh:
+            start_ticks = int(fh.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/uptime", encoding="utf-8") as fh:
+            uptime = float(fh.read().split()[0])
+        return max(uptime - start_ticks / os.sysconf("SC_CLK_TCK"), fallback)
+    except (OSError, ValueError, IndexError):
+        return fallback
+
+
 def peak_memory_bytes(accelerator) -> int:
     if accelerator.device.type == "cuda":
         return int(torch.cuda.max_memory_allocated(accelerator.device))
@@ -163,7 +176,7 @@ def estimate(run, *, what: str, examples: dict, stages: list[PlannedStage], eval
     ``evaluations``: name -> a callable run once to time it: ``"student"`` (every stage's dev
     evaluation) and optionally ``"teacher"`` (once per run)."""
     acc = run.accelerator
-    setup_s = time.time() - run.created
+    setup_s = process_age(time.time() - run.created)
     plan_stages, total = [], setup_s
     eval_s = {}
     for name, fn in evaluations.items():
@@ -179,8 +192,9 @@ def estimate(run, *, what: str, examples: dict, stages: list[PlannedStage], eval
         cache_s = st.cache_probe() if st.teacher == "cached" and not st.cache_ready and st.cache_probe else 0.0
         stage_s = train_s + n_evals * eval_s.get("student", 0.0) + cache_s
         total += stage_s
-        teacher = {"none": "no teacher", "online": f"online: every step ({steps * cfg.grad_accum} teacher forward passes)",
-                   "cached": f"cached: {'already on disk' if st.cache_ready else f'one pass over {st.cache_examples} examples, then read back'}"}[st.teacher]
+        teacher = {"none": "no teacher", "online": f"teacher online: every step ({steps * cfg.grad_accum} teacher forward passes)",
+                   "cached": "teacher cached: " + ("already on disk" if st.cache_ready
+                                                   else f"one pass over {st.cache_examples} examples, then read back")}[st.teacher]
         plan_stages.append({"stage": st.name, "steps": steps, "batch_size": cfg.batch_size, "epochs": cfg.epochs,
                             "teacher": teacher, "cache_bytes": st.cache_bytes if st.teacher == "cached" else 0,
                             "cache_seconds": round(cache_s, 1), "evaluations": n_evals,
@@ -213,7 +227,7 @@ def format_plan(p: dict) -> str:
              "  " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in p.items() if k.endswith("_examples"))]
     for s in p["stages"]:
         lines.append(f"  stage {s['stage']}: {s['steps']} steps of batch {s['batch_size']} ({s['epochs']:g} epochs), "
-                     f"teacher {s['teacher']}" + (f", cache {_size(s['cache_bytes'])} on disk" if s["cache_bytes"] else "")
+                     f"{s['teacher']}" + (f", cache {_size(s['cache_bytes'])} on disk" if s["cache_bytes"] else "")
                      + f", {s['evaluations']} dev evaluations; about {_duration(s['seconds'])}"
                      f" (step {s['mean_step_s']:.3f} s measured over {s['timed_steps']})")
     lines.append(f"  set-up (models, data) {_duration(p['setup_seconds'])}; one evaluation "
