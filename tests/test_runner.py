@@ -165,3 +165,18 @@ def test_fit_is_observed_through_callbacks(tiny_bert, tmp_path):
     logged = [json.loads(line) for line in (tmp_path / "f" / "log.jsonl").read_text().splitlines()]
     assert [r["eval"] for r in logged if "eval" in r] == [m for _, m in seen["eval"]]
     assert callbacks.timers.wall("eval") < callbacks.timers.wall("fit")
+
+
+# ------------------------------------------------------------------ the command list
+
+def test_commands_are_discovered_and_help_stays_torch_free():
+    import subprocess
+    import sys
+
+    code = ("import sys; from alembert.cli.main import build_parser, command_modules; build_parser(); "
+            "print(','.join(command_modules())); print('torch' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    names, torch_loaded = proc.stdout.split()
+    assert names.split(",")[:4] == ["distill", "distill-general", "finetune", "evaluate"]
+    assert {"augment", "bench", "export", "plot", "predict", "serve-web"} <= set(names.split(","))
+    assert torch_loaded == "False"

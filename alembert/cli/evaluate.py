@@ -13,7 +13,6 @@ from alembert.cli.common import (
     print_table,
 )
 from alembert.config.schema import EvaluateConfig
-from alembert.embedding.evaluate import EMBEDDING_TASKS, evaluate_embedding
 from alembert.errors import AlembertError
 
 
@@ -32,6 +31,7 @@ def register(sub) -> None:
 def run(args) -> int:
     from alembert.data.load import load_split, resolve_task
     from alembert.data.tokenize import tokenize_dataset
+    from alembert.embedding.evaluate import EMBEDDING_TASKS, evaluate_embedding
     from alembert.evaluation.evaluate import evaluate_model
     from alembert.export.runtime import load_any
     from alembert.models.load import check_max_length, load_config, load_tokenizer

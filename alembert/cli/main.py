@@ -1,15 +1,37 @@
-"""The ``alembert`` command: one sub-command per module under alembert/cli/."""
+"""The ``alembert`` command: one sub-command per module under alembert/cli/.
+
+A module of this package that defines ``register(subparsers)`` is a command named after it
+(``distill_general.py`` -> ``distill-general``): adding a command is adding its module. The
+command modules import only argparse-level code at the top (torch and the models load
+inside ``run``), so ``alembert --help`` stays fast."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
+import pkgutil
 import sys
 
 from alembert import __version__
 from alembert.errors import AlembertError
 
-COMMANDS = ["distill", "distill-general", "finetune", "evaluate", "augment", "export", "serve-web", "bench", "predict", "plot"]
+#: the training commands first (the order of ``--help``), then every other command module alphabetically
+FIRST = ("distill", "distill-general", "finetune", "evaluate")
+
+
+def command_modules() -> dict[str, object]:
+    """``{command name: module}`` of every module of alembert/cli/ that defines ``register``."""
+    import alembert.cli as package
+
+    found = {}
+    for info in pkgutil.iter_modules(package.__path__):
+        if info.name in ("main", "common"):
+            continue
+        module = importlib.import_module(f"alembert.cli.{info.name}")
+        if callable(getattr(module, "register", None)):
+            found[info.name.replace("_", "-")] = module
+    return dict(sorted(found.items(), key=lambda kv: (FIRST.index(kv[0]) if kv[0] in FIRST else len(FIRST), kv[0])))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -17,8 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"alembert {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True)
-    for name in COMMANDS:
-        module = __import__(f"alembert.cli.{name.replace('-', '_')}", fromlist=["register"])
+    for module in command_modules().values():
         module.register(sub)
     return parser
 
