@@ -119,7 +119,7 @@ def test_qa_tinybert_under_two_processes_one_cache_writer(teacher, tmp_path):
     tinybert recipe (its first stage never reaches the span head) runs under DDP."""
     from alembert.cli.main import main
 
-    qa = ["--task", "squad", "--max-train-samples", 8, "--max-eval-samples", 8, "--max-length", 64, "--batch-size", 4, "--epochs", 1]
+    qa = ["--task", "squad", "--max-train-samples", 8, "--max-eval-samples", 8, "--max-length", 128, "--batch-size", 4, "--epochs", 1]
     qa_teacher = tmp_path / "qa-teacher"
     assert main([str(a) for a in ["finetune", "--model", teacher, *qa, "--output", qa_teacher]]) == 0
     out = tmp_path / "qa-tinybert"
