@@ -169,7 +169,8 @@ class Run:
         if self.started is None:
             self.started = time.time()
         spec.run_dir = spec.run_dir or self.out
-        callbacks = self.callbacks.chain(Callbacks(on_best=on_best)) if on_best else self.callbacks
+        # the command's on_best (saving the model) first, so an observer sees the best model on disk
+        callbacks = Callbacks(on_best=on_best, timers=self.timers).chain(self.callbacks) if on_best else self.callbacks
         result = fit(module, loader, sampler, spec, self.accelerator, self.logger, callbacks)
         self.samples += result.samples
         self.fit_seconds += result.train_seconds - result.eval_seconds
