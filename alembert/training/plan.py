@@ -36,7 +36,7 @@ import torch
 from alembert.training.logger import RunLogger
 from alembert.training.loop import Callbacks, FitSpec, fit, total_steps
 
-TIMED_STEPS = 4  # after one warm-up step
+TIMED_STEPS = 6  # after one warm-up step
 
 
 @dataclass
@@ -122,6 +122,8 @@ def machine() -> str:
         pass
     threads = torch.get_num_threads()
     text = f"{cpu}, {os.cpu_count()} CPUs, torch threads {threads}"
+    if hasattr(os, "getloadavg"):  # other work on the machine slows every step: the estimate holds for this load
+        text += f", load average {os.getloadavg()[0]:.1f} while timing"
     if torch.cuda.is_available():
         text += f"; GPU {torch.cuda.get_device_name(0)}"
     return text
