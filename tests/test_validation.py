@@ -1,7 +1,8 @@
 """Issue 7, item 4: every bad setup is refused before any compute, with a one-line error
 naming the problem and the fix, exit code 2, and the output directory left as it was.
 
-Each case runs ``alembert distill`` through the CLI twice where it can: into an output
+Each case runs ``alembert distill`` through the CLI twice where it can (and each run again
+with ``--dry-run``, which must give the same error and write nothing): into an output
 folder that already exists (holding a sentinel file, plus a ``config.json`` for the cases
 that are about a previous run) whose files must come out byte for byte the same with no
 new ones, and into a folder that does not exist yet, which must not be created.
@@ -48,6 +49,10 @@ def refused(args_for, out, capsys, *needles):
         assert not out.exists(), f"{out} was created by a refused run"
     else:
         assert snapshot(out) == before, f"{out} was modified by a refused run"
+    # --dry-run runs the same validation: the same one-line error, and it writes nothing either
+    dry_code, _, dry_err = run_cli([*args_for(out), "--dry-run"], capsys)
+    assert (dry_code, dry_err) == (code, err), dry_err
+    assert (not out.exists()) if before is None else snapshot(out) == before
     return lines[0]
 
 
