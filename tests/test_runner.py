@@ -65,6 +65,7 @@ def test_dry_run_prints_a_plan_and_writes_nothing(kind, tiny_bert, tiny_teacher,
     assert "estimated wall time" in text and "peak memory" in text and "CPUs" in text
 
 
+@pytest.mark.cli  # a whole (dry) distillation run
 def test_dry_run_estimate_fields(tiny_teacher, tmp_path):
     from alembert.config.load import build_config
     from alembert.config.schema import DistillConfig
@@ -145,6 +146,7 @@ def test_refused_qa_runs_leave_no_folder(tiny_bert, tmp_path, capsys):
 
 # ------------------------------------------------------------------ fit through callbacks
 
+@pytest.mark.cli  # a whole fine-tuning run
 def test_fit_is_observed_through_callbacks(tiny_bert, tmp_path):
     from alembert.config.load import build_config
     from alembert.config.schema import FinetuneConfig
