@@ -86,7 +86,7 @@ def distill_general(config=None, **kwargs) -> Result:
 
 def evaluate(model, config=None, **kwargs) -> Result:
     """``alembert evaluate MODEL``: official dev metrics; eval_results.json in ``output`` (default:
-    the model folder when writable)."""
+    the model folder when writable; for a model object, only where ``output`` says)."""
     from alembert.cli import evaluate as command
     from alembert.config.schema import EvaluateConfig
 
@@ -94,8 +94,9 @@ def evaluate(model, config=None, **kwargs) -> Result:
         path = _model_path(model, kwargs.pop("tokenizer", None), stack)
         args = _namespace("evaluate", command, EvaluateConfig, config, kwargs, stack, positional=[path])
         r = command.execute(args)
-    files = {"eval_results.json": r["eval_results"]} if r["eval_results"] else {}
-    out = r["eval_results"].parent if r["eval_results"] else None
+    kept = r["eval_results"] is not None and r["eval_results"].is_file()  # not when written into a model object's temporary folder
+    files = {"eval_results.json": r["eval_results"]} if kept else {}
+    out = r["eval_results"].parent if kept else None
     summary = {k: r[k] for k in ("task", "examples", "metrics", "note")}
     return Result("evaluate", r["metrics"], out, summary, r["config"], files)
 
@@ -180,8 +181,8 @@ def _namespace(name: str, command, cls, config, kwargs: dict, stack: contextlib.
                 continue
             if isinstance(value, str) and callable(action.type):  # a string reads as the flag reads it
                 value = action.type(value)
-            elif isinstance(value, Path) and action.type is None:
-                value = str(value)
+            elif action.type is None:
+                value = _plain(value)
             setattr(args, action.dest, value)
         elif cls is not None and key in cls.model_fields:
             for dotted, v in _flatten(cls, {key: value}):
@@ -215,7 +216,16 @@ def _flatten(cls, tree: dict, prefix: str = ""):
         if isinstance(value, dict) and isinstance(section, type) and issubclass(section, BaseModel):
             yield from _flatten(section, value, f"{prefix}{key}.")
         else:
-            yield f"{prefix}{key}", str(value) if isinstance(value, Path) else value
+            yield f"{prefix}{key}", _plain(value)
+
+
+def _plain(value):
+    """Paths as the strings a flag would give (``corpus=[Path(...)]`` too)."""
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
 
 
 def _model_path(model, tokenizer, stack: contextlib.ExitStack) -> str:

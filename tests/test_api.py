@@ -120,3 +120,23 @@ def test_api_parser_is_the_cli_parser():
     api = _parser("distill", distill_cli)
     assert [a.dest for a in cli._actions] == [a.dest for a in api._actions]
     assert Path(alembert.api.__file__).name == "api.py"
+
+
+def test_distill_general_with_its_task_stage_and_bench(tiny_bert, tiny_teacher, tmp_path):
+    """The two-stage call returns both results; bench returns each model's row; a loaded student object works."""
+    from transformers import AutoModelForSequenceClassification
+
+    from alembert.config.schema import DistillGeneralConfig
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join((REPO.parent / "shared/data/corpus/gutenberg/Austen_Pride.txt").read_text().splitlines()[:120]))
+    r = alembert.distill_general(teacher=tiny_bert, recipe="tinybert-general", corpus=[corpus], max_length=64, heldout=8,
+                                 batch_size=8, max_steps=2, student_layers=[0, 2], output=tmp_path / "general",
+                                 then_task="sst2", task_teacher=tiny_teacher, task_epochs=1, set={"train.max_steps": 2})
+    assert isinstance(r.config, DistillGeneralConfig) and r.config.train.max_steps == 2 and r.metrics
+    assert r.task_stage.output_dir == tmp_path / "general" / "task-sst2" and "accuracy" in r.task_stage.metrics
+    assert r.task_stage.metrics == r.task_stage.summary["dev"] and "README.md" in r.task_stage.files
+    student = AutoModelForSequenceClassification.from_pretrained(r.task_stage.output_dir)
+    b = alembert.bench([tiny_teacher, student], task="sst2", max_eval_samples=24, repeats=1, warmup=0, output=tmp_path / "bench")
+    assert len(b.metrics) == 2 and all("dev_metric" in row for row in b.metrics.values())
+    assert "bench.json" in b.files and b.summary["reference"] in b.metrics
