@@ -29,12 +29,12 @@ def register(sub) -> None:
     p.set_defaults(run=run)
 
 
-def run(args) -> int:
+def execute(args) -> dict:
+    """The result of the benchmark ``args`` asks for (``run_bench``'s): the CLI's and the Python API's one path."""
     if "torch" not in sys.modules:  # read once, when torch loads OpenMP
         # idle torch threads then yield the CPU, as onnxruntime's do (allow_spinning=0); with
         # spinning, a 2-thread torch run beside other work measured 30x slower at batch 1 here
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    from alembert.benchmark.report import conditions, table_rows
     from alembert.benchmark.run import run_bench
     from alembert.errors import AlembertError
 
@@ -46,9 +46,15 @@ def run(args) -> int:
     if args.task is None and args.dev_file is None:
         raise AlembertError("bench: pass --task (sst2, mrpc, ..., squad) or your own --dev-file")
     data = {k: getattr(args, k) for k in ("dev_file", "train_file", "text_column", "text_pair_column", "label_column", "labels")}
-    result = run_bench(args.models, args.task, args.output, threads=args.threads, device=args.device,
-                       repeats=args.repeats, warmup=args.warmup, max_eval_samples=args.max_eval_samples,
-                       data_dir=args.data_dir, data={k: v for k, v in data.items() if v is not None})
+    return run_bench(args.models, args.task, args.output, threads=args.threads, device=args.device,
+                     repeats=args.repeats, warmup=args.warmup, max_eval_samples=args.max_eval_samples,
+                     data_dir=args.data_dir, data={k: v for k, v in data.items() if v is not None})
+
+
+def run(args) -> int:
+    from alembert.benchmark.report import conditions, table_rows
+
+    result = execute(args)
     print_table(f"bench: {result['task']} (reference {result['reference']})", table_rows(result))
     print(conditions(result))
     print(f"wrote {', '.join(result['files'].values())}")

@@ -22,19 +22,34 @@ def register(sub) -> None:
     p.set_defaults(run=run)
 
 
-def run(args) -> int:
+def execute(args) -> tuple[Path, dict]:
+    """(the folder written, its export info; for --web the download sizes in MB) of the export
+    ``args`` asks for: the CLI's and the Python API's one path."""
     import json
 
     from alembert.errors import AlembertError
     from alembert.export.onnx import EXPORT_INFO, export_onnx
 
     if args.web:
-        return _run_web(args)
+        from alembert.export.web import download_bytes, export_web
+
+        out = export_web(args.model, args.output, overwrite=args.overwrite, node_modules=args.node_modules,
+                         first_token=not args.full_last_layer, opset=args.opset)
+        return out, {"download_mb": {d: sum(download_bytes(out, d).values()) / 1e6 for d in ("q8", "fp32")}}
     if not args.onnx:
         raise AlembertError("pass --onnx (an ONNX folder) or --web (a folder for web browsers)")
     out = export_onnx(args.model, args.output, quantize=args.quantize, opset=args.opset, overwrite=args.overwrite,
                       first_token=not args.full_last_layer)
-    info = json.loads((out / EXPORT_INFO).read_text())
+    return out, json.loads((out / EXPORT_INFO).read_text())
+
+
+def run(args) -> int:
+    out, info = execute(args)
+    if args.web:
+        sizes = info["download_mb"]
+        print(f"exported {args.model} -> {out}/ (web: onnx/model_quantized.onnx int8, onnx/model.onnx fp32, index.html); "
+              f"a visitor downloads {sizes['q8']:.1f} MB (int8) or {sizes['fp32']:.1f} MB (fp32); serve it: alembert serve-web {out}")
+        return 0
     size = (out / "model.onnx").stat().st_size / 1e6
     check = (f"max |logit diff| vs PyTorch {info['max_abs_diff_vs_torch']:.2e}, argmax agreement {info['argmax_agreement']:.0%}"
              if info.get("kind") != "embedding" else  # a sentence-embedding model: one graph, pooling and head inside
@@ -42,15 +57,4 @@ def run(args) -> int:
              f"max |diff| vs PyTorch {info['max_abs_diff_vs_torch']:.2e}, min cosine {info['min_cosine_vs_torch']:.6f}")
     print(f"exported {args.model} -> {out}/model.onnx ({info['quantization'] or 'fp32'}, opset {info['opset']}, {size:.1f} MB, "
           f"last layer: {info['last_layer']}); {check}")
-    return 0
-
-
-def _run_web(args) -> int:
-    from alembert.export.web import download_bytes, export_web
-
-    out = export_web(args.model, args.output, overwrite=args.overwrite, node_modules=args.node_modules,
-                     first_token=not args.full_last_layer, opset=args.opset)
-    sizes = {d: sum(download_bytes(out, d).values()) / 1e6 for d in ("q8", "fp32")}
-    print(f"exported {args.model} -> {out}/ (web: onnx/model_quantized.onnx int8, onnx/model.onnx fp32, index.html); "
-          f"a visitor downloads {sizes['q8']:.1f} MB (int8) or {sizes['fp32']:.1f} MB (fp32); serve it: alembert serve-web {out}")
     return 0

@@ -290,12 +290,6 @@ def run_qa_distill(cfg: DistillConfig) -> dict:
 
 
 def _write_card(out: Path, summary: dict, recipe) -> None:
-    """The classification model card, with the QA pipeline tag and loader class."""
+    """The distilled student's card: distill/card.py writes the QA kind for task squad."""
     write_model_card(out, summary, recipe)
-    card = out / "README.md"
-    text = (card.read_text(encoding="utf-8")
-            .replace("pipeline_tag: text-classification", "pipeline_tag: question-answering")
-            .replace("AutoModelForSequenceClassification", "AutoModelForQuestionAnswering"))
-    text += f"- SQuAD windows: max length {summary['max_length']}, stride {summary['stride']}; {summary['data']}.\n"
-    write_text_atomic(card, text)
 
