@@ -34,7 +34,7 @@ def run(args) -> int:
         # idle torch threads then yield the CPU, as onnxruntime's do (allow_spinning=0); with
         # spinning, a 2-thread torch run beside other work measured 30x slower at batch 1 here
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    from alembert.benchmark.report import conditions, table_rows
+    from alembert.benchmark.report import conditions, table_rows, terminal_rows, terminal_title
     from alembert.benchmark.run import run_bench
     from alembert.errors import AlembertError
 
@@ -49,7 +49,7 @@ def run(args) -> int:
     result = run_bench(args.models, args.task, args.output, threads=args.threads, device=args.device,
                        repeats=args.repeats, warmup=args.warmup, max_eval_samples=args.max_eval_samples,
                        data_dir=args.data_dir, data={k: v for k, v in data.items() if v is not None})
-    print_table(f"bench: {result['task']} (reference {result['reference']})", table_rows(result))
+    print_table(terminal_title(result), table_rows(result), terminal_rows(result))
     print(conditions(result))
     print(f"wrote {', '.join(result['files'].values())}")
     return 0
