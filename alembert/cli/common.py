@@ -131,9 +131,9 @@ def format_cell(column: str, value) -> str:
 
 
 def rich_table(title: str, rows: list[dict[str, str]], no_wrap: tuple[str, ...] = ("model",)) -> Table:
-    """A compact rich table: no vertical rules, one space between columns; the ``no_wrap``
+    """A compact rich table: no vertical rules, two spaces between columns; the ``no_wrap``
     columns (model names) are never cut, the others fold rather than truncate a value."""
-    table = Table(title=title, box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False)
+    table = Table(title=title, box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0), show_edge=False)
     for col in rows[0]:
         table.add_column(col, no_wrap=col in no_wrap, overflow="fold", min_width=min(len(col), 4))
     for row in rows:
