@@ -80,6 +80,8 @@ def test_auto_picks_a_variant_and_says_why(tiny, own_dev, tmp_path, capsys):
     assert chosen["dev"] >= a["source_dev"] - auto.MAX_DROP
     assert info["machine"]["isa"] == a["cpu"]["isa"] and info["argmax_agreement"] > 0
     assert not (out / "variants").exists() and sorted(p.name for p in out.iterdir()) == info["files"]
+    card = (out / "README.md").read_text()  # the model card: what is inside, why, and on what CPU
+    assert a["reason"] in card and "| int8-dynamic |" in card and info["machine"]["cpu_model"] in card
 
 
 def test_auto_refuses_a_broken_quantiser(tiny, own_dev, tmp_path, monkeypatch):

@@ -36,6 +36,7 @@ import torch
 
 from alembert.benchmark.machine import cpu_facts
 from alembert.errors import AlembertError
+from alembert.export.card import write_export_card
 from alembert.export.first_token import first_token_last_layer
 from alembert.training.output import write_json_atomic
 
@@ -353,7 +354,7 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path, quantize: str | None
         graph = build_graph(model, example, tmp, model.config, quantize, opset, "logits", choose)
         tokenizer.save_pretrained(tmp)
         model.config.save_pretrained(tmp)
-        write_json_atomic(tmp / EXPORT_INFO, {
+        info = {
             "format": "onnx",
             "source": str(src.resolve()),
             "quantization": graph["quantization"],
@@ -370,6 +371,8 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path, quantize: str | None
             **({"auto": graph["auto"]} if graph["auto"] else {}),
             "machine": cpu_facts(),
             **versions(),
-            "files": sorted({f.name for f in tmp.iterdir()} | {EXPORT_INFO}),
-        })
+            "files": sorted({f.name for f in tmp.iterdir()} | {EXPORT_INFO, "README.md"}),
+        }
+        write_export_card(tmp, info)  # the model card: variant, why, and the CPU it was measured on
+        write_json_atomic(tmp / EXPORT_INFO, info)
     return out_dir
