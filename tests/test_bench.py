@@ -109,3 +109,18 @@ def test_format_cell_precision():
     assert format_cell("retention %", 96.2) == "96.2"
     assert format_cell("accuracy", 0.84518) == "0.8452"
     assert format_cell("step", 250) == "250"
+
+
+def test_cpu_facts_read_the_flags(tmp_path):
+    """The instruction sets come from the running machine's flags, never assumed: an AVX2-only
+    EPYC reads as such, and a machine without /proc/cpuinfo still gets a record."""
+    from alembert.benchmark.machine import cpu_facts, cpu_line, has_int8_dot
+
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nmodel name\t: AMD EPYC 7B13\nflags\t\t: fpu sse2 avx avx2 fma bmi2\n\n"
+                    "processor\t: 1\nmodel name\t: AMD EPYC 7B13\nflags\t\t: fpu sse2 avx avx2 fma bmi2\n")
+    facts = cpu_facts(str(info))
+    assert facts["cpu_model"] == "AMD EPYC 7B13" and facts["isa"] == ["AVX2", "FMA"] and not has_int8_dot(facts)
+    assert "AMD EPYC 7B13 (AVX2, FMA;" in cpu_line(facts) and facts["torch"] and facts["logical_cpus"] >= 1
+    missing = cpu_facts(str(tmp_path / "absent"))
+    assert missing["isa"] == [] and missing["cpu_model"] and "none of AVX2" in cpu_line(missing)

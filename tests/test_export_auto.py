@@ -116,3 +116,10 @@ def test_auto_needs_a_dev_set(tiny, tmp_path, capsys):
     assert not (tmp_path / "auto").exists()
     assert main(["export", str(tiny), "--onnx", "--task", "sst2", "--output", str(tmp_path / "x")]) == 2
     assert "pass --quantize auto" in capsys.readouterr().err
+
+
+def test_the_7bit_variant_only_without_an_int8_dot_product():
+    assert "int8-dynamic-7bit" not in auto.default_candidates({"isa": ["AVX2", "AVX-512", "AVX512-VNNI"]})
+    assert "int8-dynamic-7bit" in auto.default_candidates({"isa": ["AVX2", "FMA"]})  # AMD EPYC of issue 18
+    assert "int8-dynamic-7bit" in auto.default_candidates({"isa": []})  # nothing detected: measure it too
+    assert {"fp32", "int8-dynamic", "int8-static"} <= set(auto.default_candidates({"isa": []}))

@@ -59,6 +59,15 @@ def build_int8_dynamic(src: Path, dst: Path, calibration: Calibration) -> dict:
     return {"quantization": "int8", "int8": INT8_DYNAMIC}
 
 
+def build_int8_dynamic_7bit(src: Path, dst: Path, calibration: Calibration) -> dict:
+    """Dynamic int8 with 7-bit weights ([-63, 63]): on x86 CPUs without VNNI/AMX onnxruntime adds
+    pairs of u8 x s8 products in int16 (VPMADDUBSW), which saturates with full-range weights."""
+    from alembert.export.onnx import INT8_DYNAMIC, _quantize_int8
+
+    _quantize_int8(src, dst, reduce_range=True)
+    return {"quantization": "int8", "int8": INT8_DYNAMIC + "; 7-bit weights"}
+
+
 def build_int8_static(src: Path, dst: Path, calibration: Calibration) -> dict:
     """QDQ int8: per-channel int8 weights, uint8 activations with min/max ranges from the
     calibration batches, on every MatMul (the attention products included where the graph has
@@ -106,7 +115,16 @@ VARIANTS: dict[str, Callable[[Path, Path, Calibration], dict]] = {
     "fp32": build_fp32,
     "int8-dynamic": build_int8_dynamic,
     "int8-static": build_int8_static,
+    "int8-dynamic-7bit": build_int8_dynamic_7bit,
 }
+
+
+def default_candidates(facts: dict) -> list[str]:
+    """Every variant; the 7-bit one only where the CPU has no int8 dot product (no VNNI/AMX
+    detected, or nothing detected at all: the safe side), the only CPUs where it can help."""
+    from alembert.benchmark.machine import has_int8_dot
+
+    return [n for n in VARIANTS if n != "int8-dynamic-7bit" or not has_int8_dot(facts)]
 
 
 @dataclass
@@ -194,7 +212,8 @@ def choose(fp32: Path, work: Path, torch_model, tokenizer, data: EvalData, threa
     from alembert.benchmark.speed import measure, onnx_workload
     from alembert.export.runtime import OnnxClassifier
 
-    names = list(candidates or VARIANTS)
+    facts = cpu_facts()
+    names = list(candidates or default_candidates(facts))
     unknown = [n for n in names if n not in VARIANTS]
     if unknown:
         raise AlembertError(f"unknown export variant {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
@@ -244,7 +263,6 @@ def choose(fp32: Path, work: Path, torch_model, tokenizer, data: EvalData, threa
     reason = (f"{pick}: fastest that keeps dev {metric} within {MAX_DROP} of PyTorch ({p['dev']:.4f} vs {source:.4f}) and is "
               f"not slower than fp32: {p['seq_s_b32']:.0f} seq/s at batch 32, {p['ms_b1']:.2f} ms at batch 1"
               + (f" (vs {others})" if others else "") + f", {threads} thread(s), on this CPU")
-    facts = cpu_facts()
     return pick, work / f"{pick}.onnx", {
         "variant": pick,
         "reason": reason,
