@@ -260,7 +260,13 @@ def choose(fp32: Path, work: Path, torch_model, tokenizer, data: EvalData, threa
     p = record[pick]
     others = "; ".join(f"{n} {record[n]['seq_s_b32']:.0f} seq/s" + (" (refused)" if "refused" in record[n] else "")
                        for n in names if n != pick and "seq_s_b32" in record[n])
-    reason = (f"{pick}: fastest that keeps dev {metric} within {MAX_DROP} of PyTorch ({p['dev']:.4f} vs {source:.4f}) and is "
+    refused = [n for n in names if n != "fp32" and "refused" in record[n]]
+    if pick == "fp32" and refused:  # the fallback: say so first
+        first = refused[0]
+        reason = f"fp32 (every int8 variant refused; {first}: {record[first]['refused']}): "
+    else:
+        reason = ""
+    reason += (f"{pick}: fastest that keeps dev {metric} within {MAX_DROP} of PyTorch ({p['dev']:.4f} vs {source:.4f}) and is "
               f"not slower than fp32: {p['seq_s_b32']:.0f} seq/s at batch 32, {p['ms_b1']:.2f} ms at batch 1"
               + (f" (vs {others})" if others else "") + f", {threads} thread(s), on this CPU")
     return pick, work / f"{pick}.onnx", {
