@@ -124,3 +124,13 @@ def test_cpu_facts_read_the_flags(tmp_path):
     assert "AMD EPYC 7B13 (AVX2, FMA;" in cpu_line(facts) and facts["torch"] and facts["logical_cpus"] >= 1
     missing = cpu_facts(str(tmp_path / "absent"))
     assert missing["isa"] == [] and missing["cpu_model"] and "none of AVX2" in cpu_line(missing)
+
+
+def test_bench_without_serving(tmp_path):
+    tiny = make_tiny_model(tmp_path / "tiny")
+    out = tmp_path / "bench"
+    assert main(["bench", str(tiny), "--task", "sst2", "--data-dir", str(DATA), "--max-eval-samples", "8", "--repeats", "1",
+                 "--warmup", "0", "--threads", "1", "--no-serving", "--output", str(out)]) == 0
+    result = json.loads((out / "bench.json").read_text())
+    assert result["serving"] is None and "serving" not in result["models"][0]
+    assert "real b32" not in (out / "bench.md").read_text()
