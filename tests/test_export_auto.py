@@ -68,7 +68,9 @@ def test_auto_picks_a_variant_and_says_why(tiny, own_dev, tmp_path, capsys):
     info = json.loads((out / "alembert_export.json").read_text())
     a = info["auto"]
     assert a["variant"] in auto.VARIANTS and info["variant"] == a["variant"]
-    assert printed.count("\n") == 2 and f"quantize auto: {a['variant']}:" in printed and a["reason"] in printed
+    # the pick depends on this CPU's timings (on a tiny model int8 may lose to fp32): the line names it either way
+    assert printed.count("\n") == 2 and printed.splitlines()[-1] == f"quantize auto: {a['reason']}"
+    assert a["reason"].startswith(a["variant"]) and f"{a['variant']}:" in a["reason"]
     assert a["source_dev"] == pytest.approx(1.0) and a["metric"] == "accuracy"
     assert info["quantization"] == (None if a["variant"] == "fp32" else "int8")
     cands = a["candidates"]
