@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Full-data runs behind the figures in the issues' closing notes (2-core CPU: hours in all).
 # usage: bash scripts/real_runs.sh SECTION...   sections: teachers, other-teachers, distill-sst2, distill-pairs,
-#        mpnet, narrow, general, augmented, squad, cross, throughput, bench
+#        mpnet, narrow, general, augmented, squad, cross, relations, embedding, throughput, bench
+# PRECISION=bf16 runs every training and teacher pass under bf16 autocast (fast only on CPUs with AMX / AVX512-BF16).
 # Outputs go to $RUNS (default runs/real); every run keeps metrics.json, log.jsonl and the model.
 set -euo pipefail
 RUNS=${RUNS:-runs/real}
 A=${ALEMBERT:-alembert}
-T="--threads ${THREADS:-2}"
+T="--threads ${THREADS:-2}${PRECISION:+ --mixed-precision $PRECISION}"
 mkdir -p "$RUNS"
 
 teachers() {  # issue 2: minilm-l6 fine-tuned on five GLUE tasks, full training sets
@@ -85,6 +86,28 @@ cross() {  # issue 9: MPNet-12 teacher (first 4,000 SST-2) -> 3-layer MiniLM sli
   $A distill $C --recipe kd --transfer train-rest --epochs 2 --output "$RUNS/cross-kd-full"
   $A distill $C --recipe tinybert --transfer train-rest --max-transfer-samples 16000 --epochs 1 --output "$RUNS/cross-tinybert-20k"
   $A distill $C --recipe kd --transfer train-rest --epochs 3 --lr 1e-4 --output "$RUNS/cross-kd-full-3ep"   # the best
+}
+
+relations() {  # issue 17 (a): relations vs TinyBERT's intermediate losses across families, same 20k as cross()
+  [ -f "$RUNS/teacher-mpnet-sst2/metrics.json" ] || $A finetune --model mpnet-base --task sst2 --max-train-samples 4000 \
+    --epochs 1 --lr 3e-5 --max-length 64 --output "$RUNS/teacher-mpnet-sst2" $T --overwrite
+  local C="--teacher $RUNS/teacher-mpnet-sst2 --student minilm-l6 --student-layers 0,2,4 --cross-tokenizer strict --task sst2
+           --max-train-samples 4000 --max-length 64 --transfer train-rest --max-transfer-samples 16000 $T --overwrite"
+  $A distill $C --recipe kd --epochs 2 --output "$RUNS/rel-kd-20k"              # logit KD alone (cross() row 1)
+  $A distill $C --recipe tinybert --epochs 1 --output "$RUNS/rel-tinybert-20k"  # TinyBERT intermediate + KD (cross() row 2)
+  $A distill $C --recipe minilm --epochs 1 --output "$RUNS/rel-minilm-20k"      # MiniLM v1: attention + value relation (12 = 12 heads)
+  $A distill $C --recipe minilmv2 --epochs 1 --output "$RUNS/rel-minilmv2-20k"  # MiniLMv2: Q-Q/K-K/V-V relations, 12 relation heads
+}
+
+embedding() {  # issue 16: MPNet sentence-embedding teacher -> 3 layers of minilm-l6 on 182,749 raw texts
+  # (SQuAD dev paragraphs+questions of the non-test articles, the Gutenberg novels split into sentences, and the
+  # sentences of five GLUE training sets), then a narrow 4-layer student on the same cached teacher embeddings
+  local C="--teacher mpnet-base --corpus squad ${CORPUS:-../shared/data/corpus} --transfer-task sst2,mrpc,stsb,cola,rte
+           --max-length 128 --eval-tasks stsb-zeroshot,squad-retrieval --batch-size 64 --eval-every 500 --save-every 500 $T"
+  $A distill-general $C --recipe embed-mse --student minilm-l6 --student-layers 0,2,4 --epochs 2 --lr 5e-4 \
+    --output "$RUNS/embed-big-mse" --overwrite
+  $A distill-general $C --recipe embed-mse --student minilm-l6 --student-layers 0,1,3,5 --epochs 2 --lr 5e-4 \
+    --output "$RUNS/embed-big-mse-4l" --overwrite
 }
 
 throughput() {  # issue 6: alembert kd vs a Trainer KD loop vs the student alone, full SST-2, 3 epochs (two at a time)

@@ -13,11 +13,21 @@ def _num(value, fmt: str) -> str:
     return "n/a" if value is None else format(value, fmt)
 
 
+def _x(value) -> str:
+    return "n/a" if value is None else f"{value:.2f}x"
+
+
+def _short_metric(metric: str) -> str:
+    return {"accuracy": "acc", "pearson": "r", "spearman": "rho", "matthews": "mcc"}.get(metric, metric[:6])
+
+
 def table_rows(result: dict) -> list[dict[str, str]]:
-    """One row of formatted cells per model, the reference first."""
+    """One row of formatted cells per model, the reference first: every column (bench.md)."""
     metric = result["metric"]
-    return [
-        {
+    seq = result["seq_len"]
+    rows = []
+    for m in result["models"]:
+        row = {
             "model": m["name"],
             "kind": m["kind"],
             "params (M)": _num(m["params"] / 1e6, ".1f"),
@@ -25,17 +35,58 @@ def table_rows(result: dict) -> list[dict[str, str]]:
             "disk MB": _num(m["disk_mb"], ".1f"),
             f"dev {metric}": _num(m["dev_metric"], ".4f"),
             "retention %": _num(m["retention_pct"], ".1f"),
-            "lat. ms p50/p90": f"{m['latency_ms_median']:.1f} / {m['latency_ms_p90']:.1f}",
-            "seq/s @32": _num(m["throughput_seq_s"], ".1f"),
-            "speed-up thr.": _num(m["speedup_throughput"], ".2f") + "x",
-            "speed-up lat.": _num(m["speedup_latency"], ".2f") + "x",
+            f"ms @1x{seq} p50/p90": f"{m['latency_ms_median']:.1f} / {m['latency_ms_p90']:.1f}",
+            f"seq/s @{result['batch_size']}x{seq}": _num(m["throughput_seq_s"], ".1f"),
+            "speed-up thr.": _x(m["speedup_throughput"]),
+            "speed-up lat.": _x(m["speedup_latency"]),
         }
-        for m in result["models"]
-    ]
+        if "serving" in m:
+            b1 = m["serving"]["arrival_b1"]
+            row |= {
+                "real b1 ms p50/p90/p99": f"{b1['ms_p50']:.1f} / {b1['ms_p90']:.1f} / {b1['ms_p99']:.1f}",
+                "real b1 sent/s": _num(b1["sentences_s"], ".0f"),
+                "real b32 arrival sent/s": _num(m["arrival32_sent_s"], ".0f"),
+                "real b32 sorted sent/s": _num(m["sorted32_sent_s"], ".0f"),
+                "speed-up sorted": _x(m["speedup_sorted32"]),
+            }
+        rows.append(row)
+    return rows
+
+
+def terminal_rows(result: dict) -> list[dict[str, str]]:
+    """The few columns that fit an 80-column terminal (the rest are in bench.md / bench.json):
+    name, kind (torch, or the ONNX export's int8/fp32), dev metric, retention, fixed-length batch-1 latency and batch throughput
+    (the shapes are in :func:`terminal_title`); with the serving bench, real-length batch-1 p50
+    in arrival order and length-sorted batch throughput."""
+    rows = []
+    for m in result["models"]:
+        row = {
+            "model": m["name"],
+            "kind": m["kind"].replace("pytorch", "torch").replace("onnx-", ""),
+            _short_metric(result["metric"]): _num(m["dev_metric"], ".4f"),
+            "ret %": _num(m["retention_pct"], ".1f"),
+            "ms @1": _num(m["latency_ms_median"], ".1f"),
+            "seq/s": _num(m["throughput_seq_s"], ".0f"),
+            "x": _x(m["speedup_throughput"]).replace(".00x", "x") if m["speedup_throughput"] == 1 else _x(m["speedup_throughput"]),
+        }
+        if "serving" in m:
+            row |= {"real ms": _num(m["arrival1_ms_p50"], ".1f"), "real s/s": _num(m["sorted32_sent_s"], ".0f")}
+        rows.append(row)
+    return rows
+
+
+def terminal_title(result: dict) -> str:
+    """The terminal table's title: the shapes its short column names stand for."""
+    seq, batch = result["seq_len"], result["batch_size"]
+    real = (f"; real: dev texts at their own length, ms @1 p50 in arrival order, s/s sorted @{batch}"
+            if result.get("serving") else "")
+    return f"bench: {result['task']} vs {result['reference']}; ms @1x{seq}, seq/s @{batch}x{seq} (int8/fp32: ONNX){real}"
 
 
 def conditions(result: dict) -> str:
-    """One line saying how the numbers were taken (and whether other work loaded the CPU)."""
+    """How the numbers were taken (and whether other work loaded the CPU), and on what CPU."""
+    from alembert.benchmark.machine import cpu_line
+
     machine = result.get("machine", {})
     load = max(machine.get("loadavg_1min_before", 0), machine.get("loadavg_1min_after", 0))
     busy = (f"; NOTE: the machine was busy (load {load:.1f} on {machine['cpu_count']} cores): timings are noisy"
@@ -43,9 +94,17 @@ def conditions(result: dict) -> str:
     timing = (f"{result['timing']}, max length {result['seq_len']}, batch {result['batch_size']}" if result.get("timing") else
               f"latency at batch 1 x {result['seq_len']} tokens, throughput at batch {result['batch_size']} x {result['seq_len']} tokens "
               f"(real dev texts padded/truncated to {result['seq_len']} tokens, the same for every model)")
+    serving = result.get("serving")
+    if serving:
+        timing += (f"; serving ('real' columns): the first {serving['sentences']} dev texts at their own lengths (truncated at "
+                   f"{serving['max_length']}): batch 1 in arrival order (first {serving['singles']}; ms p50/p90/p99 per call), "
+                   f"batches of {serving['batch_size']} in arrival order and sorted by length, each padded to its longest "
+                   f"(sentences/s), {serving['repeats']} repeats interleaved")
+    cpu = f"; {cpu_line(machine)}" if machine.get("isa") is not None else ""
     return (
         f"{result['task']} dev ({result['dev_examples']} examples); {result['device']}, {result['threads']} threads; {timing}; "
-        f"OMP_WAIT_POLICY {machine.get('omp_wait_policy', '?')}, onnxruntime without spinning; denormals flushed to zero for every model; {result['warmup']} warm-up, {result['repeats']} repeats interleaved round-robin; reference: {result['reference']}{busy}"
+        f"OMP_WAIT_POLICY {machine.get('omp_wait_policy', '?')}, onnxruntime without spinning; denormals flushed to zero for every model; "
+        f"{result['warmup']} warm-up, {result['repeats']} repeats interleaved round-robin; reference: {result['reference']}{cpu}{busy}"
     )
 
 

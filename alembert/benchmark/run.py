@@ -31,13 +31,17 @@ def _ratio(a, b):
 def run_bench(models: list[str], task: str, out_dir: str | Path, threads: int | None = None, device: str = "cpu",
               repeats: int = 5, warmup: int = 2, latency_iters: int = 10, batch_size: int = 32, seq_len: int | None = None,
               max_eval_samples: int | None = None, data_dir: str | Path | None = None,
-              eval_batch_size: int = 128, data: dict | None = None) -> dict:
+              eval_batch_size: int = 128, data: dict | None = None, serving: bool = True) -> dict:
     """Measure every model, write bench.json / bench.md / plots into ``out_dir``, return the result.
     ``seq_len`` defaults to the length the first model was trained with (its config.json), else the
     task's usual max length (128 for GLUE, 384 for SQuAD). ``data``: your own
-    dev file (``dev_file``, ``text_column``, ``text_pair_column``, ``label_column``, ``labels``)."""
+    dev file (``dev_file``, ``text_column``, ``text_pair_column``, ``label_column``, ``labels``).
+    ``serving``: also time real dev texts at their own lengths (classifier tasks;
+    :mod:`alembert.benchmark.serving`), in as many interleaved repeats (at most 3)."""
     import onnxruntime
 
+    from alembert.benchmark.machine import cpu_facts
+    from alembert.benchmark.serving import LABELS, measure_serving, serving_workload
     from alembert.benchmark.tasks import bench_task
     from alembert.export.runtime import OnnxModel
     from alembert.models.load import load_config
@@ -62,7 +66,8 @@ def run_bench(models: list[str], task: str, out_dir: str | Path, threads: int | 
     threads = threads or old_threads
     torch.set_num_threads(threads)
     try:
-        rows, workloads = [], {}
+        rows, workloads, served = [], {}, {}
+        serve = serving and bt.serve_a is not None
         for path, config, name in zip(paths, configs, _names(models), strict=True):
             model, tokenizer = bt.load(path, threads)
             onnx = isinstance(model, OnnxModel)
@@ -71,6 +76,8 @@ def run_bench(models: list[str], task: str, out_dir: str | Path, threads: int | 
             print(f"bench: {name}: evaluating on {bt.dev_examples} dev examples", flush=True)
             metrics = bt.score(model, tokenizer, seq_len)
             workloads[name] = bt.workload(bt, model, tokenizer, seq_len, batch_size, device)
+            if serve:
+                served[name] = serving_workload(model, tokenizer, bt.serve_a, bt.serve_b, seq_len, batch_size, device=device)
             params, params_no_emb = bt.count(path, config)
             rows.append({
                 "name": name,
@@ -87,6 +94,10 @@ def run_bench(models: list[str], task: str, out_dir: str | Path, threads: int | 
             })
         print(f"bench: timing {len(rows)} models ({repeats} interleaved repeats)", flush=True)
         speeds = measure(workloads, repeats=repeats, warmup=warmup, latency_iters=latency_iters)
+        if serve:
+            print(f"bench: serving {len(bt.serve_a)} real dev texts at their own lengths", flush=True)
+            for name, s in measure_serving(served, repeats=min(repeats, 3), warmup=min(warmup, 1)).items():
+                speeds[name]["serving"] = s
     finally:
         torch.set_num_threads(old_threads)
 
@@ -97,6 +108,13 @@ def run_bench(models: list[str], task: str, out_dir: str | Path, threads: int | 
         row["retention_pct"] = _ratio(100 * row["dev_metric"], ref["dev_metric"])
         row["speedup_throughput"] = _ratio(row["throughput_seq_s"], ref_speed["throughput_seq_s"])
         row["speedup_latency"] = _ratio(ref_speed["latency_ms_median"], row["latency_ms_median"])
+        if "serving" in row:
+            sv, ref_sv = row["serving"], ref_speed["serving"]
+            row["sorted32_sent_s"] = sv["sorted_b32"]["sentences_s"]
+            row["arrival32_sent_s"] = sv["arrival_b32"]["sentences_s"]
+            row["arrival1_ms_p50"] = sv["arrival_b1"]["ms_p50"]
+            row["arrival1_ms_p99"] = sv["arrival_b1"]["ms_p99"]
+            row["speedup_sorted32"] = _ratio(sv["sorted_b32"]["sentences_s"], ref_sv["sorted_b32"]["sentences_s"])
     result = {
         "task": bt.name,
         "metric": bt.main_metric,
@@ -111,8 +129,9 @@ def run_bench(models: list[str], task: str, out_dir: str | Path, threads: int | 
         "seq_len": seq_len,
         "inputs": bt.timing or f"real {bt.name} dev texts, each model's own tokenizer, padded/truncated to exactly {seq_len} tokens",
         "timing": bt.timing,
-        "machine": {"cpu": platform.processor() or platform.machine(), "torch": torch.__version__,
-                    "onnxruntime": onnxruntime.__version__,
+        "serving": ({"sentences": len(bt.serve_a), "modes": LABELS, "max_length": seq_len, "batch_size": batch_size,
+                     "singles": min(len(bt.serve_a), 128), "repeats": min(repeats, 3)} if serve else None),
+        "machine": {**cpu_facts(), "cpu": platform.processor() or platform.machine(),
                     "gpu": torch.cuda.get_device_name() if device == "cuda" else None,
                     "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "not set (OpenMP default)"),
                     "cpu_count": os.cpu_count(), "loadavg_1min_before": load_before, "loadavg_1min_after": os.getloadavg()[0]},

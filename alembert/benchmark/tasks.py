@@ -22,6 +22,7 @@ from alembert.benchmark.speed import (
 )
 from alembert.errors import AlembertError
 
+SERVE_SENTENCES = 1024  # dev texts of a classifier's serving bench (SST-2 dev: all 872)
 THROUGHPUT_SENTENCES = 256  # sentences per timed throughput pass of an embedding model (8 batches of 32)
 
 
@@ -39,6 +40,9 @@ class BenchTask:
     workload: Callable[..., Workload] = field(default=lambda *a: fixed_length_workload(*a))
     count: Callable[[Path, object], tuple[int, int]] = field(default=lambda path, config: count_params(config))  # params
     timing: str | None = None  # how the inputs are timed, for the report (None: fixed length)
+    # real dev texts, in file order, for the serving bench (alembert/benchmark/serving.py); None: not served
+    serve_a: list[str] | None = None
+    serve_b: list[str] | None = None
 
 
 def fixed_length_workload(bt: BenchTask, model, tokenizer, seq_len: int, batch_size: int, device: str) -> Workload:
@@ -74,8 +78,11 @@ def glue_task(name: str | None, data_dir, max_eval_samples: int | None, n_texts:
     def score(model, tokenizer, max_length: int):  # GLUE: the data config's max length (128), as at training
         return evaluate_model(model, tokenizer, task, tokenize_dataset(dev, tokenizer, cfg.max_length), eval_batch_size)
 
-    texts_b = _cycle(dev["text_b"], n_texts) if "text_b" in dev.column_names else None
-    return BenchTask(task.name, task.main_metric, len(dev), _cycle(dev["text_a"], n_texts), texts_b, 128, load, score)
+    pair = "text_b" in dev.column_names
+    texts_b = _cycle(dev["text_b"], n_texts) if pair else None
+    served = min(len(dev), SERVE_SENTENCES)
+    return BenchTask(task.name, task.main_metric, len(dev), _cycle(dev["text_a"], n_texts), texts_b, 128, load, score,
+                     serve_a=list(dev["text_a"][:served]), serve_b=list(dev["text_b"][:served]) if pair else None)
 
 
 def squad_task(data_dir, max_eval_samples: int | None, n_texts: int, eval_batch_size: int) -> BenchTask:

@@ -25,16 +25,18 @@ def register(sub) -> None:
     p.add_argument("--warmup", type=int, default=2, help="warm-up calls per model (default 2)")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="device of the PyTorch models (ONNX runs on CPU)")
     p.add_argument("--max-eval-samples", type=int, help="score only the first N dev examples")
+    p.add_argument("--no-serving", action="store_true",
+                   help="skip the serving bench (real dev texts at their own lengths: arrival-order batch 1 and 32, length-sorted 32)")
     p.add_argument("--data-dir", type=Path, help="GLUE folder (default: $ALEMBERT_DATA or ../shared/data/glue_data)")
     p.set_defaults(run=run)
 
 
-def run(args) -> int:
+def execute(args) -> dict:
+    """The result of the benchmark ``args`` asks for (``run_bench``'s): the CLI's and the Python API's one path."""
     if "torch" not in sys.modules:  # read once, when torch loads OpenMP
         # idle torch threads then yield the CPU, as onnxruntime's do (allow_spinning=0); with
         # spinning, a 2-thread torch run beside other work measured 30x slower at batch 1 here
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    from alembert.benchmark.report import conditions, table_rows
     from alembert.benchmark.run import run_bench
     from alembert.errors import AlembertError
 
@@ -46,10 +48,17 @@ def run(args) -> int:
     if args.task is None and args.dev_file is None:
         raise AlembertError("bench: pass --task (sst2, mrpc, ..., squad) or your own --dev-file")
     data = {k: getattr(args, k) for k in ("dev_file", "train_file", "text_column", "text_pair_column", "label_column", "labels")}
-    result = run_bench(args.models, args.task, args.output, threads=args.threads, device=args.device,
-                       repeats=args.repeats, warmup=args.warmup, max_eval_samples=args.max_eval_samples,
-                       data_dir=args.data_dir, data={k: v for k, v in data.items() if v is not None})
-    print_table(f"bench: {result['task']} (reference {result['reference']})", table_rows(result))
+    return run_bench(args.models, args.task, args.output, threads=args.threads, device=args.device,
+                     repeats=args.repeats, warmup=args.warmup, max_eval_samples=args.max_eval_samples,
+                     data_dir=args.data_dir, data={k: v for k, v in data.items() if v is not None},
+                     serving=not args.no_serving)
+
+
+def run(args) -> int:
+    from alembert.benchmark.report import conditions, table_rows, terminal_rows, terminal_title
+
+    result = execute(args)
+    print_table(terminal_title(result), table_rows(result), terminal_rows(result))
     print(conditions(result))
     print(f"wrote {', '.join(result['files'].values())}")
     return 0

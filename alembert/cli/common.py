@@ -7,6 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -114,20 +115,46 @@ def describe_flags(parser: argparse.ArgumentParser, cls) -> None:
             action.help = f"{text} (default: {shown})".strip() if text else f"default: {shown}"
 
 
-def print_table(title: str, rows: list[dict]) -> None:
+def format_cell(column: str, value) -> str:
+    """A number as a reader wants it: seconds as ``379 s``, percentages with one decimal
+    (``96.2``), metrics in [0, 1] with four (``0.8452``), other floats with three significant
+    figures; everything else as it is."""
+    if not isinstance(value, float):
+        return str(value)
+    if value != value:  # nan
+        return "n/a"
+    name = column.lower()
+    if name.endswith((" s", "seconds", "(s)")):
+        return f"{value:.0f} s"
+    if "%" in name or "retention" in name:
+        return f"{value:.1f}"
+    if abs(value) <= 1:
+        return f"{value:.4f}"
+    return f"{value:.3g}" if abs(value) < 1000 else f"{value:.0f}"
+
+
+def rich_table(title: str, rows: list[dict[str, str]], no_wrap: tuple[str, ...] = ("model",)) -> Table:
+    """A compact rich table: no vertical rules, two spaces between columns; the ``no_wrap``
+    columns (model names) are never cut, the others fold rather than truncate a value."""
+    table = Table(title=title, box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0), show_edge=False)
+    for col in rows[0]:
+        table.add_column(col, no_wrap=col in no_wrap, overflow="fold", min_width=min(len(col), 4))
+    for row in rows:
+        table.add_row(*(str(v) for v in row.values()))
+    return table
+
+
+def print_table(title: str, rows: list[dict], terminal_rows: list[dict] | None = None) -> None:
     """A rich table on a terminal; plain markdown otherwise (rich cuts columns to a few
-    characters when the output is a pipe or a file)."""
-    cells = [[f"{v:.4f}" if isinstance(v, float) else str(v) for v in row.values()] for row in rows]
+    characters when the output is a pipe or a file). ``terminal_rows``: fewer, narrower
+    columns for the terminal (the markdown and JSON outputs keep all of ``rows``)."""
+    cells = [{k: format_cell(k, v) for k, v in row.items()} for row in rows]
     if not sys.stdout.isatty():
         print(f"{title}\n")
         print("| " + " | ".join(map(str, rows[0])) + " |")
         print("|" + "---|" * len(rows[0]))
         for row in cells:
-            print("| " + " | ".join(row) + " |")
+            print("| " + " | ".join(row.values()) + " |")
         return
-    table = Table(title=title)
-    for col in rows[0]:
-        table.add_column(col)
-    for row in cells:
-        table.add_row(*row)
-    Console().print(table)
+    shown = [{k: format_cell(k, v) for k, v in row.items()} for row in terminal_rows] if terminal_rows else cells
+    Console().print(rich_table(title, shown))

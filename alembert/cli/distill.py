@@ -50,16 +50,21 @@ def _student_config(text: str | None) -> list[str]:
     return [f"student.{kv}" for kv in items]
 
 
-def run(args) -> int:
-    from accelerate import PartialState
-
+def execute(args):
+    """(config, summary) of the run ``args`` asks for: the CLI's and the Python API's one path."""
     from alembert.distill.run import run_distill
 
     args.set = [*_student_config(args.student_config), *(args.set or [])]
     cfg = config_from_args(DistillConfig, args)
     if cfg.data.task == "squad":  # extractive QA: its own data, model class and metric
         from alembert.qa.run import run_qa_distill as run_distill
-    s = run_distill(cfg)
+    return cfg, run_distill(cfg)
+
+
+def run(args) -> int:
+    from accelerate import PartialState
+
+    cfg, s = execute(args)
     if s.get("dry_run") or not PartialState().is_main_process:  # under accelerate launch only the main process reports
         return 0
     main = s["main_metric"]

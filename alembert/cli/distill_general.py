@@ -48,7 +48,9 @@ def register(sub) -> None:
     p.set_defaults(run=run)
 
 
-def run(args) -> int:
+def execute(args):
+    """(config, summary, task stage) of the run ``args`` asks for, the task stage being
+    (its config, its summary) after --then-task, else None: the CLI's and the Python API's one path."""
     from alembert.config.schema import DistillConfig
     from alembert.distill.general import run_distill_general
     from alembert.distill.run import run_distill
@@ -59,9 +61,21 @@ def run(args) -> int:
     args.set = [*_student_config(args.student_config), *(args.set or [])]
     cfg = config_from_args(DistillGeneralConfig, args)
     s = run_distill_general(cfg)
+    if s.get("dry_run") or not args.then_task or s.get("kind") == "embedding":
+        return cfg, s, None
+    task_cfg = DistillConfig(
+        teacher=args.task_teacher, recipe=args.task_recipe, student={"path": str(cfg.output_dir)},
+        output_dir=Path(cfg.output_dir) / f"task-{args.then_task}", overwrite=cfg.overwrite,
+        data={"task": args.then_task}, train=cfg.train.model_copy(update={"epochs": args.task_epochs or 3.0, "lr": 5e-5, "eval_every": None}),
+    )
+    return cfg, s, (task_cfg, run_distill(task_cfg))
+
+
+def run(args) -> int:
+    cfg, s, task = execute(args)
     if s.get("dry_run"):
         return 0
-    if s["kind"] == "embedding":
+    if s.get("kind") == "embedding":
         d = s["details"]
         rows = [{"model": who, **{f"{t} {k}": v for t, m in s[key].items() for k, v in m.items() if k in ("spearman", "mrr@10")}}
                 for who, key in (("teacher", "teacher_dev"), ("student", "dev"))]
@@ -70,12 +84,7 @@ def run(args) -> int:
         return 0
     print_table(f"distill-general with {s['recipe']}", [{"sequences": s["train_examples"], **s["dev"], "step": s["best_step"], "train s": s["train_seconds"]}])
     print(f"saved to {cfg.output_dir}")
-    if args.then_task:
-        task_cfg = DistillConfig(
-            teacher=args.task_teacher, recipe=args.task_recipe, student={"path": str(cfg.output_dir)},
-            output_dir=Path(cfg.output_dir) / f"task-{args.then_task}", overwrite=cfg.overwrite,
-            data={"task": args.then_task}, train=cfg.train.model_copy(update={"epochs": args.task_epochs or 3.0, "lr": 5e-5, "eval_every": None}),
-        )
-        t = run_distill(task_cfg)
+    if task is not None:
+        task_cfg, t = task
         print(f"task stage: {t['task']} {t['main_metric']} {t['dev'].get(t['main_metric'])} (retention {t['retention']}%), saved to {task_cfg.output_dir}")
     return 0

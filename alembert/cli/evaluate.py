@@ -28,7 +28,10 @@ def register(sub) -> None:
     p.set_defaults(run=run)
 
 
-def run(args) -> int:
+def execute(args) -> dict:
+    """The metrics of the evaluation ``args`` asks for, and where they were written: the CLI's and
+    the Python API's one path. Keys: config, task, examples, title (of the table), metrics,
+    eval_results (the path written, or None), note (why it was not, or None)."""
     from alembert.data.load import load_split, resolve_task
     from alembert.data.tokenize import tokenize_dataset
     from alembert.embedding.evaluate import EMBEDDING_TASKS, evaluate_embedding
@@ -52,13 +55,13 @@ def run(args) -> int:
         max_length = cfg.data.max_length if "max_length" in cfg.data.model_fields_set else (model.max_seq_length or 256)
         metrics = evaluate_embedding(model, tokenizer, cfg.data.task, max_length, cfg.batch_size)
         name, n = cfg.data.task, None
-        print_table(f"{cfg.model} on {name} (zero-shot, max length {max_length})", [metrics])
+        title = f"{cfg.model} on {name} (zero-shot, max length {max_length})"
     elif cfg.data.task == "squad":  # extractive QA: default test articles unless --dev-file
         from alembert.qa.run import run_qa_evaluate
 
         metrics, n, about = run_qa_evaluate(cfg)
         name = "squad"
-        print_table(f"{cfg.model} on squad ({about})", [metrics])
+        title = f"{cfg.model} on squad ({about})"
     else:
         task = resolve_task(cfg.data, lambda: load_config(cfg.model), f"model {cfg.model}")  # your own data: the model's labels
         if "max_length" not in cfg.data.model_fields_set:  # the length the model was trained with
@@ -69,14 +72,24 @@ def run(args) -> int:
         model = load_any(cfg.model, task)  # a PyTorch folder or an ONNX export
         metrics = evaluate_model(model, tokenizer, task, dev, cfg.batch_size)
         name, n = task.name, len(dev)
-        print_table(f"{cfg.model} on {task.name} dev ({len(dev)} examples)", [metrics])
+        title = f"{cfg.model} on {task.name} dev ({len(dev)} examples)"
     out = Path(cfg.output_dir) if cfg.output_dir else resolve_model(cfg.model)
+    written, note = None, None
     try:
         out.mkdir(parents=True, exist_ok=True)
         write_json_atomic(out / "eval_results.json", {"task": name, "examples": n, "max_length": cfg.data.max_length, **metrics})
+        written = out / "eval_results.json"
     except (OSError, AlembertError) as exc:
         if cfg.output_dir is not None:  # asked for: a failure is an error, never silence
             raise AlembertError(f"--output {out}: could not write eval_results.json ({getattr(exc, 'strerror', None) or exc})") from None
-        print(f"note: the model folder {out} is not writable; eval_results.json not saved (pass --output DIR)", file=sys.stderr)
-    print(json.dumps(metrics))
+        note = f"note: the model folder {out} is not writable; eval_results.json not saved (pass --output DIR)"
+    return {"config": cfg, "task": name, "examples": n, "title": title, "metrics": metrics, "eval_results": written, "note": note}
+
+
+def run(args) -> int:
+    r = execute(args)
+    print_table(r["title"], [r["metrics"]])
+    if r["note"]:
+        print(r["note"], file=sys.stderr)
+    print(json.dumps(r["metrics"]))
     return 0

@@ -22,15 +22,20 @@ def register(sub) -> None:
     p.set_defaults(run=run)
 
 
-def run(args) -> int:
-    from accelerate import PartialState
-
+def execute(args):
+    """(config, summary) of the run ``args`` asks for: the CLI's and the Python API's one path."""
     from alembert.training.finetune import run_finetune
 
     cfg = config_from_args(FinetuneConfig, args)
     if cfg.data.task == "squad":  # extractive QA: its own data, model class and metric
         from alembert.qa.run import run_qa_finetune as run_finetune
-    s = run_finetune(cfg)
+    return cfg, run_finetune(cfg)
+
+
+def run(args) -> int:
+    from accelerate import PartialState
+
+    cfg, s = execute(args)
     if s.get("dry_run") or not PartialState().is_main_process:  # under accelerate launch only the main process reports
         return 0
     print_table(

@@ -1,14 +1,22 @@
-"""A README.md model card for a distilled student."""
+"""The model card (README.md) of a task-distilled student: classification, or extractive QA
+(``task: squad``, whose summary also says its windows). Metadata through
+:func:`alembert.models.card.write_card` (a ``ModelCardData`` with the dev metrics as model-index)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from alembert.distill.recipe import Recipe
-from alembert.training.output import write_text_atomic
+from alembert.models.card import base_model, eval_results, write_card
+
+# pipeline tag and loader class of each kind of task model
+KINDS = {"classification": ("text-classification", "AutoModelForSequenceClassification"),
+         "qa": ("question-answering", "AutoModelForQuestionAnswering")}
 
 
 def write_model_card(out: Path, s: dict, recipe: Recipe) -> None:
+    qa = s["task"] == "squad"
+    pipeline_tag, loader = KINDS["qa" if qa else "classification"]
     main = s["main_metric"]
     student_dev = s["dev"].get(main, float("nan"))
     teacher_dev = s["teacher_dev"].get(main, float("nan"))
@@ -16,14 +24,10 @@ def write_model_card(out: Path, s: dict, recipe: Recipe) -> None:
         f"{st.name}: " + ", ".join(f"{t.weight:g}×{t.loss}" + (f" ({t.term.describe(t.params)})" if t.term.Params.model_fields else "") + (f" [{t.mapping_spec()}]" if t.mapping_spec() else "") for t in st.losses)
         for st in recipe.stages
     )
-    text = f"""---
-library_name: transformers
-pipeline_tag: text-classification
-tags: [alembert, distillation, {recipe.name}]
----
-# Distilled student ({s['task']}, recipe `{recipe.name}`)
+    windows = f"- SQuAD windows: max length {s['max_length']}, stride {s['stride']}; {s['data']}.\n" if qa else ""
+    body = f"""# Distilled student ({s['task']}, recipe `{recipe.name}`)
 
-Made with alembert: `AutoModelForSequenceClassification.from_pretrained(this_folder)` loads it.
+Made with alembert: `{loader}.from_pretrained(this_folder)` loads it.
 
 | | teacher | student |
 |---|---|---|
@@ -36,5 +40,7 @@ Retention: **{s['retention']}%** of the teacher's dev {main}.
 - Recipe: {recipe.description} ({recipe.source}). Losses: {losses}.
 - Data: task {s['task']}, {s['train_examples']} training examples, {s['dev_examples']} dev examples.
 - Training: {s['train_seconds']} s in {len(s['stages'])} stage(s); full settings in `distill_config.yaml`, every logged step in `log.jsonl`.
-"""
-    write_text_atomic(out / "README.md", text)
+{windows}"""
+    write_card(out, body, model_name=f"{Path(out).name} ({s['task']}, {recipe.name})", library_name="transformers",
+               pipeline_tag=pipeline_tag, tags=["alembert", "distillation", recipe.name], base=base_model(s["teacher"]),
+               results=eval_results(s["task"], s["dev"]))

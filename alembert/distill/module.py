@@ -107,7 +107,9 @@ class DistillModule(torch.nn.Module):
                 return aligned_view(self.teacher, batch, *self.tokenizers, hidden, attention, self.align_mode, self.teacher_qkv)
             return online_view(self.teacher, batch, hidden, attention, self.teacher_qkv)
 
-    def forward(self, batch):
+    def forward(self, batch, return_student: bool = False):
+        """(total, terms); with ``return_student`` also the student's own outputs (its logits for
+        an evaluation loop such as ``DistillationTrainer``'s)."""
         labels = [batch[k] for k in LABEL_KEYS if k in batch]
         inputs = {k: batch[k] for k in MODEL_INPUTS if k in batch}
         teacher = self.view(batch) if self.stage.needs_teacher else None
@@ -119,4 +121,4 @@ class DistillModule(torch.nn.Module):
             value = term.value(step)
             terms[name] = value.detach()
             total = total + entry.weight * value
-        return total, terms
+        return (total, terms, student) if return_student else (total, terms)

@@ -1,11 +1,13 @@
-"""The model card of a distilled embedding student (README.md of its sentence-transformers folder)."""
+"""The model card of a distilled embedding student (README.md of its sentence-transformers folder).
+Metadata through :func:`alembert.models.card.write_card`: every zero-shot figure of the student is a
+model-index entry (STS-B Spearman/Pearson, SQuAD retrieval recall and MRR)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from alembert.distill.recipe import Recipe
-from alembert.training.output import write_text_atomic
+from alembert.models.card import base_model, eval_results, write_card
 
 
 def write_embedding_card(out: Path, s: dict, recipe: Recipe) -> None:
@@ -14,13 +16,7 @@ def write_embedding_card(out: Path, s: dict, recipe: Recipe) -> None:
         for k, v in metrics.items():
             rows.append(f"| {task} {k} | {s['teacher_dev'][task][k]:.4f} | {v:.4f} |")
     ratio = 100 * s["student_parameters"] / s["teacher_parameters"]
-    text = f"""---
-library_name: sentence-transformers
-pipeline_tag: sentence-similarity
-tags: [alembert, distillation, sentence-transformers, {recipe.name}]
-base_model: {s['teacher']}
----
-# Distilled sentence-embedding student (recipe `{recipe.name}`)
+    body = f"""# Distilled sentence-embedding student (recipe `{recipe.name}`)
 
 Made with alembert: `SentenceTransformer(this_folder).encode(texts)` loads it; `AutoModel` loads its encoder.
 
@@ -39,4 +35,7 @@ Retention (main metric of each zero-shot task): {', '.join(f'{t} **{r}%**' for t
 - Data: {s['texts']:,} distinct texts; teacher embeddings computed once ({s['teacher_cache_seconds']} s).
 - Training: {s['steps']} steps, {s['train_seconds']} s, {s['samples_per_second']} texts/s; settings in `distill_general_config.yaml`, every logged step in `log.jsonl`.
 """
-    write_text_atomic(out / "README.md", text)
+    results = [r for task, metrics in s["dev"].items() for r in eval_results(task, metrics)]
+    write_card(out, body, model_name=f"{Path(out).name} (sentence embeddings, {recipe.name})", library_name="sentence-transformers",
+               pipeline_tag="sentence-similarity", tags=["alembert", "distillation", "sentence-transformers", recipe.name],
+               base=base_model(s["teacher"]), results=results)

@@ -34,11 +34,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from alembert.benchmark.machine import cpu_facts
 from alembert.errors import AlembertError
+from alembert.export.card import write_export_card
 from alembert.export.first_token import first_token_last_layer
 from alembert.training.output import write_json_atomic
 
-QUANTIZATIONS = (None, "int8")
+QUANTIZATIONS = (None, "int8", "auto")  # auto: measured on this machine (alembert/export/auto.py)
+INT8_DYNAMIC = "dynamic; per-channel weight MatMuls, embedding tables"
 DEFAULT_OPSET = 23  # the first opset with a fused Attention operator
 ORT_MODEL_TYPES = {"bert": "bert", "roberta": "bert"}  # graphs onnxruntime's transformer optimizer knows
 EXPORT_INFO = "alembert_export.json"
@@ -251,10 +254,12 @@ def staged_folder(out_dir: Path, overwrite: bool, nbytes: int = 0):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def build_graph(model, example: dict, tmp: Path, config, quantize: str | None, opset: int | None, output: str) -> dict:
+def build_graph(model, example: dict, tmp: Path, config, quantize: str | None, opset: int | None, output: str,
+                choose=None) -> dict:
     """Export ``model`` (its forward returns the ``output`` tensor) into ``tmp/model.onnx``:
     opset 23 attention for SDPA models, onnxruntime's transformer optimizer, then int8 when asked.
-    Returns the export-info fields that describe the graph."""
+    ``quantize="auto"``: ``choose(fp32_graph, work_folder)`` returns (chosen graph, its record)
+    (:func:`alembert.export.auto.choose`). Returns the export-info fields that describe the graph."""
     import onnx
 
     fp32 = tmp / "fp32" / "model.onnx"
@@ -263,7 +268,14 @@ def build_graph(model, example: dict, tmp: Path, config, quantize: str | None, o
     _export_graph(model, example, fp32, opset or (DEFAULT_OPSET if attention == "sdpa" else None), output)
     optimized = _optimize(fp32, config)
     final = tmp / "model.onnx"
-    if quantize == "int8":
+    auto = None
+    if quantize == "auto":
+        work = tmp / "variants"
+        work.mkdir()
+        chosen, auto = choose(fp32, work)
+        os.replace(chosen, final)
+        shutil.rmtree(work)
+    elif quantize == "int8":
         _quantize_int8(fp32, final)
     else:
         for f in fp32.parent.iterdir():  # model.onnx (+ model.onnx.data past 2 GB)
@@ -274,7 +286,9 @@ def build_graph(model, example: dict, tmp: Path, config, quantize: str | None, o
         "opset": next((o.version for o in graph.opset_import if o.domain in ("", "ai.onnx")), None),
         "attention": attention,
         "ort_optimized": optimized,
-        "int8": "dynamic; per-channel weight MatMuls, embedding tables" if quantize == "int8" else None,
+        "quantization": auto["graph"]["quantization"] if auto else quantize,
+        "int8": auto["graph"]["int8"] if auto else INT8_DYNAMIC if quantize == "int8" else None,
+        "auto": auto,
     }
 
 
@@ -285,8 +299,14 @@ def versions() -> dict:
 
 
 def export_onnx(model_dir: str | Path, out_dir: str | Path, quantize: str | None = None,
-                opset: int | None = None, overwrite: bool = False, first_token: bool = True) -> Path:
+                opset: int | None = None, overwrite: bool = False, first_token: bool = True,
+                data: dict | None = None, candidates: list[str] | None = None) -> Path:
     """Export ``model_dir`` (a fine-tuned classifier) to ``out_dir``; returns ``out_dir``.
+
+    ``quantize``: None (fp32), ``"int8"`` (dynamic) or ``"auto"``: each variant of
+    :data:`alembert.export.auto.VARIANTS` (or ``candidates``) is built, timed on this machine and
+    scored on the dev set of ``data`` (DataConfig fields; default: the task saved with the model),
+    and the fastest that keeps the dev metric within 0.01 of the PyTorch model's is kept.
 
     ``first_token``: BERT classifiers compute their last layer for the [CLS] token only
     (what the pooler reads; :mod:`alembert.export.first_token`); the logits are unchanged.
@@ -304,7 +324,7 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path, quantize: str | None
     from alembert.models.resolve import resolve_model
 
     if quantize not in QUANTIZATIONS:
-        raise AlembertError(f"unknown quantisation {quantize!r}; use int8 or none")
+        raise AlembertError(f"unknown quantisation {quantize!r}; use auto, int8 or none")
     out_dir = Path(out_dir).absolute()  # "." has a parent and a name
     _check_output(out_dir, None, overwrite)
     src = resolve_model(model_dir)
@@ -312,22 +332,33 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path, quantize: str | None
     if is_onnx_dir(src):
         raise AlembertError(f"model {model_dir} is already an ONNX export; pass the PyTorch folder it came from")
     if is_embedding_dir(src):
+        if quantize == "auto":
+            raise AlembertError(f"model {model_dir} is a sentence-embedding model: --quantize auto scores classifiers on a dev set; "
+                                "pass --quantize int8")
         return export_embedding_onnx(src, out_dir, quantize, opset, first_token, overwrite)
     model = _load_task_model(src)
     tokenizer = load_tokenizer(src)
     names = model_input_names(model, tokenizer)
     reference = reference_outputs(model, tokenizer, names)  # before any rewrite: the check compares with the saved model
+    choose = None
+    if quantize == "auto":  # the dev set and calibration texts are read before any compute: bad data fails fast
+        from alembert.export import auto
+
+        eval_data = auto.eval_data(src, model.config, tokenizer, names, data)
+        threads = torch.get_num_threads()
+        choose = lambda fp32, work: auto.choose(fp32, work, model, tokenizer, eval_data, threads, candidates)[1:]  # noqa: E731
     pruned = first_token and first_token_last_layer(model)
     example = {n: torch.from_numpy(v) for n, v in reference[0][0].items()}  # the check's batch of 4
 
-    with staged_folder(out_dir, overwrite, 3 * sum(p.numel() * p.element_size() for p in model.parameters())) as tmp:
-        graph = build_graph(model, example, tmp, model.config, quantize, opset, "logits")
+    with staged_folder(out_dir, overwrite, 8 * sum(p.numel() * p.element_size() for p in model.parameters())) as tmp:
+        graph = build_graph(model, example, tmp, model.config, quantize, opset, "logits", choose)
         tokenizer.save_pretrained(tmp)
         model.config.save_pretrained(tmp)
-        write_json_atomic(tmp / EXPORT_INFO, {
+        info = {
             "format": "onnx",
             "source": str(src.resolve()),
-            "quantization": quantize,
+            "quantization": graph["quantization"],
+            "variant": graph["auto"]["variant"] if graph["auto"] else ("int8-dynamic" if quantize == "int8" else "fp32"),
             "opset": graph["opset"],
             "inputs": names,
             "outputs": ["logits"],
@@ -337,7 +368,11 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path, quantize: str | None
             "last_layer": "first token only" if pruned else "all tokens",
             "int8": graph["int8"],
             **_check(tmp / "model.onnx", reference),
+            **({"auto": graph["auto"]} if graph["auto"] else {}),
+            "machine": cpu_facts(),
             **versions(),
-            "files": sorted({f.name for f in tmp.iterdir()} | {EXPORT_INFO}),
-        })
+            "files": sorted({f.name for f in tmp.iterdir()} | {EXPORT_INFO, "README.md"}),
+        }
+        write_export_card(tmp, info)  # the model card: variant, why, and the CPU it was measured on
+        write_json_atomic(tmp / EXPORT_INFO, info)
     return out_dir

@@ -64,6 +64,18 @@ class OnnxModel:
         info = self.folder / "alembert_export.json"
         self.export_info = json.loads(info.read_text()) if info.is_file() else {}
 
+    @classmethod
+    def from_graph(cls, onnx_path: str | Path, threads: int | None = None):
+        """A bare ``model.onnx`` (no folder around it: no config, no export record), e.g. a
+        candidate graph that ``--quantize auto`` scores before choosing."""
+        self = cls.__new__(cls)
+        self.folder = Path(onnx_path).parent
+        self.session = make_session(onnx_path, threads)
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        self.config = None
+        self.export_info = {}
+        return self
+
     @property
     def quantization(self) -> str | None:
         return self.export_info.get("quantization")

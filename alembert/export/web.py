@@ -210,7 +210,7 @@ def export_web(model_dir: str | Path, out_dir: str | Path, overwrite: bool = Fal
         os.replace(exported / "model.onnx", tmp / GRAPHS["fp32"])
         info = json.loads((exported / EXPORT_INFO).read_text())
         for f in exported.iterdir():
-            if f.name not in (EXPORT_INFO, "clean.onnx"):
+            if f.name not in (EXPORT_INFO, "clean.onnx", "README.md"):  # the ONNX card describes the other layout
                 os.replace(f, tmp / f.name)
         shutil.rmtree(exported)
         embedding = info.get("kind") == "embedding"  # export_onnx detected a sentence-transformers folder

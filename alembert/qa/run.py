@@ -46,7 +46,7 @@ from alembert.qa.metrics import squad_metrics
 from alembert.qa.postprocess import postprocess_predictions
 from alembert.training.finetune import SupervisedModule
 from alembert.training.loop import Callbacks, FitSpec
-from alembert.training.output import save_model_atomic, write_text_atomic
+from alembert.training.output import save_model_atomic
 from alembert.training.plan import PlannedStage
 from alembert.training.runner import Run, card_view
 
@@ -266,12 +266,6 @@ def run_qa_distill(cfg: DistillConfig, callbacks: Callbacks | None = None) -> di
 
 
 def _write_card(out: Path, summary: dict, recipe) -> None:
-    """The classification model card, with the QA pipeline tag and loader class."""
+    """The distilled student's card: distill/card.py writes the QA kind for task squad."""
     write_model_card(out, summary, recipe)
-    card = out / "README.md"
-    text = (card.read_text(encoding="utf-8")
-            .replace("pipeline_tag: text-classification", "pipeline_tag: question-answering")
-            .replace("AutoModelForSequenceClassification", "AutoModelForQuestionAnswering"))
-    text += f"- SQuAD windows: max length {summary['max_length']}, stride {summary['stride']}; {summary['data']}.\n"
-    write_text_atomic(card, text)
 

@@ -1,0 +1,198 @@
+"""``DistillationTrainer``: alembert's distillation losses inside an ordinary ``transformers.Trainer`` script.
+
+A user who already trains with ``Trainer`` swaps the class, adds ``teacher=`` and ``recipe=``, and
+keeps everything else (``TrainingArguments``, gradient accumulation, bf16, ``accelerate launch``,
+``report_to``, callbacks, checkpoints). The loss is not a second implementation: the Trainer's model
+is alembert's own :class:`~alembert.distill.module.DistillModule` (the one ``alembert distill``
+optimises), which holds the student and the learned projections, resolves the recipe stage's layer
+mappings with the same checks, and computes every term with the same functions. Because the
+projections are submodules of that one module, the Trainer's optimiser, gradient clipping and DDP
+wrapping cover them with the student; the teacher is kept outside its parameters (never trained,
+never wrapped).
+
+One trainer trains one recipe stage: a single-stage recipe (kd, pkd-skip, distilbert, ...) needs no
+choice; a multi-stage one (tinybert: intermediate, then prediction) takes ``stage=`` and is run as one
+trainer per stage, as TinyBERT's authors ran their two steps.
+
+Saving: ``save_model()`` and every checkpoint write the student as a ``from_pretrained`` folder, plus
+the projections in ``distill_projections.safetensors`` so ``resume_from_checkpoint`` and
+``load_best_model_at_end`` restore both. The teacher runs online at every step (no teacher cache:
+the dataset and its order belong to the Trainer here, and an online teacher works for every recipe).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import torch
+from transformers import Trainer
+from transformers.trainer_utils import set_seed
+from transformers.utils import find_labels
+
+from alembert.distill.module import DistillModule
+from alembert.distill.recipe import Recipe, Stage, load_recipe
+from alembert.errors import AlembertError
+
+PROJECTIONS_FILE = "distill_projections.safetensors"
+
+
+def pick_stage(recipe: Recipe, stage: str | int | None) -> Stage:
+    """The recipe stage a trainer runs: the only one, or the one named (or indexed) by ``stage``."""
+    names = [s.name for s in recipe.stages]
+    if stage is None:
+        if len(recipe.stages) == 1:
+            return recipe.stages[0]
+        raise AlembertError(f"recipe {recipe.name!r} has {len(names)} stages ({', '.join(names)}); pass stage= one of them "
+                            "(one DistillationTrainer trains one stage: run one per stage, in order)")
+    if isinstance(stage, int) and not isinstance(stage, bool):
+        if 0 <= stage < len(names):
+            return recipe.stages[stage]
+    elif stage in names:
+        return recipe.stages[names.index(stage)]
+    raise AlembertError(f"recipe {recipe.name!r} has no stage {stage!r}; pass stage= one of {', '.join(names)} (or 0..{len(names) - 1})")
+
+
+def _eager_attention(model, who: str) -> None:
+    """Attention-map terms read ``output_attentions``, which the SDPA kernels do not return."""
+    if getattr(model.config, "_attn_implementation", "eager") == "eager":
+        return
+    try:
+        model.set_attn_implementation("eager")
+    except (AttributeError, ValueError) as exc:
+        raise AlembertError(f"the {who} cannot switch to eager attention ({exc}); load it with attn_implementation='eager' for an attention loss") from None
+
+
+class DistillationTrainer(Trainer):
+    """A ``Trainer`` whose loss is an alembert recipe stage distilling ``teacher`` into ``model``.
+
+    ``model``: the student (any ``PreTrainedModel`` with the teacher's head: classification or QA).
+    ``teacher``: the fine-tuned teacher, same tokenizer. ``recipe``: a packaged name ("kd",
+    "pkd-skip", "tinybert", ...), a YAML path, an inline dict or a :class:`Recipe`. ``stage``: the
+    stage of a multi-stage recipe. Every other argument is ``Trainer``'s own.
+
+    Each term of the stage (e.g. ``kd``, ``ce``, ``pkd``) is logged beside ``loss`` through the
+    Trainer's own :meth:`log`, averaged over the steps since the last log, so every ``report_to``
+    backend and callback sees it. The projections start from ``args.seed`` (set before they are
+    made), so two runs with one seed start alike.
+    """
+
+    def __init__(self, model=None, args=None, *, teacher=None, recipe: str | dict | Recipe = "kd",
+                 stage: str | int | None = None, **kwargs: Any):
+        if model is None or teacher is None:
+            raise AlembertError("DistillationTrainer needs model= (the student) and teacher= (its fine-tuned teacher)")
+        if isinstance(model, DistillModule):
+            raise AlembertError("pass the student itself as model=, not a DistillModule: the trainer builds that")
+        self.recipe = recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
+        self.stage = pick_stage(self.recipe, stage)
+        vs, vt = model.config.vocab_size, teacher.config.vocab_size
+        if vs != vt:
+            raise AlembertError(f"the student's vocabulary ({vs} tokens) differs from the teacher's ({vt}); DistillationTrainer "
+                                "needs one tokenizer for both (alembert distill --cross-tokenizer handles two)")
+        if self.stage.needs_attention:
+            _eager_attention(teacher, "teacher")
+            _eager_attention(model, "student")
+        teacher.requires_grad_(False)
+        teacher.eval()
+        set_seed(args.seed if args is not None else 42)  # the projections' initialisation follows the run's seed
+        module = DistillModule(model, teacher, self.stage)  # resolves and checks every mapping before training
+        super().__init__(model=module, args=args, **kwargs)
+        self.teacher = teacher.to(self.args.device)
+        if self.args.label_names is None:  # the student's own label arguments, not the wrapper's
+            self.label_names = find_labels(type(model))
+        self._term_sums: dict[str, torch.Tensor] = {}
+        self._term_steps = 0
+
+    @property
+    def student(self):
+        return self.accelerator.unwrap_model(self.model).student
+
+    def _set_signature_columns_if_needed(self) -> None:
+        """Keep the dataset columns the *student* takes (the wrapper's forward takes one batch)."""
+        if self._signature_columns is None:
+            import inspect
+
+            self._signature_columns = [*inspect.signature(self.model.student.forward).parameters,
+                                       *{"label", "label_ids", *self.label_names}]
+
+    def compute_loss(self, model, inputs, return_outputs: bool = False, num_items_in_batch=None):
+        """The stage's weighted total, as ``alembert distill`` computes it for the same batch.
+
+        Every term is a per-batch mean (``num_items_in_batch`` is not needed), so the Trainer's
+        own division by the gradient-accumulation steps applies, as in alembert's loop."""
+        loss, terms, student = model(inputs, return_student=True)
+        if model.training:
+            for name, value in terms.items():
+                self._term_sums[name] = self._term_sums.get(name, 0.0) + value.detach().float()
+            self._term_steps += 1
+        if not return_outputs:
+            return loss
+        return loss, {"loss": loss, **{k: v for k, v in student.items() if k.endswith("logits")}}
+
+    def prediction_step(self, model, inputs, prediction_loss_only: bool, ignore_keys=None):
+        """Evaluation: the distillation loss, the student's logits and the labels (the Trainer's
+        default would call the wrapper like a Hugging Face model)."""
+        inputs = self._prepare_inputs(inputs)
+        with torch.no_grad(), self.compute_loss_context_manager():
+            loss, outputs = self.compute_loss(model, inputs, return_outputs=True)
+        loss = loss.detach().mean()
+        if prediction_loss_only:
+            return loss, None, None
+        logits = tuple(v.detach() for k, v in outputs.items() if k != "loss" and k not in (ignore_keys or []))
+        labels = tuple(inputs[k].detach() for k in self.label_names if k in inputs)
+        return (loss, logits[0] if len(logits) == 1 else logits,
+                (labels[0] if len(labels) == 1 else labels) if labels else None)
+
+    def log(self, logs: dict[str, float], *args, **kwargs) -> None:
+        """Add each term's mean since the last training log to the record that carries ``loss``."""
+        if "loss" in logs and self._term_steps:
+            steps = torch.tensor(float(self._term_steps), device=self.args.device)
+            for name, total in self._term_sums.items():
+                mean = self.accelerator.reduce(total.to(self.args.device) / steps, reduction="mean")  # every process's mean
+                logs[name] = float(mean)
+            self._term_sums, self._term_steps = {}, 0
+        super().log(logs, *args, **kwargs)
+
+    def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
+        """The student as a ``from_pretrained`` folder, the projections beside it."""
+        import safetensors.torch
+
+        output_dir = output_dir if output_dir is not None else self.args.output_dir
+        if not self.args.should_save:
+            return
+        os.makedirs(output_dir, exist_ok=True)
+        module = self.accelerator.unwrap_model(self.model)
+        state_dict = state_dict if state_dict is not None else module.state_dict()
+        student = {k[len("student."):]: v for k, v in state_dict.items() if k.startswith("student.")}
+        module.student.save_pretrained(output_dir, state_dict=student or None)
+        projections = {k: v.detach().contiguous().cpu() for k, v in state_dict.items() if k.startswith("projections.")}
+        if projections:
+            safetensors.torch.save_file(projections, os.path.join(output_dir, PROJECTIONS_FILE), metadata={"format": "pt"})
+        if self.processing_class is not None:
+            self.processing_class.save_pretrained(output_dir)
+        torch.save(self.args, os.path.join(output_dir, "training_args.bin"))
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
+        """Student and projections back from a folder :meth:`_save` wrote."""
+        import safetensors.torch
+        from transformers.trainer_utils import load_sharded_checkpoint
+
+        module = self.accelerator.unwrap_model(model if model is not None else self.model)
+        single = os.path.join(resume_from_checkpoint, "model.safetensors")
+        if os.path.isfile(single):
+            missing, unexpected = module.student.load_state_dict(safetensors.torch.load_file(single, device="cpu"), strict=False)
+            tied = set(getattr(module.student, "all_tied_weights_keys", None) or {})
+            if unexpected or set(missing) - tied:
+                raise AlembertError(f"checkpoint {resume_from_checkpoint} does not match the student "
+                                    f"({len(missing)} missing, {len(unexpected)} unexpected weights); resume with the same student")
+        else:
+            load_sharded_checkpoint(module.student, resume_from_checkpoint, strict=False)
+        path = os.path.join(resume_from_checkpoint, PROJECTIONS_FILE)
+        if len(module.projections):
+            if not os.path.isfile(path):
+                raise AlembertError(f"checkpoint {resume_from_checkpoint} has no {PROJECTIONS_FILE}; resume from a DistillationTrainer checkpoint")
+            state = {k[len("projections."):]: v for k, v in safetensors.torch.load_file(path, device="cpu").items()}
+            module.projections.load_state_dict(state)
+
+    def _load_best_model(self) -> None:
+        self._load_from_checkpoint(self.state.best_model_checkpoint)

@@ -1,0 +1,284 @@
+"""``--quantize auto``: build each graph variant, measure it on this machine, keep the fastest
+that keeps the dev metric.
+
+Which variant is fastest depends on the CPU, not on the model: onnxruntime's dynamic int8 MatMul
+uses VNNI/AMX dot products where the CPU has them and int16 pair sums on AVX2-only CPUs; its
+static QDQ graphs (activations quantised with scales from calibration, so the attention
+products can be int8 too) are only as fast as the fusions the CPU provider finds for them; and
+on some CPUs fp32 with fused kernels is competitive at batch 1. So nothing is assumed from the
+CPU's flags: every candidate is timed here, interleaved with the others (batch 32 and batch 1 at
+the model's training length, on real dev texts), and scored on the dev set.
+
+Rules, in order:
+1. a variant whose dev metric is more than :data:`MAX_DROP` (1 point of accuracy/F1, 0.01 of a
+   correlation) below its PyTorch source's is refused;
+2. a variant slower than the fp32 graph at batch 32 or at batch 1 is refused (so the export is
+   never slower than plain fp32 ONNX on this machine);
+3. of the rest, the highest batch-32 throughput wins. fp32 always meets rule 2; if it breaks
+   rule 1 the export itself is wrong and is refused.
+
+The choice, its one-line reason and every candidate's figures go into ``alembert_export.json``.
+Candidates are builders in :data:`VARIANTS` (``name -> build(fp32_graph, dst, calibration)``).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from alembert.errors import AlembertError
+
+MAX_DROP = 0.01  # dev metric, absolute: 1 point of accuracy/F1, 0.01 of Pearson/Spearman/MCC
+CALIBRATION_TEXTS = 256  # training texts for static quantisation's activation ranges
+SPEED_REPEATS = 3
+
+
+@dataclass
+class Calibration:
+    """Tokenised training batches for static quantisation (None where the task has no training texts)."""
+
+    batches: list[dict[str, np.ndarray]] | None
+    texts: int = 0
+
+
+def build_fp32(src: Path, dst: Path, calibration: Calibration) -> dict:
+    shutil.copyfile(src, dst)
+    return {"quantization": None, "int8": None}
+
+
+def build_int8_dynamic(src: Path, dst: Path, calibration: Calibration) -> dict:
+    from alembert.export.onnx import INT8_DYNAMIC, _quantize_int8
+
+    _quantize_int8(src, dst)
+    return {"quantization": "int8", "int8": INT8_DYNAMIC}
+
+
+def build_int8_dynamic_7bit(src: Path, dst: Path, calibration: Calibration) -> dict:
+    """Dynamic int8 with 7-bit weights ([-63, 63]): on x86 CPUs without VNNI/AMX onnxruntime adds
+    pairs of u8 x s8 products in int16 (VPMADDUBSW), which saturates with full-range weights."""
+    from alembert.export.onnx import INT8_DYNAMIC, _quantize_int8
+
+    _quantize_int8(src, dst, reduce_range=True)
+    return {"quantization": "int8", "int8": INT8_DYNAMIC + "; 7-bit weights"}
+
+
+def build_int8_static(src: Path, dst: Path, calibration: Calibration) -> dict:
+    """QDQ int8: per-channel int8 weights, uint8 activations with min/max ranges from the
+    calibration batches, on every MatMul (the attention products included where the graph has
+    them as MatMuls). The exporter's stale value_info is dropped first (as for dynamic int8)."""
+    import onnx
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    if not calibration.batches:
+        raise AlembertError("no training texts to calibrate static quantisation with")
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.it = iter(calibration.batches)
+
+        def get_next(self):
+            return next(self.it, None)
+
+    model = onnx.load(src)
+    del model.graph.value_info[:]
+    clean = dst.with_name("clean-static.onnx")
+    onnx.save(model, clean)
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # the quantiser warns for every tensor whose type it cannot infer
+    try:
+        quantize_static(clean, dst, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        calibrate_method=CalibrationMethod.MinMax, op_types_to_quantize=["MatMul"],
+                        extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT, "WeightSymmetric": True,
+                                       "ActivationSymmetric": False})
+    finally:
+        root.setLevel(level)
+        clean.unlink(missing_ok=True)
+    return {"quantization": "int8",
+            "int8": f"static QDQ; per-channel weights, uint8 activations calibrated (min/max) on {calibration.texts} training texts; MatMuls"}
+
+
+VARIANTS: dict[str, Callable[[Path, Path, Calibration], dict]] = {
+    "fp32": build_fp32,
+    "int8-dynamic": build_int8_dynamic,
+    "int8-static": build_int8_static,
+    "int8-dynamic-7bit": build_int8_dynamic_7bit,
+}
+
+
+def default_candidates(facts: dict) -> list[str]:
+    """Every variant; the 7-bit one only where the CPU has no int8 dot product (no VNNI/AMX
+    detected, or nothing detected at all: the safe side), the only CPUs where it can help."""
+    from alembert.benchmark.machine import has_int8_dot
+
+    return [n for n in VARIANTS if n != "int8-dynamic-7bit" or not has_int8_dot(facts)]
+
+
+@dataclass
+class EvalData:
+    """What the choice is measured on: the task, its tokenised dev set, real texts for timing."""
+
+    task: object
+    dev: object  # tokenised dev dataset (labels included)
+    timing_inputs: dict[str, torch.Tensor]  # real dev texts padded to the timed length
+    calibration: Calibration
+    about: str  # e.g. "sst2 dev (872 examples)"
+
+
+SAVED_CONFIGS = ("finetune_config.yaml", "distill_config.yaml")
+DATA_FIELDS = ("task", "labels", "data_dir", "train_file", "dev_file", "text_column", "text_pair_column", "label_column",
+               "max_length")
+
+
+def saved_data(src: Path) -> dict:
+    """The data section saved with a model by ``alembert finetune`` / ``distill`` (its task, files, max length)."""
+    import yaml
+
+    for name in SAVED_CONFIGS:
+        path = src / name
+        if path.is_file():
+            section = (yaml.safe_load(path.read_text()) or {}).get("data") or {}
+            return {k: section[k] for k in DATA_FIELDS if section.get(k) is not None}
+    return {}
+
+
+def eval_data(src: Path, model_config, tokenizer, names: list[str], data: dict | None = None) -> EvalData:
+    """The dev set (``data``: DataConfig fields over the ones saved with the model), real dev texts
+    for timing and :data:`CALIBRATION_TEXTS` training texts for static quantisation."""
+    from alembert.config.schema import DataConfig
+    from alembert.data.load import load_split, resolve_task
+    from alembert.data.tokenize import tokenize_dataset
+
+    given = {k: v for k, v in (data or {}).items() if v is not None}
+    saved = saved_data(src)
+    if given.get("dev_file") or given.get("train_file"):  # your own files: the saved GLUE task does not apply
+        saved.pop("task", None)
+    fields = {**saved, **given}
+    if not fields.get("task") and not fields.get("dev_file"):
+        raise AlembertError(f"--quantize auto scores every variant on a dev set, and model {src} has no saved task: "
+                            "pass --task (and --data-dir) or --dev-file")
+    cfg = DataConfig(**fields)
+    task = resolve_task(cfg, model_config, f"model {src}")
+    dev = load_split(cfg, task, "dev")
+    if len(dev) == 0:
+        raise AlembertError(f"the dev set of {task.name} is empty; --quantize auto needs dev examples to score the variants")
+    pair = "text_b" in dev.column_names
+    rows = [i % len(dev) for i in range(32)]
+    enc = tokenizer([dev["text_a"][i] for i in rows], [dev["text_b"][i] for i in rows] if pair else None,
+                    padding="max_length", truncation=True, max_length=cfg.max_length, return_tensors="pt")
+    calibration = Calibration(None)
+    try:
+        train = load_split(cfg.model_copy(update={"max_train_samples": None}), task, "train")
+    except (AlembertError, OSError):
+        train = None  # no training texts (your own dev file only): static quantisation is skipped
+    if train is not None and len(train):
+        n = min(CALIBRATION_TEXTS, len(train))
+        a = train["text_a"][:n]
+        b = train["text_b"][:n] if "text_b" in train.column_names else None
+        batches = []
+        for i in range(0, n, 16):
+            e = tokenizer(a[i:i + 16], b[i:i + 16] if b else None, padding=True, truncation=True,
+                          max_length=cfg.max_length, return_tensors="np")
+            batches.append({k: e[k].astype(np.int64) if k in e else np.zeros_like(e["input_ids"], dtype=np.int64) for k in names})
+        calibration = Calibration(batches, n)
+    return EvalData(task, tokenize_dataset(dev, tokenizer, cfg.max_length), dict(enc), calibration,
+                    f"{task.name} dev ({len(dev)} examples)")
+
+
+def _score(model, tokenizer, data: EvalData) -> float:
+    from alembert.evaluation.evaluate import evaluate_model
+
+    return evaluate_model(model, tokenizer, data.task, data.dev)[data.task.main_metric]
+
+
+def choose(fp32: Path, work: Path, torch_model, tokenizer, data: EvalData, threads: int,
+           candidates: list[str] | None = None) -> tuple[str, Path, dict]:
+    """Build and measure every candidate from the fp32 graph ``fp32`` inside ``work``; returns
+    (chosen name, its graph, the record for alembert_export.json)."""
+    from alembert.benchmark.machine import cpu_facts
+    from alembert.benchmark.speed import measure, onnx_workload
+    from alembert.export.runtime import OnnxClassifier
+
+    facts = cpu_facts()
+    names = list(candidates or default_candidates(facts))
+    unknown = [n for n in names if n not in VARIANTS]
+    if unknown:
+        raise AlembertError(f"unknown export variant {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
+    if "fp32" not in names:
+        names.insert(0, "fp32")  # the speed floor every pick is held to
+    metric = data.task.main_metric
+    source = _score(torch_model, tokenizer, data)
+    record = {name: {} for name in names}
+    models, built = {}, {}
+    for name in names:
+        path = work / f"{name}.onnx"
+        try:
+            built[name] = VARIANTS[name](fp32, path, data.calibration)
+        except Exception as exc:  # a quantiser that fails on this graph is skipped, with why
+            from alembert.training.output import is_disk_full
+
+            if is_disk_full(exc):
+                raise
+            record[name] = {"refused": f"build failed: {str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__}"}
+            continue
+        models[name] = OnnxClassifier.from_graph(path, threads)
+        record[name]["dev"] = _score(models[name], tokenizer, data)
+    if "dev" not in record["fp32"]:
+        raise AlembertError(f"the fp32 graph could not be built ({record['fp32'].get('refused')}); export without --quantize")
+    workloads = {n: onnx_workload(m, data.timing_inputs, min(32, len(data.timing_inputs["input_ids"]))) for n, m in models.items()}
+    speeds = measure(workloads, repeats=SPEED_REPEATS, warmup=1, latency_iters=8)
+    floor = speeds["fp32"]
+    for name, s in speeds.items():
+        r = record[name]
+        r["seq_s_b32"] = round(s["throughput_seq_s"], 2)
+        r["ms_b1"] = round(s["latency_ms_median"], 3)
+        drop = source - r["dev"]
+        if drop > MAX_DROP:
+            r["refused"] = f"dev {metric} {r['dev']:.4f} is {drop:.4f} below the PyTorch source's {source:.4f} (limit {MAX_DROP})"
+        elif name != "fp32" and s["throughput_seq_s"] < floor["throughput_seq_s"]:
+            r["refused"] = f"slower than fp32 at batch 32 ({r['seq_s_b32']:.1f} vs {floor['throughput_seq_s']:.1f} seq/s)"
+        elif name != "fp32" and s["latency_ms_median"] > floor["latency_ms_median"]:
+            r["refused"] = f"slower than fp32 at batch 1 ({r['ms_b1']:.2f} vs {floor['latency_ms_median']:.2f} ms)"
+    if "refused" in record["fp32"]:
+        raise AlembertError(f"the fp32 ONNX graph itself fails the accuracy check ({record['fp32']['refused']}); "
+                            "the export is wrong: report it, or export with --full-last-layer")
+    ok = [n for n in names if "refused" not in record[n] and "dev" in record[n]]
+    pick = max(ok, key=lambda n: record[n]["seq_s_b32"])
+    p = record[pick]
+    others = "; ".join(f"{n} {record[n]['seq_s_b32']:.0f} seq/s" + (" (refused)" if "refused" in record[n] else "")
+                       for n in names if n != pick and "seq_s_b32" in record[n])
+    refused = [n for n in names if n != "fp32" and "refused" in record[n]]
+    if pick == "fp32" and refused:  # the fallback: say so first
+        first = refused[0]
+        reason = f"fp32 (every int8 variant refused; {first}: {record[first]['refused']}): "
+    else:
+        reason = ""
+    reason += (f"{pick}: fastest that keeps dev {metric} within {MAX_DROP} of PyTorch ({p['dev']:.4f} vs {source:.4f}) and is "
+              f"not slower than fp32: {p['seq_s_b32']:.0f} seq/s at batch 32, {p['ms_b1']:.2f} ms at batch 1"
+              + (f" (vs {others})" if others else "") + f", {threads} thread(s), on this CPU")
+    return pick, work / f"{pick}.onnx", {
+        "variant": pick,
+        "reason": reason,
+        "graph": built[pick],
+        "metric": metric,
+        "source_dev": source,
+        "measured_on": data.about,
+        "timed": f"batch 32 and batch 1 x {data.timing_inputs['input_ids'].shape[1]} tokens, real dev texts, "
+                 f"{SPEED_REPEATS} interleaved repeats",
+        "threads": threads,
+        "cpu": {k: facts[k] for k in ("cpu_model", "isa", "torch_cpu_capability", "onnxruntime")},
+        "candidates": record,
+    }

@@ -1,0 +1,48 @@
+"""README.md of an ONNX classifier export: what the graph is, how it was chosen, and on what CPU.
+
+A speed claim about an int8 graph means little without the machine: the same file is 1.2x or
+3x faster than a plain export depending on VNNI/AMX (alembert/benchmark/machine.py). So the card
+says which variant is inside, why (``--quantize auto``'s one-line reason and each candidate's
+figures), and the CPU model, instruction sets and library versions it was exported and measured on.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembert.benchmark.machine import cpu_line
+from alembert.training.output import write_text_atomic
+
+
+def write_export_card(folder: Path, info: dict) -> Path:
+    """Write ``folder/README.md`` from the export record ``info`` (alembert_export.json)."""
+    auto = info.get("auto")
+    lines = [
+        "---",
+        "library_name: onnxruntime",
+        "pipeline_tag: text-classification",
+        "tags: [alembert, onnx" + (", int8" if info.get("quantization") == "int8" else "") + "]",
+        "---",
+        f"# ONNX export of `{Path(info['source']).name}`",
+        "",
+        f"Exported by `alembert export` from `{info['source']}`: `model.onnx` (opset {info['opset']}, "
+        f"{info.get('variant') or info.get('quantization') or 'fp32'}), inputs {', '.join(info['inputs'])}, output `logits`; "
+        "run it with `alembert predict THIS_FOLDER \"some text\"` or any onnxruntime session.",
+        "",
+        f"- Graph: {info.get('int8') or 'fp32'}; attention {info['attention']}; last layer: {info['last_layer']}.",
+        f"- Check vs PyTorch on {info['check_sentences']} sentences: max |logit diff| {info['max_abs_diff_vs_torch']:.2e}, "
+        f"argmax agreement {info['argmax_agreement']:.0%}.",
+    ]
+    if auto:
+        lines += [f"- `--quantize auto` on {auto['measured_on']}: {auto['reason']}.", "",
+                  f"| candidate | dev {auto['metric']} | seq/s @32 | ms @1 | verdict |", "|---|---:|---:|---:|---|"]
+        for name, c in auto["candidates"].items():
+            dev = f"{c['dev']:.4f}" if "dev" in c else "n/a"
+            speed = (f"{c['seq_s_b32']:.1f}", f"{c['ms_b1']:.2f}") if "seq_s_b32" in c else ("n/a", "n/a")
+            verdict = "chosen" if name == auto["variant"] else c.get("refused", "slower")
+            lines.append(f"| {name} | {dev} | {speed[0]} | {speed[1]} | {verdict} |")
+        lines += ["", f"PyTorch source: dev {auto['metric']} {auto['source_dev']:.4f}; timed: {auto['timed']}, {auto['threads']} thread(s)."]
+    lines += ["", f"Exported on: {cpu_line(info['machine'])}.", ""]
+    path = folder / "README.md"
+    write_text_atomic(path, "\n".join(lines))
+    return path

@@ -1,0 +1,128 @@
+"""``alembert export --quantize auto`` on a tiny random BERT: it picks a variant and says why,
+holds every variant to the PyTorch model's dev metric (a deliberately broken quantiser is
+refused), and falls back to fp32 when every int8 variant breaks the bound. Nothing here
+depends on the CPU: which variant wins is whatever this machine measures."""
+
+import csv
+import json
+from pathlib import Path
+
+import onnx
+import pytest
+import torch
+from test_export import make_tiny_model
+from transformers import AutoTokenizer, BertForSequenceClassification
+
+from alembert.cli.main import main
+from alembert.errors import AlembertError
+from alembert.export import auto
+from alembert.export.onnx import export_onnx
+
+DATA = Path(__file__).resolve().parents[2] / "shared/data/glue_data"
+
+
+@pytest.fixture(autouse=True)
+def _caches(tmp_path_factory, monkeypatch):
+    cache = tmp_path_factory.getbasetemp() / "alembert-cache"
+    monkeypatch.setenv("ALEMBERT_CACHE", str(cache))
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return make_tiny_model(tmp_path_factory.mktemp("tiny"))
+
+
+@pytest.fixture(scope="module")
+def own_dev(tiny, tmp_path_factory):
+    """Real SST-2 sentences labelled with the tiny model's own PyTorch predictions: its dev accuracy
+    is 1.0, so a graph that changes its predictions loses exactly what it changes."""
+    with open(DATA / "SST-2" / "dev.tsv") as f:
+        texts = [r["sentence"] for r in csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE)][:48]
+    model = BertForSequenceClassification.from_pretrained(tiny).eval()
+    enc = AutoTokenizer.from_pretrained(tiny)(texts, padding=True, truncation=True, max_length=128, return_tensors="pt")
+    with torch.no_grad():
+        preds = model(**enc).logits.argmax(-1).tolist()
+    path = tmp_path_factory.mktemp("own") / "dev.tsv"
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f, delimiter="\t")
+        w.writerow(["sentence", "label"])
+        w.writerows(zip(texts, preds, strict=True))
+    return path
+
+
+def broken_int8(src: Path, dst: Path, calibration) -> dict:
+    """A quantiser gone wrong: dynamic int8, then the logits negated (every prediction flips)."""
+    auto.build_int8_dynamic(src, dst, calibration)
+    model = onnx.load(dst)
+    for node in model.graph.node:
+        node.output[:] = ["logits_raw" if o == "logits" else o for o in node.output]
+    model.graph.node.append(onnx.helper.make_node("Neg", ["logits_raw"], ["logits"]))
+    onnx.save(model, dst)
+    return {"quantization": "int8", "int8": "broken on purpose"}
+
+
+def test_auto_picks_a_variant_and_says_why(tiny, own_dev, tmp_path, capsys):
+    out = tmp_path / "auto"
+    assert main(["export", str(tiny), "--onnx", "--quantize", "--dev-file", str(own_dev), "--output", str(out)]) == 0
+    printed = capsys.readouterr().out
+    info = json.loads((out / "alembert_export.json").read_text())
+    a = info["auto"]
+    assert a["variant"] in auto.VARIANTS and info["variant"] == a["variant"]
+    # the pick depends on this CPU's timings (on a tiny model int8 may lose to fp32): the line names it either way
+    assert printed.count("\n") == 2 and printed.splitlines()[-1] == f"quantize auto: {a['reason']}"
+    assert a["reason"].startswith(a["variant"]) and f"{a['variant']}:" in a["reason"]
+    assert a["source_dev"] == pytest.approx(1.0) and a["metric"] == "accuracy"
+    assert info["quantization"] == (None if a["variant"] == "fp32" else "int8")
+    cands = a["candidates"]
+    assert {"fp32", "int8-dynamic"} <= set(cands)
+    # own dev file only: no training texts, so static int8 is skipped with its reason
+    assert "no training texts" in cands["int8-static"]["refused"]
+    chosen = cands[a["variant"]]
+    assert "refused" not in chosen and chosen["seq_s_b32"] >= cands["fp32"]["seq_s_b32"]
+    assert chosen["dev"] >= a["source_dev"] - auto.MAX_DROP
+    assert info["machine"]["isa"] == a["cpu"]["isa"] and info["argmax_agreement"] > 0
+    assert not (out / "variants").exists() and sorted(p.name for p in out.iterdir()) == info["files"]
+    card = (out / "README.md").read_text()  # the model card: what is inside, why, and on what CPU
+    assert a["reason"] in card and "| int8-dynamic |" in card and info["machine"]["cpu_model"] in card
+
+
+def test_auto_refuses_a_broken_quantiser(tiny, own_dev, tmp_path, monkeypatch):
+    monkeypatch.setitem(auto.VARIANTS, "int8-broken", broken_int8)
+    out = export_onnx(tiny, tmp_path / "auto", quantize="auto", data={"dev_file": own_dev},
+                      candidates=["fp32", "int8-dynamic", "int8-broken"])
+    a = json.loads((out / "alembert_export.json").read_text())["auto"]
+    broken = a["candidates"]["int8-broken"]
+    assert broken["dev"] < 0.5 and "below the PyTorch source's 1.0000" in broken["refused"]
+    assert a["variant"] != "int8-broken"
+
+
+def test_auto_falls_back_to_fp32_when_int8_breaks_the_bound(tiny, own_dev, tmp_path, monkeypatch):
+    monkeypatch.setitem(auto.VARIANTS, "int8-broken", broken_int8)
+    out = export_onnx(tiny, tmp_path / "auto", quantize="auto", data={"dev_file": own_dev}, candidates=["int8-broken"])
+    info = json.loads((out / "alembert_export.json").read_text())
+    assert info["variant"] == "fp32" and info["quantization"] is None and info["max_abs_diff_vs_torch"] < 1e-4
+    assert "refused" in info["auto"]["candidates"]["int8-broken"]
+    assert info["auto"]["reason"].startswith("fp32 (every int8 variant refused; int8-broken: dev accuracy 0.")
+
+
+def test_auto_with_a_glue_task_calibrates_static_int8(tiny, tmp_path):
+    out = export_onnx(tiny, tmp_path / "auto", quantize="auto", data={"task": "sst2", "data_dir": DATA, "max_eval_samples": 32})
+    a = json.loads((out / "alembert_export.json").read_text())["auto"]
+    static = a["candidates"]["int8-static"]
+    assert "dev" in static and static["seq_s_b32"] > 0  # built from 256 calibration texts and measured
+    assert a["measured_on"] == "sst2 dev (32 examples)"
+
+
+def test_auto_needs_a_dev_set(tiny, tmp_path, capsys):
+    with pytest.raises(AlembertError, match="pass --task"):
+        export_onnx(tiny, tmp_path / "auto", quantize="auto")
+    assert not (tmp_path / "auto").exists()
+    assert main(["export", str(tiny), "--onnx", "--task", "sst2", "--output", str(tmp_path / "x")]) == 2
+    assert "pass --quantize auto" in capsys.readouterr().err
+
+
+def test_the_7bit_variant_only_without_an_int8_dot_product():
+    assert "int8-dynamic-7bit" not in auto.default_candidates({"isa": ["AVX2", "AVX-512", "AVX512-VNNI"]})
+    assert "int8-dynamic-7bit" in auto.default_candidates({"isa": ["AVX2", "FMA"]})  # AMD EPYC of issue 18
+    assert "int8-dynamic-7bit" in auto.default_candidates({"isa": []})  # nothing detected: measure it too
+    assert {"fp32", "int8-dynamic", "int8-static"} <= set(auto.default_candidates({"isa": []}))

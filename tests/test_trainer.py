@@ -1,0 +1,141 @@
+"""DistillationTrainer: alembert's recipes inside transformers.Trainer, on tiny models and real SST-2 rows."""
+
+import copy
+
+import pytest
+import torch
+from transformers import (
+    AutoModelForSequenceClassification,
+    DataCollatorWithPadding,
+    TrainingArguments,
+)
+from transformers.trainer_utils import set_seed
+
+from alembert import DistillationTrainer
+from alembert.config.schema import DataConfig
+from alembert.data.batching import train_loader
+from alembert.data.load import load_split
+from alembert.data.tasks import get_task
+from alembert.data.tokenize import tokenize_dataset
+from alembert.distill.module import DistillModule
+from alembert.distill.recipe import load_recipe
+from alembert.distill.trainer import PROJECTIONS_FILE, pick_stage
+from alembert.errors import AlembertError
+from alembert.models.load import load_classifier
+from alembert.models.student import student_from_config, student_from_teacher
+
+BATCH = 16
+# (recipe, stage, student shape): logit KD, TinyBERT's hidden + attention stage through a
+# projection (narrower student), PKD's normalised [CLS] states
+FAMILIES = [("kd", None, "slice"), ("tinybert", "intermediate", "narrow"), ("pkd-skip", None, "slice")]
+
+
+@pytest.fixture(scope="module")
+def teacher(tiny_teacher):
+    return load_classifier(tiny_teacher, get_task("sst2"), attn="eager").eval()
+
+
+@pytest.fixture(scope="module")
+def rows(bert_tokenizer):
+    ds = load_split(DataConfig(task="sst2", max_train_samples=BATCH), get_task("sst2"), "train")
+    return tokenize_dataset(ds, bert_tokenizer, 64)
+
+
+def no_dropout(model):
+    """Dropout off, so a step's loss is a function of the weights and the batch alone."""
+    for m in model.modules():
+        if isinstance(m, torch.nn.Dropout):
+            m.p = 0.0
+    return model
+
+
+def make_student(teacher, shape):
+    if shape == "narrow":
+        student = student_from_config(teacher, num_layers=2, hidden_size=16, intermediate_size=32, num_heads=2, seed=1)
+    else:
+        student = student_from_teacher(teacher, [0, 2])
+    student.set_attn_implementation("eager")
+    return no_dropout(student)
+
+
+def args(tmp_path, **kw):
+    base = dict(output_dir=str(tmp_path), per_device_train_batch_size=BATCH, per_device_eval_batch_size=BATCH, learning_rate=1e-3,
+                train_sampling_strategy="sequential", logging_steps=1, report_to="none", save_strategy="no", use_cpu=True, seed=7)
+    return TrainingArguments(**{**base, **kw})
+
+
+@pytest.mark.parametrize(("recipe", "stage", "shape"), FAMILIES)
+def test_first_step_loss_equals_alembert_distill(recipe, stage, shape, teacher, rows, bert_tokenizer, tmp_path):
+    """The loss `alembert distill` computes on its first batch (its loader, its module, built after the
+    same seed) is the loss the Trainer logs at its first step on the same rows in the same order."""
+    student = make_student(teacher, shape)
+    chosen = pick_stage(load_recipe(recipe), stage)
+    set_seed(7)
+    module = DistillModule(copy.deepcopy(student), teacher, chosen)
+    module.train()
+    loader, sampler = train_loader(rows, bert_tokenizer, BATCH, seed=0)
+    batch, order = next(iter(loader)), next(iter(sampler))
+    with torch.no_grad():
+        expected, terms = module(batch)
+
+    trainer = DistillationTrainer(model=student, teacher=teacher, recipe=recipe, stage=stage, args=args(tmp_path, max_steps=1),
+                                  train_dataset=rows.select(order), data_collator=DataCollatorWithPadding(bert_tokenizer))
+    trainer.train()
+    first = trainer.state.log_history[0]
+    assert first["loss"] == pytest.approx(float(expected), abs=1e-6)
+    for name, value in terms.items():  # every term logged by the Trainer's own log, with the same value
+        assert first[name] == pytest.approx(float(value), abs=1e-6)
+
+
+@pytest.mark.parametrize(("recipe", "stage", "shape"), FAMILIES)
+def test_short_run_trains_student_and_projections(recipe, stage, shape, teacher, rows, bert_tokenizer, tmp_path):
+    student = make_student(teacher, shape)
+    trainer = DistillationTrainer(model=student, teacher=teacher, recipe=recipe, stage=stage,
+                                  args=args(tmp_path, max_steps=3, per_device_train_batch_size=4, gradient_accumulation_steps=2),
+                                  train_dataset=rows, eval_dataset=rows, data_collator=DataCollatorWithPadding(bert_tokenizer),
+                                  processing_class=bert_tokenizer)
+    module = trainer.model
+    before = {k: v.detach().clone() for k, v in module.named_parameters()}
+    teacher_before = {k: v.detach().clone() for k, v in teacher.named_parameters()}
+    trainer.train()
+    changed = {k for k, v in module.named_parameters() if not torch.equal(v.detach(), before[k])}
+    assert any(k.startswith("student.") for k in changed)
+    projections = {k for k in before if k.startswith("projections.")}
+    assert (shape == "narrow") == bool(projections) and projections <= changed  # the projections are optimised too
+    assert all(torch.equal(v, teacher_before[k]) for k, v in teacher.named_parameters())  # the teacher never moves
+    logged = [r for r in trainer.state.log_history if "loss" in r]
+    assert len(logged) == 3 and all(set(module.term_names) <= set(r) for r in logged)
+    metrics = trainer.evaluate()
+    assert torch.isfinite(torch.tensor(metrics["eval_loss"]))
+    trainer.save_model(tmp_path / "student")
+    saved = AutoModelForSequenceClassification.from_pretrained(tmp_path / "student")
+    assert saved.config.num_hidden_layers == 2
+    assert (tmp_path / "student" / PROJECTIONS_FILE).is_file() == bool(projections)
+
+
+def test_resume_restores_student_and_projections(teacher, rows, bert_tokenizer, tmp_path):
+    student = make_student(teacher, "narrow")
+    kw = dict(train_dataset=rows, data_collator=DataCollatorWithPadding(bert_tokenizer))
+    run = DistillationTrainer(model=copy.deepcopy(student), teacher=teacher, recipe="tinybert", stage=0,
+                              args=args(tmp_path, max_steps=2, per_device_train_batch_size=8, save_strategy="steps", save_steps=1), **kw)
+    run.train()
+    again = DistillationTrainer(model=copy.deepcopy(student), teacher=teacher, recipe="tinybert", stage=0,
+                                args=args(tmp_path, max_steps=2, per_device_train_batch_size=8), **kw)
+    again._load_from_checkpoint(str(tmp_path / "checkpoint-2"))
+    for (k, v), (_, w) in zip(run.model.state_dict().items(), again.model.state_dict().items(), strict=True):
+        assert torch.equal(v, w), k
+
+
+def test_bad_inputs_are_one_line_errors(teacher, tmp_path):
+    student = make_student(teacher, "slice")
+    with pytest.raises(AlembertError, match="has 2 stages"):
+        DistillationTrainer(model=student, teacher=teacher, recipe="tinybert", args=args(tmp_path))
+    with pytest.raises(AlembertError, match="no stage 'final'"):
+        DistillationTrainer(model=student, teacher=teacher, recipe="tinybert", stage="final", args=args(tmp_path))
+    with pytest.raises(AlembertError, match="unknown recipe"):
+        DistillationTrainer(model=student, teacher=teacher, recipe="nope", args=args(tmp_path))
+    with pytest.raises(AlembertError, match="needs model="):
+        DistillationTrainer(model=student, args=args(tmp_path))
+    inline = {"name": "mine", "stages": [{"name": "s", "losses": [{"loss": "kd", "temperature": 3.0}]}]}
+    trainer = DistillationTrainer(model=student, teacher=teacher, recipe=inline, args=args(tmp_path))
+    assert trainer.model.term_names == ["kd"]
