@@ -25,6 +25,7 @@ def register(sub) -> None:
     p.add_argument("--output", type=Path, required=True, help="folder to create")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty --output")
     p.add_argument("--opset", type=int, help="ONNX opset (default: 23 for SDPA models, the exporter's otherwise)")
+    p.add_argument("--push-to-hub", metavar="REPO", help="push the exported folder to this Hub repository afterwards (checked first)")
     p.add_argument("--full-last-layer", action="store_true",
                    help="compute the last layer for every token (default for BERT: the [CLS] token only, same logits)")
     p.set_defaults(run=run)
@@ -33,6 +34,20 @@ def register(sub) -> None:
 def execute(args) -> tuple[Path, dict]:
     """(the folder written, its export info; for --web the download sizes in MB) of the export
     ``args`` asks for: the CLI's and the Python API's one path."""
+    from alembert.training.hub import check_push_target
+
+    push_to = getattr(args, "push_to_hub", None)
+    if push_to:  # before any export work: a push that can only fail fails now
+        check_push_target(push_to)
+    out, info = _export(args)
+    if push_to:
+        from alembert.training.hub import push_folder
+
+        info = {**info, "pushed_to": push_folder(out, push_to, f"alembert export of {args.model}")}
+    return out, info
+
+
+def _export(args) -> tuple[Path, dict]:
     import json
 
     from alembert.errors import AlembertError
@@ -74,4 +89,6 @@ def run(args) -> int:
           f"{size:.1f} MB, last layer: {info['last_layer']}); {check}")
     if info.get("auto"):
         print(f"quantize auto: {info['auto']['reason']}")
+    if info.get("pushed_to"):
+        print(f"pushed to {info['pushed_to']}")
     return 0
