@@ -139,3 +139,41 @@ def test_bad_inputs_are_one_line_errors(teacher, tmp_path):
     inline = {"name": "mine", "stages": [{"name": "s", "losses": [{"loss": "kd", "temperature": 3.0}]}]}
     trainer = DistillationTrainer(model=student, teacher=teacher, recipe=inline, args=args(tmp_path))
     assert trainer.model.term_names == ["kd"]
+
+
+@pytest.mark.parametrize("recipe", ["kd", "pkd-skip"])
+def test_cached_teacher_gives_the_online_loss_and_is_not_run_again(recipe, teacher, rows, bert_tokenizer, tmp_path, monkeypatch):
+    """cache_teacher=True: the first step's loss equals the online teacher's (same rows, same seed), and
+    after the cache is built the teacher runs no training step (its forward is counted)."""
+    monkeypatch.setenv("ALEMBERT_CACHE", str(tmp_path / "cache"))
+    losses = {}
+    for cached in (False, True):
+        student = make_student(teacher, "slice")
+        trainer = DistillationTrainer(model=student, teacher=teacher, recipe=recipe, args=args(tmp_path / str(cached), max_steps=2),
+                                      train_dataset=rows, data_collator=DataCollatorWithPadding(bert_tokenizer),
+                                      processing_class=bert_tokenizer, cache_teacher=cached)
+        calls = []
+        hook = teacher.register_forward_hook(lambda *a, calls=calls: calls.append(1))
+        try:
+            trainer.train()
+        finally:
+            hook.remove()
+        losses[cached] = [r["loss"] for r in trainer.state.log_history if "loss" in r]
+        assert bool(calls) != cached, (cached, len(calls))
+    assert losses[True] == pytest.approx(losses[False], abs=1e-5)
+    assert any((tmp_path / "cache" / "teacher").iterdir())
+
+
+def test_cached_teacher_refuses_a_stage_the_cache_cannot_serve(teacher, rows, bert_tokenizer, tmp_path):
+    with pytest.raises(AlembertError, match="does not keep"):
+        DistillationTrainer(model=make_student(teacher, "narrow"), teacher=teacher, recipe="tinybert", stage=0, args=args(tmp_path),
+                            train_dataset=rows, processing_class=bert_tokenizer, cache_teacher=True)
+
+
+def test_bf16_training_arguments(teacher, rows, bert_tokenizer, tmp_path):
+    """TrainingArguments(bf16=True) as usual: autocast on the CPU, the terms still logged."""
+    trainer = DistillationTrainer(model=make_student(teacher, "slice"), teacher=teacher, recipe="kd", args=args(tmp_path, max_steps=2, bf16=True),
+                                  train_dataset=rows, data_collator=DataCollatorWithPadding(bert_tokenizer))
+    trainer.train()
+    logged = [r for r in trainer.state.log_history if "loss" in r]
+    assert len(logged) == 2 and all(torch.isfinite(torch.tensor(r["loss"])) and "kd" in r for r in logged)

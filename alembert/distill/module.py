@@ -101,7 +101,7 @@ class DistillModule(torch.nn.Module):
         hidden, attention = self.stage.needs_hidden, self.stage.needs_attention
         with torch.no_grad():
             self.teacher.eval()
-            if self.cache is not None:
+            if self.cache is not None and "idx" in batch:  # a training row; evaluation batches have no cache row
                 return self.cache.view(batch)
             if self.tokenizers is not None:
                 return aligned_view(self.teacher, batch, *self.tokenizers, hidden, attention, self.align_mode, self.teacher_qkv)

@@ -16,8 +16,13 @@ trainer per stage, as TinyBERT's authors ran their two steps.
 
 Saving: ``save_model()`` and every checkpoint write the student as a ``from_pretrained`` folder, plus
 the projections in ``distill_projections.safetensors`` so ``resume_from_checkpoint`` and
-``load_best_model_at_end`` restore both. The teacher runs online at every step (no teacher cache:
-the dataset and its order belong to the Trainer here, and an online teacher works for every recipe).
+``load_best_model_at_end`` restore both.
+
+Teacher: online at every step by default (it works for every recipe). ``cache_teacher=True``, for
+stages whose terms a cache can serve (logit KD, PKD's [CLS] states: ``Stage.cacheable``), runs the
+teacher once over ``train_dataset`` before training, into alembert's own teacher cache (same key,
+same files as ``alembert distill``'s, so the two share it), and looks each training row up by an
+``idx`` column added to the dataset; evaluation batches (no ``idx``) still use the online teacher.
 """
 
 from __future__ import annotations
@@ -78,7 +83,7 @@ class DistillationTrainer(Trainer):
     """
 
     def __init__(self, model=None, args=None, *, teacher=None, recipe: str | dict | Recipe = "kd",
-                 stage: str | int | None = None, **kwargs: Any):
+                 stage: str | int | None = None, cache_teacher: bool = False, **kwargs: Any):
         if model is None or teacher is None:
             raise AlembertError("DistillationTrainer needs model= (the student) and teacher= (its fine-tuned teacher)")
         if isinstance(model, DistillModule):
@@ -102,6 +107,34 @@ class DistillationTrainer(Trainer):
             self.label_names = find_labels(type(model))
         self._term_sums: dict[str, torch.Tensor] = {}
         self._term_steps = 0
+        if cache_teacher:
+            self._attach_teacher_cache()
+
+    def _attach_teacher_cache(self) -> None:
+        """Teacher outputs for every training row, computed once (one process writes, the others wait)."""
+        import datasets
+
+        from alembert.distill.teacher_cache import build_cache
+
+        if not self.stage.cacheable:
+            raise AlembertError(f"recipe stage {self.stage.name!r} reads teacher hidden states or attention, which the teacher cache "
+                                "does not keep; drop cache_teacher=True (the teacher then runs online)")
+        ds = self.train_dataset
+        if not isinstance(ds, datasets.Dataset) or "input_ids" not in ds.column_names:
+            raise AlembertError("cache_teacher=True needs train_dataset as a tokenised datasets.Dataset (with an input_ids column)")
+        if self.processing_class is None:
+            raise AlembertError("cache_teacher=True needs processing_class= (the tokenizer): the cache pads its own batches")
+        if "length" not in ds.column_names:
+            ds = ds.map(lambda b: {"length": [len(x) for x in b["input_ids"]]}, batched=True)
+        if "idx" not in ds.column_names:
+            ds = ds.add_column("idx", list(range(len(ds))))
+        self.train_dataset = ds
+        module = self.accelerator.unwrap_model(self.model)
+        autocast = torch.bfloat16 if self.args.bf16 else torch.float16 if self.args.fp16 else None
+        with self.accelerator.main_process_first():
+            cache = build_cache(self.teacher, ds, self.processing_class, max(ds["length"]), module.teacher_layers(),
+                                batch_size=self.args.per_device_eval_batch_size, autocast=autocast)
+        module.__dict__["cache"] = cache
 
     @property
     def student(self):
@@ -113,7 +146,7 @@ class DistillationTrainer(Trainer):
             import inspect
 
             self._signature_columns = [*inspect.signature(self.model.student.forward).parameters,
-                                       *{"label", "label_ids", *self.label_names}]
+                                       *{"label", "label_ids", "idx", *self.label_names}]  # idx: the teacher cache's row
 
     def compute_loss(self, model, inputs, return_outputs: bool = False, num_items_in_batch=None):
         """The stage's weighted total, as ``alembert distill`` computes it for the same batch.
