@@ -121,7 +121,9 @@ def test_push_to_hub_offline_fails_before_anything(env, needle, tiny_bert, tiny_
     if "HF_HUB_OFFLINE" not in env:
         monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     export = ["export", tiny_teacher, "--onnx", "--quantize", "int8", "--output", tmp_path / "e"]
-    for cmd in [finetune(tiny_bert, tmp_path / "f"), distill(tiny_teacher, tmp_path / "d"), general(tiny_bert, corpus, tmp_path / "g"), export]:
+    then_task = [*general(tiny_bert, corpus, tmp_path / "t"), "--then-task", "sst2", "--task-teacher", tiny_teacher]
+    for cmd in [finetune(tiny_bert, tmp_path / "f"), distill(tiny_teacher, tmp_path / "d"), general(tiny_bert, corpus, tmp_path / "g"), export,
+                then_task]:
         start = time.perf_counter()
         code, _, err = run_cli([*cmd, "--push-to-hub", "someone/student"], capsys)
         assert code != 0 and needle in err and len(err.strip().splitlines()) == 1, err

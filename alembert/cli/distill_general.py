@@ -60,6 +60,12 @@ def execute(args):
         raise AlembertError("--then-task needs --task-teacher: the teacher fine-tuned on that task")
     args.set = [*_student_config(args.student_config), *(args.set or [])]
     cfg = config_from_args(DistillGeneralConfig, args)
+    push = cfg.push_to_hub if args.then_task else None
+    if push:  # the task-stage model is the one pushed; the target is still checked before any training
+        from alembert.training.hub import check_push_target
+
+        check_push_target(push)
+        cfg = cfg.model_copy(update={"push_to_hub": None})
     s = run_distill_general(cfg)
     if s.get("dry_run") or not args.then_task or s.get("kind") == "embedding":
         return cfg, s, None
@@ -67,6 +73,7 @@ def execute(args):
         teacher=args.task_teacher, recipe=args.task_recipe, student={"path": str(cfg.output_dir)},
         output_dir=Path(cfg.output_dir) / f"task-{args.then_task}", overwrite=cfg.overwrite,
         data={"task": args.then_task}, train=cfg.train.model_copy(update={"epochs": args.task_epochs or 3.0, "lr": 5e-5, "eval_every": None}),
+        push_to_hub=push,
     )
     return cfg, s, (task_cfg, run_distill(task_cfg))
 
