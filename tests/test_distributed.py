@@ -143,3 +143,21 @@ def test_corpus_cache_has_one_writer_under_two_processes(teacher, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = [x for x in written_caches(proc) if "packed sentences" in x]
     assert len(lines) == 1 and lines[0].endswith("(process 0)"), written_caches(proc)
+
+
+def test_distillation_trainer_under_two_processes(teacher, tmp_path):
+    """DistillationTrainer in a user's script under ``accelerate launch`` with two CPU processes
+    (gloo): the teacher cache built by one process, both ranks train, the student is saved."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", "ACCELERATE_USE_CPU": "1",
+           "ALEMBERT_CACHE": str(tmp_path / "cache"), "PYTHONPATH": str(REPO)}
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--main_process_port", "0",
+           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+           str(REPO / "tests" / "helpers" / "trainer_ddp.py"), str(teacher), str(tmp_path / "out")]
+    proc = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads((tmp_path / "out" / "ddp_result.json").read_text())
+    assert result["world_size"] == 2 and result["steps"] == 3 and result["finite"]
+    assert {"kd", "ce", "pkd"} <= set(result["terms"]), result["terms"]
+    assert (tmp_path / "out" / "model.safetensors").is_file()
+    entries = list((tmp_path / "cache" / "teacher").iterdir())
+    assert len(entries) == 1 and (entries[0] / "meta.json").is_file(), entries  # one complete cache, no leftover temporary
