@@ -208,10 +208,10 @@ CASES = [
     # 1, 12: export --overwrite replaces the export's own files only
     Case("export-overwrite-into-parent", _export_into_parent, code=0, words=("exported",),
          watch=lambda c: c.tmp / "runs", ignore=("model.onnx", "config.json", "alembert_export.json", "tokenizer.json",
-                                                "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"), check=_exported),
+                                                "tokenizer_config.json", "vocab.txt", "special_tokens_map.json", "README.md"), check=_exported),
     Case("export-overwrite-dot", _export_into_dot, code=0, words=("exported",),
          watch=lambda c: c.tmp / "runs", ignore=("model.onnx", "config.json", "alembert_export.json", "tokenizer.json",
-                                                "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"), check=_exported),
+                                                "tokenizer_config.json", "vocab.txt", "special_tokens_map.json", "README.md"), check=_exported),
     Case("export-overwrite-onto-a-pytorch-model", lambda c: ["export", c.model_copy("out"), "--onnx", "--overwrite", "--output", c.tmp / "out"],
          words=("holds a PyTorch model", "choose another --output")),
     # 2: a failed --overwrite run leaves the previous run as it was

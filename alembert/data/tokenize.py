@@ -59,11 +59,12 @@ def cached_map(ds: Dataset, fn, key: str, desc: str, cache: Path | None = None, 
 
 @contextmanager
 def cache_write_note(path: Path, what: str):
-    """One stderr line when the block creates the cache file ``path`` (not when it reads it):
-    a first run says why it is slower, and a multi-process run shows that one process wrote it."""
+    """Under several processes, one stderr line when the block creates the cache file ``path``
+    (not when it reads it): the log then shows that one process wrote it. A single process stays
+    quiet, so that a refused run's stderr is its one error line."""
     existed = path.exists()
     yield
-    if not existed and path.exists():
+    if not existed and path.exists() and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         print(f"alembert: cache written ({what}): {path} (process {os.environ.get('RANK', '0')})", file=sys.stderr, flush=True)
 
 
