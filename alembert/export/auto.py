@@ -23,7 +23,6 @@ Candidates are builders in :data:`VARIANTS` (``name -> build(fp32_graph, dst, ca
 
 from __future__ import annotations
 
-import logging
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -91,22 +90,14 @@ def build_int8_static(src: Path, dst: Path, calibration: Calibration) -> dict:
         def get_next(self):
             return next(self.it, None)
 
-    model = onnx.load(src)
-    del model.graph.value_info[:]
-    clean = dst.with_name("clean-static.onnx")
-    onnx.save(model, clean)
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)  # the quantiser warns for every tensor whose type it cannot infer
-    try:
+    from alembert.export.onnx import quantiser_input
+
+    with quantiser_input(src, dst.with_name("clean-static.onnx")) as clean:
         quantize_static(clean, dst, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                         calibrate_method=CalibrationMethod.MinMax, op_types_to_quantize=["MatMul"],
                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT, "WeightSymmetric": True,
                                        "ActivationSymmetric": False})
-    finally:
-        root.setLevel(level)
-        clean.unlink(missing_ok=True)
     return {"quantization": "int8",
             "int8": f"static QDQ; per-channel weights, uint8 activations calibrated (min/max) on {calibration.texts} training texts; MatMuls"}
 

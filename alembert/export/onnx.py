@@ -130,19 +130,31 @@ def _quantize_int8(src: Path, dst: Path, reduce_range: bool = False) -> None:
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    model = onnx.load(src)
-    del model.graph.value_info[:]
-    clean = src.with_name("clean.onnx")
-    onnx.save(model, clean)
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)  # silence "please consider pre-processing": not needed here
-    try:
+    with quantiser_input(src, src.with_name("clean.onnx")) as clean:
         quantize_dynamic(clean, dst, weight_type=QuantType.QInt8, per_channel=True, reduce_range=reduce_range,
                          op_types_to_quantize=["MatMul", "Gather"],
                          extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+
+
+@contextlib.contextmanager
+def quantiser_input(src: Path, clean: Path):
+    """``src`` without its value_info (the exporter's stale shape hints trip onnxruntime's quantisers'
+    shape inference; they are only hints), saved as ``clean`` for the quantiser to read, with the root
+    logger quiet meanwhile (the quantisers warn per tensor and suggest pre-processing, not needed here).
+    ``clean`` is removed afterwards."""
+    import onnx
+
+    model = onnx.load(src)
+    del model.graph.value_info[:]
+    onnx.save(model, clean)
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield clean
     finally:
         root.setLevel(level)
+        clean.unlink(missing_ok=True)
 
 
 def reference_outputs(model, tokenizer, names: list[str], read=lambda out: out.logits) -> list[tuple[dict, np.ndarray]]:
