@@ -172,8 +172,14 @@ def test_cached_teacher_refuses_a_stage_the_cache_cannot_serve(teacher, rows, be
 
 def test_bf16_training_arguments(teacher, rows, bert_tokenizer, tmp_path):
     """TrainingArguments(bf16=True) as usual: autocast on the CPU, the terms still logged."""
-    trainer = DistillationTrainer(model=make_student(teacher, "slice"), teacher=teacher, recipe="kd", args=args(tmp_path, max_steps=2, bf16=True),
-                                  train_dataset=rows, data_collator=DataCollatorWithPadding(bert_tokenizer))
-    trainer.train()
+    from accelerate.state import AcceleratorState
+
+    try:
+        trainer = DistillationTrainer(model=make_student(teacher, "slice"), teacher=teacher, recipe="kd",
+                                      args=args(tmp_path, max_steps=2, bf16=True),
+                                      train_dataset=rows, data_collator=DataCollatorWithPadding(bert_tokenizer))
+        trainer.train()
+    finally:  # the process-wide accelerate state now says bf16: later tests in this process build their own
+        AcceleratorState._reset_state(reset_partial_state=True)
     logged = [r for r in trainer.state.log_history if "loss" in r]
     assert len(logged) == 2 and all(torch.isfinite(torch.tensor(r["loss"])) and "kd" in r for r in logged)
