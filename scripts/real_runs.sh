@@ -99,15 +99,15 @@ relations() {  # issue 17 (a): relations vs TinyBERT's intermediate losses acros
   $A distill $C --recipe minilmv2 --epochs 1 --output "$RUNS/rel-minilmv2-20k"  # MiniLMv2: Q-Q/K-K/V-V relations, 12 relation heads
 }
 
-embedding() {  # issue 16: MPNet sentence-embedding teacher -> 3 layers of minilm-l6 on 182,749 raw texts
-  # (SQuAD dev paragraphs+questions of the non-test articles, the Gutenberg novels split into sentences, and the
-  # sentences of five GLUE training sets), then a narrow 4-layer student on the same cached teacher embeddings
-  local C="--teacher mpnet-base --corpus squad ${CORPUS:-../shared/data/corpus} --transfer-task sst2,mrpc,stsb,cola,rte
-           --max-length 128 --eval-tasks stsb-zeroshot,squad-retrieval --batch-size 64 --eval-every 500 --save-every 500 $T"
-  $A distill-general $C --recipe embed-mse --student minilm-l6 --student-layers 0,2,4 --epochs 2 --lr 5e-4 \
-    --output "$RUNS/embed-big-mse" --overwrite
-  $A distill-general $C --recipe embed-mse --student minilm-l6 --student-layers 0,1,3,5 --epochs 2 --lr 5e-4 \
-    --output "$RUNS/embed-big-mse-4l" --overwrite
+embedding() {  # issue 16: MPNet sentence-embedding teacher -> 3 layers of minilm-l6 (+ Dense 384->768) on raw text:
+  # the first 50,000 texts of SQuAD dev paragraphs+questions (non-test articles) and five GLUE training sets' sentences
+  # (session 6, PRECISION=bf16 on an AMX Xeon: teacher cache 20 min, training 20 min on a busy machine); then its int8 export
+  local C="--teacher mpnet-base --corpus squad --transfer-task stsb,mrpc,rte,cola,sst2 --max-texts ${EMBED_TEXTS:-50000}
+           --max-length 128 --eval-tasks stsb-zeroshot,squad-retrieval --batch-size 64 --eval-every 250 --save-every 250 $T"
+  $A distill-general $C --recipe embed-mse --student minilm-l6 --student-layers 0,2,4 --epochs 3 --lr 5e-4 \
+    --output "$RUNS/embed-50k-mse" --overwrite
+  $A export "$RUNS/embed-50k-mse" --onnx --quantize int8 --output "$RUNS/embed-50k-int8" --overwrite
+  $A evaluate "$RUNS/embed-50k-int8" --task stsb-zeroshot --max-length 128
 }
 
 throughput() {  # issue 6: alembert kd vs a Trainer KD loop vs the student alone, full SST-2, 3 epochs (two at a time)
