@@ -24,7 +24,6 @@ real run may be filled, as the real run would fill it first).
 from __future__ import annotations
 
 import os
-import platform
 import resource
 import time
 from collections.abc import Callable
@@ -112,14 +111,11 @@ def step_model(seconds: list[float], tokens: list[float]) -> Callable[[float], f
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in open("/proc/cpuinfo", encoding="utf-8"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from alembert.benchmark.machine import cpu_facts
+
+    facts = cpu_facts()  # the same CPU facts every bench and export records
+    isa = "/".join(facts["isa"]) or "no AVX2/AVX-512/VNNI/AMX"
+    cpu = f"{facts['cpu_model']} ({isa})"
     threads = torch.get_num_threads()
     text = f"{cpu}, {os.cpu_count()} CPUs, torch threads {threads}"
     if hasattr(os, "getloadavg"):  # other work on the machine slows every step: the estimate holds for this load
