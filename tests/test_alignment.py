@@ -6,14 +6,12 @@ import pytest
 import torch
 from datasets import Dataset
 
+from alembert.data.two_tokenizers import TwoTokenizerCollator, same_tokenization, tokenize_two
 from alembert.distill.alignment import (
-    TwoTokenizerCollator,
     align_positions,
     batch_alignment,
     gather_teacher,
     gather_teacher_attention,
-    same_tokenization,
-    tokenize_two,
 )
 from alembert.errors import AlembertError
 

@@ -9,7 +9,8 @@ from conftest import REPO, run_cli
 from transformers import AutoConfig, AutoModelForSequenceClassification, MPNetTokenizer
 
 from alembert.data.tasks import get_task
-from alembert.distill.alignment import TwoTokenizerCollator, batch_alignment, gather_teacher
+from alembert.data.two_tokenizers import TwoTokenizerCollator
+from alembert.distill.alignment import batch_alignment, gather_teacher
 from alembert.distill.module import DistillModule, resolve_stage_mappings
 from alembert.distill.recipe import load_recipe
 from alembert.errors import AlembertError

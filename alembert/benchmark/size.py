@@ -13,6 +13,8 @@ from pathlib import Path
 
 import torch
 
+from alembert.models.load import param_counts
+
 WEIGHT_PATTERNS = ("*.safetensors", "pytorch_model*.bin", "model.onnx", "model.onnx.data", "*.onnx_data")
 
 
@@ -33,18 +35,7 @@ def count_params(config) -> tuple[int, int]:
 
     with torch.device("meta"):
         model = AutoModelForSequenceClassification.from_config(config)
-    return _count(model)
-
-
-def _count(model, skip: str | None = None) -> tuple[int, int]:
-    total = embeddings = 0
-    for name, p in model.named_parameters():
-        if skip and f".{skip}." in f".{name}":
-            continue
-        total += p.numel()
-        if ".embeddings." in f".{name}":
-            embeddings += p.numel()
-    return total, total - embeddings
+    return param_counts(model)
 
 
 def count_embedding_params(folder: str | Path) -> tuple[int, int]:
@@ -60,7 +51,7 @@ def count_embedding_params(folder: str | Path) -> tuple[int, int]:
     spec = read_spec(folder)
     with torch.device("meta"):
         model = AutoModel.from_config(load_config(spec.encoder_path))
-    total, no_emb = _count(model, skip="pooler")
+    total, no_emb = param_counts(model, skip="pooler")
     for d in spec.dense:
         cfg = json.loads((d / "config.json").read_text())
         n = cfg["in_features"] * cfg["out_features"] + (cfg["out_features"] if cfg.get("bias", True) else 0)

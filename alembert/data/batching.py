@@ -55,19 +55,29 @@ class RandomBatchSampler(LengthGroupedBatchSampler):
 
 def model_inputs(ds):
     """The tokenised dataset restricted to the columns a model takes, as torch tensors."""
-    cols = [c for c in (*MODEL_COLUMNS, "idx") if c in ds.column_names and c != "length"]
-    return ds.with_format("torch", columns=cols)
+    return ds.with_format("torch", columns=model_columns(ds))
 
 
-def train_loader(ds, tokenizer, batch_size: int, seed: int, group_by_length: bool = True):
-    """(DataLoader, sampler): keep the sampler to call ``set_epoch`` each epoch."""
+def batched_loader(ds, columns: list[str], collate_fn, batch_size: int, seed: int, group_by_length: bool = True):
+    """(DataLoader, sampler) over ``ds`` (which has a ``length`` column): the one loader builder of
+    every training command. Keep the sampler to call ``set_epoch`` each epoch."""
     cls = LengthGroupedBatchSampler if group_by_length else RandomBatchSampler
     sampler = cls(ds["length"], batch_size, seed=seed)
     # A private generator: creating the loader's iterator must not draw from the global RNG,
     # or a resumed run would shift every dropout mask after the resume point.
-    loader = DataLoader(model_inputs(ds), batch_sampler=sampler, collate_fn=DataCollatorWithPadding(tokenizer),
+    loader = DataLoader(ds.with_format("torch", columns=columns), batch_sampler=sampler, collate_fn=collate_fn,
                         generator=torch.Generator().manual_seed(seed))
     return loader, sampler
+
+
+def model_columns(ds) -> list[str]:
+    """The columns of a tokenised dataset that a model takes (and ``idx``, the teacher cache's key)."""
+    return [c for c in (*MODEL_COLUMNS, "idx") if c in ds.column_names and c != "length"]
+
+
+def train_loader(ds, tokenizer, batch_size: int, seed: int, group_by_length: bool = True):
+    """(DataLoader, sampler) of a tokenised dataset, padded by the tokenizer."""
+    return batched_loader(ds, model_columns(ds), DataCollatorWithPadding(tokenizer), batch_size, seed, group_by_length)
 
 
 def eval_batches(ds, tokenizer, batch_size: int):

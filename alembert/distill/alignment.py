@@ -1,11 +1,7 @@
-"""Teacher and student with different tokenizers: two tokenisations and their alignment.
+"""Teacher and student with different tokenizers: which teacher position matches which student position.
 
-When the two tokenizers share a vocabulary (:func:`same_tokenization`), one tokenisation
-serves both models, as before. Otherwise :func:`tokenize_two` tokenises the raw text with
-each, the student's columns under their usual names and the teacher's as ``teacher_*``;
-:class:`TwoTokenizerCollator` pads each side with its own pad id.
-
-Logit losses need nothing more. Token-level losses (hidden, attention, cosine) need to
+The two tokenisations themselves come from :mod:`alembert.data.two_tokenizers`; logit losses
+need nothing more. Token-level losses (hidden, attention, cosine) need to
 know which teacher position matches each student position: :func:`batch_alignment`
 checks that the two tokenisations agree piece for piece apart from special tokens
 (``<s> a </s></s> b </s>`` vs ``[CLS] a [SEP] b [SEP]``: MPNet vs uncased BERT) and
@@ -18,96 +14,13 @@ Mode ``cls`` aligns only the first position ([CLS]/<s>) of each example, uncheck
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
-from datasets import Dataset
-from torch.utils.data import DataLoader
-from transformers import DataCollatorWithPadding
 
-from alembert.data.batching import LengthGroupedBatchSampler, RandomBatchSampler
-from alembert.data.tokenize import cached_map, data_fingerprint, tokenizer_fingerprint
+from alembert.data.two_tokenizers import TEACHER_PREFIX
 from alembert.errors import AlembertError
 
-TEACHER_PREFIX = "teacher_"
-_STUDENT_COLUMNS = ("input_ids", "attention_mask", "token_type_ids", "labels", "idx")
-_TEACHER_COLUMNS = ("input_ids", "attention_mask", "token_type_ids")
 MODES = ("strict", "cls")
-
-
-def same_tokenization(teacher_tok, student_tok) -> bool:
-    """True when both tokenizers turn any text into the same ids (one tokenisation serves both)."""
-    if teacher_tok is student_tok:
-        return True
-    return teacher_tok.get_vocab() == student_tok.get_vocab() and tokenizer_fingerprint(teacher_tok) == tokenizer_fingerprint(student_tok)
-
-
-# ----------------------------------------------------------------------------- tokenising
-
-
-def tokenize_two(ds: Dataset, teacher_tok, student_tok, max_length: int, cache: Path | None = None,
-                 teacher_max_length: int | None = None) -> Dataset:
-    """Tokenise ``text_a`` (``text_b``, ``label``) with each tokenizer, both truncated to ``max_length``.
-
-    Pairs that reach ``max_length`` lose one more text piece on MPNet's side (its
-    ``</s></s>`` takes a place), so they no longer align; ``teacher_max_length``
-    (e.g. ``max_length + 1``) gives the teacher the room to keep the same text.
-
-    Columns: ``input_ids``, ``attention_mask`` (``token_type_ids``), ``labels``, ``length``
-    for the student; ``teacher_input_ids``, ``teacher_attention_mask``
-    (``teacher_token_type_ids`` when the teacher's tokenizer makes them). Unpadded;
-    cached under ``<cache>/tokenized/two-<key>.arrow``, keyed by both tokenizers,
-    the max length and the data.
-    """
-    teacher_max = teacher_max_length or max_length
-    key = f"two-{tokenizer_fingerprint(student_tok)}-{tokenizer_fingerprint(teacher_tok)}-{max_length}-{teacher_max}-{data_fingerprint(ds)}"
-    pair = "text_b" in ds.column_names
-
-    def encode(batch):
-        second = batch["text_b"] if pair else None
-        out = dict(student_tok(batch["text_a"], second, truncation=True, max_length=max_length))
-        out["length"] = [len(ids) for ids in out["input_ids"]]
-        teacher = teacher_tok(batch["text_a"], second, truncation=True, max_length=teacher_max)
-        out.update({TEACHER_PREFIX + k: v for k, v in teacher.items() if k in _TEACHER_COLUMNS})
-        if "label" in batch:
-            out["labels"] = batch["label"]
-        return out
-
-    return cached_map(ds, encode, key, "tokenising (teacher and student)", cache)
-
-
-class TwoTokenizerCollator:
-    """Pad the student's columns and the ``teacher_*`` columns separately, each with its own pad id."""
-
-    def __init__(self, teacher_tok, student_tok):
-        self.teacher = DataCollatorWithPadding(teacher_tok)
-        self.student = DataCollatorWithPadding(student_tok)
-
-    def __call__(self, features: list[dict]) -> dict:
-        student = [{k: v for k, v in f.items() if k in _STUDENT_COLUMNS} for f in features]
-        teacher = [{k[len(TEACHER_PREFIX):]: v for k, v in f.items() if k.startswith(TEACHER_PREFIX)} for f in features]
-        batch = dict(self.student(student))
-        batch.update({TEACHER_PREFIX + k: v for k, v in self.teacher(teacher).items()})
-        return batch
-
-
-def two_tokenizer_columns(ds: Dataset) -> Dataset:
-    """The :func:`tokenize_two` dataset restricted to model columns (both sides), as torch tensors."""
-    keep = set(_STUDENT_COLUMNS) | {TEACHER_PREFIX + c for c in _TEACHER_COLUMNS}
-    return ds.with_format("torch", columns=[c for c in ds.column_names if c in keep])
-
-
-def two_tokenizer_loader(ds, teacher_tok, student_tok, batch_size: int, seed: int, group_by_length: bool = True):
-    """(DataLoader, sampler) over a :func:`tokenize_two` dataset, like :func:`alembert.data.batching.train_loader`."""
-    cls = LengthGroupedBatchSampler if group_by_length else RandomBatchSampler
-    sampler = cls(ds["length"], batch_size, seed=seed)
-    loader = DataLoader(two_tokenizer_columns(ds), batch_sampler=sampler, collate_fn=TwoTokenizerCollator(teacher_tok, student_tok),
-                        generator=torch.Generator().manual_seed(seed))
-    return loader, sampler
-
-
-# ----------------------------------------------------------------------------- alignment
-
 
 def _special_names(tokenizer) -> dict[int, str]:
     """Special token id -> role shared across families (``<s>`` and ``[CLS]`` are both CLS)."""

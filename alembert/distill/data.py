@@ -7,7 +7,7 @@ from alembert.data.load import load_split
 from alembert.data.tasks import TaskSpec
 from alembert.data.tokenize import tokenize_dataset
 from alembert.data.transfer import load_transfer, with_transfer
-from alembert.distill.alignment import TEACHER_PREFIX, tokenize_two
+from alembert.data.two_tokenizers import TEACHER_PREFIX, tokenize_two
 from alembert.errors import AlembertError
 
 

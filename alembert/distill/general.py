@@ -12,11 +12,10 @@ tied to its input embeddings. The result is an ordinary checkpoint that
 from __future__ import annotations
 
 import torch
-from torch.utils.data import DataLoader
 from transformers import AutoModel, AutoModelForMaskedLM, DataCollatorWithPadding
 
 from alembert.config.schema import DistillGeneralConfig
-from alembert.data.batching import LengthGroupedBatchSampler
+from alembert.data.batching import batched_loader
 from alembert.data.corpus import load_corpus, pack_sentences
 from alembert.data.masking import MLMCollator
 from alembert.distill.module import DistillModule, resolve_stage_mappings
@@ -72,9 +71,7 @@ def corpus_loaders(cfg: DistillGeneralConfig, tokenizer, masked: bool):
     cols = [c for c in COLUMNS if c in packed.column_names]
     seed = cfg.train.seed
     collate = MLMCollator(tokenizer, cfg.data.mlm_probability, seed=seed) if masked else DataCollatorWithPadding(tokenizer)
-    sampler = LengthGroupedBatchSampler(train["length"], cfg.train.batch_size, seed=seed)
-    loader = DataLoader(train.with_format("torch", columns=cols), batch_sampler=sampler, collate_fn=collate,
-                        generator=torch.Generator().manual_seed(seed))
+    loader, sampler = batched_loader(train, cols, collate, cfg.train.batch_size, seed)
     eval_collate = MLMCollator(tokenizer, cfg.data.mlm_probability, seed=seed + 1) if masked else collate
     return loader, sampler, collate, (heldout.with_format("torch", columns=cols), eval_collate), len(train)
 

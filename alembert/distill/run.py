@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembert.config.schema import DistillConfig
 from alembert.data.batching import eval_batches, train_loader
 from alembert.data.load import resolve_task
-from alembert.distill.alignment import same_tokenization, two_tokenizer_loader
+from alembert.data.two_tokenizers import same_tokenization, two_tokenizer_loader
 from alembert.distill.card import write_model_card
 from alembert.distill.data import distill_data, teacher_side
 from alembert.distill.module import DistillModule, cacheable, resolve_stage_mappings

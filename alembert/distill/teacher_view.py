@@ -14,12 +14,8 @@ from dataclasses import dataclass
 
 import torch
 
-from alembert.distill.alignment import (
-    TEACHER_PREFIX,
-    batch_alignment,
-    gather_teacher,
-    gather_teacher_attention,
-)
+from alembert.data.two_tokenizers import TEACHER_PREFIX
+from alembert.distill.alignment import batch_alignment, gather_teacher, gather_teacher_attention
 from alembert.models.capture import capture_keys
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")

@@ -150,6 +150,19 @@ def check_max_length(config, max_length: int, name, flag: str = "--max-length") 
                             f"max_position_embeddings {config.max_position_embeddings}); pass {flag} {limit} or less")
 
 
+def param_counts(model, skip: str | None = None) -> tuple[int, int]:
+    """(all parameters, those outside the embeddings) of ``model``, leaving out the submodule named
+    ``skip`` (e.g. ``pooler``, which sentence embeddings never read): the one parameter count."""
+    total = embeddings = 0
+    for name, p in model.named_parameters():
+        if skip and f".{skip}." in f".{name}":
+            continue
+        total += p.numel()
+        if ".embeddings." in f".{name}":
+            embeddings += p.numel()
+    return total, total - embeddings
+
+
 def n_params(model) -> int:
     """Parameters of a model (embeddings included), the figure every summary and card reports."""
-    return sum(p.numel() for p in model.parameters())
+    return param_counts(model)[0]
