@@ -85,6 +85,21 @@ def test_dry_run_estimate_fields(tiny_teacher, tmp_path):
     assert stage["timed_steps"] >= 1 and stage["mean_step_s"] > 0 and stage["train_seconds"] > 0
     assert plan["estimated_seconds"] > 0 and plan["peak_memory_bytes"] > 0 and plan["setup_seconds"] >= 0
     assert plan["machine"]
+    assert stage["epochs"] == 2.0
+
+
+@pytest.mark.cli  # a whole (dry) distillation run
+def test_dry_run_epochs_are_what_max_steps_leaves(tiny_teacher, tmp_path):
+    from alembert.config.load import build_config
+    from alembert.config.schema import DistillConfig
+    from alembert.distill.run import run_distill
+
+    cfg = build_config(DistillConfig, None, {"teacher": str(tiny_teacher), "recipe": "kd", "student.layers": [0, 2],
+                                             "output_dir": str(tmp_path / "never"), "dry_run": True, "data.task": "sst2",
+                                             "data.max_train_samples": 48, "data.max_eval_samples": 16,
+                                             "train.batch_size": 8, "train.epochs": 3, "train.max_steps": 3})
+    [stage] = run_distill(cfg)["stages"]
+    assert stage["steps"] == 3 and stage["epochs"] == 0.5  # 3 of the 6 batches of one epoch, not the 3 epochs asked
 
 
 def _bad_inputs(tiny_bert, tiny_teacher, corpus, tmp_path):

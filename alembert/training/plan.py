@@ -193,7 +193,8 @@ def estimate(run, *, what: str, examples: dict, stages: list[PlannedStage], eval
         teacher = {"none": "no teacher", "online": f"teacher online: every step ({steps * cfg.grad_accum} teacher forward passes)",
                    "cached": "teacher cached: " + ("already on disk" if st.cache_ready
                                                    else f"one pass over {st.cache_examples} examples, then read back")}[st.teacher]
-        plan_stages.append({"stage": st.name, "steps": steps, "batch_size": cfg.batch_size, "epochs": cfg.epochs,
+        epochs = round(steps * cfg.grad_accum / max(1, len(st.loader)), 2)  # what --max-steps leaves of --epochs
+        plan_stages.append({"stage": st.name, "steps": steps, "batch_size": cfg.batch_size, "epochs": epochs,
                             "teacher": teacher, "cache_bytes": st.cache_bytes if st.teacher == "cached" else 0,
                             "cache_seconds": round(cache_s, 1), "evaluations": n_evals,
                             "train_seconds": round(train_s, 1), "seconds": round(stage_s, 1), **info})
