@@ -144,12 +144,9 @@ def embedding_task(name: str, data_dir, max_eval_samples: int | None, eval_batch
 
 def bench_task(name: str | None, data_dir=None, max_eval_samples: int | None = None, n_texts: int = 32,
                eval_batch_size: int = 128, data: dict | None = None, reference=None) -> BenchTask:
-    """``data``: your own dev file (dev_file, text/label columns, labels), scored with the labels saved in
-    ``reference`` (the first model) unless ``labels`` are given."""
-    from alembert.embedding.evaluate import EMBEDDING_TASKS
+    """The task kind's :class:`BenchTask` for ``name`` (:func:`alembert.tasks.task_kind`). ``data``: your own
+    dev file (dev_file, text/label columns, labels), scored with the labels saved in ``reference`` (the first
+    model) unless ``labels`` are given."""
+    from alembert.tasks import task_kind
 
-    if str(name).strip().lower() in EMBEDDING_TASKS:
-        return embedding_task(str(name).strip().lower(), data_dir, max_eval_samples, eval_batch_size)
-    if str(name).strip().lower() == "squad":
-        return squad_task(data_dir, max_eval_samples, n_texts, eval_batch_size)
-    return glue_task(name, data_dir, max_eval_samples, n_texts, eval_batch_size, data, reference)
+    return task_kind(name).bench(name, data_dir, max_eval_samples, n_texts, eval_batch_size, data, reference)
