@@ -106,3 +106,5 @@ def test_a_new_kind_is_new_files_only(toy_kind, tiny_bert, bert_tokenizer, tmp_p
 
     code, _, err = run_cli(["distill", "--teacher", tiny_bert, "--task", "vocab-coverage", "--output", tmp_path / "d"], capsys)
     assert code == 2 and "alembert distill does not take --task vocab-coverage" in err and not (tmp_path / "d").exists()
+    code, _, err = run_cli(["bench", tiny_bert, "--task", "vocab-coverage", "--output", tmp_path / "b"], capsys)
+    assert code == 2 and "alembert bench does not take --task vocab-coverage" in err and not (tmp_path / "b").exists()
