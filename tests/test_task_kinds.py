@@ -22,7 +22,8 @@ TOY = Path(__file__).parent / "helpers" / "toy_kind.py"
 
 @pytest.mark.parametrize("task, kind", [
     *[(name, "classification") for name in task_names()],
-    (None, "classification"), ("custom", "classification"), ("SST-2", "classification"), ("mnli_mismatched", "classification"),
+    (None, "classification"), ("custom", "classification"), ("SST-2", "classification"),
+    ("mnli_mismatched", "classification"),
     ("squad", "extractive-qa"), (" SQuAD", "extractive-qa"),
     ("stsb-zeroshot", "embedding"), ("squad-retrieval", "embedding"),
 ])
@@ -36,8 +37,8 @@ def test_kinds_declare_model_class_pipeline_tag_metric_and_caching():
     assert got == {"classification": ("AutoModelForSequenceClassification", "text-classification", True),
                    "extractive-qa": ("AutoModelForQuestionAnswering", "question-answering", False),
                    "embedding": ("SentenceTransformer", "sentence-similarity", True)}
-    assert [task_kind(t).main_metric(t) for t in ("mrpc", "cola", "stsb", "squad", "stsb-zeroshot", "squad-retrieval")] == [
-        "f1", "mcc", "pearson", "f1", "spearman", "mrr@10"]
+    tasks = ("mrpc", "cola", "stsb", "squad", "stsb-zeroshot", "squad-retrieval")
+    assert [task_kind(t).main_metric(t) for t in tasks] == ["f1", "mcc", "pearson", "f1", "spearman", "mrr@10"]
 
 
 def test_unknown_task_is_one_line_listing_the_known_ones():
@@ -55,7 +56,8 @@ def test_unknown_task_refused_by_the_commands_before_any_output(tiny_bert, tmp_p
 
 
 def test_a_kind_that_cannot_train_names_the_command_that_can(tiny_bert, tmp_path, capsys):
-    code, _, err = run_cli(["finetune", "--model", tiny_bert, "--task", "stsb-zeroshot", "--output", tmp_path / "o"], capsys)
+    args = ["finetune", "--model", tiny_bert, "--task", "stsb-zeroshot", "--output", tmp_path / "o"]
+    code, _, err = run_cli(args, capsys)
     assert code == 2 and "distill-general" in err and not (tmp_path / "o").exists()
 
 
@@ -92,19 +94,45 @@ def test_a_new_kind_is_new_files_only(toy_kind, tiny_bert, bert_tokenizer, tmp_p
     assert 0 < expected < 1  # the file holds both kinds of word
 
     assert task_kind("vocab-coverage").name == "vocab-coverage"
-    code, out, _ = run_cli(["evaluate", tiny_bert, "--task", "vocab-coverage", "--dev-file", dev, "--output", tmp_path / "ev"], capsys)
+    args = ["evaluate", tiny_bert, "--task", "vocab-coverage", "--dev-file", dev, "--output", tmp_path / "ev"]
+    code, out, _ = run_cli(args, capsys)
     assert code == 0 and "vocab-coverage" in out
     written = json.loads((tmp_path / "ev" / "eval_results.json").read_text())
     assert written["task"] == "vocab-coverage" and written["examples"] == len(words)
     assert written["coverage"] == pytest.approx(expected)
 
-    code, out, _ = run_cli(["finetune", "--model", tiny_bert, "--task", "vocab-coverage", "--train-file", tmp_path / "train.txt",
-                            "--dev-file", dev, "--output", tmp_path / "ft"], capsys)
+    args = ["finetune", "--model", tiny_bert, "--task", "vocab-coverage", "--train-file", tmp_path / "train.txt",
+            "--dev-file", dev, "--output", tmp_path / "ft"]
+    code, out, _ = run_cli(args, capsys)
     assert code == 0 and f"saved to {tmp_path / 'ft'}" in out
     summary = json.loads((tmp_path / "ft" / "metrics.json").read_text())
     assert summary["train_examples"] == 3 and summary["dev"]["coverage"] == pytest.approx(expected)
 
-    code, _, err = run_cli(["distill", "--teacher", tiny_bert, "--task", "vocab-coverage", "--output", tmp_path / "d"], capsys)
+    args = ["distill", "--teacher", tiny_bert, "--task", "vocab-coverage", "--output", tmp_path / "d"]
+    code, _, err = run_cli(args, capsys)
     assert code == 2 and "alembert distill does not take --task vocab-coverage" in err and not (tmp_path / "d").exists()
     code, _, err = run_cli(["bench", tiny_bert, "--task", "vocab-coverage", "--output", tmp_path / "b"], capsys)
     assert code == 2 and "alembert bench does not take --task vocab-coverage" in err and not (tmp_path / "b").exists()
+
+
+def test_classification_kind_data_and_evaluation_are_the_existing_ones(tiny_teacher, bert_tokenizer):
+    """load_split + featurise + evaluate_model of the kind equal the data/ and evaluation/ calls they stand for."""
+    from alembert.config.schema import DataConfig
+    from alembert.data.load import load_split
+    from alembert.data.tasks import get_task
+    from alembert.data.tokenize import tokenize_dataset
+    from alembert.evaluation.evaluate import evaluate_model
+
+    kind, data = task_kind("sst2"), DataConfig(task="sst2", max_eval_samples=24, max_length=64)
+    dev = kind.featurise(kind.load_split(data, "dev"), bert_tokenizer, data)
+    direct = tokenize_dataset(load_split(data, get_task("sst2"), "dev"), bert_tokenizer, 64)
+    assert dev["input_ids"] == direct["input_ids"] and len(dev) == 24
+    model = kind.load_model(tiny_teacher, get_task("sst2"))
+    assert kind.evaluate_model(model, bert_tokenizer, data, 8) == evaluate_model(model, bert_tokenizer, get_task("sst2"), direct, 8)
+
+
+def test_embedding_kind_has_a_dev_set_only():
+    from alembert.config.schema import DataConfig
+
+    with pytest.raises(AlembertError, match="dev set only, no train set"):
+        task_kind("stsb-zeroshot").load_split(DataConfig(task="stsb-zeroshot"), "train")

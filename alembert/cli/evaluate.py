@@ -48,13 +48,15 @@ def execute(args) -> dict:
     written, note = None, None
     try:
         out.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(out / "eval_results.json", {"task": name, "examples": n, "max_length": r.max_length, **metrics})
+        results = {"task": name, "examples": n, "max_length": r.max_length, **metrics}
+        write_json_atomic(out / "eval_results.json", results)
         written = out / "eval_results.json"
     except (OSError, AlembertError) as exc:
         if cfg.output_dir is not None:  # asked for: a failure is an error, never silence
             raise AlembertError(f"--output {out}: could not write eval_results.json ({getattr(exc, 'strerror', None) or exc})") from None
         note = f"note: the model folder {out} is not writable; eval_results.json not saved (pass --output DIR)"
-    return {"config": cfg, "task": name, "examples": n, "title": r.title, "metrics": metrics, "eval_results": written, "note": note}
+    return {"config": cfg, "task": name, "examples": n, "title": r.title, "metrics": metrics,
+            "eval_results": written, "note": note}
 
 
 def run(args) -> int:

@@ -57,7 +57,8 @@ class TaskKind:
         super().__init_subclass__(**kwargs)
         if cls.name:
             if cls.name in KINDS and KINDS[cls.name].__qualname__ != cls.__qualname__:
-                raise TypeError(f"task kind {cls.name!r} defined twice ({KINDS[cls.name].__qualname__}, {cls.__qualname__})")
+                raise TypeError(f"task kind {cls.name!r} defined twice "
+                                f"({KINDS[cls.name].__qualname__}, {cls.__qualname__})")
             KINDS[cls.name] = cls
 
     # ------------------------------------------------------------ which tasks

@@ -72,7 +72,8 @@ class Classification(TaskKind):
         from alembert.evaluation.evaluate import evaluate_model
 
         task = task or self.spec(data)
-        return evaluate_model(model, tokenizer, task, self.featurise(self.load_split(data, "dev", task), tokenizer, data), batch_size)
+        dev = self.featurise(self.load_split(data, "dev", task), tokenizer, data)
+        return evaluate_model(model, tokenizer, task, dev, batch_size)
 
     # ------------------------------------------------------------ the commands' entry points
     def finetune(self, cfg, callbacks=None) -> dict:
@@ -100,7 +101,8 @@ class Classification(TaskKind):
         dev = self.featurise(self.load_split(cfg.data, "dev", task), tokenizer, cfg.data)
         model = self.load_model(cfg.model, task)  # a PyTorch folder or an ONNX export
         metrics = evaluate_model(model, tokenizer, task, dev, cfg.batch_size)
-        return Evaluation(task.name, len(dev), f"{cfg.model} on {task.name} dev ({len(dev)} examples)", metrics, cfg.data.max_length)
+        title = f"{cfg.model} on {task.name} dev ({len(dev)} examples)"
+        return Evaluation(task.name, len(dev), title, metrics, cfg.data.max_length)
 
     def bench(self, task, data_dir, max_eval_samples, n_texts, eval_batch_size, data=None, reference=None):
         from alembert.benchmark.tasks import glue_task

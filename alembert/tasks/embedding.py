@@ -37,7 +37,10 @@ class Embedding(TaskKind):
         """The texts scored (dev only): (first sentences, second sentences, gold scores) of STS-B,
         or (questions, paragraphs, gold paragraph index) of SQuAD retrieval."""
         from alembert.embedding.evaluate import squad_corpus, stsb_pairs
+        from alembert.errors import AlembertError
 
+        if split != "dev":
+            raise AlembertError(f"--task {data.task} is a zero-shot evaluation: it has a dev set only, no {split} set")
         if normalise(data.task) == "stsb-zeroshot":
             return stsb_pairs(data.data_dir, data.max_eval_samples)
         return squad_corpus()
@@ -64,10 +67,11 @@ class Embedding(TaskKind):
         from alembert.embedding.evaluate import evaluate_embedding
 
         task = normalise(cfg.data.task)
-        model, tokenizer = self.load_model(cfg.model, getattr(args, "pooling", None))  # a PyTorch model or an ONNX export
+        model, tokenizer = self.load_model(cfg.model, getattr(args, "pooling", None))  # PyTorch or an ONNX export
         max_length = cfg.data.max_length if "max_length" in cfg.data.model_fields_set else (model.max_seq_length or 256)
         metrics = evaluate_embedding(model, tokenizer, task, max_length, cfg.batch_size)
-        return Evaluation(task, None, f"{cfg.model} on {task} (zero-shot, max length {max_length})", metrics, cfg.data.max_length)
+        title = f"{cfg.model} on {task} (zero-shot, max length {max_length})"
+        return Evaluation(task, None, title, metrics, cfg.data.max_length)
 
     def bench(self, task, data_dir, max_eval_samples, n_texts, eval_batch_size, data=None, reference=None):
         from alembert.benchmark.tasks import embedding_task

@@ -36,15 +36,16 @@ class VocabCoverage(TaskKind):
         from alembert.models.load import load_tokenizer
 
         metrics = self.evaluate_model(None, load_tokenizer(cfg.model), cfg.data, cfg.batch_size)
-        return Evaluation("vocab-coverage", int(metrics["words"]), f"{cfg.model} on vocab-coverage", metrics, cfg.data.max_length)
+        title = f"{cfg.model} on vocab-coverage"
+        return Evaluation("vocab-coverage", int(metrics["words"]), title, metrics, cfg.data.max_length)
 
     def finetune(self, cfg, callbacks=None) -> dict:
         """No weights to train: the summary of the dev coverage, written as metrics.json."""
         from alembert.models.load import load_tokenizer
 
         dev = self.evaluate_model(None, load_tokenizer(cfg.model), cfg.data, cfg.train.eval_batch_size)
-        summary = {"model": cfg.model, "task": "vocab-coverage", "train_examples": len(self.load_split(cfg.data, "train")),
-                   "dev": dev, "best_step": 0, "train_seconds": 0.0}
+        summary = {"model": cfg.model, "task": "vocab-coverage", "dev": dev, "best_step": 0, "train_seconds": 0.0,
+                   "train_examples": len(self.load_split(cfg.data, "train"))}
         Path(cfg.output_dir).mkdir(parents=True)
         (Path(cfg.output_dir) / "metrics.json").write_text(json.dumps(summary))
         return summary
