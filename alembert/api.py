@@ -4,8 +4,8 @@
 Not a second implementation: each call builds the command's own argparse namespace (the CLI's
 defaults), sets what the keywords say, and runs the command's ``execute`` (alembert/cli/*.py),
 the function its CLI ``run`` prints the result of. So a keyword, a YAML file and a flag reach the
-same typed config (alembert/config/schema.py), the same dispatch (e.g. ``task="squad"`` to the QA
-runner) and the same one-line :class:`~alembert.errors.AlembertError`.
+same typed config (alembert/config/schema.py), the same dispatch (the task kind of ``task=``: ``task="squad"``
+reaches the QA runner) and the same one-line :class:`~alembert.errors.AlembertError`.
 
 Keywords are the command's flag names with ``_`` for ``-`` (``max_train_samples=200`` is
 ``--max-train-samples 200``; a string is parsed as the flag parses it, ``labels="neg,pos"``), or its

@@ -31,8 +31,10 @@ def _ratio(a, b):
 def run_bench(models: list[str], task: str, out_dir: str | Path, threads: int | None = None, device: str = "cpu",
               repeats: int = 5, warmup: int = 2, latency_iters: int = 10, batch_size: int = 32, seq_len: int | None = None,
               max_eval_samples: int | None = None, data_dir: str | Path | None = None,
-              eval_batch_size: int = 128, data: dict | None = None, serving: bool = True) -> dict:
+              eval_batch_size: int = 128, data: dict | None = None, serving: bool = True, *, kind) -> dict:
     """Measure every model, write bench.json / bench.md / plots into ``out_dir``, return the result.
+    ``kind``: the task's kind (:func:`alembert.tasks.task_kind`), whose ``bench`` builds the
+    :class:`~alembert.benchmark.tasks.BenchTask` that scores and times the models.
     ``seq_len`` defaults to the length the first model was trained with (its config.json), else the
     task's usual max length (128 for GLUE, 384 for SQuAD). ``data``: your own
     dev file (``dev_file``, ``text_column``, ``text_pair_column``, ``label_column``, ``labels``).
@@ -42,7 +44,6 @@ def run_bench(models: list[str], task: str, out_dir: str | Path, threads: int | 
 
     from alembert.benchmark.machine import cpu_facts
     from alembert.benchmark.serving import LABELS, measure_serving, serving_workload
-    from alembert.benchmark.tasks import bench_task
     from alembert.export.runtime import OnnxModel
     from alembert.models.load import load_config
     from alembert.models.preprocessing import max_length_for
@@ -54,7 +55,7 @@ def run_bench(models: list[str], task: str, out_dir: str | Path, threads: int | 
         raise AlembertError(f"unknown --device {device}; use cpu or cuda")
     if device == "cuda" and not torch.cuda.is_available():
         raise AlembertError("--device cuda: no CUDA GPU is visible to torch here; use --device cpu")
-    bt = bench_task(task, data_dir, max_eval_samples, max(batch_size, latency_iters), eval_batch_size, data, models[0])
+    bt = kind.bench(task, data_dir, max_eval_samples, max(batch_size, latency_iters), eval_batch_size, data, models[0])
     # no longer than every model's position table (less 2: RoBERTa/MPNet offsets); the same for all
     paths = [resolve_model(m) for m in models]
     configs = [load_config(p) for p in paths]

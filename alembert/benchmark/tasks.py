@@ -3,7 +3,7 @@ real texts for the timed inputs and how to time them. GLUE tasks score classifie
 or ONNX); ``squad`` scores question-answering models (PyTorch) with the official EM/F1; both
 time fixed-length inputs. The zero-shot embedding tasks (``stsb-zeroshot``,
 ``squad-retrieval``) score sentence-embedding models (PyTorch or ONNX) and time real
-sentences with dynamic padding.
+sentences with dynamic padding. Each task kind's ``bench`` (alembert/tasks/) calls its builder here.
 """
 
 from __future__ import annotations
@@ -141,15 +141,3 @@ def embedding_task(name: str, data_dir, max_eval_samples: int | None, eval_batch
     return BenchTask(name, MAIN_METRIC[name], n, texts, None, 128, load, score, workload,
                      lambda path, config: count_embedding_params(path), timing)
 
-
-def bench_task(name: str | None, data_dir=None, max_eval_samples: int | None = None, n_texts: int = 32,
-               eval_batch_size: int = 128, data: dict | None = None, reference=None) -> BenchTask:
-    """``data``: your own dev file (dev_file, text/label columns, labels), scored with the labels saved in
-    ``reference`` (the first model) unless ``labels`` are given."""
-    from alembert.embedding.evaluate import EMBEDDING_TASKS
-
-    if str(name).strip().lower() in EMBEDDING_TASKS:
-        return embedding_task(str(name).strip().lower(), data_dir, max_eval_samples, eval_batch_size)
-    if str(name).strip().lower() == "squad":
-        return squad_task(data_dir, max_eval_samples, n_texts, eval_batch_size)
-    return glue_task(name, data_dir, max_eval_samples, n_texts, eval_batch_size, data, reference)

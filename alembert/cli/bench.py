@@ -39,6 +39,7 @@ def execute(args) -> dict:
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from alembert.benchmark.run import run_bench
     from alembert.errors import AlembertError
+    from alembert.tasks import task_kind
 
     for name, value in (("--threads", args.threads), ("--repeats", args.repeats), ("--max-eval-samples", args.max_eval_samples)):
         if value is not None and value < 1:
@@ -51,7 +52,7 @@ def execute(args) -> dict:
     return run_bench(args.models, args.task, args.output, threads=args.threads, device=args.device,
                      repeats=args.repeats, warmup=args.warmup, max_eval_samples=args.max_eval_samples,
                      data_dir=args.data_dir, data={k: v for k, v in data.items() if v is not None},
-                     serving=not args.no_serving)
+                     serving=not args.no_serving, kind=task_kind(args.task))
 
 
 def run(args) -> int:

@@ -52,13 +52,11 @@ def _student_config(text: str | None) -> list[str]:
 
 def execute(args):
     """(config, summary) of the run ``args`` asks for: the CLI's and the Python API's one path."""
-    from alembert.distill.run import run_distill
+    from alembert.tasks import task_kind
 
     args.set = [*_student_config(args.student_config), *(args.set or [])]
     cfg = config_from_args(DistillConfig, args)
-    if cfg.data.task == "squad":  # extractive QA: its own data, model class and metric
-        from alembert.qa.run import run_qa_distill as run_distill
-    return cfg, run_distill(cfg)
+    return cfg, task_kind(cfg.data.task).distill(cfg)
 
 
 def run(args) -> int:

@@ -32,14 +32,8 @@ def execute(args) -> dict:
     """The metrics of the evaluation ``args`` asks for, and where they were written: the CLI's and
     the Python API's one path. Keys: config, task, examples, title (of the table), metrics,
     eval_results (the path written, or None), note (why it was not, or None)."""
-    from alembert.data.load import load_split, resolve_task
-    from alembert.data.tokenize import tokenize_dataset
-    from alembert.embedding.evaluate import EMBEDDING_TASKS, evaluate_embedding
-    from alembert.evaluation.evaluate import evaluate_model
-    from alembert.export.runtime import load_any
-    from alembert.models.load import check_max_length, load_config, load_tokenizer
-    from alembert.models.preprocessing import max_length_for
     from alembert.models.resolve import resolve_model
+    from alembert.tasks import task_kind
     from alembert.training.output import check_writable, write_json_atomic
 
     args.set = [*(args.set or []), f"model={args.model}"]
@@ -48,42 +42,21 @@ def execute(args) -> dict:
         if cfg.output_dir.exists() and not cfg.output_dir.is_dir():
             raise AlembertError(f"--output {cfg.output_dir} is a file; pass a folder for eval_results.json")
         check_writable(cfg.output_dir)
-    if cfg.data.task in EMBEDDING_TASKS:  # zero-shot sentence embeddings: STS-B, SQuAD retrieval
-        from alembert.export.runtime import load_any_embedding
-
-        model, tokenizer = load_any_embedding(cfg.model, args.pooling)  # a PyTorch model or an ONNX export
-        max_length = cfg.data.max_length if "max_length" in cfg.data.model_fields_set else (model.max_seq_length or 256)
-        metrics = evaluate_embedding(model, tokenizer, cfg.data.task, max_length, cfg.batch_size)
-        name, n = cfg.data.task, None
-        title = f"{cfg.model} on {name} (zero-shot, max length {max_length})"
-    elif cfg.data.task == "squad":  # extractive QA: default test articles unless --dev-file
-        from alembert.qa.run import run_qa_evaluate
-
-        metrics, n, about = run_qa_evaluate(cfg)
-        name = "squad"
-        title = f"{cfg.model} on squad ({about})"
-    else:
-        task = resolve_task(cfg.data, lambda: load_config(cfg.model), f"model {cfg.model}")  # your own data: the model's labels
-        if "max_length" not in cfg.data.model_fields_set:  # the length the model was trained with
-            cfg.data.max_length = max_length_for(resolve_model(cfg.model), None, cfg.data.max_length)
-        check_max_length(load_config(cfg.model), cfg.data.max_length, cfg.model)
-        tokenizer = load_tokenizer(cfg.model)
-        dev = tokenize_dataset(load_split(cfg.data, task, "dev"), tokenizer, cfg.data.max_length)
-        model = load_any(cfg.model, task)  # a PyTorch folder or an ONNX export
-        metrics = evaluate_model(model, tokenizer, task, dev, cfg.batch_size)
-        name, n = task.name, len(dev)
-        title = f"{cfg.model} on {task.name} dev ({len(dev)} examples)"
+    r = task_kind(cfg.data.task).evaluate(cfg, args)
+    name, n, metrics = r.task, r.examples, r.metrics
     out = Path(cfg.output_dir) if cfg.output_dir else resolve_model(cfg.model)
     written, note = None, None
     try:
         out.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(out / "eval_results.json", {"task": name, "examples": n, "max_length": cfg.data.max_length, **metrics})
+        results = {"task": name, "examples": n, "max_length": r.max_length, **metrics}
+        write_json_atomic(out / "eval_results.json", results)
         written = out / "eval_results.json"
     except (OSError, AlembertError) as exc:
         if cfg.output_dir is not None:  # asked for: a failure is an error, never silence
             raise AlembertError(f"--output {out}: could not write eval_results.json ({getattr(exc, 'strerror', None) or exc})") from None
         note = f"note: the model folder {out} is not writable; eval_results.json not saved (pass --output DIR)"
-    return {"config": cfg, "task": name, "examples": n, "title": title, "metrics": metrics, "eval_results": written, "note": note}
+    return {"config": cfg, "task": name, "examples": n, "title": r.title, "metrics": metrics,
+            "eval_results": written, "note": note}
 
 
 def run(args) -> int:

@@ -24,12 +24,10 @@ def register(sub) -> None:
 
 def execute(args):
     """(config, summary) of the run ``args`` asks for: the CLI's and the Python API's one path."""
-    from alembert.training.finetune import run_finetune
+    from alembert.tasks import task_kind
 
     cfg = config_from_args(FinetuneConfig, args)
-    if cfg.data.task == "squad":  # extractive QA: its own data, model class and metric
-        from alembert.qa.run import run_qa_finetune as run_finetune
-    return cfg, run_finetune(cfg)
+    return cfg, task_kind(cfg.data.task).finetune(cfg)
 
 
 def run(args) -> int:

@@ -12,13 +12,25 @@ from __future__ import annotations
 import json
 import pickle
 from pathlib import Path
+from typing import Protocol
 
 import transformers
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
-from alembert.data.tasks import TaskSpec
 from alembert.errors import AlembertError
 from alembert.models.resolve import resolve_model
+
+
+class Labels(Protocol):
+    """What a classification head needs of a task: its name (for errors), whether it is a
+    regression (one score) and its class names in id order. ``data.tasks.TaskSpec`` is one; the
+    protocol keeps ``models/`` from importing ``data/``."""
+
+    name: str
+    label_names: tuple[str, ...] | None
+
+    @property
+    def is_regression(self) -> bool: ...
 
 
 def refuse_remote_code(path: Path, what: str) -> None:
@@ -88,7 +100,7 @@ def is_task_model(config) -> bool:
     return any(a.endswith("ForSequenceClassification") for a in (config.architectures or []))
 
 
-def label_kwargs(task: TaskSpec) -> dict:
+def label_kwargs(task: Labels) -> dict:
     """num_labels / id2label / problem_type for a task's head."""
     if task.is_regression:
         return {"num_labels": 1, "problem_type": "regression", "id2label": {0: "score"}, "label2id": {"score": 0}}
@@ -101,7 +113,7 @@ def label_kwargs(task: TaskSpec) -> dict:
     }
 
 
-def load_classifier(name: str | Path, task: TaskSpec, attn: str | None = None):
+def load_classifier(name: str | Path, task: Labels, attn: str | None = None):
     """A sequence-classification model for ``task``.
 
     A saved task model must have the task's number of labels; a base encoder

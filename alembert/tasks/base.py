@@ -1,0 +1,142 @@
+"""What a task kind is: everything a command needs to know about one family of tasks.
+
+A command (``finetune``, ``distill``, ``evaluate``, ``bench``) does not ask which task it was
+given; it asks :func:`task_kind` for the kind that handles ``--task`` and calls that kind's
+entry point. A kind says which task names it answers to, which model class it trains
+(for the model card: its loader class and pipeline tag), its main metric, whether a
+distillation teacher's outputs can be cached on disk, and how to load a split, featurise
+it, collate a batch and evaluate a model on it. The entry points delegate to the kind's own
+run modules (``training/finetune.py``, ``distill/run.py``, ``qa/run.py``, ``embedding/``...).
+
+Defining a subclass with a ``name`` registers it (:data:`KINDS`), the way loss terms do;
+:mod:`alembert.tasks` imports every module of the package, so adding a kind is adding a file.
+A kind defined elsewhere (a plug-in, a test) registers the same way once its module is imported.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from alembert.errors import AlembertError
+
+#: name -> TaskKind subclass, filled by ``TaskKind.__init_subclass__``, in definition order.
+KINDS: dict[str, type[TaskKind]] = {}
+
+
+def normalise(task: str | None) -> str | None:
+    """The spelling kinds compare: stripped, lower case (``" SQuAD"`` -> ``"squad"``)."""
+    return None if task is None else str(task).strip().lower()
+
+
+@dataclass
+class Evaluation:
+    """What ``alembert evaluate`` prints and writes: the task's name, the number of examples
+    scored (None when the metric does not count examples), the table's title, the metrics and
+    the max length used (recorded in eval_results.json)."""
+
+    task: str
+    examples: int | None
+    title: str
+    metrics: dict[str, float]
+    max_length: int
+
+
+class TaskKind:
+    """One family of tasks. Subclasses set the class attributes and override what they support;
+    an entry point a kind does not support is a one-line error naming the command that does."""
+
+    name: ClassVar[str] = ""  # registry key, also the ``kind`` of metrics.json and the saved preprocessing record
+    description: ClassVar[str] = ""  # a few words for the error listing every task ("extractive QA")
+    task_names: ClassVar[tuple[str, ...]] = ()  # the --task names it answers to (canonical spellings)
+    model_class: ClassVar[str] = ""  # the class that loads its models: AutoModelForSequenceClassification, ...
+    pipeline_tag: ClassVar[str] = ""  # the model card's pipeline tag
+    caches_teacher: ClassVar[bool] = False  # may a distillation teacher's outputs be cached on disk once?
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.name:
+            if cls.name in KINDS and KINDS[cls.name].__qualname__ != cls.__qualname__:
+                raise TypeError(f"task kind {cls.name!r} defined twice "
+                                f"({KINDS[cls.name].__qualname__}, {cls.__qualname__})")
+            KINDS[cls.name] = cls
+
+    # ------------------------------------------------------------ which tasks
+    def handles(self, task: str | None) -> bool:
+        """True when ``--task task`` is this kind's (default: one of :attr:`task_names`)."""
+        return normalise(task) in self.task_names
+
+    def main_metric(self, task: str | None) -> str:
+        """The metric that picks the best checkpoint and the retention figure."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------ data and models
+    def load_split(self, data, split: str, **kw) -> Any:
+        """The raw ``"train"`` or ``"dev"`` examples of ``data`` (a DataConfig)."""
+        raise NotImplementedError
+
+    def featurise(self, examples, tokenizer, data) -> Any:
+        """Model inputs of ``examples`` (tokenised, cached where the kind caches)."""
+        raise NotImplementedError
+
+    def collate(self, tokenizer):
+        """The function that pads a list of features into one batch."""
+        import transformers
+
+        return transformers.DataCollatorWithPadding(tokenizer)
+
+    def load_model(self, name, **kw):
+        """A model of :attr:`model_class` from a folder, alias or hub id."""
+        raise NotImplementedError
+
+    def evaluate_model(self, model, tokenizer, data, batch_size: int) -> dict[str, float]:
+        """The dev metrics of a loaded model on ``data``'s dev split."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------ the commands' entry points
+    def finetune(self, cfg, callbacks=None) -> dict:
+        """``alembert finetune``: the ``metrics.json`` summary (or the dry-run plan)."""
+        raise self._unsupported("finetune", cfg.data.task)
+
+    def distill(self, cfg, callbacks=None) -> dict:
+        """``alembert distill``: the ``metrics.json`` summary (or the dry-run plan)."""
+        raise self._unsupported("distill", cfg.data.task)
+
+    def evaluate(self, cfg, args) -> Evaluation:
+        """``alembert evaluate``: ``cfg`` is the EvaluateConfig, ``args`` the parsed flags (for
+        kind-specific ones such as ``--pooling``)."""
+        raise self._unsupported("evaluate", cfg.data.task)
+
+    def bench(self, task: str | None, data_dir, max_eval_samples: int | None, n_texts: int, eval_batch_size: int,
+              data: dict | None = None, reference=None):
+        """``alembert bench``: the :class:`~alembert.benchmark.tasks.BenchTask` that scores and times models."""
+        raise self._unsupported("bench", task)
+
+    def _unsupported(self, command: str, task) -> AlembertError:
+        hint = self.unsupported_hint(command)
+        return AlembertError(f"alembert {command} does not take --task {task} ({self.description or self.name})"
+                             + (f"; {hint}" if hint else ""))
+
+    def unsupported_hint(self, command: str) -> str:
+        """What to run instead of ``command`` for this kind's tasks (a few words, or "")."""
+        return ""
+
+
+def kinds() -> list[TaskKind]:
+    """One instance of every registered kind, in registration order."""
+    return [cls() for cls in KINDS.values()]
+
+
+def known_tasks() -> str:
+    """Every --task name by kind, for error messages: ``cola, sst2, ... (classification); squad (extractive QA)``."""
+    return "; ".join(f"{', '.join(k.task_names)} ({k.description or k.name})" for k in kinds() if k.task_names)
+
+
+def task_kind(task: str | None) -> TaskKind:
+    """The kind that handles ``--task task`` (None: your own files, or sst2); an unknown task is a
+    one-line error listing every known one."""
+    for kind in kinds():
+        if kind.handles(task):
+            return kind
+    raise AlembertError(f"unknown task {task!r}; pass --task with one of: {known_tasks()} "
+                        "(or omit --task and pass your own --train-file/--dev-file)")

@@ -1,0 +1,110 @@
+"""Sequence classification and regression: the GLUE tasks and your own CSV/TSV/JSONL files.
+
+Data: :mod:`alembert.data` (readers, :class:`~alembert.data.tasks.TaskSpec`, the tokenisation
+cache); models: ``AutoModelForSequenceClassification`` (PyTorch) or an ONNX export; metrics:
+:mod:`alembert.evaluation`. The runs are ``training/finetune.py`` and ``distill/run.py``.
+"""
+
+from __future__ import annotations
+
+from alembert.distill.card import KINDS as CARD_KINDS
+from alembert.tasks.base import Evaluation, TaskKind, normalise
+
+
+class Classification(TaskKind):
+    name = "classification"
+    description = "classification or regression"
+    model_class = CARD_KINDS["classification"][1]
+    pipeline_tag = CARD_KINDS["classification"][0]
+    caches_teacher = True  # logits and [CLS] states, once per training set (distill/teacher_cache.py)
+
+    @property
+    def task_names(self) -> tuple[str, ...]:
+        from alembert.data.tasks import task_names
+
+        return (*task_names(), "custom")
+
+    def handles(self, task: str | None) -> bool:
+        """No task (your own files, else sst2), ``custom``, or any spelling of a GLUE task ("SST-2")."""
+        from alembert.data.tasks import get_task
+        from alembert.errors import AlembertError
+
+        if task is None or normalise(task) == "custom":
+            return True
+        try:
+            get_task(task)
+        except AlembertError:
+            return False
+        return True
+
+    def main_metric(self, task: str | None) -> str:
+        """A GLUE task's first official metric; your own data: accuracy (a regression file's
+        resolved :class:`~alembert.data.tasks.TaskSpec` says pearson)."""
+        from alembert.data.tasks import get_task
+
+        return "accuracy" if task is None or normalise(task) == "custom" else get_task(task).main_metric
+
+    # ------------------------------------------------------------ data and models
+    def spec(self, data, model=None):
+        """The :class:`~alembert.data.tasks.TaskSpec` of ``data``; your own files take ``model``'s saved labels."""
+        from alembert.data.load import resolve_task
+        from alembert.models.load import load_config
+
+        return resolve_task(data, (lambda: load_config(model)) if model is not None else None, f"model {model}")
+
+    def load_split(self, data, split: str, task=None, **kw):
+        from alembert.data.load import load_split
+
+        return load_split(data, task or self.spec(data), split)
+
+    def featurise(self, examples, tokenizer, data):
+        from alembert.data.tokenize import tokenize_dataset
+
+        return tokenize_dataset(examples, tokenizer, data.max_length)
+
+    def load_model(self, name, task=None, threads: int | None = None, **kw):
+        """A PyTorch classifier or an ONNX export (``task`` checks the label count; None: its own labels)."""
+        from alembert.export.runtime import load_any
+
+        return load_any(name, task, threads)
+
+    def evaluate_model(self, model, tokenizer, data, batch_size: int, task=None) -> dict[str, float]:
+        from alembert.evaluation.evaluate import evaluate_model
+
+        task = task or self.spec(data)
+        dev = self.featurise(self.load_split(data, "dev", task), tokenizer, data)
+        return evaluate_model(model, tokenizer, task, dev, batch_size)
+
+    # ------------------------------------------------------------ the commands' entry points
+    def finetune(self, cfg, callbacks=None) -> dict:
+        from alembert.training.finetune import run_finetune
+
+        return run_finetune(cfg, callbacks)
+
+    def distill(self, cfg, callbacks=None) -> dict:
+        from alembert.distill.run import run_distill
+
+        return run_distill(cfg, callbacks)
+
+    def evaluate(self, cfg, args) -> Evaluation:
+        """The dev set of a GLUE task or your own file, at the length the model was trained with unless --max-length."""
+        from alembert.evaluation.evaluate import evaluate_model
+        from alembert.models.load import check_max_length, load_config, load_tokenizer
+        from alembert.models.preprocessing import max_length_for
+        from alembert.models.resolve import resolve_model
+
+        task = self.spec(cfg.data, cfg.model)  # your own data: the model's labels
+        if "max_length" not in cfg.data.model_fields_set:  # the length the model was trained with
+            cfg.data.max_length = max_length_for(resolve_model(cfg.model), None, cfg.data.max_length)
+        check_max_length(load_config(cfg.model), cfg.data.max_length, cfg.model)
+        tokenizer = load_tokenizer(cfg.model)
+        dev = self.featurise(self.load_split(cfg.data, "dev", task), tokenizer, cfg.data)
+        model = self.load_model(cfg.model, task)  # a PyTorch folder or an ONNX export
+        metrics = evaluate_model(model, tokenizer, task, dev, cfg.batch_size)
+        title = f"{cfg.model} on {task.name} dev ({len(dev)} examples)"
+        return Evaluation(task.name, len(dev), title, metrics, cfg.data.max_length)
+
+    def bench(self, task, data_dir, max_eval_samples, n_texts, eval_batch_size, data=None, reference=None):
+        from alembert.benchmark.tasks import glue_task
+
+        return glue_task(task, data_dir, max_eval_samples, n_texts, eval_batch_size, data, reference)

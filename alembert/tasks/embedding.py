@@ -1,0 +1,79 @@
+"""Zero-shot sentence-embedding evaluations: STS-B cosine similarity (``stsb-zeroshot``) and
+SQuAD question -> paragraph retrieval (``squad-retrieval``).
+
+The models are sentence-transformers folders (or an encoder pooled with ``--pooling``, or an
+ONNX export); they are trained by ``alembert distill-general`` with an embedding recipe
+(:mod:`alembert.embedding.run`), so ``finetune`` and ``distill`` refuse these tasks.
+"""
+
+from __future__ import annotations
+
+from alembert.tasks.base import Evaluation, TaskKind, normalise
+
+
+class Embedding(TaskKind):
+    name = "embedding"
+    description = "zero-shot sentence embeddings"
+    model_class = "SentenceTransformer"
+    pipeline_tag = "sentence-similarity"  # as embedding/card.py writes it
+    caches_teacher = True  # the teacher's sentence embeddings, once per corpus (embedding/cache.py)
+
+    @property
+    def task_names(self) -> tuple[str, ...]:
+        from alembert.embedding.evaluate import EMBEDDING_TASKS
+
+        return EMBEDDING_TASKS
+
+    def main_metric(self, task: str | None) -> str:
+        from alembert.embedding.evaluate import MAIN_METRIC
+
+        return MAIN_METRIC[normalise(task)]
+
+    def unsupported_hint(self, command: str) -> str:
+        return "train a sentence-embedding student with alembert distill-general --recipe <an embedding recipe>"
+
+    # ------------------------------------------------------------ data and models
+    def load_split(self, data, split: str = "dev", **kw):
+        """The texts scored (dev only): (first sentences, second sentences, gold scores) of STS-B,
+        or (questions, paragraphs, gold paragraph index) of SQuAD retrieval."""
+        from alembert.embedding.evaluate import squad_corpus, stsb_pairs
+        from alembert.errors import AlembertError
+
+        if split != "dev":
+            raise AlembertError(f"--task {data.task} is a zero-shot evaluation: it has a dev set only, no {split} set")
+        if normalise(data.task) == "stsb-zeroshot":
+            return stsb_pairs(data.data_dir, data.max_eval_samples)
+        return squad_corpus()
+
+    def featurise(self, examples, tokenizer, data):
+        """The distinct texts to encode; the encoder tokenises them batch by batch (dynamic padding)."""
+        a, b, _ = examples
+        return list(dict.fromkeys([*a, *b]))
+
+    def load_model(self, name, pooling: str | None = None, threads: int | None = None, **kw):
+        """A sentence-embedding model: a PyTorch folder (or an encoder pooled with ``pooling``) or an ONNX export."""
+        from alembert.export.runtime import load_any_embedding
+
+        return load_any_embedding(name, pooling, threads=threads)
+
+    def evaluate_model(self, model, tokenizer, data, batch_size: int) -> dict[str, float]:
+        from alembert.embedding.evaluate import evaluate_embedding
+
+        return evaluate_embedding(model, tokenizer, normalise(data.task), data.max_length, batch_size)
+
+    # ------------------------------------------------------------ the commands' entry points
+    def evaluate(self, cfg, args) -> Evaluation:
+        """At the model's own max sequence length (else 256) unless --max-length."""
+        from alembert.embedding.evaluate import evaluate_embedding
+
+        task = normalise(cfg.data.task)
+        model, tokenizer = self.load_model(cfg.model, getattr(args, "pooling", None))  # PyTorch or an ONNX export
+        max_length = cfg.data.max_length if "max_length" in cfg.data.model_fields_set else (model.max_seq_length or 256)
+        metrics = evaluate_embedding(model, tokenizer, task, max_length, cfg.batch_size)
+        title = f"{cfg.model} on {task} (zero-shot, max length {max_length})"
+        return Evaluation(task, None, title, metrics, cfg.data.max_length)
+
+    def bench(self, task, data_dir, max_eval_samples, n_texts, eval_batch_size, data=None, reference=None):
+        from alembert.benchmark.tasks import embedding_task
+
+        return embedding_task(normalise(task), data_dir, max_eval_samples, eval_batch_size)
