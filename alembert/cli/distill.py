@@ -10,15 +10,17 @@ from alembert.cli.common import (
     print_table,
 )
 from alembert.config.schema import DistillConfig
+from alembert.distill.recipe import recipe_names
 from alembert.errors import AlembertError
+from alembert.models.student import parse_layers
 
 
 def register(sub) -> None:
     p = sub.add_parser("distill", help="task-specific distillation with a named or YAML recipe")
     flag(p, "--teacher", "teacher", help="fine-tuned teacher: folder, alias or hub id")
-    flag(p, "--recipe", "recipe", help="kd, distilbert, pkd-skip, pkd-last, tinybert, ce, or a YAML file")
+    flag(p, "--recipe", "recipe", help=f"a packaged recipe ({', '.join(recipe_names())}) or a YAML file")
     flag(p, "--student", "student.path", help="existing student checkpoint (e.g. from distill-general)")
-    flag(p, "--student-layers", "student.layers", type=_layers, help="teacher layers to keep, 0-based, e.g. 0,2,4 (default every other)")
+    flag(p, "--student-layers", "student.layers", type=parse_layers, help="teacher layers to keep, 0-based, e.g. 0,2,4 (default every other)")
     p.add_argument("--student-config", dest="student_config", help="random-init shape, e.g. num_layers=4,hidden_size=312,intermediate_size=1200,num_heads=12")
     p.add_argument("--no-cache-teacher", action="store_const", const=False, dest="cache_teacher", default=None,
                    help="run the teacher every step instead of caching its logits/[CLS] states once")
@@ -32,13 +34,6 @@ def register(sub) -> None:
     add_train_flags(p)
     describe_flags(p, DistillConfig)
     p.set_defaults(run=run)
-
-
-def _layers(text: str) -> list[int]:
-    try:
-        return [int(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise AlembertError(f"--student-layers {text!r}: expected comma-separated layer indices like 0,2,4") from None
 
 
 def _student_config(text: str | None) -> list[str]:

@@ -10,21 +10,23 @@ from alembert.cli.common import (
     flag,
     print_table,
 )
-from alembert.cli.distill import _layers, _student_config
+from alembert.cli.distill import _student_config
 from alembert.config.schema import DistillGeneralConfig
+from alembert.distill.recipe import recipe_names
+from alembert.models.student import parse_layers
 
 
 def register(sub) -> None:
     p = sub.add_parser("distill-general", help="general distillation on raw text (DistilBERT / TinyBERT first stage)")
     flag(p, "--teacher", "teacher", help="pretrained teacher: folder, alias or hub id")
-    flag(p, "--recipe", "recipe", help="tinybert-general (default), distilbert-general (needs an MLM head), cosine-hidden, or YAML")
+    flag(p, "--recipe", "recipe", help=f"a packaged recipe ({', '.join(recipe_names())}; default tinybert-general) or a YAML file")
     p.add_argument("--corpus", nargs="+", dest="data.corpus", default=None, help=".txt files or folders")
     p.set_defaults(_config_fields=[*(p.get_default("_config_fields") or []), "data.corpus"])
     flag(p, "--max-length", "data.max_length", type=int)
     flag(p, "--max-sequences", "data.max_sequences", type=int, help="use the first N packed sequences")
     flag(p, "--heldout", "data.heldout", type=int, help="packed sequences held out to track the loss")
     flag(p, "--student", "student.path", help="existing student checkpoint")
-    flag(p, "--student-layers", "student.layers", type=_layers, help="teacher layers to keep, 0-based (default every other)")
+    flag(p, "--student-layers", "student.layers", type=parse_layers, help="teacher layers to keep, 0-based (default every other)")
     p.add_argument("--student-config", dest="student_config", help="random-init shape, e.g. num_layers=4,hidden_size=312")
     flag(p, "--transfer-task", "data.transfer_tasks", type=lambda v: [x for x in v.split(",") if x],
          help="embedding recipes: also the texts of these GLUE training sets, e.g. sst2,mrpc")

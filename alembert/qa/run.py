@@ -31,7 +31,7 @@ import transformers
 from transformers import AutoModelForQuestionAnswering
 
 from alembert.config.schema import DataConfig, DistillConfig, EvaluateConfig, FinetuneConfig
-from alembert.data.batching import LengthGroupedBatchSampler, RandomBatchSampler, eval_batches
+from alembert.data.batching import batched_loader, eval_batches
 from alembert.distill.card import write_model_card
 from alembert.distill.module import DistillModule, resolve_stage_mappings
 from alembert.distill.recipe import load_recipe
@@ -103,14 +103,9 @@ def load_qa_model(name: str | Path, attn: str | None = None, need_head: bool = F
 
 def qa_train_loader(features, tokenizer, batch_size: int, seed: int, group_by_length: bool = True):
     """(DataLoader, sampler) over train windows: model inputs plus start/end positions,
-    batched like :func:`~alembert.data.batching.train_loader` (same samplers, private generator)."""
+    batched by the one loader builder (same samplers, private generator)."""
     cols = [c for c in QA_MODEL_COLUMNS if c in features.column_names]
-    cls = LengthGroupedBatchSampler if group_by_length else RandomBatchSampler
-    sampler = cls(features["length"], batch_size, seed=seed)
-    loader = torch.utils.data.DataLoader(
-        features.with_format("torch", columns=cols), batch_sampler=sampler,
-        collate_fn=transformers.DataCollatorWithPadding(tokenizer), generator=torch.Generator().manual_seed(seed))
-    return loader, sampler
+    return batched_loader(features, cols, transformers.DataCollatorWithPadding(tokenizer), batch_size, seed, group_by_length)
 
 
 
