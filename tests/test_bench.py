@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from test_export import make_tiny_model
 
-from alembert.benchmark.report import pareto_front
+from alembert.bench.report import pareto_front
 from alembert.cli.main import main
 
 DATA = Path(__file__).resolve().parents[2] / "shared/data/glue_data"
@@ -79,7 +79,7 @@ def test_table_fits_80_columns():
     """The rich table of a demo-like bench at 80 columns: every model name whole, no cell cut."""
     from rich.console import Console
 
-    from alembert.benchmark.report import terminal_rows
+    from alembert.bench.report import terminal_rows
     from alembert.cli.common import rich_table
 
     names = ["teacher", "student", "student-int8", "teacher-int8", "student-fp32-onnx"]
@@ -114,7 +114,7 @@ def test_format_cell_precision():
 def test_cpu_facts_read_the_flags(tmp_path):
     """The instruction sets come from the running machine's flags, never assumed: an AVX2-only
     EPYC reads as such, and a machine without /proc/cpuinfo still gets a record."""
-    from alembert.benchmark.machine import cpu_facts, cpu_line, has_int8_dot
+    from alembert.bench.machine import cpu_facts, cpu_line, has_int8_dot
 
     info = tmp_path / "cpuinfo"
     info.write_text("processor\t: 0\nmodel name\t: AMD EPYC 7B13\nflags\t\t: fpu sse2 avx avx2 fma bmi2\n\n"

@@ -12,7 +12,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from alembert.benchmark.curves import plot_run
+    from alembert.plots.curves import plot_run
 
     written = plot_run(args.run_dir, args.output)
     print(f"wrote {len(written)} plots to {written[0].parent}: {', '.join(p.name for p in written)}")

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from alembert.benchmark.machine import cpu_facts
+from alembert.bench.machine import cpu_facts
 from alembert.errors import AlembertError
 from alembert.export.card import write_export_card
 from alembert.export.first_token import first_token_last_layer

@@ -109,7 +109,7 @@ class TaskKind:
 
     def bench(self, task: str | None, data_dir, max_eval_samples: int | None, n_texts: int, eval_batch_size: int,
               data: dict | None = None, reference=None):
-        """``alembert bench``: the :class:`~alembert.benchmark.tasks.BenchTask` that scores and times models."""
+        """``alembert bench``: the :class:`~alembert.bench.tasks.BenchTask` that scores and times models."""
         raise self._unsupported("bench", task)
 
     def _unsupported(self, command: str, task) -> AlembertError:

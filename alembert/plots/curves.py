@@ -10,8 +10,8 @@ import json
 import re
 from pathlib import Path
 
-from alembert.benchmark.plotting import pyplot, save_png
 from alembert.errors import AlembertError
+from alembert.plots.backend import pyplot, save_png
 
 NOT_LOSSES = {"time", "step", "epoch", "lr", "samples_per_s", "eval"}
 

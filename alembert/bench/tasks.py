@@ -12,8 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from alembert.benchmark.size import count_embedding_params, count_params
-from alembert.benchmark.speed import (
+from alembert.bench.size import count_embedding_params, count_params
+from alembert.bench.speed import (
     Workload,
     fixed_length_inputs,
     onnx_workload,
@@ -40,7 +40,7 @@ class BenchTask:
     workload: Callable[..., Workload] = field(default=lambda *a: fixed_length_workload(*a))
     count: Callable[[Path, object], tuple[int, int]] = field(default=lambda path, config: count_params(config))  # params
     timing: str | None = None  # how the inputs are timed, for the report (None: fixed length)
-    # real dev texts, in file order, for the serving bench (alembert/benchmark/serving.py); None: not served
+    # real dev texts, in file order, for the serving bench (alembert/bench/serving.py); None: not served
     serve_a: list[str] | None = None
     serve_b: list[str] | None = None
 
