@@ -9,9 +9,13 @@ use, so ``import alembert`` (and ``alembert --help``) stays free of torch.
 __version__ = "0.1.0"
 
 _LAZY = {
-    "finetune": "alembert.api", "distill_general": "alembert.api", "evaluate": "alembert.api",
-    "bench": "alembert.api", "Result": "alembert.api",
-    "DistillationTrainer": "alembert.distill.trainer", "AlembertError": "alembert.errors",
+    "finetune": "alembert.api",
+    "distill_general": "alembert.api",
+    "evaluate": "alembert.api",
+    "bench": "alembert.api",
+    "Result": "alembert.api",
+    "DistillationTrainer": "alembert.distill.trainer",
+    "AlembertError": "alembert.errors",
 }
 __all__ = ["__version__", *_LAZY, "distill", "export"]
 

@@ -94,7 +94,9 @@ def evaluate(model, config=None, **kwargs) -> Result:
         path = _model_path(model, kwargs.pop("tokenizer", None), stack)
         args = _namespace("evaluate", command, EvaluateConfig, config, kwargs, stack, positional=[path])
         r = command.execute(args)
-    kept = r["eval_results"] is not None and r["eval_results"].is_file()  # not when written into a model object's temporary folder
+    kept = (
+        r["eval_results"] is not None and r["eval_results"].is_file()
+    )  # not when written into a model object's temporary folder
     files = {"eval_results.json": r["eval_results"]} if kept else {}
     out = r["eval_results"].parent if kept else None
     summary = {k: r[k] for k in ("task", "examples", "metrics", "note")}
@@ -132,14 +134,19 @@ def bench(models, task=None, **kwargs) -> Result:
 MODEL_FIELDS = {"model", "teacher", "student", "task_teacher"}  # keywords that may carry a model object
 
 
-def _namespace(name: str, command, cls, config, kwargs: dict, stack: contextlib.ExitStack,
-               positional: list[str] | None = None) -> argparse.Namespace:
+def _namespace(
+    name: str, command, cls, config, kwargs: dict, stack: contextlib.ExitStack, positional: list[str] | None = None
+) -> argparse.Namespace:
     from alembert.cli.common import FIELDS
 
     parser = _parser(name, command)
     args = parser.parse_args(positional or [])
-    options = {opt[2:].replace("-", "_"): action for action in parser._actions
-               for opt in action.option_strings if opt.startswith("--")}
+    options = {
+        opt[2:].replace("-", "_"): action
+        for action in parser._actions
+        for opt in action.option_strings
+        if opt.startswith("--")
+    }
     fields = list(getattr(args, FIELDS, []))
 
     def put(dotted: str, value) -> None:
@@ -151,7 +158,9 @@ def _namespace(name: str, command, cls, config, kwargs: dict, stack: contextlib.
         args.config = Path(config)
     elif config is not None:
         if cls is None or not isinstance(config, cls | dict):
-            raise AlembertError(f"{name}: config= takes a YAML path, a dict or a {cls.__name__ if cls else 'config'} object, got {type(config).__name__}")
+            raise AlembertError(
+                f"{name}: config= takes a YAML path, a dict or a {cls.__name__ if cls else 'config'} object, got {type(config).__name__}"
+            )
         tree = config if isinstance(config, dict) else config.model_dump(exclude_unset=True)
         for dotted, value in _flatten(cls, tree):
             put(dotted, value)
@@ -159,7 +168,9 @@ def _namespace(name: str, command, cls, config, kwargs: dict, stack: contextlib.
     for key, value in kwargs.items():
         if value is None:
             continue
-        if isinstance(value, dict) and cls is not None and key in cls.model_fields:  # a section: student={"num_layers": 4}
+        if (
+            isinstance(value, dict) and cls is not None and key in cls.model_fields
+        ):  # a section: student={"num_layers": 4}
             for dotted, v in _flatten(cls, {key: value}):
                 put(dotted, v)
             continue
@@ -189,7 +200,9 @@ def _namespace(name: str, command, cls, config, kwargs: dict, stack: contextlib.
                 put(dotted, v)
         else:
             known = sorted({*options, *(cls.model_fields if cls else ())} - {"help", "config", "debug"})
-            raise AlembertError(f"{name}: unknown argument {key!r}; use one of {', '.join(known)}, or set={{'section.field': value}}")
+            raise AlembertError(
+                f"{name}: unknown argument {key!r}; use one of {', '.join(known)}, or set={{'section.field': value}}"
+            )
     setattr(args, FIELDS, fields)
     return args
 
@@ -241,7 +254,9 @@ def _model_path(model, tokenizer, stack: contextlib.ExitStack) -> str:
         folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="alembert-model-")))
         model.save(str(folder))
         return str(folder)
-    raise AlembertError(f"a model must be a path, an alias, a hub id or a loaded PreTrainedModel, got {type(model).__name__}")
+    raise AlembertError(
+        f"a model must be a path, an alias, a hub id or a loaded PreTrainedModel, got {type(model).__name__}"
+    )
 
 
 def _tokenizer(model, tokenizer):
@@ -253,8 +268,10 @@ def _tokenizer(model, tokenizer):
 
         return load_tokenizer(source)
     except (AlembertError, OSError, ValueError, TypeError):
-        raise AlembertError(f"the {type(model).__name__} object has no tokenizer folder to read ({source or 'no name_or_path'}); "
-                            "pass tokenizer= with it, or pass the model's path") from None
+        raise AlembertError(
+            f"the {type(model).__name__} object has no tokenizer folder to read ({source or 'no name_or_path'}); "
+            "pass tokenizer= with it, or pass the model's path"
+        ) from None
 
 
 def _files(out) -> dict[str, Path]:

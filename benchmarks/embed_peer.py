@@ -71,8 +71,11 @@ def prepare(args, out: Path) -> dict:
 
     torch.set_num_threads(args.threads * args.jobs)
     teacher, teacher_tok = load_embedding_model(args.teacher)
-    cfg = DistillGeneralConfig(teacher=args.teacher, student={"path": args.student, "layers": [int(x) for x in args.student_layers.split(",")]},
-                               train={"seed": args.seed})
+    cfg = DistillGeneralConfig(
+        teacher=args.teacher,
+        student={"path": args.student, "layers": [int(x) for x in args.student_layers.split(",")]},
+        train={"seed": args.seed},
+    )
     student, student_tok, desc = make_embedding_student(cfg, teacher, teacher_tok, None, uses_vectors=True)
     student.save(out / "init", student_tok)
     start = time.perf_counter()
@@ -84,16 +87,38 @@ def run_alembert(args, out: Path) -> dict:
     from alembert.config.schema import DistillGeneralConfig
     from alembert.distill.general import run_distill_general
 
-    cfg = DistillGeneralConfig.model_validate({
-        "teacher": args.teacher, "recipe": "embed-mse", "student": {"path": str(out / "init")}, "output_dir": str(out / "a"),
-        "overwrite": True, "eval_tasks": ["stsb-zeroshot"],
-        "data": {"corpus": args.corpus, "transfer_tasks": [t for t in args.transfer_task.split(",") if t], "max_texts": args.max_texts,
-                 "max_length": args.max_length},
-        "train": {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed, "threads": args.threads,
-                  "eval_every": 10**9, "warmup_ratio": 0.1, "weight_decay": 0.01},
-    })
+    cfg = DistillGeneralConfig.model_validate(
+        {
+            "teacher": args.teacher,
+            "recipe": "embed-mse",
+            "student": {"path": str(out / "init")},
+            "output_dir": str(out / "a"),
+            "overwrite": True,
+            "eval_tasks": ["stsb-zeroshot"],
+            "data": {
+                "corpus": args.corpus,
+                "transfer_tasks": [t for t in args.transfer_task.split(",") if t],
+                "max_texts": args.max_texts,
+                "max_length": args.max_length,
+            },
+            "train": {
+                "epochs": args.epochs,
+                "batch_size": args.batch_size,
+                "lr": args.lr,
+                "seed": args.seed,
+                "threads": args.threads,
+                "eval_every": 10**9,
+                "warmup_ratio": 0.1,
+                "weight_decay": 0.01,
+            },
+        }
+    )
     s = run_distill_general(cfg)
-    return {"texts": s["train_examples"], "train_s": s["train_seconds"] - s["details"]["eval_seconds"], "model": str(out / "a")}
+    return {
+        "texts": s["train_examples"],
+        "train_s": s["train_seconds"] - s["details"]["eval_seconds"],
+        "model": str(out / "a"),
+    }
 
 
 def run_sentence_transformers(args, out: Path) -> dict:
@@ -114,9 +139,20 @@ def run_sentence_transformers(args, out: Path) -> dict:
     model.max_seq_length = args.max_length
     train = datasets.Dataset.from_dict({"sentence": texts, "label": emb.tolist()})
     targs = SentenceTransformerTrainingArguments(
-        output_dir=str(out / "b-trainer"), num_train_epochs=args.epochs, per_device_train_batch_size=args.batch_size,
-        learning_rate=args.lr, warmup_ratio=0.1, weight_decay=0.01, seed=args.seed, save_strategy="no", eval_strategy="no",
-        logging_steps=50, report_to="none", use_cpu=True, disable_tqdm=True)
+        output_dir=str(out / "b-trainer"),
+        num_train_epochs=args.epochs,
+        per_device_train_batch_size=args.batch_size,
+        learning_rate=args.lr,
+        warmup_ratio=0.1,
+        weight_decay=0.01,
+        seed=args.seed,
+        save_strategy="no",
+        eval_strategy="no",
+        logging_steps=50,
+        report_to="none",
+        use_cpu=True,
+        disable_tqdm=True,
+    )
     trainer = SentenceTransformerTrainer(model=model, args=targs, train_dataset=train, loss=losses.MSELoss(model))
     start = time.perf_counter()
     trainer.train()
@@ -136,9 +172,12 @@ def child(args) -> None:
 
 
 def run_variant(argv: list[str], variant: str, cores: set[int] | None) -> None:
-    subprocess.run([sys.executable, __file__, *argv, "--variant", variant], check=True,
-                   env={**os.environ, "TOKENIZERS_PARALLELISM": "false"},
-                   preexec_fn=(lambda: os.sched_setaffinity(0, cores)) if cores else None)
+    subprocess.run(
+        [sys.executable, __file__, *argv, "--variant", variant],
+        check=True,
+        env={**os.environ, "TOKENIZERS_PARALLELISM": "false"},
+        preexec_fn=(lambda: os.sched_setaffinity(0, cores)) if cores else None,
+    )
 
 
 def score(args, folder: str) -> dict:
@@ -146,7 +185,10 @@ def score(args, folder: str) -> dict:
     from alembert.embedding.model import load_embedding_model
 
     model, tok = load_embedding_model(folder)
-    return {task: evaluate_embedding(model, tok, task, args.max_length, 128) for task in ("stsb-zeroshot", "squad-retrieval")}
+    return {
+        task: evaluate_embedding(model, tok, task, args.max_length, 128)
+        for task in ("stsb-zeroshot", "squad-retrieval")
+    }
 
 
 def cpu_description() -> str:
@@ -174,7 +216,7 @@ def main() -> None:
     (out / "prepared.json").write_text(json.dumps(prepared, indent=2))
     cpus = sorted(os.sched_getaffinity(0))
     if args.jobs > 1 and args.jobs * args.threads <= len(cpus):
-        cores = [set(cpus[i * args.threads:(i + 1) * args.threads]) for i in range(2)]
+        cores = [set(cpus[i * args.threads : (i + 1) * args.threads]) for i in range(2)]
         with ThreadPoolExecutor(2) as pool:
             list(pool.map(lambda v, c: run_variant(argv, v, c), ["b", "a"], cores[::-1]))
     else:
@@ -183,25 +225,36 @@ def main() -> None:
     results = {v: json.loads((out / f"result-{v}.json").read_text()) for v in VARIANTS}
     for r in results.values():
         r["dev"] = score(args, r["model"])
-    lines = ["| variant | samples/s | train wall s | STS-B spearman | recall@1 | MRR@10 |", "|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| variant | samples/s | train wall s | STS-B spearman | recall@1 | MRR@10 |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     for v, r in results.items():
         d = r["dev"]
-        lines.append(f"| {v}: {VARIANTS[v]} | {r['samples_per_s']:.1f} | {r['train_s']:.0f} | {d['stsb-zeroshot']['spearman']:.4f} | "
-                     f"{d['squad-retrieval']['recall@1']:.3f} | {d['squad-retrieval']['mrr@10']:.3f} |")
+        lines.append(
+            f"| {v}: {VARIANTS[v]} | {r['samples_per_s']:.1f} | {r['train_s']:.0f} | {d['stsb-zeroshot']['spearman']:.4f} | "
+            f"{d['squad-retrieval']['recall@1']:.3f} | {d['squad-retrieval']['mrr@10']:.3f} |"
+        )
     a, b = results["a"], results["b"]
     ratio = a["samples_per_s"] / b["samples_per_s"]
-    lines += ["", f"- a/b samples/s: **{ratio:.2f}x** (target >= 2x); STS-B a - b: "
-                  f"{a['dev']['stsb-zeroshot']['spearman'] - b['dev']['stsb-zeroshot']['spearman']:+.4f} (target >= 0)",
-              "", f"{a['texts']} texts x {args.epochs:g} epochs, batch {args.batch_size}, lr {args.lr:g}, max length {args.max_length}, "
-                  f"seed {args.seed}, {args.threads} thread(s) each{', side by side on separate cores' if args.jobs > 1 else ''}; "
-                  f"student {prepared['student']}; teacher `{args.teacher}` embeddings computed once in {prepared['teacher_cache_s']:.0f} s "
-                  f"(not part of either variant); CPU: {cpu_description()}; "
-                  f"torch {metadata.version('torch')}, transformers {metadata.version('transformers')}, "
-                  f"sentence-transformers {metadata.version('sentence-transformers')}."]
+    lines += [
+        "",
+        f"- a/b samples/s: **{ratio:.2f}x** (target >= 2x); STS-B a - b: "
+        f"{a['dev']['stsb-zeroshot']['spearman'] - b['dev']['stsb-zeroshot']['spearman']:+.4f} (target >= 0)",
+        "",
+        f"{a['texts']} texts x {args.epochs:g} epochs, batch {args.batch_size}, lr {args.lr:g}, max length {args.max_length}, "
+        f"seed {args.seed}, {args.threads} thread(s) each{', side by side on separate cores' if args.jobs > 1 else ''}; "
+        f"student {prepared['student']}; teacher `{args.teacher}` embeddings computed once in {prepared['teacher_cache_s']:.0f} s "
+        f"(not part of either variant); CPU: {cpu_description()}; "
+        f"torch {metadata.version('torch')}, transformers {metadata.version('transformers')}, "
+        f"sentence-transformers {metadata.version('sentence-transformers')}.",
+    ]
     table = "\n".join(lines)
     print("\n" + table)
     (out / "embed_peer.md").write_text(f"# Embedding distillation: alembert vs sentence-transformers\n\n{table}\n")
-    (out / "embed_peer.json").write_text(json.dumps({"config": vars(args), "prepared": prepared, "results": results, "ratio": ratio}, indent=2))
+    (out / "embed_peer.json").write_text(
+        json.dumps({"config": vars(args), "prepared": prepared, "results": results, "ratio": ratio}, indent=2)
+    )
 
 
 if __name__ == "__main__":

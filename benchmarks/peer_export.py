@@ -47,7 +47,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 # Run inside the peer environment: optimum's documented export/optimise/quantise path.
-PEER_BUILD = r'''
+PEER_BUILD = r"""
 import json, subprocess, sys, traceback
 from pathlib import Path
 student, out, isa = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
@@ -97,22 +97,34 @@ report["graphs"] = graphs
 import importlib.metadata as md
 report["versions"] = {p: md.version(p) for p in ("optimum-onnx", "optimum", "transformers", "onnxruntime", "torch")}
 print(json.dumps(report))
-'''
+"""
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--student", required=True, help="fine-tuned student (PyTorch folder)")
-    p.add_argument("--teacher", required=True, help="its fine-tuned teacher (PyTorch folder): the fp32 reference and teacher-int8")
+    p.add_argument(
+        "--teacher", required=True, help="its fine-tuned teacher (PyTorch folder): the fp32 reference and teacher-int8"
+    )
     p.add_argument("--task", default="sst2")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--repeats", type=int, default=5, help="interleaved repeats of the fixed-length timing (serving: at most 3)")
+    p.add_argument(
+        "--repeats", type=int, default=5, help="interleaved repeats of the fixed-length timing (serving: at most 3)"
+    )
     p.add_argument("--max-eval-samples", type=int, default=None)
     p.add_argument("--output", default="runs/peer-export")
-    p.add_argument("--venv", default=str(REPO / ".cache" / "peer-venv"), help="optimum-onnx's own environment (created once)")
-    p.add_argument("--torch-wheel", default=None, help="torch wheel for the peer environment (default: a CPU wheel of this torch in /opt/wheels, else torch==this version)")
-    p.add_argument("--skip-peers", action="store_true", help="alembert and PyTorch variants only (no optimum environment)")
+    p.add_argument(
+        "--venv", default=str(REPO / ".cache" / "peer-venv"), help="optimum-onnx's own environment (created once)"
+    )
+    p.add_argument(
+        "--torch-wheel",
+        default=None,
+        help="torch wheel for the peer environment (default: a CPU wheel of this torch in /opt/wheels, else torch==this version)",
+    )
+    p.add_argument(
+        "--skip-peers", action="store_true", help="alembert and PyTorch variants only (no optimum environment)"
+    )
     return p.parse_args(argv)
 
 
@@ -135,33 +147,63 @@ def ensure_venv(venv: Path, torch_wheel: str | None) -> Path:
     if marker.is_file() and py.exists():
         return py
     version = torch.__version__.split("+")[0]
-    wheel = torch_wheel or next(iter(sorted(glob.glob(f"/opt/wheels/torch-{version}+cpu-cp{sys.version_info.major}{sys.version_info.minor}-*.whl"))), None)
+    wheel = torch_wheel or next(
+        iter(
+            sorted(
+                glob.glob(f"/opt/wheels/torch-{version}+cpu-cp{sys.version_info.major}{sys.version_info.minor}-*.whl")
+            )
+        ),
+        None,
+    )
     print(f"peer env: creating {venv} (torch {wheel or version}, then optimum-onnx with transformers<4.58)", flush=True)
-    steps = [[sys.executable, "-m", "venv", str(venv)],
-             [str(py), "-m", "pip", "install", "-q", wheel or f"torch=={version}"],
-             [str(py), "-m", "pip", "install", "-q", "optimum-onnx[onnxruntime]", "transformers<4.58"]]
+    steps = [
+        [sys.executable, "-m", "venv", str(venv)],
+        [str(py), "-m", "pip", "install", "-q", wheel or f"torch=={version}"],
+        [str(py), "-m", "pip", "install", "-q", "optimum-onnx[onnxruntime]", "transformers<4.58"],
+    ]
     for cmd in steps:
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             err = [line for line in proc.stderr.splitlines() if not line.startswith("WARNING: Location")]
             raise SystemExit(f"peer env: `{' '.join(cmd[-3:])}` failed: {' | '.join(err[-3:])[:600]}")
-    marker.write_text(json.dumps({"torch": wheel or version, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}))
+    marker.write_text(
+        json.dumps({"torch": wheel or version, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+    )
     return py
 
 
 def build_peers(args, out: Path, facts: dict) -> dict:
     py = ensure_venv(Path(args.venv), args.torch_wheel)
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "PYTHONPATH": ""}
-    proc = subprocess.run([str(py), "-c", PEER_BUILD, str(Path(args.student).resolve()), str(out), cpu_isa_config(facts)],
-                          capture_output=True, text=True, env=env)
+    proc = subprocess.run(
+        [str(py), "-c", PEER_BUILD, str(Path(args.student).resolve()), str(out), cpu_isa_config(facts)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     if proc.returncode != 0:
-        raise SystemExit(f"peer build failed: {proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode}")
+        raise SystemExit(
+            f"peer build failed: {proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode}"
+        )
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def alembert_export(model: str, dst: Path, args) -> dict:
-    cmd = [sys.executable, "-m", "alembert.cli.main", "export", model, "--onnx", "--quantize", "auto", "--output", str(dst),
-           "--overwrite", "--task", args.task]
+    cmd = [
+        sys.executable,
+        "-m",
+        "alembert.cli.main",
+        "export",
+        model,
+        "--onnx",
+        "--quantize",
+        "auto",
+        "--output",
+        str(dst),
+        "--overwrite",
+        "--task",
+        args.task,
+    ]
     if args.data_dir:
         cmd += ["--data-dir", args.data_dir]
     if args.max_eval_samples:
@@ -195,8 +237,10 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     print(cpu_line(facts), f"; {args.threads} thread(s); load {os.getloadavg()[0]:.1f}", flush=True)
 
-    exports = {"student": alembert_export(args.student, out / "alembert-student", args),
-               "teacher": alembert_export(args.teacher, out / "alembert-teacher", args)}
+    exports = {
+        "student": alembert_export(args.student, out / "alembert-student", args),
+        "teacher": alembert_export(args.teacher, out / "alembert-teacher", args),
+    }
     for k, info in exports.items():
         print(f"alembert {k}: {info['auto']['reason']}", flush=True)
     peers = None if args.skip_peers else build_peers(args, out, facts)
@@ -212,14 +256,20 @@ def main(argv=None) -> int:
 
     variants = {}  # name -> (model, tokenizer, group)
     variants["teacher fp32 PyTorch"] = (load_classifier(args.teacher, task).eval(), tok_t, "reference")
-    variants["teacher alembert " + exports["teacher"]["variant"]] = (OnnxClassifier(out / "alembert-teacher", args.threads), tok_t, "alembert")
+    variants["teacher alembert " + exports["teacher"]["variant"]] = (
+        OnnxClassifier(out / "alembert-teacher", args.threads),
+        tok_t,
+        "alembert",
+    )
     alembert_name = "student alembert " + exports["student"]["variant"]
     variants[alembert_name] = (OnnxClassifier(out / "alembert-student", args.threads), tok_s, "alembert")
     student_torch = load_classifier(args.student, task).eval()
     variants["student fp32 PyTorch"] = (student_torch, tok_s, "pytorch")
     with warnings.catch_warnings():  # torch.ao's eager quantisation prints a migration notice: still the plain path
         warnings.simplefilter("ignore")
-        ao = torch.ao.quantization.quantize_dynamic(load_classifier(args.student, task).eval(), {torch.nn.Linear}, dtype=torch.qint8)
+        ao = torch.ao.quantization.quantize_dynamic(
+            load_classifier(args.student, task).eval(), {torch.nn.Linear}, dtype=torch.qint8
+        )
     variants["student torch.ao dynamic int8"] = (ao, tok_s, "pytorch")
     for name, graph in (peers or {}).get("graphs", {}).items():
         variants["student " + name] = (OnnxClassifier.from_graph(graph, args.threads), tok_s, "peer")
@@ -234,18 +284,31 @@ def main(argv=None) -> int:
     work = {}
     for name, (model, tok, _) in variants.items():
         inputs = fixed_length_inputs(tok, texts, None, 128)
-        work[name] = (onnx_workload(model, inputs, 32) if isinstance(model, OnnxClassifier) else torch_workload(model, inputs, 32, "cpu"))
+        work[name] = (
+            onnx_workload(model, inputs, 32)
+            if isinstance(model, OnnxClassifier)
+            else torch_workload(model, inputs, 32, "cpu")
+        )
     print(f"timing {len(work)} variants at 32x128 and 1x128 ({args.repeats} interleaved repeats)", flush=True)
     speeds = measure(work, repeats=args.repeats, warmup=2, latency_iters=10)
-    served = {name: serving_workload(model, tok, list(dev["text_a"]), None, cfg.max_length) for name, (model, tok, _) in variants.items()}
+    served = {
+        name: serving_workload(model, tok, list(dev["text_a"]), None, cfg.max_length)
+        for name, (model, tok, _) in variants.items()
+    }
     print(f"serving {len(dev)} dev sentences at their own lengths", flush=True)
     serving = measure_serving(served, repeats=min(args.repeats, 3))
     for name, r in rows.items():
         s, sv = speeds[name], serving[name]
-        r |= {"seq_s_b32x128": s["throughput_seq_s"], "ms_b1x128": s["latency_ms_median"], "ms_b1x128_p90": s["latency_ms_p90"],
-              "sorted_b32_sent_s": sv["sorted_b32"]["sentences_s"], "arrival_b32_sent_s": sv["arrival_b32"]["sentences_s"],
-              "arrival_b1_ms_p50": sv["arrival_b1"]["ms_p50"], "arrival_b1_ms_p90": sv["arrival_b1"]["ms_p90"],
-              "arrival_b1_ms_p99": sv["arrival_b1"]["ms_p99"]}
+        r |= {
+            "seq_s_b32x128": s["throughput_seq_s"],
+            "ms_b1x128": s["latency_ms_median"],
+            "ms_b1x128_p90": s["latency_ms_p90"],
+            "sorted_b32_sent_s": sv["sorted_b32"]["sentences_s"],
+            "arrival_b32_sent_s": sv["arrival_b32"]["sentences_s"],
+            "arrival_b1_ms_p50": sv["arrival_b1"]["ms_p50"],
+            "arrival_b1_ms_p90": sv["arrival_b1"]["ms_p90"],
+            "arrival_b1_ms_p99": sv["arrival_b1"]["ms_p99"],
+        }
 
     ref = rows["teacher fp32 PyTorch"]
     mine = rows[alembert_name]
@@ -254,38 +317,74 @@ def main(argv=None) -> int:
     if peer_rows:
         best32 = max(peer_rows, key=lambda n: peer_rows[n]["seq_s_b32x128"])
         best1 = min(peer_rows, key=lambda n: peer_rows[n]["ms_b1x128"])
-        summary |= {"best_peer_b32": best32, "vs_best_peer_b32": mine["seq_s_b32x128"] / peer_rows[best32]["seq_s_b32x128"],
-                    "best_peer_b1": best1, "vs_best_peer_b1": peer_rows[best1]["ms_b1x128"] / mine["ms_b1x128"],
-                    "dev_minus_best_peer_b32": mine["dev"] - peer_rows[best32]["dev"],
-                    "vs_best_peer_sorted": mine["sorted_b32_sent_s"] / max(r["sorted_b32_sent_s"] for r in peer_rows.values())}
-    summary |= {"alembert_sorted_b32_sent_s": mine["sorted_b32_sent_s"], "alembert_arrival_b1_ms_p50": mine["arrival_b1_ms_p50"],
-                "alembert_arrival_b1_ms_p99": mine["arrival_b1_ms_p99"]}
+        summary |= {
+            "best_peer_b32": best32,
+            "vs_best_peer_b32": mine["seq_s_b32x128"] / peer_rows[best32]["seq_s_b32x128"],
+            "best_peer_b1": best1,
+            "vs_best_peer_b1": peer_rows[best1]["ms_b1x128"] / mine["ms_b1x128"],
+            "dev_minus_best_peer_b32": mine["dev"] - peer_rows[best32]["dev"],
+            "vs_best_peer_sorted": mine["sorted_b32_sent_s"] / max(r["sorted_b32_sent_s"] for r in peer_rows.values()),
+        }
+    summary |= {
+        "alembert_sorted_b32_sent_s": mine["sorted_b32_sent_s"],
+        "alembert_arrival_b1_ms_p50": mine["arrival_b1_ms_p50"],
+        "alembert_arrival_b1_ms_p99": mine["arrival_b1_ms_p99"],
+    }
 
-    head = ["variant", f"dev {task.main_metric}", "seq/s @32x128", "x teacher", "ms @1x128", "sent/s sorted @32",
-            "sent/s arrival @32", "ms @1 real p50/p90/p99"]
+    head = [
+        "variant",
+        f"dev {task.main_metric}",
+        "seq/s @32x128",
+        "x teacher",
+        "ms @1x128",
+        "sent/s sorted @32",
+        "sent/s arrival @32",
+        "ms @1 real p50/p90/p99",
+    ]
     lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
     for name, r in rows.items():
-        lines.append(f"| {name} | {r['dev']:.4f} | {r['seq_s_b32x128']:.1f} | {r['seq_s_b32x128'] / ref['seq_s_b32x128']:.2f}x | "
-                     f"{r['ms_b1x128']:.2f} | {r['sorted_b32_sent_s']:.0f} | {r['arrival_b32_sent_s']:.0f} | "
-                     f"{r['arrival_b1_ms_p50']:.2f} / {r['arrival_b1_ms_p90']:.2f} / {r['arrival_b1_ms_p99']:.2f} |")
-    ratio_lines = [f"- alembert int8 student vs fp32 PyTorch teacher at batch 32: {summary['vs_teacher_fp32_b32']:.2f}x"]
+        lines.append(
+            f"| {name} | {r['dev']:.4f} | {r['seq_s_b32x128']:.1f} | {r['seq_s_b32x128'] / ref['seq_s_b32x128']:.2f}x | "
+            f"{r['ms_b1x128']:.2f} | {r['sorted_b32_sent_s']:.0f} | {r['arrival_b32_sent_s']:.0f} | "
+            f"{r['arrival_b1_ms_p50']:.2f} / {r['arrival_b1_ms_p90']:.2f} / {r['arrival_b1_ms_p99']:.2f} |"
+        )
+    ratio_lines = [
+        f"- alembert int8 student vs fp32 PyTorch teacher at batch 32: {summary['vs_teacher_fp32_b32']:.2f}x"
+    ]
     if peer_rows:
         ratio_lines += [
             f"- vs the best peer at batch 32 x 128 ({summary['best_peer_b32']}): {summary['vs_best_peer_b32']:.2f}x throughput, "
             f"dev {summary['dev_minus_best_peer_b32'] * 100:+.2f} points",
             f"- vs the best peer at batch 1 x 128 ({summary['best_peer_b1']}): {summary['vs_best_peer_b1']:.2f}x lower latency",
-            f"- vs the best peer on length-sorted real sentences: {summary['vs_best_peer_sorted']:.2f}x"]
-    ratio_lines.append(f"- alembert int8 student on real {task.name} dev sentences: {summary['alembert_sorted_b32_sent_s']:.0f} sentences/s "
-                       f"length-sorted @32; batch 1 in arrival order p50 {summary['alembert_arrival_b1_ms_p50']:.2f} ms, "
-                       f"p99 {summary['alembert_arrival_b1_ms_p99']:.2f} ms")
-    conditions = (f"{cpu_line(facts)}; {args.threads} thread(s); {len(dev)} {task.name} dev sentences; fixed-length rows: the first 32 "
-                  f"padded to 128 tokens, median of {args.repeats} interleaved repeats; real rows: dev sentences at their own lengths; "
-                  f"load {os.getloadavg()[0]:.1f} after; identical onnxruntime session options for every graph")
+            f"- vs the best peer on length-sorted real sentences: {summary['vs_best_peer_sorted']:.2f}x",
+        ]
+    ratio_lines.append(
+        f"- alembert int8 student on real {task.name} dev sentences: {summary['alembert_sorted_b32_sent_s']:.0f} sentences/s "
+        f"length-sorted @32; batch 1 in arrival order p50 {summary['alembert_arrival_b1_ms_p50']:.2f} ms, "
+        f"p99 {summary['alembert_arrival_b1_ms_p99']:.2f} ms"
+    )
+    conditions = (
+        f"{cpu_line(facts)}; {args.threads} thread(s); {len(dev)} {task.name} dev sentences; fixed-length rows: the first 32 "
+        f"padded to 128 tokens, median of {args.repeats} interleaved repeats; real rows: dev sentences at their own lengths; "
+        f"load {os.getloadavg()[0]:.1f} after; identical onnxruntime session options for every graph"
+    )
     text = "\n".join(lines) + "\n\n" + "\n".join(ratio_lines) + "\n\n" + conditions + "\n"
     if peers:
-        text += "\noptimum steps: " + "; ".join(f"{k}: {v}" for k, v in peers["steps"].items()) + f" ({peers.get('versions')})\n"
-    report = {"machine": facts, "threads": args.threads, "repeats": args.repeats, "rows": rows, "summary": summary,
-              "alembert_exports": {k: v["auto"] for k, v in exports.items()}, "peers": peers, "conditions": conditions}
+        text += (
+            "\noptimum steps: "
+            + "; ".join(f"{k}: {v}" for k, v in peers["steps"].items())
+            + f" ({peers.get('versions')})\n"
+        )
+    report = {
+        "machine": facts,
+        "threads": args.threads,
+        "repeats": args.repeats,
+        "rows": rows,
+        "summary": summary,
+        "alembert_exports": {k: v["auto"] for k, v in exports.items()},
+        "peers": peers,
+        "conditions": conditions,
+    }
     (out / "peer_export.json").write_text(json.dumps(report, indent=2))
     (out / "peer_export.md").write_text(text)
     print(text)

@@ -15,8 +15,9 @@ from collections import Counter
 
 
 def files_at(rev: str) -> dict[str, int]:
-    names = subprocess.run(["git", "ls-tree", "-r", "--name-only", rev, "alembert"], capture_output=True, text=True,
-                           check=True).stdout.split()
+    names = subprocess.run(
+        ["git", "ls-tree", "-r", "--name-only", rev, "alembert"], capture_output=True, text=True, check=True
+    ).stdout.split()
     out = {}
     for name in names:
         if name.endswith(".py"):
@@ -49,7 +50,7 @@ def loss_name_sites(rev: str) -> list[str]:
 
 
 def main(argv: list[str]) -> None:
-    before, after = (argv + ["0592718", "HEAD"][len(argv):])[:2]
+    before, after = (argv + ["0592718", "HEAD"][len(argv) :])[:2]
     a, b = files_at(before), files_at(after)
     pa, pb = Counter(), Counter()
     for f, n in a.items():
@@ -66,8 +67,11 @@ def main(argv: list[str]) -> None:
     big = sorted(((n, f) for f, n in b.items()), reverse=True)[:5]
     print("largest modules at", after + ":", ", ".join(f"{f} ({n})" for n, f in big))
     sites = loss_name_sites(after)
-    print(f"places outside alembert/terms and alembert/losses that name a loss term: {len(sites)}",
-          *(f"  {s}" for s in sites), sep="\n")
+    print(
+        f"places outside alembert/terms and alembert/losses that name a loss term: {len(sites)}",
+        *(f"  {s}" for s in sites),
+        sep="\n",
+    )
 
 
 if __name__ == "__main__":

@@ -12,7 +12,11 @@ from pathlib import Path
 
 
 def _metrics(dev: dict) -> str:
-    flat = {f"{k} {m}": v for k, d in dev.items() for m, v in d.items()} if any(isinstance(v, dict) for v in dev.values()) else dev
+    flat = (
+        {f"{k} {m}": v for k, d in dev.items() for m, v in d.items()}
+        if any(isinstance(v, dict) for v in dev.values())
+        else dev
+    )
     return ", ".join(f"{k} {v:.4f}" for k, v in flat.items()) or "-"
 
 
@@ -23,8 +27,10 @@ def row(path: Path) -> str:
         retention = ", ".join(f"{k} {v:.1f}%" for k, v in retention.items())
     elif retention is not None:
         retention = f"{retention:.1f}%"
-    return (f"| {path.name} | {m['task']} | {m['recipe'] or m['command']} | {m['train_examples']} | {_metrics(m['dev'])} "
-            f"| {retention or '-'} | {m['parameters'] / 1e6:.1f}M | {m['train_seconds']:.0f} s |")
+    return (
+        f"| {path.name} | {m['task']} | {m['recipe'] or m['command']} | {m['train_examples']} | {_metrics(m['dev'])} "
+        f"| {retention or '-'} | {m['parameters'] / 1e6:.1f}M | {m['train_seconds']:.0f} s |"
+    )
 
 
 if __name__ == "__main__":

@@ -27,16 +27,31 @@ def bert_tokenizer():
     return AutoTokenizer.from_pretrained(resolve_model("minilm-l6"))
 
 
-def save_tiny(path: Path, tokenizer, family: str = "bert", layers: int = 4, hidden: int = 32, heads: int = 2, seed: int = 0) -> Path:
+def save_tiny(
+    path: Path, tokenizer, family: str = "bert", layers: int = 4, hidden: int = 32, heads: int = 2, seed: int = 0
+) -> Path:
     """A tiny random encoder of ``family`` with the BERT vocabulary, saved with its tokenizer."""
     import torch
     from transformers import AutoConfig, AutoModel
 
     torch.manual_seed(seed)
-    kw = dict(vocab_size=len(tokenizer), hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
-              intermediate_size=hidden * 2, max_position_embeddings=256)
+    kw = dict(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        intermediate_size=hidden * 2,
+        max_position_embeddings=256,
+    )
     if family == "distilbert":
-        kw = dict(vocab_size=len(tokenizer), dim=hidden, n_layers=layers, n_heads=heads, hidden_dim=hidden * 2, max_position_embeddings=256)
+        kw = dict(
+            vocab_size=len(tokenizer),
+            dim=hidden,
+            n_layers=layers,
+            n_heads=heads,
+            hidden_dim=hidden * 2,
+            max_position_embeddings=256,
+        )
     config = AutoConfig.for_model(family, **kw)
     AutoModel.from_config(config).save_pretrained(path)
     tokenizer.save_pretrained(path)

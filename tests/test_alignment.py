@@ -34,7 +34,9 @@ def tiny_tokenizer(tmp_path_factory):
     from transformers import BertTokenizer
 
     vocab = tmp_path_factory.mktemp("tiny-tok") / "vocab.txt"
-    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "good", "film", "the", "is", "bad", "."]) + "\n")
+    vocab.write_text(
+        "\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "good", "film", "the", "is", "bad", "."]) + "\n"
+    )
     return BertTokenizer(vocab=str(vocab))
 
 
@@ -78,7 +80,9 @@ def test_batch_alignment_strict_gathers_teacher_positions(bert_tokenizer, mpnet_
 
 
 def test_misaligned_batch_raises_with_count_and_cls_fallback(mpnet_tokenizer, tiny_tokenizer):
-    batch = collate(mpnet_tokenizer, tiny_tokenizer, ["a good film.", "an unaffable movie", "the film is bad", "really great"])
+    batch = collate(
+        mpnet_tokenizer, tiny_tokenizer, ["a good film.", "an unaffable movie", "the film is bad", "really great"]
+    )
     with pytest.raises(AlembertError, match=r"2 of the batch's 4 examples.*logit losses only, or mode cls"):
         batch_alignment(batch, mpnet_tokenizer, tiny_tokenizer, mode="strict")
     fallback = batch_alignment(batch, mpnet_tokenizer, tiny_tokenizer, mode="cls")
@@ -111,8 +115,15 @@ def test_gather_teacher_hidden_and_attention():
 def test_tokenize_two_columns_and_collator_pads_each_side(bert_tokenizer, mpnet_tokenizer, tmp_path):
     ds = Dataset.from_dict({"text_a": ["good", "the worst film of the year"], "text_b": ["yes", "no"], "label": [1, 0]})
     rows = tokenize_two(ds, mpnet_tokenizer, bert_tokenizer, max_length=8, cache=tmp_path)
-    assert set(rows.column_names) == {"input_ids", "attention_mask", "token_type_ids", "labels", "length",
-                                      "teacher_input_ids", "teacher_attention_mask"}
+    assert set(rows.column_names) == {
+        "input_ids",
+        "attention_mask",
+        "token_type_ids",
+        "labels",
+        "length",
+        "teacher_input_ids",
+        "teacher_attention_mask",
+    }
     assert max(len(r) for r in rows["teacher_input_ids"]) == 8 and max(rows["length"]) == 8  # same truncation
     assert list(tmp_path.glob("tokenized/two-*.arrow"))
     batch = TwoTokenizerCollator(mpnet_tokenizer, bert_tokenizer)([rows[0], rows[1]])
@@ -127,6 +138,8 @@ def test_tokenize_two_columns_and_collator_pads_each_side(bert_tokenizer, mpnet_
 def test_truncated_pairs_align_when_teacher_gets_one_more_place(bert_tokenizer, mpnet_tokenizer, tmp_path):
     ds = Dataset.from_dict({"text_a": ["the cat sat on the mat all day"], "text_b": ["a dog barked at it"]})
     for extra, expected in ((0, False), (1, True)):
-        rows = tokenize_two(ds, mpnet_tokenizer, bert_tokenizer, max_length=10, cache=tmp_path, teacher_max_length=10 + extra)
+        rows = tokenize_two(
+            ds, mpnet_tokenizer, bert_tokenizer, max_length=10, cache=tmp_path, teacher_max_length=10 + extra
+        )
         pairs = align_positions(rows["teacher_input_ids"][0], rows["input_ids"][0], mpnet_tokenizer, bert_tokenizer)
         assert (pairs is not None) is expected

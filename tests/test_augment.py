@@ -28,8 +28,14 @@ SENTENCES = [
 
 
 def _config(vocab):
-    return BertConfig(vocab_size=vocab, hidden_size=32, num_hidden_layers=1,
-                      num_attention_heads=2, intermediate_size=64, max_position_embeddings=128)
+    return BertConfig(
+        vocab_size=vocab,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -57,8 +63,7 @@ def mlm_aug(tiny):
 
 def _single(texts=SENTENCES, labels=None):
     labels = labels or [i % 2 for i in range(len(texts))]
-    feats = datasets.Features({"text_a": datasets.Value("string"),
-                               "label": datasets.ClassLabel(names=["neg", "pos"])})
+    feats = datasets.Features({"text_a": datasets.Value("string"), "label": datasets.ClassLabel(names=["neg", "pos"])})
     return datasets.Dataset.from_dict({"text_a": list(texts), "label": labels}, features=feats)
 
 
@@ -98,8 +103,9 @@ def test_labels_kept_original_first_and_columns_same(emb_aug):
 
 def test_pairs_keep_structure_and_are_augmented_independently(emb_aug):
     text = SENTENCES[2]
-    ds = datasets.Dataset.from_dict({"text_a": [text, SENTENCES[0]], "text_b": [text, SENTENCES[1]],
-                                     "label": [0.5, 3.0]})
+    ds = datasets.Dataset.from_dict(
+        {"text_a": [text, SENTENCES[0]], "text_b": [text, SENTENCES[1]], "label": [0.5, 3.0]}
+    )
     out, stats = augment_dataset(ds, emb_aug, n=6, seed=0)
     assert out.column_names == ["text_a", "text_b", "label"] and stats.sentences == 4
     first = out.select(range(7))
@@ -119,7 +125,7 @@ def test_replacement_rate_is_about_p(emb_aug):
     for i, ex in enumerate(ds):
         orig = _words(ex["text_a"])
         alpha = [j for j, w in enumerate(orig) if w.isalpha()]
-        for copy in out["text_a"][i * (n + 1) + 1:(i + 1) * (n + 1)]:
+        for copy in out["text_a"][i * (n + 1) + 1 : (i + 1) * (n + 1)]:
             new = _words(copy)
             trials += len(alpha)
             replaced += sum(new[j] != orig[j] for j in alpha)
@@ -144,7 +150,7 @@ def test_replacements_come_from_the_embedding_top_k(emb_aug):
     for i, ex in enumerate(ds):
         orig = _words(ex["text_a"])
         nbrs = emb_aug.neighbours(orig)
-        for copy in out["text_a"][i * 6 + 1:(i + 1) * 6]:
+        for copy in out["text_a"][i * 6 + 1 : (i + 1) * 6]:
             for w, new in zip(orig, _words(copy), strict=True):
                 if w != new:
                     assert len(nbrs[w]) == 5 and new.lower() in nbrs[w]
@@ -194,14 +200,17 @@ def test_bad_arguments_and_headless_mlm(tiny):
 
 # ------------------------------------------------------------------------- CLI
 
-RTE = [("0", "No weapons were found in Iraq.", "Weapons were found in Iraq.", "not_entailment"),
-       ("1", "The pope was installed in Rome today.", "A new pope leads the church.", "entailment"),
-       ("2", "Stocks fell sharply on Monday.", "Markets went down.", "entailment")]
+RTE = [
+    ("0", "No weapons were found in Iraq.", "Weapons were found in Iraq.", "not_entailment"),
+    ("1", "The pope was installed in Rome today.", "A new pope leads the church.", "entailment"),
+    ("2", "Stocks fell sharply on Monday.", "Markets went down.", "entailment"),
+]
 
 
 def _rte_file(path):
-    path.write_text("index\tsentence1\tsentence2\tlabel\n"
-                    + "".join("\t".join(r) + "\n" for r in RTE), encoding="utf-8")
+    path.write_text(
+        "index\tsentence1\tsentence2\tlabel\n" + "".join("\t".join(r) + "\n" for r in RTE), encoding="utf-8"
+    )
     return path
 
 
@@ -209,8 +218,23 @@ def _rte_file(path):
 def test_cli_writes_a_file_that_reads_back(tiny, tmp_path, capsys, suffix):
     src = _rte_file(tmp_path / "train.tsv")
     out = tmp_path / f"aug{suffix}"
-    rc = main(["augment", "--task", "rte", "--train-file", str(src), "--n", "3", "--threads", "1",
-               "--embeddings", str(tiny[0]), "--output", str(out)])
+    rc = main(
+        [
+            "augment",
+            "--task",
+            "rte",
+            "--train-file",
+            str(src),
+            "--n",
+            "3",
+            "--threads",
+            "1",
+            "--embeddings",
+            str(tiny[0]),
+            "--output",
+            str(out),
+        ]
+    )
     assert rc == 0
     printed = capsys.readouterr().out
     assert "sentences/s" in printed and "12" in printed
@@ -226,11 +250,27 @@ def test_cli_writes_a_file_that_reads_back(tiny, tmp_path, capsys, suffix):
 def test_cli_reads_glue_folder_and_single_text_task(tiny, tmp_path):
     (tmp_path / "glue" / "SST-2").mkdir(parents=True)
     (tmp_path / "glue" / "SST-2" / "train.tsv").write_text(
-        "sentence\tlabel\na gripping , moving film \t1\nthe plot is dull and slow \t0\n"
-        "an utterly charming story \t1\n", encoding="utf-8")
+        "sentence\tlabel\na gripping , moving film \t1\nthe plot is dull and slow \t0\nan utterly charming story \t1\n",
+        encoding="utf-8",
+    )
     out = tmp_path / "sst.jsonl"
-    rc = main(["augment", "--task", "sst2", "--data-dir", str(tmp_path / "glue"), "--n", "2",
-               "--max-train-samples", "2", "--embeddings", str(tiny[0]), "--output", str(out)])
+    rc = main(
+        [
+            "augment",
+            "--task",
+            "sst2",
+            "--data-dir",
+            str(tmp_path / "glue"),
+            "--n",
+            "2",
+            "--max-train-samples",
+            "2",
+            "--embeddings",
+            str(tiny[0]),
+            "--output",
+            str(out),
+        ]
+    )
     assert rc == 0
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["label"] for r in rows] == ["positive"] * 3 + ["negative"] * 3

@@ -11,9 +11,25 @@ from alembert.bench.report import pareto_front
 from alembert.cli.main import main
 
 DATA = Path(__file__).resolve().parents[2] / "shared/data/glue_data"
-FIELDS = {"name", "path", "kind", "device", "runtime", "attention", "params", "params_no_embeddings", "disk_mb",
-          "dev_metrics", "dev_metric", "retention_pct", "latency_ms_median", "latency_ms_p90", "throughput_seq_s",
-          "speedup_throughput", "speedup_latency"}
+FIELDS = {
+    "name",
+    "path",
+    "kind",
+    "device",
+    "runtime",
+    "attention",
+    "params",
+    "params_no_embeddings",
+    "disk_mb",
+    "dev_metrics",
+    "dev_metric",
+    "retention_pct",
+    "latency_ms_median",
+    "latency_ms_p90",
+    "throughput_seq_s",
+    "speedup_throughput",
+    "speedup_latency",
+}
 
 
 @pytest.fixture(autouse=True)
@@ -28,8 +44,22 @@ def test_bench_torch_onnx_int8(tmp_path, capsys):
     assert main(["export", str(tiny), "--onnx", "--quantize", "int8", "--output", str(tmp_path / "tiny-int8")]) == 0
     out = tmp_path / "bench"
     models = [str(tiny), str(tmp_path / "tiny-onnx"), str(tmp_path / "tiny-int8")]
-    argv = ["bench", *models, "--task", "sst2", "--data-dir", str(DATA), "--max-eval-samples", "24",
-            "--repeats", "2", "--threads", "1", "--output", str(out)]
+    argv = [
+        "bench",
+        *models,
+        "--task",
+        "sst2",
+        "--data-dir",
+        str(DATA),
+        "--max-eval-samples",
+        "24",
+        "--repeats",
+        "2",
+        "--threads",
+        "1",
+        "--output",
+        str(out),
+    ]
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "tiny-int8" in printed and "128 tokens" in printed and "CPU " in printed  # the footer names the CPU
@@ -84,13 +114,34 @@ def test_table_fits_80_columns():
 
     names = ["teacher", "student", "student-int8", "teacher-int8", "student-fp32-onnx"]
     kinds = ["pytorch", "pytorch", "onnx-int8", "onnx-int8", "onnx-fp32"]
-    serving = {"arrival_b1": {"ms_p50": 2.61, "ms_p90": 3.2, "ms_p99": 9.87, "sentences_s": 380.0},
-               "arrival_b32": {"sentences_s": 1234.5}, "sorted_b32": {"sentences_s": 2083.4}}
-    models = [{"name": n, "kind": k, "params": 22.7e6, "params_no_embeddings": 10.8e6, "disk_mb": 90.91, "dev_metric": 0.84518,
-               "retention_pct": 96.2183, "latency_ms_median": 12.71, "latency_ms_p90": 14.1, "throughput_seq_s": 567.62,
-               "speedup_throughput": 5.7612, "speedup_latency": 4.8, "serving": serving, "sorted32_sent_s": 2083.4,
-               "arrival32_sent_s": 1234.5, "arrival1_ms_p50": 2.61, "arrival1_ms_p99": 9.87, "speedup_sorted32": 10.5}
-              for n, k in zip(names, kinds, strict=True)]
+    serving = {
+        "arrival_b1": {"ms_p50": 2.61, "ms_p90": 3.2, "ms_p99": 9.87, "sentences_s": 380.0},
+        "arrival_b32": {"sentences_s": 1234.5},
+        "sorted_b32": {"sentences_s": 2083.4},
+    }
+    models = [
+        {
+            "name": n,
+            "kind": k,
+            "params": 22.7e6,
+            "params_no_embeddings": 10.8e6,
+            "disk_mb": 90.91,
+            "dev_metric": 0.84518,
+            "retention_pct": 96.2183,
+            "latency_ms_median": 12.71,
+            "latency_ms_p90": 14.1,
+            "throughput_seq_s": 567.62,
+            "speedup_throughput": 5.7612,
+            "speedup_latency": 4.8,
+            "serving": serving,
+            "sorted32_sent_s": 2083.4,
+            "arrival32_sent_s": 1234.5,
+            "arrival1_ms_p50": 2.61,
+            "arrival1_ms_p99": 9.87,
+            "speedup_sorted32": 10.5,
+        }
+        for n, k in zip(names, kinds, strict=True)
+    ]
     result = {"metric": "accuracy", "seq_len": 128, "batch_size": 32, "models": models}
     console = Console(width=80, record=True, color_system=None)
     console.print(rich_table("bench: sst2 (reference teacher)", terminal_rows(result)))
@@ -117,8 +168,10 @@ def test_cpu_facts_read_the_flags(tmp_path):
     from alembert.bench.machine import cpu_facts, cpu_line, has_int8_dot
 
     info = tmp_path / "cpuinfo"
-    info.write_text("processor\t: 0\nmodel name\t: AMD EPYC 7B13\nflags\t\t: fpu sse2 avx avx2 fma bmi2\n\n"
-                    "processor\t: 1\nmodel name\t: AMD EPYC 7B13\nflags\t\t: fpu sse2 avx avx2 fma bmi2\n")
+    info.write_text(
+        "processor\t: 0\nmodel name\t: AMD EPYC 7B13\nflags\t\t: fpu sse2 avx avx2 fma bmi2\n\n"
+        "processor\t: 1\nmodel name\t: AMD EPYC 7B13\nflags\t\t: fpu sse2 avx avx2 fma bmi2\n"
+    )
     facts = cpu_facts(str(info))
     assert facts["cpu_model"] == "AMD EPYC 7B13" and facts["isa"] == ["AVX2", "FMA"] and not has_int8_dot(facts)
     assert "AMD EPYC 7B13 (AVX2, FMA;" in cpu_line(facts) and facts["torch"] and facts["logical_cpus"] >= 1
@@ -129,8 +182,30 @@ def test_cpu_facts_read_the_flags(tmp_path):
 def test_bench_without_serving(tmp_path):
     tiny = make_tiny_model(tmp_path / "tiny")
     out = tmp_path / "bench"
-    assert main(["bench", str(tiny), "--task", "sst2", "--data-dir", str(DATA), "--max-eval-samples", "8", "--repeats", "1",
-                 "--warmup", "0", "--threads", "1", "--no-serving", "--output", str(out)]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                str(tiny),
+                "--task",
+                "sst2",
+                "--data-dir",
+                str(DATA),
+                "--max-eval-samples",
+                "8",
+                "--repeats",
+                "1",
+                "--warmup",
+                "0",
+                "--threads",
+                "1",
+                "--no-serving",
+                "--output",
+                str(out),
+            ]
+        )
+        == 0
+    )
     result = json.loads((out / "bench.json").read_text())
     assert result["serving"] is None and "serving" not in result["models"][0]
     assert "real b32" not in (out / "bench.md").read_text()

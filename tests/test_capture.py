@@ -46,21 +46,13 @@ def tiny_model(family: str, head: bool = False, seed: int = 0, **extra):
 # Each family's projections of layer i (0-based), spelled out by attribute rather than read
 # from QKV_PATHS, so a wrong row in the table cannot agree with itself.
 PROJECTIONS = {
-    "bert": lambda base, i: [
-        getattr(base.encoder.layer[i].attention.self, n) for n in ("query", "key", "value")
-    ],
-    "roberta": lambda base, i: [
-        getattr(base.encoder.layer[i].attention.self, n) for n in ("query", "key", "value")
-    ],
-    "electra": lambda base, i: [
-        getattr(base.encoder.layer[i].attention.self, n) for n in ("query", "key", "value")
-    ],
+    "bert": lambda base, i: [getattr(base.encoder.layer[i].attention.self, n) for n in ("query", "key", "value")],
+    "roberta": lambda base, i: [getattr(base.encoder.layer[i].attention.self, n) for n in ("query", "key", "value")],
+    "electra": lambda base, i: [getattr(base.encoder.layer[i].attention.self, n) for n in ("query", "key", "value")],
     "distilbert": lambda base, i: [
         getattr(base.transformer.layer[i].attention, n) for n in ("q_lin", "k_lin", "v_lin")
     ],
-    "mpnet": lambda base, i: [
-        getattr(base.encoder.layer[i].attention.attn, n) for n in ("q", "k", "v")
-    ],
+    "mpnet": lambda base, i: [getattr(base.encoder.layer[i].attention.attn, n) for n in ("q", "k", "v")],
 }
 
 BATCH = dict(
@@ -87,9 +79,7 @@ def test_captured_qkv_is_the_projection_of_the_layer_input(family, head):
     assert set(qkv) == {(layer, kind) for layer in layers for kind in "qkv"}
     for layer in layers:
         x = out.hidden_states[layer - 1]  # the input of the layer-th transformer layer
-        for kind, linear in zip(
-            "qkv", PROJECTIONS[family](model.base_model, layer - 1), strict=True
-        ):
+        for kind, linear in zip("qkv", PROJECTIONS[family](model.base_model, layer - 1), strict=True):
             expected = F.linear(x, linear.weight, linear.bias)
             got = qkv[(layer, kind)]
             assert got.shape == (2, 6, 16)
@@ -204,9 +194,7 @@ def test_the_three_minilm_terms_on_real_models():
         return {
             "attention_kl": attention_kl_loss(s.attentions[a - 1], t.attentions[LAYERS - 1], mask),
             "value_relation": relation_loss(s_qkv[(a, "v")], t_qkv[(LAYERS, "v")], mask, heads),
-            "qkv_relation": sum(
-                relation_loss(s_qkv[(a, k)], t_qkv[(LAYERS, k)], mask, 4) for k in "qkv"
-            ),
+            "qkv_relation": sum(relation_loss(s_qkv[(a, k)], t_qkv[(LAYERS, k)], mask, 4) for k in "qkv"),
         }, t
 
     values, t = terms(student, 2)

@@ -18,8 +18,30 @@ def index_metrics(card: ModelCard) -> dict:
 
 def test_distill_card_parses_with_the_run_metrics(tiny_teacher, tmp_path, capsys):
     out = tmp_path / "student"
-    code, _, err = run_cli(["distill", "--teacher", tiny_teacher, "--recipe", "kd", "--task", "sst2", "--max-train-samples", 32,
-                            "--max-eval-samples", 24, "--epochs", 1, "--batch-size", 16, "--student-layers", "0,2", "--output", out], capsys)
+    code, _, err = run_cli(
+        [
+            "distill",
+            "--teacher",
+            tiny_teacher,
+            "--recipe",
+            "kd",
+            "--task",
+            "sst2",
+            "--max-train-samples",
+            32,
+            "--max-eval-samples",
+            24,
+            "--epochs",
+            1,
+            "--batch-size",
+            16,
+            "--student-layers",
+            "0,2",
+            "--output",
+            out,
+        ],
+        capsys,
+    )
     assert code == 0, err
     metrics = json.loads((out / "metrics.json").read_text())
     card = ModelCard.load(out / "README.md")
@@ -29,14 +51,33 @@ def test_distill_card_parses_with_the_run_metrics(tiny_teacher, tmp_path, capsys
     assert index_metrics(card) == pytest.approx(metrics["dev"]) and set(index_metrics(card)) == {"accuracy"}
     result = card.data.eval_results[0]
     assert (result.task_type, result.dataset_type, result.dataset_config, result.dataset_split) == (
-        "text-classification", "nyu-mll/glue", "sst2", "validation")
-    assert "model-index" in card.content and "Retention" in card.text and "AutoModelForSequenceClassification" in card.text
+        "text-classification",
+        "nyu-mll/glue",
+        "sst2",
+        "validation",
+    )
+    assert (
+        "model-index" in card.content and "Retention" in card.text and "AutoModelForSequenceClassification" in card.text
+    )
 
 
 def summary(task, dev, **extra):
-    return {"task": task, "teacher": "minilm-l6", "student": "layers 0,2,4", "main_metric": next(iter(dev)), "dev": dev,
-            "teacher_dev": {k: v + 0.1 for k, v in dev.items()}, "retention": 90.0, "stages": [{}], "train_examples": 10,
-            "dev_examples": 5, "train_seconds": 1.0, "teacher_parameters": 100, "student_parameters": 50, **extra}
+    return {
+        "task": task,
+        "teacher": "minilm-l6",
+        "student": "layers 0,2,4",
+        "main_metric": next(iter(dev)),
+        "dev": dev,
+        "teacher_dev": {k: v + 0.1 for k, v in dev.items()},
+        "retention": 90.0,
+        "stages": [{}],
+        "train_examples": 10,
+        "dev_examples": 5,
+        "train_seconds": 1.0,
+        "teacher_parameters": 100,
+        "student_parameters": 50,
+        **extra,
+    }
 
 
 def test_qa_card_kind_and_windows(tmp_path):
@@ -52,18 +93,32 @@ def test_qa_card_kind_and_windows(tmp_path):
 
 def test_embedding_card_has_every_zero_shot_metric(tmp_path):
     dev = {"stsb-zeroshot": {"spearman": 0.81, "pearson": 0.8}, "squad-retrieval": {"mrr@10": 0.5, "recall@1": 0.4}}
-    s = {"teacher": "mpnet-base", "student": "minilm-l6 layers 0,2,4", "dev": dev,
-         "teacher_dev": {t: {k: v + 0.05 for k, v in m.items()} for t, m in dev.items()},
-         "retention": {"stsb-zeroshot": 92.0, "squad-retrieval": 70.0}, "sentences_per_second": {"teacher": 26.0, "student": 351.0},
-         "teacher_parameters": 100, "student_parameters": 20, "texts": 1000, "teacher_cache_seconds": 3.0, "steps": 10,
-         "train_seconds": 5.0, "samples_per_second": 200.0}
+    s = {
+        "teacher": "mpnet-base",
+        "student": "minilm-l6 layers 0,2,4",
+        "dev": dev,
+        "teacher_dev": {t: {k: v + 0.05 for k, v in m.items()} for t, m in dev.items()},
+        "retention": {"stsb-zeroshot": 92.0, "squad-retrieval": 70.0},
+        "sentences_per_second": {"teacher": 26.0, "student": 351.0},
+        "teacher_parameters": 100,
+        "student_parameters": 20,
+        "texts": 1000,
+        "teacher_cache_seconds": 3.0,
+        "steps": 10,
+        "train_seconds": 5.0,
+        "samples_per_second": 200.0,
+    }
     write_embedding_card(tmp_path, s, load_recipe("embed-mse"))
     card = ModelCard.load(tmp_path / "README.md")
     assert card.data.pipeline_tag == "sentence-similarity" and card.data.library_name == "sentence-transformers"
     assert card.data.base_model == "sentence-transformers/all-mpnet-base-v2"
     by_task = {(r.task_type, r.metric_type): r.metric_value for r in card.data.eval_results}
-    assert by_task == {("sentence-similarity", "spearman"): 0.81, ("sentence-similarity", "pearson"): 0.8,
-                       ("text-retrieval", "mrr@10"): 0.5, ("text-retrieval", "recall@1"): 0.4}
+    assert by_task == {
+        ("sentence-similarity", "spearman"): 0.81,
+        ("sentence-similarity", "pearson"): 0.8,
+        ("text-retrieval", "mrr@10"): 0.5,
+        ("text-retrieval", "recall@1"): 0.4,
+    }
     assert "**13.5x**" in card.text
 
 

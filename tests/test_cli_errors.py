@@ -14,7 +14,18 @@ def check(code, err, *needles):
 
 
 def finetune(tiny_bert, tmp_path, *extra):
-    return ["finetune", "--model", tiny_bert, "--output", tmp_path / "out", "--epochs", 1, "--max-eval-samples", 8, *extra]
+    return [
+        "finetune",
+        "--model",
+        tiny_bert,
+        "--output",
+        tmp_path / "out",
+        "--epochs",
+        1,
+        "--max-eval-samples",
+        8,
+        *extra,
+    ]
 
 
 def test_missing_column(tiny_bert, tmp_path, capsys):
@@ -93,7 +104,9 @@ def test_refused_finetune_creates_no_output_folder(tiny_bert, tmp_path, capsys):
     f = tmp_path / "train.tsv"
     f.write_text("sentence\tlabel\ngood\t9\n")
     out = tmp_path / "never"
-    code, _, err = run_cli(["finetune", "--model", tiny_bert, "--task", "sst2", "--train-file", f, "--output", out], capsys)
+    code, _, err = run_cli(
+        ["finetune", "--model", tiny_bert, "--task", "sst2", "--train-file", f, "--output", out], capsys
+    )
     check(code, err, "train.tsv")
     assert not out.exists()
 
@@ -123,8 +136,11 @@ def test_pickled_weights_with_code_are_refused(tiny_bert, tmp_path, capsys, comm
     marker = tmp_path / "RAN"
     torch.save({**state, "payload": _RunsCode(marker)}, model / "pytorch_model.bin")
     (model / "model.safetensors").unlink()
-    args = ["evaluate", model, "--task", "sst2", "--max-eval-samples", 8] if command == "evaluate" else \
-        ["finetune", "--model", model, "--task", "sst2", "--max-train-samples", 8, "--output", tmp_path / "out"]
+    args = (
+        ["evaluate", model, "--task", "sst2", "--max-eval-samples", 8]
+        if command == "evaluate"
+        else ["finetune", "--model", model, "--task", "sst2", "--max-train-samples", 8, "--output", tmp_path / "out"]
+    )
     code, _, err = run_cli(args, capsys)
     assert code == 2 and "refused" in err and "weights_only" in err and "Traceback" not in err
     assert not marker.exists()
@@ -134,7 +150,9 @@ def test_diverging_loss_stops_on_a_line_of_its_own(tiny_bert, tmp_path, capsys):
     """The error comes after the progress bar's line, not appended to it."""
     f = tmp_path / "train.tsv"
     f.write_text("sentence\tlabel\n" + "".join(f"text number {i}\t{i % 2}\n" for i in range(16)))
-    code, _, err = run_cli(finetune(tiny_bert, tmp_path, "--task", "sst2", "--train-file", f, "--batch-size", 4, "--lr", 1e30), capsys)
+    code, _, err = run_cli(
+        finetune(tiny_bert, tmp_path, "--task", "sst2", "--train-file", f, "--batch-size", 4, "--lr", 1e30), capsys
+    )
     assert code == 2 and "Traceback" not in err
     last = err.strip().splitlines()[-1]
     assert last.startswith("error: loss became") and "learning rate" in last, err

@@ -10,8 +10,29 @@ from transformers import AutoModelForSequenceClassification, pipeline
 def test_finetune_save_reload_evaluate(tiny_bert, tmp_path, capsys):
     out = tmp_path / "teacher"
     code, stdout, err = run_cli(
-        ["finetune", "--model", tiny_bert, "--task", "sst2", "--max-train-samples", 96, "--max-eval-samples", 48,
-         "--epochs", 2, "--batch-size", 16, "--log-every", 2, "--eval-every", 3, "--lr", 1e-3, "--output", out],
+        [
+            "finetune",
+            "--model",
+            tiny_bert,
+            "--task",
+            "sst2",
+            "--max-train-samples",
+            96,
+            "--max-eval-samples",
+            48,
+            "--epochs",
+            2,
+            "--batch-size",
+            16,
+            "--log-every",
+            2,
+            "--eval-every",
+            3,
+            "--lr",
+            1e-3,
+            "--output",
+            out,
+        ],
         capsys,
     )
     assert code == 0, err
@@ -36,8 +57,26 @@ def test_finetune_save_reload_evaluate(tiny_bert, tmp_path, capsys):
 
 def test_regression_task_stsb(tiny_bert, tmp_path, capsys):
     out = tmp_path / "stsb"
-    code, _, err = run_cli(["finetune", "--model", tiny_bert, "--task", "stsb", "--max-train-samples", 32,
-                            "--max-eval-samples", 32, "--epochs", 1, "--batch-size", 16, "--output", out], capsys)
+    code, _, err = run_cli(
+        [
+            "finetune",
+            "--model",
+            tiny_bert,
+            "--task",
+            "stsb",
+            "--max-train-samples",
+            32,
+            "--max-eval-samples",
+            32,
+            "--epochs",
+            1,
+            "--batch-size",
+            16,
+            "--output",
+            out,
+        ],
+        capsys,
+    )
     assert code == 0, err
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics["dev"]) == {"pearson", "spearman"}

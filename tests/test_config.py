@@ -38,5 +38,7 @@ def test_set_parses_yaml_scalars():
 
 
 def test_distill_config_accepts_inline_recipe():
-    cfg = build_config(DistillConfig, None, {"teacher": "t", "recipe": {"name": "x", "stages": [{"losses": [{"loss": "kd"}]}]}})
+    cfg = build_config(
+        DistillConfig, None, {"teacher": "t", "recipe": {"name": "x", "stages": [{"losses": [{"loss": "kd"}]}]}}
+    )
     assert isinstance(cfg.recipe, dict)

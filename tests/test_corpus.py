@@ -16,11 +16,19 @@ from alembert.data.corpus import load_corpus, pack_sentences, pack_token_lists, 
 from alembert.data.masking import MLMCollator
 from alembert.errors import AlembertError
 
-CORPUS = Path(os.environ.get("ALEMBERT_CORPUS")
-              or Path(__file__).resolve().parents[2] / "shared" / "data" / "corpus" / "gutenberg")
-SOURCES_LINES = {"Austen_Emma.txt": 13878, "Austen_Pride.txt": 2267, "CBronte_Jane.txt": 4082,
-                 "Dickens_David.txt": 33127, "Eliot_Middlemarch.txt": 28113,
-                 "Thackeray_Vanity.txt": 26342, "melville-moby_dick.txt": 22924}
+CORPUS = Path(
+    os.environ.get("ALEMBERT_CORPUS")
+    or Path(__file__).resolve().parents[2] / "shared" / "data" / "corpus" / "gutenberg"
+)
+SOURCES_LINES = {
+    "Austen_Emma.txt": 13878,
+    "Austen_Pride.txt": 2267,
+    "CBronte_Jane.txt": 4082,
+    "Dickens_David.txt": 33127,
+    "Eliot_Middlemarch.txt": 28113,
+    "Thackeray_Vanity.txt": 26342,
+    "melville-moby_dick.txt": 22924,
+}
 
 
 # ------------------------------------------------------------------ masking
@@ -36,12 +44,16 @@ def features(bert_tokenizer):
         n = int(torch.randint(40, 121, (1,), generator=g))
         ids = ordinary[torch.randint(len(ordinary), (n,), generator=g)].tolist()
         ids = [bert_tokenizer.cls_token_id, *ids, bert_tokenizer.sep_token_id]
-        feats.append({"input_ids": ids, "attention_mask": [1] * len(ids), "token_type_ids": [0] * len(ids), "length": len(ids)})
+        feats.append(
+            {"input_ids": ids, "attention_mask": [1] * len(ids), "token_type_ids": [0] * len(ids), "length": len(ids)}
+        )
     return feats
 
 
 def _original(bert_tokenizer, features):
-    return bert_tokenizer.pad([{k: f[k] for k in ("input_ids", "attention_mask")} for f in features], return_tensors="pt")
+    return bert_tokenizer.pad(
+        [{k: f[k] for k in ("input_ids", "attention_mask")} for f in features], return_tensors="pt"
+    )
 
 
 def test_masking_rate_and_80_10_10_split(bert_tokenizer, features):
@@ -118,9 +130,13 @@ def _sentence(n_tokens: int, offset: int) -> str:
 
 
 def test_split_sentences():
-    lines = ['"I cannot agree with you, papa; you know I cannot. Mr. Weston is such',
-             'a good man." She left! Then J. Smith came? yes, he did.',
-             "", "Chapter 5", "Within a short walk lived a family. (One more.) And \u201cthe end.\u201d"]
+    lines = [
+        '"I cannot agree with you, papa; you know I cannot. Mr. Weston is such',
+        'a good man." She left! Then J. Smith came? yes, he did.',
+        "",
+        "Chapter 5",
+        "Within a short walk lived a family. (One more.) And \u201cthe end.\u201d",
+    ]
     assert split_sentences(lines) == [
         '"I cannot agree with you, papa; you know I cannot.',
         'Mr. Weston is such a good man."',  # continuation line joined, title kept
@@ -145,7 +161,7 @@ def test_pack_sentences_hand_made(bert_tokenizer, tmp_path):
     ids = [bert_tokenizer(s, add_special_tokens=False)["input_ids"] for s in sentences]
     assert [len(x) for x in ids] == lengths
     text = " ".join(sentences).split(" ")  # printed lines of 5 words: sentences run across lines
-    lines = [" ".join(text[i:i + 5]) for i in range(0, len(text), 5)]
+    lines = [" ".join(text[i : i + 5]) for i in range(0, len(text), 5)]
     packed = pack_sentences(datasets.Dataset.from_dict({"text": lines}), bert_tokenizer, max_length=16, cache=tmp_path)
     assert packed.column_names == ["input_ids", "attention_mask", "token_type_ids", "length"]
     seqs = packed["input_ids"]
@@ -181,12 +197,31 @@ def _write(folder: Path, files: dict[str, str | bytes]) -> Path:
 
 
 def test_load_corpus_files_and_folders(tmp_path, bert_tokenizer):
-    root = _write(tmp_path / "c", {"b.txt": "Second file. Two lines.\nend\n", "a.txt": "\ufeffFirst line.\n\nThird line\n",
-                                   "sub/c.txt": "Nested.\n", "notes.md": "ignored\n", "empty.txt": ""})
+    root = _write(
+        tmp_path / "c",
+        {
+            "b.txt": "Second file. Two lines.\nend\n",
+            "a.txt": "\ufeffFirst line.\n\nThird line\n",
+            "sub/c.txt": "Nested.\n",
+            "notes.md": "ignored\n",
+            "empty.txt": "",
+        },
+    )
     ds = load_corpus(root)
     assert isinstance(ds, datasets.Dataset) and ds.column_names == ["text"]
-    assert ds["text"] == ["First line.", "", "Third line", "Second file. Two lines.", "end", "Nested."]  # sorted, BOM dropped
-    assert load_corpus([root / "sub" / "c.txt", str(root / "b.txt")])["text"] == ["Nested.", "Second file. Two lines.", "end"]
+    assert ds["text"] == [
+        "First line.",
+        "",
+        "Third line",
+        "Second file. Two lines.",
+        "end",
+        "Nested.",
+    ]  # sorted, BOM dropped
+    assert load_corpus([root / "sub" / "c.txt", str(root / "b.txt")])["text"] == [
+        "Nested.",
+        "Second file. Two lines.",
+        "end",
+    ]
     saved = tmp_path / "saved"
     datasets.Dataset.from_dict({"text": ["One. Two.", "Three."], "id": [1, 2]}).save_to_disk(str(saved))
     assert load_corpus(saved)["text"] == ["One. Two.", "Three."]
@@ -229,7 +264,9 @@ def test_pack_real_corpus_prefix(bert_tokenizer, tmp_path):
     ds = load_corpus(CORPUS / "Austen_Emma.txt").select(range(3000))  # two map batches
     packed = pack_sentences(ds, bert_tokenizer, max_length=128, cache=tmp_path)
     seqs = packed["input_ids"]
-    assert all(len(s) <= 128 and s[0] == bert_tokenizer.cls_token_id and s[-1] == bert_tokenizer.sep_token_id for s in seqs)
+    assert all(
+        len(s) <= 128 and s[0] == bert_tokenizer.cls_token_id and s[-1] == bert_tokenizer.sep_token_id for s in seqs
+    )
     stream = [t for s in seqs for t in s[1:-1]]
     sentences = split_sentences(ds["text"])
     expected = [t for ids in bert_tokenizer(sentences, add_special_tokens=False)["input_ids"] for t in ids]

@@ -13,20 +13,55 @@ def mpnet_teacher(tmp_path_factory, bert_tokenizer):
     """A tiny random MPNet classifier with MPNet's vocabulary (BERT's + 5 specials)."""
     folder = tmp_path_factory.mktemp("mpnet-teacher")
     pieces = sorted(bert_tokenizer.get_vocab().items(), key=lambda kv: kv[1])
-    (folder / "vocab.txt").write_text("\n".join(["<s>", "<pad>", "</s>", "<unk>", *(p for p, _ in pieces), "<mask>"]) + "\n")
+    (folder / "vocab.txt").write_text(
+        "\n".join(["<s>", "<pad>", "</s>", "<unk>", *(p for p, _ in pieces), "<mask>"]) + "\n"
+    )
     tok = MPNetTokenizer(vocab=str(folder / "vocab.txt"))
     torch.manual_seed(0)
-    config = AutoConfig.for_model("mpnet", vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                                  intermediate_size=64, max_position_embeddings=256, num_labels=2,
-                                  id2label={0: "negative", 1: "positive"}, label2id={"negative": 0, "positive": 1})
+    config = AutoConfig.for_model(
+        "mpnet",
+        vocab_size=len(tok),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=256,
+        num_labels=2,
+        id2label={0: "negative", 1: "positive"},
+        label2id={"negative": 0, "positive": 1},
+    )
     AutoModelForSequenceClassification.from_config(config).save_pretrained(folder)
     tok.save_pretrained(folder)
     return folder
 
 
 def distill(teacher, student, out, recipe, *extra):
-    return ["distill", "--teacher", teacher, "--student", student, "--student-layers", "0,2", "--recipe", recipe, "--task", "sst2",
-            "--max-train-samples", 32, "--max-eval-samples", 16, "--epochs", 1, "--batch-size", 8, "--log-every", 1, "--output", out, *extra]
+    return [
+        "distill",
+        "--teacher",
+        teacher,
+        "--student",
+        student,
+        "--student-layers",
+        "0,2",
+        "--recipe",
+        recipe,
+        "--task",
+        "sst2",
+        "--max-train-samples",
+        32,
+        "--max-eval-samples",
+        16,
+        "--epochs",
+        1,
+        "--batch-size",
+        8,
+        "--log-every",
+        1,
+        "--output",
+        out,
+        *extra,
+    ]
 
 
 def test_different_vocabularies_need_the_flag(mpnet_teacher, tiny_bert, tmp_path, capsys):
@@ -34,8 +69,15 @@ def test_different_vocabularies_need_the_flag(mpnet_teacher, tiny_bert, tmp_path
     assert code == 2 and "different vocabularies" in err and "--cross-tokenizer strict" in err
 
 
-@pytest.mark.parametrize("recipe,mode,term", [("kd", "strict", "kd"), ("distilbert", "strict", "cosine"), ("pkd-skip", "cls", "pkd"),
-                                              ("tinybert", "strict", "attention")])
+@pytest.mark.parametrize(
+    "recipe,mode,term",
+    [
+        ("kd", "strict", "kd"),
+        ("distilbert", "strict", "cosine"),
+        ("pkd-skip", "cls", "pkd"),
+        ("tinybert", "strict", "attention"),
+    ],
+)
 def test_cross_family_distillation_runs(mpnet_teacher, tiny_bert, tmp_path, capsys, recipe, mode, term):
     out = tmp_path / recipe
     code, _, err = run_cli(distill(mpnet_teacher, tiny_bert, out, recipe, "--cross-tokenizer", mode), capsys)
@@ -56,13 +98,40 @@ def test_transfer_set_without_labels(tiny_bert, tmp_path, capsys):
     transfer = tmp_path / "unlabelled.txt"
     transfer.write_text("\n".join(f"an unlabelled sentence number {i} about a film" for i in range(24)))
     out = tmp_path / "student"
-    code, _, err = run_cli(["distill", "--teacher", teacher, "--recipe", "kd", "--task", "sst2", "--student-layers", "0,2",
-                            "--max-train-samples", 16, "--max-eval-samples", 8, "--transfer", transfer, "--epochs", 1,
-                            "--batch-size", 8, "--log-every", 1, "--output", out], capsys)
+    code, _, err = run_cli(
+        [
+            "distill",
+            "--teacher",
+            teacher,
+            "--recipe",
+            "kd",
+            "--task",
+            "sst2",
+            "--student-layers",
+            "0,2",
+            "--max-train-samples",
+            16,
+            "--max-eval-samples",
+            8,
+            "--transfer",
+            transfer,
+            "--epochs",
+            1,
+            "--batch-size",
+            8,
+            "--log-every",
+            1,
+            "--output",
+            out,
+        ],
+        capsys,
+    )
     assert code == 0, err
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["train_examples"] == 16 + 24
-    records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines() if '"step"' in line and '"kd"' in line]
+    records = [
+        json.loads(line) for line in (out / "log.jsonl").read_text().splitlines() if '"step"' in line and '"kd"' in line
+    ]
     assert records and all(r["kd"] >= 0 and r["ce"] >= 0 for r in records)
 
 
@@ -76,7 +145,9 @@ def test_max_transfer_samples_keeps_the_first_texts(tmp_path):
     transfer.write_text("\n".join(f"text {i}" for i in range(10)))
     ds = load_transfer(DataConfig(task="sst2", transfer=str(transfer), max_transfer_samples=3), get_task("sst2"))
     assert ds["text_a"] == ["text 0", "text 1", "text 2"]
-    rest = load_transfer(DataConfig(task="sst2", transfer="train-rest", max_train_samples=100, max_transfer_samples=5), get_task("sst2"))
+    rest = load_transfer(
+        DataConfig(task="sst2", transfer="train-rest", max_train_samples=100, max_transfer_samples=5), get_task("sst2")
+    )
     assert len(rest) == 5 and "label" not in rest.column_names
     with pytest.raises(AlembertError, match="needs a transfer set"):
         load_transfer(DataConfig(task="sst2", max_transfer_samples=5), get_task("sst2"))

@@ -24,14 +24,33 @@ def test_four_classes_through_every_command(tiny_bert, tmp_path, capsys):
     data = ["--train-file", train, "--dev-file", dev]
     teacher, student, onnx = tmp_path / "teacher", tmp_path / "student", tmp_path / "onnx"
 
-    code, out, err = run_cli(["finetune", "--model", tiny_bert, *data, "--epochs", 1, "--batch-size", 8, "--output", teacher], capsys)
+    code, out, err = run_cli(
+        ["finetune", "--model", tiny_bert, *data, "--epochs", 1, "--batch-size", 8, "--output", teacher], capsys
+    )
     assert code == 0, err
     assert "4 classes: anger, calm, fear, joy" in err and "inferred from" in err  # stated, sorted
     config = json.loads((teacher / "config.json").read_text())
     assert sorted(config["id2label"].values()) == sorted(LABELS)
 
-    code, _, err = run_cli(["distill", "--teacher", teacher, *data, "--recipe", "kd", "--student-layers", "0", "--epochs", 1,
-                            "--batch-size", 8, "--output", student], capsys)
+    code, _, err = run_cli(
+        [
+            "distill",
+            "--teacher",
+            teacher,
+            *data,
+            "--recipe",
+            "kd",
+            "--student-layers",
+            "0",
+            "--epochs",
+            1,
+            "--batch-size",
+            8,
+            "--output",
+            student,
+        ],
+        capsys,
+    )
     assert code == 0, err
     assert "the labels saved in teacher" in err
     assert json.loads((student / "config.json").read_text())["id2label"] == config["id2label"]
@@ -44,8 +63,23 @@ def test_four_classes_through_every_command(tiny_bert, tmp_path, capsys):
         assert code == 0, err
         assert 0 <= json.loads((tmp_path / "eval" / "eval_results.json").read_text())["accuracy"] <= 1
 
-    code, out, err = run_cli(["bench", teacher, student, onnx, "--dev-file", dev, "--repeats", 1, "--warmup", 0,
-                              "--output", tmp_path / "bench"], capsys)
+    code, out, err = run_cli(
+        [
+            "bench",
+            teacher,
+            student,
+            onnx,
+            "--dev-file",
+            dev,
+            "--repeats",
+            1,
+            "--warmup",
+            0,
+            "--output",
+            tmp_path / "bench",
+        ],
+        capsys,
+    )
     assert code == 0, err
     assert json.loads((tmp_path / "bench" / "bench.json").read_text())["task"] == "custom"
 
@@ -56,24 +90,76 @@ def test_four_classes_through_every_command(tiny_bert, tmp_path, capsys):
 
 def test_labels_flag_fixes_the_order_and_task_custom_is_accepted(tiny_bert, tmp_path, capsys):
     train = four_class(tmp_path / "train.csv", 16)
-    code, _, err = run_cli(["finetune", "--model", tiny_bert, "--task", "custom", "--labels", ",".join(LABELS), "--train-file", train,
-                            "--dev-file", train, "--epochs", 1, "--batch-size", 8, "--output", tmp_path / "m"], capsys)
+    code, _, err = run_cli(
+        [
+            "finetune",
+            "--model",
+            tiny_bert,
+            "--task",
+            "custom",
+            "--labels",
+            ",".join(LABELS),
+            "--train-file",
+            train,
+            "--dev-file",
+            train,
+            "--epochs",
+            1,
+            "--batch-size",
+            8,
+            "--output",
+            tmp_path / "m",
+        ],
+        capsys,
+    )
     assert code == 0, err
-    assert json.loads((tmp_path / "m" / "config.json").read_text())["id2label"] == {str(i): n for i, n in enumerate(LABELS)}
+    assert json.loads((tmp_path / "m" / "config.json").read_text())["id2label"] == {
+        str(i): n for i, n in enumerate(LABELS)
+    }
 
 
 def test_unknown_label_names_the_labels_flag(tiny_bert, tmp_path, capsys):
     train = four_class(tmp_path / "train.csv", 8)
-    code, _, err = run_cli(["finetune", "--model", tiny_bert, "--labels", "anger,joy", "--train-file", train, "--dev-file", train,
-                            "--output", tmp_path / "m"], capsys)
+    code, _, err = run_cli(
+        [
+            "finetune",
+            "--model",
+            tiny_bert,
+            "--labels",
+            "anger,joy",
+            "--train-file",
+            train,
+            "--dev-file",
+            train,
+            "--output",
+            tmp_path / "m",
+        ],
+        capsys,
+    )
     assert code == 2 and "add it to --labels" in err and "--label-names" not in err, err
 
 
 def test_float_label_column_is_regression(tiny_bert, tmp_path, capsys):
     f = tmp_path / "scores.csv"
     f.write_text("text,label\n" + "\n".join(f"example {i},{i / 7:.3f}" for i in range(16)) + "\n")
-    code, _, err = run_cli(["finetune", "--model", tiny_bert, "--train-file", f, "--dev-file", f, "--epochs", 1, "--batch-size", 8,
-                            "--output", tmp_path / "m"], capsys)
+    code, _, err = run_cli(
+        [
+            "finetune",
+            "--model",
+            tiny_bert,
+            "--train-file",
+            f,
+            "--dev-file",
+            f,
+            "--epochs",
+            1,
+            "--batch-size",
+            8,
+            "--output",
+            tmp_path / "m",
+        ],
+        capsys,
+    )
     assert code == 0, err
     assert "regression" in err
     assert json.loads((tmp_path / "m" / "config.json").read_text())["problem_type"] == "regression"

@@ -20,8 +20,7 @@ from alembert.data.readers import (
 from alembert.data.tasks import TASKS, get_task, task_names
 from alembert.errors import AlembertError
 
-GLUE = Path(os.environ.get("ALEMBERT_DATA")
-            or Path(__file__).resolve().parents[2] / "shared" / "data" / "glue_data")
+GLUE = Path(os.environ.get("ALEMBERT_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data" / "glue_data")
 
 # (task, split, rows, {class name: count}) from SOURCES.md; STS-B is regression.
 OFFICIAL = [
@@ -43,8 +42,7 @@ OFFICIAL = [
 
 
 def test_registry_has_all_glue_tasks():
-    assert task_names() == ["cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "mnli-mm", "qnli",
-                            "rte", "wnli"]
+    assert task_names() == ["cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "mnli-mm", "qnli", "rte", "wnli"]
     for task in TASKS.values():
         assert task.main_metric == task.metrics[0]
         if task.is_regression:
@@ -53,11 +51,20 @@ def test_registry_has_all_glue_tasks():
             assert task.num_labels == len(task.label_values) == len(task.label_names)
 
 
-@pytest.mark.parametrize("alias, name", [
-    ("SST-2", "sst2"), ("sst-2", "sst2"), ("STS-B", "stsb"), ("CoLA", "cola"),
-    ("mnli_mismatched", "mnli-mm"), ("MNLI-MM", "mnli-mm"), ("mnli_matched", "mnli"),
-    ("glue/qqp", "qqp"), ("WNLI", "wnli"),
-])
+@pytest.mark.parametrize(
+    "alias, name",
+    [
+        ("SST-2", "sst2"),
+        ("sst-2", "sst2"),
+        ("STS-B", "stsb"),
+        ("CoLA", "cola"),
+        ("mnli_mismatched", "mnli-mm"),
+        ("MNLI-MM", "mnli-mm"),
+        ("mnli_matched", "mnli"),
+        ("glue/qqp", "qqp"),
+        ("WNLI", "wnli"),
+    ],
+)
 def test_get_task_aliases(alias, name):
     assert get_task(alias).name == name
 
@@ -78,14 +85,12 @@ def test_task_details():
 # ------------------------------------------------------------------ real GLUE files
 
 
-@pytest.mark.parametrize("name, split, rows, counts", OFFICIAL,
-                         ids=[f"{t}-{s}" for t, s, *_ in OFFICIAL])
+@pytest.mark.parametrize("name, split, rows, counts", OFFICIAL, ids=[f"{t}-{s}" for t, s, *_ in OFFICIAL])
 def test_glue_split_matches_official_counts(name, split, rows, counts):
     task = get_task(name)
     ds = load_glue_split(task, GLUE, split)
     assert len(ds) == rows
-    assert set(ds.column_names) == ({"text_a", "text_b", "label"} if task.is_pair
-                                    else {"text_a", "label"})
+    assert set(ds.column_names) == ({"text_a", "text_b", "label"} if task.is_pair else {"text_a", "label"})
     if counts is None:
         assert ds.features["label"].dtype == "float32"
         assert 0.0 <= min(ds["label"]) and max(ds["label"]) <= 5.0
@@ -104,8 +109,9 @@ def test_stsb_keeps_stray_quote():
 
 def test_mrpc_header_has_no_bom():
     # The BOM must not stick to the first column name ("Quality").
-    ds = load_data_file(GLUE / "MRPC" / "dev.tsv", label_column="Quality",
-                        text_column="#1 String", text_pair_column="#2 String")
+    ds = load_data_file(
+        GLUE / "MRPC" / "dev.tsv", label_column="Quality", text_column="#1 String", text_pair_column="#2 String"
+    )
     assert len(ds) == 408 and Counter(ds["label"]) == {1: 279, 0: 129}
 
 
@@ -121,8 +127,10 @@ def test_sst2_keeps_trailing_space_and_order():
     assert ds[-1]["text_a"].startswith("this new jangle of noise")
 
 
-@pytest.mark.parametrize("name, file", [("sst2", "SST-2/dev.tsv"), ("cola", "CoLA/dev.tsv"),
-                                        ("mrpc", "MRPC/dev.tsv"), ("stsb", "STS-B/dev.tsv")])
+@pytest.mark.parametrize(
+    "name, file",
+    [("sst2", "SST-2/dev.tsv"), ("cola", "CoLA/dev.tsv"), ("mrpc", "MRPC/dev.tsv"), ("stsb", "STS-B/dev.tsv")],
+)
 def test_glue_file_as_user_file(name, file):
     task = get_task(name)
     expected = load_glue_split(task, GLUE, "dev")
@@ -146,8 +154,7 @@ def test_default_data_dir(monkeypatch, tmp_path):
 def test_csv_custom_columns_and_label_names(tmp_path):
     path = tmp_path / "reviews.csv"
     path.write_text('body,other,stars\n"Great, really",x,good\nmeh,y,bad\n"said ""hi""",z,good\n')
-    ds = load_data_file(path, text_column="body", label_column="stars",
-                        label_names=["bad", "good"])
+    ds = load_data_file(path, text_column="body", label_column="stars", label_names=["bad", "good"])
     assert ds["text_a"] == ["Great, really", "meh", 'said "hi"']
     assert ds["label"] == [1, 0, 1]
     assert ds.features["label"].names == ["bad", "good"]
@@ -169,8 +176,9 @@ def test_json_lines_int_labels_and_task_names(tmp_path):
     assert load_data_file(path)["label"] == [2, 0]  # integers are class ids
     assert load_data_file(path).features["label"].names == ["0", "1", "2"]
     # With a task: raw values, names and ids are all accepted.
-    path.write_text('{"sentence": "x", "label": "positive"}\n{"sentence": "y", "label": 0}\n'
-                    '{"sentence": "z", "label": "1"}\n')
+    path.write_text(
+        '{"sentence": "x", "label": "positive"}\n{"sentence": "y", "label": 0}\n{"sentence": "z", "label": "1"}\n'
+    )
     assert load_data_file(path, task="sst2")["label"] == [1, 0, 1]
 
 
@@ -211,8 +219,9 @@ def test_missing_column(tmp_path):
 def test_unknown_label_names_line(tmp_path):
     msg = _error(tmp_path, "a.tsv", "sentence\tlabel\nok\t1\nbad\tmaybe\n", task="sst2")
     assert "line 3" in msg and "'maybe'" in msg and "negative" in msg
-    msg = _error(tmp_path, "b.jsonl", '{"text": "a", "label": "x"}\n{"text": "b", "label": "z"}\n',
-                 label_names=["x", "y"])
+    msg = _error(
+        tmp_path, "b.jsonl", '{"text": "a", "label": "x"}\n{"text": "b", "label": "z"}\n', label_names=["x", "y"]
+    )
     assert "line 2" in msg and "'z'" in msg and "--labels" in msg  # issue 20, item 15: the flag that exists
 
 
@@ -237,8 +246,9 @@ def test_wrong_field_count(tmp_path):
 
 def test_other_bad_input(tmp_path):
     assert "unsupported extension '.txt'" in _error(tmp_path, "a.txt", "hi\n")
-    assert "not a number" in _error(tmp_path, "s.tsv", "text\ttext_pair\tscore\na\tb\thigh\n",
-                                    task="stsb", label_column="score")
+    assert "not a number" in _error(
+        tmp_path, "s.tsv", "text\ttext_pair\tscore\na\tb\thigh\n", task="stsb", label_column="score"
+    )
     assert "invalid JSON" in _error(tmp_path, "i.jsonl", '[{"text": "a"},\n{"text": "b"}]\n')
     assert "expected a JSON object" in _error(tmp_path, "j.jsonl", '[{"text": "a"}]\n')
     assert "line 2" in _error(tmp_path, "k.jsonl", '{"text": "a", "label": 1}\n{"label": 0}\n')

@@ -17,8 +17,28 @@ from alembert.models.student import student_from_config, student_from_teacher
 
 
 def distill(teacher, out, recipe, *extra):
-    return ["distill", "--teacher", teacher, "--recipe", recipe, "--task", "sst2", "--max-train-samples", 48,
-            "--max-eval-samples", 24, "--epochs", 1, "--batch-size", 16, "--log-every", 1, "--output", out, *extra]
+    return [
+        "distill",
+        "--teacher",
+        teacher,
+        "--recipe",
+        recipe,
+        "--task",
+        "sst2",
+        "--max-train-samples",
+        48,
+        "--max-eval-samples",
+        24,
+        "--epochs",
+        1,
+        "--batch-size",
+        16,
+        "--log-every",
+        1,
+        "--output",
+        out,
+        *extra,
+    ]
 
 
 def test_packaged_recipes():
@@ -42,12 +62,23 @@ def test_each_recipe_end_to_end(recipe, tiny_teacher, tmp_path, capsys):
     DistillConfig.model_validate(yaml.safe_load((out / "distill_config.yaml").read_text()))  # reloadable
     code, stdout, err = run_cli(["evaluate", out, "--task", "sst2", "--max-eval-samples", 24], capsys)
     assert code == 0, err
-    assert json.loads(stdout.strip().splitlines()[-1])["accuracy"] == pytest.approx(metrics["dev"]["accuracy"], abs=1e-9)
+    assert json.loads(stdout.strip().splitlines()[-1])["accuracy"] == pytest.approx(
+        metrics["dev"]["accuracy"], abs=1e-9
+    )
 
 
 def test_narrow_tinybert_student_trains_through_projection(tiny_teacher, tmp_path, capsys):
     out = tmp_path / "narrow"
-    code, _, err = run_cli(distill(tiny_teacher, out, "tinybert", "--student-config", "num_layers=2,hidden_size=16,intermediate_size=32,num_heads=2"), capsys)
+    code, _, err = run_cli(
+        distill(
+            tiny_teacher,
+            out,
+            "tinybert",
+            "--student-config",
+            "num_layers=2,hidden_size=16,intermediate_size=32,num_heads=2",
+        ),
+        capsys,
+    )
     assert code == 0, err
     assert AutoModelForSequenceClassification.from_pretrained(out).config.hidden_size == 16
     records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
@@ -60,8 +91,11 @@ def test_gradients_reach_student_and_projection_only(tiny_teacher):
     student = student_from_config(teacher, num_layers=2, hidden_size=16, intermediate_size=32, num_heads=2)
     module = DistillModule(student, teacher, load_recipe("tinybert").stages[0])
     assert len(module.projections) == 1 and not any(p is q for p in module.parameters() for q in teacher.parameters())
-    batch = {"input_ids": torch.tensor([[101, 2204, 3185, 102], [101, 2919, 102, 0]]),
-             "attention_mask": torch.tensor([[1, 1, 1, 1], [1, 1, 1, 0]]), "labels": torch.tensor([1, 0])}
+    batch = {
+        "input_ids": torch.tensor([[101, 2204, 3185, 102], [101, 2919, 102, 0]]),
+        "attention_mask": torch.tensor([[1, 1, 1, 1], [1, 1, 1, 0]]),
+        "labels": torch.tensor([1, 0]),
+    }
     loss, terms = module(batch)
     loss.backward()
     assert set(terms) == {"hidden_mse", "attention"}
@@ -76,8 +110,16 @@ def test_kd_pulls_student_towards_teacher(tiny_teacher):
         teacher.classifier.weight.mul_(200)  # confident, input-dependent targets
     student = student_from_teacher(teacher, [0]).eval()
     student.classifier.reset_parameters()
-    module = DistillModule(student, teacher, load_recipe({"name": "x", "stages": [{"losses": [{"loss": "kd", "temperature": 1}]}]}).stages[0])
-    batch = {"input_ids": torch.randint(1000, 2000, (8, 6)), "attention_mask": torch.ones(8, 6, dtype=torch.long), "labels": torch.zeros(8, dtype=torch.long)}
+    module = DistillModule(
+        student,
+        teacher,
+        load_recipe({"name": "x", "stages": [{"losses": [{"loss": "kd", "temperature": 1}]}]}).stages[0],
+    )
+    batch = {
+        "input_ids": torch.randint(1000, 2000, (8, 6)),
+        "attention_mask": torch.ones(8, 6, dtype=torch.long),
+        "labels": torch.zeros(8, dtype=torch.long),
+    }
     opt = torch.optim.Adam(student.parameters(), lr=1e-2)
     first = module(batch)[0].item()
     for _ in range(20):
@@ -97,7 +139,12 @@ def test_bad_mapping_fails_before_any_output(tiny_teacher, tmp_path, capsys):
 
 
 def test_attention_head_mismatch(tiny_teacher, tmp_path, capsys):
-    code, _, err = run_cli(distill(tiny_teacher, tmp_path / "o", "tinybert", "--student-config", "num_layers=2,hidden_size=16,num_heads=4"), capsys)
+    code, _, err = run_cli(
+        distill(
+            tiny_teacher, tmp_path / "o", "tinybert", "--student-config", "num_layers=2,hidden_size=16,num_heads=4"
+        ),
+        capsys,
+    )
     assert code == 2 and "head counts" in err
 
 

@@ -35,18 +35,58 @@ def teacher(tmp_path_factory, bert_tokenizer):
     return path
 
 
-def launch(processes: int, teacher: Path, out: Path, cache: Path, recipe: str = "pkd-skip", samples: int = 32) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", "ACCELERATE_USE_CPU": "1",
-           "ALEMBERT_CACHE": str(cache), "ALEMBERT_DATA": os.environ["ALEMBERT_DATA"]}
+def launch(
+    processes: int, teacher: Path, out: Path, cache: Path, recipe: str = "pkd-skip", samples: int = 32
+) -> subprocess.CompletedProcess:
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "ACCELERATE_USE_CPU": "1",
+        "ALEMBERT_CACHE": str(cache),
+        "ALEMBERT_DATA": os.environ["ALEMBERT_DATA"],
+    }
     if processes > 1:
         how = ["--multi_gpu", "--num_processes", str(processes), "--main_process_port", "0"]
     else:
         how = ["--cpu", "--num_processes", "1"]
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", *how, "--num_machines", "1", "--mixed_precision", "no",
-           "--dynamo_backend", "no", "-m", "alembert.cli.main",
-           "distill", "--teacher", teacher, "--recipe", recipe, "--task", "sst2", "--max-train-samples", samples,
-           "--max-eval-samples", 16, "--batch-size", 8, "--epochs", 1, "--lr", 1e-3, "--log-every", 1,
-           "--save-every", STEPS, "--output", out]
+    cmd = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        *how,
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "-m",
+        "alembert.cli.main",
+        "distill",
+        "--teacher",
+        teacher,
+        "--recipe",
+        recipe,
+        "--task",
+        "sst2",
+        "--max-train-samples",
+        samples,
+        "--max-eval-samples",
+        16,
+        "--batch-size",
+        8,
+        "--epochs",
+        1,
+        "--lr",
+        1e-3,
+        "--log-every",
+        1,
+        "--save-every",
+        STEPS,
+        "--output",
+        out,
+    ]
     return subprocess.run([str(c) for c in cmd], env=env, cwd=REPO, capture_output=True, text=True, timeout=240)
 
 
@@ -84,7 +124,10 @@ def test_two_cpu_processes_match_one(teacher, tmp_path):
         assert evals == [STEPS], (n, evals)
         assert not [p.name for p in out.iterdir() if p.name.startswith(".")], n  # no temporary files left behind
     # Logged training losses are reduced over the processes: the same as with one process.
-    logged = {n: [r for r in map(json.loads, (out / "log.jsonl").read_text().splitlines()) if "loss" in r] for n, out in runs.items()}
+    logged = {
+        n: [r for r in map(json.loads, (out / "log.jsonl").read_text().splitlines()) if "loss" in r]
+        for n, out in runs.items()
+    }
     for a, b in zip(logged[1], logged[2], strict=True):
         assert a["loss"] == pytest.approx(b["loss"], abs=1e-4)
 
@@ -101,11 +144,30 @@ def test_layer_loss_stage_runs_under_ddp(teacher, tmp_path):
 
 def launch_command(processes: int, args: list, cache: Path) -> subprocess.CompletedProcess:
     """Any alembert command under ``accelerate launch`` with ``processes`` CPU ranks."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", "ACCELERATE_USE_CPU": "1",
-           "ALEMBERT_CACHE": str(cache), "ALEMBERT_DATA": os.environ["ALEMBERT_DATA"]}
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "ACCELERATE_USE_CPU": "1",
+        "ALEMBERT_CACHE": str(cache),
+        "ALEMBERT_DATA": os.environ["ALEMBERT_DATA"],
+    }
     how = ["--multi_gpu", "--num_processes", str(processes), "--main_process_port", "0"]
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", *how, "--num_machines", "1", "--mixed_precision", "no",
-           "--dynamo_backend", "no", "-m", "alembert.cli.main", *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        *how,
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "-m",
+        "alembert.cli.main",
+        *args,
+    ]
     return subprocess.run([str(c) for c in cmd], env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
 
 
@@ -119,27 +181,69 @@ def test_qa_tinybert_under_two_processes_one_cache_writer(teacher, tmp_path):
     tinybert recipe (its first stage never reaches the span head) runs under DDP."""
     from alembert.cli.main import main
 
-    qa = ["--task", "squad", "--max-train-samples", 8, "--max-eval-samples", 8, "--max-length", 128, "--batch-size", 4, "--epochs", 1]
+    qa = [
+        "--task",
+        "squad",
+        "--max-train-samples",
+        8,
+        "--max-eval-samples",
+        8,
+        "--max-length",
+        128,
+        "--batch-size",
+        4,
+        "--epochs",
+        1,
+    ]
     qa_teacher = tmp_path / "qa-teacher"
     assert main([str(a) for a in ["finetune", "--model", teacher, *qa, "--output", qa_teacher]]) == 0
     out = tmp_path / "qa-tinybert"
-    proc = launch_command(2, ["distill", "--teacher", qa_teacher, "--recipe", "tinybert", *qa, "--student-layers", "0,2",
-                              "--output", out], tmp_path / "cache")
+    proc = launch_command(
+        2,
+        ["distill", "--teacher", qa_teacher, "--recipe", "tinybert", *qa, "--student-layers", "0,2", "--output", out],
+        tmp_path / "cache",
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["processes"] == 2 and len(metrics["stages"]) == 2
     lines = written_caches(proc)
-    assert len([x for x in lines if "SQuAD (train)" in x]) == 1 and len([x for x in lines if "SQuAD (eval)" in x]) == 1, lines
+    assert (
+        len([x for x in lines if "SQuAD (train)" in x]) == 1 and len([x for x in lines if "SQuAD (eval)" in x]) == 1
+    ), lines
     assert all(x.endswith("(process 0)") for x in lines), lines
 
 
 def test_corpus_cache_has_one_writer_under_two_processes(teacher, tmp_path):
     corpus = tmp_path / "corpus.txt"
-    corpus.write_text("\n".join(f"Sentence number {i} is here, and it is a short one." for i in range(200)), encoding="utf-8")
+    corpus.write_text(
+        "\n".join(f"Sentence number {i} is here, and it is a short one." for i in range(200)), encoding="utf-8"
+    )
     out = tmp_path / "general"
-    proc = launch_command(2, ["distill-general", "--teacher", teacher, "--recipe", "cosine-hidden", "--corpus", corpus,
-                              "--max-length", 32, "--heldout", 8, "--batch-size", 8, "--max-steps", 2, "--student-layers", "0,2",
-                              "--output", out], tmp_path / "cache")
+    proc = launch_command(
+        2,
+        [
+            "distill-general",
+            "--teacher",
+            teacher,
+            "--recipe",
+            "cosine-hidden",
+            "--corpus",
+            corpus,
+            "--max-length",
+            32,
+            "--heldout",
+            8,
+            "--batch-size",
+            8,
+            "--max-steps",
+            2,
+            "--student-layers",
+            "0,2",
+            "--output",
+            out,
+        ],
+        tmp_path / "cache",
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = [x for x in written_caches(proc) if "packed sentences" in x]
     assert len(lines) == 1 and lines[0].endswith("(process 0)"), written_caches(proc)
@@ -148,11 +252,33 @@ def test_corpus_cache_has_one_writer_under_two_processes(teacher, tmp_path):
 def test_distillation_trainer_under_two_processes(teacher, tmp_path):
     """DistillationTrainer in a user's script under ``accelerate launch`` with two CPU processes
     (gloo): the teacher cache built by one process, both ranks train, the student is saved."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", "ACCELERATE_USE_CPU": "1",
-           "ALEMBERT_CACHE": str(tmp_path / "cache"), "PYTHONPATH": str(REPO)}
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--main_process_port", "0",
-           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-           str(REPO / "tests" / "helpers" / "trainer_ddp.py"), str(teacher), str(tmp_path / "out")]
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "ACCELERATE_USE_CPU": "1",
+        "ALEMBERT_CACHE": str(tmp_path / "cache"),
+        "PYTHONPATH": str(REPO),
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--main_process_port",
+        "0",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        str(REPO / "tests" / "helpers" / "trainer_ddp.py"),
+        str(teacher),
+        str(tmp_path / "out"),
+    ]
     proc = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads((tmp_path / "out" / "ddp_result.json").read_text())
@@ -160,4 +286,6 @@ def test_distillation_trainer_under_two_processes(teacher, tmp_path):
     assert {"kd", "ce", "pkd"} <= set(result["terms"]), result["terms"]
     assert (tmp_path / "out" / "model.safetensors").is_file()
     entries = list((tmp_path / "cache" / "teacher").iterdir())
-    assert len(entries) == 1 and (entries[0] / "meta.json").is_file(), entries  # one complete cache, no leftover temporary
+    assert len(entries) == 1 and (entries[0] / "meta.json").is_file(), (
+        entries
+    )  # one complete cache, no leftover temporary

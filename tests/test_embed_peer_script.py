@@ -15,10 +15,36 @@ def test_peer_script_reports_both_variants(tmp_path, tiny_bert):
     texts.write_text("\n".join(f"sentence number {i} about topic {i % 7}" for i in range(48)))
     out = tmp_path / "out"
     env = {**os.environ, "ALEMBERT_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "embed_peer.py"), "--teacher", str(teacher), "--student", str(teacher),
-                           "--student-layers", "0,2", "--corpus", str(texts), "--transfer-task", "", "--max-length", "32",
-                           "--epochs", "1", "--batch-size", "16", "--jobs", "1", "--output", str(out)],
-                          env=env, capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "benchmarks" / "embed_peer.py"),
+            "--teacher",
+            str(teacher),
+            "--student",
+            str(teacher),
+            "--student-layers",
+            "0,2",
+            "--corpus",
+            str(texts),
+            "--transfer-task",
+            "",
+            "--max-length",
+            "32",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "16",
+            "--jobs",
+            "1",
+            "--output",
+            str(out),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = json.loads((out / "embed_peer.json").read_text())
     a, b = report["results"]["a"], report["results"]["b"]

@@ -15,8 +15,14 @@ from alembert.embedding.model import EmbeddingModel, load_embedding_model, read_
 from alembert.errors import AlembertError
 from alembert.losses import embedding_cosine_loss, embedding_mse_loss, similarity_kl_loss
 
-TEXTS = ["a cat sat on the mat", "the weather is nice today", "stocks fell sharply on monday", "he plays the violin",
-         "a man is playing a guitar", "the market dropped at the open"]
+TEXTS = [
+    "a cat sat on the mat",
+    "the weather is nice today",
+    "stocks fell sharply on monday",
+    "he plays the violin",
+    "a man is playing a guitar",
+    "the market dropped at the open",
+]
 
 
 def st_folder(path, encoder, mode: str, normalize: bool):
@@ -85,10 +91,12 @@ def test_similarity_kl_against_a_loop():
     s, t, temp = r.normal(size=(4, 6)), r.normal(size=(4, 9)), 0.1  # the widths may differ
     total = 0.0
     for i in range(4):
+
         def dist(e, i=i):
             sims = [float(e[i] @ e[j] / np.linalg.norm(e[i]) / np.linalg.norm(e[j])) / temp for j in range(4) if j != i]
             z = np.exp(np.array(sims) - max(sims))
             return z / z.sum()
+
         p, q = dist(t), dist(s)
         total += float((p * np.log(p / q)).sum())
     st, tt = torch.tensor(s, requires_grad=True), torch.tensor(t, requires_grad=True)
@@ -100,11 +108,19 @@ def test_similarity_kl_against_a_loop():
 
 
 def test_retrieval_metrics_on_a_hand_made_case():
-    sim = np.array([[0.9, 0.1, 0.2],   # gold 0: rank 1
-                    [0.8, 0.5, 0.1],   # gold 1: rank 2
-                    [0.7, 0.6, 0.5]])  # gold 2: rank 3
+    sim = np.array(
+        [
+            [0.9, 0.1, 0.2],  # gold 0: rank 1
+            [0.8, 0.5, 0.1],  # gold 1: rank 2
+            [0.7, 0.6, 0.5],
+        ]
+    )  # gold 2: rank 3
     m = retrieval_metrics(sim, np.array([0, 1, 2]), ks=(1, 2), mrr_at=2)
-    assert m == {"recall@1": pytest.approx(1 / 3), "recall@2": pytest.approx(2 / 3), "mrr@2": pytest.approx((1 + 1 / 2 + 0) / 3)}
+    assert m == {
+        "recall@1": pytest.approx(1 / 3),
+        "recall@2": pytest.approx(2 / 3),
+        "mrr@2": pytest.approx((1 + 1 / 2 + 0) / 3),
+    }
 
 
 def test_sts_metrics_are_rank_and_linear_correlations():
@@ -137,9 +153,32 @@ def corpus(tmp_path, n=64):
 
 
 def embed_cmd(teacher, texts, out, *extra):
-    return ["distill-general", "--teacher", teacher, "--recipe", "embed-mse", "--corpus", texts, "--max-length", 32,
-            "--batch-size", 8, "--log-every", 1, "--eval-every", 4, "--max-steps", 8, "--lr", 1e-3,
-            "--eval-tasks", "stsb-zeroshot", "--output", out, *extra]
+    return [
+        "distill-general",
+        "--teacher",
+        teacher,
+        "--recipe",
+        "embed-mse",
+        "--corpus",
+        texts,
+        "--max-length",
+        32,
+        "--batch-size",
+        8,
+        "--log-every",
+        1,
+        "--eval-every",
+        4,
+        "--max-steps",
+        8,
+        "--lr",
+        1e-3,
+        "--eval-tasks",
+        "stsb-zeroshot",
+        "--output",
+        out,
+        *extra,
+    ]
 
 
 @pytest.mark.parametrize("recipe", ["embed-mse", "embed-cosine", "embed-sim"])
@@ -147,7 +186,13 @@ def test_distil_a_narrow_student_end_to_end(tmp_path, tiny_st, capsys, recipe):
     from sentence_transformers import SentenceTransformer
 
     out = tmp_path / recipe
-    cmd = embed_cmd(tiny_st, corpus(tmp_path), out, "--student-config", "num_layers=2,hidden_size=16,intermediate_size=32,num_heads=2")
+    cmd = embed_cmd(
+        tiny_st,
+        corpus(tmp_path),
+        out,
+        "--student-config",
+        "num_layers=2,hidden_size=16,intermediate_size=32,num_heads=2",
+    )
     cmd[cmd.index("embed-mse")] = recipe
     code, _, err = run_cli(cmd, capsys)
     assert code == 0, err
@@ -157,9 +202,13 @@ def test_distil_a_narrow_student_end_to_end(tmp_path, tiny_st, capsys, recipe):
     assert st.encode(["a test"]).shape == (1, 32)  # projected to the teacher's width
     code, stdout, err = run_cli(["evaluate", out, "--task", "stsb-zeroshot", "--max-length", 32], capsys)
     assert code == 0, err
-    assert json.loads(stdout.strip().splitlines()[-1])["spearman"] == pytest.approx(metrics["dev"]["stsb-zeroshot"]["spearman"], abs=1e-6)
+    assert json.loads(stdout.strip().splitlines()[-1])["spearman"] == pytest.approx(
+        metrics["dev"]["stsb-zeroshot"]["spearman"], abs=1e-6
+    )
     terms = {k for line in (out / "log.jsonl").read_text().splitlines() for k in json.loads(line)}
-    assert {t.loss for t in __import__("alembert.distill.recipe", fromlist=["x"]).load_recipe(recipe).stages[0].losses} <= terms
+    assert {
+        t.loss for t in __import__("alembert.distill.recipe", fromlist=["x"]).load_recipe(recipe).stages[0].losses
+    } <= terms
 
 
 def test_no_projection_keeps_the_student_width_with_embed_sim(tmp_path, tiny_st, capsys):
@@ -214,13 +263,19 @@ def test_student_that_cannot_encode_the_text_is_refused(tmp_path, tiny_st, capsy
 def test_embedding_terms_compose_with_hidden_state_terms(tmp_path, tiny_st, capsys):
     """embed_mse (cached side) with hidden_mse (token level): the teacher runs online and gives both."""
     recipe = tmp_path / "mixed.yaml"
-    recipe.write_text("name: mixed\nstages:\n  - losses:\n      - {loss: embed_mse}\n      - {loss: hidden_mse, weight: 0.1, mapping: last-layer}\n")
+    recipe.write_text(
+        "name: mixed\nstages:\n  - losses:\n      - {loss: embed_mse}\n      - {loss: hidden_mse, weight: 0.1, mapping: last-layer}\n"
+    )
     out = tmp_path / "mixed"
     cmd = embed_cmd(tiny_st, corpus(tmp_path), out, "--student-layers", "0,2")
     cmd[cmd.index("embed-mse")] = str(recipe)
     code, _, err = run_cli(cmd, capsys)
     assert code == 0, err
-    steps = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines() if '"step"' in line and '"embed_mse"' in line]
+    steps = [
+        json.loads(line)
+        for line in (out / "log.jsonl").read_text().splitlines()
+        if '"step"' in line and '"embed_mse"' in line
+    ]
     assert steps and all(r["hidden_mse"] > 0 and r["embed_mse"] > 0 for r in steps)
     assert json.loads((out / "metrics.json").read_text())["details"]["sentences_per_second"]["student"] > 0
 
@@ -235,8 +290,12 @@ def test_lstsq_projection_init_recovers_a_linear_map(tiny_st):
     truth = torch.nn.Linear(32, 48).double()
     texts = [f"{t} {i}" for i in range(20) for t in TEXTS]  # 120 texts > 33 unknowns per output
     with torch.no_grad():
-        pooled = torch.from_numpy(__import__("alembert.embedding.cache", fromlist=["encode"]).encode(model, tok, texts, 32)).double()
+        pooled = torch.from_numpy(
+            __import__("alembert.embedding.cache", fromlist=["encode"]).encode(model, tok, texts, 32)
+        ).double()
         targets = truth(pooled).numpy()
     model.dense.append(torch.nn.Linear(32, 48))
     assert fit_projection(model, tok, texts, targets, 32) == pytest.approx(1.0, abs=1e-6)
-    np.testing.assert_allclose(model.dense[-1].weight.detach().double().numpy(), truth.weight.detach().numpy(), atol=1e-4)
+    np.testing.assert_allclose(
+        model.dense[-1].weight.detach().double().numpy(), truth.weight.detach().numpy(), atol=1e-4
+    )

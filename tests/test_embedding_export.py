@@ -17,8 +17,13 @@ from alembert.errors import AlembertError
 from alembert.export.onnx import export_onnx
 from alembert.export.runtime import OnnxEmbedder, is_onnx_dir, load_any, load_any_embedding
 
-TEXTS = ["a cat sat on the mat", "the weather is nice today, or so the forecast said this morning", "ok",
-         "stocks fell sharply on monday", "a man is playing a guitar"]
+TEXTS = [
+    "a cat sat on the mat",
+    "the weather is nice today, or so the forecast said this morning",
+    "ok",
+    "stocks fell sharply on monday",
+    "a man is playing a guitar",
+]
 
 
 @pytest.fixture(autouse=True)
@@ -117,7 +122,7 @@ def independent_stsb_spearman(folder, max_length: int, batch_size: int) -> float
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     emb = np.zeros((len(texts), 32), np.float32)
     for s in range(0, len(order), batch_size):
-        idx = order[s:s + batch_size]
+        idx = order[s : s + batch_size]
         enc = tok([texts[i] for i in idx], padding=True, truncation=True, max_length=max_length, return_tensors="np")
         emb[idx] = session.run(["sentence_embedding"], {n: enc[n].astype(np.int64) for n in names})[0]
     pos = {t: i for i, t in enumerate(texts)}
@@ -136,8 +141,21 @@ def test_int8_export_evaluates_with_the_same_command(st_mean, mean_fp32, tmp_pat
     assert "MatMulInteger" in ops and (int8 / "model.onnx").stat().st_size < (mean_fp32 / "model.onnx").stat().st_size
     figures = {}
     for name, folder in (("fp32", mean_fp32), ("int8", int8)):
-        code, _, _ = run_cli(["evaluate", folder, "--task", "stsb-zeroshot", "--max-length", 64, "--batch-size", 32,
-                              "--output", tmp_path / name], capsys)
+        code, _, _ = run_cli(
+            [
+                "evaluate",
+                folder,
+                "--task",
+                "stsb-zeroshot",
+                "--max-length",
+                64,
+                "--batch-size",
+                32,
+                "--output",
+                tmp_path / name,
+            ],
+            capsys,
+        )
         assert code == 0
         figures[name] = json.loads((tmp_path / name / "eval_results.json").read_text())["spearman"]
     assert figures["int8"] == pytest.approx(independent_stsb_spearman(int8, 64, 32), abs=1e-4)
@@ -147,8 +165,24 @@ def test_int8_export_evaluates_with_the_same_command(st_mean, mean_fp32, tmp_pat
 
 def test_bench_two_embedding_models(st_mean, mean_fp32, tmp_path, capsys):
     out = tmp_path / "bench"
-    code, printed, _ = run_cli(["bench", st_mean, mean_fp32, "--task", "stsb-zeroshot", "--max-eval-samples", 200,
-                                "--repeats", 2, "--threads", 1, "--output", out], capsys)
+    code, printed, _ = run_cli(
+        [
+            "bench",
+            st_mean,
+            mean_fp32,
+            "--task",
+            "stsb-zeroshot",
+            "--max-eval-samples",
+            200,
+            "--repeats",
+            2,
+            "--threads",
+            1,
+            "--output",
+            out,
+        ],
+        capsys,
+    )
     assert code == 0 and "dynamic padding" in printed
     result = json.loads((out / "bench.json").read_text())
     assert result["task"] == "stsb-zeroshot" and result["metric"] == "spearman" and result["dev_examples"] == 200
@@ -166,7 +200,9 @@ def test_embedding_export_is_refused_where_a_classifier_is_expected(mean_fp32, t
     assert is_onnx_dir(mean_fp32)
     with pytest.raises(AlembertError, match="stsb-zeroshot"):
         load_any(mean_fp32)
-    code, _, err = run_cli(["evaluate", mean_fp32, "--task", "sst2", "--max-eval-samples", 8, "--output", tmp_path], capsys)
+    code, _, err = run_cli(
+        ["evaluate", mean_fp32, "--task", "sst2", "--max-eval-samples", 8, "--output", tmp_path], capsys
+    )
     assert code == 2 and err.startswith("error: ") and err.count("\n") == 1
     with pytest.raises(AlembertError, match="already an ONNX export"):
         export_onnx(mean_fp32, tmp_path / "again")

@@ -22,9 +22,17 @@ SENTENCES = ["a great film", "the worst two hours I have spent in a cinema, with
 def make_tiny_model(folder: Path) -> Path:
     """A 2-layer, hidden-32 random BERT classifier with SST-2 label names, plus a real tokenizer."""
     tokenizer = AutoTokenizer.from_pretrained(resolve_model("minilm-l6"))
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=37, max_position_embeddings=512, num_labels=2,
-                        id2label={0: "negative", 1: "positive"}, label2id={"negative": 0, "positive": 1})
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=37,
+        max_position_embeddings=512,
+        num_labels=2,
+        id2label={0: "negative", 1: "positive"},
+        label2id={"negative": 0, "positive": 1},
+    )
     torch.manual_seed(0)
     model = BertForSequenceClassification(config)
     model.save_pretrained(folder)
@@ -108,8 +116,23 @@ def test_int8_keeps_labels_and_is_smaller(exported, capsys):
 
 
 def test_evaluate_accepts_an_export(exported, tmp_path, capsys):
-    assert main(["evaluate", str(exported[0]), "--task", "sst2", "--data-dir", str(DATA),
-                 "--max-eval-samples", "16", "--output", str(tmp_path)]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                str(exported[0]),
+                "--task",
+                "sst2",
+                "--data-dir",
+                str(DATA),
+                "--max-eval-samples",
+                "16",
+                "--output",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
     assert 0 <= json.loads((tmp_path / "eval_results.json").read_text())["accuracy"] <= 1
 
 
@@ -150,8 +173,15 @@ def test_mpnet_exports_its_eager_attention_and_matches_torch(tmp_path):
     vocab = tmp_path / "vocab.txt"
     vocab.write_text("\n".join(["<s>", "<pad>", "</s>", "<unk>", "[UNK]", "a", "great", "film", "ok", "<mask>"]) + "\n")
     tokenizer = MPNetTokenizer(vocab=str(vocab))
-    config = AutoConfig.for_model("mpnet", vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                                  intermediate_size=37, num_labels=2)
+    config = AutoConfig.for_model(
+        "mpnet",
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=37,
+        num_labels=2,
+    )
     torch.manual_seed(0)
     model = AutoModelForSequenceClassification.from_config(config).eval()
     model.save_pretrained(tmp_path / "mpnet")

@@ -88,8 +88,13 @@ def test_auto_picks_a_variant_and_says_why(tiny, own_dev, tmp_path, capsys):
 
 def test_auto_refuses_a_broken_quantiser(tiny, own_dev, tmp_path, monkeypatch):
     monkeypatch.setitem(auto.VARIANTS, "int8-broken", broken_int8)
-    out = export_onnx(tiny, tmp_path / "auto", quantize="auto", data={"dev_file": own_dev},
-                      candidates=["fp32", "int8-dynamic", "int8-broken"])
+    out = export_onnx(
+        tiny,
+        tmp_path / "auto",
+        quantize="auto",
+        data={"dev_file": own_dev},
+        candidates=["fp32", "int8-dynamic", "int8-broken"],
+    )
     a = json.loads((out / "alembert_export.json").read_text())["auto"]
     broken = a["candidates"]["int8-broken"]
     assert broken["dev"] < 0.5 and "below the PyTorch source's 1.0000" in broken["refused"]
@@ -106,7 +111,9 @@ def test_auto_falls_back_to_fp32_when_int8_breaks_the_bound(tiny, own_dev, tmp_p
 
 
 def test_auto_with_a_glue_task_calibrates_static_int8(tiny, tmp_path):
-    out = export_onnx(tiny, tmp_path / "auto", quantize="auto", data={"task": "sst2", "data_dir": DATA, "max_eval_samples": 32})
+    out = export_onnx(
+        tiny, tmp_path / "auto", quantize="auto", data={"task": "sst2", "data_dir": DATA, "max_eval_samples": 32}
+    )
     a = json.loads((out / "alembert_export.json").read_text())["auto"]
     static = a["candidates"]["int8-static"]
     assert "dev" in static and static["seq_s_b32"] > 0  # built from 256 calibration texts and measured

@@ -52,19 +52,40 @@ def snapshot(folder: Path, ignore: tuple[str, ...] = ()) -> dict:
 
 
 def training_file(path: Path, n: int = 32) -> Path:
-    path.write_text("sentence\tlabel\n" + "".join(f"text number {i} is {'good' if i % 2 else 'bad'}\t{i % 2}\n" for i in range(n)))
+    path.write_text(
+        "sentence\tlabel\n" + "".join(f"text number {i} is {'good' if i % 2 else 'bad'}\t{i % 2}\n" for i in range(n))
+    )
     return path
 
 
 def finetune_args(model, out, train, *extra):
-    return ["finetune", "--model", model, "--task", "sst2", "--train-file", train, "--max-eval-samples", 8,
-            "--batch-size", 8, "--epochs", 1, "--output", out, *extra]
+    return [
+        "finetune",
+        "--model",
+        model,
+        "--task",
+        "sst2",
+        "--train-file",
+        train,
+        "--max-eval-samples",
+        8,
+        "--batch-size",
+        8,
+        "--epochs",
+        1,
+        "--output",
+        out,
+        *extra,
+    ]
 
 
 def mount_tmpfs(path: Path, size: str, *opts: str) -> None:
     path.mkdir(parents=True, exist_ok=True)
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", ",".join([f"size={size}", *opts]), "tmpfs", str(path)],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", ",".join([f"size={size}", *opts]), "tmpfs", str(path)],
+        capture_output=True,
+        text=True,
+    )
     if r.returncode:
         pytest.skip(f"cannot mount a tmpfs here ({r.stderr.strip() or r.returncode}): needs root and mount permission")
 
@@ -94,7 +115,13 @@ class Ctx:
     """What a row's set-up may use: a fresh folder and the shared tiny models."""
 
     def __init__(self, tmp: Path, tiny_bert: Path, tiny_teacher: Path, finished_run: Path, request):
-        self.tmp, self.tiny_bert, self.tiny_teacher, self._finished, self.request = tmp, tiny_bert, tiny_teacher, finished_run, request
+        self.tmp, self.tiny_bert, self.tiny_teacher, self._finished, self.request = (
+            tmp,
+            tiny_bert,
+            tiny_teacher,
+            finished_run,
+            request,
+        )
         self.train = training_file(tmp / "train.tsv")
 
     def run_copy(self, name: str = "run") -> Path:
@@ -111,16 +138,20 @@ class Ctx:
         """A folder whose config.json asks for custom code; running it would create RAN."""
         m = self.model_copy("remote")
         cfg = json.loads((m / "config.json").read_text())
-        cfg.update(model_type="evilbert", auto_map={"AutoConfig": "evil.EvilConfig",
-                                                    "AutoModelForSequenceClassification": "evil.EvilModel"})
+        cfg.update(
+            model_type="evilbert",
+            auto_map={"AutoConfig": "evil.EvilConfig", "AutoModelForSequenceClassification": "evil.EvilModel"},
+        )
         (m / "config.json").write_text(json.dumps(cfg))
         (m / "evil.py").write_text(f"import pathlib\npathlib.Path({str(self.tmp / 'RAN')!r}).touch()\n")
         return m
 
     def hold_lock(self, folder: Path) -> None:
         """Another process holds the output folder's lock for the rest of the test."""
-        code = ("import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDONLY); "
-                "fcntl.flock(fd, fcntl.LOCK_EX); print('locked', flush=True); time.sleep(120)")
+        code = (
+            "import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDONLY); "
+            "fcntl.flock(fd, fcntl.LOCK_EX); print('locked', flush=True); time.sleep(120)"
+        )
         proc = subprocess.Popen([sys.executable, "-c", code, str(folder)], stdout=subprocess.PIPE, text=True)
         assert proc.stdout.readline().strip() == "locked"
         self.request.addfinalizer(lambda: (proc.kill(), proc.wait()))
@@ -206,95 +237,297 @@ def _csv(c: Ctx, text: str, name: str = "train.csv") -> Path:
 
 CASES = [
     # 1, 12: export --overwrite replaces the export's own files only
-    Case("export-overwrite-into-parent", _export_into_parent, code=0, words=("exported",),
-         watch=lambda c: c.tmp / "runs", ignore=("model.onnx", "config.json", "alembert_export.json", "tokenizer.json",
-                                                "tokenizer_config.json", "vocab.txt", "special_tokens_map.json", "README.md"), check=_exported),
-    Case("export-overwrite-dot", _export_into_dot, code=0, words=("exported",),
-         watch=lambda c: c.tmp / "runs", ignore=("model.onnx", "config.json", "alembert_export.json", "tokenizer.json",
-                                                "tokenizer_config.json", "vocab.txt", "special_tokens_map.json", "README.md"), check=_exported),
-    Case("export-overwrite-onto-a-pytorch-model", lambda c: ["export", c.model_copy("out"), "--onnx", "--overwrite", "--output", c.tmp / "out"],
-         words=("holds a PyTorch model", "choose another --output")),
+    Case(
+        "export-overwrite-into-parent",
+        _export_into_parent,
+        code=0,
+        words=("exported",),
+        watch=lambda c: c.tmp / "runs",
+        ignore=(
+            "model.onnx",
+            "config.json",
+            "alembert_export.json",
+            "tokenizer.json",
+            "tokenizer_config.json",
+            "vocab.txt",
+            "special_tokens_map.json",
+            "README.md",
+        ),
+        check=_exported,
+    ),
+    Case(
+        "export-overwrite-dot",
+        _export_into_dot,
+        code=0,
+        words=("exported",),
+        watch=lambda c: c.tmp / "runs",
+        ignore=(
+            "model.onnx",
+            "config.json",
+            "alembert_export.json",
+            "tokenizer.json",
+            "tokenizer_config.json",
+            "vocab.txt",
+            "special_tokens_map.json",
+            "README.md",
+        ),
+        check=_exported,
+    ),
+    Case(
+        "export-overwrite-onto-a-pytorch-model",
+        lambda c: ["export", c.model_copy("out"), "--onnx", "--overwrite", "--output", c.tmp / "out"],
+        words=("holds a PyTorch model", "choose another --output"),
+    ),
     # 2: a failed --overwrite run leaves the previous run as it was
-    Case("overwrite-then-nan", lambda c: finetune_args(c.tiny_bert, c.run_copy("out"), c.train, "--overwrite", "--lr", 1e30),
-         words=("loss became",), ignore=(STAGING,)),
+    Case(
+        "overwrite-then-nan",
+        lambda c: finetune_args(c.tiny_bert, c.run_copy("out"), c.train, "--overwrite", "--lr", 1e30),
+        words=("loss became",),
+        ignore=(STAGING,),
+    ),
     # 3: a fresh run never mixes with an earlier run's checkpoints
-    Case("checkpoints-of-an-earlier-run", lambda c: finetune_args(c.tiny_bert, _without_model(c.run_copy("out")), c.train, "--save-every", 2),
-         words=("holds checkpoints of an earlier run", "--resume", "--overwrite")),
+    Case(
+        "checkpoints-of-an-earlier-run",
+        lambda c: finetune_args(c.tiny_bert, _without_model(c.run_copy("out")), c.train, "--save-every", 2),
+        words=("holds checkpoints of an earlier run", "--resume", "--overwrite"),
+    ),
     # 4: one run per output folder
-    Case("output-in-use", lambda c: (c.hold_lock(c.run_copy("out")), finetune_args(c.tiny_bert, c.tmp / "out", c.train, "--overwrite"))[1],
-         words=("in use by another alembert run",)),
+    Case(
+        "output-in-use",
+        lambda c: (c.hold_lock(c.run_copy("out")), finetune_args(c.tiny_bert, c.tmp / "out", c.train, "--overwrite"))[
+            1
+        ],
+        words=("in use by another alembert run",),
+    ),
     # 5: an unbalanced quote in a CSV
-    Case("csv-unbalanced-quote", lambda c: finetune_args(c.tiny_bert, c.tmp / "out", _csv(c, "sentence,label\n\"a good film,1\n"
-                                                                                         + "".join(f"text {i},{i % 2}\n" for i in range(62)))),
-         words=("train.csv", "line 2", "unbalanced double quote")),
+    Case(
+        "csv-unbalanced-quote",
+        lambda c: finetune_args(
+            c.tiny_bert,
+            c.tmp / "out",
+            _csv(c, 'sentence,label\n"a good film,1\n' + "".join(f"text {i},{i % 2}\n" for i in range(62))),
+        ),
+        words=("train.csv", "line 2", "unbalanced double quote"),
+    ),
     # 6: --max-length longer than the model's position table (the tiny models have 256)
-    Case("max-length-beyond-the-model", lambda c: finetune_args(c.tiny_bert, c.tmp / "out", c.train, "--max-length", 1024),
-         words=("--max-length 1024", "256")),
-    Case("evaluate-max-length", lambda c: ["evaluate", c.tiny_teacher, "--task", "sst2", "--max-eval-samples", 8, "--max-length", 1024,
-                                           "--output", c.tmp / "out"], words=("--max-length 1024", "256")),
-    Case("predict-long-text-is-truncated", lambda c: ["predict", c.tiny_teacher, "word " * 600], code=0, words=("label:",)),
+    Case(
+        "max-length-beyond-the-model",
+        lambda c: finetune_args(c.tiny_bert, c.tmp / "out", c.train, "--max-length", 1024),
+        words=("--max-length 1024", "256"),
+    ),
+    Case(
+        "evaluate-max-length",
+        lambda c: [
+            "evaluate",
+            c.tiny_teacher,
+            "--task",
+            "sst2",
+            "--max-eval-samples",
+            8,
+            "--max-length",
+            1024,
+            "--output",
+            c.tmp / "out",
+        ],
+        words=("--max-length 1024", "256"),
+    ),
+    Case(
+        "predict-long-text-is-truncated",
+        lambda c: ["predict", c.tiny_teacher, "word " * 600],
+        code=0,
+        words=("label:",),
+    ),
     # 7: a truncated model.safetensors, in every command that loads one
-    Case("damaged-weights-finetune", lambda c: finetune_args(_damaged_weights(c), c.tmp / "out", c.train), words=("damaged", "truncated")),
-    Case("damaged-weights-distill", lambda c: ["distill", "--teacher", _damaged_weights(c), "--task", "sst2", "--recipe", "kd",
-                                               "--train-file", c.train, "--max-eval-samples", 8, "--output", c.tmp / "out"],
-         words=("damaged", "truncated")),
-    Case("damaged-weights-evaluate", lambda c: ["evaluate", _damaged_weights(c), "--task", "sst2", "--max-eval-samples", 8,
-                                                "--output", c.tmp / "out"], words=("damaged",)),
+    Case(
+        "damaged-weights-finetune",
+        lambda c: finetune_args(_damaged_weights(c), c.tmp / "out", c.train),
+        words=("damaged", "truncated"),
+    ),
+    Case(
+        "damaged-weights-distill",
+        lambda c: [
+            "distill",
+            "--teacher",
+            _damaged_weights(c),
+            "--task",
+            "sst2",
+            "--recipe",
+            "kd",
+            "--train-file",
+            c.train,
+            "--max-eval-samples",
+            8,
+            "--output",
+            c.tmp / "out",
+        ],
+        words=("damaged", "truncated"),
+    ),
+    Case(
+        "damaged-weights-evaluate",
+        lambda c: [
+            "evaluate",
+            _damaged_weights(c),
+            "--task",
+            "sst2",
+            "--max-eval-samples",
+            8,
+            "--output",
+            c.tmp / "out",
+        ],
+        words=("damaged",),
+    ),
     Case("damaged-weights-predict", lambda c: ["predict", _damaged_weights(c), "a film"], words=("damaged",)),
-    Case("damaged-weights-export", lambda c: ["export", _damaged_weights(c), "--onnx", "--output", c.tmp / "out"], words=("damaged",)),
+    Case(
+        "damaged-weights-export",
+        lambda c: ["export", _damaged_weights(c), "--onnx", "--output", c.tmp / "out"],
+        words=("damaged",),
+    ),
     # 8: an output that cannot be created or written, refused before any compute
     # (damaged weights as the model: the output's error, not theirs, shows that no model was loaded first)
-    Case("output-under-a-file", lambda c: ((c.tmp / "afile").write_text("x"), finetune_args(_damaged_weights(c), c.tmp / "afile" / "out", c.train))[1],
-         words=("afile", "is a file"), watch=lambda c: c.tmp / "afile" / "out"),
-    Case("distill-output-under-a-file", lambda c: ((c.tmp / "afile").write_text("x"),
-                                                   ["distill", "--teacher", _damaged_weights(c), "--task", "sst2", "--output", c.tmp / "afile" / "o"])[1],
-         words=("afile", "is a file"), watch=lambda c: c.tmp / "afile" / "o"),
-    Case("output-on-read-only-disk", lambda c: finetune_args(c.tiny_bert, _read_only_output(c), c.train),
-         words=("cannot write", "Read-only"), watch=lambda c: c.tmp / "ro" / "out"),
-    Case("output-in-proc", lambda c: finetune_args(c.tiny_bert, "/proc/alembert-out", c.train),
-         words=("/proc/alembert-out", "cannot"), watch=lambda c: Path("/proc/alembert-out")),
-    Case("export-output-under-a-file", lambda c: ((c.tmp / "afile").write_text("x"), ["export", c.tiny_teacher, "--onnx", "--output", c.tmp / "afile" / "o"])[1],
-         words=("is a file",), watch=lambda c: c.tmp / "afile" / "o"),
+    Case(
+        "output-under-a-file",
+        lambda c: (
+            (c.tmp / "afile").write_text("x"),
+            finetune_args(_damaged_weights(c), c.tmp / "afile" / "out", c.train),
+        )[1],
+        words=("afile", "is a file"),
+        watch=lambda c: c.tmp / "afile" / "out",
+    ),
+    Case(
+        "distill-output-under-a-file",
+        lambda c: (
+            (c.tmp / "afile").write_text("x"),
+            ["distill", "--teacher", _damaged_weights(c), "--task", "sst2", "--output", c.tmp / "afile" / "o"],
+        )[1],
+        words=("afile", "is a file"),
+        watch=lambda c: c.tmp / "afile" / "o",
+    ),
+    Case(
+        "output-on-read-only-disk",
+        lambda c: finetune_args(c.tiny_bert, _read_only_output(c), c.train),
+        words=("cannot write", "Read-only"),
+        watch=lambda c: c.tmp / "ro" / "out",
+    ),
+    Case(
+        "output-in-proc",
+        lambda c: finetune_args(c.tiny_bert, "/proc/alembert-out", c.train),
+        words=("/proc/alembert-out", "cannot"),
+        watch=lambda c: Path("/proc/alembert-out"),
+    ),
+    Case(
+        "export-output-under-a-file",
+        lambda c: (
+            (c.tmp / "afile").write_text("x"),
+            ["export", c.tiny_teacher, "--onnx", "--output", c.tmp / "afile" / "o"],
+        )[1],
+        words=("is a file",),
+        watch=lambda c: c.tmp / "afile" / "o",
+    ),
     # 10: resume from a damaged checkpoint: fall back to the previous complete one, or refuse naming it
-    Case("resume-truncated-optimizer-falls-back", lambda c: _resume(c, _damage_checkpoint(c, [-1], "optimizer.bin")), code=0,
-         words=("stage0-step0000004 is damaged", "optimizer.bin", "resuming from stage0-step0000002"), watch=lambda c: c.tmp / "none"),
-    Case("resume-all-optimizers-truncated", lambda c: _resume(c, _damage_checkpoint(c, [0, 1], "optimizer.bin")),
-         words=("corrupt", "stage0-step0000004", "optimizer.bin", "delete it")),
-    Case("resume-truncated-checkpoint-weights", lambda c: _resume(c, _damage_checkpoint(c, [0, 1], "model.safetensors")),
-         words=("corrupt", "model.safetensors")),
-    Case("resume-non-tensor-pickle", lambda c: _resume(c, _damage_checkpoint(c, [0, 1], "optimizer.bin", how="pickle")),
-         words=("corrupt", "optimizer.bin", "UnpicklingError")),
-    Case("resume-unreadable-rng-state", lambda c: _resume(c, _damage_checkpoint(c, [0, 1], "random_states_0.pkl")),
-         words=("corrupt", "random_states_0.pkl")),
+    Case(
+        "resume-truncated-optimizer-falls-back",
+        lambda c: _resume(c, _damage_checkpoint(c, [-1], "optimizer.bin")),
+        code=0,
+        words=("stage0-step0000004 is damaged", "optimizer.bin", "resuming from stage0-step0000002"),
+        watch=lambda c: c.tmp / "none",
+    ),
+    Case(
+        "resume-all-optimizers-truncated",
+        lambda c: _resume(c, _damage_checkpoint(c, [0, 1], "optimizer.bin")),
+        words=("corrupt", "stage0-step0000004", "optimizer.bin", "delete it"),
+    ),
+    Case(
+        "resume-truncated-checkpoint-weights",
+        lambda c: _resume(c, _damage_checkpoint(c, [0, 1], "model.safetensors")),
+        words=("corrupt", "model.safetensors"),
+    ),
+    Case(
+        "resume-non-tensor-pickle",
+        lambda c: _resume(c, _damage_checkpoint(c, [0, 1], "optimizer.bin", how="pickle")),
+        words=("corrupt", "optimizer.bin", "UnpicklingError"),
+    ),
+    Case(
+        "resume-unreadable-rng-state",
+        lambda c: _resume(c, _damage_checkpoint(c, [0, 1], "random_states_0.pkl")),
+        words=("corrupt", "random_states_0.pkl"),
+    ),
     # 11: --set values that are not YAML, or unsafe YAML
-    Case("set-not-yaml", lambda c: finetune_args(c.tiny_bert, c.tmp / "out", c.train, "--set", "data.task=[sst2"), words=("--set", "not valid YAML")),
-    Case("set-python-tag", lambda c: finetune_args(c.tiny_bert, c.tmp / "out", c.train, "--set", "data.task=!!python/object/apply:os.getcwd []"),
-         words=("--set", "not valid YAML")),
+    Case(
+        "set-not-yaml",
+        lambda c: finetune_args(c.tiny_bert, c.tmp / "out", c.train, "--set", "data.task=[sst2"),
+        words=("--set", "not valid YAML"),
+    ),
+    Case(
+        "set-python-tag",
+        lambda c: finetune_args(
+            c.tiny_bert, c.tmp / "out", c.train, "--set", "data.task=!!python/object/apply:os.getcwd []"
+        ),
+        words=("--set", "not valid YAML"),
+    ),
     # 13: remote code never runs and is never prompted for
-    *[Case(f"remote-code-{cmd}", (lambda make: lambda c: make(c, c.remote_code_model()))(argv),
-           words=("custom code", "never runs"), check=lambda c: not (c.tmp / "RAN").exists() or pytest.fail("remote code ran"))
-      for cmd, argv in {
-          "evaluate": lambda c, m: ["evaluate", m, "--task", "sst2", "--output", c.tmp / "out"],
-          "finetune": lambda c, m: finetune_args(m, c.tmp / "out", c.train),
-          "distill": lambda c, m: ["distill", "--teacher", m, "--task", "sst2", "--train-file", c.train, "--output", c.tmp / "out"],
-          "predict": lambda c, m: ["predict", m, "text"],
-          "export": lambda c, m: ["export", m, "--onnx", "--output", c.tmp / "out"],
-      }.items()],
+    *[
+        Case(
+            f"remote-code-{cmd}",
+            (lambda make: lambda c: make(c, c.remote_code_model()))(argv),
+            words=("custom code", "never runs"),
+            check=lambda c: not (c.tmp / "RAN").exists() or pytest.fail("remote code ran"),
+        )
+        for cmd, argv in {
+            "evaluate": lambda c, m: ["evaluate", m, "--task", "sst2", "--output", c.tmp / "out"],
+            "finetune": lambda c, m: finetune_args(m, c.tmp / "out", c.train),
+            "distill": lambda c, m: [
+                "distill",
+                "--teacher",
+                m,
+                "--task",
+                "sst2",
+                "--train-file",
+                c.train,
+                "--output",
+                c.tmp / "out",
+            ],
+            "predict": lambda c, m: ["predict", m, "text"],
+            "export": lambda c, m: ["export", m, "--onnx", "--output", c.tmp / "out"],
+        }.items()
+    ],
     # 14: evaluate --output that cannot be written
-    Case("evaluate-output-under-a-file", lambda c: ((c.tmp / "afile").write_text("x"),
-                                                    ["evaluate", c.tiny_teacher, "--task", "sst2", "--output", c.tmp / "afile" / "o"])[1],
-         words=("afile", "is a file"), watch=lambda c: c.tmp / "afile" / "o"),
-    Case("evaluate-output-read-only", lambda c: ["evaluate", c.tiny_teacher, "--task", "sst2", "--output", _read_only_output(c)],
-         words=("cannot write",), watch=lambda c: c.tmp / "ro" / "out"),
+    Case(
+        "evaluate-output-under-a-file",
+        lambda c: (
+            (c.tmp / "afile").write_text("x"),
+            ["evaluate", c.tiny_teacher, "--task", "sst2", "--output", c.tmp / "afile" / "o"],
+        )[1],
+        words=("afile", "is a file"),
+        watch=lambda c: c.tmp / "afile" / "o",
+    ),
+    Case(
+        "evaluate-output-read-only",
+        lambda c: ["evaluate", c.tiny_teacher, "--task", "sst2", "--output", _read_only_output(c)],
+        words=("cannot write",),
+        watch=lambda c: c.tmp / "ro" / "out",
+    ),
     # 15b: --pair must be two by two
-    Case("predict-pair-odd", lambda c: ["predict", c.tiny_teacher, "a", "b", "c", "--pair"], words=("--pair", "two by two")),
+    Case(
+        "predict-pair-odd",
+        lambda c: ["predict", c.tiny_teacher, "a", "b", "c", "--pair"],
+        words=("--pair", "two by two"),
+    ),
     # 16: clearer column messages; also noted: a duplicated column name is refused
-    Case("missing-column-listed-once", lambda c: finetune_args(c.tiny_bert, c.tmp / "out", _csv(c, "review,label\ngood,1\n")),
-         words=("column 'sentence' or 'text' or 'sentence1' not found",)),
-    Case("tab-separated-csv", lambda c: finetune_args(c.tiny_bert, c.tmp / "out", _csv(c, "sentence\tlabel\ngood\t1\n")),
-         words=("looks tab-separated", ".tsv")),
-    Case("duplicate-column", lambda c: finetune_args(c.tiny_bert, c.tmp / "out", _csv(c, "sentence,label,sentence\na,1,b\n")),
-         words=("'sentence' appears twice",)),
+    Case(
+        "missing-column-listed-once",
+        lambda c: finetune_args(c.tiny_bert, c.tmp / "out", _csv(c, "review,label\ngood,1\n")),
+        words=("column 'sentence' or 'text' or 'sentence1' not found",),
+    ),
+    Case(
+        "tab-separated-csv",
+        lambda c: finetune_args(c.tiny_bert, c.tmp / "out", _csv(c, "sentence\tlabel\ngood\t1\n")),
+        words=("looks tab-separated", ".tsv"),
+    ),
+    Case(
+        "duplicate-column",
+        lambda c: finetune_args(c.tiny_bert, c.tmp / "out", _csv(c, "sentence,label,sentence\na,1,b\n")),
+        words=("'sentence' appears twice",),
+    ),
 ]
 
 
@@ -318,7 +551,9 @@ def test_fault(case: Case, tmp_path, tiny_bert, tiny_teacher, finished_run, requ
     assert code == case.code, f"exit {code}, expected {case.code}\n{out}\n{err}"
     assert "Traceback" not in err
     if case.code == 2:
-        lines = [ln for ln in err.strip().splitlines() if not ln.startswith("training:")]  # a progress bar may precede it
+        lines = [
+            ln for ln in err.strip().splitlines() if not ln.startswith("training:")
+        ]  # a progress bar may precede it
         assert len(lines) == 1 and lines[0].startswith("error: "), err
         text = lines[0]
     else:
@@ -329,7 +564,9 @@ def test_fault(case: Case, tmp_path, tiny_bert, tiny_teacher, finished_run, requ
         assert not watched.exists(), f"{watched} was created"
     else:
         after = snapshot(watched, case.ignore)
-        assert after.keys() == before.keys(), f"entries changed: +{set(after) - set(before)} -{set(before) - set(after)}"
+        assert after.keys() == before.keys(), (
+            f"entries changed: +{set(after) - set(before)} -{set(before) - set(after)}"
+        )
         assert after == before, f"files changed: {[k for k in after if after[k] != before[k]]}"
     if case.check:
         case.check(ctx)
@@ -346,7 +583,12 @@ def test_overwrite_replaces_only_its_own_files_and_drops_old_checkpoints(tiny_be
     shutil.copytree(finished_run, run)
     (run / "notes.txt").write_text("my notes\n")
     train = training_file(tmp_path / "train.tsv", n=16)
-    code, _, err = run_cli(finetune_args(tiny_bert, run, train, "--overwrite", "--save-every", 1, "--max-steps", 1, "--keep-checkpoints", 1), capsys)
+    code, _, err = run_cli(
+        finetune_args(
+            tiny_bert, run, train, "--overwrite", "--save-every", 1, "--max-steps", 1, "--keep-checkpoints", 1
+        ),
+        capsys,
+    )
     assert code == 0, err
     assert [p.name for p in (run / "checkpoints").iterdir()] == ["stage0-step0000001"]
     assert json.loads((run / "metrics.json").read_text())["steps"] == 1
@@ -354,7 +596,9 @@ def test_overwrite_replaces_only_its_own_files_and_drops_old_checkpoints(tiny_be
     assert not (run / STAGING).exists()
     log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
     assert max(r.get("step", 0) for r in log) == 1  # the new run's log only
-    code, _, err = run_cli([*finetune_args(tiny_bert, run, train, "--save-every", 1, "--max-steps", 1), "--resume"], capsys)
+    code, _, err = run_cli(
+        [*finetune_args(tiny_bert, run, train, "--save-every", 1, "--max-steps", 1), "--resume"], capsys
+    )
     assert code == 0 and json.loads((run / "metrics.json").read_text())["steps"] == 1, err
 
 
@@ -367,15 +611,22 @@ def test_killed_overwrite_keeps_the_previous_run_then_resumes(tiny_bert, finishe
     train = training_file(tmp_path / "train.tsv", n=48)
     argv = [str(a) for a in finetune_args(tiny_bert, run, train, "--overwrite", "--save-every", 2, "--lr", 1e-3)]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, str(HELPERS / "slow_save.py"), "2", "60", *argv], stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, env=env, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(HELPERS / "slow_save.py"), "2", "60", *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        text=True,
+    )
     for line in proc.stdout:
         if "PAUSED" in line:
             break
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert snapshot(run, ignore=(STAGING,)) == before
-    code, _, err = run_cli([*(a for a in argv if a != "--overwrite"), "--resume"], capsys)  # same command, --resume for --overwrite
+    code, _, err = run_cli(
+        [*(a for a in argv if a != "--overwrite"), "--resume"], capsys
+    )  # same command, --resume for --overwrite
     assert code == 0, err
     assert json.loads((run / "metrics.json").read_text())["steps"] == 6  # 48 examples / batch 8, the new run
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["stage0-step0000004", "stage0-step0000006"]
@@ -389,8 +640,16 @@ def test_two_concurrent_runs_one_is_refused(tiny_bert, tmp_path):
     out = tmp_path / "shared"
     argv = [str(a) for a in finetune_args(tiny_bert, out, train, "--lr", 1e-3)]
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    procs = [subprocess.Popen([sys.executable, "-m", "alembert.cli.main", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              env=env, text=True) for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "alembert.cli.main", *argv],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            text=True,
+        )
+        for _ in range(2)
+    ]
     results = [(p.wait(timeout=600), p.stderr.read()) for p in procs]
     codes = sorted(c for c, _ in results)
     assert codes == [0, 2], results
@@ -404,7 +663,9 @@ def test_full_disk_during_a_checkpoint(tiny_bert, tmp_path, capsys):
     and the space needed, the partial checkpoint removed, the previous one intact and resumable."""
     train = training_file(tmp_path / "train.tsv", n=64)
     probe = tmp_path / "probe"
-    code, _, err = run_cli(finetune_args(tiny_bert, probe, train, "--save-every", 4, "--max-steps", 8, "--eval-every", 100), capsys)
+    code, _, err = run_cli(
+        finetune_args(tiny_bert, probe, train, "--save-every", 4, "--max-steps", 8, "--eval-every", 100), capsys
+    )
     assert code == 0, err
     ckpt = sum(f.stat().st_size for f in (probe / "checkpoints" / "stage0-step0000004").iterdir())
     model = sum(f.stat().st_size for f in probe.iterdir() if f.is_file())  # model, tokenizer, log, config
@@ -414,10 +675,14 @@ def test_full_disk_during_a_checkpoint(tiny_bert, tmp_path, capsys):
         room = ckpt + model + ckpt // 2  # the first checkpoint and the model fit, the second checkpoint not
         (disk / "filler").write_bytes(b"\0" * (shutil.disk_usage(disk).free - room))
         out = disk / "run"
-        code, _, err = run_cli(finetune_args(tiny_bert, out, train, "--save-every", 4, "--max-steps", 8, "--eval-every", 100), capsys)
+        code, _, err = run_cli(
+            finetune_args(tiny_bert, out, train, "--save-every", 4, "--max-steps", 8, "--eval-every", 100), capsys
+        )
         assert code == 2, err
         line = err.strip().splitlines()[-1]
-        assert line.startswith("error: no space left on the disk holding") and "MB free" in line and "needs about" in line, err
+        assert (
+            line.startswith("error: no space left on the disk holding") and "MB free" in line and "needs about" in line
+        ), err
         assert "stage0-step0000004 is kept" in line and "Traceback" not in err
         names = sorted(p.name for p in (out / "checkpoints").iterdir())
         assert names == ["stage0-step0000004"], names  # no .tmp-* left
@@ -459,8 +724,12 @@ def test_stale_temp_folders_of_killed_processes_are_swept(tmp_path):
 def test_all_zero_recipe_weights_are_refused(tiny_teacher, tmp_path, capsys):
     """Also noted: a recipe whose weights are all zero would train with loss 0; refused."""
     recipe = tmp_path / "zero.yaml"
-    recipe.write_text("name: zero\nstages:\n  - losses:\n      - {loss: kd, weight: 0}\n      - {loss: ce, weight: 0}\n")
-    code, _, err = run_cli(["distill", "--teacher", tiny_teacher, "--task", "sst2", "--recipe", recipe, "--output", tmp_path / "o"], capsys)
+    recipe.write_text(
+        "name: zero\nstages:\n  - losses:\n      - {loss: kd, weight: 0}\n      - {loss: ce, weight: 0}\n"
+    )
+    code, _, err = run_cli(
+        ["distill", "--teacher", tiny_teacher, "--task", "sst2", "--recipe", recipe, "--output", tmp_path / "o"], capsys
+    )
     assert code == 2 and "every loss weight is 0" in err and err.count("\n") == 1, err
     assert not (tmp_path / "o").exists()
 

@@ -23,16 +23,43 @@ def corpus(tmp_path_factory) -> Path:
 def mlm_teacher(tmp_path_factory, bert_tokenizer) -> Path:
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("mlm-teacher")
-    config = AutoConfig.for_model("bert", vocab_size=len(bert_tokenizer), hidden_size=32, num_hidden_layers=4, num_attention_heads=2,
-                                  intermediate_size=64, max_position_embeddings=256)
+    config = AutoConfig.for_model(
+        "bert",
+        vocab_size=len(bert_tokenizer),
+        hidden_size=32,
+        num_hidden_layers=4,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=256,
+    )
     AutoModelForMaskedLM.from_config(config).save_pretrained(path)
     bert_tokenizer.save_pretrained(path)
     return path
 
 
 def general(teacher, corpus, out, recipe, *extra):
-    return ["distill-general", "--teacher", teacher, "--recipe", recipe, "--corpus", corpus, "--max-length", 64, "--heldout", 8,
-            "--batch-size", 8, "--log-every", 1, "--student-layers", "0,2", "--output", out, *extra]
+    return [
+        "distill-general",
+        "--teacher",
+        teacher,
+        "--recipe",
+        recipe,
+        "--corpus",
+        corpus,
+        "--max-length",
+        64,
+        "--heldout",
+        8,
+        "--batch-size",
+        8,
+        "--log-every",
+        1,
+        "--student-layers",
+        "0,2",
+        "--output",
+        out,
+        *extra,
+    ]
 
 
 def evals(out):
@@ -41,14 +68,19 @@ def evals(out):
 
 def test_triple_loss_trains_and_decreases(mlm_teacher, corpus, tmp_path, capsys):
     out = tmp_path / "triple"
-    code, _, err = run_cli(general(mlm_teacher, corpus, out, "distilbert-general", "--max-steps", 24, "--eval-every", 6, "--lr", 2e-3), capsys)
+    code, _, err = run_cli(
+        general(mlm_teacher, corpus, out, "distilbert-general", "--max-steps", 24, "--eval-every", 6, "--lr", 2e-3),
+        capsys,
+    )
     assert code == 0, err
     history = evals(out)
     assert {"heldout_kd", "heldout_mlm", "heldout_cosine"} <= set(history[0])
     assert history[-1]["heldout_loss"] < history[0]["heldout_loss"]
     student = AutoModelForMaskedLM.from_pretrained(out)
     assert student.config.num_hidden_layers == 2
-    assert student.get_output_embeddings().weight.data_ptr() == student.get_input_embeddings().weight.data_ptr()  # tied head
+    assert (
+        student.get_output_embeddings().weight.data_ptr() == student.get_input_embeddings().weight.data_ptr()
+    )  # tied head
 
 
 def test_triple_loss_refuses_teacher_without_head(tiny_bert, corpus, tmp_path, capsys):
@@ -58,7 +90,9 @@ def test_triple_loss_refuses_teacher_without_head(tiny_bert, corpus, tmp_path, c
     assert not out.exists()
 
 
-@pytest.mark.parametrize("recipe,terms", [("tinybert-general", {"hidden_mse", "attention"}), ("cosine-hidden", {"cosine", "hidden_mse"})])
+@pytest.mark.parametrize(
+    "recipe,terms", [("tinybert-general", {"hidden_mse", "attention"}), ("cosine-hidden", {"cosine", "hidden_mse"})]
+)
 def test_headless_recipes_run(tiny_bert, corpus, tmp_path, capsys, recipe, terms):
     out = tmp_path / recipe
     code, _, err = run_cli(general(tiny_bert, corpus, out, recipe, "--max-steps", 4, "--eval-every", 2), capsys)
@@ -76,8 +110,25 @@ def test_two_stages_in_one_go(tiny_bert, bert_tokenizer, corpus, tmp_path, capsy
     load_classifier(tiny_bert, get_task("sst2")).save_pretrained(teacher)
     bert_tokenizer.save_pretrained(teacher)
     out = tmp_path / "general"
-    code, stdout, err = run_cli(general(tiny_bert, corpus, out, "tinybert-general", "--max-steps", 3, "--then-task", "sst2",
-                                        "--task-teacher", teacher, "--task-epochs", 1, "--set", "train.max_steps=3"), capsys)
+    code, stdout, err = run_cli(
+        general(
+            tiny_bert,
+            corpus,
+            out,
+            "tinybert-general",
+            "--max-steps",
+            3,
+            "--then-task",
+            "sst2",
+            "--task-teacher",
+            teacher,
+            "--task-epochs",
+            1,
+            "--set",
+            "train.max_steps=3",
+        ),
+        capsys,
+    )
     assert code == 0, err
     task_out = out / "task-sst2"
     metrics = json.loads((task_out / "metrics.json").read_text())
@@ -88,7 +139,9 @@ def test_two_stages_in_one_go(tiny_bert, bert_tokenizer, corpus, tmp_path, capsy
 def test_mlm_student_without_head_gets_tied_head(bert_tokenizer, mlm_teacher, corpus, tmp_path, capsys):
     student_dir = save_tiny(tmp_path / "headless", bert_tokenizer, layers=2)
     out = tmp_path / "tied"
-    code, _, err = run_cli(general(mlm_teacher, corpus, out, "distilbert-general", "--max-steps", 2, "--student", student_dir), capsys)
+    code, _, err = run_cli(
+        general(mlm_teacher, corpus, out, "distilbert-general", "--max-steps", 2, "--student", student_dir), capsys
+    )
     assert code == 0, err
     student = AutoModelForMaskedLM.from_pretrained(out)
     assert student.get_output_embeddings().weight.data_ptr() == student.get_input_embeddings().weight.data_ptr()

@@ -32,8 +32,6 @@ def test_explicit_string_and_list():
     assert resolve_mapping([], 3, 12) == []
 
 
-
-
 @pytest.mark.parametrize(
     "spec, message",
     [
@@ -70,17 +68,13 @@ def test_validation_errors(spec, message):
 
 def test_embeddings_can_be_disallowed():
     assert validate_mapping([(1, 2)], 6, 12, allow_embeddings=False) == [(1, 2)]
-    with pytest.raises(
-        AlembertError, match=r"student layer 0 out of range 1\.\.6 \(0, the embeddings"
-    ):
+    with pytest.raises(AlembertError, match=r"student layer 0 out of range 1\.\.6 \(0, the embeddings"):
         validate_mapping([(1, 2), (0, 0)], 6, 12, allow_embeddings=False)
 
 
 @pytest.mark.parametrize("strategy", ["skip", "last", "uniform"])
 def test_strategy_cannot_apply_to_deeper_student(strategy):
-    with pytest.raises(
-        AlembertError, match=f"'{strategy}' needs a student no deeper.*8 student.*6 teacher"
-    ):
+    with pytest.raises(AlembertError, match=f"'{strategy}' needs a student no deeper.*8 student.*6 teacher"):
         resolve_mapping(strategy, 8, 6)
 
 

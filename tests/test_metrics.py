@@ -57,8 +57,7 @@ def test_against_sklearn_and_scipy_on_random_data(seed):
     labels = rng.integers(0, 2, size=200)
     logits = rng.normal(size=(200, 2)) + np.eye(2)[labels]  # better than chance
     preds = logits.argmax(axis=1)
-    assert compute_metrics(get_task("cola"), logits, labels)["mcc"] == pytest.approx(
-        matthews_corrcoef(labels, preds))
+    assert compute_metrics(get_task("cola"), logits, labels)["mcc"] == pytest.approx(matthews_corrcoef(labels, preds))
     qqp = compute_metrics(get_task("qqp"), preds, labels)
     assert qqp["f1"] == pytest.approx(f1_score(labels, preds))
     assert qqp["accuracy"] == pytest.approx(accuracy_score(labels, preds))

@@ -15,9 +15,29 @@ def test_peer_script_reports_every_variant(tmp_path):
     tiny = make_tiny_model(tmp_path / "tiny")
     out = tmp_path / "out"
     env = {**os.environ, "ALEMBERT_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "peer_export.py"), "--student", str(tiny), "--teacher", str(tiny),
-                           "--data-dir", str(DATA), "--max-eval-samples", "40", "--repeats", "1", "--skip-peers", "--output", str(out)],
-                          env=env, capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "benchmarks" / "peer_export.py"),
+            "--student",
+            str(tiny),
+            "--teacher",
+            str(tiny),
+            "--data-dir",
+            str(DATA),
+            "--max-eval-samples",
+            "40",
+            "--repeats",
+            "1",
+            "--skip-peers",
+            "--output",
+            str(out),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = json.loads((out / "peer_export.json").read_text())
     rows = report["rows"]

@@ -22,10 +22,22 @@ def test_plot_writes_a_png_per_term_and_metric(tmp_path, capsys):
     run = tmp_path / "run"
     records = []
     for step in range(10, 110, 10):
-        records.append({"time": step / 10, "step": step, "epoch": step / 100, "lr": 1e-4, "samples_per_s": 50.0,
-                        "loss": 1 / step, "kd": 0.5 / step, "hidden_mse": 2 / step})
+        records.append(
+            {
+                "time": step / 10,
+                "step": step,
+                "epoch": step / 100,
+                "lr": 1e-4,
+                "samples_per_s": 50.0,
+                "loss": 1 / step,
+                "kd": 0.5 / step,
+                "hidden_mse": 2 / step,
+            }
+        )
         if step % 50 == 0:
-            records.append({"time": step / 10, "step": step, "epoch": step / 100, "eval": {"accuracy": 0.5 + step / 1000}})
+            records.append(
+                {"time": step / 10, "step": step, "epoch": step / 100, "eval": {"accuracy": 0.5 + step / 1000}}
+            )
     write_log(run, records, tail='{"time": 11, "step": 1')  # a torn last line (killed run) is ignored
     assert main(["plot", str(run)]) == 0
     names = sorted(p.name for p in (run / "plots").iterdir())
@@ -34,8 +46,15 @@ def test_plot_writes_a_png_per_term_and_metric(tmp_path, capsys):
     assert "wrote 4 plots" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("case, needle", [("missing", "log.jsonl not found"), ("empty", "no loss or eval records"),
-                                          ("no_dir", "not found"), ("bad_json", "line 1 is not JSON")])
+@pytest.mark.parametrize(
+    "case, needle",
+    [
+        ("missing", "log.jsonl not found"),
+        ("empty", "no loss or eval records"),
+        ("no_dir", "not found"),
+        ("bad_json", "line 1 is not JSON"),
+    ],
+)
 def test_plot_errors_are_one_line(case, needle, tmp_path, capsys):
     run = tmp_path / "run"
     if case == "missing":

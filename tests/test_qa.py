@@ -31,8 +31,10 @@ from alembert.qa.features import (
 from alembert.qa.metrics import f1_score, normalize_answer, squad_metrics
 from alembert.qa.postprocess import postprocess_predictions
 
-SQUAD = Path(os.environ.get("ALEMBERT_SQUAD")
-             or Path(__file__).resolve().parents[2] / "shared" / "data" / "squad" / "dev-v1.1.json")
+SQUAD = Path(
+    os.environ.get("ALEMBERT_SQUAD")
+    or Path(__file__).resolve().parents[2] / "shared" / "data" / "squad" / "dev-v1.1.json"
+)
 
 
 @pytest.fixture(scope="module")
@@ -90,9 +92,10 @@ def test_real_dev_file_counts():
     assert ds.column_names == ["id", "title", "context", "question", "answers"]
     row = ds[0]
     start, text = row["answers"]["answer_start"][0], row["answers"]["text"][0]
-    assert row["context"][start: start + len(text)] == text == "Denver Broncos"
+    assert row["context"][start : start + len(text)] == text == "Denver Broncos"
     assert len(squad_examples(SQUAD, articles=["Super_Bowl_50"])) == len(
-        [t for t in ds["title"] if t == "Super_Bowl_50"])
+        [t for t in ds["title"] if t == "Super_Bowl_50"]
+    )
 
 
 def test_split_by_article():
@@ -121,11 +124,28 @@ def test_bad_files_are_one_line_errors(tmp_path):
         (tmp_path / "absent.json", "not found"),
         (_write(tmp_path, '{"data": [}'), "invalid JSON"),
         (_write(tmp_path, {"rows": []}), "'data' missing"),
-        (_write(tmp_path, {"data": [{"title": "T", "paragraphs": [{"context": "abc"}]}]}),
-         "'qas' missing"),
-        (_write(tmp_path, {"data": [{"title": "T", "paragraphs": [{"context": "abc", "qas": [
-            {"id": "1", "question": "q?", "answers": [{"text": "abc", "answer_start": 2}]}]}]}]}),
-         "outside its context"),
+        (_write(tmp_path, {"data": [{"title": "T", "paragraphs": [{"context": "abc"}]}]}), "'qas' missing"),
+        (
+            _write(
+                tmp_path,
+                {
+                    "data": [
+                        {
+                            "title": "T",
+                            "paragraphs": [
+                                {
+                                    "context": "abc",
+                                    "qas": [
+                                        {"id": "1", "question": "q?", "answers": [{"text": "abc", "answer_start": 2}]}
+                                    ],
+                                }
+                            ],
+                        }
+                    ]
+                },
+            ),
+            "outside its context",
+        ),
     ]
     for path, message in cases:
         with pytest.raises(AlembertError, match=message) as err:
@@ -149,9 +169,13 @@ def _long_example():
     filler = " ".join(f"Sentence number {i} talks about nothing in particular." for i in range(80))
     answer = "the purple elephant of Zanzibar"
     context = f"{filler} The treasure was guarded by {answer}, said the old map. {filler[:200]}"
-    return {"id": ["long"], "title": ["T"], "question": ["  Who guarded the treasure?"],
-            "context": [context],
-            "answers": [{"text": [answer], "answer_start": [context.index(answer)]}]}
+    return {
+        "id": ["long"],
+        "title": ["T"],
+        "question": ["  Who guarded the treasure?"],
+        "context": [context],
+        "answers": [{"text": [answer], "answer_start": [context.index(answer)]}],
+    }
 
 
 def _context_tokens(enc, i):
@@ -166,8 +190,10 @@ def test_windows_on_long_context(tok):
     n = len(feats["input_ids"])
     assert n >= 3 and all(length <= 384 for length in feats["length"])
     # stride: the last 128 context tokens of a window open the next one
-    ctx = [[ids[t] for t, tt in enumerate(feats["token_type_ids"][i]) if tt == 1][:-1]
-           for i, ids in enumerate(feats["input_ids"])]
+    ctx = [
+        [ids[t] for t, tt in enumerate(feats["token_type_ids"][i]) if tt == 1][:-1]
+        for i, ids in enumerate(feats["input_ids"])
+    ]
     for a, b in zip(ctx, ctx[1:], strict=False):
         assert a[-128:] == b[:128]
     evalf = prepare_eval_features(ex, tok, max_length=384, stride=128)
@@ -177,12 +203,11 @@ def test_windows_on_long_context(tok):
         s, e = feats["start_positions"][i], feats["end_positions"][i]
         offsets = evalf["offset_mapping"][i]
         assert offsets[0] is None and offsets[1] is None  # [CLS] and a question token
-        inside = offsets[s] is not None and context[offsets[s][0]: offsets[e][1]] == answer
+        inside = offsets[s] is not None and context[offsets[s][0] : offsets[e][1]] == answer
         if s == 0:
             assert e == 0
             window = [o for o in offsets if o is not None]
-            assert not (window[0][0] <= context.index(answer)
-                        and context.index(answer) + len(answer) <= window[-1][1])
+            assert not (window[0][0] <= context.index(answer) and context.index(answer) + len(answer) <= window[-1][1])
         else:
             assert inside
             hits += 1
@@ -191,8 +216,7 @@ def test_windows_on_long_context(tok):
 
 def test_no_token_type_ids(tok):
     # MPNet-style tokenizers make no token_type_ids: windows come from sequence_ids instead
-    plain = AutoTokenizer.from_pretrained(resolve_model("minilm-l6"),
-                                          model_input_names=["input_ids", "attention_mask"])
+    plain = AutoTokenizer.from_pretrained(resolve_model("minilm-l6"), model_input_names=["input_ids", "attention_mask"])
     ex = _long_example()
     feats = prepare_train_features(ex, plain)
     assert "token_type_ids" not in feats
@@ -219,14 +243,13 @@ def test_postprocess_picks_best_valid_span_across_windows():
     examples = [{"id": "q", "context": context}]
     q = None
     # window 0: tokens [CLS] q q [SEP] alpha beta gamma [SEP]; window 1: ... gamma delta epsilon
-    offsets = [[q, q, q, q, (0, 5), (6, 10), (11, 16), q],
-               [q, q, q, q, (11, 16), (17, 22), (23, 30), q]]
+    offsets = [[q, q, q, q, (0, 5), (6, 10), (11, 16), q], [q, q, q, q, (11, 16), (17, 22), (23, 30), q]]
     features = {"example_id": ["q", "q"], "offset_mapping": offsets}
     start = np.full((2, 10), -5.0)  # padded past each window's 8 tokens
     end = np.full((2, 10), -5.0)
     start[0, 1], end[0, 2] = 50, 50  # best pair lies in the question: invalid
     start[0, 6], end[0, 4] = 20, 20  # next best has end < start: invalid
-    end[0, 6] = -4                   # best valid in window 0: "gamma", score 16
+    end[0, 6] = -4  # best valid in window 0: "gamma", score 16
     start[1, 5], end[1, 6] = 10, 10  # best valid in window 1: "delta epsilon", score 20
     end[1, 5] = -1
     start[:, 8:], end[:, 8:] = 99, 99  # padding is ignored

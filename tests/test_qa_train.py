@@ -19,8 +19,22 @@ from alembert.losses import hard_label_loss, kd_loss
 from alembert.models.student import student_from_teacher
 from alembert.training.checkpoint import list_checkpoints
 
-LIMITS = ["--task", "squad", "--max-train-samples", 24, "--max-eval-samples", 16, "--max-length", 128,
-          "--epochs", 1, "--batch-size", 16, "--log-every", 1]
+LIMITS = [
+    "--task",
+    "squad",
+    "--max-train-samples",
+    24,
+    "--max-eval-samples",
+    16,
+    "--max-length",
+    128,
+    "--epochs",
+    1,
+    "--batch-size",
+    16,
+    "--log-every",
+    1,
+]
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +43,9 @@ def qa_teacher(tmp_path_factory, tiny_bert):
     out = tmp_path_factory.mktemp("qa-teacher")
     stdout = io.StringIO()
     with contextlib.redirect_stdout(stdout):
-        code = main([str(a) for a in ["finetune", "--model", tiny_bert, *LIMITS, "--lr", 1e-3,
-                                      "--output", out, "--overwrite"]])
+        code = main(
+            [str(a) for a in ["finetune", "--model", tiny_bert, *LIMITS, "--lr", 1e-3, "--output", out, "--overwrite"]]
+        )
     assert code == 0
     return out, stdout.getvalue()
 
@@ -55,8 +70,9 @@ def test_finetune_squad_saves_a_qa_model(qa_teacher):
 
 def test_evaluate_reproduces_the_dev_f1(qa_teacher, capsys):
     out, _ = qa_teacher
-    code, stdout, err = run_cli(["evaluate", out, "--task", "squad", "--max-eval-samples", 16,
-                                 "--max-length", 128], capsys)
+    code, stdout, err = run_cli(
+        ["evaluate", out, "--task", "squad", "--max-eval-samples", 16, "--max-length", 128], capsys
+    )
     assert code == 0, err
     scores = json.loads(stdout.strip().splitlines()[-1])
     best = json.loads((out / "metrics.json").read_text())["dev"]
@@ -69,8 +85,10 @@ def test_evaluate_reproduces_the_dev_f1(qa_teacher, capsys):
 def test_distill_squad(recipe, terms, qa_teacher, tmp_path, capsys):
     teacher, _ = qa_teacher
     out = tmp_path / recipe
-    code, stdout, err = run_cli(["distill", "--teacher", teacher, "--recipe", recipe, *LIMITS,
-                                 "--student-layers", "0,2", "--output", out], capsys)
+    code, stdout, err = run_cli(
+        ["distill", "--teacher", teacher, "--recipe", recipe, *LIMITS, "--student-layers", "0,2", "--output", out],
+        capsys,
+    )
     assert code == 0, err
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["recipe"] == recipe and metrics["parameters"] < metrics["teacher_parameters"]
@@ -85,8 +103,9 @@ def test_distill_squad(recipe, terms, qa_teacher, tmp_path, capsys):
 
 
 def test_distill_needs_a_qa_teacher(tiny_bert, tmp_path, capsys):
-    code, _, err = run_cli(["distill", "--teacher", tiny_bert, "--recipe", "kd", *LIMITS,
-                            "--output", tmp_path / "x"], capsys)
+    code, _, err = run_cli(
+        ["distill", "--teacher", tiny_bert, "--recipe", "kd", *LIMITS, "--output", tmp_path / "x"], capsys
+    )
     assert code != 0 and "not a question-answering model" in err
 
 
@@ -113,8 +132,14 @@ def test_qa_kd_and_ce_average_start_and_end(tiny_bert, bert_tokenizer):
     with torch.no_grad():  # make the student differ from the teacher's layers
         for p in student.qa_outputs.parameters():
             p.add_(0.5 * torch.randn_like(p))
-    batch = dict(bert_tokenizer(["Who wrote it?", "When?"], ["Ann wrote the book in 1990.", "In 1990, a year."],
-                                padding=True, return_tensors="pt"))
+    batch = dict(
+        bert_tokenizer(
+            ["Who wrote it?", "When?"],
+            ["Ann wrote the book in 1990.", "In 1990, a year."],
+            padding=True,
+            return_tensors="pt",
+        )
+    )
     batch["start_positions"], batch["end_positions"] = torch.tensor([5, 7]), torch.tensor([5, 8])
     stage = load_recipe("kd").stages[0]  # 0.5 kd (T=2) + 0.5 ce
     total, terms = DistillModule(student, teacher, stage)(batch)
@@ -122,8 +147,10 @@ def test_qa_kd_and_ce_average_start_and_end(tiny_bert, bert_tokenizer):
     with torch.no_grad():
         s, t = student(**inputs), teacher(**inputs)
     kd = (kd_loss(s.start_logits, t.start_logits, 2.0) + kd_loss(s.end_logits, t.end_logits, 2.0)) / 2
-    ce = (hard_label_loss(s.start_logits, batch["start_positions"])
-          + hard_label_loss(s.end_logits, batch["end_positions"])) / 2
+    ce = (
+        hard_label_loss(s.start_logits, batch["start_positions"])
+        + hard_label_loss(s.end_logits, batch["end_positions"])
+    ) / 2
     assert terms["kd"].item() == pytest.approx(kd.item(), rel=1e-5)
     assert terms["ce"].item() == pytest.approx(ce.item(), rel=1e-5)
     assert total.item() == pytest.approx(0.5 * kd.item() + 0.5 * ce.item(), rel=1e-5)
@@ -137,12 +164,35 @@ def test_bench_scores_and_times_qa_models(qa_teacher, tmp_path, capsys):
     student = tmp_path / "student"
     student_from_teacher(AutoModelForQuestionAnswering.from_pretrained(out), [0, 2]).save_pretrained(student)
     load_tokenizer(out).save_pretrained(student)
-    code, stdout, err = run_cli(["bench", out, student, "--task", "squad", "--max-eval-samples", 8, "--repeats", 1,
-                                 "--warmup", 0, "--threads", 1, "--output", tmp_path / "bench"], capsys)
+    code, stdout, err = run_cli(
+        [
+            "bench",
+            out,
+            student,
+            "--task",
+            "squad",
+            "--max-eval-samples",
+            8,
+            "--repeats",
+            1,
+            "--warmup",
+            0,
+            "--threads",
+            1,
+            "--output",
+            tmp_path / "bench",
+        ],
+        capsys,
+    )
     assert code == 0, err
     result = json.loads((tmp_path / "bench" / "bench.json").read_text())
     # seq_len: the teacher's own training length (--max-length 128, saved in its config.json), not SQuAD's 384
-    assert result["task"] == "squad" and result["metric"] == "f1" and result["seq_len"] == 128 and result["dev_examples"] == 8
+    assert (
+        result["task"] == "squad"
+        and result["metric"] == "f1"
+        and result["seq_len"] == 128
+        and result["dev_examples"] == 8
+    )
     teacher_row, student_row = result["models"]
     assert set(teacher_row["dev_metrics"]) == {"exact_match", "f1"} and teacher_row["retention_pct"] == 100
     assert student_row["params"] < teacher_row["params"] and student_row["throughput_seq_s"] > 0

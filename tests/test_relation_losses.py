@@ -45,9 +45,7 @@ class MapRows:
         self.maps, self.mask, self.heads = maps, mask, maps.shape[1]
 
     def __call__(self, b, h, q):
-        return {
-            k: float(self.maps[b, h, q, k]) for k in range(self.mask.shape[1]) if self.mask[b, k]
-        }
+        return {k: float(self.maps[b, h, q, k]) for k in range(self.mask.shape[1]) if self.mask[b, k]}
 
 
 class RelationRows:
@@ -61,10 +59,7 @@ class RelationRows:
         d = self.d
         vec = lambda i: self.x[b, i, h * d : (h + 1) * d]  # noqa: E731
         keys = [k for k in range(self.mask.shape[1]) if self.mask[b, k]]
-        scores = {
-            k: sum(float(a) * float(c) for a, c in zip(vec(q), vec(k), strict=True)) / math.sqrt(d)
-            for k in keys
-        }
+        scores = {k: sum(float(a) * float(c) for a, c in zip(vec(q), vec(k), strict=True)) / math.sqrt(d) for k in keys}
         top = max(scores.values())
         z = sum(math.exp(s - top) for s in scores.values())
         return {k: math.exp(s - top) / z for k, s in scores.items()}
@@ -103,12 +98,8 @@ def test_attention_kl_matches_loop(heads):
     full = np.ones_like(MASK)
     s_full, te_full = random_maps(heads, full), random_maps(heads, full)
     ref_full = loop_kl_mean(MapRows(te_full, full), MapRows(s_full, full), full)
-    assert attention_kl_loss(t(s_full), t(te_full), None).item() == pytest.approx(
-        ref_full, rel=1e-10
-    )
-    assert attention_kl_loss(t(s_full), t(te_full), torch.tensor(full)).item() == pytest.approx(
-        ref_full, rel=1e-10
-    )
+    assert attention_kl_loss(t(s_full), t(te_full), None).item() == pytest.approx(ref_full, rel=1e-10)
+    assert attention_kl_loss(t(s_full), t(te_full), torch.tensor(full)).item() == pytest.approx(ref_full, rel=1e-10)
 
 
 def test_attention_kl_ignores_padded_queries_and_keys():
@@ -120,18 +111,14 @@ def test_attention_kl_ignores_padded_queries_and_keys():
     s2, te2 = s.copy(), te.copy()
     s2[pad] = RNG.uniform(size=pad.sum())
     te2[pad] = RNG.uniform(size=pad.sum())
-    assert attention_kl_loss(t(s2), t(te2), torch.tensor(MASK)).item() == pytest.approx(
-        got, rel=1e-12
-    )
+    assert attention_kl_loss(t(s2), t(te2), torch.tensor(MASK)).item() == pytest.approx(got, rel=1e-12)
     # even garbage there leaks neither into the value nor into the gradient
     s2[pad], te2[pad] = np.nan, np.inf
     s_grad = t(s2, grad=True)
     loss = attention_kl_loss(s_grad, t(te2), torch.tensor(MASK))
     loss.backward()
     assert loss.item() == pytest.approx(got, rel=1e-12)
-    assert (
-        torch.isfinite(s_grad.grad).all() and (s_grad.grad[torch.from_numpy(pad.copy())] == 0).all()
-    )
+    assert torch.isfinite(s_grad.grad).all() and (s_grad.grad[torch.from_numpy(pad.copy())] == 0).all()
     assert got != pytest.approx(attention_kl_loss(t(s), t(te), None).item())  # the mask matters
 
 
@@ -146,9 +133,7 @@ def test_attention_kl_teacher_zero_and_student_underflow_are_finite():
     s, te = random_maps(), random_maps()
     te[1, 0, 2, :] = [0.0, 0.5, 0.5, 0.0, 0.0]  # teacher 0 where the student is not
     ref = loop_kl_mean(MapRows(te, MASK), MapRows(s, MASK), MASK)
-    assert attention_kl_loss(t(s), t(te), torch.tensor(MASK)).item() == pytest.approx(
-        ref, rel=1e-10
-    )
+    assert attention_kl_loss(t(s), t(te), torch.tensor(MASK)).item() == pytest.approx(ref, rel=1e-10)
     # student 0 where the teacher is not: a big term, not inf or NaN
     s[1, 0, 3, :] = [0.0, 1.0, 0.0, 0.0, 0.0]
     loss = attention_kl_loss(t(s), t(te), torch.tensor(MASK))
@@ -163,9 +148,7 @@ def test_attention_kl_gradient_reaches_student_only():
 
 
 def test_attention_kl_refuses_head_mismatch_in_one_line():
-    with pytest.raises(
-        AlembertError, match=r"equal head counts.*student 4 heads and teacher 12"
-    ) as err:
+    with pytest.raises(AlembertError, match=r"equal head counts.*student 4 heads and teacher 12") as err:
         attention_kl_loss(torch.zeros(1, 4, 3, 3), torch.zeros(1, 12, 3, 3), torch.ones(1, 3))
     assert "\n" not in str(err.value)
     with pytest.raises(AlembertError, match="batch, heads, query, key"):
@@ -197,17 +180,13 @@ def test_relation_ignores_padded_positions():
     xs2, xt2 = xs.copy(), xt.copy()
     xs2[MASK == 0] = RNG.normal(size=((MASK == 0).sum(), 8)) * 50
     xt2[MASK == 0] = RNG.normal(size=((MASK == 0).sum(), 12)) * 50
-    assert relation_loss(t(xs2), t(xt2), torch.tensor(MASK), 4).item() == pytest.approx(
-        got, rel=1e-12
-    )
+    assert relation_loss(t(xs2), t(xt2), torch.tensor(MASK), 4).item() == pytest.approx(got, rel=1e-12)
     assert got != pytest.approx(relation_loss(t(xs), t(xt), None, 4).item())
 
 
 def test_relation_identical_relations_give_zero_across_widths():
     xs = RNG.normal(size=(3, 5, 8))
-    assert relation_loss(t(xs), t(xs), torch.tensor(MASK), 2).item() == pytest.approx(
-        0.0, abs=1e-12
-    )
+    assert relation_loss(t(xs), t(xs), torch.tensor(MASK), 2).item() == pytest.approx(0.0, abs=1e-12)
     # a teacher twice as wide whose head h is [2^(1/4) * student head h, zeros]: the dot products
     # grow by sqrt(2) and so does sqrt(d), so every relation is the same; only a per-head split
     # with each side's own sqrt(d_h) gives 0 here
@@ -215,16 +194,12 @@ def test_relation_identical_relations_give_zero_across_widths():
     xt = np.zeros((3, 5, 16))
     for h in range(heads):
         xt[..., h * 2 * d : h * 2 * d + d] = 2**0.25 * xs[..., h * d : (h + 1) * d]
-    assert relation_loss(t(xs), t(xt), torch.tensor(MASK), heads).item() == pytest.approx(
-        0.0, abs=1e-12
-    )
+    assert relation_loss(t(xs), t(xt), torch.tensor(MASK), heads).item() == pytest.approx(0.0, abs=1e-12)
     # the same teacher with its two heads swapped: head by head the relations now differ, while
     # one relation head (the whole vector) cannot tell the order of the slices
     swapped = np.concatenate([xt[..., 2 * d :], xt[..., : 2 * d]], axis=-1)
     assert relation_loss(t(xs), t(swapped), torch.tensor(MASK), heads).item() > 1e-3
-    assert relation_loss(t(xs), t(swapped), torch.tensor(MASK), 1).item() == pytest.approx(
-        0.0, abs=1e-12
-    )
+    assert relation_loss(t(xs), t(swapped), torch.tensor(MASK), 1).item() == pytest.approx(0.0, abs=1e-12)
 
 
 def test_relation_of_x_with_itself_is_the_attention_kl_of_its_maps():
@@ -236,9 +211,7 @@ def test_relation_of_x_with_itself_is_the_attention_kl_of_its_maps():
         return masked_softmax_maps(xh @ xh.transpose(0, 1, 3, 2) / 2.0, MASK)
 
     a = attention_kl_loss(t(maps(xs)), t(maps(xt)), torch.tensor(MASK)).item()
-    assert relation_loss(t(xs), t(xt), torch.tensor(MASK), heads).item() == pytest.approx(
-        a, rel=1e-9
-    )
+    assert relation_loss(t(xs), t(xt), torch.tensor(MASK), heads).item() == pytest.approx(a, rel=1e-9)
 
 
 def test_relation_gradient_reaches_student_only():

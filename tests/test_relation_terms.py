@@ -26,13 +26,55 @@ HEADS2 = "recipe.stages.0.losses.0.relation_heads=2"  # the recipes' 12 relation
 
 
 def distill(teacher, out, recipe, *extra):
-    return ["distill", "--teacher", teacher, "--recipe", recipe, "--task", "sst2", "--max-train-samples", 32,
-            "--max-eval-samples", 16, "--epochs", 1, "--batch-size", 16, "--log-every", 1, "--output", out, *extra]
+    return [
+        "distill",
+        "--teacher",
+        teacher,
+        "--recipe",
+        recipe,
+        "--task",
+        "sst2",
+        "--max-train-samples",
+        32,
+        "--max-eval-samples",
+        16,
+        "--epochs",
+        1,
+        "--batch-size",
+        16,
+        "--log-every",
+        1,
+        "--output",
+        out,
+        *extra,
+    ]
 
 
 def general(teacher, corpus, out, recipe, *extra):
-    return ["distill-general", "--teacher", teacher, "--recipe", recipe, "--corpus", corpus, "--max-length", 64, "--heldout", 8,
-            "--batch-size", 8, "--log-every", 1, "--max-steps", 3, "--eval-every", 3, "--output", out, *extra]
+    return [
+        "distill-general",
+        "--teacher",
+        teacher,
+        "--recipe",
+        recipe,
+        "--corpus",
+        corpus,
+        "--max-length",
+        64,
+        "--heldout",
+        8,
+        "--batch-size",
+        8,
+        "--log-every",
+        1,
+        "--max-steps",
+        3,
+        "--eval-every",
+        3,
+        "--output",
+        out,
+        *extra,
+    ]
 
 
 def logged(out) -> list[dict]:
@@ -55,8 +97,11 @@ def corpus(tmp_path_factory):
 
 
 def batch_of_two():
-    return {"input_ids": torch.tensor([[101, 2204, 3185, 2001, 2307, 102], [101, 2919, 102, 0, 0, 0]]),
-            "attention_mask": torch.tensor([[1, 1, 1, 1, 1, 1], [1, 1, 1, 0, 0, 0]]), "labels": torch.tensor([1, 0])}
+    return {
+        "input_ids": torch.tensor([[101, 2204, 3185, 2001, 2307, 102], [101, 2919, 102, 0, 0, 0]]),
+        "attention_mask": torch.tensor([[1, 1, 1, 1, 1, 1], [1, 1, 1, 0, 0, 0]]),
+        "labels": torch.tensor([1, 0]),
+    }
 
 
 def stage_of(*losses):
@@ -71,7 +116,9 @@ def test_terms_declare_what_they_need():
     assert at.needs.attention and not at.needs.qkv and vr.needs.qkv and qkv.needs.qkv and not qkv.needs.attention
     assert not any(t.cacheable or t.projects for t in (at, vr, qkv)) and all(t.raw_text for t in (at, vr, qkv))
     assert at.default_mapping == vr.default_mapping == "last-layer" and qkv.default_mapping is None
-    assert set(qkv.Params.model_fields) == {"relation_heads", "teacher_layer"} and set(vr.Params.model_fields) == {"relation_heads"}
+    assert set(qkv.Params.model_fields) == {"relation_heads", "teacher_layer"} and set(vr.Params.model_fields) == {
+        "relation_heads"
+    }
     with pytest.raises(AlembertError, match="parameter 'relation_heads'.*greater than 0"):
         stage_of({"loss": "qkv_relation", "relation_heads": 0})
     with pytest.raises(AlembertError, match="parameter 'layer'.*its parameters: relation_heads, teacher_layer"):
@@ -84,23 +131,39 @@ def test_terms_declare_what_they_need():
     assert load_recipe("minilm").needs_attention and not load_recipe("minilmv2").needs_attention
     for name in ("minilm-general", "minilmv2-general"):
         recipe = load_recipe(name)
-        assert len(recipe.stages) == 1 and all(t.term.raw_text for t in recipe.stages[0].losses) and not recipe.needs_lm_head
+        assert (
+            len(recipe.stages) == 1
+            and all(t.term.raw_text for t in recipe.stages[0].losses)
+            and not recipe.needs_lm_head
+        )
 
 
 def test_checks_before_any_compute(tiny_teacher):
     teacher = load_classifier(tiny_teacher, get_task("sst2"), attn="eager")  # 4 layers, width 32, 2 heads
     narrow = student_from_config(teacher, num_layers=2, hidden_size=16, intermediate_size=32, num_heads=4)
-    with pytest.raises(AlembertError, match="student has 4 heads and the teacher 2; use a student with 2 heads, or minilmv2"):
+    with pytest.raises(
+        AlembertError, match="student has 4 heads and the teacher 2; use a student with 2 heads, or minilmv2"
+    ):
         resolve_stage_mappings(stage_of({"loss": "attention_kl"}), narrow, teacher)
     with pytest.raises(AlembertError, match="student has 4 and the teacher 2; set relation_heads"):
         resolve_stage_mappings(stage_of({"loss": "value_relation"}), narrow, teacher)
-    assert resolve_stage_mappings(stage_of({"loss": "value_relation", "relation_heads": 2}), narrow, teacher) == [[(2, 4)]]
-    with pytest.raises(AlembertError, match="12 relation heads do not divide the student's hidden size 16 .*teacher 32"):
+    assert resolve_stage_mappings(stage_of({"loss": "value_relation", "relation_heads": 2}), narrow, teacher) == [
+        [(2, 4)]
+    ]
+    with pytest.raises(
+        AlembertError, match="12 relation heads do not divide the student's hidden size 16 .*teacher 32"
+    ):
         resolve_stage_mappings(stage_of({"loss": "qkv_relation"}), narrow, teacher)
     with pytest.raises(AlembertError, match="teacher_layer 5 is out of range 1..4"):
-        resolve_stage_mappings(stage_of({"loss": "qkv_relation", "relation_heads": 4, "teacher_layer": 5}), narrow, teacher)
-    assert resolve_stage_mappings(stage_of({"loss": "qkv_relation", "relation_heads": 4}), narrow, teacher) == [[(2, 4)]]
-    assert resolve_stage_mappings(stage_of({"loss": "qkv_relation", "relation_heads": 4, "teacher_layer": 3}), narrow, teacher) == [[(2, 3)]]
+        resolve_stage_mappings(
+            stage_of({"loss": "qkv_relation", "relation_heads": 4, "teacher_layer": 5}), narrow, teacher
+        )
+    assert resolve_stage_mappings(stage_of({"loss": "qkv_relation", "relation_heads": 4}), narrow, teacher) == [
+        [(2, 4)]
+    ]
+    assert resolve_stage_mappings(
+        stage_of({"loss": "qkv_relation", "relation_heads": 4, "teacher_layer": 3}), narrow, teacher
+    ) == [[(2, 3)]]
 
 
 # ----------------------------------------------------------------------------- values and gradients
@@ -109,8 +172,11 @@ def test_checks_before_any_compute(tiny_teacher):
 def test_term_values_are_the_loss_functions_on_the_same_batch(tiny_teacher):
     teacher = load_classifier(tiny_teacher, get_task("sst2"), attn="eager")
     student = student_from_teacher(teacher, [0, 2])  # 2 layers, 2 heads, eager like its teacher
-    stage = stage_of({"loss": "attention_kl", "weight": 2.0}, {"loss": "value_relation"},
-                     {"loss": "qkv_relation", "relation_heads": 4, "teacher_layer": 3, "weight": 0.5})
+    stage = stage_of(
+        {"loss": "attention_kl", "weight": 2.0},
+        {"loss": "value_relation"},
+        {"loss": "qkv_relation", "relation_heads": 4, "teacher_layer": 3, "weight": 0.5},
+    )
     module = DistillModule(student, teacher, stage).eval()  # no dropout: the direct forwards see the same numbers
     batch = batch_of_two()
     loss, terms = module(batch)
@@ -145,7 +211,9 @@ def test_gradients_reach_only_the_student(tiny_teacher):
     top = student.bert.encoder.layer[1].attention.self
     assert all(m.weight.grad is not None and m.weight.grad.abs().sum() > 0 for m in (top.query, top.key, top.value))
     assert student.bert.embeddings.word_embeddings.weight.grad.abs().sum() > 0
-    assert student.classifier.weight.grad is None  # the relations never reach the head: DDP needs find_unused_parameters
+    assert (
+        student.classifier.weight.grad is None
+    )  # the relations never reach the head: DDP needs find_unused_parameters
     # the hooks are gone after the step
     assert not any(m._forward_hooks for m in (*student.modules(), *teacher.modules()))
 
@@ -153,14 +221,18 @@ def test_gradients_reach_only_the_student(tiny_teacher):
 # ----------------------------------------------------------------------------- the CLI, task stage
 
 
-@pytest.mark.parametrize("recipe,extra", [("minilm", ["--student-layers", "0,2"]),
-                                          ("minilmv2", ["--student-config", NARROW, "--set", HEADS2])])
+@pytest.mark.parametrize(
+    "recipe,extra",
+    [("minilm", ["--student-layers", "0,2"]), ("minilmv2", ["--student-config", NARROW, "--set", HEADS2])],
+)
 def test_task_recipes_end_to_end(recipe, extra, tiny_teacher, tmp_path, capsys):
     out = tmp_path / recipe
     code, _, err = run_cli(distill(tiny_teacher, out, recipe, *extra), capsys)
     assert code == 0, err
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["recipe"] == recipe and [s["stage"] for s in metrics["stages"]] == [s.name for s in load_recipe(recipe).stages]
+    assert metrics["recipe"] == recipe and [s["stage"] for s in metrics["stages"]] == [
+        s.name for s in load_recipe(recipe).stages
+    ]
     records = logged(out)
     for stage in load_recipe(recipe).stages:
         for term in stage.losses:
@@ -191,10 +263,13 @@ def test_relation_heads_that_do_not_divide_are_refused_in_one_line(tiny_teacher,
 # ----------------------------------------------------------------------------- the CLI, raw text
 
 
-@pytest.mark.parametrize("recipe,extra,terms", [
-    ("minilm-general", ["--student-layers", "0,2"], {"heldout_attention_kl", "heldout_value_relation"}),
-    ("minilmv2-general", ["--student-config", NARROW, "--set", HEADS2], {"heldout_qkv_relation"}),
-])
+@pytest.mark.parametrize(
+    "recipe,extra,terms",
+    [
+        ("minilm-general", ["--student-layers", "0,2"], {"heldout_attention_kl", "heldout_value_relation"}),
+        ("minilmv2-general", ["--student-config", NARROW, "--set", HEADS2], {"heldout_qkv_relation"}),
+    ],
+)
 def test_general_recipes_end_to_end(recipe, extra, terms, tiny_bert, corpus, tmp_path, capsys):
     out = tmp_path / recipe
     code, _, err = run_cli(general(tiny_bert, corpus, out, recipe, *extra), capsys)
@@ -220,11 +295,21 @@ def mpnet_teacher(tmp_path_factory, bert_tokenizer):
     """A tiny MPNet classifier with MPNet's vocabulary (BERT's + 5 specials), as in test_cross_tokenizer."""
     folder = tmp_path_factory.mktemp("mpnet-teacher")
     pieces = sorted(bert_tokenizer.get_vocab().items(), key=lambda kv: kv[1])
-    (folder / "vocab.txt").write_text("\n".join(["<s>", "<pad>", "</s>", "<unk>", *(p for p, _ in pieces), "<mask>"]) + "\n")
+    (folder / "vocab.txt").write_text(
+        "\n".join(["<s>", "<pad>", "</s>", "<unk>", *(p for p, _ in pieces), "<mask>"]) + "\n"
+    )
     tok = MPNetTokenizer(vocab=str(folder / "vocab.txt"))
     torch.manual_seed(0)
-    config = AutoConfig.for_model("mpnet", vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                                  intermediate_size=64, max_position_embeddings=256, num_labels=2)
+    config = AutoConfig.for_model(
+        "mpnet",
+        vocab_size=len(tok),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=256,
+        num_labels=2,
+    )
     AutoModelForSequenceClassification.from_config(config).save_pretrained(folder)
     tok.save_pretrained(folder)
     return folder
@@ -237,10 +322,14 @@ def test_aligned_relations_are_the_gathered_teacher_rows(mpnet_teacher, tiny_ber
     features = []
     for a, b in [("a fine film", "it was good"), ("not good at all , sadly", None)]:
         s, t = s_tok(a, b), t_tok(a, b)
-        features.append({**s, "labels": 1, **{f"teacher_{k}": v for k, v in t.items() if k in ("input_ids", "attention_mask")}})
+        features.append(
+            {**s, "labels": 1, **{f"teacher_{k}": v for k, v in t.items() if k in ("input_ids", "attention_mask")}}
+        )
     batch = TwoTokenizerCollator(t_tok, s_tok)(features)
     assert batch["teacher_input_ids"].shape[1] == batch["input_ids"].shape[1] + 1  # MPNet's </s></s>: positions differ
-    module = DistillModule(student, teacher, stage_of({"loss": "qkv_relation", "relation_heads": 4}), tokenizers=(t_tok, s_tok))
+    module = DistillModule(
+        student, teacher, stage_of({"loss": "qkv_relation", "relation_heads": 4}), tokenizers=(t_tok, s_tok)
+    )
     _, terms = module(batch)
 
     aligned = batch_alignment(batch, t_tok, s_tok, "strict")
@@ -248,14 +337,41 @@ def test_aligned_relations_are_the_gathered_teacher_rows(mpnet_teacher, tiny_ber
         teacher(input_ids=batch["teacher_input_ids"], attention_mask=batch["teacher_attention_mask"])
     with capture_qkv(student, [4]) as sq:
         student(**{k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids")})
-    expected = sum(relation_loss(sq[(4, k)], gather_teacher(tq[(2, k)], aligned.teacher_index), aligned.mask, 4) for k in "qkv")
+    expected = sum(
+        relation_loss(sq[(4, k)], gather_teacher(tq[(2, k)], aligned.teacher_index), aligned.mask, 4) for k in "qkv"
+    )
     assert terms["qkv_relation"].item() == pytest.approx(expected.item(), rel=1e-5) and expected.item() > 0
 
 
 def cross(teacher, student, out, recipe, mode, *extra):
-    return ["distill", "--teacher", teacher, "--student", student, "--student-layers", "0,2", "--recipe", recipe, "--task", "sst2",
-            "--max-train-samples", 32, "--max-eval-samples", 16, "--epochs", 1, "--batch-size", 8, "--log-every", 1,
-            "--cross-tokenizer", mode, "--output", out, *extra]
+    return [
+        "distill",
+        "--teacher",
+        teacher,
+        "--student",
+        student,
+        "--student-layers",
+        "0,2",
+        "--recipe",
+        recipe,
+        "--task",
+        "sst2",
+        "--max-train-samples",
+        32,
+        "--max-eval-samples",
+        16,
+        "--epochs",
+        1,
+        "--batch-size",
+        8,
+        "--log-every",
+        1,
+        "--cross-tokenizer",
+        mode,
+        "--output",
+        out,
+        *extra,
+    ]
 
 
 @pytest.mark.parametrize("recipe,extra", [("minilm", []), ("minilmv2", ["--set", HEADS2])])

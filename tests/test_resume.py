@@ -17,9 +17,32 @@ HELPER = Path(__file__).parent / "helpers" / "slow_save.py"
 
 
 def args(model, out, *extra):
-    return ["finetune", "--model", model, "--task", "sst2", "--max-train-samples", 96, "--max-eval-samples", 16,
-            "--epochs", 2, "--batch-size", 8, "--eval-every", 5, "--save-every", 4, "--keep-checkpoints", 2,
-            "--lr", 1e-3, "--output", out, *extra]
+    return [
+        "finetune",
+        "--model",
+        model,
+        "--task",
+        "sst2",
+        "--max-train-samples",
+        96,
+        "--max-eval-samples",
+        16,
+        "--epochs",
+        2,
+        "--batch-size",
+        8,
+        "--eval-every",
+        5,
+        "--save-every",
+        4,
+        "--keep-checkpoints",
+        2,
+        "--lr",
+        1e-3,
+        "--output",
+        out,
+        *extra,
+    ]
 
 
 def final_weights(out):
@@ -81,9 +104,33 @@ def test_nan_loss_stops_naming_step_and_term_and_keeps_the_checkpoint(tiny_bert,
 
     monkeypatch.setattr(module, "kd_loss", kd_then_nan)
     out = tmp_path / "nan"
-    code, _, err = run_cli(["distill", "--teacher", tiny_bert, "--recipe", "kd", "--task", "sst2", "--student-layers", "0",
-                            "--no-cache-teacher", "--max-train-samples", 64, "--max-eval-samples", 8, "--epochs", 1,
-                            "--batch-size", 8, "--save-every", 4, "--output", out], capsys)
+    code, _, err = run_cli(
+        [
+            "distill",
+            "--teacher",
+            tiny_bert,
+            "--recipe",
+            "kd",
+            "--task",
+            "sst2",
+            "--student-layers",
+            "0",
+            "--no-cache-teacher",
+            "--max-train-samples",
+            64,
+            "--max-eval-samples",
+            8,
+            "--epochs",
+            1,
+            "--batch-size",
+            8,
+            "--save-every",
+            4,
+            "--output",
+            out,
+        ],
+        capsys,
+    )
     assert code == 2 and "at step 6" in err and "kd" in err and "checkpoint is kept" in err
     assert err.count("error:") == 1 and "Traceback" not in err
     path, state = latest_checkpoint(out)

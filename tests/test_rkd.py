@@ -35,7 +35,9 @@ def reference(s: np.ndarray, t: np.ndarray, delta: float = 1.0) -> float:
 def test_matches_a_pair_by_pair_reference_across_widths(delta):
     g = torch.Generator().manual_seed(0)
     s, t = torch.randn(7, 5, generator=g), torch.randn(7, 12, generator=g) * 3  # widths differ
-    assert float(rkd_distance_loss(s, t, delta)) == pytest.approx(reference(s.double().numpy(), t.double().numpy(), delta), rel=1e-5)
+    assert float(rkd_distance_loss(s, t, delta)) == pytest.approx(
+        reference(s.double().numpy(), t.double().numpy(), delta), rel=1e-5
+    )
 
 
 def test_scale_and_rotation_do_not_change_it():
@@ -69,10 +71,18 @@ def test_recipe_trains_a_narrow_student_without_projection(tmp_path, tiny_st, ca
 
     assert [t.loss for t in load_recipe("embed-rkd").stages[0].losses] == ["embed_rkd"]
     out = tmp_path / "rkd"
-    cmd = embed_cmd(tiny_st, corpus(tmp_path), out, "--student-config", "num_layers=2,hidden_size=16,intermediate_size=32,num_heads=2")
+    cmd = embed_cmd(
+        tiny_st,
+        corpus(tmp_path),
+        out,
+        "--student-config",
+        "num_layers=2,hidden_size=16,intermediate_size=32,num_heads=2",
+    )
     cmd[cmd.index("embed-mse")] = "embed-rkd"
     code, _, err = run_cli(cmd, capsys)
     assert code == 0, err
     assert SentenceTransformer(str(out), device="cpu").encode(["a test"]).shape == (1, 16)  # no Dense: its own width
-    losses = [json.loads(line)["embed_rkd"] for line in (out / "log.jsonl").read_text().splitlines() if "embed_rkd" in line]
+    losses = [
+        json.loads(line)["embed_rkd"] for line in (out / "log.jsonl").read_text().splitlines() if "embed_rkd" in line
+    ]
     assert len(losses) == 8 and all(np.isfinite(losses))

@@ -25,22 +25,57 @@ def finetune(model, out, *extra):
 
 
 def distill(teacher, out, *extra):
-    return ["distill", "--teacher", teacher, "--recipe", "kd", "--student-layers", "0,2", *SMALL, "--output", out, *extra]
+    return [
+        "distill",
+        "--teacher",
+        teacher,
+        "--recipe",
+        "kd",
+        "--student-layers",
+        "0,2",
+        *SMALL,
+        "--output",
+        out,
+        *extra,
+    ]
 
 
 def general(teacher, corpus, out, *extra):
-    return ["distill-general", "--teacher", teacher, "--recipe", "cosine-hidden", "--corpus", corpus, "--max-length", 64,
-            "--heldout", 8, "--batch-size", 8, "--max-steps", 6, "--student-layers", "0,2", "--output", out, *extra]
+    return [
+        "distill-general",
+        "--teacher",
+        teacher,
+        "--recipe",
+        "cosine-hidden",
+        "--corpus",
+        corpus,
+        "--max-length",
+        64,
+        "--heldout",
+        8,
+        "--batch-size",
+        8,
+        "--max-steps",
+        6,
+        "--student-layers",
+        "0,2",
+        "--output",
+        out,
+        *extra,
+    ]
 
 
 def plan_of(stdout: str) -> str:
     assert "dry run of `alembert" in stdout and "(nothing written)" in stdout, stdout
-    return stdout[stdout.index("dry run of"):]
+    return stdout[stdout.index("dry run of") :]
 
 
 def test_every_command_writes_the_one_schema(tiny_bert, tiny_teacher, corpus, tmp_path, capsys):
-    runs = {"finetune": finetune(tiny_bert, tmp_path / "f"), "distill": distill(tiny_teacher, tmp_path / "d"),
-            "distill-general": general(tiny_bert, corpus, tmp_path / "g")}
+    runs = {
+        "finetune": finetune(tiny_bert, tmp_path / "f"),
+        "distill": distill(tiny_teacher, tmp_path / "d"),
+        "distill-general": general(tiny_bert, corpus, tmp_path / "g"),
+    }
     for name, cmd in runs.items():
         code, _, err = run_cli(cmd, capsys)
         assert code == 0, (name, err)
@@ -53,11 +88,15 @@ def test_every_command_writes_the_one_schema(tiny_bert, tiny_teacher, corpus, tm
 
 # ------------------------------------------------------------------ --dry-run
 
+
 @pytest.mark.parametrize("kind", ["finetune", "distill", "distill-general"])
 def test_dry_run_prints_a_plan_and_writes_nothing(kind, tiny_bert, tiny_teacher, corpus, tmp_path, capsys):
     out = tmp_path / "never"
-    cmd = {"finetune": finetune(tiny_bert, out), "distill": distill(tiny_teacher, out),
-           "distill-general": general(tiny_bert, corpus, out)}[kind]
+    cmd = {
+        "finetune": finetune(tiny_bert, out),
+        "distill": distill(tiny_teacher, out),
+        "distill-general": general(tiny_bert, corpus, out),
+    }[kind]
     code, stdout, err = run_cli([*cmd, "--dry-run"], capsys)
     assert code == 0, err
     assert not out.exists()
@@ -71,10 +110,22 @@ def test_dry_run_estimate_fields(tiny_teacher, tmp_path):
     from alembert.config.schema import DistillConfig
     from alembert.distill.run import run_distill
 
-    cfg = build_config(DistillConfig, None, {"teacher": str(tiny_teacher), "recipe": "kd", "student.layers": [0, 2],
-                                             "output_dir": str(tmp_path / "never"), "dry_run": True, "data.task": "sst2",
-                                             "data.max_train_samples": 48, "data.max_eval_samples": 16,
-                                             "train.batch_size": 8, "train.epochs": 2})
+    cfg = build_config(
+        DistillConfig,
+        None,
+        {
+            "teacher": str(tiny_teacher),
+            "recipe": "kd",
+            "student.layers": [0, 2],
+            "output_dir": str(tmp_path / "never"),
+            "dry_run": True,
+            "data.task": "sst2",
+            "data.max_train_samples": 48,
+            "data.max_eval_samples": 16,
+            "train.batch_size": 8,
+            "train.epochs": 2,
+        },
+    )
     plan = run_distill(cfg)
     assert not (tmp_path / "never").exists()
     assert plan["train_examples"] == 48 and plan["dev_examples"] == 16
@@ -94,10 +145,23 @@ def test_dry_run_epochs_are_what_max_steps_leaves(tiny_teacher, tmp_path):
     from alembert.config.schema import DistillConfig
     from alembert.distill.run import run_distill
 
-    cfg = build_config(DistillConfig, None, {"teacher": str(tiny_teacher), "recipe": "kd", "student.layers": [0, 2],
-                                             "output_dir": str(tmp_path / "never"), "dry_run": True, "data.task": "sst2",
-                                             "data.max_train_samples": 48, "data.max_eval_samples": 16,
-                                             "train.batch_size": 8, "train.epochs": 3, "train.max_steps": 3})
+    cfg = build_config(
+        DistillConfig,
+        None,
+        {
+            "teacher": str(tiny_teacher),
+            "recipe": "kd",
+            "student.layers": [0, 2],
+            "output_dir": str(tmp_path / "never"),
+            "dry_run": True,
+            "data.task": "sst2",
+            "data.max_train_samples": 48,
+            "data.max_eval_samples": 16,
+            "train.batch_size": 8,
+            "train.epochs": 3,
+            "train.max_steps": 3,
+        },
+    )
     [stage] = run_distill(cfg)["stages"]
     assert stage["steps"] == 3 and stage["epochs"] == 0.5  # 3 of the 6 batches of one epoch, not the 3 epochs asked
 
@@ -128,17 +192,27 @@ def test_dry_run_refuses_what_the_real_run_refuses(tiny_bert, tiny_teacher, corp
 
 # ------------------------------------------------------------------ --push-to-hub
 
-@pytest.mark.parametrize("env,needle", [({"HF_HUB_OFFLINE": "1"}, "HF_HUB_OFFLINE"),
-                                        ({"HF_ENDPOINT": "http://127.0.0.1:9"}, "cannot be reached")])
-def test_push_to_hub_offline_fails_before_anything(env, needle, tiny_bert, tiny_teacher, corpus, tmp_path, capsys, monkeypatch):
+
+@pytest.mark.parametrize(
+    "env,needle",
+    [({"HF_HUB_OFFLINE": "1"}, "HF_HUB_OFFLINE"), ({"HF_ENDPOINT": "http://127.0.0.1:9"}, "cannot be reached")],
+)
+def test_push_to_hub_offline_fails_before_anything(
+    env, needle, tiny_bert, tiny_teacher, corpus, tmp_path, capsys, monkeypatch
+):
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     if "HF_HUB_OFFLINE" not in env:
         monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     export = ["export", tiny_teacher, "--onnx", "--quantize", "int8", "--output", tmp_path / "e"]
     then_task = [*general(tiny_bert, corpus, tmp_path / "t"), "--then-task", "sst2", "--task-teacher", tiny_teacher]
-    for cmd in [finetune(tiny_bert, tmp_path / "f"), distill(tiny_teacher, tmp_path / "d"), general(tiny_bert, corpus, tmp_path / "g"), export,
-                then_task]:
+    for cmd in [
+        finetune(tiny_bert, tmp_path / "f"),
+        distill(tiny_teacher, tmp_path / "d"),
+        general(tiny_bert, corpus, tmp_path / "g"),
+        export,
+        then_task,
+    ]:
         start = time.perf_counter()
         code, _, err = run_cli([*cmd, "--push-to-hub", "someone/student"], capsys)
         assert code != 0 and needle in err and len(err.strip().splitlines()) == 1, err
@@ -153,16 +227,22 @@ def test_push_to_hub_bad_repo_id(tiny_bert, tmp_path, capsys):
 
 # ------------------------------------------------------------------ drift bugs
 
+
 def test_refused_qa_runs_leave_no_folder(tiny_bert, tmp_path, capsys):
     qa = ["--task", "squad", "--max-train-samples", 8, "--max-eval-samples", 8, "--max-length", 128]
-    code, _, err = run_cli(["distill", "--teacher", tiny_bert, "--recipe", "kd", *qa, "--output", tmp_path / "d"], capsys)
+    code, _, err = run_cli(
+        ["distill", "--teacher", tiny_bert, "--recipe", "kd", *qa, "--output", tmp_path / "d"], capsys
+    )
     assert code != 0 and "not a question-answering model" in err and not (tmp_path / "d").exists()
-    code, _, err = run_cli(["finetune", "--model", tiny_bert, *qa, "--train-file", tmp_path / "none.json",
-                            "--output", tmp_path / "f"], capsys)
+    code, _, err = run_cli(
+        ["finetune", "--model", tiny_bert, *qa, "--train-file", tmp_path / "none.json", "--output", tmp_path / "f"],
+        capsys,
+    )
     assert code != 0 and err.startswith("error: ") and not (tmp_path / "f").exists()
 
 
 # ------------------------------------------------------------------ fit through callbacks
+
 
 @pytest.mark.cli  # a whole fine-tuning run
 def test_fit_is_observed_through_callbacks(tiny_bert, tmp_path):
@@ -172,14 +252,29 @@ def test_fit_is_observed_through_callbacks(tiny_bert, tmp_path):
     from alembert.training.loop import Callbacks
 
     seen = {"step": [], "eval": [], "best": []}
-    callbacks = Callbacks(on_step=lambda step, s, terms: seen["step"].append((step, s, terms)),
-                          on_eval=lambda m, step: seen["eval"].append((step, m)),
-                          on_best=lambda m, step: seen["best"].append((step, m)))
-    cfg = build_config(FinetuneConfig, None, {"model": str(tiny_bert), "output_dir": str(tmp_path / "f"), "data.task": "sst2",
-                                              "data.max_train_samples": 48, "data.max_eval_samples": 16,
-                                              "train.batch_size": 8, "train.epochs": 1, "train.eval_every": 2})
+    callbacks = Callbacks(
+        on_step=lambda step, s, terms: seen["step"].append((step, s, terms)),
+        on_eval=lambda m, step: seen["eval"].append((step, m)),
+        on_best=lambda m, step: seen["best"].append((step, m)),
+    )
+    cfg = build_config(
+        FinetuneConfig,
+        None,
+        {
+            "model": str(tiny_bert),
+            "output_dir": str(tmp_path / "f"),
+            "data.task": "sst2",
+            "data.max_train_samples": 48,
+            "data.max_eval_samples": 16,
+            "train.batch_size": 8,
+            "train.epochs": 1,
+            "train.eval_every": 2,
+        },
+    )
     summary = run_finetune(cfg, callbacks)
-    assert [s for s, _, _ in seen["step"]] == list(range(1, 7)) and all(t > 0 and "loss" in d for _, t, d in seen["step"])
+    assert [s for s, _, _ in seen["step"]] == list(range(1, 7)) and all(
+        t > 0 and "loss" in d for _, t, d in seen["step"]
+    )
     assert [s for s, _ in seen["eval"]] == [2, 4, 6]
     assert seen["best"][-1] == (summary["best_step"], summary["dev"])
     logged = [json.loads(line) for line in (tmp_path / "f" / "log.jsonl").read_text().splitlines()]
@@ -189,12 +284,15 @@ def test_fit_is_observed_through_callbacks(tiny_bert, tmp_path):
 
 # ------------------------------------------------------------------ the command list
 
+
 def test_commands_are_discovered_and_help_stays_torch_free():
     import subprocess
     import sys
 
-    code = ("import sys; from alembert.cli.main import build_parser, command_modules; build_parser(); "
-            "print(','.join(command_modules())); print('torch' in sys.modules)")
+    code = (
+        "import sys; from alembert.cli.main import build_parser, command_modules; build_parser(); "
+        "print(','.join(command_modules())); print('torch' in sys.modules)"
+    )
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     names, torch_loaded = proc.stdout.split()
     assert names.split(",")[:4] == ["distill", "distill-general", "finetune", "evaluate"]

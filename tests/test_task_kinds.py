@@ -20,23 +20,35 @@ from alembert.tasks import KINDS, task_kind
 TOY = Path(__file__).parent / "helpers" / "toy_kind.py"
 
 
-@pytest.mark.parametrize("task, kind", [
-    *[(name, "classification") for name in task_names()],
-    (None, "classification"), ("custom", "classification"), ("SST-2", "classification"),
-    ("mnli_mismatched", "classification"),
-    ("squad", "extractive-qa"), (" SQuAD", "extractive-qa"),
-    ("stsb-zeroshot", "embedding"), ("squad-retrieval", "embedding"),
-])
+@pytest.mark.parametrize(
+    "task, kind",
+    [
+        *[(name, "classification") for name in task_names()],
+        (None, "classification"),
+        ("custom", "classification"),
+        ("SST-2", "classification"),
+        ("mnli_mismatched", "classification"),
+        ("squad", "extractive-qa"),
+        (" SQuAD", "extractive-qa"),
+        ("stsb-zeroshot", "embedding"),
+        ("squad-retrieval", "embedding"),
+    ],
+)
 def test_every_task_name_maps_to_its_kind(task, kind):
     assert task_kind(task).name == kind
 
 
 def test_kinds_declare_model_class_pipeline_tag_metric_and_caching():
-    got = {k: (c.model_class, c.pipeline_tag, c.caches_teacher) for k, c in KINDS.items() if k in
-           ("classification", "extractive-qa", "embedding")}
-    assert got == {"classification": ("AutoModelForSequenceClassification", "text-classification", True),
-                   "extractive-qa": ("AutoModelForQuestionAnswering", "question-answering", False),
-                   "embedding": ("SentenceTransformer", "sentence-similarity", True)}
+    got = {
+        k: (c.model_class, c.pipeline_tag, c.caches_teacher)
+        for k, c in KINDS.items()
+        if k in ("classification", "extractive-qa", "embedding")
+    }
+    assert got == {
+        "classification": ("AutoModelForSequenceClassification", "text-classification", True),
+        "extractive-qa": ("AutoModelForQuestionAnswering", "question-answering", False),
+        "embedding": ("SentenceTransformer", "sentence-similarity", True),
+    }
     tasks = ("mrpc", "cola", "stsb", "squad", "stsb-zeroshot", "squad-retrieval")
     assert [task_kind(t).main_metric(t) for t in tasks] == ["f1", "mcc", "pearson", "f1", "spearman", "mrr@10"]
 
@@ -101,8 +113,19 @@ def test_a_new_kind_is_new_files_only(toy_kind, tiny_bert, bert_tokenizer, tmp_p
     assert written["task"] == "vocab-coverage" and written["examples"] == len(words)
     assert written["coverage"] == pytest.approx(expected)
 
-    args = ["finetune", "--model", tiny_bert, "--task", "vocab-coverage", "--train-file", tmp_path / "train.txt",
-            "--dev-file", dev, "--output", tmp_path / "ft"]
+    args = [
+        "finetune",
+        "--model",
+        tiny_bert,
+        "--task",
+        "vocab-coverage",
+        "--train-file",
+        tmp_path / "train.txt",
+        "--dev-file",
+        dev,
+        "--output",
+        tmp_path / "ft",
+    ]
     code, out, _ = run_cli(args, capsys)
     assert code == 0 and f"saved to {tmp_path / 'ft'}" in out
     summary = json.loads((tmp_path / "ft" / "metrics.json").read_text())
@@ -128,7 +151,9 @@ def test_classification_kind_data_and_evaluation_are_the_existing_ones(tiny_teac
     direct = tokenize_dataset(load_split(data, get_task("sst2"), "dev"), bert_tokenizer, 64)
     assert dev["input_ids"] == direct["input_ids"] and len(dev) == 24
     model = kind.load_model(tiny_teacher, get_task("sst2"))
-    assert kind.evaluate_model(model, bert_tokenizer, data, 8) == evaluate_model(model, bert_tokenizer, get_task("sst2"), direct, 8)
+    assert kind.evaluate_model(model, bert_tokenizer, data, 8) == evaluate_model(
+        model, bert_tokenizer, get_task("sst2"), direct, 8
+    )
 
 
 def test_embedding_kind_has_a_dev_set_only():

@@ -13,7 +13,16 @@ from alembert.distill.teacher_cache import build_cache, cache_key
 from alembert.models.load import load_classifier
 from alembert.models.student import student_from_teacher
 
-TEXTS = ["a fine film", "dull and long", "the best acting this year", "not good at all", "a mess", "charming", "too slow", "great fun"]
+TEXTS = [
+    "a fine film",
+    "dull and long",
+    "the best acting this year",
+    "not good at all",
+    "a mess",
+    "charming",
+    "too slow",
+    "great fun",
+]
 
 
 @pytest.fixture(scope="module")
@@ -59,14 +68,21 @@ def test_cached_and_online_teacher_give_the_same_loss(setup, bert_tokenizer, tmp
     assert cacheable(stage)
     student = student_from_teacher(teacher, [0, 2]).eval()
     online = DistillModule(student, teacher, stage)
-    cached = DistillModule(student, teacher, stage, cache=build_cache(teacher, ds, bert_tokenizer, 16, online.teacher_layers(), 3, tmp_path))
+    cached = DistillModule(
+        student,
+        teacher,
+        stage,
+        cache=build_cache(teacher, ds, bert_tokenizer, 16, online.teacher_layers(), 3, tmp_path),
+    )
     loader, _ = train_loader(ds.add_column("idx", list(range(len(ds)))), bert_tokenizer, 4, seed=0)
     for batch in loader:
         a, terms_a = online(batch)
         b, terms_b = cached(batch)
         assert torch.allclose(a, b, atol=1e-5)
         assert terms_a.keys() == terms_b.keys()
-    assert build_cache(teacher, ds, bert_tokenizer, 16, online.teacher_layers(), 3, tmp_path).folder == cached.cache.folder  # reused
+    assert (
+        build_cache(teacher, ds, bert_tokenizer, 16, online.teacher_layers(), 3, tmp_path).folder == cached.cache.folder
+    )  # reused
 
 
 def test_attention_stages_are_not_cached():

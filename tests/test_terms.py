@@ -56,8 +56,12 @@ def test_set_indexes_lists():
 
 
 def test_set_reaches_a_named_recipes_field():
-    cfg = build_config(DistillConfig, None, {"teacher": "t", "recipe": "kd", "recipe.stages.0.losses.0.temperature": 4},
-                       {"recipe": lambda name: load_recipe(name).model_dump(mode="json")})
+    cfg = build_config(
+        DistillConfig,
+        None,
+        {"teacher": "t", "recipe": "kd", "recipe.stages.0.losses.0.temperature": 4},
+        {"recipe": lambda name: load_recipe(name).model_dump(mode="json")},
+    )
     assert load_recipe(cfg.recipe).stages[0].losses[0].params.temperature == 4
 
 
@@ -69,9 +73,32 @@ def test_set_temperature_reaches_kd_loss(tiny_teacher, tmp_path, capsys, monkeyp
         return kd_loss(student_logits, teacher_logits, temperature, mask)
 
     monkeypatch.setattr(logit_terms, "kd_loss", spy)
-    code, _, err = run_cli(["distill", "--teacher", tiny_teacher, "--recipe", "kd", "--task", "sst2", "--max-train-samples", 16,
-                            "--max-eval-samples", 8, "--max-steps", 1, "--batch-size", 8, "--student-layers", "0",
-                            "--set", "recipe.stages.0.losses.0.temperature=4", "--output", tmp_path / "s"], capsys)
+    code, _, err = run_cli(
+        [
+            "distill",
+            "--teacher",
+            tiny_teacher,
+            "--recipe",
+            "kd",
+            "--task",
+            "sst2",
+            "--max-train-samples",
+            16,
+            "--max-eval-samples",
+            8,
+            "--max-steps",
+            1,
+            "--batch-size",
+            8,
+            "--student-layers",
+            "0",
+            "--set",
+            "recipe.stages.0.losses.0.temperature=4",
+            "--output",
+            tmp_path / "s",
+        ],
+        capsys,
+    )
     assert code == 0, err
     assert seen and set(seen) == {4.0}
 

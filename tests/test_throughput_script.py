@@ -34,10 +34,32 @@ def test_script_runs_every_variant_side_by_side(tiny_teacher, tmp_path):
     jobs = min(2, len(os.sched_getaffinity(0)))
     out = tmp_path / "bench"
     proc = subprocess.run(
-        [sys.executable, str(SCRIPT), "--teacher", str(tiny_teacher), "--task", "sst2", "--max-train-samples", "64",
-         "--epochs", "1", "--batch-size", "16", "--threads", "1", "--jobs", str(jobs), "--student-layers", "0,2",
-         "--output", str(out)],
-        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=600,
+        [
+            sys.executable,
+            str(SCRIPT),
+            "--teacher",
+            str(tiny_teacher),
+            "--task",
+            "sst2",
+            "--max-train-samples",
+            "64",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "16",
+            "--threads",
+            "1",
+            "--jobs",
+            str(jobs),
+            "--student-layers",
+            "0,2",
+            "--output",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = json.loads((out / "bench_throughput.json").read_text())

@@ -31,8 +31,30 @@ def test_report_to_a_tracker(tiny_bert, tmp_path, capsys):
     register_tracker_class(MemoryTracker)
     MemoryTracker.logged.clear()
     out = tmp_path / "run"
-    code, _, err = run_cli(["finetune", "--model", tiny_bert, "--task", "sst2", "--max-train-samples", 32, "--max-eval-samples", 8,
-                            "--epochs", 1, "--batch-size", 8, "--log-every", 1, "--report-to", "memory", "--output", out], capsys)
+    code, _, err = run_cli(
+        [
+            "finetune",
+            "--model",
+            tiny_bert,
+            "--task",
+            "sst2",
+            "--max-train-samples",
+            32,
+            "--max-eval-samples",
+            8,
+            "--epochs",
+            1,
+            "--batch-size",
+            8,
+            "--log-every",
+            1,
+            "--report-to",
+            "memory",
+            "--output",
+            out,
+        ],
+        capsys,
+    )
     assert code == 0, err
     steps = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines() if '"loss"' in line]
     sent = {step: values for step, values in MemoryTracker.logged if "train/loss" in values}
@@ -43,5 +65,7 @@ def test_report_to_a_tracker(tiny_bert, tmp_path, capsys):
 
 
 def test_unknown_tracker_is_refused(tiny_bert, tmp_path, capsys):
-    code, _, err = run_cli(["finetune", "--model", tiny_bert, "--report-to", "no-such-tracker", "--output", tmp_path / "o"], capsys)
+    code, _, err = run_cli(
+        ["finetune", "--model", tiny_bert, "--report-to", "no-such-tracker", "--output", tmp_path / "o"], capsys
+    )
     assert code == 2 and "--report-to" in err

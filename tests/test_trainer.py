@@ -59,8 +59,18 @@ def make_student(teacher, shape):
 
 
 def args(tmp_path, **kw):
-    base = dict(output_dir=str(tmp_path), per_device_train_batch_size=BATCH, per_device_eval_batch_size=BATCH, learning_rate=1e-3,
-                train_sampling_strategy="sequential", logging_steps=1, report_to="none", save_strategy="no", use_cpu=True, seed=7)
+    base = dict(
+        output_dir=str(tmp_path),
+        per_device_train_batch_size=BATCH,
+        per_device_eval_batch_size=BATCH,
+        learning_rate=1e-3,
+        train_sampling_strategy="sequential",
+        logging_steps=1,
+        report_to="none",
+        save_strategy="no",
+        use_cpu=True,
+        seed=7,
+    )
     return TrainingArguments(**{**base, **kw})
 
 
@@ -78,8 +88,15 @@ def test_first_step_loss_equals_alembert_distill(recipe, stage, shape, teacher, 
     with torch.no_grad():
         expected, terms = module(batch)
 
-    trainer = DistillationTrainer(model=student, teacher=teacher, recipe=recipe, stage=stage, args=args(tmp_path, max_steps=1),
-                                  train_dataset=rows.select(order), data_collator=DataCollatorWithPadding(bert_tokenizer))
+    trainer = DistillationTrainer(
+        model=student,
+        teacher=teacher,
+        recipe=recipe,
+        stage=stage,
+        args=args(tmp_path, max_steps=1),
+        train_dataset=rows.select(order),
+        data_collator=DataCollatorWithPadding(bert_tokenizer),
+    )
     trainer.train()
     first = trainer.state.log_history[0]
     assert first["loss"] == pytest.approx(float(expected), abs=1e-6)
@@ -90,10 +107,17 @@ def test_first_step_loss_equals_alembert_distill(recipe, stage, shape, teacher, 
 @pytest.mark.parametrize(("recipe", "stage", "shape"), FAMILIES)
 def test_short_run_trains_student_and_projections(recipe, stage, shape, teacher, rows, bert_tokenizer, tmp_path):
     student = make_student(teacher, shape)
-    trainer = DistillationTrainer(model=student, teacher=teacher, recipe=recipe, stage=stage,
-                                  args=args(tmp_path, max_steps=3, per_device_train_batch_size=4, gradient_accumulation_steps=2),
-                                  train_dataset=rows, eval_dataset=rows, data_collator=DataCollatorWithPadding(bert_tokenizer),
-                                  processing_class=bert_tokenizer)
+    trainer = DistillationTrainer(
+        model=student,
+        teacher=teacher,
+        recipe=recipe,
+        stage=stage,
+        args=args(tmp_path, max_steps=3, per_device_train_batch_size=4, gradient_accumulation_steps=2),
+        train_dataset=rows,
+        eval_dataset=rows,
+        data_collator=DataCollatorWithPadding(bert_tokenizer),
+        processing_class=bert_tokenizer,
+    )
     module = trainer.model
     before = {k: v.detach().clone() for k, v in module.named_parameters()}
     teacher_before = {k: v.detach().clone() for k, v in teacher.named_parameters()}
@@ -116,11 +140,23 @@ def test_short_run_trains_student_and_projections(recipe, stage, shape, teacher,
 def test_resume_restores_student_and_projections(teacher, rows, bert_tokenizer, tmp_path):
     student = make_student(teacher, "narrow")
     kw = dict(train_dataset=rows, data_collator=DataCollatorWithPadding(bert_tokenizer))
-    run = DistillationTrainer(model=copy.deepcopy(student), teacher=teacher, recipe="tinybert", stage=0,
-                              args=args(tmp_path, max_steps=2, per_device_train_batch_size=8, save_strategy="steps", save_steps=1), **kw)
+    run = DistillationTrainer(
+        model=copy.deepcopy(student),
+        teacher=teacher,
+        recipe="tinybert",
+        stage=0,
+        args=args(tmp_path, max_steps=2, per_device_train_batch_size=8, save_strategy="steps", save_steps=1),
+        **kw,
+    )
     run.train()
-    again = DistillationTrainer(model=copy.deepcopy(student), teacher=teacher, recipe="tinybert", stage=0,
-                                args=args(tmp_path, max_steps=2, per_device_train_batch_size=8), **kw)
+    again = DistillationTrainer(
+        model=copy.deepcopy(student),
+        teacher=teacher,
+        recipe="tinybert",
+        stage=0,
+        args=args(tmp_path, max_steps=2, per_device_train_batch_size=8),
+        **kw,
+    )
     again._load_from_checkpoint(str(tmp_path / "checkpoint-2"))
     for (k, v), (_, w) in zip(run.model.state_dict().items(), again.model.state_dict().items(), strict=True):
         assert torch.equal(v, w), k
@@ -142,16 +178,25 @@ def test_bad_inputs_are_one_line_errors(teacher, tmp_path):
 
 
 @pytest.mark.parametrize("recipe", ["kd", "pkd-skip"])
-def test_cached_teacher_gives_the_online_loss_and_is_not_run_again(recipe, teacher, rows, bert_tokenizer, tmp_path, monkeypatch):
+def test_cached_teacher_gives_the_online_loss_and_is_not_run_again(
+    recipe, teacher, rows, bert_tokenizer, tmp_path, monkeypatch
+):
     """cache_teacher=True: the first step's loss equals the online teacher's (same rows, same seed), and
     after the cache is built the teacher runs no training step (its forward is counted)."""
     monkeypatch.setenv("ALEMBERT_CACHE", str(tmp_path / "cache"))
     losses = {}
     for cached in (False, True):
         student = make_student(teacher, "slice")
-        trainer = DistillationTrainer(model=student, teacher=teacher, recipe=recipe, args=args(tmp_path / str(cached), max_steps=2),
-                                      train_dataset=rows, data_collator=DataCollatorWithPadding(bert_tokenizer),
-                                      processing_class=bert_tokenizer, cache_teacher=cached)
+        trainer = DistillationTrainer(
+            model=student,
+            teacher=teacher,
+            recipe=recipe,
+            args=args(tmp_path / str(cached), max_steps=2),
+            train_dataset=rows,
+            data_collator=DataCollatorWithPadding(bert_tokenizer),
+            processing_class=bert_tokenizer,
+            cache_teacher=cached,
+        )
         calls = []
         hook = teacher.register_forward_hook(lambda *a, calls=calls: calls.append(1))
         try:
@@ -166,8 +211,16 @@ def test_cached_teacher_gives_the_online_loss_and_is_not_run_again(recipe, teach
 
 def test_cached_teacher_refuses_a_stage_the_cache_cannot_serve(teacher, rows, bert_tokenizer, tmp_path):
     with pytest.raises(AlembertError, match="does not keep"):
-        DistillationTrainer(model=make_student(teacher, "narrow"), teacher=teacher, recipe="tinybert", stage=0, args=args(tmp_path),
-                            train_dataset=rows, processing_class=bert_tokenizer, cache_teacher=True)
+        DistillationTrainer(
+            model=make_student(teacher, "narrow"),
+            teacher=teacher,
+            recipe="tinybert",
+            stage=0,
+            args=args(tmp_path),
+            train_dataset=rows,
+            processing_class=bert_tokenizer,
+            cache_teacher=True,
+        )
 
 
 def test_bf16_training_arguments(teacher, rows, bert_tokenizer, tmp_path):
@@ -175,9 +228,14 @@ def test_bf16_training_arguments(teacher, rows, bert_tokenizer, tmp_path):
     from accelerate.state import AcceleratorState
 
     try:
-        trainer = DistillationTrainer(model=make_student(teacher, "slice"), teacher=teacher, recipe="kd",
-                                      args=args(tmp_path, max_steps=2, bf16=True),
-                                      train_dataset=rows, data_collator=DataCollatorWithPadding(bert_tokenizer))
+        trainer = DistillationTrainer(
+            model=make_student(teacher, "slice"),
+            teacher=teacher,
+            recipe="kd",
+            args=args(tmp_path, max_steps=2, bf16=True),
+            train_dataset=rows,
+            data_collator=DataCollatorWithPadding(bert_tokenizer),
+        )
         trainer.train()
     finally:  # the process-wide accelerate state now says bf16: later tests in this process build their own
         AcceleratorState._reset_state(reset_partial_state=True)

@@ -16,8 +16,24 @@ SENTINEL = "notes.txt"
 
 
 def distill(teacher, out, *extra):
-    return ["distill", "--teacher", teacher, "--task", "sst2", "--max-train-samples", 16, "--max-eval-samples", 8,
-            "--epochs", 1, "--batch-size", 8, "--output", out, *extra]
+    return [
+        "distill",
+        "--teacher",
+        teacher,
+        "--task",
+        "sst2",
+        "--max-train-samples",
+        16,
+        "--max-eval-samples",
+        8,
+        "--epochs",
+        1,
+        "--batch-size",
+        8,
+        "--output",
+        out,
+        *extra,
+    ]
 
 
 def snapshot(folder):
@@ -74,44 +90,76 @@ def test_vocabularies_differ(tiny_teacher, tmp_path, capsys):
     vocab = tmp_path / "vocab.txt"
     vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "b"]))
     student = save_tiny(tmp_path / "other-vocab", BertTokenizerFast(vocab_file=str(vocab)), layers=2)
-    refused_both(lambda out: distill(tiny_teacher, out, "--recipe", "kd", "--student", student), tmp_path, capsys,
-                 "different vocabularies", "--student-layers")
+    refused_both(
+        lambda out: distill(tiny_teacher, out, "--recipe", "kd", "--student", student),
+        tmp_path,
+        capsys,
+        "different vocabularies",
+        "--student-layers",
+    )
 
 
 def test_mapping_index_out_of_range(tiny_teacher, tmp_path, capsys):
     recipe = write_recipe(tmp_path, "{loss: pkd, mapping: '1:9'}")
-    refused_both(lambda out: distill(tiny_teacher, out, "--recipe", recipe, "--student-layers", "0,2"), tmp_path, capsys,
-                 "teacher layer 9 out of range 0..4")
+    refused_both(
+        lambda out: distill(tiny_teacher, out, "--recipe", recipe, "--student-layers", "0,2"),
+        tmp_path,
+        capsys,
+        "teacher layer 9 out of range 0..4",
+    )
 
 
 def test_hidden_sizes_differ_without_projection(tiny_teacher, tmp_path, capsys):
     recipe = write_recipe(tmp_path, "{loss: hidden_mse, projection: false}")
     line = refused_both(
-        lambda out: distill(tiny_teacher, out, "--recipe", recipe, "--student-config", "num_layers=2,hidden_size=16,num_heads=2"),
-        tmp_path, capsys, "hidden_mse", "projection: false", "16", "32",
+        lambda out: distill(
+            tiny_teacher, out, "--recipe", recipe, "--student-config", "num_layers=2,hidden_size=16,num_heads=2"
+        ),
+        tmp_path,
+        capsys,
+        "hidden_mse",
+        "projection: false",
+        "16",
+        "32",
     )
     assert "hidden size 32" in line  # the fix: a student of the teacher's width
 
 
 def test_attention_head_counts_differ(tiny_teacher, tmp_path, capsys):
     refused_both(
-        lambda out: distill(tiny_teacher, out, "--recipe", "tinybert", "--student-config", "num_layers=2,hidden_size=16,num_heads=4"),
-        tmp_path, capsys, "head counts", "2 heads",
+        lambda out: distill(
+            tiny_teacher, out, "--recipe", "tinybert", "--student-config", "num_layers=2,hidden_size=16,num_heads=4"
+        ),
+        tmp_path,
+        capsys,
+        "head counts",
+        "2 heads",
     )
 
 
 def test_label_values_outside_the_task(tiny_teacher, tmp_path, capsys):
     data = tmp_path / "train.tsv"
     data.write_text("sentence\tlabel\na fine film\t1\na dull film\t7\n")
-    refused_both(lambda out: distill(tiny_teacher, out, "--recipe", "kd", "--train-file", data), tmp_path, capsys,
-                 "train.tsv", "7", "line 3")
+    refused_both(
+        lambda out: distill(tiny_teacher, out, "--recipe", "kd", "--train-file", data),
+        tmp_path,
+        capsys,
+        "train.tsv",
+        "7",
+        "line 3",
+    )
 
 
 def test_empty_dataset(tiny_teacher, tmp_path, capsys):
     data = tmp_path / "train.jsonl"
     data.write_text("")
-    refused_both(lambda out: distill(tiny_teacher, out, "--recipe", "kd", "--train-file", data), tmp_path, capsys,
-                 "train.jsonl", "empty")
+    refused_both(
+        lambda out: distill(tiny_teacher, out, "--recipe", "kd", "--train-file", data),
+        tmp_path,
+        capsys,
+        "train.jsonl",
+        "empty",
+    )
 
 
 def test_output_already_holds_a_model(tiny_teacher, tmp_path, capsys):
@@ -120,9 +168,17 @@ def test_output_already_holds_a_model(tiny_teacher, tmp_path, capsys):
 
 
 def test_resume_without_checkpoint(tiny_teacher, tmp_path, capsys):
-    refused(lambda o: distill(tiny_teacher, o, "--recipe", "kd", "--resume"), tmp_path / "absent", capsys, "does not exist", "--output")
+    refused(
+        lambda o: distill(tiny_teacher, o, "--recipe", "kd", "--resume"),
+        tmp_path / "absent",
+        capsys,
+        "does not exist",
+        "--output",
+    )
     out = existing_output(tmp_path, model=True)
-    refused(lambda o: distill(tiny_teacher, o, "--recipe", "kd", "--resume"), out, capsys, "no checkpoint", "--save-every")
+    refused(
+        lambda o: distill(tiny_teacher, o, "--recipe", "kd", "--resume"), out, capsys, "no checkpoint", "--save-every"
+    )
 
 
 def test_resume_from_corrupt_checkpoint(tiny_teacher, tmp_path, capsys):
@@ -131,4 +187,11 @@ def test_resume_from_corrupt_checkpoint(tiny_teacher, tmp_path, capsys):
     bad.mkdir(parents=True)
     (bad / "alembert_state.json").write_text('{"stage": 0, "step": ')  # cut off mid-write
     (bad / "model.safetensors").write_bytes(b"")
-    refused(lambda o: distill(tiny_teacher, o, "--recipe", "kd", "--resume"), out, capsys, "corrupt", "stage0-step0000004", "delete it")
+    refused(
+        lambda o: distill(tiny_teacher, o, "--recipe", "kd", "--resume"),
+        out,
+        capsys,
+        "corrupt",
+        "stage0-step0000004",
+        "delete it",
+    )

@@ -40,8 +40,8 @@ def _decisive(teacher: Path, out: Path, texts: list[str], labels: list[int]) -> 
     model.train()
     for _ in range(15):
         for i in range(0, len(texts), 25):
-            batch = tokenizer(texts[i:i + 25], padding=True, return_tensors="pt")
-            model(**batch, labels=torch.tensor(labels[i:i + 25])).loss.backward()
+            batch = tokenizer(texts[i : i + 25], padding=True, return_tensors="pt")
+            model(**batch, labels=torch.tensor(labels[i : i + 25])).loss.backward()
             optimizer.step()
             optimizer.zero_grad()
     model.eval().save_pretrained(out)
@@ -72,12 +72,23 @@ def web_dir(tiny_teacher, dev, tmp_path_factory):
 
 def test_folder_is_a_transformers_js_model_with_its_page_and_runtime(web_dir):
     info = json.loads((web_dir / WEB_INFO).read_text())
-    for path in ["config.json", "tokenizer.json", "tokenizer_config.json", "labels.json", "index.html", "demo.js", *GRAPHS.values()]:
+    for path in [
+        "config.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "labels.json",
+        "index.html",
+        "demo.js",
+        *GRAPHS.values(),
+    ]:
         assert (web_dir / path).is_file(), path
     assert json.loads((web_dir / "labels.json").read_text()) == info["labels"] == ["negative", "positive"]
     assert json.loads((web_dir / "config.json").read_text())["model_type"] == "bert"
     assert info["export"]["int8"]["quantization"] == "int8" and info["export"]["fp32"]["quantization"] is None
-    assert info["export"]["fp32"]["max_abs_diff_vs_torch"] < 1e-4 and info["export"]["int8"]["argmax_agreement_vs_fp32_onnx"] == 1
+    assert (
+        info["export"]["fp32"]["max_abs_diff_vs_torch"] < 1e-4
+        and info["export"]["int8"]["argmax_agreement_vs_fp32_onnx"] == 1
+    )
     import onnx
 
     ops = {n.op_type for n in onnx.load(web_dir / GRAPHS["q8"]).graph.node}
@@ -119,10 +130,14 @@ def test_browser_labels_and_probabilities_match_python_onnxruntime(web_dir, sent
     positive = [p["probs"][1] for p in py]
     assert 0 < sum(p["label"] == "positive" for p in py) < N_SENTENCES and np.std(positive) > 0.1  # a decisive model
     summary = browser.latency_summary(web)
-    print(f"\nbrowser (headless Chromium, WASM, 1 thread), {N_SENTENCES} SST-2 dev sentences: every label equal to Python's, "
-          f"max |prob diff| {gap:.1e}, latency median {summary['median_ms']:.2f} ms, p90 {summary['p90_ms']:.2f} ms")
+    print(
+        f"\nbrowser (headless Chromium, WASM, 1 thread), {N_SENTENCES} SST-2 dev sentences: every label equal to Python's, "
+        f"max |prob diff| {gap:.1e}, latency median {summary['median_ms']:.2f} ms, p90 {summary['p90_ms']:.2f} ms"
+    )
     for w, p in list(zip(web, py, strict=True))[:3]:
-        print(f"  {w['label']:8s} p={max(w['probs']):.4f} (python {max(p['probs']):.4f}) {w['ms'][0]:6.2f} ms  {w['text'][:60]}")
+        print(
+            f"  {w['label']:8s} p={max(w['probs']):.4f} (python {max(p['probs']):.4f}) {w['ms'][0]:6.2f} ms  {w['text'][:60]}"
+        )
 
 
 def test_page_with_all_threads_is_cross_origin_isolated(web_dir, sentences):
@@ -151,7 +166,10 @@ def test_server_serves_only_the_folder_with_isolation_headers(web_dir):
         assert url.startswith("http://127.0.0.1:") and url.endswith("/student-web/")
         status, headers, body = _get(url)
         assert status == 200 and b'src="demo.js"' in body
-        assert headers["Cross-Origin-Opener-Policy"] == "same-origin" and headers["Cross-Origin-Embedder-Policy"] == "require-corp"
+        assert (
+            headers["Cross-Origin-Opener-Policy"] == "same-origin"
+            and headers["Cross-Origin-Embedder-Policy"] == "require-corp"
+        )
         wasm = json.loads((web_dir / WEB_INFO).read_text())["runtime"]["wasm"]
         assert _get(url + "vendor/" + wasm)[1]["Content-Type"] == "application/wasm"
         assert _get(url + "demo.js")[1]["Content-Type"].startswith("text/javascript")
@@ -201,8 +219,9 @@ def emb_web_dir(tiny_bert, tmp_path_factory):
 
     root = tmp_path_factory.mktemp("emb-web")
     t = m.Transformer(str(tiny_bert))
-    SentenceTransformer(modules=[t, m.Pooling(t.get_embedding_dimension(), pooling_mode="mean"), m.Normalize()],
-                        device="cpu").save(str(root / "st"))
+    SentenceTransformer(
+        modules=[t, m.Pooling(t.get_embedding_dimension(), pooling_mode="mean"), m.Normalize()], device="cpu"
+    ).save(str(root / "st"))
     assert main(["export", str(root / "st"), "--web", "--output", str(root / "st-web")]) == 0
     return root / "st-web"
 
@@ -213,16 +232,29 @@ def test_embedding_folder_has_the_graphs_and_the_similarity_page(emb_web_dir):
     info = json.loads((emb_web_dir / WEB_INFO).read_text())
     assert info["task"] == "feature-extraction" and info["output"] == "sentence_embedding"
     assert info["pooling"] == "mean" and info["normalize"] is True and info["dim"] == 32 and "labels" not in info
-    for path in ["config.json", "tokenizer.json", "tokenizer_config.json", "modules.json", "index.html", "demo.js", *GRAPHS.values()]:
+    for path in [
+        "config.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "modules.json",
+        "index.html",
+        "demo.js",
+        *GRAPHS.values(),
+    ]:
         assert (emb_web_dir / path).is_file(), path
     assert not (emb_web_dir / "labels.json").exists()
     for graph in GRAPHS.values():
         assert [o.name for o in onnx.load(emb_web_dir / graph).graph.output] == ["sentence_embedding"]
-    assert info["export"]["fp32"]["max_abs_diff_vs_torch"] < 1e-4 and info["export"]["int8"]["min_cosine_vs_fp32_onnx"] > 0.9
+    assert (
+        info["export"]["fp32"]["max_abs_diff_vs_torch"] < 1e-4
+        and info["export"]["int8"]["min_cosine_vs_fp32_onnx"] > 0.9
+    )
     page = (emb_web_dir / "index.html").read_text()
     assert 'id="text-a"' in page and 'id="text-b"' in page and 'id="cosine"' in page
     for asset in ("index.html", "demo.js"):
-        assert "https://" not in (emb_web_dir / asset).read_text() and "http://" not in (emb_web_dir / asset).read_text()
+        assert (
+            "https://" not in (emb_web_dir / asset).read_text() and "http://" not in (emb_web_dir / asset).read_text()
+        )
 
 
 @pytest.mark.parametrize("dtype,threads", [("q8", "1"), ("fp32", "max")])
@@ -231,7 +263,9 @@ def test_browser_cosines_match_python_onnxruntime(emb_web_dir, sts_pairs, dtype,
 
     shot = tmp_path / "similarity.png"
     with browser.serving(emb_web_dir) as url:
-        page = browser.run_page(f"{url}?threads={threads}&dtype={dtype}", sts_pairs, repeats=1, warmup=2, screenshot=shot)
+        page = browser.run_page(
+            f"{url}?threads={threads}&dtype={dtype}", sts_pairs, repeats=1, warmup=2, screenshot=shot
+        )
     assert page["external"] == [], "the page asked for something outside 127.0.0.1"
     assert page["ready"]["dtype"] == dtype and shot.stat().st_size > 10_000
     fetched = {u["url"].rsplit("/", 2)[-2] + "/" + u["url"].rsplit("/", 1)[-1] for u in page["downloads"]}
@@ -245,13 +279,17 @@ def test_browser_cosines_match_python_onnxruntime(emb_web_dir, sts_pairs, dtype,
         assert w["input_ids"] == p["input_ids"], f"tokenisation differs on {w['text']!r}"
     web_cos, py_cos = (np.array([r["cosine"] for r in x["rows"]]) for x in (web, py))
     gap = np.abs(web_cos - py_cos).max()
-    emb_gap = np.abs(np.array([s["embedding"] for s in web["sentences"]]) - np.array([s["embedding"] for s in py["sentences"]])).max()
+    emb_gap = np.abs(
+        np.array([s["embedding"] for s in web["sentences"]]) - np.array([s["embedding"] for s in py["sentences"]])
+    ).max()
     assert gap < 1e-4, f"browser cosines differ from Python's by {gap:.1e}"
     assert np.ptp(py_cos) > 1e-3  # the pairs do not all get one cosine: the comparison says something
     summary = browser.latency_summary(web["sentences"])
-    print(f"\nbrowser ({dtype}, threads={threads}), {N_PAIRS} STS-B dev pairs: max |cosine diff| vs Python {gap:.1e}, "
-          f"max |embedding diff| {emb_gap:.1e}, cosines {py_cos.min():.3f}..{py_cos.max():.3f}, "
-          f"latency median {summary['median_ms']:.2f} ms per sentence")
+    print(
+        f"\nbrowser ({dtype}, threads={threads}), {N_PAIRS} STS-B dev pairs: max |cosine diff| vs Python {gap:.1e}, "
+        f"max |embedding diff| {emb_gap:.1e}, cosines {py_cos.min():.3f}..{py_cos.max():.3f}, "
+        f"latency median {summary['median_ms']:.2f} ms per sentence"
+    )
 
 
 def test_embedding_export_overwrites_a_web_folder(emb_web_dir, tmp_path):

@@ -87,6 +87,8 @@ def has_int8_dot(facts: dict) -> bool:
 def cpu_line(facts: dict) -> str:
     """One line for a footer: model, instruction sets, CPUs, versions."""
     isa = ", ".join(facts.get("isa") or []) or "none of AVX2/AVX-512/VNNI/AMX detected"
-    return (f"CPU {facts.get('cpu_model')} ({isa}; torch kernels {facts.get('torch_cpu_capability') or '?'}); "
-            f"{facts.get('usable_cpus')} of {facts.get('logical_cpus')} logical CPUs usable; "
-            f"torch {facts.get('torch')}, onnxruntime {facts.get('onnxruntime')}")
+    return (
+        f"CPU {facts.get('cpu_model')} ({isa}; torch kernels {facts.get('torch_cpu_capability') or '?'}); "
+        f"{facts.get('usable_cpus')} of {facts.get('logical_cpus')} logical CPUs usable; "
+        f"torch {facts.get('torch')}, onnxruntime {facts.get('onnxruntime')}"
+    )

@@ -67,7 +67,9 @@ def terminal_rows(result: dict) -> list[dict[str, str]]:
             "ret %": _num(m["retention_pct"], ".1f"),
             "ms @1": _num(m["latency_ms_median"], ".1f"),
             "seq/s": _num(m["throughput_seq_s"], ".0f"),
-            "x": _x(m["speedup_throughput"]).replace(".00x", "x") if m["speedup_throughput"] == 1 else _x(m["speedup_throughput"]),
+            "x": _x(m["speedup_throughput"]).replace(".00x", "x")
+            if m["speedup_throughput"] == 1
+            else _x(m["speedup_throughput"]),
         }
         if "serving" in m:
             row |= {"real ms": _num(m["arrival1_ms_p50"], ".1f"), "real s/s": _num(m["sorted32_sent_s"], ".0f")}
@@ -78,9 +80,14 @@ def terminal_rows(result: dict) -> list[dict[str, str]]:
 def terminal_title(result: dict) -> str:
     """The terminal table's title: the shapes its short column names stand for."""
     seq, batch = result["seq_len"], result["batch_size"]
-    real = (f"; real: dev texts at their own length, ms @1 p50 in arrival order, s/s sorted @{batch}"
-            if result.get("serving") else "")
-    return f"bench: {result['task']} vs {result['reference']}; ms @1x{seq}, seq/s @{batch}x{seq} (int8/fp32: ONNX){real}"
+    real = (
+        f"; real: dev texts at their own length, ms @1 p50 in arrival order, s/s sorted @{batch}"
+        if result.get("serving")
+        else ""
+    )
+    return (
+        f"bench: {result['task']} vs {result['reference']}; ms @1x{seq}, seq/s @{batch}x{seq} (int8/fp32: ONNX){real}"
+    )
 
 
 def conditions(result: dict) -> str:
@@ -89,17 +96,25 @@ def conditions(result: dict) -> str:
 
     machine = result.get("machine", {})
     load = max(machine.get("loadavg_1min_before", 0), machine.get("loadavg_1min_after", 0))
-    busy = (f"; NOTE: the machine was busy (load {load:.1f} on {machine['cpu_count']} cores): timings are noisy"
-            if machine.get("cpu_count") and load > machine["cpu_count"] else "")
-    timing = (f"{result['timing']}, max length {result['seq_len']}, batch {result['batch_size']}" if result.get("timing") else
-              f"latency at batch 1 x {result['seq_len']} tokens, throughput at batch {result['batch_size']} x {result['seq_len']} tokens "
-              f"(real dev texts padded/truncated to {result['seq_len']} tokens, the same for every model)")
+    busy = (
+        f"; NOTE: the machine was busy (load {load:.1f} on {machine['cpu_count']} cores): timings are noisy"
+        if machine.get("cpu_count") and load > machine["cpu_count"]
+        else ""
+    )
+    timing = (
+        f"{result['timing']}, max length {result['seq_len']}, batch {result['batch_size']}"
+        if result.get("timing")
+        else f"latency at batch 1 x {result['seq_len']} tokens, throughput at batch {result['batch_size']} x {result['seq_len']} tokens "
+        f"(real dev texts padded/truncated to {result['seq_len']} tokens, the same for every model)"
+    )
     serving = result.get("serving")
     if serving:
-        timing += (f"; serving ('real' columns): the first {serving['sentences']} dev texts at their own lengths (truncated at "
-                   f"{serving['max_length']}): batch 1 in arrival order (first {serving['singles']}; ms p50/p90/p99 per call), "
-                   f"batches of {serving['batch_size']} in arrival order and sorted by length, each padded to its longest "
-                   f"(sentences/s), {serving['repeats']} repeats interleaved")
+        timing += (
+            f"; serving ('real' columns): the first {serving['sentences']} dev texts at their own lengths (truncated at "
+            f"{serving['max_length']}): batch 1 in arrival order (first {serving['singles']}; ms p50/p90/p99 per call), "
+            f"batches of {serving['batch_size']} in arrival order and sorted by length, each padded to its longest "
+            f"(sentences/s), {serving['repeats']} repeats interleaved"
+        )
     cpu = f"; {cpu_line(machine)}" if machine.get("isa") is not None else ""
     return (
         f"{result['task']} dev ({result['dev_examples']} examples); {result['device']}, {result['threads']} threads; {timing}; "
@@ -141,14 +156,23 @@ def _scatter(result: dict, x_key: str, xlabel: str, path: Path, front: bool) -> 
     if front:
         idx = pareto_front(list(zip(xs, ys, strict=True)))
         ax.step([xs[i] for i in idx], [ys[i] for i in idx], where="post", color="black", alpha=0.4)
-        ax.scatter([xs[i] for i in idx], [ys[i] for i in idx], s=160, facecolors="none", edgecolors="black",
-                   label="Pareto front (best metric for its latency)", zorder=2)
+        ax.scatter(
+            [xs[i] for i in idx],
+            [ys[i] for i in idx],
+            s=160,
+            facecolors="none",
+            edgecolors="black",
+            label="Pareto front (best metric for its latency)",
+            zorder=2,
+        )
     handles, labels = ax.get_legend_handles_labels()
     unique = dict(zip(labels, handles, strict=True))
     ax.legend(unique.values(), unique.keys(), fontsize=8)
     if max(xs) > 10 * min(xs) > 0:
         ax.set_xscale("log")
-    ax.set(xlabel=xlabel, ylabel=f"dev {result['metric']}", title=f"{result['task']}: dev {result['metric']} vs {xlabel}")
+    ax.set(
+        xlabel=xlabel, ylabel=f"dev {result['metric']}", title=f"{result['task']}: dev {result['metric']} vs {xlabel}"
+    )
     ax.grid(alpha=0.3)
     return save_png(fig, path)
 
@@ -161,7 +185,8 @@ def write_report(result: dict, out_dir: str | Path) -> dict[str, Path]:
     write_json_atomic(paths["json"], result)
     write_text_atomic(paths["md"], markdown(result))
     shape = "one sentence" if result.get("timing") else f"x {result['seq_len']}"
-    paths["latency_plot"] = _scatter(result, "latency_ms_median", f"latency ms (batch 1 {shape})",
-                                     out / "metric_vs_latency.png", front=True)
+    paths["latency_plot"] = _scatter(
+        result, "latency_ms_median", f"latency ms (batch 1 {shape})", out / "metric_vs_latency.png", front=True
+    )
     paths["size_plot"] = _scatter(result, "disk_mb", "size on disk (MB)", out / "metric_vs_size.png", front=False)
     return paths

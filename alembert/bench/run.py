@@ -28,10 +28,25 @@ def _ratio(a, b):
     return a / b if a is not None and b else None
 
 
-def run_bench(models: list[str], task: str, out_dir: str | Path, threads: int | None = None, device: str = "cpu",
-              repeats: int = 5, warmup: int = 2, latency_iters: int = 10, batch_size: int = 32, seq_len: int | None = None,
-              max_eval_samples: int | None = None, data_dir: str | Path | None = None,
-              eval_batch_size: int = 128, data: dict | None = None, serving: bool = True, *, kind) -> dict:
+def run_bench(
+    models: list[str],
+    task: str,
+    out_dir: str | Path,
+    threads: int | None = None,
+    device: str = "cpu",
+    repeats: int = 5,
+    warmup: int = 2,
+    latency_iters: int = 10,
+    batch_size: int = 32,
+    seq_len: int | None = None,
+    max_eval_samples: int | None = None,
+    data_dir: str | Path | None = None,
+    eval_batch_size: int = 128,
+    data: dict | None = None,
+    serving: bool = True,
+    *,
+    kind,
+) -> dict:
     """Measure every model, write bench.json / bench.md / plots into ``out_dir``, return the result.
     ``kind``: the task's kind (:func:`alembert.tasks.task_kind`), whose ``bench`` builds the
     :class:`~alembert.bench.tasks.BenchTask` that scores and times the models.
@@ -60,7 +75,9 @@ def run_bench(models: list[str], task: str, out_dir: str | Path, threads: int | 
     paths = [resolve_model(m) for m in models]
     configs = [load_config(p) for p in paths]
     room = min(getattr(c, "max_position_embeddings", 10**6) - 2 for c in configs)
-    seq_len = min(seq_len or max_length_for(paths[0], None, bt.seq_len), room)  # default: the reference's training length
+    seq_len = min(
+        seq_len or max_length_for(paths[0], None, bt.seq_len), room
+    )  # default: the reference's training length
 
     load_before = os.getloadavg()[0]
     old_threads = torch.get_num_threads()
@@ -78,21 +95,25 @@ def run_bench(models: list[str], task: str, out_dir: str | Path, threads: int | 
             metrics = bt.score(model, tokenizer, seq_len)
             workloads[name] = bt.workload(bt, model, tokenizer, seq_len, batch_size, device)
             if serve:
-                served[name] = serving_workload(model, tokenizer, bt.serve_a, bt.serve_b, seq_len, batch_size, device=device)
+                served[name] = serving_workload(
+                    model, tokenizer, bt.serve_a, bt.serve_b, seq_len, batch_size, device=device
+                )
             params, params_no_emb = bt.count(path, config)
-            rows.append({
-                "name": name,
-                "path": str(path),
-                "kind": f"onnx-{model.quantization or 'fp32'}" if onnx else "pytorch",
-                "device": "cpu" if onnx else device,
-                "runtime": f"onnxruntime {onnxruntime.__version__}" if onnx else f"torch {torch.__version__}",
-                "attention": model.export_info.get("attention", "?") if onnx else model.config._attn_implementation,
-                "params": params,
-                "params_no_embeddings": params_no_emb,
-                "disk_mb": round(disk_mb(path), 2),
-                "dev_metrics": metrics,
-                "dev_metric": metrics[bt.main_metric],
-            })
+            rows.append(
+                {
+                    "name": name,
+                    "path": str(path),
+                    "kind": f"onnx-{model.quantization or 'fp32'}" if onnx else "pytorch",
+                    "device": "cpu" if onnx else device,
+                    "runtime": f"onnxruntime {onnxruntime.__version__}" if onnx else f"torch {torch.__version__}",
+                    "attention": model.export_info.get("attention", "?") if onnx else model.config._attn_implementation,
+                    "params": params,
+                    "params_no_embeddings": params_no_emb,
+                    "disk_mb": round(disk_mb(path), 2),
+                    "dev_metrics": metrics,
+                    "dev_metric": metrics[bt.main_metric],
+                }
+            )
         print(f"bench: timing {len(rows)} models ({repeats} interleaved repeats)", flush=True)
         speeds = measure(workloads, repeats=repeats, warmup=warmup, latency_iters=latency_iters)
         if serve:
@@ -128,14 +149,30 @@ def run_bench(models: list[str], task: str, out_dir: str | Path, threads: int | 
         "latency_iters_per_repeat": latency_iters,
         "batch_size": batch_size,
         "seq_len": seq_len,
-        "inputs": bt.timing or f"real {bt.name} dev texts, each model's own tokenizer, padded/truncated to exactly {seq_len} tokens",
+        "inputs": bt.timing
+        or f"real {bt.name} dev texts, each model's own tokenizer, padded/truncated to exactly {seq_len} tokens",
         "timing": bt.timing,
-        "serving": ({"sentences": len(bt.serve_a), "modes": LABELS, "max_length": seq_len, "batch_size": batch_size,
-                     "singles": min(len(bt.serve_a), 128), "repeats": min(repeats, 3)} if serve else None),
-        "machine": {**cpu_facts(), "cpu": platform.processor() or platform.machine(),
-                    "gpu": torch.cuda.get_device_name() if device == "cuda" else None,
-                    "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "not set (OpenMP default)"),
-                    "cpu_count": os.cpu_count(), "loadavg_1min_before": load_before, "loadavg_1min_after": os.getloadavg()[0]},
+        "serving": (
+            {
+                "sentences": len(bt.serve_a),
+                "modes": LABELS,
+                "max_length": seq_len,
+                "batch_size": batch_size,
+                "singles": min(len(bt.serve_a), 128),
+                "repeats": min(repeats, 3),
+            }
+            if serve
+            else None
+        ),
+        "machine": {
+            **cpu_facts(),
+            "cpu": platform.processor() or platform.machine(),
+            "gpu": torch.cuda.get_device_name() if device == "cuda" else None,
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "not set (OpenMP default)"),
+            "cpu_count": os.cpu_count(),
+            "loadavg_1min_before": load_before,
+            "loadavg_1min_after": os.getloadavg()[0],
+        },
         "models": rows,
     }
     result["files"] = {k: str(v) for k, v in write_report(result, out_dir).items()}

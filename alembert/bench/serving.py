@@ -45,8 +45,16 @@ class ServingWorkload:
     passes: dict[str, list[float]] = field(default_factory=lambda: {m: [] for m in MODES})  # per pass, seconds
 
 
-def serving_workload(model, tokenizer, texts_a: list[str], texts_b: list[str] | None, max_length: int,
-                     batch_size: int = 32, singles: int = 128, device: str = "cpu") -> ServingWorkload:
+def serving_workload(
+    model,
+    tokenizer,
+    texts_a: list[str],
+    texts_b: list[str] | None,
+    max_length: int,
+    batch_size: int = 32,
+    singles: int = 128,
+    device: str = "cpu",
+) -> ServingWorkload:
     """Tokenise once (not timed): the first ``singles`` texts alone, all texts in arrival-order
     batches and in length-sorted batches of ``batch_size``, each batch padded to its longest."""
     prepare, run = _runner(model, device)
@@ -63,7 +71,7 @@ def serving_workload(model, tokenizer, texts_a: list[str], texts_b: list[str] | 
         run=run,
         singles=[enc([i]) for i in range(min(singles, n))],
         arrival=[enc(range(i, min(i + batch_size, n))) for i in range(0, n, batch_size)],
-        ordered=[enc(order[i:i + batch_size]) for i in range(0, n, batch_size)],
+        ordered=[enc(order[i : i + batch_size]) for i in range(0, n, batch_size)],
         sentences=n,
     )
 
@@ -88,7 +96,7 @@ def measure_serving(workloads: dict[str, ServingWorkload], repeats: int = 3, war
             w.run(w.ordered[-1])
     names = list(workloads)
     for r in range(repeats):
-        for name in names[r % len(names):] + names[: r % len(names)]:
+        for name in names[r % len(names) :] + names[: r % len(names)]:
             for mode in MODES:
                 _pass(workloads[name], mode)
     out = {}

@@ -36,8 +36,16 @@ class Workload:
 
 def fixed_length_inputs(tokenizer, texts_a, texts_b, seq_len: int) -> dict[str, torch.Tensor]:
     """Real texts tokenised and padded/truncated to exactly ``seq_len`` tokens."""
-    return dict(tokenizer(list(texts_a), list(texts_b) if texts_b is not None else None, padding="max_length",
-                          truncation=True, max_length=seq_len, return_tensors="pt"))
+    return dict(
+        tokenizer(
+            list(texts_a),
+            list(texts_b) if texts_b is not None else None,
+            padding="max_length",
+            truncation=True,
+            max_length=seq_len,
+            return_tensors="pt",
+        )
+    )
 
 
 def torch_workload(model, inputs: dict, batch_size: int, device: str) -> Workload:
@@ -73,7 +81,9 @@ def _runner(model, device: str):
 
     if isinstance(model, OnnxModel):
         outputs, session = [model.output], model.session
-        return (lambda b: {k: np.ascontiguousarray(v) for k, v in model.feeds(b).items()}), (lambda f: session.run(outputs, f))
+        return (lambda b: {k: np.ascontiguousarray(v) for k, v in model.feeds(b).items()}), (
+            lambda f: session.run(outputs, f)
+        )
     accepted = inspect.signature(model.forward).parameters
     sync = torch.cuda.synchronize if str(device).startswith("cuda") else (lambda: None)
 
@@ -85,19 +95,30 @@ def _runner(model, device: str):
     return (lambda b: {n: v.to(device) for n, v in b.items() if n in accepted}), run
 
 
-def sentence_workload(model, tokenizer, latency_texts: list[str], throughput_texts: list[str], batch_size: int, max_length: int,
-                      device: str = "cpu") -> Workload:
+def sentence_workload(
+    model,
+    tokenizer,
+    latency_texts: list[str],
+    throughput_texts: list[str],
+    batch_size: int,
+    max_length: int,
+    device: str = "cpu",
+) -> Workload:
     """Dynamic padding, as an embedding model serves text: ``latency(i)`` embeds the i-th of
     ``latency_texts`` alone (arrival order, no padding); ``throughput()`` embeds all of
     ``throughput_texts`` in length-sorted batches of ``batch_size``, each padded to its longest."""
     prepare, run = _runner(model, device)
 
     def enc(texts):
-        return prepare(dict(tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")))
+        return prepare(
+            dict(tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt"))
+        )
 
     singles = [enc([t]) for t in latency_texts]
-    ordered = sorted(throughput_texts, key=lambda t: len(tokenizer(t, truncation=True, max_length=max_length)["input_ids"]))
-    batches = [enc(ordered[i:i + batch_size]) for i in range(0, len(ordered), batch_size)]
+    ordered = sorted(
+        throughput_texts, key=lambda t: len(tokenizer(t, truncation=True, max_length=max_length)["input_ids"])
+    )
+    batches = [enc(ordered[i : i + batch_size]) for i in range(0, len(ordered), batch_size)]
 
     def throughput():
         for b in batches:
@@ -113,7 +134,9 @@ def _timed(fn, *args) -> float:
     return time.perf_counter() - start
 
 
-def measure(workloads: dict[str, Workload], repeats: int = 5, warmup: int = 2, latency_iters: int = 10) -> dict[str, dict]:
+def measure(
+    workloads: dict[str, Workload], repeats: int = 5, warmup: int = 2, latency_iters: int = 10
+) -> dict[str, dict]:
     """Per model: latency median / p90 (ms) over all batch-1 calls, throughput (sequences/s)
     from the median batch time."""
     torch.set_flush_denormal(True)  # the same thread state for torch and onnxruntime models
@@ -123,7 +146,7 @@ def measure(workloads: dict[str, Workload], repeats: int = 5, warmup: int = 2, l
             w.throughput()
     names = list(workloads)
     for r in range(repeats):
-        for name in names[r % len(names):] + names[: r % len(names)]:
+        for name in names[r % len(names) :] + names[: r % len(names)]:
             w = workloads[name]
             w.latency_ms += [1000 * _timed(w.latency, r * latency_iters + i) for i in range(latency_iters)]
             w.batch_s.append(_timed(w.throughput))

@@ -38,7 +38,9 @@ class BenchTask:
     score: Callable[[object, object, int], dict[str, float]]  # (model, tokenizer, max length) -> dev metrics
     # (task, model, tokenizer, seq_len, batch_size, device) -> the timed Workload
     workload: Callable[..., Workload] = field(default=lambda *a: fixed_length_workload(*a))
-    count: Callable[[Path, object], tuple[int, int]] = field(default=lambda path, config: count_params(config))  # params
+    count: Callable[[Path, object], tuple[int, int]] = field(
+        default=lambda path, config: count_params(config)
+    )  # params
     timing: str | None = None  # how the inputs are timed, for the report (None: fixed length)
     # real dev texts, in file order, for the serving bench (alembert/bench/serving.py); None: not served
     serve_a: list[str] | None = None
@@ -50,15 +52,26 @@ def fixed_length_workload(bt: BenchTask, model, tokenizer, seq_len: int, batch_s
     from alembert.export.runtime import OnnxModel
 
     inputs = fixed_length_inputs(tokenizer, bt.texts_a, bt.texts_b, seq_len)
-    return onnx_workload(model, inputs, batch_size) if isinstance(model, OnnxModel) else torch_workload(model, inputs, batch_size, device)
+    return (
+        onnx_workload(model, inputs, batch_size)
+        if isinstance(model, OnnxModel)
+        else torch_workload(model, inputs, batch_size, device)
+    )
 
 
 def _cycle(column: list[str], n: int) -> list[str]:
     return [column[i % len(column)] for i in range(n)]
 
 
-def glue_task(name: str | None, data_dir, max_eval_samples: int | None, n_texts: int, eval_batch_size: int,
-              data: dict | None = None, reference=None) -> BenchTask:
+def glue_task(
+    name: str | None,
+    data_dir,
+    max_eval_samples: int | None,
+    n_texts: int,
+    eval_batch_size: int,
+    data: dict | None = None,
+    reference=None,
+) -> BenchTask:
     from alembert.config.schema import DataConfig
     from alembert.data.load import load_split, resolve_task
     from alembert.data.tokenize import tokenize_dataset
@@ -67,12 +80,16 @@ def glue_task(name: str | None, data_dir, max_eval_samples: int | None, n_texts:
     from alembert.models.load import is_task_model, load_config, load_tokenizer
 
     cfg = DataConfig(task=name, data_dir=data_dir, max_eval_samples=max_eval_samples, **(data or {}))
-    task = resolve_task(cfg, (lambda: load_config(reference)) if reference else None, f"model {reference}")  # your own data: the reference's labels
+    task = resolve_task(
+        cfg, (lambda: load_config(reference)) if reference else None, f"model {reference}"
+    )  # your own data: the reference's labels
     dev = load_split(cfg, task, "dev")
 
     def load(path: Path, threads: int):
         if not is_task_model(load_config(path)):
-            raise AlembertError(f"model {path} has no classification head; bench fine-tuned models (alembert finetune) or their exports")
+            raise AlembertError(
+                f"model {path} has no classification head; bench fine-tuned models (alembert finetune) or their exports"
+            )
         return load_any(path, task, threads), load_tokenizer(path)
 
     def score(model, tokenizer, max_length: int):  # GLUE: the data config's max length (128), as at training
@@ -81,8 +98,18 @@ def glue_task(name: str | None, data_dir, max_eval_samples: int | None, n_texts:
     pair = "text_b" in dev.column_names
     texts_b = _cycle(dev["text_b"], n_texts) if pair else None
     served = min(len(dev), SERVE_SENTENCES)
-    return BenchTask(task.name, task.main_metric, len(dev), _cycle(dev["text_a"], n_texts), texts_b, 128, load, score,
-                     serve_a=list(dev["text_a"][:served]), serve_b=list(dev["text_b"][:served]) if pair else None)
+    return BenchTask(
+        task.name,
+        task.main_metric,
+        len(dev),
+        _cycle(dev["text_a"], n_texts),
+        texts_b,
+        128,
+        load,
+        score,
+        serve_a=list(dev["text_a"][:served]),
+        serve_b=list(dev["text_b"][:served]) if pair else None,
+    )
 
 
 def squad_task(data_dir, max_eval_samples: int | None, n_texts: int, eval_batch_size: int) -> BenchTask:
@@ -95,14 +122,24 @@ def squad_task(data_dir, max_eval_samples: int | None, n_texts: int, eval_batch_
 
     def load(path: Path, threads: int):
         if is_onnx_dir(path):
-            raise AlembertError(f"model {path} is an ONNX export; ONNX export covers classifiers, so bench the question-answering PyTorch folder")
+            raise AlembertError(
+                f"model {path} is an ONNX export; ONNX export covers classifiers, so bench the question-answering PyTorch folder"
+            )
         return load_qa_model(path, need_head=True), load_tokenizer(path)
 
     def score(model, tokenizer, max_length: int):  # windows of the timed length (384 unless a model allows less)
         return evaluate_qa(model, tokenizer, dev, max_length, None, eval_batch_size)
 
-    return BenchTask("squad", MAIN_METRIC, len(dev), _cycle(dev["question"], n_texts), _cycle(dev["context"], n_texts),
-                     MAX_LENGTH, load, score)
+    return BenchTask(
+        "squad",
+        MAIN_METRIC,
+        len(dev),
+        _cycle(dev["question"], n_texts),
+        _cycle(dev["context"], n_texts),
+        MAX_LENGTH,
+        load,
+        score,
+    )
 
 
 def embedding_task(name: str, data_dir, max_eval_samples: int | None, eval_batch_size: int) -> BenchTask:
@@ -119,7 +156,11 @@ def embedding_task(name: str, data_dir, max_eval_samples: int | None, eval_batch
 
     if name == "stsb-zeroshot":
         a, b, gold = stsb_pairs(data_dir, max_eval_samples)
-        texts, n, kw = list(dict.fromkeys(x for pair in zip(a, b, strict=True) for x in pair)), len(gold), {"data_dir": data_dir, "max_pairs": max_eval_samples}
+        texts, n, kw = (
+            list(dict.fromkeys(x for pair in zip(a, b, strict=True) for x in pair)),
+            len(gold),
+            {"data_dir": data_dir, "max_pairs": max_eval_samples},
+        )
     else:
         texts, _, gold = squad_corpus()
         n, kw = min(len(gold), max_eval_samples or len(gold)), {"max_questions": max_eval_samples}
@@ -136,8 +177,20 @@ def embedding_task(name: str, data_dir, max_eval_samples: int | None, eval_batch
     def workload(bt, model, tokenizer, seq_len: int, batch_size: int, device: str) -> Workload:
         return sentence_workload(model, tokenizer, texts[:THROUGHPUT_SENTENCES], spread, batch_size, seq_len, device)
 
-    timing = (f"real {name} dev sentences, dynamic padding (truncated at the max length): latency at batch 1 in dev-file order, "
-              f"throughput over {len(spread)} sentences spread over the file, length-sorted batches of the batch size")
-    return BenchTask(name, MAIN_METRIC[name], n, texts, None, 128, load, score, workload,
-                     lambda path, config: count_embedding_params(path), timing)
-
+    timing = (
+        f"real {name} dev sentences, dynamic padding (truncated at the max length): latency at batch 1 in dev-file order, "
+        f"throughput over {len(spread)} sentences spread over the file, length-sorted batches of the batch size"
+    )
+    return BenchTask(
+        name,
+        MAIN_METRIC[name],
+        n,
+        texts,
+        None,
+        128,
+        load,
+        score,
+        workload,
+        lambda path, config: count_embedding_params(path),
+        timing,
+    )

@@ -21,7 +21,9 @@ FORMATS = (".tsv", ".jsonl")
 def register(sub) -> None:
     p = sub.add_parser("augment", help="write an augmented training file (TinyBERT word replacement)")
     p.add_argument("--task", help="GLUE task (sst2, mrpc, rte, ...); omit for your own --train-file")
-    p.add_argument("--data-dir", help="GLUE folder holding SST-2/ etc. (default: $ALEMBERT_DATA or ../shared/data/glue_data)")
+    p.add_argument(
+        "--data-dir", help="GLUE folder holding SST-2/ etc. (default: $ALEMBERT_DATA or ../shared/data/glue_data)"
+    )
     p.add_argument("--train-file", help="input file (.csv, .tsv, .jsonl) instead of the GLUE training file")
     p.add_argument("--text-column")
     p.add_argument("--text-pair-column")
@@ -31,7 +33,9 @@ def register(sub) -> None:
     p.add_argument("--p", type=float, default=0.4, help="replacement probability per word (default 0.4)")
     p.add_argument("--k", type=int, default=15, help="candidates per word (default 15)")
     p.add_argument("--mlm", help="model folder with a masked-LM head for single-piece words")
-    p.add_argument("--embeddings", default="minilm-l6", help="model whose input embeddings give the neighbours (default minilm-l6)")
+    p.add_argument(
+        "--embeddings", default="minilm-l6", help="model whose input embeddings give the neighbours (default minilm-l6)"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=64, help="masked sentences per MLM forward")
     p.add_argument("--threads", type=int, help="torch CPU threads")
@@ -46,7 +50,9 @@ def _check_output(path: Path, overwrite: bool) -> None:
     if path.is_dir():
         raise AlembertError(f"--output {path} is a directory; pass a file name ending in .tsv or .jsonl")
     if path.exists() and not overwrite:
-        raise AlembertError(f"output file {path} already exists; pass --overwrite to replace it or choose another --output")
+        raise AlembertError(
+            f"output file {path} already exists; pass --overwrite to replace it or choose another --output"
+        )
 
 
 def _load_input(args):
@@ -55,8 +61,13 @@ def _load_input(args):
 
     task = get_task(args.task) if args.task else None
     if args.train_file:
-        ds = load_data_file(args.train_file, task, text_column=args.text_column,
-                            text_pair_column=args.text_pair_column, label_column=args.label_column)
+        ds = load_data_file(
+            args.train_file,
+            task,
+            text_column=args.text_column,
+            text_pair_column=args.text_pair_column,
+            label_column=args.label_column,
+        )
     elif task is not None:
         ds = load_glue_split(task, args.data_dir or default_data_dir(), "train")
     else:
@@ -127,10 +138,14 @@ def run(args) -> int:
     out, stats = augment_dataset(ds, aug, n=args.n, p=args.p, seed=args.seed)
     rows = write_augmented(out, output)
     source = "MLM " + args.mlm + " + " if args.mlm else ""
-    print(f"augment {args.task or args.train_file}: n={args.n} p={args.p} k={args.k} "
-          f"({source}embeddings {args.embeddings})")
-    print(f"{stats.examples_in} examples -> {rows} output rows; {stats.sentences} sentences in "
-          f"{stats.seconds:.2f} s = {stats.sentences_per_s:.1f} sentences/s (model load "
-          f"{load_s:.2f} s); {stats.replaced_fraction:.1%} of replaceable words replaced")
+    print(
+        f"augment {args.task or args.train_file}: n={args.n} p={args.p} k={args.k} "
+        f"({source}embeddings {args.embeddings})"
+    )
+    print(
+        f"{stats.examples_in} examples -> {rows} output rows; {stats.sentences} sentences in "
+        f"{stats.seconds:.2f} s = {stats.sentences_per_s:.1f} sentences/s (model load "
+        f"{load_s:.2f} s); {stats.replaced_fraction:.1%} of replaceable words replaced"
+    )
     print(f"wrote {output}")
     return 0

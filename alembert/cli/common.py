@@ -27,33 +27,99 @@ def flag(parser: argparse.ArgumentParser, name: str, field: str, **kw) -> None:
 
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, help="YAML config; flags override its fields")
-    parser.add_argument("--set", action="append", metavar="FIELD=VALUE", help="override any config field, e.g. --set train.lr=3e-5")
+    parser.add_argument(
+        "--set", action="append", metavar="FIELD=VALUE", help="override any config field, e.g. --set train.lr=3e-5"
+    )
 
 
 def add_data_flags(parser: argparse.ArgumentParser, prefix: str = "data") -> None:
-    flag(parser, "--task", f"{prefix}.task", help="GLUE task (sst2, mrpc, rte, cola, stsb, qnli, qqp, mnli, wnli), or custom: "
-         "your own --train-file/--dev-file labels (the default when files are given; sst2 otherwise)")
-    flag(parser, "--labels", f"{prefix}.labels", type=lambda s: [x.strip() for x in s.split(",") if x.strip()],
-         help="your own data: class names in id order, e.g. --labels neg,neutral,pos (default: a saved model's labels, else inferred from the training file)")
-    flag(parser, "--data-dir", f"{prefix}.data_dir", help="GLUE folder holding SST-2/ etc. (default: $ALEMBERT_DATA or ../shared/data/glue_data)")
+    flag(
+        parser,
+        "--task",
+        f"{prefix}.task",
+        help="GLUE task (sst2, mrpc, rte, cola, stsb, qnli, qqp, mnli, wnli), or custom: "
+        "your own --train-file/--dev-file labels (the default when files are given; sst2 otherwise)",
+    )
+    flag(
+        parser,
+        "--labels",
+        f"{prefix}.labels",
+        type=lambda s: [x.strip() for x in s.split(",") if x.strip()],
+        help="your own data: class names in id order, e.g. --labels neg,neutral,pos (default: a saved model's labels, else inferred from the training file)",
+    )
+    flag(
+        parser,
+        "--data-dir",
+        f"{prefix}.data_dir",
+        help="GLUE folder holding SST-2/ etc. (default: $ALEMBERT_DATA or ../shared/data/glue_data)",
+    )
     flag(parser, "--train-file", f"{prefix}.train_file", help="training file (.csv, .tsv, .jsonl)")
     flag(parser, "--dev-file", f"{prefix}.dev_file", help="dev file (.csv, .tsv, .jsonl)")
-    flag(parser, "--text-column", f"{prefix}.text_column", help="column holding the text (default: the task's, else text/sentence/sentence1)")
-    flag(parser, "--text-pair-column", f"{prefix}.text_pair_column", help="column holding the second text of a pair (default: text_pair/sentence2 when present)")
-    flag(parser, "--label-column", f"{prefix}.label_column", help="column holding the label (default: the task's, else label)")
-    flag(parser, "--max-length", f"{prefix}.max_length", type=int, help="truncate texts to this many tokens (at most the model's positions)")
-    flag(parser, "--max-train-samples", f"{prefix}.max_train_samples", type=int, help="use the first N training examples")
+    flag(
+        parser,
+        "--text-column",
+        f"{prefix}.text_column",
+        help="column holding the text (default: the task's, else text/sentence/sentence1)",
+    )
+    flag(
+        parser,
+        "--text-pair-column",
+        f"{prefix}.text_pair_column",
+        help="column holding the second text of a pair (default: text_pair/sentence2 when present)",
+    )
+    flag(
+        parser,
+        "--label-column",
+        f"{prefix}.label_column",
+        help="column holding the label (default: the task's, else label)",
+    )
+    flag(
+        parser,
+        "--max-length",
+        f"{prefix}.max_length",
+        type=int,
+        help="truncate texts to this many tokens (at most the model's positions)",
+    )
+    flag(
+        parser, "--max-train-samples", f"{prefix}.max_train_samples", type=int, help="use the first N training examples"
+    )
     flag(parser, "--max-eval-samples", f"{prefix}.max_eval_samples", type=int, help="use the first N dev examples")
 
 
 def add_train_flags(parser: argparse.ArgumentParser) -> None:
     flag(parser, "--output", "output_dir", help="output directory")
-    parser.add_argument("--dry-run", action="store_const", const=True, dest="dry_run", default=None,
-                        help="validate everything, time a few real steps, print what the run will do and cost; write nothing")
-    flag(parser, "--push-to-hub", "push_to_hub", metavar="REPO", help="push the saved model to this Hub repository after the run (checked first)")
-    parser.add_argument("--overwrite", action="store_const", const=True, dest="overwrite", default=None, help="replace the previous run in --output: its files (and only those) are replaced when the new run succeeds")
+    parser.add_argument(
+        "--dry-run",
+        action="store_const",
+        const=True,
+        dest="dry_run",
+        default=None,
+        help="validate everything, time a few real steps, print what the run will do and cost; write nothing",
+    )
+    flag(
+        parser,
+        "--push-to-hub",
+        "push_to_hub",
+        metavar="REPO",
+        help="push the saved model to this Hub repository after the run (checked first)",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_const",
+        const=True,
+        dest="overwrite",
+        default=None,
+        help="replace the previous run in --output: its files (and only those) are replaced when the new run succeeds",
+    )
     parser.set_defaults(**{FIELDS: [*(parser.get_default(FIELDS) or []), "overwrite", "dry_run"]})
-    parser.add_argument("--resume", action="store_const", const=True, dest="resume", default=None, help="continue from the newest checkpoint in --output")
+    parser.add_argument(
+        "--resume",
+        action="store_const",
+        const=True,
+        dest="resume",
+        default=None,
+        help="continue from the newest checkpoint in --output",
+    )
     parser.set_defaults(**{FIELDS: [*(parser.get_default(FIELDS) or []), "resume"]})
     flag(parser, "--save-every", "train.save_every", type=int, help="write a checkpoint every N steps (for --resume)")
     flag(parser, "--keep-checkpoints", "train.keep_checkpoints", type=int, help="how many recent checkpoints to keep")
@@ -64,14 +130,33 @@ def add_train_flags(parser: argparse.ArgumentParser) -> None:
     flag(parser, "--lr", "train.lr", type=float, help="peak learning rate (linear warm-up and decay)")
     flag(parser, "--warmup-ratio", "train.warmup_ratio", type=float, help="fraction of the steps spent warming up")
     flag(parser, "--seed", "train.seed", type=int, help="random seed (data order, initialisation)")
-    flag(parser, "--eval-every", "train.eval_every", type=int, help="steps between dev evaluations (default: once per epoch)")
+    flag(
+        parser,
+        "--eval-every",
+        "train.eval_every",
+        type=int,
+        help="steps between dev evaluations (default: once per epoch)",
+    )
     flag(parser, "--log-every", "train.log_every", type=int, help="steps between log.jsonl records")
     flag(parser, "--threads", "train.threads", type=int, help="torch CPU threads")
-    flag(parser, "--mixed-precision", "train.mixed_precision", choices=["no", "bf16", "fp16"], help="autocast precision")
-    flag(parser, "--report-to", "train.report_to", type=lambda s: [x for x in s.split(",") if x],
-         help="also send the logged scalars to Accelerate trackers: tensorboard, wandb, mlflow (comma-separated)")
-    parser.add_argument("--no-group-by-length", action="store_const", const=False, dest="train.group_by_length", default=None,
-                        help="shuffle batches without grouping texts of similar length")
+    flag(
+        parser, "--mixed-precision", "train.mixed_precision", choices=["no", "bf16", "fp16"], help="autocast precision"
+    )
+    flag(
+        parser,
+        "--report-to",
+        "train.report_to",
+        type=lambda s: [x for x in s.split(",") if x],
+        help="also send the logged scalars to Accelerate trackers: tensorboard, wandb, mlflow (comma-separated)",
+    )
+    parser.add_argument(
+        "--no-group-by-length",
+        action="store_const",
+        const=False,
+        dest="train.group_by_length",
+        default=None,
+        help="shuffle batches without grouping texts of similar length",
+    )
     parser.set_defaults(**{FIELDS: [*(parser.get_default(FIELDS) or []), "train.group_by_length"]})
 
 
@@ -85,10 +170,12 @@ def config_from_args(cls, args: argparse.Namespace):
 
 def _recipe_tree(cls):
     """A recipe name (or the command's default recipe) as the editable tree of that recipe."""
+
     def resolve(name):
         from alembert.distill.recipe import load_recipe
 
         return load_recipe(name if name is not None else cls.model_fields["recipe"].default).model_dump(mode="json")
+
     return resolve
 
 
@@ -97,7 +184,9 @@ def describe_flags(parser: argparse.ArgumentParser, cls) -> None:
     (argparse sees only None: a flag not given leaves the YAML's or the config's value), and the
     field's description where the flag has no help of its own."""
     for action in parser._actions:
-        if action.dest not in (parser.get_default(FIELDS) or []) or action.nargs == 0:  # on/off switches say it themselves
+        if (
+            action.dest not in (parser.get_default(FIELDS) or []) or action.nargs == 0
+        ):  # on/off switches say it themselves
             continue
         node, info = cls, None
         for part in action.dest.split("."):

@@ -20,13 +20,34 @@ def register(sub) -> None:
     flag(p, "--teacher", "teacher", help="fine-tuned teacher: folder, alias or hub id")
     flag(p, "--recipe", "recipe", help=f"a packaged recipe ({', '.join(recipe_names())}) or a YAML file")
     flag(p, "--student", "student.path", help="existing student checkpoint (e.g. from distill-general)")
-    flag(p, "--student-layers", "student.layers", type=parse_layers, help="teacher layers to keep, 0-based, e.g. 0,2,4 (default every other)")
-    p.add_argument("--student-config", dest="student_config", help="random-init shape, e.g. num_layers=4,hidden_size=312,intermediate_size=1200,num_heads=12")
-    p.add_argument("--no-cache-teacher", action="store_const", const=False, dest="cache_teacher", default=None,
-                   help="run the teacher every step instead of caching its logits/[CLS] states once")
+    flag(
+        p,
+        "--student-layers",
+        "student.layers",
+        type=parse_layers,
+        help="teacher layers to keep, 0-based, e.g. 0,2,4 (default every other)",
+    )
+    p.add_argument(
+        "--student-config",
+        dest="student_config",
+        help="random-init shape, e.g. num_layers=4,hidden_size=312,intermediate_size=1200,num_heads=12",
+    )
+    p.add_argument(
+        "--no-cache-teacher",
+        action="store_const",
+        const=False,
+        dest="cache_teacher",
+        default=None,
+        help="run the teacher every step instead of caching its logits/[CLS] states once",
+    )
     p.set_defaults(_config_fields=[*(p.get_default("_config_fields") or []), "cache_teacher"])
-    flag(p, "--cross-tokenizer", "cross_tokenizer", choices=["off", "strict", "cls"],
-         help="teacher and student with different tokenizers: strict aligns every token, cls only [CLS]")
+    flag(
+        p,
+        "--cross-tokenizer",
+        "cross_tokenizer",
+        choices=["off", "strict", "cls"],
+        help="teacher and student with different tokenizers: strict aligns every token, cls only [CLS]",
+    )
     flag(p, "--transfer", "data.transfer", help="unlabelled transfer set: a .txt/.csv/.tsv/.jsonl file, or train-rest")
     flag(p, "--max-transfer-samples", "data.max_transfer_samples", type=int, help="use the first N transfer texts")
     add_config_flags(p)
@@ -64,8 +85,18 @@ def run(args) -> int:
     print_table(
         f"distill {s['task']} with {s['recipe']}",
         [
-            {"model": "teacher", "params": f"{s['teacher_parameters']:,}", f"dev {main}": s["teacher_dev"].get(main, float("nan")), "retention %": 100.0},
-            {"model": "student", "params": f"{s['parameters']:,}", f"dev {main}": s["dev"].get(main, float("nan")), "retention %": s["retention"]},
+            {
+                "model": "teacher",
+                "params": f"{s['teacher_parameters']:,}",
+                f"dev {main}": s["teacher_dev"].get(main, float("nan")),
+                "retention %": 100.0,
+            },
+            {
+                "model": "student",
+                "params": f"{s['parameters']:,}",
+                f"dev {main}": s["dev"].get(main, float("nan")),
+                "retention %": s["retention"],
+            },
         ],
     )
     print(f"saved to {cfg.output_dir} ({s['train_seconds']} s)")

@@ -19,31 +19,74 @@ from alembert.models.student import parse_layers
 def register(sub) -> None:
     p = sub.add_parser("distill-general", help="general distillation on raw text (DistilBERT / TinyBERT first stage)")
     flag(p, "--teacher", "teacher", help="pretrained teacher: folder, alias or hub id")
-    flag(p, "--recipe", "recipe", help=f"a packaged recipe ({', '.join(recipe_names())}; default tinybert-general) or a YAML file")
+    flag(
+        p,
+        "--recipe",
+        "recipe",
+        help=f"a packaged recipe ({', '.join(recipe_names())}; default tinybert-general) or a YAML file",
+    )
     p.add_argument("--corpus", nargs="+", dest="data.corpus", default=None, help=".txt files or folders")
     p.set_defaults(_config_fields=[*(p.get_default("_config_fields") or []), "data.corpus"])
     flag(p, "--max-length", "data.max_length", type=int)
     flag(p, "--max-sequences", "data.max_sequences", type=int, help="use the first N packed sequences")
     flag(p, "--heldout", "data.heldout", type=int, help="packed sequences held out to track the loss")
     flag(p, "--student", "student.path", help="existing student checkpoint")
-    flag(p, "--student-layers", "student.layers", type=parse_layers, help="teacher layers to keep, 0-based (default every other)")
-    p.add_argument("--student-config", dest="student_config", help="random-init shape, e.g. num_layers=4,hidden_size=312")
-    flag(p, "--transfer-task", "data.transfer_tasks", type=lambda v: [x for x in v.split(",") if x],
-         help="embedding recipes: also the texts of these GLUE training sets, e.g. sst2,mrpc")
+    flag(
+        p,
+        "--student-layers",
+        "student.layers",
+        type=parse_layers,
+        help="teacher layers to keep, 0-based (default every other)",
+    )
+    p.add_argument(
+        "--student-config", dest="student_config", help="random-init shape, e.g. num_layers=4,hidden_size=312"
+    )
+    flag(
+        p,
+        "--transfer-task",
+        "data.transfer_tasks",
+        type=lambda v: [x for x in v.split(",") if x],
+        help="embedding recipes: also the texts of these GLUE training sets, e.g. sst2,mrpc",
+    )
     flag(p, "--max-texts", "data.max_texts", type=int, help="embedding recipes: use the first N distinct texts")
     flag(p, "--text-column", "data.text_column", help="embedding recipes: text column of CSV/TSV/JSONL sources")
-    flag(p, "--pooling", "pooling", choices=["mean", "cls", "max"], help="embedding recipes: pooling of a plain encoder teacher (no modules.json)")
-    flag(p, "--eval-tasks", "eval_tasks", type=lambda v: [x for x in v.split(",") if x],
-         help="embedding recipes: stsb-zeroshot,squad-retrieval (default both; the first tracked at every eval)")
-    p.add_argument("--no-projection", action="store_const", const=False, dest="student.projection", default=None,
-                   help="embedding recipes: no Dense layer to the teacher's width for a narrower student")
-    p.add_argument("--no-cache-teacher", action="store_const", const=False, dest="cache_teacher", default=None,
-                   help="embedding recipes: run the teacher every step instead of caching its embeddings")
+    flag(
+        p,
+        "--pooling",
+        "pooling",
+        choices=["mean", "cls", "max"],
+        help="embedding recipes: pooling of a plain encoder teacher (no modules.json)",
+    )
+    flag(
+        p,
+        "--eval-tasks",
+        "eval_tasks",
+        type=lambda v: [x for x in v.split(",") if x],
+        help="embedding recipes: stsb-zeroshot,squad-retrieval (default both; the first tracked at every eval)",
+    )
+    p.add_argument(
+        "--no-projection",
+        action="store_const",
+        const=False,
+        dest="student.projection",
+        default=None,
+        help="embedding recipes: no Dense layer to the teacher's width for a narrower student",
+    )
+    p.add_argument(
+        "--no-cache-teacher",
+        action="store_const",
+        const=False,
+        dest="cache_teacher",
+        default=None,
+        help="embedding recipes: run the teacher every step instead of caching its embeddings",
+    )
     p.set_defaults(_config_fields=[*(p.get_default("_config_fields") or []), "student.projection", "cache_teacher"])
     p.add_argument("--then-task", help="run task distillation next (TinyBERT's two stages): a GLUE task")
     p.add_argument("--task-teacher", help="the fine-tuned teacher for --then-task")
     p.add_argument("--task-recipe", default="kd", help="recipe of the task stage (default kd)")
-    p.add_argument("--task-epochs", type=float, default=None, help="epochs of the task stage (default: the train section's)")
+    p.add_argument(
+        "--task-epochs", type=float, default=None, help="epochs of the task stage (default: the train section's)"
+    )
     add_config_flags(p)
     add_train_flags(p)
     describe_flags(p, DistillGeneralConfig)
@@ -72,9 +115,13 @@ def execute(args):
     if s.get("dry_run") or not args.then_task or s.get("kind") == "embedding":
         return cfg, s, None
     task_cfg = DistillConfig(
-        teacher=args.task_teacher, recipe=args.task_recipe, student={"path": str(cfg.output_dir)},
-        output_dir=Path(cfg.output_dir) / f"task-{args.then_task}", overwrite=cfg.overwrite,
-        data={"task": args.then_task}, train=cfg.train.model_copy(update={"epochs": args.task_epochs or 3.0, "lr": 5e-5, "eval_every": None}),
+        teacher=args.task_teacher,
+        recipe=args.task_recipe,
+        student={"path": str(cfg.output_dir)},
+        output_dir=Path(cfg.output_dir) / f"task-{args.then_task}",
+        overwrite=cfg.overwrite,
+        data={"task": args.then_task},
+        train=cfg.train.model_copy(update={"epochs": args.task_epochs or 3.0, "lr": 5e-5, "eval_every": None}),
         push_to_hub=push,
     )
     return cfg, s, (task_cfg, run_distill(task_cfg))
@@ -86,14 +133,26 @@ def run(args) -> int:
         return 0
     if s.get("kind") == "embedding":
         d = s["details"]
-        rows = [{"model": who, **{f"{t} {k}": v for t, m in s[key].items() for k, v in m.items() if k in ("spearman", "mrr@10")}}
-                for who, key in (("teacher", "teacher_dev"), ("student", "dev"))]
+        rows = [
+            {
+                "model": who,
+                **{f"{t} {k}": v for t, m in s[key].items() for k, v in m.items() if k in ("spearman", "mrr@10")},
+            }
+            for who, key in (("teacher", "teacher_dev"), ("student", "dev"))
+        ]
         print_table(f"distill-general with {s['recipe']} ({s['train_examples']} texts)", rows)
-        print(f"saved to {cfg.output_dir} ({s['train_seconds']} s training, {d['teacher_cache_seconds']} s teacher cache)")
+        print(
+            f"saved to {cfg.output_dir} ({s['train_seconds']} s training, {d['teacher_cache_seconds']} s teacher cache)"
+        )
         return 0
-    print_table(f"distill-general with {s['recipe']}", [{"sequences": s["train_examples"], **s["dev"], "step": s["best_step"], "train s": s["train_seconds"]}])
+    print_table(
+        f"distill-general with {s['recipe']}",
+        [{"sequences": s["train_examples"], **s["dev"], "step": s["best_step"], "train s": s["train_seconds"]}],
+    )
     print(f"saved to {cfg.output_dir}")
     if task is not None:
         task_cfg, t = task
-        print(f"task stage: {t['task']} {t['main_metric']} {t['dev'].get(t['main_metric'])} (retention {t['retention']}%), saved to {task_cfg.output_dir}")
+        print(
+            f"task stage: {t['task']} {t['main_metric']} {t['dev'].get(t['main_metric'])} (retention {t['retention']}%), saved to {task_cfg.output_dir}"
+        )
     return 0

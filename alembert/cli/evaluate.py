@@ -23,7 +23,9 @@ def register(sub) -> None:
     add_data_flags(p)
     flag(p, "--output", "output_dir", help="folder for eval_results.json (default: the model folder when writable)")
     flag(p, "--batch-size", "batch_size", type=int)
-    p.add_argument("--pooling", choices=["mean", "cls", "max"], help="embedding tasks: pooling of an encoder without modules.json")
+    p.add_argument(
+        "--pooling", choices=["mean", "cls", "max"], help="embedding tasks: pooling of an encoder without modules.json"
+    )
     describe_flags(p, EvaluateConfig)
     p.set_defaults(run=run)
 
@@ -53,10 +55,19 @@ def execute(args) -> dict:
         written = out / "eval_results.json"
     except (OSError, AlembertError) as exc:
         if cfg.output_dir is not None:  # asked for: a failure is an error, never silence
-            raise AlembertError(f"--output {out}: could not write eval_results.json ({getattr(exc, 'strerror', None) or exc})") from None
+            raise AlembertError(
+                f"--output {out}: could not write eval_results.json ({getattr(exc, 'strerror', None) or exc})"
+            ) from None
         note = f"note: the model folder {out} is not writable; eval_results.json not saved (pass --output DIR)"
-    return {"config": cfg, "task": name, "examples": n, "title": r.title, "metrics": metrics,
-            "eval_results": written, "note": note}
+    return {
+        "config": cfg,
+        "task": name,
+        "examples": n,
+        "title": r.title,
+        "metrics": metrics,
+        "eval_results": written,
+        "note": note,
+    }
 
 
 def run(args) -> int:

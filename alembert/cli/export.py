@@ -8,26 +8,54 @@ from pathlib import Path
 
 def register(sub) -> None:
     p = sub.add_parser("export", help="export a fine-tuned model to ONNX (optionally int8)")
-    p.add_argument("model", help="fine-tuned model folder, or a sentence-transformers folder / alias (one embedding graph)")
+    p.add_argument(
+        "model", help="fine-tuned model folder, or a sentence-transformers folder / alias (one embedding graph)"
+    )
     p.add_argument("--onnx", action="store_true", help="export to ONNX (this or --web is required)")
-    p.add_argument("--web", action="store_true",
-                   help="a folder for web browsers: fp32 + int8 ONNX in the transformers.js layout, a demo page, vendored JS")
-    p.add_argument("--node-modules", type=Path, help="with --web: the npm packages to vendor (default: .cache/web-node/node_modules)")
-    p.add_argument("--quantize", nargs="?", const="auto", choices=["auto", "int8", "none"],
-                   help="auto (the default when no value is given): build fp32, dynamic int8 and static (calibrated) int8 graphs, "
-                   "time them on this CPU and score them on the dev set, keep the fastest within 1 point of the PyTorch model; "
-                   "int8: onnxruntime dynamic quantisation, unmeasured; none: fp32")
-    p.add_argument("--task", help="with --quantize auto: the task whose dev set scores the variants (default: the one saved with the model)")
+    p.add_argument(
+        "--web",
+        action="store_true",
+        help="a folder for web browsers: fp32 + int8 ONNX in the transformers.js layout, a demo page, vendored JS",
+    )
+    p.add_argument(
+        "--node-modules",
+        type=Path,
+        help="with --web: the npm packages to vendor (default: .cache/web-node/node_modules)",
+    )
+    p.add_argument(
+        "--quantize",
+        nargs="?",
+        const="auto",
+        choices=["auto", "int8", "none"],
+        help="auto (the default when no value is given): build fp32, dynamic int8 and static (calibrated) int8 graphs, "
+        "time them on this CPU and score them on the dev set, keep the fastest within 1 point of the PyTorch model; "
+        "int8: onnxruntime dynamic quantisation, unmeasured; none: fp32",
+    )
+    p.add_argument(
+        "--task",
+        help="with --quantize auto: the task whose dev set scores the variants (default: the one saved with the model)",
+    )
     p.add_argument("--data-dir", help="with --quantize auto: GLUE folder (default: $ALEMBERT_DATA)")
-    p.add_argument("--dev-file", help="with --quantize auto: your own dev file (.csv/.tsv/.jsonl) instead of a GLUE task")
-    p.add_argument("--train-file", help="with --quantize auto: training texts to calibrate static int8 with (default: the task's)")
+    p.add_argument(
+        "--dev-file", help="with --quantize auto: your own dev file (.csv/.tsv/.jsonl) instead of a GLUE task"
+    )
+    p.add_argument(
+        "--train-file", help="with --quantize auto: training texts to calibrate static int8 with (default: the task's)"
+    )
     p.add_argument("--max-eval-samples", type=int, help="with --quantize auto: score on the first N dev examples")
     p.add_argument("--output", type=Path, required=True, help="folder to create")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty --output")
     p.add_argument("--opset", type=int, help="ONNX opset (default: 23 for SDPA models, the exporter's otherwise)")
-    p.add_argument("--push-to-hub", metavar="REPO", help="push the exported folder to this Hub repository afterwards (checked first)")
-    p.add_argument("--full-last-layer", action="store_true",
-                   help="compute the last layer for every token (default for BERT: the [CLS] token only, same logits)")
+    p.add_argument(
+        "--push-to-hub",
+        metavar="REPO",
+        help="push the exported folder to this Hub repository afterwards (checked first)",
+    )
+    p.add_argument(
+        "--full-last-layer",
+        action="store_true",
+        help="compute the last layer for every token (default for BERT: the [CLS] token only, same logits)",
+    )
     p.set_defaults(run=run)
 
 
@@ -56,19 +84,39 @@ def _export(args) -> tuple[Path, dict]:
     if args.web:
         from alembert.export.web import download_bytes, export_web
 
-        out = export_web(args.model, args.output, overwrite=args.overwrite, node_modules=args.node_modules,
-                         first_token=not args.full_last_layer, opset=args.opset)
+        out = export_web(
+            args.model,
+            args.output,
+            overwrite=args.overwrite,
+            node_modules=args.node_modules,
+            first_token=not args.full_last_layer,
+            opset=args.opset,
+        )
         return out, {"download_mb": {d: sum(download_bytes(out, d).values()) / 1e6 for d in ("q8", "fp32")}}
     if not args.onnx:
         raise AlembertError("pass --onnx (an ONNX folder) or --web (a folder for web browsers)")
     quantize = None if args.quantize == "none" else args.quantize
-    data = {"task": args.task, "data_dir": args.data_dir, "dev_file": args.dev_file, "train_file": args.train_file,
-            "max_eval_samples": args.max_eval_samples}
+    data = {
+        "task": args.task,
+        "data_dir": args.data_dir,
+        "dev_file": args.dev_file,
+        "train_file": args.train_file,
+        "max_eval_samples": args.max_eval_samples,
+    }
     if quantize != "auto" and any(v is not None for v in data.values()):
-        raise AlembertError("--task/--data-dir/--dev-file/--train-file/--max-eval-samples choose what --quantize auto measures on; "
-                            "pass --quantize auto, or drop them")
-    out = export_onnx(args.model, args.output, quantize=quantize, opset=args.opset, overwrite=args.overwrite,
-                      first_token=not args.full_last_layer, data=data)
+        raise AlembertError(
+            "--task/--data-dir/--dev-file/--train-file/--max-eval-samples choose what --quantize auto measures on; "
+            "pass --quantize auto, or drop them"
+        )
+    out = export_onnx(
+        args.model,
+        args.output,
+        quantize=quantize,
+        opset=args.opset,
+        overwrite=args.overwrite,
+        first_token=not args.full_last_layer,
+        data=data,
+    )
     info = json.loads((out / EXPORT_INFO).read_text())
     return out, info
 
@@ -77,16 +125,23 @@ def run(args) -> int:
     out, info = execute(args)
     if args.web:
         sizes = info["download_mb"]
-        print(f"exported {args.model} -> {out}/ (web: onnx/model_quantized.onnx int8, onnx/model.onnx fp32, index.html); "
-              f"a visitor downloads {sizes['q8']:.1f} MB (int8) or {sizes['fp32']:.1f} MB (fp32); serve it: alembert serve-web {out}")
+        print(
+            f"exported {args.model} -> {out}/ (web: onnx/model_quantized.onnx int8, onnx/model.onnx fp32, index.html); "
+            f"a visitor downloads {sizes['q8']:.1f} MB (int8) or {sizes['fp32']:.1f} MB (fp32); serve it: alembert serve-web {out}"
+        )
         return 0
     size = (out / "model.onnx").stat().st_size / 1e6
-    check = (f"max |logit diff| vs PyTorch {info['max_abs_diff_vs_torch']:.2e}, argmax agreement {info['argmax_agreement']:.0%}"
-             if info.get("kind") != "embedding" else  # a sentence-embedding model: one graph, pooling and head inside
-             f"sentence embeddings ({info['pooling']} pooling, dim {info['dim']}, normalize {info['normalize']}): "
-             f"max |diff| vs PyTorch {info['max_abs_diff_vs_torch']:.2e}, min cosine {info['min_cosine_vs_torch']:.6f}")
-    print(f"exported {args.model} -> {out}/model.onnx ({info.get('variant') or info['quantization'] or 'fp32'}, opset {info['opset']}, "
-          f"{size:.1f} MB, last layer: {info['last_layer']}); {check}")
+    check = (
+        f"max |logit diff| vs PyTorch {info['max_abs_diff_vs_torch']:.2e}, argmax agreement {info['argmax_agreement']:.0%}"
+        if info.get("kind") != "embedding"
+        # a sentence-embedding model: one graph, pooling and head inside
+        else f"sentence embeddings ({info['pooling']} pooling, dim {info['dim']}, normalize {info['normalize']}): "
+        f"max |diff| vs PyTorch {info['max_abs_diff_vs_torch']:.2e}, min cosine {info['min_cosine_vs_torch']:.6f}"
+    )
+    print(
+        f"exported {args.model} -> {out}/model.onnx ({info.get('variant') or info['quantization'] or 'fp32'}, opset {info['opset']}, "
+        f"{size:.1f} MB, last layer: {info['last_layer']}); {check}"
+    )
     if info.get("auto"):
         print(f"quantize auto: {info['auto']['reason']}")
     if info.get("pushed_to"):

@@ -35,7 +35,9 @@ def command_modules() -> dict[str, object]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="alembert", description="Distil BERT-family encoders into smaller, faster students.")
+    parser = argparse.ArgumentParser(
+        prog="alembert", description="Distil BERT-family encoders into smaller, faster students."
+    )
     parser.add_argument("--version", action="version", version=f"alembert {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True)

@@ -12,8 +12,17 @@ def register(sub) -> None:
     p = sub.add_parser("predict", help="label texts (or text pairs, --pair) with a fine-tuned model")
     p.add_argument("model", help="fine-tuned model folder or ONNX export")
     p.add_argument("texts", nargs="+", metavar="TEXT", help="the texts; each is scored on its own unless --pair")
-    p.add_argument("--pair", action="store_true", help="score the texts as pairs: TEXT1 TEXT2 [TEXT3 TEXT4 ...] (sentence-pair tasks)")
-    p.add_argument("--max-length", type=int, default=None, help="truncate to this many tokens (default: the length the model was trained with, else 512; at most the model's)")
+    p.add_argument(
+        "--pair",
+        action="store_true",
+        help="score the texts as pairs: TEXT1 TEXT2 [TEXT3 TEXT4 ...] (sentence-pair tasks)",
+    )
+    p.add_argument(
+        "--max-length",
+        type=int,
+        default=None,
+        help="truncate to this many tokens (default: the length the model was trained with, else 512; at most the model's)",
+    )
     p.set_defaults(run=run)
 
 
@@ -32,7 +41,9 @@ def run(args) -> int:
     config = model.config
     wanted = max_length_for(resolve_model(args.model), args.max_length, 512)
     max_length = min(wanted, max_positions(config) or wanted)
-    examples = list(zip(args.texts[::2], args.texts[1::2], strict=True)) if args.pair else [(t, None) for t in args.texts]
+    examples = (
+        list(zip(args.texts[::2], args.texts[1::2], strict=True)) if args.pair else [(t, None) for t in args.texts]
+    )
     for n, (text, pair) in enumerate(examples):
         enc = tokenizer(text, pair, truncation=True, max_length=max_length, return_tensors="pt")
         with torch.inference_mode():

@@ -26,7 +26,9 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
-        raise AlembertError(f"config file {path}{where}: not valid YAML ({getattr(exc, 'problem', exc)}); fix the syntax") from None
+        raise AlembertError(
+            f"config file {path}{where}: not valid YAML ({getattr(exc, 'problem', exc)}); fix the syntax"
+        ) from None
     except UnicodeDecodeError:
         raise AlembertError(f"config file {path}: not UTF-8 text; save it as UTF-8") from None
     if data is None:
@@ -65,7 +67,9 @@ def _child(node: Any, key: str, dotted: str) -> Any:
 
 def _index(node: list, key: str, dotted: str) -> int:
     if not key.isdigit() or int(key) >= len(node):
-        raise AlembertError(f"--set {dotted}: '{key}' is not an index of a list of {len(node)} items; use 0..{len(node) - 1}")
+        raise AlembertError(
+            f"--set {dotted}: '{key}' is not an index of a list of {len(node)} items; use 0..{len(node) - 1}"
+        )
     return int(key)
 
 
@@ -89,8 +93,10 @@ def _scalar(raw: str, item: str = "") -> Any:
         value = yaml.safe_load(raw)
     except yaml.YAMLError as exc:
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise AlembertError(f"--set {item or raw!r}: the value is not valid YAML ({problem}); quote it "
-                            "(--set 'field=\"text\"') or fix the syntax, e.g. --set data.task=sst2") from None
+        raise AlembertError(
+            f"--set {item or raw!r}: the value is not valid YAML ({problem}); quote it "
+            "(--set 'field=\"text\"') or fix the syntax, e.g. --set data.task=sst2"
+        ) from None
     if isinstance(value, str):
         try:
             return float(value)
@@ -99,8 +105,12 @@ def _scalar(raw: str, item: str = "") -> Any:
     return value
 
 
-def build_config(cls: type[C], yaml_path: str | Path | None = None, overrides: dict[str, Any] | None = None,
-                 sections: dict[str, Any] | None = None) -> C:
+def build_config(
+    cls: type[C],
+    yaml_path: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    sections: dict[str, Any] | None = None,
+) -> C:
     """YAML fields, then overrides (dotted path -> value, None means 'not given'), then validation.
     ``sections``: see :func:`set_dotted` (a named recipe resolved before a path into it)."""
     tree = read_yaml(yaml_path) if yaml_path else {}

@@ -20,8 +20,14 @@ class Strict(BaseModel):
 class DataConfig(Strict):
     """Where the examples come from and how they are tokenised."""
 
-    task: str | None = Field(None, description="a GLUE task; none (or 'custom') with --train-file/--dev-file: your own labels; none without files: sst2")
-    labels: list[str] | None = Field(None, description="your own data: the class names in id order (default: the model's saved labels, else inferred from the training file)")
+    task: str | None = Field(
+        None,
+        description="a GLUE task; none (or 'custom') with --train-file/--dev-file: your own labels; none without files: sst2",
+    )
+    labels: list[str] | None = Field(
+        None,
+        description="your own data: the class names in id order (default: the model's saved labels, else inferred from the training file)",
+    )
     data_dir: Path | None = Field(None, description="GLUE folder (holds SST-2/, MRPC/, ...)")
     train_file: Path | None = Field(None, description="CSV/TSV/JSONL training file")
     dev_file: Path | None = Field(None, description="CSV/TSV/JSONL dev file")
@@ -53,7 +59,9 @@ class TrainConfig(Strict):
     group_by_length: bool = True
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
     threads: int | None = Field(None, ge=1, description="torch CPU threads")
-    report_to: list[str] = Field(default_factory=list, description="Accelerate trackers for the same scalars: tensorboard, wandb, mlflow, ...")
+    report_to: list[str] = Field(
+        default_factory=list, description="Accelerate trackers for the same scalars: tensorboard, wandb, mlflow, ..."
+    )
     save_every: int | None = Field(None, ge=1, description="steps between checkpoints (for --resume)")
     keep_checkpoints: int = Field(2, ge=1, description="how many recent checkpoints to keep")
 
@@ -65,8 +73,12 @@ class FinetuneConfig(Strict):
     output_dir: Path = Path("runs/finetune")
     overwrite: bool = False
     resume: bool = Field(False, description="continue from the newest checkpoint in output_dir")
-    dry_run: bool = Field(False, description="validate, time a few real steps and print the plan and its cost; write nothing")
-    push_to_hub: str | None = Field(None, description="after the run, push the output folder to this Hub repository (checked before training)")
+    dry_run: bool = Field(
+        False, description="validate, time a few real steps and print the plan and its cost; write nothing"
+    )
+    push_to_hub: str | None = Field(
+        None, description="after the run, push the output folder to this Hub repository (checked before training)"
+    )
     data: DataConfig = DataConfig()
     train: TrainConfig = TrainConfig()
 
@@ -89,10 +101,14 @@ class StudentConfig(Strict):
     hidden_size: int | None = Field(None, ge=8)
     intermediate_size: int | None = Field(None, ge=8)
     num_heads: int | None = Field(None, ge=1)
-    projection: bool = Field(True, description="embedding students narrower than the teacher: a Dense layer to the teacher's width")
+    projection: bool = Field(
+        True, description="embedding students narrower than the teacher: a Dense layer to the teacher's width"
+    )
     projection_init: Literal["random", "lstsq"] = Field(
-        "random", description="embedding students: a new Dense layer starts at random, or (experimental) as the least-squares map "
-                              "of the student's pooled embeddings onto the teacher's on up to 4,096 training texts")
+        "random",
+        description="embedding students: a new Dense layer starts at random, or (experimental) as the least-squares map "
+        "of the student's pooled embeddings onto the teacher's on up to 4,096 training texts",
+    )
 
     @property
     def from_config(self) -> bool:
@@ -107,13 +123,20 @@ class DistillConfig(Strict):
     cross_tokenizer: Literal["off", "strict", "cls"] = Field(
         "off", description="teacher and student tokenise separately: strict aligns every token, cls only [CLS]"
     )
-    cache_teacher: bool = Field(True, description="compute logit/[CLS] teacher outputs once and read them back (stages without hidden or attention losses)")
+    cache_teacher: bool = Field(
+        True,
+        description="compute logit/[CLS] teacher outputs once and read them back (stages without hidden or attention losses)",
+    )
     student: StudentConfig = StudentConfig()
     output_dir: Path = Path("runs/distill")
     overwrite: bool = False
     resume: bool = Field(False, description="continue from the newest checkpoint in output_dir")
-    dry_run: bool = Field(False, description="validate, time a few real steps and print the plan and its cost; write nothing")
-    push_to_hub: str | None = Field(None, description="after the run, push the output folder to this Hub repository (checked before training)")
+    dry_run: bool = Field(
+        False, description="validate, time a few real steps and print the plan and its cost; write nothing"
+    )
+    push_to_hub: str | None = Field(
+        None, description="after the run, push the output folder to this Hub repository (checked before training)"
+    )
     data: DataConfig = DataConfig()
     train: TrainConfig = TrainConfig()
 
@@ -126,7 +149,9 @@ class CorpusConfig(Strict):
     max_sequences: int | None = Field(None, ge=1, description="use the first N packed sequences")
     heldout: int = Field(256, ge=1, description="packed sequences held out to track the distillation loss")
     mlm_probability: float = Field(0.15, gt=0, lt=1)
-    transfer_tasks: list[str] = Field(default_factory=list, description="embedding recipes: also the texts of these GLUE training sets")
+    transfer_tasks: list[str] = Field(
+        default_factory=list, description="embedding recipes: also the texts of these GLUE training sets"
+    )
     text_column: str | None = Field(None, description="embedding recipes: the text column of CSV/TSV/JSONL sources")
     max_texts: int | None = Field(None, ge=1, description="embedding recipes: use the first N distinct texts")
 
@@ -140,12 +165,19 @@ class DistillGeneralConfig(Strict):
     output_dir: Path = Path("runs/general")
     overwrite: bool = False
     resume: bool = False
-    dry_run: bool = Field(False, description="validate, time a few real steps and print the plan and its cost; write nothing")
-    push_to_hub: str | None = Field(None, description="after the run, push the output folder to this Hub repository (checked before training)")
+    dry_run: bool = Field(
+        False, description="validate, time a few real steps and print the plan and its cost; write nothing"
+    )
+    push_to_hub: str | None = Field(
+        None, description="after the run, push the output folder to this Hub repository (checked before training)"
+    )
     data: CorpusConfig = CorpusConfig()
     train: TrainConfig = TrainConfig(epochs=1.0, lr=1e-4, eval_every=200)
-    pooling: Literal["mean", "cls", "max"] | None = Field(None, description="embedding recipes: pooling of a teacher that is not a sentence-transformers folder")
+    pooling: Literal["mean", "cls", "max"] | None = Field(
+        None, description="embedding recipes: pooling of a teacher that is not a sentence-transformers folder"
+    )
     cache_teacher: bool = Field(True, description="embedding recipes: compute the teacher's embeddings once")
     eval_tasks: list[Literal["stsb-zeroshot", "squad-retrieval"]] = Field(
         default_factory=lambda: ["stsb-zeroshot", "squad-retrieval"],
-        description="embedding recipes: zero-shot evaluations; the first is tracked at every eval step, all of them at the end")
+        description="embedding recipes: zero-shot evaluations; the first is tracked at every eval step, all of them at the end",
+    )

@@ -94,8 +94,13 @@ def load_mlm(name: str | Path):
     from transformers import AutoModelForMaskedLM
 
     path = resolve_model(name)
-    model, info = quiet_from_pretrained(AutoModelForMaskedLM, path, f"--mlm {name}", output_loading_info=True,
-                                        hint="pass a folder saved from a *ForMaskedLM model, or drop --mlm to use embedding neighbours")
+    model, info = quiet_from_pretrained(
+        AutoModelForMaskedLM,
+        path,
+        f"--mlm {name}",
+        output_loading_info=True,
+        hint="pass a folder saved from a *ForMaskedLM model, or drop --mlm to use embedding neighbours",
+    )
     prefix = model.base_model_prefix + "."
     head_missing = sorted(k for k in info["missing_keys"] if not k.startswith(prefix))
     if head_missing:
@@ -126,8 +131,14 @@ class Augmenter:
     ``max_length``: MLM context in tokens (words past it use embedding neighbours).
     """
 
-    def __init__(self, embeddings: str | Path = "minilm-l6", mlm: str | Path | None = None,
-                 k: int = 15, max_length: int = 128, mlm_batch_size: int = 64):
+    def __init__(
+        self,
+        embeddings: str | Path = "minilm-l6",
+        mlm: str | Path | None = None,
+        k: int = 15,
+        max_length: int = 128,
+        mlm_batch_size: int = 64,
+    ):
         from transformers import AutoModel
 
         if k < 1:
@@ -142,7 +153,11 @@ class Augmenter:
         if mlm is not None and resolve_model(mlm) == resolve_model(embeddings):
             weight = self.mlm.get_input_embeddings().weight
         else:
-            weight = quiet_from_pretrained(AutoModel, resolve_model(embeddings), f"--embeddings {embeddings}").get_input_embeddings().weight
+            weight = (
+                quiet_from_pretrained(AutoModel, resolve_model(embeddings), f"--embeddings {embeddings}")
+                .get_input_embeddings()
+                .weight
+            )
         self._emb = weight.detach().float().clone()
         whole, self._emb_ascii, self._emb_tokens = _whole_word_masks(self.emb_tok)
         whole = whole[: len(self._emb)]
@@ -181,7 +196,7 @@ class Augmenter:
                 self._nbr_cache[p] = []
         todo = [p for p in todo if p not in self._nbr_cache]
         for start in range(0, len(todo), chunk):
-            part = todo[start:start + chunk]
+            part = todo[start : start + chunk]
             vecs = torch.stack([self._emb[list(p)].mean(0) for p in part])
             sims = F.normalize(vecs, dim=1) @ self._emb_unit.T
             words_n = ["".join(self._emb_tokens[i].removeprefix("##") for i in p) for p in part]
@@ -216,13 +231,12 @@ class Augmenter:
             ids = ids[: self.max_length - 1] + [tok.sep_token_id]
             offset = 1
             for j, (w, p) in enumerate(zip(words, pieces, strict=True)):
-                if (w.isalpha() and len(p) == 1 and p[0] != tok.unk_token_id
-                        and offset < len(ids) - 1):
+                if w.isalpha() and len(p) == 1 and p[0] != tok.unk_token_id and offset < len(ids) - 1:
                     rows.append((s, j, ids, offset, p[0]))
                 offset += len(p)
         rows.sort(key=lambda r: len(r[2]))
         for start in range(0, len(rows), self.mlm_batch_size):
-            part = rows[start:start + self.mlm_batch_size]
+            part = rows[start : start + self.mlm_batch_size]
             width = max(len(r[2]) for r in part)
             ids = torch.full((len(part), width), tok.pad_token_id, dtype=torch.long)
             mask = torch.zeros((len(part), width), dtype=torch.long)
@@ -253,16 +267,23 @@ class Augmenter:
         """(split texts, per text per word its candidate list, number from the MLM)."""
         split = [split_words(t) for t in texts]
         from_mlm = self.mlm_candidates(split)
-        need = {w for parts, m in zip(split, from_mlm, strict=True)
-                for j, w in enumerate(parts[1::2]) if w.isalpha() and not m.get(j)}
+        need = {
+            w
+            for parts, m in zip(split, from_mlm, strict=True)
+            for j, w in enumerate(parts[1::2])
+            if w.isalpha() and not m.get(j)
+        }
         nbrs = self.neighbours(sorted(need))
-        cands = [[m.get(j) or (nbrs[w] if w.isalpha() else []) for j, w in enumerate(parts[1::2])]
-                 for parts, m in zip(split, from_mlm, strict=True)]
+        cands = [
+            [m.get(j) or (nbrs[w] if w.isalpha() else []) for j, w in enumerate(parts[1::2])]
+            for parts, m in zip(split, from_mlm, strict=True)
+        ]
         return split, cands, sum(len(m) for m in from_mlm)
 
 
-def make_copies(parts: list[str], cands: list[list[str]], n: int, p: float,
-                rng: np.random.Generator) -> tuple[list[str], int]:
+def make_copies(
+    parts: list[str], cands: list[list[str]], n: int, p: float, rng: np.random.Generator
+) -> tuple[list[str], int]:
     """``n`` copies of one split text, and how many words were replaced in all of them.
     Two uniform draws per (copy, word), whether or not the word is replaceable."""
     u, c = rng.random((n, len(cands))), rng.random((n, len(cands)))
@@ -278,11 +299,19 @@ def make_copies(parts: list[str], cands: list[list[str]], n: int, p: float,
     return copies, int(replace.sum())
 
 
-def augment_dataset(ds: datasets.Dataset, augmenter: Augmenter | None = None, *, n: int = 20,
-                    p: float = 0.4, seed: int = 0, k: int = 15, embeddings: str | Path = "minilm-l6",
-                    mlm: str | Path | None = None, chunk_size: int = 256,
-                    progress: Callable[[int, int], None] | None = None
-                    ) -> tuple[datasets.Dataset, AugmentStats]:
+def augment_dataset(
+    ds: datasets.Dataset,
+    augmenter: Augmenter | None = None,
+    *,
+    n: int = 20,
+    p: float = 0.4,
+    seed: int = 0,
+    k: int = 15,
+    embeddings: str | Path = "minilm-l6",
+    mlm: str | Path | None = None,
+    chunk_size: int = 256,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[datasets.Dataset, AugmentStats]:
     """Each example of ``ds`` (columns ``text_a``, optional ``text_b``, label, ...) followed
     by ``n`` augmented copies; the other columns are repeated. Builds an
     :class:`Augmenter` from ``embeddings``/``mlm``/``k`` unless one is given.
@@ -297,7 +326,7 @@ def augment_dataset(ds: datasets.Dataset, augmenter: Augmenter | None = None, *,
     replaced = replaceable = mlm_words = 0
     start = time.perf_counter()
     for lo in range(0, len(ds), chunk_size):
-        batch = ds[lo:lo + chunk_size]
+        batch = ds[lo : lo + chunk_size]
         size = len(batch["text_a"])
         texts = [t for i in range(size) for t in (batch[c][i] for c in text_cols)]
         split, cands, from_mlm = aug.candidates(texts)
@@ -319,9 +348,13 @@ def augment_dataset(ds: datasets.Dataset, augmenter: Augmenter | None = None, *,
     result = datasets.Dataset.from_dict(out, features=ds.features)
     sentences = len(ds) * len(text_cols)
     stats = AugmentStats(
-        examples_in=len(ds), examples_out=len(result), sentences=sentences,
-        seconds=round(seconds, 3), sentences_per_s=round(sentences / max(seconds, 1e-9), 1),
-        replaceable_words=replaceable, mlm_words=mlm_words,
+        examples_in=len(ds),
+        examples_out=len(result),
+        sentences=sentences,
+        seconds=round(seconds, 3),
+        sentences_per_s=round(sentences / max(seconds, 1e-9), 1),
+        replaceable_words=replaceable,
+        mlm_words=mlm_words,
         replaced_fraction=round(replaced / max(replaceable * n, 1), 4),
     )
     return result, stats

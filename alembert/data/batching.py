@@ -16,7 +16,9 @@ from alembert.data.tokenize import MODEL_COLUMNS
 
 
 class LengthGroupedBatchSampler(Sampler[list[int]]):
-    def __init__(self, lengths: list[int], batch_size: int, seed: int = 0, group_batches: int = 50, shuffle: bool = True):
+    def __init__(
+        self, lengths: list[int], batch_size: int, seed: int = 0, group_batches: int = 50, shuffle: bool = True
+    ):
         self.lengths = list(lengths)
         self.batch_size = batch_size
         self.seed = seed
@@ -65,8 +67,12 @@ def batched_loader(ds, columns: list[str], collate_fn, batch_size: int, seed: in
     sampler = cls(ds["length"], batch_size, seed=seed)
     # A private generator: creating the loader's iterator must not draw from the global RNG,
     # or a resumed run would shift every dropout mask after the resume point.
-    loader = DataLoader(ds.with_format("torch", columns=columns), batch_sampler=sampler, collate_fn=collate_fn,
-                        generator=torch.Generator().manual_seed(seed))
+    loader = DataLoader(
+        ds.with_format("torch", columns=columns),
+        batch_sampler=sampler,
+        collate_fn=collate_fn,
+        generator=torch.Generator().manual_seed(seed),
+    )
     return loader, sampler
 
 

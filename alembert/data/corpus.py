@@ -54,7 +54,9 @@ def load_corpus(paths: list[str | Path] | str | Path):
     """
     items = [paths] if isinstance(paths, (str, Path)) else list(paths)
     if not items:
-        raise AlembertError("no corpus given; pass .txt files, folders of .txt files or a dataset saved with save_to_disk")
+        raise AlembertError(
+            "no corpus given; pass .txt files, folders of .txt files or a dataset saved with save_to_disk"
+        )
     files: list[Path] = []
     for item in items:
         path = Path(item).expanduser()
@@ -65,21 +67,33 @@ def load_corpus(paths: list[str | Path] | str | Path):
         if path.is_dir():
             found = sorted(p for p in path.rglob("*.txt") if p.is_file())
             if not found:
-                raise AlembertError(f"corpus folder {item} holds no .txt files; pass a folder of .txt files, the files themselves or a saved dataset")
+                raise AlembertError(
+                    f"corpus folder {item} holds no .txt files; pass a folder of .txt files, the files themselves or a saved dataset"
+                )
             files += found
         elif path.is_file():
             files.append(path)
-        elif len(items) == 1 and not str(item).startswith((".", "/", "~")) and not path.suffix and _HUB_NAME.match(str(item)):
+        elif (
+            len(items) == 1
+            and not str(item).startswith((".", "/", "~"))
+            and not path.suffix
+            and _HUB_NAME.match(str(item))
+        ):
             return _load_hub(str(item))
         else:
-            raise AlembertError(f"corpus path {item} not found; pass existing .txt files, folders of .txt files or a saved dataset")
+            raise AlembertError(
+                f"corpus path {item} not found; pass existing .txt files, folders of .txt files or a saved dataset"
+            )
     nonempty = [f.resolve() for f in files if f.stat().st_size > 0]
     if not nonempty:
         raise AlembertError(f"corpus is empty: {', '.join(map(str, items))} hold(s) no text; pass non-empty .txt files")
     try:
         return datasets.load_dataset(
-            "text", data_files=[str(f) for f in nonempty], split="train",
-            encoding="utf-8-sig", cache_dir=str(cache_dir() / "datasets"),
+            "text",
+            data_files=[str(f) for f in nonempty],
+            split="train",
+            encoding="utf-8-sig",
+            cache_dir=str(cache_dir() / "datasets"),
         )
     except Exception as e:  # datasets wraps the reader's error in a DatasetGenerationError
         cause = e.__cause__ or e
@@ -90,18 +104,24 @@ def load_corpus(paths: list[str | Path] | str | Path):
                 "convert it to UTF-8 (e.g. iconv -f latin1 -t utf-8) or drop it"
             ) from None
         reason = (str(cause).splitlines() or [""])[0][:200]
-        raise AlembertError(f"could not read the corpus ({type(cause).__name__}: {reason}); check the files are plain UTF-8 text") from None
+        raise AlembertError(
+            f"could not read the corpus ({type(cause).__name__}: {reason}); check the files are plain UTF-8 text"
+        ) from None
 
 
 def _is_saved_dataset(path: Path) -> bool:
-    return (path / "dataset_dict.json").is_file() or ((path / "state.json").is_file() and (path / "dataset_info.json").is_file())
+    return (path / "dataset_dict.json").is_file() or (
+        (path / "state.json").is_file() and (path / "dataset_info.json").is_file()
+    )
 
 
 def _load_saved(path: Path):
     ds = datasets.load_from_disk(str(path))
     if isinstance(ds, datasets.DatasetDict):
         if "train" not in ds:
-            raise AlembertError(f"saved dataset {path} has no 'train' split (splits: {', '.join(ds)}); save the split you want alone")
+            raise AlembertError(
+                f"saved dataset {path} has no 'train' split (splits: {', '.join(ds)}); save the split you want alone"
+            )
         ds = ds["train"]
     return _checked(ds, str(path))
 
@@ -119,7 +139,9 @@ def _load_hub(name: str):
 
 def _checked(ds, name: str):
     if ds.column_names is not None and "text" not in ds.column_names:
-        raise AlembertError(f"dataset {name} has no 'text' column (columns: {', '.join(ds.column_names)}); rename the text column to 'text'")
+        raise AlembertError(
+            f"dataset {name} has no 'text' column (columns: {', '.join(ds.column_names)}); rename the text column to 'text'"
+        )
     if isinstance(ds, datasets.Dataset):
         if len(ds) == 0:
             raise AlembertError(f"corpus is empty: dataset {name} has no rows")
@@ -142,7 +164,7 @@ def _find_undecodable(files: list[Path]) -> tuple[Path, int] | None:
                 except UnicodeDecodeError as e:
                     if not chunk or e.reason != "unexpected end of data":
                         return f, offset + e.start
-                    offset, pending = offset + e.start, data[e.start:]
+                    offset, pending = offset + e.start, data[e.start :]
                 if not chunk:
                     break
     return None
@@ -213,8 +235,10 @@ def special_wrapping(tokenizer) -> tuple[list[int], list[int]]:
         full = tokenizer("a")["input_ids"]
     for i in range(len(full) - len(probe) + 1):
         if full[i : i + len(probe)] == probe:
-            return list(full[:i]), list(full[i + len(probe):])
-    raise AlembertError(f"cannot tell where {type(tokenizer).__name__} puts its special tokens; use a BERT/RoBERTa-style tokenizer")
+            return list(full[:i]), list(full[i + len(probe) :])
+    raise AlembertError(
+        f"cannot tell where {type(tokenizer).__name__} puts its special tokens; use a BERT/RoBERTa-style tokenizer"
+    )
 
 
 def pack_sentences(ds, tokenizer, max_length: int = 128, cache: Path | None = None):
@@ -233,17 +257,31 @@ def pack_sentences(ds, tokenizer, max_length: int = 128, cache: Path | None = No
     n_special = len(prefix) + len(suffix)
     budget = max_length - n_special
     if budget < 1:
-        raise AlembertError(f"max_length {max_length} leaves no room for text beside {n_special} special tokens; use a larger max_length")
+        raise AlembertError(
+            f"max_length {max_length} leaves no room for text beside {n_special} special tokens; use a larger max_length"
+        )
     with_types = "token_type_ids" in tokenizer.model_input_names
-    columns = {"input_ids": datasets.List(datasets.Value("int32")), "attention_mask": datasets.List(datasets.Value("int8"))}
+    columns = {
+        "input_ids": datasets.List(datasets.Value("int32")),
+        "attention_mask": datasets.List(datasets.Value("int8")),
+    }
     if with_types:
         columns["token_type_ids"] = datasets.List(datasets.Value("int8"))
     features = datasets.Features({**columns, "length": datasets.Value("int32")})
 
     def pack(batch):
         sentences = split_sentences(batch["text"])
-        ids = tokenizer(sentences, add_special_tokens=False, return_attention_mask=False, return_token_type_ids=False,
-                        verbose=False)["input_ids"] if sentences else []
+        ids = (
+            tokenizer(
+                sentences,
+                add_special_tokens=False,
+                return_attention_mask=False,
+                return_token_type_ids=False,
+                verbose=False,
+            )["input_ids"]
+            if sentences
+            else []
+        )
         seqs = [prefix + s + suffix for s in pack_token_lists(ids, budget)]
         out = {"input_ids": seqs, "attention_mask": [[1] * len(s) for s in seqs]}
         if with_types:
@@ -252,14 +290,22 @@ def pack_sentences(ds, tokenizer, max_length: int = 128, cache: Path | None = No
         return out
 
     if "text" not in ds.column_names:
-        raise AlembertError(f"corpus has no 'text' column (columns: {', '.join(ds.column_names)}); load it with load_corpus")
+        raise AlembertError(
+            f"corpus has no 'text' column (columns: {', '.join(ds.column_names)}); load it with load_corpus"
+        )
     key = f"{tokenizer_fingerprint(tokenizer)}-{max_length}-{ds._fingerprint}-v{PACK_VERSION}"
     folder = Path(cache or cache_dir()) / "packed"
     folder.mkdir(parents=True, exist_ok=True)
     with cache_write_note(folder / f"{key}.arrow", "packed sentences"):
         packed = ds.map(
-            pack, batched=True, batch_size=BATCH_LINES, remove_columns=ds.column_names, features=features,
-            cache_file_name=str(folder / f"{key}.arrow"), load_from_cache_file=True, new_fingerprint=key,
+            pack,
+            batched=True,
+            batch_size=BATCH_LINES,
+            remove_columns=ds.column_names,
+            features=features,
+            cache_file_name=str(folder / f"{key}.arrow"),
+            load_from_cache_file=True,
+            new_fingerprint=key,
             desc="packing sentences",
         )
     if len(packed) == 0:

@@ -24,7 +24,9 @@ def model_labels(config) -> list[str] | None | bool:
     return [str(config.id2label[i]) for i in range(config.num_labels)]
 
 
-def resolve_task(cfg: DataConfig, model_config=None, what: str = "the model") -> TaskSpec:  # model_config: a config, or a function returning one
+def resolve_task(
+    cfg: DataConfig, model_config=None, what: str = "the model"
+) -> TaskSpec:  # model_config: a config, or a function returning one
     """The task of a command. A GLUE task by name. Your own data (``--task custom``, or no
     ``--task`` with ``--train-file``/``--dev-file``): classification over ``--labels``, else over
     the saved model's own labels (evaluate, bench, predict, a distillation teacher), else over the
@@ -38,17 +40,26 @@ def resolve_task(cfg: DataConfig, model_config=None, what: str = "the model") ->
     saved = model_labels(model_config() if callable(model_config) else model_config)
     if cfg.labels:
         if saved not in (False, None) and len(saved) != len(cfg.labels):
-            raise AlembertError(f"--labels {','.join(cfg.labels)}: {len(cfg.labels)} classes, but {what} has {len(saved)} "
-                                f"({', '.join(saved)}); pass its labels or a model trained on these")
+            raise AlembertError(
+                f"--labels {','.join(cfg.labels)}: {len(cfg.labels)} classes, but {what} has {len(saved)} "
+                f"({', '.join(saved)}); pass its labels or a model trained on these"
+            )
         names, source = list(cfg.labels), "--labels"
     elif saved is not False:
         names, source = saved, f"the labels saved in {what}"
     else:
         file = cfg.train_file or cfg.dev_file
         if file is None:
-            raise AlembertError("--task custom: pass your data with --train-file/--dev-file (and --labels a,b,c to fix the class order)")
-        ds = load_data_file(file, None, text_column=cfg.text_column, text_pair_column=cfg.text_pair_column,
-                            label_column=cfg.label_column)
+            raise AlembertError(
+                "--task custom: pass your data with --train-file/--dev-file (and --labels a,b,c to fix the class order)"
+            )
+        ds = load_data_file(
+            file,
+            None,
+            text_column=cfg.text_column,
+            text_pair_column=cfg.text_pair_column,
+            label_column=cfg.label_column,
+        )
         feature = ds.features["label"]
         names = list(feature.names) if isinstance(feature, ClassLabel) else None
         source = f"inferred from {file}; pass --labels to fix the order"
@@ -62,7 +73,11 @@ def load_split(cfg: DataConfig, task: TaskSpec, split: str) -> Dataset:
     path = cfg.train_file if split == "train" else cfg.dev_file
     if path is not None:
         ds = load_data_file(
-            path, task, text_column=cfg.text_column, text_pair_column=cfg.text_pair_column, label_column=cfg.label_column
+            path,
+            task,
+            text_column=cfg.text_column,
+            text_pair_column=cfg.text_pair_column,
+            label_column=cfg.label_column,
         )
     else:
         ds = load_glue_split(task, cfg.data_dir or default_data_dir(), split)

@@ -40,15 +40,25 @@ class MLMCollator:
     reseeded from (seed, epoch, worker id) so workers draw different masks.
     """
 
-    def __init__(self, tokenizer, mlm_probability: float = 0.15, mask_ratio: float = 0.8,
-                 random_ratio: float = 0.1, seed: int | torch.Generator | None = None,
-                 pad_to_multiple_of: int | None = None):
+    def __init__(
+        self,
+        tokenizer,
+        mlm_probability: float = 0.15,
+        mask_ratio: float = 0.8,
+        random_ratio: float = 0.1,
+        seed: int | torch.Generator | None = None,
+        pad_to_multiple_of: int | None = None,
+    ):
         if tokenizer.mask_token_id is None:
-            raise AlembertError(f"tokenizer {type(tokenizer).__name__} has no mask token; masked-LM needs one (BERT-style [MASK])")
+            raise AlembertError(
+                f"tokenizer {type(tokenizer).__name__} has no mask token; masked-LM needs one (BERT-style [MASK])"
+            )
         if not 0 < mlm_probability <= 1:
             raise AlembertError(f"mlm_probability must be in (0, 1], got {mlm_probability}")
         if mask_ratio < 0 or random_ratio < 0 or mask_ratio + random_ratio > 1:
-            raise AlembertError(f"mask_ratio ({mask_ratio}) and random_ratio ({random_ratio}) must be >= 0 and sum to at most 1")
+            raise AlembertError(
+                f"mask_ratio ({mask_ratio}) and random_ratio ({random_ratio}) must be >= 0 and sum to at most 1"
+            )
         self.tokenizer = tokenizer
         self.mlm_probability, self.mask_ratio, self.random_ratio = mlm_probability, mask_ratio, random_ratio
         self.pad_to_multiple_of = pad_to_multiple_of
@@ -77,13 +87,17 @@ class MLMCollator:
         return self.generator
 
     def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
-        feats = [{k: (v.tolist() if torch.is_tensor(v) else v) for k, v in f.items() if k in INPUT_KEYS} for f in features]
+        feats = [
+            {k: (v.tolist() if torch.is_tensor(v) else v) for k, v in f.items() if k in INPUT_KEYS} for f in features
+        ]
         batch = self.tokenizer.pad(feats, return_tensors="pt", pad_to_multiple_of=self.pad_to_multiple_of)
         batch = {k: v.long() for k, v in batch.items()}
         input_ids, labels = self.mask(batch["input_ids"], batch["attention_mask"])
         return {**batch, "input_ids": input_ids, "labels": labels}
 
-    def mask(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def mask(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(masked input_ids, labels) for a padded batch; ``input_ids`` is not modified."""
         g = self._gen()
         maskable = ~torch.isin(input_ids, self.special_ids)

@@ -84,9 +84,7 @@ def _decode_error(path: Path) -> AlembertError:
     except UnicodeDecodeError as e:
         line = data.count(b"\n", 0, e.start) + 1
         where = f" line {line}"
-    return AlembertError(
-        f"data file {path}{where}: bytes are not valid UTF-8; re-save the file with UTF-8 encoding"
-    )
+    return AlembertError(f"data file {path}{where}: bytes are not valid UTF-8; re-save the file with UTF-8 encoding")
 
 
 def _read_delimited(path: Path, delimiter: str, has_header: bool) -> _Table:
@@ -126,8 +124,7 @@ def _read_delimited(path: Path, delimiter: str, has_header: bool) -> _Table:
         raise _decode_error(path) from None
     except csv.Error as e:
         raise AlembertError(
-            f"data file {path} line {start}: malformed {kind} row ({e}); "
-            "check that row for an unbalanced double quote"
+            f"data file {path} line {start}: malformed {kind} row ({e}); check that row for an unbalanced double quote"
         ) from None
     if header is None:
         header = [str(i) for i in range(width or 0)]
@@ -155,7 +152,7 @@ def _read_jsonl(path: Path) -> _Table:
                 except json.JSONDecodeError as e:
                     raise AlembertError(
                         f"data file {path} line {number}: invalid JSON ({e.msg}); each line "
-                        "must be one JSON object (JSON Lines), e.g. {\"text\": \"...\", \"label\": 1}"
+                        'must be one JSON object (JSON Lines), e.g. {"text": "...", "label": 1}'
                     ) from None
                 if not isinstance(obj, dict):
                     raise AlembertError(
@@ -178,12 +175,15 @@ def _read_any(path: Path, task: TaskSpec | None, text_candidates: list[str]) -> 
         return _read_jsonl(path)
     if suffix not in (".tsv", ".csv"):
         raise AlembertError(
-            f"data file {path}: unsupported extension {suffix!r}; use .csv, .tsv or .jsonl "
-            "(one JSON object per line)"
+            f"data file {path}: unsupported extension {suffix!r}; use .csv, .tsv or .jsonl (one JSON object per line)"
         )
     table = _read_delimited(path, "\t" if suffix == ".tsv" else ",", has_header=True)
-    if (task is not None and not task.has_header and table.columns
-            and not any(c in table.columns for c in text_candidates)):
+    if (
+        task is not None
+        and not task.has_header
+        and table.columns
+        and not any(c in table.columns for c in text_candidates)
+    ):
         # The task's files have no header (CoLA) and this first row is no header: it is data.
         table.rows.insert(0, table.columns)
         table.lines.insert(0, table.lines[0] - 1 if table.lines else 1)
@@ -195,8 +195,7 @@ def _read_any(path: Path, task: TaskSpec | None, text_candidates: list[str]) -> 
 # ------------------------------------------------------------- building columns
 
 
-def _find_column(table: _Table, role: str, candidates: list[str], required: bool,
-                 fix: str | None = None) -> int | None:
+def _find_column(table: _Table, role: str, candidates: list[str], required: bool, fix: str | None = None) -> int | None:
     """Index of the first candidate column present in the table."""
     for name in candidates:
         if name in table.columns:
@@ -208,8 +207,7 @@ def _find_column(table: _Table, role: str, candidates: list[str], required: bool
     if table.path.suffix.lower() == ".csv" and any("\t" in c for c in table.columns):
         fix += "; the file looks tab-separated: rename it to .tsv"
     raise AlembertError(
-        f"data file {table.path}: column {looked} not found "
-        f"(columns: {', '.join(table.columns) or 'none'}); {fix}"
+        f"data file {table.path}: column {looked} not found (columns: {', '.join(table.columns) or 'none'}); {fix}"
     )
 
 
@@ -220,8 +218,7 @@ def _values(table: _Table, index: int, name: str) -> list:
         value = row[index]
         if value is None or value is _MISSING:
             raise AlembertError(
-                f"data file {table.path} line {line}: no value in column {name!r}; "
-                "fill it in or remove the row"
+                f"data file {table.path} line {line}: no value in column {name!r}; fill it in or remove the row"
             )
         out.append(value)
     return out
@@ -241,8 +238,7 @@ def _key(value) -> str:
     return str(value).strip()
 
 
-def _encode_labels(table: _Table, values: list, column: str, task: TaskSpec | None,
-                   label_names: Sequence[str] | None):
+def _encode_labels(table: _Table, values: list, column: str, task: TaskSpec | None, label_names: Sequence[str] | None):
     """Turn raw label values into (class ids or floats, class names or None)."""
     lines = table.lines
     if task is not None and task.is_regression:
@@ -264,8 +260,7 @@ def _encode_labels(table: _Table, values: list, column: str, task: TaskSpec | No
     for key, line in zip(keys, lines, strict=True):
         if key == "":
             raise AlembertError(
-                f"data file {table.path} line {line}: empty label in column {column!r}; "
-                "fill it in or remove the row"
+                f"data file {table.path} line {line}: empty label in column {column!r}; fill it in or remove the row"
             )
     if task is not None or label_names is not None:
         names = list(task.label_names if task is not None else label_names)
@@ -278,8 +273,11 @@ def _encode_labels(table: _Table, values: list, column: str, task: TaskSpec | No
         for key, line in zip(keys, lines, strict=True):
             if key not in mapping:
                 allowed = ", ".join(dict.fromkeys(raw + names))
-                fix = (f"check --task (is this {task.name} data?)" if task is not None and task.name != "custom"
-                       else "add it to --labels")
+                fix = (
+                    f"check --task (is this {task.name} data?)"
+                    if task is not None and task.name != "custom"
+                    else "add it to --labels"
+                )
                 raise AlembertError(
                     f"data file {table.path} line {line}: unknown label {key!r} in column "
                     f"{column!r} (allowed: {allowed}); fix the row or {fix}"
@@ -300,9 +298,14 @@ def _encode_labels(table: _Table, values: list, column: str, task: TaskSpec | No
     return [index[k] for k in keys], names
 
 
-def _to_dataset(table: _Table, task: TaskSpec | None, cols: dict[str, list[str]],
-                required: dict[str, bool], label_names=None, fix: str | None = None
-                ) -> datasets.Dataset:
+def _to_dataset(
+    table: _Table,
+    task: TaskSpec | None,
+    cols: dict[str, list[str]],
+    required: dict[str, bool],
+    label_names=None,
+    fix: str | None = None,
+) -> datasets.Dataset:
     """Pick the text and label columns out of a table and build the Dataset."""
     if not table.rows:
         raise AlembertError(
@@ -313,16 +316,13 @@ def _to_dataset(table: _Table, task: TaskSpec | None, cols: dict[str, list[str]]
     for role in ("text_a", "text_b"):
         index = _find_column(table, role, cols[role], required[role], fix)
         if index is not None:
-            data[role] = [v if isinstance(v, str) else str(v)
-                          for v in _values(table, index, table.columns[index])]
+            data[role] = [v if isinstance(v, str) else str(v) for v in _values(table, index, table.columns[index])]
             features[role] = datasets.Value("string")
     index = _find_column(table, "label", cols["label"], required["label"], fix)
     if index is not None:
         name = table.columns[index]
-        data["label"], names = _encode_labels(table, _values(table, index, name), name, task,
-                                              label_names)
-        features["label"] = (datasets.Value("float32") if names is None
-                             else datasets.ClassLabel(names=list(names)))
+        data["label"], names = _encode_labels(table, _values(table, index, name), name, task, label_names)
+        features["label"] = datasets.Value("float32") if names is None else datasets.ClassLabel(names=list(names))
     return datasets.Dataset.from_dict(data, features=datasets.Features(features))
 
 
@@ -342,8 +342,11 @@ def load_glue_split(task: TaskSpec | str, data_dir: str | Path, split: str) -> d
         raise AlembertError(f"unknown split {split!r} for task {task.name}; use 'train' or 'dev'")
     data_dir = Path(data_dir)
     path = data_dir / task.glue_dir / (task.train_file if split == "train" else task.dev_file)
-    _check_file(path, f"expected the GLUE {task.name} {split} file there; pass --data-dir with "
-                      "the glue_data folder (holding SST-2/, MRPC/, ...) or set ALEMBERT_DATA")
+    _check_file(
+        path,
+        f"expected the GLUE {task.name} {split} file there; pass --data-dir with "
+        "the glue_data folder (holding SST-2/, MRPC/, ...) or set ALEMBERT_DATA",
+    )
     table = _read_delimited(path, "\t", task.has_header)
     cols = {role: _task_column(task, role) for role in ("text_a", "text_b", "label")}
     required = {"text_a": True, "text_b": task.is_pair, "label": True}
@@ -351,10 +354,15 @@ def load_glue_split(task: TaskSpec | str, data_dir: str | Path, split: str) -> d
     return _to_dataset(table, task, cols, required, fix=fix)
 
 
-def load_data_file(path: str | Path, task: TaskSpec | str | None = None,
-                   text_column: str | None = None, text_pair_column: str | None = None,
-                   label_column: str | None = None, label_names: Sequence[str] | None = None,
-                   allow_unlabelled: bool = False) -> datasets.Dataset:
+def load_data_file(
+    path: str | Path,
+    task: TaskSpec | str | None = None,
+    text_column: str | None = None,
+    text_pair_column: str | None = None,
+    label_column: str | None = None,
+    label_names: Sequence[str] | None = None,
+    allow_unlabelled: bool = False,
+) -> datasets.Dataset:
     """Load a user data file (.csv, .tsv, .jsonl) into the standard columns.
 
     Columns: an explicit ``*_column`` argument wins, then the task's GLUE column name,
@@ -382,8 +390,7 @@ def load_data_file(path: str | Path, task: TaskSpec | str | None = None,
     table = _read_any(path, task, [c for c in cols["text_a"] if not c.isdigit()])
     if not table.headerless:  # integer task columns (CoLA) only apply to headerless files
         explicit = {str(c) for c in (text_column, text_pair_column, label_column)}
-        cols = {role: [c for c in names if not c.isdigit() or c in explicit]
-                for role, names in cols.items()}
+        cols = {role: [c for c in names if not c.isdigit() or c in explicit] for role, names in cols.items()}
     required = {
         "text_a": True,
         "text_b": text_pair_column is not None or (task is not None and task.is_pair),

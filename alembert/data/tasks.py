@@ -47,12 +47,22 @@ class TaskSpec:
         return self.text_b is not None
 
 
-def _task(name, glue_dir, text_a, text_b, label, values, names, metrics, *,
-          dev_file="dev.tsv", has_header=True) -> TaskSpec:
+def _task(
+    name, glue_dir, text_a, text_b, label, values, names, metrics, *, dev_file="dev.tsv", has_header=True
+) -> TaskSpec:
     return TaskSpec(
-        name=name, glue_dir=glue_dir, train_file="train.tsv", dev_file=dev_file,
-        text_a=text_a, text_b=text_b, label=label, has_header=has_header,
-        label_values=values, label_names=names, metrics=metrics, main_metric=metrics[0],
+        name=name,
+        glue_dir=glue_dir,
+        train_file="train.tsv",
+        dev_file=dev_file,
+        text_a=text_a,
+        text_b=text_b,
+        label=label,
+        has_header=has_header,
+        label_values=values,
+        label_names=names,
+        metrics=metrics,
+        main_metric=metrics[0],
     )
 
 
@@ -64,30 +74,67 @@ _ENT2 = ("entailment", "not_entailment")
 TASKS: dict[str, TaskSpec] = {
     t.name: t
     for t in [
-        _task("cola", "CoLA", 3, None, 1, _BINARY, ("unacceptable", "acceptable"), ("mcc",),
-              has_header=False),
-        _task("sst2", "SST-2", "sentence", None, "label", _BINARY, ("negative", "positive"),
-              ("accuracy",)),
-        _task("mrpc", "MRPC", "#1 String", "#2 String", "Quality", _BINARY,
-              ("not_equivalent", "equivalent"), ("f1", "accuracy")),
-        _task("stsb", "STS-B", "sentence1", "sentence2", "score", None, None,
-              ("pearson", "spearman")),
-        _task("qqp", "QQP", "question1", "question2", "is_duplicate", _BINARY,
-              ("not_duplicate", "duplicate"), ("f1", "accuracy")),
-        _task("mnli", "MNLI", "sentence1", "sentence2", "gold_label", _NLI3, _NLI3,
-              ("accuracy",), dev_file="dev_matched.tsv"),
-        _task("mnli-mm", "MNLI", "sentence1", "sentence2", "gold_label", _NLI3, _NLI3,
-              ("accuracy",), dev_file="dev_mismatched.tsv"),
+        _task("cola", "CoLA", 3, None, 1, _BINARY, ("unacceptable", "acceptable"), ("mcc",), has_header=False),
+        _task("sst2", "SST-2", "sentence", None, "label", _BINARY, ("negative", "positive"), ("accuracy",)),
+        _task(
+            "mrpc",
+            "MRPC",
+            "#1 String",
+            "#2 String",
+            "Quality",
+            _BINARY,
+            ("not_equivalent", "equivalent"),
+            ("f1", "accuracy"),
+        ),
+        _task("stsb", "STS-B", "sentence1", "sentence2", "score", None, None, ("pearson", "spearman")),
+        _task(
+            "qqp",
+            "QQP",
+            "question1",
+            "question2",
+            "is_duplicate",
+            _BINARY,
+            ("not_duplicate", "duplicate"),
+            ("f1", "accuracy"),
+        ),
+        _task(
+            "mnli",
+            "MNLI",
+            "sentence1",
+            "sentence2",
+            "gold_label",
+            _NLI3,
+            _NLI3,
+            ("accuracy",),
+            dev_file="dev_matched.tsv",
+        ),
+        _task(
+            "mnli-mm",
+            "MNLI",
+            "sentence1",
+            "sentence2",
+            "gold_label",
+            _NLI3,
+            _NLI3,
+            ("accuracy",),
+            dev_file="dev_mismatched.tsv",
+        ),
         _task("qnli", "QNLI", "question", "sentence", "label", _ENT2, _ENT2, ("accuracy",)),
         _task("rte", "RTE", "sentence1", "sentence2", "label", _ENT2, _ENT2, ("accuracy",)),
-        _task("wnli", "WNLI", "sentence1", "sentence2", "label", _BINARY,
-              ("not_entailment", "entailment"), ("accuracy",)),
+        _task(
+            "wnli", "WNLI", "sentence1", "sentence2", "label", _BINARY, ("not_entailment", "entailment"), ("accuracy",)
+        ),
     ]
 }
 
 # Extra spellings, after lower-casing and dropping "-", "_", " " and a "glue/" prefix.
-_ALIASES = {"mnlim": "mnli", "mnlimatched": "mnli", "mnlimm": "mnli-mm",
-            "mnlimismatched": "mnli-mm", "stsbenchmark": "stsb"}
+_ALIASES = {
+    "mnlim": "mnli",
+    "mnlimatched": "mnli",
+    "mnlimm": "mnli-mm",
+    "mnlimismatched": "mnli-mm",
+    "stsbenchmark": "stsb",
+}
 
 
 def task_names() -> list[str]:
@@ -115,5 +162,4 @@ def custom_task(label_names: list[str] | tuple[str, ...] | None, is_pair: bool =
     (scored by accuracy), or regression when ``label_names`` is None (Pearson/Spearman)."""
     names = None if label_names is None else tuple(str(n) for n in label_names)
     metrics = ("pearson", "spearman") if names is None else ("accuracy",)
-    return _task("custom", "", "text", "text_pair" if is_pair else None, "label", names, names,
-                 metrics)
+    return _task("custom", "", "text", "text_pair" if is_pair else None, "label", names, names, metrics)

@@ -46,7 +46,9 @@ def data_fingerprint(ds: Dataset, columns: tuple[str, ...] = ("text_a", "text_b"
     return h.hexdigest()[:16]
 
 
-def cached_map(ds: Dataset, fn, key: str, desc: str, cache: Path | None = None, subdir: str = "tokenized", **kwargs) -> Dataset:
+def cached_map(
+    ds: Dataset, fn, key: str, desc: str, cache: Path | None = None, subdir: str = "tokenized", **kwargs
+) -> Dataset:
     """``ds.map(fn, batched=True)`` replacing every column, cached in ``<cache>/<subdir>/<key>.arrow``."""
     folder = Path(cache or cache_dir()) / subdir
     folder.mkdir(parents=True, exist_ok=True)
@@ -65,7 +67,11 @@ def cache_write_note(path: Path, what: str):
     existed = path.exists()
     yield
     if not existed and path.exists() and int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        print(f"alembert: cache written ({what}): {path} (process {os.environ.get('RANK', '0')})", file=sys.stderr, flush=True)
+        print(
+            f"alembert: cache written ({what}): {path} (process {os.environ.get('RANK', '0')})",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def tokenize_dataset(ds: Dataset, tokenizer, max_length: int, cache: Path | None = None) -> Dataset:

@@ -24,7 +24,9 @@ def load_transfer(cfg: DataConfig, task: TaskSpec) -> Dataset | None:
     """The transfer set's texts (text_a, text_b for pair tasks; the first ``max_transfer_samples``), or None."""
     if not cfg.transfer:
         if cfg.max_transfer_samples is not None:
-            raise AlembertError("--max-transfer-samples needs a transfer set: pass --transfer FILE or --transfer train-rest")
+            raise AlembertError(
+                "--max-transfer-samples needs a transfer set: pass --transfer FILE or --transfer train-rest"
+            )
         return None
     ds = _read_transfer(cfg, task)
     if cfg.max_transfer_samples is not None:
@@ -34,22 +36,34 @@ def load_transfer(cfg: DataConfig, task: TaskSpec) -> Dataset | None:
 
 def _read_transfer(cfg: DataConfig, task: TaskSpec) -> Dataset:
     if task.is_regression:
-        raise AlembertError(f"a transfer set needs a classification task; {task.name} is a regression task: drop --transfer")
+        raise AlembertError(
+            f"a transfer set needs a classification task; {task.name} is a regression task: drop --transfer"
+        )
     if cfg.transfer == "train-rest":
         if cfg.max_train_samples is None:
-            raise AlembertError("--transfer train-rest uses the training examples beyond --max-train-samples; pass --max-train-samples N")
-        full = load_data_file(cfg.train_file, task) if cfg.train_file else load_glue_split(task, cfg.data_dir or default_data_dir(), "train")
+            raise AlembertError(
+                "--transfer train-rest uses the training examples beyond --max-train-samples; pass --max-train-samples N"
+            )
+        full = (
+            load_data_file(cfg.train_file, task)
+            if cfg.train_file
+            else load_glue_split(task, cfg.data_dir or default_data_dir(), "train")
+        )
         rest = full.select(range(min(cfg.max_train_samples, len(full)), len(full)))
         return rest.remove_columns("label")
     path = Path(cfg.transfer)
     if path.suffix == ".txt":
         if not path.is_file():
             raise AlembertError(f"transfer file {path} not found; pass an existing file or 'train-rest' to --transfer")
-        lines = [line.strip() for line in path.read_text(encoding="utf-8", errors="strict").splitlines() if line.strip()]
+        lines = [
+            line.strip() for line in path.read_text(encoding="utf-8", errors="strict").splitlines() if line.strip()
+        ]
         if not lines:
             raise AlembertError(f"transfer file {path} is empty; give one text per line")
         if task.is_pair:
-            raise AlembertError(f"task {task.name} takes text pairs; a .txt transfer file has single texts: use a TSV/CSV/JSONL with both columns")
+            raise AlembertError(
+                f"task {task.name} takes text pairs; a .txt transfer file has single texts: use a TSV/CSV/JSONL with both columns"
+            )
         return Dataset.from_dict({"text_a": lines})
     ds = load_data_file(path, task, cfg.text_column, cfg.text_pair_column, allow_unlabelled=True)
     return ds.remove_columns("label") if "label" in ds.column_names else ds

@@ -26,14 +26,22 @@ def same_tokenization(teacher_tok, student_tok) -> bool:
     """True when both tokenizers turn any text into the same ids (one tokenisation serves both)."""
     if teacher_tok is student_tok:
         return True
-    return teacher_tok.get_vocab() == student_tok.get_vocab() and tokenizer_fingerprint(teacher_tok) == tokenizer_fingerprint(student_tok)
+    return teacher_tok.get_vocab() == student_tok.get_vocab() and tokenizer_fingerprint(
+        teacher_tok
+    ) == tokenizer_fingerprint(student_tok)
 
 
 # ----------------------------------------------------------------------------- tokenising
 
 
-def tokenize_two(ds: Dataset, teacher_tok, student_tok, max_length: int, cache: Path | None = None,
-                 teacher_max_length: int | None = None) -> Dataset:
+def tokenize_two(
+    ds: Dataset,
+    teacher_tok,
+    student_tok,
+    max_length: int,
+    cache: Path | None = None,
+    teacher_max_length: int | None = None,
+) -> Dataset:
     """Tokenise ``text_a`` (``text_b``, ``label``) with each tokenizer, both truncated to ``max_length``.
 
     Pairs that reach ``max_length`` lose one more text piece on MPNet's side (its
@@ -72,7 +80,9 @@ class TwoTokenizerCollator:
 
     def __call__(self, features: list[dict]) -> dict:
         student = [{k: v for k, v in f.items() if k in _STUDENT_COLUMNS} for f in features]
-        teacher = [{k[len(TEACHER_PREFIX):]: v for k, v in f.items() if k.startswith(TEACHER_PREFIX)} for f in features]
+        teacher = [
+            {k[len(TEACHER_PREFIX) :]: v for k, v in f.items() if k.startswith(TEACHER_PREFIX)} for f in features
+        ]
         batch = dict(self.student(student))
         batch.update({TEACHER_PREFIX + k: v for k, v in self.teacher(teacher).items()})
         return batch
@@ -86,5 +96,6 @@ def two_tokenizer_columns(ds: Dataset) -> list[str]:
 
 def two_tokenizer_loader(ds, teacher_tok, student_tok, batch_size: int, seed: int, group_by_length: bool = True):
     """(DataLoader, sampler) over a :func:`tokenize_two` dataset, batched like every training loader."""
-    return batched_loader(ds, two_tokenizer_columns(ds), TwoTokenizerCollator(teacher_tok, student_tok), batch_size, seed,
-                          group_by_length)
+    return batched_loader(
+        ds, two_tokenizer_columns(ds), TwoTokenizerCollator(teacher_tok, student_tok), batch_size, seed, group_by_length
+    )

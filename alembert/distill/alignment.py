@@ -22,11 +22,19 @@ from alembert.errors import AlembertError
 
 MODES = ("strict", "cls")
 
+
 def _special_names(tokenizer) -> dict[int, str]:
     """Special token id -> role shared across families (``<s>`` and ``[CLS]`` are both CLS)."""
     roles = {}
-    for attr, role in (("bos_token", "CLS"), ("eos_token", "SEP"), ("cls_token", "CLS"), ("sep_token", "SEP"),
-                       ("unk_token", "UNK"), ("mask_token", "MASK"), ("pad_token", "PAD")):
+    for attr, role in (
+        ("bos_token", "CLS"),
+        ("eos_token", "SEP"),
+        ("cls_token", "CLS"),
+        ("sep_token", "SEP"),
+        ("unk_token", "UNK"),
+        ("mask_token", "MASK"),
+        ("pad_token", "PAD"),
+    ):
         token = getattr(tokenizer, attr, None)
         if token is not None:
             roles[tokenizer.convert_tokens_to_ids(str(token))] = role

@@ -10,8 +10,10 @@ from alembert.distill.recipe import Recipe
 from alembert.models.card import base_model, eval_results, write_card
 
 # pipeline tag and loader class of each kind of task model
-KINDS = {"classification": ("text-classification", "AutoModelForSequenceClassification"),
-         "qa": ("question-answering", "AutoModelForQuestionAnswering")}
+KINDS = {
+    "classification": ("text-classification", "AutoModelForSequenceClassification"),
+    "qa": ("question-answering", "AutoModelForQuestionAnswering"),
+}
 
 
 def write_model_card(out: Path, s: dict, recipe: Recipe) -> None:
@@ -21,26 +23,39 @@ def write_model_card(out: Path, s: dict, recipe: Recipe) -> None:
     student_dev = s["dev"].get(main, float("nan"))
     teacher_dev = s["teacher_dev"].get(main, float("nan"))
     losses = "; ".join(
-        f"{st.name}: " + ", ".join(f"{t.weight:g}×{t.loss}" + (f" ({t.term.describe(t.params)})" if t.term.Params.model_fields else "") + (f" [{t.mapping_spec()}]" if t.mapping_spec() else "") for t in st.losses)
+        f"{st.name}: "
+        + ", ".join(
+            f"{t.weight:g}×{t.loss}"
+            + (f" ({t.term.describe(t.params)})" if t.term.Params.model_fields else "")
+            + (f" [{t.mapping_spec()}]" if t.mapping_spec() else "")
+            for t in st.losses
+        )
         for st in recipe.stages
     )
     windows = f"- SQuAD windows: max length {s['max_length']}, stride {s['stride']}; {s['data']}.\n" if qa else ""
-    body = f"""# Distilled student ({s['task']}, recipe `{recipe.name}`)
+    body = f"""# Distilled student ({s["task"]}, recipe `{recipe.name}`)
 
 Made with alembert: `{loader}.from_pretrained(this_folder)` loads it.
 
 | | teacher | student |
 |---|---|---|
-| model | {s['teacher']} | {s['student']} |
-| parameters | {s['teacher_parameters']:,} | {s['student_parameters']:,} ({100 * s['student_parameters'] / s['teacher_parameters']:.1f}%) |
+| model | {s["teacher"]} | {s["student"]} |
+| parameters | {s["teacher_parameters"]:,} | {s["student_parameters"]:,} ({100 * s["student_parameters"] / s["teacher_parameters"]:.1f}%) |
 | dev {main} | {teacher_dev:.4f} | {student_dev:.4f} |
 
-Retention: **{s['retention']}%** of the teacher's dev {main}.
+Retention: **{s["retention"]}%** of the teacher's dev {main}.
 
 - Recipe: {recipe.description} ({recipe.source}). Losses: {losses}.
-- Data: task {s['task']}, {s['train_examples']} training examples, {s['dev_examples']} dev examples.
-- Training: {s['train_seconds']} s in {len(s['stages'])} stage(s); full settings in `distill_config.yaml`, every logged step in `log.jsonl`.
+- Data: task {s["task"]}, {s["train_examples"]} training examples, {s["dev_examples"]} dev examples.
+- Training: {s["train_seconds"]} s in {len(s["stages"])} stage(s); full settings in `distill_config.yaml`, every logged step in `log.jsonl`.
 {windows}"""
-    write_card(out, body, model_name=f"{Path(out).name} ({s['task']}, {recipe.name})", library_name="transformers",
-               pipeline_tag=pipeline_tag, tags=["alembert", "distillation", recipe.name], base=base_model(s["teacher"]),
-               results=eval_results(s["task"], s["dev"]))
+    write_card(
+        out,
+        body,
+        model_name=f"{Path(out).name} ({s['task']}, {recipe.name})",
+        library_name="transformers",
+        pipeline_tag=pipeline_tag,
+        tags=["alembert", "distillation", recipe.name],
+        base=base_model(s["teacher"]),
+        results=eval_results(s["task"], s["dev"]),
+    )

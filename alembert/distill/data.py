@@ -26,10 +26,14 @@ def distill_data(cfg: DataConfig, task: TaskSpec, teacher_tok, student_tok, two:
         dev = tokenize_dataset(raw["dev"], teacher_tok, cfg.max_length)
         return tokenize_dataset(train_raw, teacher_tok, cfg.max_length), dev, dev
     train = tokenize_two(train_raw, teacher_tok, student_tok, cfg.max_length, teacher_max_length=cfg.max_length + 1)
-    return train, tokenize_dataset(raw["dev"], student_tok, cfg.max_length), tokenize_dataset(raw["dev"], teacher_tok, cfg.max_length + 1)
+    return (
+        train,
+        tokenize_dataset(raw["dev"], student_tok, cfg.max_length),
+        tokenize_dataset(raw["dev"], teacher_tok, cfg.max_length + 1),
+    )
 
 
 def teacher_side(train):
     """The teacher's columns of a two-tokenizer training set under the usual names (for the teacher cache)."""
     cols = [c for c in train.column_names if c.startswith(TEACHER_PREFIX)]
-    return train.select_columns([*cols, "length"]).rename_columns({c: c[len(TEACHER_PREFIX):] for c in cols})
+    return train.select_columns([*cols, "length"]).rename_columns({c: c[len(TEACHER_PREFIX) :] for c in cols})

@@ -37,8 +37,9 @@ def load_encoder(name: str, lm_head: bool, attn: str | None, role: str):
     """A base encoder, or a masked-LM model whose head must exist in the checkpoint when ``role`` is teacher."""
     path = resolve_model(name)
     cls = AutoModelForMaskedLM if lm_head else AutoModel
-    model, info = quiet_from_pretrained(cls, path, f"{role} {name}", output_loading_info=True,
-                                        **({"attn_implementation": attn} if attn else {}))
+    model, info = quiet_from_pretrained(
+        cls, path, f"{role} {name}", output_loading_info=True, **({"attn_implementation": attn} if attn else {})
+    )
     missing = [k for k in info["missing_keys"] if not k.endswith("position_ids")]
     if lm_head and role == "teacher" and missing:
         raise AlembertError(
@@ -57,8 +58,17 @@ def make_general_student(cfg: DistillGeneralConfig, teacher, teacher_tok, lm_hea
         return student
     s = cfg.student
     if s.from_config:
-        return student_from_config(teacher, s.num_layers or teacher.config.num_hidden_layers, s.hidden_size, s.intermediate_size, s.num_heads, seed=cfg.train.seed)
-    return student_from_teacher(teacher, s.layers if s.layers is not None else every_other_layer(teacher.config.num_hidden_layers))
+        return student_from_config(
+            teacher,
+            s.num_layers or teacher.config.num_hidden_layers,
+            s.hidden_size,
+            s.intermediate_size,
+            s.num_heads,
+            seed=cfg.train.seed,
+        )
+    return student_from_teacher(
+        teacher, s.layers if s.layers is not None else every_other_layer(teacher.config.num_hidden_layers)
+    )
 
 
 def corpus_loaders(cfg: DistillGeneralConfig, tokenizer, masked: bool):
@@ -66,11 +76,15 @@ def corpus_loaders(cfg: DistillGeneralConfig, tokenizer, masked: bool):
     if cfg.data.max_sequences:
         packed = packed.select(range(min(cfg.data.max_sequences, len(packed))))
     if len(packed) <= cfg.data.heldout:
-        raise AlembertError(f"the corpus packs into only {len(packed)} sequences, not more than --heldout {cfg.data.heldout}; give more text or a smaller --heldout")
+        raise AlembertError(
+            f"the corpus packs into only {len(packed)} sequences, not more than --heldout {cfg.data.heldout}; give more text or a smaller --heldout"
+        )
     heldout, train = packed.select(range(cfg.data.heldout)), packed.select(range(cfg.data.heldout, len(packed)))
     cols = [c for c in COLUMNS if c in packed.column_names]
     seed = cfg.train.seed
-    collate = MLMCollator(tokenizer, cfg.data.mlm_probability, seed=seed) if masked else DataCollatorWithPadding(tokenizer)
+    collate = (
+        MLMCollator(tokenizer, cfg.data.mlm_probability, seed=seed) if masked else DataCollatorWithPadding(tokenizer)
+    )
     loader, sampler = batched_loader(train, cols, collate, cfg.train.batch_size, seed)
     eval_collate = MLMCollator(tokenizer, cfg.data.mlm_probability, seed=seed + 1) if masked else collate
     return loader, sampler, collate, (heldout.with_format("torch", columns=cols), eval_collate), len(train)
@@ -106,7 +120,9 @@ def run_distill_general(cfg: DistillGeneralConfig, callbacks: Callbacks | None =
 
         return run_embedding_distill(cfg, recipe, callbacks)
     if len(recipe.stages) != 1 or not all(t.term.raw_text for t in recipe.stages[0].losses):
-        raise AlembertError(f"recipe {recipe.name} is not a one-stage raw-text recipe (no ce/pkd terms); use distilbert-general, tinybert-general or cosine-hidden")
+        raise AlembertError(
+            f"recipe {recipe.name} is not a one-stage raw-text recipe (no ce/pkd terms); use distilbert-general, tinybert-general or cosine-hidden"
+        )
     if not cfg.data.corpus:
         raise AlembertError("distill-general needs raw text: pass --corpus PATH (files or folders of .txt)")
     run = Run("distill-general", cfg, callbacks)
@@ -129,9 +145,12 @@ def run_distill_general(cfg: DistillGeneralConfig, callbacks: Callbacks | None =
 
     spec = FitSpec(cfg.train, "heldout_loss", evaluate, minimize=True, resume=run.stage_resume(0))
     if run.dry_run:
-        return run.plan(what=f"general distillation of {cfg.teacher} with recipe {recipe.name} on {', '.join(cfg.data.corpus)}",
-                        examples={"train_examples": n_train, "dev_examples": cfg.data.heldout},
-                        stages=[PlannedStage(stage.name, module, loader, sampler, spec, "online")], evaluations={"student": evaluate})
+        return run.plan(
+            what=f"general distillation of {cfg.teacher} with recipe {recipe.name} on {', '.join(cfg.data.corpus)}",
+            examples={"train_examples": n_train, "dev_examples": cfg.data.heldout},
+            stages=[PlannedStage(stage.name, module, loader, sampler, spec, "online")],
+            evaluations={"student": evaluate},
+        )
     out = run.open("distill_general_config.yaml", cfg.model_copy(update={"recipe": recipe.model_dump(mode="json")}))
 
     def on_best(metrics, step):
@@ -139,8 +158,17 @@ def run_distill_general(cfg: DistillGeneralConfig, callbacks: Callbacks | None =
 
     run.fit(module, loader, sampler, spec, on_best, name=stage.name)
     student_desc = f"checkpoint {cfg.student.path}" if cfg.student.path else f"{n_params(student):,}-parameter student"
-    summary = run.summary(kind="corpus", task="corpus", model=student_desc, teacher=cfg.teacher, recipe=recipe.name,
-                          main_metric="heldout_loss", train_examples=n_train, dev_examples=cfg.data.heldout,
-                          parameters=n_params(student), teacher_parameters=n_params(teacher),
-                          details={"corpus": cfg.data.corpus})
+    summary = run.summary(
+        kind="corpus",
+        task="corpus",
+        model=student_desc,
+        teacher=cfg.teacher,
+        recipe=recipe.name,
+        main_metric="heldout_loss",
+        train_examples=n_train,
+        dev_examples=cfg.data.heldout,
+        parameters=n_params(student),
+        teacher_parameters=n_params(teacher),
+        details={"corpus": cfg.data.corpus},
+    )
     return run.finish(summary)

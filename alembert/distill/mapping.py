@@ -85,18 +85,14 @@ def validate_mapping(
     result: list[Pair] = []
     for i, pair in enumerate(pairs):
         if isinstance(pair, str | bytes) or not isinstance(pair, Sequence) or len(pair) != 2:
-            raise AlembertError(
-                f"layer mapping pair {i} ({pair!r}): expected a [student, teacher] pair"
-            )
+            raise AlembertError(f"layer mapping pair {i} ({pair!r}): expected a [student, teacher] pair")
         s, t = pair
         where = f"layer mapping pair {i} (student {s}, teacher {t})"
         if not (_is_int(s) and _is_int(t)):
             raise AlembertError(f"{where}: layer indices must be integers")
         for what, idx, n in (("student", s, n_student), ("teacher", t, n_teacher)):
             if idx < 0:
-                raise AlembertError(
-                    f"{where}: {what} layer {idx} is negative; valid range {low}..{n}"
-                )
+                raise AlembertError(f"{where}: {what} layer {idx} is negative; valid range {low}..{n}")
             if not low <= idx <= n:
                 note = " (0, the embeddings, is not allowed here)" if idx == 0 else ""
                 raise AlembertError(f"{where}: {what} layer {idx} out of range {low}..{n}{note}")
@@ -137,9 +133,7 @@ def _parse_pair(i: int, item: str) -> Any:
     """Parse one ``"s:t"`` item of a mapping string (indices still checked later)."""
     parts = item.split(":")
     if len(parts) != 2:
-        raise AlembertError(
-            f"layer mapping pair {i} ({item.strip()!r}): expected 'student:teacher' like '1:2'"
-        )
+        raise AlembertError(f"layer mapping pair {i} ({item.strip()!r}): expected 'student:teacher' like '1:2'")
     out = []
     for part in parts:
         part = part.strip()

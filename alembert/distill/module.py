@@ -58,7 +58,9 @@ def resolve_stage_terms(stage: Stage, student, teacher) -> list[tuple]:
         pairs = term.check_models(student, teacher, resolve_mapping(spec, ns, nt))
         validate_mapping(pairs, ns, nt, allow_embeddings=term.allow_embeddings)
         if not pairs:
-            raise AlembertError(f"the {entry.loss} term's mapping {spec!r} gives no layer pairs for a {ns}-layer student and {nt}-layer teacher; give explicit pairs")
+            raise AlembertError(
+                f"the {entry.loss} term's mapping {spec!r} gives no layer pairs for a {ns}-layer student and {nt}-layer teacher; give explicit pairs"
+            )
         out.append(term.check_params(entry.params, student, teacher, pairs))
     return out
 
@@ -104,7 +106,9 @@ class DistillModule(torch.nn.Module):
             if self.cache is not None and "idx" in batch:  # a training row; evaluation batches have no cache row
                 return self.cache.view(batch)
             if self.tokenizers is not None:
-                return aligned_view(self.teacher, batch, *self.tokenizers, hidden, attention, self.align_mode, self.teacher_qkv)
+                return aligned_view(
+                    self.teacher, batch, *self.tokenizers, hidden, attention, self.align_mode, self.teacher_qkv
+                )
             return online_view(self.teacher, batch, hidden, attention, self.teacher_qkv)
 
     def forward(self, batch, return_student: bool = False):
@@ -114,7 +118,9 @@ class DistillModule(torch.nn.Module):
         inputs = {k: batch[k] for k in MODEL_INPUTS if k in batch}
         teacher = self.view(batch) if self.stage.needs_teacher else None
         with capture_keys(self.student, self.student_qkv) as student_qkv:
-            student = self.student(**inputs, output_hidden_states=self.stage.needs_hidden, output_attentions=self.stage.needs_attention)
+            student = self.student(
+                **inputs, output_hidden_states=self.stage.needs_hidden, output_attentions=self.stage.needs_attention
+            )
         step = StepInputs(student, teacher, labels, batch["attention_mask"], batch, student_qkv)
         total, terms = 0.0, {}
         for entry, term, name in zip(self.stage.losses, self.bound_terms, self.term_names, strict=True):

@@ -36,8 +36,12 @@ class LossTerm(Strict):
 
     loss: str
     weight: float = Field(1.0, ge=0)
-    mapping: str | list[tuple[int, int]] | None = Field(None, description="layer losses: strategy or (student, teacher) pairs")
-    projection: bool = Field(True, description="terms that learn a projection when widths differ; false makes a width mismatch an error")
+    mapping: str | list[tuple[int, int]] | None = Field(
+        None, description="layer losses: strategy or (student, teacher) pairs"
+    )
+    projection: bool = Field(
+        True, description="terms that learn a projection when widths differ; false makes a width mismatch an error"
+    )
 
     @model_validator(mode="after")
     def _known_term(self):
@@ -79,8 +83,10 @@ class Stage(Strict):
     def _some_weight(self):
         """All weights zero: the loss is 0 whatever the student does; it would train to nothing."""
         if all(t.weight == 0 for t in self.losses):
-            raise ValueError(f"stage {self.name!r}: every loss weight is 0, so the student would learn nothing; "
-                             "give at least one loss a positive weight")
+            raise ValueError(
+                f"stage {self.name!r}: every loss weight is 0, so the student would learn nothing; "
+                "give at least one loss a positive weight"
+            )
         return self
 
     def needs(self, what: str) -> bool:
@@ -143,5 +149,7 @@ def load_recipe(name_or_path: str | Path | dict) -> Recipe:
     if not path.suffix and (RECIPE_DIR / f"{name_or_path}.yaml").is_file():
         path = RECIPE_DIR / f"{name_or_path}.yaml"
     elif not path.is_file():
-        raise AlembertError(f"unknown recipe {str(name_or_path)!r}; use one of {', '.join(recipe_names())} or a YAML file path")
+        raise AlembertError(
+            f"unknown recipe {str(name_or_path)!r}; use one of {', '.join(recipe_names())} or a YAML file path"
+        )
     return build_config(Recipe, path)

@@ -34,7 +34,9 @@ def run_distill(cfg: DistillConfig, callbacks: Callbacks | None = None) -> dict:
     """Distil ``cfg.teacher`` into a student, stage after stage of the recipe; the
     ``metrics.json`` dict (or, with ``cfg.dry_run``, the plan)."""
     # Every check runs before the output folder is created or written: a refused run leaves it as it was.
-    task = resolve_task(cfg.data, lambda: load_config(cfg.teacher), f"teacher {cfg.teacher}")  # your own data: the teacher's labels
+    task = resolve_task(
+        cfg.data, lambda: load_config(cfg.teacher), f"teacher {cfg.teacher}"
+    )  # your own data: the teacher's labels
     recipe = load_recipe(cfg.recipe)
     run = Run("distill", cfg, callbacks)
     accelerator = run.make_accelerator(cfg.train, recipe)
@@ -42,7 +44,9 @@ def run_distill(cfg: DistillConfig, callbacks: Callbacks | None = None) -> dict:
     tokenizer = load_tokenizer(cfg.teacher)
     teacher = load_classifier(cfg.teacher, task, attn=attn).to(accelerator.device).eval()
     teacher.requires_grad_(False)
-    student, student_desc = make_student(cfg.student, teacher, tokenizer, cfg.teacher, task, attn, cfg.train.seed, cfg.cross_tokenizer)
+    student, student_desc = make_student(
+        cfg.student, teacher, tokenizer, cfg.teacher, task, attn, cfg.train.seed, cfg.cross_tokenizer
+    )
     student_tok = load_tokenizer(cfg.student.path) if cfg.student.path else tokenizer
     check_max_length(teacher.config, cfg.data.max_length, f"{cfg.teacher} (the teacher)")
     check_max_length(student.config, cfg.data.max_length, f"{cfg.student.path or 'the student'}")
@@ -50,8 +54,12 @@ def run_distill(cfg: DistillConfig, callbacks: Callbacks | None = None) -> dict:
     two = not same_tokenization(tokenizer, student_tok)  # allowed only with --cross-tokenizer (checked above)
     for stage in recipe.stages:  # mappings, head counts, widths (projection: false) of every stage
         resolve_stage_mappings(stage, student, teacher)
-        if two and cfg.cross_tokenizer == "cls" and stage.needs("qkv"):  # one aligned position: every relation would be 0
-            raise AlembertError(f"stage {stage.name!r} has relation terms, which need every token aligned; --cross-tokenizer cls aligns only [CLS]: use --cross-tokenizer strict")
+        if (
+            two and cfg.cross_tokenizer == "cls" and stage.needs("qkv")
+        ):  # one aligned position: every relation would be 0
+            raise AlembertError(
+                f"stage {stage.name!r} has relation terms, which need every token aligned; --cross-tokenizer cls aligns only [CLS]: use --cross-tokenizer strict"
+            )
     with run.cache_guard():  # label values and empty data are checked here; the tokenised cache is written once
         train, dev, teacher_dev_set = distill_data(cfg.data, task, tokenizer, student_tok, two)
     autocast = AUTOCAST.get(cfg.train.mixed_precision)
@@ -62,26 +70,49 @@ def run_distill(cfg: DistillConfig, callbacks: Callbacks | None = None) -> dict:
 
     def stage_parts(i, stage):
         """(module, loader, sampler, spec, cache plan) of stage ``i``; the cache built unless dry."""
-        train_cfg = cfg.train.model_copy(update={k: v for k, v in {"epochs": stage.epochs, "lr": stage.lr}.items() if v is not None})
-        module = DistillModule(student, teacher, stage, tokenizers=(tokenizer, student_tok) if two else None, align_mode=cfg.cross_tokenizer)
+        train_cfg = cfg.train.model_copy(
+            update={k: v for k, v in {"epochs": stage.epochs, "lr": stage.lr}.items() if v is not None}
+        )
+        module = DistillModule(
+            student,
+            teacher,
+            stage,
+            tokenizers=(tokenizer, student_tok) if two else None,
+            align_mode=cfg.cross_tokenizer,
+        )
         stage_train, cache = train, None
         if cfg.cache_teacher and cacheable(stage):
             source = teacher_side(train) if two else train
             layers = module.teacher_layers()
-            cache = {"examples": len(source), "bytes": cache_bytes(len(source), teacher.config.num_labels, layers, teacher.config.hidden_size)}
+            cache = {
+                "examples": len(source),
+                "bytes": cache_bytes(len(source), teacher.config.num_labels, layers, teacher.config.hidden_size),
+            }
             if run.dry_run:
-                folder = cache_dir() / "teacher" / cache_key(teacher, source, tokenizer, cfg.data.max_length, layers, autocast)
+                folder = (
+                    cache_dir()
+                    / "teacher"
+                    / cache_key(teacher, source, tokenizer, cfg.data.max_length, layers, autocast)
+                )
                 cache["ready"] = (folder / "meta.json").is_file()
                 cache["probe"] = lambda: time_forward(teacher, eval_batches(source, tokenizer, bs), len(source))
-                module.__dict__["cache"] = zero_cache(len(source), teacher.config.num_labels, layers, teacher.config.hidden_size)
+                module.__dict__["cache"] = zero_cache(
+                    len(source), teacher.config.num_labels, layers, teacher.config.hidden_size
+                )
             else:
                 with run.cache_guard(), run.timed("teacher_cache"):  # one process writes the cache, the others read it
-                    module.__dict__["cache"] = build_cache(teacher, source, tokenizer, cfg.data.max_length, layers, bs, autocast=autocast)
+                    module.__dict__["cache"] = build_cache(
+                        teacher, source, tokenizer, cfg.data.max_length, layers, bs, autocast=autocast
+                    )
             stage_train = train.add_column("idx", list(range(len(train))))
         if two:
-            loader, sampler = two_tokenizer_loader(stage_train, tokenizer, student_tok, train_cfg.batch_size, train_cfg.seed + i, train_cfg.group_by_length)
+            loader, sampler = two_tokenizer_loader(
+                stage_train, tokenizer, student_tok, train_cfg.batch_size, train_cfg.seed + i, train_cfg.group_by_length
+            )
         else:
-            loader, sampler = train_loader(stage_train, tokenizer, train_cfg.batch_size, train_cfg.seed + i, train_cfg.group_by_length)
+            loader, sampler = train_loader(
+                stage_train, tokenizer, train_cfg.batch_size, train_cfg.seed + i, train_cfg.group_by_length
+            )
 
         def evaluate():
             return evaluate_model(accelerator.unwrap_model(module).student, student_tok, task, dev, bs)
@@ -93,13 +124,29 @@ def run_distill(cfg: DistillConfig, callbacks: Callbacks | None = None) -> dict:
         planned = []
         for i, stage in enumerate(recipe.stages):
             module, loader, sampler, spec, cache = stage_parts(i, stage)
-            planned.append(PlannedStage(stage.name, module, loader, sampler, spec, "cached" if cache else "online",
-                                        cache_ready=bool(cache and cache["ready"]), cache_bytes=cache["bytes"] if cache else 0,
-                                        cache_examples=cache["examples"] if cache else 0, cache_probe=cache and cache["probe"]))
-        return run.plan(what=f"distil {cfg.teacher} into {student_desc} on {task.name} with recipe {recipe.name}",
-                        examples={"train_examples": len(train), "dev_examples": len(dev)}, stages=planned,
-                        evaluations={"teacher": teacher_eval, "student": planned[-1].spec.evaluate})
-    out = run.open("distill_config.yaml", cfg.model_copy(update={"recipe": recipe.model_dump(mode="json")}))  # all checks passed
+            planned.append(
+                PlannedStage(
+                    stage.name,
+                    module,
+                    loader,
+                    sampler,
+                    spec,
+                    "cached" if cache else "online",
+                    cache_ready=bool(cache and cache["ready"]),
+                    cache_bytes=cache["bytes"] if cache else 0,
+                    cache_examples=cache["examples"] if cache else 0,
+                    cache_probe=cache and cache["probe"],
+                )
+            )
+        return run.plan(
+            what=f"distil {cfg.teacher} into {student_desc} on {task.name} with recipe {recipe.name}",
+            examples={"train_examples": len(train), "dev_examples": len(dev)},
+            stages=planned,
+            evaluations={"teacher": teacher_eval, "student": planned[-1].spec.evaluate},
+        )
+    out = run.open(
+        "distill_config.yaml", cfg.model_copy(update={"recipe": recipe.model_dump(mode="json")})
+    )  # all checks passed
     teacher_dev = teacher_eval() if run.is_main else {}
 
     for i, stage in enumerate(recipe.stages):
@@ -116,8 +163,18 @@ def run_distill(cfg: DistillConfig, callbacks: Callbacks | None = None) -> dict:
 
         run.fit(module, loader, sampler, spec, on_best, name=stage.name)
 
-    summary = run.summary(kind="classification", task=task.name, model=student_desc, teacher=cfg.teacher, recipe=recipe.name,
-                          main_metric=task.main_metric, teacher_dev=teacher_dev, train_examples=len(train), dev_examples=len(dev),
-                          parameters=n_params(student), teacher_parameters=n_params(teacher),
-                          details={"attention": teacher.config._attn_implementation})
+    summary = run.summary(
+        kind="classification",
+        task=task.name,
+        model=student_desc,
+        teacher=cfg.teacher,
+        recipe=recipe.name,
+        main_metric=task.main_metric,
+        teacher_dev=teacher_dev,
+        train_examples=len(train),
+        dev_examples=len(dev),
+        parameters=n_params(student),
+        teacher_parameters=n_params(teacher),
+        details={"attention": teacher.config._attn_implementation},
+    )
     return run.finish(summary, card=lambda out, s: write_model_card(out, card_view(s), recipe))

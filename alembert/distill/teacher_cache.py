@@ -37,7 +37,13 @@ def weights_fingerprint(model) -> str:
 
 
 def cache_key(teacher, ds, tokenizer, max_length: int, layers: list[int], autocast: torch.dtype | None = None) -> str:
-    parts = [weights_fingerprint(teacher), data_fingerprint(ds, ("input_ids", "token_type_ids", "labels")), tokenizer_fingerprint(tokenizer), str(max_length), ",".join(map(str, layers))]
+    parts = [
+        weights_fingerprint(teacher),
+        data_fingerprint(ds, ("input_ids", "token_type_ids", "labels")),
+        tokenizer_fingerprint(tokenizer),
+        str(max_length),
+        ",".join(map(str, layers)),
+    ]
     if autocast is not None:  # full-precision keys stay as they were
         parts.append(str(autocast))
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:24]
@@ -55,7 +61,11 @@ class TeacherCache:
     def lookup(self, idx: torch.Tensor) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
         rows = idx.cpu().numpy()
         logits = torch.from_numpy(np.asarray(self.logits[rows]))
-        cls = {layer: torch.from_numpy(np.asarray(self.cls[rows, j])) for j, layer in enumerate(self.layers)} if self.layers else {}
+        cls = (
+            {layer: torch.from_numpy(np.asarray(self.cls[rows, j])) for j, layer in enumerate(self.layers)}
+            if self.layers
+            else {}
+        )
         return logits, cls
 
     def view(self, batch: dict):
@@ -65,8 +75,16 @@ class TeacherCache:
 
 
 @torch.inference_mode()
-def build_cache(teacher, ds, tokenizer, max_length: int, layers: list[int], batch_size: int = 128, root: Path | None = None,
-                autocast: torch.dtype | None = None) -> TeacherCache:
+def build_cache(
+    teacher,
+    ds,
+    tokenizer,
+    max_length: int,
+    layers: list[int],
+    batch_size: int = 128,
+    root: Path | None = None,
+    autocast: torch.dtype | None = None,
+) -> TeacherCache:
     """The cache for this teacher and training set, computed now unless it already exists.
     ``autocast``: the dtype of the run's mixed precision (None: full precision); stored as float32."""
     key = cache_key(teacher, ds, tokenizer, max_length, layers, autocast)
@@ -88,7 +106,9 @@ def build_cache(teacher, ds, tokenizer, max_length: int, layers: list[int], batc
             if logits is None:
                 logits = np.lib.format.open_memmap(tmp / "logits.npy", "w+", np.float32, (len(ds), value.shape[-1]))
                 if layers:
-                    cls = np.lib.format.open_memmap(tmp / "cls.npy", "w+", np.float32, (len(ds), len(layers), teacher.config.hidden_size))
+                    cls = np.lib.format.open_memmap(
+                        tmp / "cls.npy", "w+", np.float32, (len(ds), len(layers), teacher.config.hidden_size)
+                    )
             logits[idx] = value
             for j, layer in enumerate(layers):
                 cls[idx, j] = out.hidden_states[layer][:, 0].float().cpu().numpy()

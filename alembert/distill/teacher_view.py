@@ -64,9 +64,11 @@ def cached_view(cache, batch: dict) -> TeacherView:
     return TeacherView(logits=[logits.to(device)], cls=lambda layer: cls[layer].to(device))
 
 
-def aligned_view(teacher, batch: dict, teacher_tok, student_tok, hidden: bool, attention: bool, mode: str, qkv=()) -> TeacherView:
+def aligned_view(
+    teacher, batch: dict, teacher_tok, student_tok, hidden: bool, attention: bool, mode: str, qkv=()
+) -> TeacherView:
     """Recorded queries, keys and values (``qkv``) are gathered onto the student's positions like hidden states."""
-    inputs = {k[len(TEACHER_PREFIX):]: v for k, v in batch.items() if k.startswith(TEACHER_PREFIX)}
+    inputs = {k[len(TEACHER_PREFIX) :]: v for k, v in batch.items() if k.startswith(TEACHER_PREFIX)}
     with capture_keys(teacher, qkv) as captured:
         out = teacher(**inputs, output_hidden_states=hidden, output_attentions=attention)
     token_level = hidden or attention or bool(qkv)
@@ -75,7 +77,9 @@ def aligned_view(teacher, batch: dict, teacher_tok, student_tok, hidden: bool, a
         logits=output_logits(out),
         cls=lambda layer: out.hidden_states[layer][:, 0],
         hidden=(lambda layer: gather_teacher(out.hidden_states[layer], aligned.teacher_index)) if hidden else None,
-        attention=(lambda layer: gather_teacher_attention(out.attentions[layer - 1], aligned.teacher_index)) if attention else None,
+        attention=(lambda layer: gather_teacher_attention(out.attentions[layer - 1], aligned.teacher_index))
+        if attention
+        else None,
         mask=aligned.mask if aligned is not None else None,
         embeddings=getattr(out, "embeddings", None),
         qkv=(lambda layer, kind: gather_teacher(captured[(layer, kind)], aligned.teacher_index)) if qkv else None,

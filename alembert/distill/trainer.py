@@ -48,14 +48,18 @@ def pick_stage(recipe: Recipe, stage: str | int | None) -> Stage:
     if stage is None:
         if len(recipe.stages) == 1:
             return recipe.stages[0]
-        raise AlembertError(f"recipe {recipe.name!r} has {len(names)} stages ({', '.join(names)}); pass stage= one of them "
-                            "(one DistillationTrainer trains one stage: run one per stage, in order)")
+        raise AlembertError(
+            f"recipe {recipe.name!r} has {len(names)} stages ({', '.join(names)}); pass stage= one of them "
+            "(one DistillationTrainer trains one stage: run one per stage, in order)"
+        )
     if isinstance(stage, int) and not isinstance(stage, bool):
         if 0 <= stage < len(names):
             return recipe.stages[stage]
     elif stage in names:
         return recipe.stages[names.index(stage)]
-    raise AlembertError(f"recipe {recipe.name!r} has no stage {stage!r}; pass stage= one of {', '.join(names)} (or 0..{len(names) - 1})")
+    raise AlembertError(
+        f"recipe {recipe.name!r} has no stage {stage!r}; pass stage= one of {', '.join(names)} (or 0..{len(names) - 1})"
+    )
 
 
 def _eager_attention(model, who: str) -> None:
@@ -65,7 +69,9 @@ def _eager_attention(model, who: str) -> None:
     try:
         model.set_attn_implementation("eager")
     except (AttributeError, ValueError) as exc:
-        raise AlembertError(f"the {who} cannot switch to eager attention ({exc}); load it with attn_implementation='eager' for an attention loss") from None
+        raise AlembertError(
+            f"the {who} cannot switch to eager attention ({exc}); load it with attn_implementation='eager' for an attention loss"
+        ) from None
 
 
 class DistillationTrainer(Trainer):
@@ -82,8 +88,17 @@ class DistillationTrainer(Trainer):
     made), so two runs with one seed start alike.
     """
 
-    def __init__(self, model=None, args=None, *, teacher=None, recipe: str | dict | Recipe = "kd",
-                 stage: str | int | None = None, cache_teacher: bool = False, **kwargs: Any):
+    def __init__(
+        self,
+        model=None,
+        args=None,
+        *,
+        teacher=None,
+        recipe: str | dict | Recipe = "kd",
+        stage: str | int | None = None,
+        cache_teacher: bool = False,
+        **kwargs: Any,
+    ):
         if model is None or teacher is None:
             raise AlembertError("DistillationTrainer needs model= (the student) and teacher= (its fine-tuned teacher)")
         if isinstance(model, DistillModule):
@@ -92,8 +107,10 @@ class DistillationTrainer(Trainer):
         self.stage = pick_stage(self.recipe, stage)
         vs, vt = model.config.vocab_size, teacher.config.vocab_size
         if vs != vt:
-            raise AlembertError(f"the student's vocabulary ({vs} tokens) differs from the teacher's ({vt}); DistillationTrainer "
-                                "needs one tokenizer for both (alembert distill --cross-tokenizer handles two)")
+            raise AlembertError(
+                f"the student's vocabulary ({vs} tokens) differs from the teacher's ({vt}); DistillationTrainer "
+                "needs one tokenizer for both (alembert distill --cross-tokenizer handles two)"
+            )
         if self.stage.needs_attention:
             _eager_attention(teacher, "teacher")
             _eager_attention(model, "student")
@@ -117,13 +134,19 @@ class DistillationTrainer(Trainer):
         from alembert.distill.teacher_cache import build_cache
 
         if not self.stage.cacheable:
-            raise AlembertError(f"recipe stage {self.stage.name!r} reads teacher hidden states or attention, which the teacher cache "
-                                "does not keep; drop cache_teacher=True (the teacher then runs online)")
+            raise AlembertError(
+                f"recipe stage {self.stage.name!r} reads teacher hidden states or attention, which the teacher cache "
+                "does not keep; drop cache_teacher=True (the teacher then runs online)"
+            )
         ds = self.train_dataset
         if not isinstance(ds, datasets.Dataset) or "input_ids" not in ds.column_names:
-            raise AlembertError("cache_teacher=True needs train_dataset as a tokenised datasets.Dataset (with an input_ids column)")
+            raise AlembertError(
+                "cache_teacher=True needs train_dataset as a tokenised datasets.Dataset (with an input_ids column)"
+            )
         if self.processing_class is None:
-            raise AlembertError("cache_teacher=True needs processing_class= (the tokenizer): the cache pads its own batches")
+            raise AlembertError(
+                "cache_teacher=True needs processing_class= (the tokenizer): the cache pads its own batches"
+            )
         if "length" not in ds.column_names:
             ds = ds.map(lambda b: {"length": [len(x) for x in b["input_ids"]]}, batched=True)
         if "idx" not in ds.column_names:
@@ -132,8 +155,15 @@ class DistillationTrainer(Trainer):
         module = self.accelerator.unwrap_model(self.model)
         autocast = torch.bfloat16 if self.args.bf16 else torch.float16 if self.args.fp16 else None
         with self.accelerator.main_process_first():
-            cache = build_cache(self.teacher, ds, self.processing_class, max(ds["length"]), module.teacher_layers(),
-                                batch_size=self.args.per_device_eval_batch_size, autocast=autocast)
+            cache = build_cache(
+                self.teacher,
+                ds,
+                self.processing_class,
+                max(ds["length"]),
+                module.teacher_layers(),
+                batch_size=self.args.per_device_eval_batch_size,
+                autocast=autocast,
+            )
         module.__dict__["cache"] = cache
 
     @property
@@ -145,8 +175,10 @@ class DistillationTrainer(Trainer):
         if self._signature_columns is None:
             import inspect
 
-            self._signature_columns = [*inspect.signature(self.model.student.forward).parameters,
-                                       *{"label", "label_ids", "idx", *self.label_names}]  # idx: the teacher cache's row
+            self._signature_columns = [
+                *inspect.signature(self.model.student.forward).parameters,
+                *{"label", "label_ids", "idx", *self.label_names},
+            ]  # idx: the teacher cache's row
 
     def compute_loss(self, model, inputs, return_outputs: bool = False, num_items_in_batch=None):
         """The stage's weighted total, as ``alembert distill`` computes it for the same batch.
@@ -173,15 +205,20 @@ class DistillationTrainer(Trainer):
             return loss, None, None
         logits = tuple(v.detach() for k, v in outputs.items() if k != "loss" and k not in (ignore_keys or []))
         labels = tuple(inputs[k].detach() for k in self.label_names if k in inputs)
-        return (loss, logits[0] if len(logits) == 1 else logits,
-                (labels[0] if len(labels) == 1 else labels) if labels else None)
+        return (
+            loss,
+            logits[0] if len(logits) == 1 else logits,
+            (labels[0] if len(labels) == 1 else labels) if labels else None,
+        )
 
     def log(self, logs: dict[str, float], *args, **kwargs) -> None:
         """Add each term's mean since the last training log to the record that carries ``loss``."""
         if "loss" in logs and self._term_steps:
             steps = torch.tensor(float(self._term_steps), device=self.args.device)
             for name, total in self._term_sums.items():
-                mean = self.accelerator.reduce(total.to(self.args.device) / steps, reduction="mean")  # every process's mean
+                mean = self.accelerator.reduce(
+                    total.to(self.args.device) / steps, reduction="mean"
+                )  # every process's mean
                 logs[name] = float(mean)
             self._term_sums, self._term_steps = {}, 0
         super().log(logs, *args, **kwargs)
@@ -196,11 +233,13 @@ class DistillationTrainer(Trainer):
         os.makedirs(output_dir, exist_ok=True)
         module = self.accelerator.unwrap_model(self.model)
         state_dict = state_dict if state_dict is not None else module.state_dict()
-        student = {k[len("student."):]: v for k, v in state_dict.items() if k.startswith("student.")}
+        student = {k[len("student.") :]: v for k, v in state_dict.items() if k.startswith("student.")}
         module.student.save_pretrained(output_dir, state_dict=student or None)
         projections = {k: v.detach().contiguous().cpu() for k, v in state_dict.items() if k.startswith("projections.")}
         if projections:
-            safetensors.torch.save_file(projections, os.path.join(output_dir, PROJECTIONS_FILE), metadata={"format": "pt"})
+            safetensors.torch.save_file(
+                projections, os.path.join(output_dir, PROJECTIONS_FILE), metadata={"format": "pt"}
+            )
         if self.processing_class is not None:
             self.processing_class.save_pretrained(output_dir)
         torch.save(self.args, os.path.join(output_dir, "training_args.bin"))
@@ -213,18 +252,24 @@ class DistillationTrainer(Trainer):
         module = self.accelerator.unwrap_model(model if model is not None else self.model)
         single = os.path.join(resume_from_checkpoint, "model.safetensors")
         if os.path.isfile(single):
-            missing, unexpected = module.student.load_state_dict(safetensors.torch.load_file(single, device="cpu"), strict=False)
+            missing, unexpected = module.student.load_state_dict(
+                safetensors.torch.load_file(single, device="cpu"), strict=False
+            )
             tied = set(getattr(module.student, "all_tied_weights_keys", None) or {})
             if unexpected or set(missing) - tied:
-                raise AlembertError(f"checkpoint {resume_from_checkpoint} does not match the student "
-                                    f"({len(missing)} missing, {len(unexpected)} unexpected weights); resume with the same student")
+                raise AlembertError(
+                    f"checkpoint {resume_from_checkpoint} does not match the student "
+                    f"({len(missing)} missing, {len(unexpected)} unexpected weights); resume with the same student"
+                )
         else:
             load_sharded_checkpoint(module.student, resume_from_checkpoint, strict=False)
         path = os.path.join(resume_from_checkpoint, PROJECTIONS_FILE)
         if len(module.projections):
             if not os.path.isfile(path):
-                raise AlembertError(f"checkpoint {resume_from_checkpoint} has no {PROJECTIONS_FILE}; resume from a DistillationTrainer checkpoint")
-            state = {k[len("projections."):]: v for k, v in safetensors.torch.load_file(path, device="cpu").items()}
+                raise AlembertError(
+                    f"checkpoint {resume_from_checkpoint} has no {PROJECTIONS_FILE}; resume from a DistillationTrainer checkpoint"
+                )
+            state = {k[len("projections.") :]: v for k, v in safetensors.torch.load_file(path, device="cpu").items()}
             module.projections.load_state_dict(state)
 
     def _load_best_model(self) -> None:

@@ -29,9 +29,18 @@ def texts_fingerprint(texts: list[str]) -> str:
     return hashlib.sha256("\x1e".join(texts).encode()).hexdigest()[:16]
 
 
-def embedding_cache_key(teacher, tokenizer, texts: list[str], max_length: int, autocast: torch.dtype | None = None) -> str:
+def embedding_cache_key(
+    teacher, tokenizer, texts: list[str], max_length: int, autocast: torch.dtype | None = None
+) -> str:
     head = f"{teacher.pooling}|{teacher.normalize}|{len(teacher.dense)}"
-    parts = [weights_fingerprint(teacher), head, tokenizer_fingerprint(tokenizer), str(max_length), texts_fingerprint(texts), str(autocast)]
+    parts = [
+        weights_fingerprint(teacher),
+        head,
+        tokenizer_fingerprint(tokenizer),
+        str(max_length),
+        texts_fingerprint(texts),
+        str(autocast),
+    ]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:24]
 
 
@@ -54,8 +63,15 @@ def model_device(model) -> torch.device:
 
 
 @torch.inference_mode()
-def encode(model, tokenizer, texts: list[str], max_length: int, batch_size: int = 64, autocast: torch.dtype | None = None,
-           desc: str | None = None) -> np.ndarray:
+def encode(
+    model,
+    tokenizer,
+    texts: list[str],
+    max_length: int,
+    batch_size: int = 64,
+    autocast: torch.dtype | None = None,
+    desc: str | None = None,
+) -> np.ndarray:
     """(N, dim) float32 embeddings of ``texts`` in their order, computed in length-sorted batches."""
     model.eval()
     device = model_device(model)
@@ -64,17 +80,32 @@ def encode(model, tokenizer, texts: list[str], max_length: int, batch_size: int 
     out = np.zeros((len(texts), model.dim), np.float32)
     with tqdm(total=len(texts), desc=desc or "encoding", unit="text", disable=desc is None) as bar:
         for start in range(0, len(order), batch_size):
-            idx = order[start:start + batch_size]
-            batch = tokenizer([texts[i] for i in idx], padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+            idx = order[start : start + batch_size]
+            batch = tokenizer(
+                [texts[i] for i in idx], padding=True, truncation=True, max_length=max_length, return_tensors="pt"
+            )
             with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
-                emb = model(**{k: v.to(device) for k, v in batch.items() if k in ("input_ids", "attention_mask", "token_type_ids")}).embeddings
+                emb = model(
+                    **{
+                        k: v.to(device)
+                        for k, v in batch.items()
+                        if k in ("input_ids", "attention_mask", "token_type_ids")
+                    }
+                ).embeddings
             out[idx] = emb.float().cpu().numpy()
             bar.update(len(idx))
     return out
 
 
-def build_embedding_cache(teacher, tokenizer, texts: list[str], max_length: int, batch_size: int = 64, root: Path | None = None,
-                          autocast: torch.dtype | None = None) -> EmbeddingCache:
+def build_embedding_cache(
+    teacher,
+    tokenizer,
+    texts: list[str],
+    max_length: int,
+    batch_size: int = 64,
+    root: Path | None = None,
+    autocast: torch.dtype | None = None,
+) -> EmbeddingCache:
     key = embedding_cache_key(teacher, tokenizer, texts, max_length, autocast)
     folder = Path(root or cache_dir()) / "embeddings" / key
     if (folder / "meta.json").is_file():
@@ -83,9 +114,13 @@ def build_embedding_cache(teacher, tokenizer, texts: list[str], max_length: int,
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
-        emb = encode(teacher, tokenizer, texts, max_length, batch_size, autocast, desc="teacher embeddings (cached once)")
+        emb = encode(
+            teacher, tokenizer, texts, max_length, batch_size, autocast, desc="teacher embeddings (cached once)"
+        )
         np.save(tmp / "emb.npy", emb)
-        (tmp / "meta.json").write_text(json.dumps({"texts": len(texts), "dim": int(emb.shape[1]), "max_length": max_length}))
+        (tmp / "meta.json").write_text(
+            json.dumps({"texts": len(texts), "dim": int(emb.shape[1]), "max_length": max_length})
+        )
         shutil.rmtree(folder, ignore_errors=True)
         tmp.rename(folder)
     finally:

@@ -22,20 +22,27 @@ Made with alembert: `SentenceTransformer(this_folder).encode(texts)` loads it; `
 
 | | teacher | student |
 |---|---|---|
-| model | {s['teacher']} | {s['student']} |
-| parameters | {s['teacher_parameters']:,} | {s['student_parameters']:,} ({ratio:.1f}%) |
+| model | {s["teacher"]} | {s["student"]} |
+| parameters | {s["teacher_parameters"]:,} | {s["student_parameters"]:,} ({ratio:.1f}%) |
 {chr(10).join(rows)}
 
-Speed (STS-B dev sentences, batches of 32, this machine's CPU threads): teacher {s['sentences_per_second']['teacher']} sentences/s,
-student {s['sentences_per_second']['student']} sentences/s (**{s['sentences_per_second']['student'] / s['sentences_per_second']['teacher']:.1f}x**).
+Speed (STS-B dev sentences, batches of 32, this machine's CPU threads): teacher {s["sentences_per_second"]["teacher"]} sentences/s,
+student {s["sentences_per_second"]["student"]} sentences/s (**{s["sentences_per_second"]["student"] / s["sentences_per_second"]["teacher"]:.1f}x**).
 
-Retention (main metric of each zero-shot task): {', '.join(f'{t} **{r}%**' for t, r in s['retention'].items())}.
+Retention (main metric of each zero-shot task): {", ".join(f"{t} **{r}%**" for t, r in s["retention"].items())}.
 
 - Recipe: {recipe.description} ({recipe.source}).
-- Data: {s['texts']:,} distinct texts; teacher embeddings computed once ({s['teacher_cache_seconds']} s).
-- Training: {s['steps']} steps, {s['train_seconds']} s, {s['samples_per_second']} texts/s; settings in `distill_general_config.yaml`, every logged step in `log.jsonl`.
+- Data: {s["texts"]:,} distinct texts; teacher embeddings computed once ({s["teacher_cache_seconds"]} s).
+- Training: {s["steps"]} steps, {s["train_seconds"]} s, {s["samples_per_second"]} texts/s; settings in `distill_general_config.yaml`, every logged step in `log.jsonl`.
 """
     results = [r for task, metrics in s["dev"].items() for r in eval_results(task, metrics)]
-    write_card(out, body, model_name=f"{Path(out).name} (sentence embeddings, {recipe.name})", library_name="sentence-transformers",
-               pipeline_tag="sentence-similarity", tags=["alembert", "distillation", "sentence-transformers", recipe.name],
-               base=base_model(s["teacher"]), results=results)
+    write_card(
+        out,
+        body,
+        model_name=f"{Path(out).name} (sentence embeddings, {recipe.name})",
+        library_name="sentence-transformers",
+        pipeline_tag="sentence-similarity",
+        tags=["alembert", "distillation", "sentence-transformers", recipe.name],
+        base=base_model(s["teacher"]),
+        results=results,
+    )

@@ -38,7 +38,9 @@ def _folder_sentences(path: Path) -> list[str]:
         try:
             out += split_sentences(f.read_text(encoding="utf-8-sig").splitlines())
         except UnicodeDecodeError:
-            raise AlembertError(f"text file {f} is not UTF-8; convert it (e.g. iconv -f latin1 -t utf-8) or drop it") from None
+            raise AlembertError(
+                f"text file {f} is not UTF-8; convert it (e.g. iconv -f latin1 -t utf-8) or drop it"
+            ) from None
     return out
 
 
@@ -64,8 +66,13 @@ def _squad_texts() -> list[str]:
     return list(dict.fromkeys(list(train["question"]) + list(train["context"])))
 
 
-def load_texts(sources: list[str], transfer_tasks: list[str] | None = None, data_dir: str | Path | None = None,
-               text_column: str | None = None, max_texts: int | None = None) -> list[str]:
+def load_texts(
+    sources: list[str],
+    transfer_tasks: list[str] | None = None,
+    data_dir: str | Path | None = None,
+    text_column: str | None = None,
+    max_texts: int | None = None,
+) -> list[str]:
     """The distinct texts of every source, in order (a text seen twice is kept once)."""
     texts: list[str] = []
     for src in sources:
@@ -80,10 +87,14 @@ def load_texts(sources: list[str], transfer_tasks: list[str] | None = None, data
         elif path.is_file():
             texts += _txt_lines(path)
         else:
-            raise AlembertError(f"text source {src} not found; pass .txt/.csv/.tsv/.jsonl files, folders of .txt, or 'squad'")
+            raise AlembertError(
+                f"text source {src} not found; pass .txt/.csv/.tsv/.jsonl files, folders of .txt, or 'squad'"
+            )
     for task in transfer_tasks or []:
         texts += _glue_texts(task, data_dir)
     texts = list(dict.fromkeys(t.strip() for t in texts if t and t.strip()))
     if not texts:
-        raise AlembertError(f"no text in {', '.join(map(str, [*sources, *(transfer_tasks or [])]))}; give non-empty files or another source")
+        raise AlembertError(
+            f"no text in {', '.join(map(str, [*sources, *(transfer_tasks or [])]))}; give non-empty files or another source"
+        )
     return texts[:max_texts] if max_texts else texts

@@ -23,7 +23,9 @@ EMBEDDING_TASKS = ("stsb-zeroshot", "squad-retrieval")
 MAIN_METRIC = {"stsb-zeroshot": "spearman", "squad-retrieval": "mrr@10"}
 
 
-def stsb_pairs(data_dir: str | Path | None = None, max_pairs: int | None = None) -> tuple[list[str], list[str], np.ndarray]:
+def stsb_pairs(
+    data_dir: str | Path | None = None, max_pairs: int | None = None
+) -> tuple[list[str], list[str], np.ndarray]:
     from alembert.data.readers import default_data_dir, load_glue_split
     from alembert.data.tasks import get_task
 
@@ -33,7 +35,9 @@ def stsb_pairs(data_dir: str | Path | None = None, max_pairs: int | None = None)
     return list(ds["text_a"]), list(ds["text_b"]), np.asarray(ds["label"], dtype=np.float64)
 
 
-def stsb_zeroshot(model, tokenizer, max_length: int = 256, batch_size: int = 64, data_dir=None, max_pairs: int | None = None) -> dict[str, float]:
+def stsb_zeroshot(
+    model, tokenizer, max_length: int = 256, batch_size: int = 64, data_dir=None, max_pairs: int | None = None
+) -> dict[str, float]:
     a, b, gold = stsb_pairs(data_dir, max_pairs)
     texts = list(dict.fromkeys(a + b))
     pos = {t: i for i, t in enumerate(texts)}
@@ -56,8 +60,15 @@ def squad_corpus(questions: str = "test", path=None) -> tuple[list[str], list[st
     return list(asked["question"]), paragraphs, np.asarray([pos[c] for c in asked["context"]])
 
 
-def squad_retrieval(model, tokenizer, max_length: int = 256, batch_size: int = 64, questions: str = "test",
-                    max_questions: int | None = None, path=None) -> dict[str, float]:
+def squad_retrieval(
+    model,
+    tokenizer,
+    max_length: int = 256,
+    batch_size: int = 64,
+    questions: str = "test",
+    max_questions: int | None = None,
+    path=None,
+) -> dict[str, float]:
     qs, paragraphs, gold = squad_corpus(questions, path)
     if max_questions:
         qs, gold = qs[:max_questions], gold[:max_questions]
@@ -93,7 +104,15 @@ def cached_evaluation(model, tokenizer, task: str, max_length: int = 256, batch_
     from alembert.models.packaged import cache_dir
     from alembert.training.output import write_json_atomic
 
-    parts = [weights_fingerprint(model), model.pooling, str(model.normalize), str(len(model.dense)), tokenizer_fingerprint(tokenizer), task, str(max_length)]
+    parts = [
+        weights_fingerprint(model),
+        model.pooling,
+        str(model.normalize),
+        str(len(model.dense)),
+        tokenizer_fingerprint(tokenizer),
+        task,
+        str(max_length),
+    ]
     path = cache_dir() / "embedding-eval" / f"{hashlib.sha256('|'.join(parts).encode()).hexdigest()[:24]}.json"
     if path.is_file():
         return json.loads(path.read_text())
@@ -103,7 +122,9 @@ def cached_evaluation(model, tokenizer, task: str, max_length: int = 256, batch_
     return metrics
 
 
-def evaluate_embedding(model, tokenizer, task: str, max_length: int = 256, batch_size: int = 64, **kw) -> dict[str, float]:
+def evaluate_embedding(
+    model, tokenizer, task: str, max_length: int = 256, batch_size: int = 64, **kw
+) -> dict[str, float]:
     if task == "stsb-zeroshot":
         return stsb_zeroshot(model, tokenizer, max_length, batch_size, **kw)
     if task == "squad-retrieval":

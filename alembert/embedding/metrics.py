@@ -18,7 +18,9 @@ def sts_metrics(scores: np.ndarray, gold: np.ndarray) -> dict[str, float]:
     return {"spearman": float(spearmanr(scores, gold).statistic), "pearson": float(pearsonr(scores, gold).statistic)}
 
 
-def retrieval_metrics(similarity: np.ndarray, gold: np.ndarray, ks: tuple[int, ...] = (1, 10), mrr_at: int = 10) -> dict[str, float]:
+def retrieval_metrics(
+    similarity: np.ndarray, gold: np.ndarray, ks: tuple[int, ...] = (1, 10), mrr_at: int = 10
+) -> dict[str, float]:
     """recall@k and MRR@k of a (queries, documents) similarity matrix, one relevant document per query.
 
     ``gold[i]`` is the index of query i's relevant document. The rank of the relevant document is

@@ -60,7 +60,10 @@ def read_spec(folder: str | Path, pooling: str | None = None) -> EmbeddingSpec:
         spec = EmbeddingSpec(root)
         seen_pooling = False
         for m in sorted(modules, key=lambda m: m["idx"]):
-            kind, path = m["type"].rsplit(".", 1)[-1], root / m.get("path", "")  # class name: ST 5 and 6 differ in module paths
+            kind, path = (
+                m["type"].rsplit(".", 1)[-1],
+                root / m.get("path", ""),
+            )  # class name: ST 5 and 6 differ in module paths
             if kind == "Transformer":
                 spec.encoder_path = path
                 bert_cfg = path / "sentence_bert_config.json"
@@ -74,18 +77,26 @@ def read_spec(folder: str | Path, pooling: str | None = None) -> EmbeddingSpec:
                     others = [x for x in named if x not in POOLING_MODES]
                 else:  # sentence-transformers <= 5: one boolean flag per mode
                     modes = [mode for flag, mode in _POOLING_FLAGS.items() if cfg.get(flag)]
-                    others = [k for k, v in cfg.items() if k.startswith("pooling_mode") and v and k not in _POOLING_FLAGS]
+                    others = [
+                        k for k, v in cfg.items() if k.startswith("pooling_mode") and v and k not in _POOLING_FLAGS
+                    ]
                 if len(modes) != 1 or others:
-                    raise AlembertError(f"model {folder}: pooling {modes + others} in {path / 'config.json'} is not supported; alembert pools with exactly one of mean, cls, max")
+                    raise AlembertError(
+                        f"model {folder}: pooling {modes + others} in {path / 'config.json'} is not supported; alembert pools with exactly one of mean, cls, max"
+                    )
                 spec.pooling, seen_pooling = modes[0], True
             elif kind == "Dense":
                 spec.dense.append(path)
             elif kind == "Normalize":
                 spec.normalize = True
             else:
-                raise AlembertError(f"model {folder}: module {m['type']} in modules.json is not supported (Transformer, Pooling, Dense, Normalize are)")
+                raise AlembertError(
+                    f"model {folder}: module {m['type']} in modules.json is not supported (Transformer, Pooling, Dense, Normalize are)"
+                )
     except (KeyError, TypeError, json.JSONDecodeError) as exc:
-        raise AlembertError(f"model {folder}: unreadable modules.json or module config ({exc.__class__.__name__}: {exc}); re-save it with sentence-transformers") from None
+        raise AlembertError(
+            f"model {folder}: unreadable modules.json or module config ({exc.__class__.__name__}: {exc}); re-save it with sentence-transformers"
+        ) from None
     if pooling is not None:
         spec.pooling = pooling
     elif not seen_pooling:
@@ -117,8 +128,14 @@ class EmbeddingOutput:
 class EmbeddingModel(torch.nn.Module):
     """Encoder -> pooling -> Dense layers -> optional L2 normalisation."""
 
-    def __init__(self, encoder, pooling: str = "mean", dense: list[torch.nn.Linear] | None = None, normalize: bool = False,
-                 max_seq_length: int | None = None):
+    def __init__(
+        self,
+        encoder,
+        pooling: str = "mean",
+        dense: list[torch.nn.Linear] | None = None,
+        normalize: bool = False,
+        max_seq_length: int | None = None,
+    ):
         super().__init__()
         self.encoder = encoder
         self.pooling = pooling
@@ -135,10 +152,22 @@ class EmbeddingModel(torch.nn.Module):
     def dim(self) -> int:
         return self.dense[-1].out_features if len(self.dense) else self.encoder.config.hidden_size
 
-    def forward(self, input_ids, attention_mask, token_type_ids=None, output_hidden_states: bool = False, output_attentions: bool = False):
+    def forward(
+        self,
+        input_ids,
+        attention_mask,
+        token_type_ids=None,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+    ):
         kwargs = {"token_type_ids": token_type_ids} if token_type_ids is not None else {}
-        out = self.encoder(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=output_hidden_states,
-                           output_attentions=output_attentions, **kwargs)
+        out = self.encoder(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
+            **kwargs,
+        )
         emb = pool(out.last_hidden_state, attention_mask, self.pooling)
         for layer in self.dense:
             emb = layer(emb)
@@ -153,41 +182,80 @@ class EmbeddingModel(torch.nn.Module):
         self.encoder.save_pretrained(folder, safe_serialization=True)
         tokenizer.save_pretrained(folder)
         modules = [{"idx": 0, "name": "0", "path": "", "type": _ST + "Transformer"}]
-        (folder / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": self.max_seq_length or 256, "do_lower_case": False}, indent=2))
+        (folder / "sentence_bert_config.json").write_text(
+            json.dumps({"max_seq_length": self.max_seq_length or 256, "do_lower_case": False}, indent=2)
+        )
         pooling_dir = folder / "1_Pooling"
         pooling_dir.mkdir(exist_ok=True)
         flags = {flag: mode == self.pooling for flag, mode in _POOLING_FLAGS.items()}
-        (pooling_dir / "config.json").write_text(json.dumps({"word_embedding_dimension": self.encoder.config.hidden_size, **flags,
-                                                             "pooling_mode_mean_sqrt_len_tokens": False, "pooling_mode_weightedmean_tokens": False,
-                                                             "pooling_mode_lasttoken": False, "include_prompt": True}, indent=2))
+        (pooling_dir / "config.json").write_text(
+            json.dumps(
+                {
+                    "word_embedding_dimension": self.encoder.config.hidden_size,
+                    **flags,
+                    "pooling_mode_mean_sqrt_len_tokens": False,
+                    "pooling_mode_weightedmean_tokens": False,
+                    "pooling_mode_lasttoken": False,
+                    "include_prompt": True,
+                },
+                indent=2,
+            )
+        )
         modules.append({"idx": 1, "name": "1", "path": "1_Pooling", "type": _ST + "Pooling"})
         for layer in self.dense:
             idx = len(modules)
             d = folder / f"{idx}_Dense"
             d.mkdir(exist_ok=True)
-            (d / "config.json").write_text(json.dumps({"in_features": layer.in_features, "out_features": layer.out_features,
-                                                       "bias": layer.bias is not None, "activation_function": "torch.nn.modules.linear.Identity"}, indent=2))
-            save_file({"linear.weight": layer.weight.detach().contiguous(), **({"linear.bias": layer.bias.detach().contiguous()} if layer.bias is not None else {})},
-                      str(d / "model.safetensors"))
+            (d / "config.json").write_text(
+                json.dumps(
+                    {
+                        "in_features": layer.in_features,
+                        "out_features": layer.out_features,
+                        "bias": layer.bias is not None,
+                        "activation_function": "torch.nn.modules.linear.Identity",
+                    },
+                    indent=2,
+                )
+            )
+            save_file(
+                {
+                    "linear.weight": layer.weight.detach().contiguous(),
+                    **({"linear.bias": layer.bias.detach().contiguous()} if layer.bias is not None else {}),
+                },
+                str(d / "model.safetensors"),
+            )
             modules.append({"idx": idx, "name": str(idx), "path": d.name, "type": _ST + "Dense"})
         if self.normalize:
             idx = len(modules)
             (folder / f"{idx}_Normalize").mkdir(exist_ok=True)
             modules.append({"idx": idx, "name": str(idx), "path": f"{idx}_Normalize", "type": _ST + "Normalize"})
         (folder / "modules.json").write_text(json.dumps(modules, indent=2))
-        (folder / "config_sentence_transformers.json").write_text(json.dumps({"model_type": "SentenceTransformer", "similarity_fn_name": "cosine",
-                                                                               "prompts": {}, "default_prompt_name": None}, indent=2))
+        (folder / "config_sentence_transformers.json").write_text(
+            json.dumps(
+                {
+                    "model_type": "SentenceTransformer",
+                    "similarity_fn_name": "cosine",
+                    "prompts": {},
+                    "default_prompt_name": None,
+                },
+                indent=2,
+            )
+        )
 
 
 def _load_dense(path: Path) -> torch.nn.Linear:
     cfg = json.loads((path / "config.json").read_text())
     act = cfg.get("activation_function", "torch.nn.modules.linear.Identity")
     if not act.endswith("Identity"):
-        raise AlembertError(f"Dense module {path}: activation {act} is not supported (only a linear Dense, Identity activation)")
+        raise AlembertError(
+            f"Dense module {path}: activation {act} is not supported (only a linear Dense, Identity activation)"
+        )
     layer = torch.nn.Linear(cfg["in_features"], cfg["out_features"], bias=cfg.get("bias", True))
     weights = path / "model.safetensors"
     if not weights.is_file():
-        raise AlembertError(f"Dense module {path}: no model.safetensors (pickled pytorch_model.bin is not read); re-save it with a current sentence-transformers")
+        raise AlembertError(
+            f"Dense module {path}: no model.safetensors (pickled pytorch_model.bin is not read); re-save it with a current sentence-transformers"
+        )
     state = {k.removeprefix("linear."): v for k, v in load_file(str(weights)).items()}
     layer.load_state_dict(state)
     return layer
@@ -198,6 +266,10 @@ def load_embedding_model(name: str | Path, pooling: str | None = None, attn: str
     from transformers import AutoModel
 
     spec = read_spec(name, pooling)
-    encoder = quiet_from_pretrained(AutoModel, spec.encoder_path, f"model {name}", **({"attn_implementation": attn} if attn else {}))
-    model = EmbeddingModel(encoder, spec.pooling, [_load_dense(p) for p in spec.dense], spec.normalize, spec.max_seq_length)
+    encoder = quiet_from_pretrained(
+        AutoModel, spec.encoder_path, f"model {name}", **({"attn_implementation": attn} if attn else {})
+    )
+    model = EmbeddingModel(
+        encoder, spec.pooling, [_load_dense(p) for p in spec.dense], spec.normalize, spec.max_seq_length
+    )
     return model, load_tokenizer(spec.encoder_path)

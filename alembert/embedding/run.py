@@ -41,7 +41,9 @@ from alembert.training.setup import AUTOCAST
 
 
 def save_embedding_model(model: EmbeddingModel, tokenizer, out: Path) -> None:
-    save_folder_atomic(out, lambda tmp: model.save(tmp, tokenizer), sum(p.numel() * p.element_size() for p in model.parameters()))
+    save_folder_atomic(
+        out, lambda tmp: model.save(tmp, tokenizer), sum(p.numel() * p.element_size() for p in model.parameters())
+    )
 
 
 def _check_tokenizer(tokenizer, texts: list[str], name: str) -> None:
@@ -52,8 +54,10 @@ def _check_tokenizer(tokenizer, texts: list[str], name: str) -> None:
     total = sum(len(x) for x in ids)
     bad = sum(i == unk for x in ids for i in x) if unk is not None else 0
     if total == 0 or bad > 0.5 * total:
-        raise AlembertError(f"student {name}: its tokenizer encodes {bad} of {total} tokens of the first texts as unknown; "
-                            "use a student whose vocabulary covers this text (or check the text's encoding)")
+        raise AlembertError(
+            f"student {name}: its tokenizer encodes {bad} of {total} tokens of the first texts as unknown; "
+            "use a student whose vocabulary covers this text (or check the text's encoding)"
+        )
 
 
 def run_embedding_distill(cfg: DistillGeneralConfig, recipe: Recipe, callbacks: Callbacks | None = None) -> dict:
@@ -61,12 +65,16 @@ def run_embedding_distill(cfg: DistillGeneralConfig, recipe: Recipe, callbacks: 
     if len(recipe.stages) != 1:
         raise AlembertError(f"recipe {recipe.name}: embedding distillation runs one stage; got {len(recipe.stages)}")
     if not cfg.data.corpus and not cfg.data.transfer_tasks:
-        raise AlembertError("embedding distillation needs text: pass --corpus (files, folders, 'squad') and/or --transfer-task sst2,mrpc")
+        raise AlembertError(
+            "embedding distillation needs text: pass --corpus (files, folders, 'squad') and/or --transfer-task sst2,mrpc"
+        )
     run = Run("distill-general", cfg, callbacks)
     attn = "eager" if recipe.needs_attention else None
     teacher, teacher_tok = load_embedding_model(cfg.teacher, cfg.pooling, attn)
     teacher.eval().requires_grad_(False)
-    student, student_tok, desc = make_embedding_student(cfg, teacher, teacher_tok, attn, uses_vectors=_compares_vectors(stage))
+    student, student_tok, desc = make_embedding_student(
+        cfg, teacher, teacher_tok, attn, uses_vectors=_compares_vectors(stage)
+    )
     resolve_stage_mappings(stage, student, teacher)
     max_length = cfg.data.max_length
     texts = load_texts(cfg.data.corpus, cfg.data.transfer_tasks, None, cfg.data.text_column, cfg.data.max_texts)
@@ -74,8 +82,10 @@ def run_embedding_distill(cfg: DistillGeneralConfig, recipe: Recipe, callbacks: 
     same_tokens = student_tok.get_vocab() == teacher_tok.get_vocab()
     use_cache = cfg.cache_teacher and stage.cacheable
     if not use_cache and not same_tokens:
-        raise AlembertError("token-level terms (or --no-cache-teacher) with a student of another tokenizer need an online aligned teacher, "
-                            "which embedding distillation does not support; use sentence-level terms only (embed-mse, embed-cosine, embed-sim)")
+        raise AlembertError(
+            "token-level terms (or --no-cache-teacher) with a student of another tokenizer need an online aligned teacher, "
+            "which embedding distillation does not support; use sentence-level terms only (embed-mse, embed-cosine, embed-sim)"
+        )
     accelerator = run.make_accelerator(cfg.train, recipe, unused_modules=True)  # the encoder's pooler is never used
     teacher.to(accelerator.device)
     with run.cache_guard():  # the tokenised texts are cached by one process
@@ -97,37 +107,85 @@ def run_embedding_distill(cfg: DistillGeneralConfig, recipe: Recipe, callbacks: 
         planned = PlannedStage(stage.name, module, loader, sampler, spec, "cached" if use_cache else "online")
         if use_cache:
             planned.cache_examples, planned.cache_bytes = len(texts), 4 * len(texts) * teacher.dim
-            planned.cache_probe = lambda: _time_embedding(teacher, teacher_tok, texts, max_length, cfg.train.eval_batch_size)
+            planned.cache_probe = lambda: _time_embedding(
+                teacher, teacher_tok, texts, max_length, cfg.train.eval_batch_size
+            )
             module.__dict__["cache"] = _zero_embedding_cache(len(texts), teacher.dim)
-        return run.plan(what=f"distil the embeddings of {cfg.teacher} into {desc} with recipe {recipe.name}",
-                        examples={"train_examples": len(texts), "dev_examples": 0}, stages=[planned], evaluations={"student": evaluate})
+        return run.plan(
+            what=f"distil the embeddings of {cfg.teacher} into {desc} with recipe {recipe.name}",
+            examples={"train_examples": len(texts), "dev_examples": 0},
+            stages=[planned],
+            evaluations={"student": evaluate},
+        )
     out = run.open("distill_general_config.yaml", cfg.model_copy(update={"recipe": recipe.model_dump(mode="json")}))
     if use_cache:
         with run.cache_guard(), run.timed("teacher_cache"):  # one process writes the cache
-            module.__dict__["cache"] = build_embedding_cache(teacher, teacher_tok, texts, max_length, cfg.train.eval_batch_size,
-                                                             autocast=AUTOCAST.get(cfg.train.mixed_precision))
+            module.__dict__["cache"] = build_embedding_cache(
+                teacher,
+                teacher_tok,
+                texts,
+                max_length,
+                cfg.train.eval_batch_size,
+                autocast=AUTOCAST.get(cfg.train.mixed_precision),
+            )
     if student.fresh_dense and cfg.student.projection_init == "lstsq" and use_cache and run.resume is None:
         rows = list(range(0, len(texts), max(1, len(texts) // 4096)))[:4096]  # spread over every source of the text
-        fitted = fit_projection(student, student_tok, [texts[i] for i in rows], module.cache.emb[rows], max_length, cfg.train.eval_batch_size)
+        fitted = fit_projection(
+            student,
+            student_tok,
+            [texts[i] for i in rows],
+            module.cache.emb[rows],
+            max_length,
+            cfg.train.eval_batch_size,
+        )
         run.logger.log(projection_init="lstsq", texts=len(rows), mean_cosine=round(fitted, 4))
 
     def on_best(metrics, step):
         save_embedding_model(accelerator.unwrap_model(module).student, student_tok, out)
 
     run.fit(module, loader, sampler, spec, on_best, name=stage.name)
-    details: dict = {"teacher_cache_seconds": round(run.timers.wall("teacher_cache"), 1), "eval_seconds": round(run.timers.wall("eval"), 1)}
+    details: dict = {
+        "teacher_cache_seconds": round(run.timers.wall("teacher_cache"), 1),
+        "eval_seconds": round(run.timers.wall("eval"), 1),
+    }
     dev, teacher_dev, kept = {}, {}, {}
     if run.is_main:
         best, best_tok = load_embedding_model(out)
-        dev = {task: evaluate_embedding(best, best_tok, task, max_length, cfg.train.eval_batch_size) for task in cfg.eval_tasks}
-        teacher_dev = {task: cached_evaluation(teacher, teacher_tok, task, max_length, cfg.train.eval_batch_size) for task in cfg.eval_tasks}
-        details["sentences_per_second"] = {"teacher": round(encode_speed(teacher, teacher_tok, max_length), 1),
-                                           "student": round(encode_speed(best, best_tok, max_length), 1)}
-        kept = {task: round(100 * dev[task][MAIN_METRIC[task]] / teacher_dev[task][MAIN_METRIC[task]], 2) for task in cfg.eval_tasks}
-    summary = run.summary(kind="embedding", task="embedding", model=desc, teacher=cfg.teacher, recipe=recipe.name, main_metric=main,
-                          train_examples=len(texts), dev_examples=0, parameters=n_params(student), teacher_parameters=n_params(teacher),
-                          dev=dev, teacher_dev=teacher_dev, retention_value=kept, details=details)
-    return run.finish(summary, card=lambda out, s: write_embedding_card(out, {**card_view(s), "texts": s["train_examples"]}, recipe))
+        dev = {
+            task: evaluate_embedding(best, best_tok, task, max_length, cfg.train.eval_batch_size)
+            for task in cfg.eval_tasks
+        }
+        teacher_dev = {
+            task: cached_evaluation(teacher, teacher_tok, task, max_length, cfg.train.eval_batch_size)
+            for task in cfg.eval_tasks
+        }
+        details["sentences_per_second"] = {
+            "teacher": round(encode_speed(teacher, teacher_tok, max_length), 1),
+            "student": round(encode_speed(best, best_tok, max_length), 1),
+        }
+        kept = {
+            task: round(100 * dev[task][MAIN_METRIC[task]] / teacher_dev[task][MAIN_METRIC[task]], 2)
+            for task in cfg.eval_tasks
+        }
+    summary = run.summary(
+        kind="embedding",
+        task="embedding",
+        model=desc,
+        teacher=cfg.teacher,
+        recipe=recipe.name,
+        main_metric=main,
+        train_examples=len(texts),
+        dev_examples=0,
+        parameters=n_params(student),
+        teacher_parameters=n_params(teacher),
+        dev=dev,
+        teacher_dev=teacher_dev,
+        retention_value=kept,
+        details=details,
+    )
+    return run.finish(
+        summary, card=lambda out, s: write_embedding_card(out, {**card_view(s), "texts": s["train_examples"]}, recipe)
+    )
 
 
 def _time_embedding(teacher, tokenizer, texts: list[str], max_length: int, batch_size: int) -> float:

@@ -24,10 +24,20 @@ def make_embedding_student(cfg: DistillGeneralConfig, teacher: EmbeddingModel, t
         base, tok = load_embedding_model(s.path, cfg.pooling or teacher.pooling, attn)
         encoder, desc = base.encoder, f"checkpoint {s.path}"
         if s.layers is not None:
-            encoder, desc = student_from_teacher(encoder, s.layers), f"layers {','.join(map(str, s.layers))} (0-based) of {s.path}"
+            encoder, desc = (
+                student_from_teacher(encoder, s.layers),
+                f"layers {','.join(map(str, s.layers))} (0-based) of {s.path}",
+            )
         dense = list(base.dense) if base.dim == teacher.dim else []
     elif s.from_config:
-        encoder = student_from_config(teacher.encoder, s.num_layers or teacher.config.num_hidden_layers, s.hidden_size, s.intermediate_size, s.num_heads, seed=cfg.train.seed)
+        encoder = student_from_config(
+            teacher.encoder,
+            s.num_layers or teacher.config.num_hidden_layers,
+            s.hidden_size,
+            s.intermediate_size,
+            s.num_heads,
+            seed=cfg.train.seed,
+        )
         c = encoder.config
         tok, dense = teacher_tok, []
         desc = f"random init: {c.num_hidden_layers} layers, hidden {c.hidden_size}, FFN {c.intermediate_size}, {c.num_attention_heads} heads"
@@ -38,8 +48,10 @@ def make_embedding_student(cfg: DistillGeneralConfig, teacher: EmbeddingModel, t
     student = EmbeddingModel(encoder, teacher.pooling, dense, teacher.normalize, teacher.max_seq_length)
     if student.dim != teacher.dim and uses_vectors:
         if not s.projection:
-            raise AlembertError(f"the student embeds in {student.dim} dimensions and the teacher in {teacher.dim}, and projection is off; "
-                                "drop --no-projection (a Dense layer to the teacher's width) or use --recipe embed-sim")
+            raise AlembertError(
+                f"the student embeds in {student.dim} dimensions and the teacher in {teacher.dim}, and projection is off; "
+                "drop --no-projection (a Dense layer to the teacher's width) or use --recipe embed-sim"
+            )
         torch.manual_seed(cfg.train.seed)
         student.dense.append(torch.nn.Linear(student.dim, teacher.dim))
         student.fresh_dense = True  # made for this run: fit_projection may initialise it

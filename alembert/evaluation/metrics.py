@@ -49,9 +49,7 @@ def compute_metrics(task: TaskSpec, predictions, labels) -> dict[str, float]:
     elif predictions.ndim == 2:
         predictions = predictions.argmax(axis=-1)
     if predictions.shape != labels.shape or len(labels) == 0:
-        raise ValueError(
-            f"compute_metrics: predictions {predictions.shape} do not match labels {labels.shape}"
-        )
+        raise ValueError(f"compute_metrics: predictions {predictions.shape} do not match labels {labels.shape}")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # e.g. MCC of constant predictions: 0.0 plus a warning
         return {name: float(_METRICS[name](predictions, labels)) for name in task.metrics}

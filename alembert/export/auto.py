@@ -93,13 +93,26 @@ def build_int8_static(src: Path, dst: Path, calibration: Calibration) -> dict:
     from alembert.export.onnx import quantiser_input
 
     with quantiser_input(src, dst.with_name("clean-static.onnx")) as clean:
-        quantize_static(clean, dst, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        calibrate_method=CalibrationMethod.MinMax, op_types_to_quantize=["MatMul"],
-                        extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT, "WeightSymmetric": True,
-                                       "ActivationSymmetric": False})
-    return {"quantization": "int8",
-            "int8": f"static QDQ; per-channel weights, uint8 activations calibrated (min/max) on {calibration.texts} training texts; MatMuls"}
+        quantize_static(
+            clean,
+            dst,
+            Reader(),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            calibrate_method=CalibrationMethod.MinMax,
+            op_types_to_quantize=["MatMul"],
+            extra_options={
+                "DefaultTensorType": onnx.TensorProto.FLOAT,
+                "WeightSymmetric": True,
+                "ActivationSymmetric": False,
+            },
+        )
+    return {
+        "quantization": "int8",
+        "int8": f"static QDQ; per-channel weights, uint8 activations calibrated (min/max) on {calibration.texts} training texts; MatMuls",
+    }
 
 
 VARIANTS: dict[str, Callable[[Path, Path, Calibration], dict]] = {
@@ -130,8 +143,17 @@ class EvalData:
 
 
 SAVED_CONFIGS = ("finetune_config.yaml", "distill_config.yaml")
-DATA_FIELDS = ("task", "labels", "data_dir", "train_file", "dev_file", "text_column", "text_pair_column", "label_column",
-               "max_length")
+DATA_FIELDS = (
+    "task",
+    "labels",
+    "data_dir",
+    "train_file",
+    "dev_file",
+    "text_column",
+    "text_pair_column",
+    "label_column",
+    "max_length",
+)
 
 
 def saved_data(src: Path) -> dict:
@@ -159,17 +181,27 @@ def eval_data(src: Path, model_config, tokenizer, names: list[str], data: dict |
         saved.pop("task", None)
     fields = {**saved, **given}
     if not fields.get("task") and not fields.get("dev_file"):
-        raise AlembertError(f"--quantize auto scores every variant on a dev set, and model {src} has no saved task: "
-                            "pass --task (and --data-dir) or --dev-file")
+        raise AlembertError(
+            f"--quantize auto scores every variant on a dev set, and model {src} has no saved task: "
+            "pass --task (and --data-dir) or --dev-file"
+        )
     cfg = DataConfig(**fields)
     task = resolve_task(cfg, model_config, f"model {src}")
     dev = load_split(cfg, task, "dev")
     if len(dev) == 0:
-        raise AlembertError(f"the dev set of {task.name} is empty; --quantize auto needs dev examples to score the variants")
+        raise AlembertError(
+            f"the dev set of {task.name} is empty; --quantize auto needs dev examples to score the variants"
+        )
     pair = "text_b" in dev.column_names
     rows = [i % len(dev) for i in range(32)]
-    enc = tokenizer([dev["text_a"][i] for i in rows], [dev["text_b"][i] for i in rows] if pair else None,
-                    padding="max_length", truncation=True, max_length=cfg.max_length, return_tensors="pt")
+    enc = tokenizer(
+        [dev["text_a"][i] for i in rows],
+        [dev["text_b"][i] for i in rows] if pair else None,
+        padding="max_length",
+        truncation=True,
+        max_length=cfg.max_length,
+        return_tensors="pt",
+    )
     calibration = Calibration(None)
     try:
         train = load_split(cfg.model_copy(update={"max_train_samples": None}), task, "train")
@@ -181,12 +213,25 @@ def eval_data(src: Path, model_config, tokenizer, names: list[str], data: dict |
         b = train["text_b"][:n] if "text_b" in train.column_names else None
         batches = []
         for i in range(0, n, 16):
-            e = tokenizer(a[i:i + 16], b[i:i + 16] if b else None, padding=True, truncation=True,
-                          max_length=cfg.max_length, return_tensors="np")
-            batches.append({k: e[k].astype(np.int64) if k in e else np.zeros_like(e["input_ids"], dtype=np.int64) for k in names})
+            e = tokenizer(
+                a[i : i + 16],
+                b[i : i + 16] if b else None,
+                padding=True,
+                truncation=True,
+                max_length=cfg.max_length,
+                return_tensors="np",
+            )
+            batches.append(
+                {k: e[k].astype(np.int64) if k in e else np.zeros_like(e["input_ids"], dtype=np.int64) for k in names}
+            )
         calibration = Calibration(batches, n)
-    return EvalData(task, tokenize_dataset(dev, tokenizer, cfg.max_length), dict(enc), calibration,
-                    f"{task.name} dev ({len(dev)} examples)")
+    return EvalData(
+        task,
+        tokenize_dataset(dev, tokenizer, cfg.max_length),
+        dict(enc),
+        calibration,
+        f"{task.name} dev ({len(dev)} examples)",
+    )
 
 
 def _score(model, tokenizer, data: EvalData) -> float:
@@ -195,8 +240,9 @@ def _score(model, tokenizer, data: EvalData) -> float:
     return evaluate_model(model, tokenizer, data.task, data.dev)[data.task.main_metric]
 
 
-def choose(fp32: Path, work: Path, torch_model, tokenizer, data: EvalData, threads: int,
-           candidates: list[str] | None = None) -> tuple[str, Path, dict]:
+def choose(
+    fp32: Path, work: Path, torch_model, tokenizer, data: EvalData, threads: int, candidates: list[str] | None = None
+) -> tuple[str, Path, dict]:
     """Build and measure every candidate from the fp32 graph ``fp32`` inside ``work``; returns
     (chosen name, its graph, the record for alembert_export.json)."""
     from alembert.bench.machine import cpu_facts
@@ -223,13 +269,20 @@ def choose(fp32: Path, work: Path, torch_model, tokenizer, data: EvalData, threa
 
             if is_disk_full(exc):
                 raise
-            record[name] = {"refused": f"build failed: {str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__}"}
+            record[name] = {
+                "refused": f"build failed: {str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__}"
+            }
             continue
         models[name] = OnnxClassifier.from_graph(path, threads)
         record[name]["dev"] = _score(models[name], tokenizer, data)
     if "dev" not in record["fp32"]:
-        raise AlembertError(f"the fp32 graph could not be built ({record['fp32'].get('refused')}); export without --quantize")
-    workloads = {n: onnx_workload(m, data.timing_inputs, min(32, len(data.timing_inputs["input_ids"]))) for n, m in models.items()}
+        raise AlembertError(
+            f"the fp32 graph could not be built ({record['fp32'].get('refused')}); export without --quantize"
+        )
+    workloads = {
+        n: onnx_workload(m, data.timing_inputs, min(32, len(data.timing_inputs["input_ids"])))
+        for n, m in models.items()
+    }
     speeds = measure(workloads, repeats=SPEED_REPEATS, warmup=1, latency_iters=8)
     floor = speeds["fp32"]
     for name, s in speeds.items():
@@ -238,38 +291,54 @@ def choose(fp32: Path, work: Path, torch_model, tokenizer, data: EvalData, threa
         r["ms_b1"] = round(s["latency_ms_median"], 3)
         drop = source - r["dev"]
         if drop > MAX_DROP:
-            r["refused"] = f"dev {metric} {r['dev']:.4f} is {drop:.4f} below the PyTorch source's {source:.4f} (limit {MAX_DROP})"
+            r["refused"] = (
+                f"dev {metric} {r['dev']:.4f} is {drop:.4f} below the PyTorch source's {source:.4f} (limit {MAX_DROP})"
+            )
         elif name != "fp32" and s["throughput_seq_s"] < floor["throughput_seq_s"]:
-            r["refused"] = f"slower than fp32 at batch 32 ({r['seq_s_b32']:.1f} vs {floor['throughput_seq_s']:.1f} seq/s)"
+            r["refused"] = (
+                f"slower than fp32 at batch 32 ({r['seq_s_b32']:.1f} vs {floor['throughput_seq_s']:.1f} seq/s)"
+            )
         elif name != "fp32" and s["latency_ms_median"] > floor["latency_ms_median"]:
             r["refused"] = f"slower than fp32 at batch 1 ({r['ms_b1']:.2f} vs {floor['latency_ms_median']:.2f} ms)"
     if "refused" in record["fp32"]:
-        raise AlembertError(f"the fp32 ONNX graph itself fails the accuracy check ({record['fp32']['refused']}); "
-                            "the export is wrong: report it, or export with --full-last-layer")
+        raise AlembertError(
+            f"the fp32 ONNX graph itself fails the accuracy check ({record['fp32']['refused']}); "
+            "the export is wrong: report it, or export with --full-last-layer"
+        )
     ok = [n for n in names if "refused" not in record[n] and "dev" in record[n]]
     pick = max(ok, key=lambda n: record[n]["seq_s_b32"])
     p = record[pick]
-    others = "; ".join(f"{n} {record[n]['seq_s_b32']:.0f} seq/s" + (" (refused)" if "refused" in record[n] else "")
-                       for n in names if n != pick and "seq_s_b32" in record[n])
+    others = "; ".join(
+        f"{n} {record[n]['seq_s_b32']:.0f} seq/s" + (" (refused)" if "refused" in record[n] else "")
+        for n in names
+        if n != pick and "seq_s_b32" in record[n]
+    )
     refused = [n for n in names if n != "fp32" and "refused" in record[n]]
     if pick == "fp32" and refused:  # the fallback: say so first
         first = refused[0]
         reason = f"fp32 (every int8 variant refused; {first}: {record[first]['refused']}): "
     else:
         reason = ""
-    reason += (f"{pick}: fastest that keeps dev {metric} within {MAX_DROP} of PyTorch ({p['dev']:.4f} vs {source:.4f}) and is "
-              f"not slower than fp32: {p['seq_s_b32']:.0f} seq/s at batch 32, {p['ms_b1']:.2f} ms at batch 1"
-              + (f" (vs {others})" if others else "") + f", {threads} thread(s), on this CPU")
-    return pick, work / f"{pick}.onnx", {
-        "variant": pick,
-        "reason": reason,
-        "graph": built[pick],
-        "metric": metric,
-        "source_dev": source,
-        "measured_on": data.about,
-        "timed": f"batch 32 and batch 1 x {data.timing_inputs['input_ids'].shape[1]} tokens, real dev texts, "
-                 f"{SPEED_REPEATS} interleaved repeats",
-        "threads": threads,
-        "cpu": {k: facts[k] for k in ("cpu_model", "isa", "torch_cpu_capability", "onnxruntime")},
-        "candidates": record,
-    }
+    reason += (
+        f"{pick}: fastest that keeps dev {metric} within {MAX_DROP} of PyTorch ({p['dev']:.4f} vs {source:.4f}) and is "
+        f"not slower than fp32: {p['seq_s_b32']:.0f} seq/s at batch 32, {p['ms_b1']:.2f} ms at batch 1"
+        + (f" (vs {others})" if others else "")
+        + f", {threads} thread(s), on this CPU"
+    )
+    return (
+        pick,
+        work / f"{pick}.onnx",
+        {
+            "variant": pick,
+            "reason": reason,
+            "graph": built[pick],
+            "metric": metric,
+            "source_dev": source,
+            "measured_on": data.about,
+            "timed": f"batch 32 and batch 1 x {data.timing_inputs['input_ids'].shape[1]} tokens, real dev texts, "
+            f"{SPEED_REPEATS} interleaved repeats",
+            "threads": threads,
+            "cpu": {k: facts[k] for k in ("cpu_model", "isa", "torch_cpu_capability", "onnxruntime")},
+            "candidates": record,
+        },
+    )

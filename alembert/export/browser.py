@@ -62,8 +62,14 @@ def serving(folder: str | Path):
         server.server_close()
 
 
-def run_page(url: str, sentences: list[str] | None = None, repeats: int = 3, warmup: int = 5,
-             screenshot: str | Path | None = None, timeout_s: float = 240) -> dict:
+def run_page(
+    url: str,
+    sentences: list[str] | None = None,
+    repeats: int = 3,
+    warmup: int = 5,
+    screenshot: str | Path | None = None,
+    timeout_s: float = 240,
+) -> dict:
     """Open ``url`` in headless Chromium; with ``sentences``, classify each in the page. Returns the
     driver's JSON: ``ready`` (threads, load time), ``bench.rows`` (label, probs, ms, input_ids; for an
     embedding page ``sentences`` are pairs, and ``bench`` has ``rows`` (cosines) and ``sentences``),
@@ -71,9 +77,22 @@ def run_page(url: str, sentences: list[str] | None = None, repeats: int = 3, war
     reason = missing()
     if reason:
         raise AlembertError(f"cannot run the browser: {reason}")
-    cmd = ["node", str(DRIVER), "--node-modules", str(node_modules_dir()), "--url", url,
-           "--chromium", chromium_path(), "--timeout-ms", str(int(timeout_s * 1000)),
-           "--repeats", str(repeats), "--warmup", str(warmup)]
+    cmd = [
+        "node",
+        str(DRIVER),
+        "--node-modules",
+        str(node_modules_dir()),
+        "--url",
+        url,
+        "--chromium",
+        chromium_path(),
+        "--timeout-ms",
+        str(int(timeout_s * 1000)),
+        "--repeats",
+        str(repeats),
+        "--warmup",
+        str(warmup),
+    ]
     with tempfile.TemporaryDirectory() as tmp:
         if sentences is not None:
             path = Path(tmp) / "sentences.json"
@@ -84,7 +103,9 @@ def run_page(url: str, sentences: list[str] | None = None, repeats: int = 3, war
         out = Path(tmp) / "result.json"
         proc = subprocess.run([*cmd, "--out", str(out)], capture_output=True, text=True, timeout=timeout_s + 60)
         if not out.is_file():
-            raise AlembertError(f"the browser driver wrote nothing (exit {proc.returncode}): {proc.stderr.strip()[-300:]}")
+            raise AlembertError(
+                f"the browser driver wrote nothing (exit {proc.returncode}): {proc.stderr.strip()[-300:]}"
+            )
         result = json.loads(out.read_text())
     if result.get("error"):
         raise AlembertError(f"the browser run failed: {result['error']}")
@@ -109,13 +130,16 @@ def _python_session(folder: Path, dtype: str, threads: int):
 
     def feeds(text: str) -> dict:
         enc = tokenizer(text, truncation=True, return_tensors="np")
-        return {n: enc[n].astype(np.int64) if n in enc else np.zeros_like(enc["input_ids"], dtype=np.int64) for n in names}
+        return {
+            n: enc[n].astype(np.int64) if n in enc else np.zeros_like(enc["input_ids"], dtype=np.int64) for n in names
+        }
 
     return session, feeds
 
 
-def python_predictions(folder: str | Path, sentences: list[str], dtype: str = "q8", threads: int = 1,
-                       repeats: int = 3, warmup: int = 5) -> dict:
+def python_predictions(
+    folder: str | Path, sentences: list[str], dtype: str = "q8", threads: int = 1, repeats: int = 3, warmup: int = 5
+) -> dict:
     """The same ONNX file in Python onnxruntime, one sentence per run as in the page: per sentence
     the label, the label probabilities, the token ids and ``repeats`` timings (ms) of
     tokenisation + run + softmax (``ms``) and of the run alone (``model_ms``)."""
@@ -140,13 +164,22 @@ def python_predictions(folder: str | Path, sentences: list[str], dtype: str = "q
         f = feeds(text)
         model_runs = [timed(lambda: session.run(["logits"], f)) for _ in range(repeats)]  # noqa: B023
         probs, ids = once(text)
-        rows.append({"text": text, "label": labels[int(probs.argmax())], "probs": probs.tolist(), "ms": runs,
-                     "model_ms": model_runs, "input_ids": ids.tolist()})
+        rows.append(
+            {
+                "text": text,
+                "label": labels[int(probs.argmax())],
+                "probs": probs.tolist(),
+                "ms": runs,
+                "model_ms": model_runs,
+                "input_ids": ids.tolist(),
+            }
+        )
     return {"threads": threads, "dtype": dtype, "rows": rows}
 
 
-def python_embeddings(folder: str | Path, pairs: list[list[str]], dtype: str = "q8", threads: int = 1,
-                      repeats: int = 3, warmup: int = 5) -> dict:
+def python_embeddings(
+    folder: str | Path, pairs: list[list[str]], dtype: str = "q8", threads: int = 1, repeats: int = 3, warmup: int = 5
+) -> dict:
     """An embedding folder's ONNX file in Python onnxruntime, one sentence per run as in the page:
     ``rows`` (per pair: the texts and the cosine of their ``sentence_embedding``s) and ``sentences``
     (per sentence: token ids, embedding, ``repeats`` timings of tokenisation + run (``ms``) and of
@@ -176,7 +209,9 @@ def python_embeddings(folder: str | Path, pairs: list[list[str]], dtype: str = "
             model_runs = [timed(lambda: session.run([output], f)) for _ in range(repeats)]  # noqa: B023
             emb, ids = once(text)
             embs.append(emb)
-            sentences.append({"text": text, "ms": runs, "model_ms": model_runs, "input_ids": ids.tolist(), "embedding": emb.tolist()})
+            sentences.append(
+                {"text": text, "ms": runs, "model_ms": model_runs, "input_ids": ids.tolist(), "embedding": emb.tolist()}
+            )
         rows.append({"texts": list(pair), "cosine": cosine(*embs)})
     return {"threads": threads, "dtype": dtype, "rows": rows, "sentences": sentences}
 
@@ -189,4 +224,8 @@ def cosine(a, b) -> float:
 def latency_summary(rows: list[dict], key: str = "ms") -> dict:
     """Per-sentence latency = the median of its repeats; then the median and p90 over sentences."""
     per_sentence = np.array([np.median(r[key]) for r in rows])
-    return {"median_ms": float(np.median(per_sentence)), "p90_ms": float(np.percentile(per_sentence, 90)), "sentences": len(rows)}
+    return {
+        "median_ms": float(np.median(per_sentence)),
+        "p90_ms": float(np.percentile(per_sentence, 90)),
+        "sentences": len(rows),
+    }

@@ -27,21 +27,28 @@ def write_export_card(folder: Path, info: dict) -> Path:
         "",
         f"Exported by `alembert export` from `{info['source']}`: `model.onnx` (opset {info['opset']}, "
         f"{info.get('variant') or info.get('quantization') or 'fp32'}), inputs {', '.join(info['inputs'])}, output `logits`; "
-        "run it with `alembert predict THIS_FOLDER \"some text\"` or any onnxruntime session.",
+        'run it with `alembert predict THIS_FOLDER "some text"` or any onnxruntime session.',
         "",
         f"- Graph: {info.get('int8') or 'fp32'}; attention {info['attention']}; last layer: {info['last_layer']}.",
         f"- Check vs PyTorch on {info['check_sentences']} sentences: max |logit diff| {info['max_abs_diff_vs_torch']:.2e}, "
         f"argmax agreement {info['argmax_agreement']:.0%}.",
     ]
     if auto:
-        lines += [f"- `--quantize auto` on {auto['measured_on']}: {auto['reason']}.", "",
-                  f"| candidate | dev {auto['metric']} | seq/s @32 | ms @1 | verdict |", "|---|---:|---:|---:|---|"]
+        lines += [
+            f"- `--quantize auto` on {auto['measured_on']}: {auto['reason']}.",
+            "",
+            f"| candidate | dev {auto['metric']} | seq/s @32 | ms @1 | verdict |",
+            "|---|---:|---:|---:|---|",
+        ]
         for name, c in auto["candidates"].items():
             dev = f"{c['dev']:.4f}" if "dev" in c else "n/a"
             speed = (f"{c['seq_s_b32']:.1f}", f"{c['ms_b1']:.2f}") if "seq_s_b32" in c else ("n/a", "n/a")
             verdict = "chosen" if name == auto["variant"] else c.get("refused", "slower")
             lines.append(f"| {name} | {dev} | {speed[0]} | {speed[1]} | {verdict} |")
-        lines += ["", f"PyTorch source: dev {auto['metric']} {auto['source_dev']:.4f}; timed: {auto['timed']}, {auto['threads']} thread(s)."]
+        lines += [
+            "",
+            f"PyTorch source: dev {auto['metric']} {auto['source_dev']:.4f}; timed: {auto['timed']}, {auto['threads']} thread(s).",
+        ]
     lines += ["", f"Exported on: {cpu_line(info['machine'])}.", ""]
     path = folder / "README.md"
     write_text_atomic(path, "\n".join(lines))

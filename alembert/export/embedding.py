@@ -106,8 +106,14 @@ def _copy_module_files(src: Path, encoder_path: Path, tmp: Path) -> None:
                 break
 
 
-def export_embedding_onnx(src: Path, out_dir: Path, quantize: str | None = None, opset: int | None = None,
-                          first_token: bool = True, overwrite: bool = False) -> Path:
+def export_embedding_onnx(
+    src: Path,
+    out_dir: Path,
+    quantize: str | None = None,
+    opset: int | None = None,
+    first_token: bool = True,
+    overwrite: bool = False,
+) -> Path:
     """Export the sentence-transformers folder ``src`` to ``out_dir`` (fresh or overwritable:
     :func:`alembert.export.onnx.export_onnx` checked it); returns ``out_dir``."""
     from alembert.embedding.model import load_embedding_model, read_spec
@@ -117,7 +123,9 @@ def export_embedding_onnx(src: Path, out_dir: Path, quantize: str | None = None,
     model, tokenizer = load_embedding_model(src, attn="sdpa" if _sdpa(spec.encoder_path) else "eager")
     model.eval()
     names = model_input_names(model.encoder, tokenizer)
-    reference = reference_outputs(model, tokenizer, names, read=lambda out: out.embeddings)  # before any rewrite: the check compares with the saved model
+    reference = reference_outputs(
+        model, tokenizer, names, read=lambda out: out.embeddings
+    )  # before any rewrite: the check compares with the saved model
     pruned = first_token and _first_token_last_layer(model)
     example = {n: torch.from_numpy(v) for n, v in reference[0][0].items()}
 
@@ -126,28 +134,31 @@ def export_embedding_onnx(src: Path, out_dir: Path, quantize: str | None = None,
         tokenizer.save_pretrained(tmp)
         model.config.save_pretrained(tmp)
         _copy_module_files(src, spec.encoder_path, tmp)
-        write_json_atomic(tmp / EXPORT_INFO, {
-            "format": "onnx",
-            "kind": "embedding",
-            "source": str(src.resolve()),
-            "quantization": quantize,
-            "opset": graph["opset"],
-            "inputs": names,
-            "outputs": [OUTPUT],
-            "dynamic_axes": {"batch": 0, "sequence": 1},
-            "pooling": model.pooling,
-            "dense": [[d.in_features, d.out_features] for d in model.dense],
-            "normalize": model.normalize,
-            "dim": model.dim,
-            "max_seq_length": model.max_seq_length,
-            "attention": graph["attention"],
-            "ort_optimized": graph["ort_optimized"],
-            "last_layer": "first token only" if pruned else "all tokens",
-            "int8": graph["int8"],
-            **_check(tmp / "model.onnx", reference),
-            **versions(),
-            "files": sorted({f.name for f in tmp.iterdir()} | {EXPORT_INFO}),
-        })
+        write_json_atomic(
+            tmp / EXPORT_INFO,
+            {
+                "format": "onnx",
+                "kind": "embedding",
+                "source": str(src.resolve()),
+                "quantization": quantize,
+                "opset": graph["opset"],
+                "inputs": names,
+                "outputs": [OUTPUT],
+                "dynamic_axes": {"batch": 0, "sequence": 1},
+                "pooling": model.pooling,
+                "dense": [[d.in_features, d.out_features] for d in model.dense],
+                "normalize": model.normalize,
+                "dim": model.dim,
+                "max_seq_length": model.max_seq_length,
+                "attention": graph["attention"],
+                "ort_optimized": graph["ort_optimized"],
+                "last_layer": "first token only" if pruned else "all tokens",
+                "int8": graph["int8"],
+                **_check(tmp / "model.onnx", reference),
+                **versions(),
+                "files": sorted({f.name for f in tmp.iterdir()} | {EXPORT_INFO}),
+            },
+        )
     return out_dir
 
 

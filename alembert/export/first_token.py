@@ -26,7 +26,9 @@ class FirstTokenLayer(nn.Module):
         super().__init__()
         self.layer = layer
 
-    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None, *args, **kwargs) -> torch.Tensor:
+    def forward(
+        self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None, *args, **kwargs
+    ) -> torch.Tensor:
         attention = self.layer.attention
         heads = attention.self
         batch, seq = hidden_states.shape[:2]

@@ -68,10 +68,13 @@ def _load_task_model(path: Path):
 
     config = load_config(path)
     if not is_task_model(config):
-        raise AlembertError(f"model {path} has no classification head; fine-tune it on a task first (alembert finetune), then export")
+        raise AlembertError(
+            f"model {path} has no classification head; fine-tune it on a task first (alembert finetune), then export"
+        )
     sdpa = getattr(MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING.get(type(config), None), "_supports_sdpa", False)
-    return quiet_from_pretrained(AutoModelForSequenceClassification, path, f"model {path}",
-                                 attn_implementation="sdpa" if sdpa else "eager").eval()
+    return quiet_from_pretrained(
+        AutoModelForSequenceClassification, path, f"model {path}", attn_implementation="sdpa" if sdpa else "eager"
+    ).eval()
 
 
 def _export_graph(model, example: dict, path: Path, opset: int | None, output: str = "logits") -> None:
@@ -84,9 +87,15 @@ def _export_graph(model, example: dict, path: Path, opset: int | None, output: s
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
             program = torch.onnx.export(
-                model, (), kwargs=example, input_names=list(example), output_names=[output],
+                model,
+                (),
+                kwargs=example,
+                input_names=list(example),
+                output_names=[output],
                 dynamic_shapes={k: {0: batch, 1: seq} for k in example},
-                opset_version=opset, dynamo=True, verbose=False,
+                opset_version=opset,
+                dynamo=True,
+                verbose=False,
             )
             program.save(path)
     except Exception as exc:  # the exporter's failures are long; keep the first line
@@ -94,7 +103,9 @@ def _export_graph(model, example: dict, path: Path, opset: int | None, output: s
 
         if is_disk_full(exc):
             raise
-        raise AlembertError(f"ONNX export failed ({exc.__class__.__name__}: {str(exc).splitlines()[0][:200]}); try another --opset") from None
+        raise AlembertError(
+            f"ONNX export failed ({exc.__class__.__name__}: {str(exc).splitlines()[0][:200]}); try another --opset"
+        ) from None
     finally:
         quiet.setLevel(level)
 
@@ -112,8 +123,13 @@ def _optimize(path: Path, config) -> bool:
     root.setLevel(logging.ERROR)  # the optimizer logs every pattern it tried
     try:  # it also prints "failed in shape inference" for the dynamo graph's ops: harmless, and hidden
         with contextlib.redirect_stdout(io.StringIO()):
-            optimized = optimize_model(str(path), model_type=model_type, num_heads=config.num_attention_heads,
-                                       hidden_size=config.hidden_size, opt_level=1)
+            optimized = optimize_model(
+                str(path),
+                model_type=model_type,
+                num_heads=config.num_attention_heads,
+                hidden_size=config.hidden_size,
+                opt_level=1,
+            )
         optimized.save_model_to_file(str(path))
     finally:
         root.setLevel(level)
@@ -131,9 +147,15 @@ def _quantize_int8(src: Path, dst: Path, reduce_range: bool = False) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     with quantiser_input(src, src.with_name("clean.onnx")) as clean:
-        quantize_dynamic(clean, dst, weight_type=QuantType.QInt8, per_channel=True, reduce_range=reduce_range,
-                         op_types_to_quantize=["MatMul", "Gather"],
-                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+        quantize_dynamic(
+            clean,
+            dst,
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            reduce_range=reduce_range,
+            op_types_to_quantize=["MatMul", "Gather"],
+            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+        )
 
 
 @contextlib.contextmanager
@@ -193,13 +215,34 @@ def _usual_permissions(folder: Path) -> None:
 
 
 # What an export writes, and so all that --overwrite may replace or remove in --output.
-EXPORT_OWNED = {"model.onnx", "model.onnx.data", "config.json", EXPORT_INFO, "tokenizer.json", "tokenizer_config.json",
-                "vocab.txt", "vocab.json", "merges.txt", "special_tokens_map.json", "added_tokens.json", "spiece.model",
-                "sentencepiece.bpe.model", "chat_template.jinja",
-                # sentence-embedding exports keep their sentence-transformers module description
-                "modules.json", "sentence_bert_config.json", "config_sentence_transformers.json", "README.md"}
+EXPORT_OWNED = {
+    "model.onnx",
+    "model.onnx.data",
+    "config.json",
+    EXPORT_INFO,
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "vocab.txt",
+    "vocab.json",
+    "merges.txt",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "spiece.model",
+    "sentencepiece.bpe.model",
+    "chat_template.jinja",
+    # sentence-embedding exports keep their sentence-transformers module description
+    "modules.json",
+    "sentence_bert_config.json",
+    "config_sentence_transformers.json",
+    "README.md",
+}
 EXPORT_OWNED_DIRS = ("_Pooling", "_Dense", "_Normalize")  # N_Pooling/, N_Dense/, N_Normalize/
-TORCH_WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+TORCH_WEIGHTS = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
 
 
 def _check_output(out_dir: Path, src: Path | None, overwrite: bool) -> None:
@@ -214,11 +257,15 @@ def _check_output(out_dir: Path, src: Path | None, overwrite: bool) -> None:
         return
     lock_output(out_dir)
     if any(out_dir.iterdir()) and not overwrite:
-        raise AlembertError(f"output {out_dir} exists and is not empty; pass --overwrite to replace it or choose another --output")
+        raise AlembertError(
+            f"output {out_dir} exists and is not empty; pass --overwrite to replace it or choose another --output"
+        )
     torch_files = [f for f in TORCH_WEIGHTS if (out_dir / f).exists()]
     if torch_files or (src is not None and src.resolve() == out_dir.resolve()):
-        raise AlembertError(f"output {out_dir} holds a PyTorch model ({', '.join(torch_files) or 'the source'}); an export never "
-                            "replaces one: choose another --output")
+        raise AlembertError(
+            f"output {out_dir} holds a PyTorch model ({', '.join(torch_files) or 'the source'}); an export never "
+            "replaces one: choose another --output"
+        )
 
 
 def _move_into_place(tmp: Path, out_dir: Path, overwrite: bool) -> None:
@@ -266,8 +313,9 @@ def staged_folder(out_dir: Path, overwrite: bool, nbytes: int = 0):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def build_graph(model, example: dict, tmp: Path, config, quantize: str | None, opset: int | None, output: str,
-                choose=None) -> dict:
+def build_graph(
+    model, example: dict, tmp: Path, config, quantize: str | None, opset: int | None, output: str, choose=None
+) -> dict:
     """Export ``model`` (its forward returns the ``output`` tensor) into ``tmp/model.onnx``:
     opset 23 attention for SDPA models, onnxruntime's transformer optimizer, then int8 when asked.
     ``quantize="auto"``: ``choose(fp32_graph, work_folder)`` returns (chosen graph, its record)
@@ -310,9 +358,16 @@ def versions() -> dict:
     return {"torch": torch.__version__, "onnxruntime": onnxruntime.__version__}
 
 
-def export_onnx(model_dir: str | Path, out_dir: str | Path, quantize: str | None = None,
-                opset: int | None = None, overwrite: bool = False, first_token: bool = True,
-                data: dict | None = None, candidates: list[str] | None = None) -> Path:
+def export_onnx(
+    model_dir: str | Path,
+    out_dir: str | Path,
+    quantize: str | None = None,
+    opset: int | None = None,
+    overwrite: bool = False,
+    first_token: bool = True,
+    data: dict | None = None,
+    candidates: list[str] | None = None,
+) -> Path:
     """Export ``model_dir`` (a fine-tuned classifier) to ``out_dir``; returns ``out_dir``.
 
     ``quantize``: None (fp32), ``"int8"`` (dynamic) or ``"auto"``: each variant of
@@ -345,13 +400,17 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path, quantize: str | None
         raise AlembertError(f"model {model_dir} is already an ONNX export; pass the PyTorch folder it came from")
     if is_embedding_dir(src):
         if quantize == "auto":
-            raise AlembertError(f"model {model_dir} is a sentence-embedding model: --quantize auto scores classifiers on a dev set; "
-                                "pass --quantize int8")
+            raise AlembertError(
+                f"model {model_dir} is a sentence-embedding model: --quantize auto scores classifiers on a dev set; "
+                "pass --quantize int8"
+            )
         return export_embedding_onnx(src, out_dir, quantize, opset, first_token, overwrite)
     model = _load_task_model(src)
     tokenizer = load_tokenizer(src)
     names = model_input_names(model, tokenizer)
-    reference = reference_outputs(model, tokenizer, names)  # before any rewrite: the check compares with the saved model
+    reference = reference_outputs(
+        model, tokenizer, names
+    )  # before any rewrite: the check compares with the saved model
     choose = None
     if quantize == "auto":  # the dev set and calibration texts are read before any compute: bad data fails fast
         from alembert.export import auto
@@ -370,7 +429,9 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path, quantize: str | None
             "format": "onnx",
             "source": str(src.resolve()),
             "quantization": graph["quantization"],
-            "variant": graph["auto"]["variant"] if graph["auto"] else ("int8-dynamic" if quantize == "int8" else "fp32"),
+            "variant": graph["auto"]["variant"]
+            if graph["auto"]
+            else ("int8-dynamic" if quantize == "int8" else "fp32"),
             "opset": graph["opset"],
             "inputs": names,
             "outputs": ["logits"],

@@ -45,7 +45,9 @@ def make_session(onnx_path: str | Path, threads: int | None = None):
     try:
         return ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own exception types
-        raise AlembertError(f"{onnx_path}: onnxruntime cannot load it ({str(exc).splitlines()[0][:160]}); export it again with alembert export") from None
+        raise AlembertError(
+            f"{onnx_path}: onnxruntime cannot load it ({str(exc).splitlines()[0][:160]}); export it again with alembert export"
+        ) from None
 
 
 class OnnxModel:
@@ -95,7 +97,9 @@ class OnnxModel:
 
     def train(self, mode: bool = True) -> OnnxModel:
         if mode:
-            raise AlembertError(f"{self.folder} is an ONNX export and cannot be trained; train the PyTorch folder it came from")
+            raise AlembertError(
+                f"{self.folder} is an ONNX export and cannot be trained; train the PyTorch folder it came from"
+            )
         return self
 
 
@@ -120,7 +124,9 @@ class OnnxEmbedder(OnnxModel):
     def __init__(self, folder: str | Path, threads: int | None = None):
         super().__init__(folder, threads)
         if self.export_info.get("kind") != "embedding":
-            raise AlembertError(f"{self.folder} is not an embedding export (alembert export of a sentence-transformers folder)")
+            raise AlembertError(
+                f"{self.folder} is not an embedding export (alembert export of a sentence-transformers folder)"
+            )
         self.pooling = self.export_info["pooling"]
         self.normalize = self.export_info["normalize"]
         self.dim = self.export_info["dim"]
@@ -148,7 +154,9 @@ def load_any_embedding(name: str | Path, pooling: str | None = None, threads: in
         return load_embedding_model(name, pooling)
     model = OnnxEmbedder(path, threads)
     if pooling is not None and pooling != model.pooling:
-        raise AlembertError(f"model {name} is an ONNX export with {model.pooling} pooling inside its graph; drop --pooling or export again")
+        raise AlembertError(
+            f"model {name} is an ONNX export with {model.pooling} pooling inside its graph; drop --pooling or export again"
+        )
     return model, load_tokenizer(path)
 
 
@@ -157,7 +165,9 @@ def _task_from_config(config, name):
     from alembert.models.load import is_task_model
 
     if not is_task_model(config):
-        raise AlembertError(f"model {name} has no classification head; fine-tune it first (alembert finetune) or pass a fine-tuned folder")
+        raise AlembertError(
+            f"model {name} has no classification head; fine-tune it first (alembert finetune) or pass a fine-tuned folder"
+        )
     if config.problem_type == "regression" or config.num_labels == 1:
         return custom_task(None)
     return custom_task([config.id2label[i] for i in range(config.num_labels)])
@@ -177,7 +187,9 @@ def load_any(model_dir: str | Path, task=None, threads: int | None = None):
     if not is_onnx_dir(path):
         return load_classifier(model_dir, task or _task_from_config(load_config(path), model_dir))
     if is_embedding_export(path):
-        raise AlembertError(f"model {model_dir} is a sentence-embedding export; evaluate or bench it with --task stsb-zeroshot (or squad-retrieval)")
+        raise AlembertError(
+            f"model {model_dir} is a sentence-embedding export; evaluate or bench it with --task stsb-zeroshot (or squad-retrieval)"
+        )
     model = OnnxClassifier(path, threads)
     if task is not None and model.config.num_labels != task.num_labels:
         raise AlembertError(

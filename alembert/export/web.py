@@ -63,8 +63,10 @@ def node_modules_dir(explicit: str | Path | None = None) -> Path:
     ``.cache/web-node/node_modules``; a missing transformers.js bundle is a one-line error."""
     folder = Path(explicit or os.environ.get(NODE_ENV) or DEFAULT_NODE_MODULES)
     if not (folder / BUNDLE[0] / BUNDLE[1]).is_file():
-        raise AlembertError(f"the vendored JavaScript is missing: no {BUNDLE[0]}/{BUNDLE[1]} under {folder}; "
-                            f"run `make web-deps` (npm ci of web/package.json) or point {NODE_ENV} at its node_modules")
+        raise AlembertError(
+            f"the vendored JavaScript is missing: no {BUNDLE[0]}/{BUNDLE[1]} under {folder}; "
+            f"run `make web-deps` (npm ci of web/package.json) or point {NODE_ENV} at its node_modules"
+        )
     return folder
 
 
@@ -83,7 +85,9 @@ def _check_pins(node_modules: Path) -> dict[str, str]:
     for name in (BUNDLE[0], "onnxruntime-web"):
         versions[name] = _package(node_modules, name)["version"]
         if name in pins and pins[name] != versions[name]:
-            raise AlembertError(f"{node_modules} has {name} {versions[name]} but web/package.json pins {pins[name]}; run `make web-deps`")
+            raise AlembertError(
+                f"{node_modules} has {name} {versions[name]} but web/package.json pins {pins[name]}; run `make web-deps`"
+            )
     return versions
 
 
@@ -137,7 +141,8 @@ def _vendor(node_modules: Path, dest: Path) -> dict[str, str]:
         if not found:
             (licences / f"{stem}.LICENSE-NOTE.txt").write_text(
                 f"{name} {meta['version']} ships no licence file in its npm package; its package.json declares "
-                f"the licence: {meta.get('license', 'unknown')}. Source: {json.dumps(meta.get('repository'))}\n")
+                f"the licence: {meta.get('license', 'unknown')}. Source: {json.dumps(meta.get('repository'))}\n"
+            )
     return versions
 
 
@@ -174,13 +179,24 @@ def _int8_check(folder: Path, output: str = "logits") -> dict:
     fp32, int8 = (s.run([output], feeds)[0] for s in sessions)
     if output != "logits":
         cos = (fp32 * int8).sum(-1) / (np.linalg.norm(fp32, axis=-1) * np.linalg.norm(int8, axis=-1)).clip(1e-12)
-        return {"max_abs_diff_vs_fp32_onnx": float(np.abs(int8 - fp32).max()), "min_cosine_vs_fp32_onnx": float(cos.min())}
-    return {"max_abs_diff_vs_fp32_onnx": float(np.abs(int8 - fp32).max()),
-            "argmax_agreement_vs_fp32_onnx": float((int8.argmax(-1) == fp32.argmax(-1)).mean())}
+        return {
+            "max_abs_diff_vs_fp32_onnx": float(np.abs(int8 - fp32).max()),
+            "min_cosine_vs_fp32_onnx": float(cos.min()),
+        }
+    return {
+        "max_abs_diff_vs_fp32_onnx": float(np.abs(int8 - fp32).max()),
+        "argmax_agreement_vs_fp32_onnx": float((int8.argmax(-1) == fp32.argmax(-1)).mean()),
+    }
 
 
-def export_web(model_dir: str | Path, out_dir: str | Path, overwrite: bool = False,
-               node_modules: str | Path | None = None, first_token: bool = True, opset: int | None = None) -> Path:
+def export_web(
+    model_dir: str | Path,
+    out_dir: str | Path,
+    overwrite: bool = False,
+    node_modules: str | Path | None = None,
+    first_token: bool = True,
+    opset: int | None = None,
+) -> Path:
     """Write the web folder for ``model_dir`` (a fine-tuned classifier, or a sentence-transformers
     embedding model: then the similarity demo) to ``out_dir``.
 
@@ -195,7 +211,9 @@ def export_web(model_dir: str | Path, out_dir: str | Path, overwrite: bool = Fal
 
     out_dir = Path(out_dir)
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())) and not overwrite:
-        raise AlembertError(f"output {out_dir} exists and is not empty; pass --overwrite to replace it or choose another --output")
+        raise AlembertError(
+            f"output {out_dir} exists and is not empty; pass --overwrite to replace it or choose another --output"
+        )
     node_modules = node_modules_dir(node_modules)  # fail before the slow part
     pinned = _check_pins(node_modules)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -203,8 +221,10 @@ def export_web(model_dir: str | Path, out_dir: str | Path, overwrite: bool = Fal
     try:
         exported = export_onnx(model_dir, tmp / "export", opset=opset, first_token=first_token)
         if not (exported / "tokenizer.json").is_file():
-            raise AlembertError(f"model {model_dir} has no fast tokenizer (tokenizer.json), which transformers.js needs; "
-                                "save it with a fast tokenizer (use_fast=True)")
+            raise AlembertError(
+                f"model {model_dir} has no fast tokenizer (tokenizer.json), which transformers.js needs; "
+                "save it with a fast tokenizer (use_fast=True)"
+            )
         (tmp / "onnx").mkdir()
         _quantize_int8(exported / "model.onnx", tmp / GRAPHS["q8"], reduce_range=True)
         os.replace(exported / "model.onnx", tmp / GRAPHS["fp32"])
@@ -214,8 +234,12 @@ def export_web(model_dir: str | Path, out_dir: str | Path, overwrite: bool = Fal
                 os.replace(f, tmp / f.name)
         shutil.rmtree(exported)
         embedding = info.get("kind") == "embedding"  # export_onnx detected a sentence-transformers folder
-        int8 = {**info, "quantization": "int8", "int8": "dynamic; per-channel weight MatMuls, embedding tables; 7-bit weights",
-                **_int8_check(tmp, EMBEDDING_OUTPUT if embedding else "logits")}
+        int8 = {
+            **info,
+            "quantization": "int8",
+            "int8": "dynamic; per-channel weight MatMuls, embedding tables; 7-bit weights",
+            **_int8_check(tmp, EMBEDDING_OUTPUT if embedding else "logits"),
+        }
         for key in ("max_abs_diff_vs_torch", "argmax_agreement", "min_cosine_vs_torch"):
             int8.pop(key, None)  # those were the fp32 graph's
         if embedding:
@@ -230,16 +254,31 @@ def export_web(model_dir: str | Path, out_dir: str | Path, overwrite: bool = Fal
                 shutil.copy2(ASSETS / asset, tmp / asset)
         versions = _vendor(node_modules, tmp / "vendor")
         versions.update(pinned)
-        task = {"task": "feature-extraction", "output": EMBEDDING_OUTPUT, "dim": info["dim"], "pooling": info["pooling"],
-                "normalize": info["normalize"]} if embedding else {"task": "text-classification", "labels": labels}
-        write_json_atomic(tmp / WEB_INFO, {
-            "name": Path(model_dir).resolve().name,
-            **task,
-            "files": {d: {"path": p, "bytes": (tmp / p).stat().st_size, "sha256": _sha256(tmp / p)} for d, p in GRAPHS.items()},
-            "runtime": RUNTIME,
-            "versions": versions,
-            "export": {"fp32": info, "int8": int8},
-        })
+        task = (
+            {
+                "task": "feature-extraction",
+                "output": EMBEDDING_OUTPUT,
+                "dim": info["dim"],
+                "pooling": info["pooling"],
+                "normalize": info["normalize"],
+            }
+            if embedding
+            else {"task": "text-classification", "labels": labels}
+        )
+        write_json_atomic(
+            tmp / WEB_INFO,
+            {
+                "name": Path(model_dir).resolve().name,
+                **task,
+                "files": {
+                    d: {"path": p, "bytes": (tmp / p).stat().st_size, "sha256": _sha256(tmp / p)}
+                    for d, p in GRAPHS.items()
+                },
+                "runtime": RUNTIME,
+                "versions": versions,
+                "export": {"fp32": info, "int8": int8},
+            },
+        )
         _usual_permissions(tmp)
         if out_dir.is_dir():  # --overwrite: os.replace cannot move a folder onto a non-empty one, so the old copies go
             for sub in ("onnx", "vendor"):
@@ -261,8 +300,18 @@ def download_bytes(folder: str | Path, dtype: str = "q8") -> dict[str, int]:
     model files (the other graph and the licences are never requested)."""
     folder = Path(folder)
     info = json.loads((folder / WEB_INFO).read_text())
-    files = ["index.html", "demo.js", WEB_INFO, "config.json", "tokenizer.json", "tokenizer_config.json",
-             f"vendor/{Path(BUNDLE[1]).name}", f"vendor/{RUNTIME['mjs']}", f"vendor/{RUNTIME['wasm']}", info["files"][dtype]["path"]]
+    files = [
+        "index.html",
+        "demo.js",
+        WEB_INFO,
+        "config.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        f"vendor/{Path(BUNDLE[1]).name}",
+        f"vendor/{RUNTIME['mjs']}",
+        f"vendor/{RUNTIME['wasm']}",
+        info["files"][dtype]["path"],
+    ]
     return {f: (folder / f).stat().st_size for f in files if (folder / f).is_file()}
 
 
@@ -271,8 +320,14 @@ class _Handler(SimpleHTTPRequestHandler):
     runtime needs SharedArrayBuffer for more than one thread), never cached, with the MIME types
     module scripts and streaming WASM compilation insist on."""
 
-    extensions_map = {**SimpleHTTPRequestHandler.extensions_map, ".js": "text/javascript", ".mjs": "text/javascript",
-                      ".wasm": "application/wasm", ".json": "application/json", ".onnx": "application/octet-stream"}
+    extensions_map = {
+        **SimpleHTTPRequestHandler.extensions_map,
+        ".js": "text/javascript",
+        ".mjs": "text/javascript",
+        ".wasm": "application/wasm",
+        ".json": "application/json",
+        ".onnx": "application/octet-stream",
+    }
 
     def __init__(self, *args, mount: str, quiet: bool, **kwargs):
         self.mount, self.quiet = mount, quiet
@@ -291,7 +346,7 @@ class _Handler(SimpleHTTPRequestHandler):
         prefix = f"/{self.mount}/"
         if not path.startswith(prefix) and path != prefix.rstrip("/"):
             return str(Path(self.directory) / ".not-served")  # a 404
-        return super().translate_path("/" + path[len(prefix):])
+        return super().translate_path("/" + path[len(prefix) :])
 
     def end_headers(self):
         self.send_header("Cross-Origin-Opener-Policy", "same-origin")
@@ -317,7 +372,9 @@ def make_server(folder: str | Path, port: int = 8000, quiet: bool = True) -> Thr
     ``http://127.0.0.1:<port>/<mount_name(folder)>/``. Call ``serve_forever`` (or run it in a thread)."""
     folder = Path(folder)
     if not is_web_dir(folder):
-        raise AlembertError(f"{folder} is not a web export (no {WEB_INFO} and index.html); create one with alembert export MODEL --web --output DIR")
+        raise AlembertError(
+            f"{folder} is not a web export (no {WEB_INFO} and index.html); create one with alembert export MODEL --web --output DIR"
+        )
     handler = partial(_Handler, directory=str(folder.resolve()), mount=mount_name(folder), quiet=quiet)
     try:
         return ThreadingHTTPServer(("127.0.0.1", port), handler)

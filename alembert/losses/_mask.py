@@ -16,9 +16,7 @@ def position_mask(mask: torch.Tensor | None, shape: torch.Size, what: str) -> to
     if mask is None:
         return None
     if tuple(mask.shape) != tuple(shape):
-        raise AlembertError(
-            f"{what}: mask shape {tuple(mask.shape)} does not match the positions {tuple(shape)}"
-        )
+        raise AlembertError(f"{what}: mask shape {tuple(mask.shape)} does not match the positions {tuple(shape)}")
     return (mask != 0).float()
 
 

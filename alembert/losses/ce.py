@@ -22,9 +22,7 @@ def hard_label_loss(student_logits: torch.Tensor, labels: torch.Tensor) -> torch
     if student_logits.dim() == 1 or (student_logits.dim() == 2 and student_logits.shape[1] == 1):
         preds = student_logits.reshape(-1)
         if labels.numel() != preds.numel():
-            raise AlembertError(
-                f"regression loss: {preds.numel()} predictions but {labels.numel()} labels"
-            )
+            raise AlembertError(f"regression loss: {preds.numel()} predictions but {labels.numel()} labels")
         return F.mse_loss(preds, labels.reshape(-1).to(preds.dtype))
 
     if labels.is_floating_point():
@@ -34,8 +32,7 @@ def hard_label_loss(student_logits: torch.Tensor, labels: torch.Tensor) -> torch
         )
     if tuple(labels.shape) != tuple(student_logits.shape[:-1]):
         raise AlembertError(
-            f"classification loss: logits {tuple(student_logits.shape)} do not fit "
-            f"labels {tuple(labels.shape)}"
+            f"classification loss: logits {tuple(student_logits.shape)} do not fit labels {tuple(labels.shape)}"
         )
     return _ce(student_logits, labels)
 

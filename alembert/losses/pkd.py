@@ -37,8 +37,7 @@ def pkd_loss(
     teacher = torch.stack([t.detach() for t in teacher_cls_list], dim=1)
     if student.shape[-1] != teacher.shape[-1]:
         raise AlembertError(
-            f"pkd loss needs equal hidden widths, got student {student.shape[-1]} "
-            f"and teacher {teacher.shape[-1]}"
+            f"pkd loss needs equal hidden widths, got student {student.shape[-1]} and teacher {teacher.shape[-1]}"
         )
     if student.shape != teacher.shape:
         raise AlembertError(

@@ -67,9 +67,7 @@ def relation_loss(
             f"{tuple(teacher_x.shape)} differ in batch or sequence length"
         )
     if isinstance(num_heads, bool) or not isinstance(num_heads, int) or num_heads < 1:
-        raise AlembertError(
-            f"relation loss: num_heads must be a positive integer, got {num_heads!r}"
-        )
+        raise AlembertError(f"relation loss: num_heads must be a positive integer, got {num_heads!r}")
     for side, width in (("student", student_x.shape[-1]), ("teacher", teacher_x.shape[-1])):
         if width % num_heads:
             raise AlembertError(

@@ -41,8 +41,10 @@ def rkd_distance_loss(student_emb: torch.Tensor, teacher_emb: torch.Tensor, delt
         0.0
     """
     if student_emb.dim() != 2 or teacher_emb.dim() != 2 or student_emb.shape[0] != teacher_emb.shape[0]:
-        raise AlembertError(f"rkd distance loss: expected (batch, dim) embeddings of one batch, got "
-                            f"{tuple(student_emb.shape)} and {tuple(teacher_emb.shape)}")
+        raise AlembertError(
+            f"rkd distance loss: expected (batch, dim) embeddings of one batch, got "
+            f"{tuple(student_emb.shape)} and {tuple(teacher_emb.shape)}"
+        )
     n = student_emb.shape[0]
     if n < 2:
         return student_emb.sum() * 0.0

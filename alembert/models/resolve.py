@@ -25,11 +25,15 @@ def resolve_model(name: str | Path) -> Path:
         if not path.is_dir():
             raise AlembertError(f"model {name}: is a file, not a directory; pass the folder that holds config.json")
         if not (path / "config.json").is_file():
-            raise AlembertError(f"model directory {name} has no config.json; pass a folder saved with save_pretrained (or an alias: {', '.join(ALIASES)})")
+            raise AlembertError(
+                f"model directory {name} has no config.json; pass a folder saved with save_pretrained (or an alias: {', '.join(ALIASES)})"
+            )
         return path
     looks_local = name.startswith((".", "/", "~")) or name.count("/") > 1
     if looks_local or not _HUB_ID.match(name):
-        raise AlembertError(f"model directory {name} not found; pass an existing folder or an alias ({', '.join(ALIASES)})")
+        raise AlembertError(
+            f"model directory {name} not found; pass an existing folder or an alias ({', '.join(ALIASES)})"
+        )
     return _from_hub(name)
 
 

@@ -28,7 +28,9 @@ def layer_list_name(model: torch.nn.Module) -> str:
     for name, mod in model.named_modules():
         if isinstance(mod, torch.nn.ModuleList) and len(mod) == n and name.split(".")[-1] in ("layer", "layers"):
             return name
-    raise AlembertError(f"{type(model).__name__}: cannot find its list of {n} transformer layers; pass --student-config to build a student from scratch")
+    raise AlembertError(
+        f"{type(model).__name__}: cannot find its list of {n} transformer layers; pass --student-config to build a student from scratch"
+    )
 
 
 def parse_layers(spec: str | list[int]) -> list[int]:
@@ -36,7 +38,9 @@ def parse_layers(spec: str | list[int]) -> list[int]:
         try:
             return [int(x) for x in spec.replace(" ", "").split(",") if x != ""]
         except ValueError:
-            raise AlembertError(f"--student-layers {spec!r}: expected comma-separated teacher layer indices like 0,2,4") from None
+            raise AlembertError(
+                f"--student-layers {spec!r}: expected comma-separated teacher layer indices like 0,2,4"
+            ) from None
     return list(spec)
 
 
@@ -47,7 +51,9 @@ def student_from_teacher(teacher, layers: list[int]):
         raise AlembertError("the student needs at least one layer; pass --student-layers like 0,2,4")
     for pos, layer in enumerate(layers):
         if not 0 <= layer < n:
-            raise AlembertError(f"--student-layers entry {pos} is teacher layer {layer}, out of range 0..{n - 1} (the teacher has {n} layers)")
+            raise AlembertError(
+                f"--student-layers entry {pos} is teacher layer {layer}, out of range 0..{n - 1} (the teacher has {n} layers)"
+            )
     if len(set(layers)) != len(layers):
         raise AlembertError(f"--student-layers {layers} repeats a layer; give each teacher layer at most once")
     prefix = layer_list_name(teacher) + "."
@@ -58,7 +64,7 @@ def student_from_teacher(teacher, layers: list[int]):
     state = {}
     for key in student.state_dict():
         if key.startswith(prefix):
-            idx, rest = key[len(prefix):].split(".", 1)
+            idx, rest = key[len(prefix) :].split(".", 1)
             key_t = f"{prefix}{layers[int(idx)]}.{rest}"
         else:
             key_t = key
@@ -67,7 +73,14 @@ def student_from_teacher(teacher, layers: list[int]):
     return student
 
 
-def student_from_config(teacher, num_layers: int, hidden_size: int | None = None, intermediate_size: int | None = None, num_heads: int | None = None, seed: int = 0):
+def student_from_config(
+    teacher,
+    num_layers: int,
+    hidden_size: int | None = None,
+    intermediate_size: int | None = None,
+    num_heads: int | None = None,
+    seed: int = 0,
+):
     """A randomly initialised model of the teacher's family and vocabulary, with a new shape."""
     config = copy.deepcopy(teacher.config)
     config.num_hidden_layers = num_layers

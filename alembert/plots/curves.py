@@ -23,7 +23,9 @@ def read_log(run_dir: str | Path) -> tuple[dict[str, list], dict[str, list]]:
     if not Path(run_dir).is_dir():
         raise AlembertError(f"run folder {run_dir} not found; pass the --output folder of a training run")
     if not path.is_file():
-        raise AlembertError(f"{path} not found; pass the --output folder of a training run (finetune/distill write log.jsonl)")
+        raise AlembertError(
+            f"{path} not found; pass the --output folder of a training run (finetune/distill write log.jsonl)"
+        )
     lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
     losses: dict[str, list] = {}
     evals: dict[str, list] = {}
@@ -69,5 +71,8 @@ def plot_run(run_dir: str | Path, out_dir: str | Path | None = None) -> list[Pat
     out = Path(out_dir) if out_dir else Path(run_dir) / "plots"
     name = Path(run_dir).resolve().name
     written = [_plot(pts, f"{name}: {term}", term, out / f"{_safe(term)}.png", ".") for term, pts in losses.items()]
-    written += [_plot(pts, f"{name}: dev {metric}", metric, out / f"eval_{_safe(metric)}.png", "o") for metric, pts in evals.items()]
+    written += [
+        _plot(pts, f"{name}: dev {metric}", metric, out / f"eval_{_safe(metric)}.png", "o")
+        for metric, pts in evals.items()
+    ]
     return written

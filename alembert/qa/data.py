@@ -32,21 +32,35 @@ SPLIT_SEED = 0
 
 #: The 10 test articles of the default split of SQuAD v1.1 dev (``n_train=38``, ``seed=0``).
 TEST_ARTICLES = (
-    "Apollo_program", "Black_Death", "Harvard_University", "Normans", "Oxygen",
-    "Packet_switching", "Southern_California", "Steam_engine", "Victoria_(Australia)", "Warsaw",
+    "Apollo_program",
+    "Black_Death",
+    "Harvard_University",
+    "Normans",
+    "Oxygen",
+    "Packet_switching",
+    "Southern_California",
+    "Steam_engine",
+    "Victoria_(Australia)",
+    "Warsaw",
 )
 
-FEATURES = datasets.Features({
-    "id": datasets.Value("string"),
-    "title": datasets.Value("string"),
-    "context": datasets.Value("string"),
-    "question": datasets.Value("string"),
-    "answers": {"text": datasets.List(datasets.Value("string")),
-                "answer_start": datasets.List(datasets.Value("int32"))},
-})
+FEATURES = datasets.Features(
+    {
+        "id": datasets.Value("string"),
+        "title": datasets.Value("string"),
+        "context": datasets.Value("string"),
+        "question": datasets.Value("string"),
+        "answers": {
+            "text": datasets.List(datasets.Value("string")),
+            "answer_start": datasets.List(datasets.Value("int32")),
+        },
+    }
+)
 
-_LAYOUT = ('expected SQuAD v1.1 JSON: {"data": [{"title", "paragraphs": [{"context", '
-           '"qas": [{"id", "question", "answers": [{"text", "answer_start"}]}]}]}]}')
+_LAYOUT = (
+    'expected SQuAD v1.1 JSON: {"data": [{"title", "paragraphs": [{"context", '
+    '"qas": [{"id", "question", "answers": [{"text", "answer_start"}]}]}]}]}'
+)
 
 
 def default_squad_file() -> Path:
@@ -67,8 +81,9 @@ def _fail(path: Path, where: str, problem: str) -> AlembertError:
 def _field(obj, key: str, kind: type, path: Path, where: str):
     value = obj.get(key) if isinstance(obj, dict) else None
     if not isinstance(value, kind) or isinstance(value, bool):
-        problem = (f"{key!r} missing" if value is None
-                   else f"{key!r} is {type(value).__name__}, expected {kind.__name__}")
+        problem = (
+            f"{key!r} missing" if value is None else f"{key!r} is {type(value).__name__}, expected {kind.__name__}"
+        )
         raise _fail(path, where, problem)
     return value
 
@@ -78,15 +93,18 @@ def load_squad(path: str | Path) -> list[dict]:
     (``{"title", "paragraphs": [{"context", "qas": [...]}]}``), in file order."""
     path = Path(path)
     if not path.is_file():
-        raise AlembertError(f"SQuAD file {path} not found; pass --train-file/--dev-file with a "
-                            "SQuAD v1.1 JSON file (e.g. shared/data/squad/dev-v1.1.json)")
+        raise AlembertError(
+            f"SQuAD file {path} not found; pass --train-file/--dev-file with a "
+            "SQuAD v1.1 JSON file (e.g. shared/data/squad/dev-v1.1.json)"
+        )
     try:
         root = json.loads(path.read_text(encoding="utf-8-sig"))
     except UnicodeDecodeError:
         raise AlembertError(f"SQuAD file {path}: not UTF-8 text; re-save it as UTF-8 JSON") from None
     except json.JSONDecodeError as e:
-        raise AlembertError(f"SQuAD file {path} line {e.lineno}: invalid JSON ({e.msg}); "
-                            "pass an unmodified SQuAD v1.1 JSON file") from None
+        raise AlembertError(
+            f"SQuAD file {path} line {e.lineno}: invalid JSON ({e.msg}); pass an unmodified SQuAD v1.1 JSON file"
+        ) from None
     articles = _field(root, "data", list, path, "top level")
     seen: set[str] = set()
     for a, article in enumerate(articles):
@@ -98,8 +116,7 @@ def load_squad(path: str | Path) -> list[dict]:
                 qid = _field(qa, "id", str, path, f"{where} paragraph {p} question {q}")
                 here = f"question {qid!r}"
                 if qid in seen:
-                    raise AlembertError(f"SQuAD file {path} {here}: duplicate id; give every "
-                                        "question a unique id")
+                    raise AlembertError(f"SQuAD file {path} {here}: duplicate id; give every question a unique id")
                 seen.add(qid)
                 _field(qa, "question", str, path, here)
                 for answer in _field(qa, "answers", list, path, here):
@@ -108,7 +125,8 @@ def load_squad(path: str | Path) -> list[dict]:
                     if not 0 <= start <= len(context) - len(text):
                         raise AlembertError(
                             f"SQuAD file {path} {here}: answer_start {start} of {text!r} lies "
-                            f"outside its context ({len(context)} characters); fix the offset")
+                            f"outside its context ({len(context)} characters); fix the offset"
+                        )
     return articles
 
 
@@ -121,8 +139,12 @@ def _rows(articles: Iterable[dict]) -> dict[str, list]:
                 cols["title"].append(article["title"])
                 cols["context"].append(para["context"])
                 cols["question"].append(qa["question"])
-                cols["answers"].append({"text": [a["text"] for a in qa["answers"]],
-                                        "answer_start": [a["answer_start"] for a in qa["answers"]]})
+                cols["answers"].append(
+                    {
+                        "text": [a["text"] for a in qa["answers"]],
+                        "answer_start": [a["answer_start"] for a in qa["answers"]],
+                    }
+                )
     return cols
 
 
@@ -136,14 +158,16 @@ def squad_examples(path: str | Path, articles: Iterable[str] | None = None) -> d
         keep = set(articles)
         unknown = keep - {a["title"] for a in data}
         if unknown:
-            raise AlembertError(f"SQuAD file {path}: no article titled {sorted(unknown)[0]!r}; "
-                                "pick titles present in the file")
+            raise AlembertError(
+                f"SQuAD file {path}: no article titled {sorted(unknown)[0]!r}; pick titles present in the file"
+            )
         data = [a for a in data if a["title"] in keep]
     return datasets.Dataset.from_dict(_rows(data), features=FEATURES)
 
 
-def split_by_article(path: str | Path | None = None, n_train: int = 38, seed: int = SPLIT_SEED
-                     ) -> tuple[datasets.Dataset, datasets.Dataset]:
+def split_by_article(
+    path: str | Path | None = None, n_train: int = 38, seed: int = SPLIT_SEED
+) -> tuple[datasets.Dataset, datasets.Dataset]:
     """Split a SQuAD file by article into ``(train, test)`` datasets.
 
     The titles are ordered by ``sha256(f"{seed}:{title}")`` (the same on every machine and
@@ -155,15 +179,19 @@ def split_by_article(path: str | Path | None = None, n_train: int = 38, seed: in
     data = load_squad(path)
     titles = [a["title"] for a in data]
     if not 0 < n_train < len(titles):
-        raise AlembertError(f"cannot put {n_train} of the {len(titles)} articles of {path} in "
-                            f"the train part; pass a number between 1 and {len(titles) - 1}")
+        raise AlembertError(
+            f"cannot put {n_train} of the {len(titles)} articles of {path} in "
+            f"the train part; pass a number between 1 and {len(titles) - 1}"
+        )
     order = sorted(titles, key=lambda t: hashlib.sha256(f"{seed}:{t}".encode()).hexdigest())
     train = set(order[:n_train])
     rows = _rows(data)
     ds = datasets.Dataset.from_dict(rows, features=FEATURES)
     is_train = [t in train for t in rows["title"]]
-    return (ds.select([i for i, x in enumerate(is_train) if x]),
-            ds.select([i for i, x in enumerate(is_train) if not x]))
+    return (
+        ds.select([i for i, x in enumerate(is_train) if x]),
+        ds.select([i for i, x in enumerate(is_train) if not x]),
+    )
 
 
 def load_hub_squad(split: str = "validation", name: str = "rajpurkar/squad") -> datasets.Dataset:
@@ -171,7 +199,9 @@ def load_hub_squad(split: str = "validation", name: str = "rajpurkar/squad") -> 
     try:
         ds = datasets.load_dataset(name, split=split)
     except Exception as e:  # offline, unknown name, bad split: all reported the same way
-        raise AlembertError(f"could not load hub dataset {name!r} (split {split!r}, "
-                            f"{type(e).__name__}): the hub is unreachable or the name wrong; "
-                            "pass --train-file with a SQuAD v1.1 JSON file") from None
+        raise AlembertError(
+            f"could not load hub dataset {name!r} (split {split!r}, "
+            f"{type(e).__name__}): the hub is unreachable or the name wrong; "
+            "pass --train-file with a SQuAD v1.1 JSON file"
+        ) from None
     return ds.select_columns(list(FEATURES)).cast(FEATURES)

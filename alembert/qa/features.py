@@ -22,34 +22,38 @@ from alembert.data.tokenize import cached_map, tokenizer_fingerprint
 from alembert.errors import AlembertError
 
 #: Columns of train features a QA model takes (``token_type_ids`` only if the tokenizer makes them).
-QA_MODEL_COLUMNS = ("input_ids", "attention_mask", "token_type_ids", "start_positions",
-                    "end_positions")
+QA_MODEL_COLUMNS = ("input_ids", "attention_mask", "token_type_ids", "start_positions", "end_positions")
 _VERSION = "qa1"  # bump when the preprocessing changes, to invalidate cached features
 
 
 def _check_fast(tokenizer) -> None:
     if not getattr(tokenizer, "is_fast", False):
-        raise AlembertError(f"tokenizer {type(tokenizer).__name__} is not a fast tokenizer; "
-                            "question answering needs offsets: load it with use_fast=True "
-                            "(a model folder with tokenizer.json)")
+        raise AlembertError(
+            f"tokenizer {type(tokenizer).__name__} is not a fast tokenizer; "
+            "question answering needs offsets: load it with use_fast=True "
+            "(a model folder with tokenizer.json)"
+        )
 
 
 def _clip_questions(questions: list[str], tokenizer, max_query_length: int) -> list[str]:
     """Strip leading blanks and cut each question after its ``max_query_length``-th token."""
     questions = [q.lstrip() for q in questions]
-    offsets = tokenizer(questions, add_special_tokens=False,
-                        return_offsets_mapping=True)["offset_mapping"]
-    return [q if len(offs) <= max_query_length else q[: offs[max_query_length - 1][1]]
-            for q, offs in zip(questions, offsets, strict=True)]
+    offsets = tokenizer(questions, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+    return [
+        q if len(offs) <= max_query_length else q[: offs[max_query_length - 1][1]]
+        for q, offs in zip(questions, offsets, strict=True)
+    ]
 
 
 def _windows(examples: dict, tokenizer, max_length: int, stride: int, max_query_length: int):
     _check_fast(tokenizer)
     room = max_length - tokenizer.num_special_tokens_to_add(pair=True) - max_query_length
     if stride >= room:
-        raise AlembertError(f"stride {stride} leaves no new context per window with max length "
-                            f"{max_length} and questions up to {max_query_length} tokens; pass "
-                            f"a stride below {room} or a larger max length")
+        raise AlembertError(
+            f"stride {stride} leaves no new context per window with max length "
+            f"{max_length} and questions up to {max_query_length} tokens; pass "
+            f"a stride below {room} or a larger max length"
+        )
     return tokenizer(
         _clip_questions(examples["question"], tokenizer, max_query_length),
         examples["context"],
@@ -66,8 +70,9 @@ def _cls_index(input_ids: list[int], tokenizer) -> int:
     return input_ids.index(cls) if cls is not None and cls in input_ids else 0
 
 
-def prepare_train_features(examples: dict, tokenizer, max_length: int = 384, stride: int = 128,
-                           max_query_length: int = 64) -> dict:
+def prepare_train_features(
+    examples: dict, tokenizer, max_length: int = 384, stride: int = 128, max_query_length: int = 64
+) -> dict:
     """Windows of a batch of examples (a ``datasets`` batch: dict of lists), with labels.
 
     Returns the tokenizer's ``input_ids``, ``attention_mask`` (``token_type_ids`` if it
@@ -104,8 +109,9 @@ def prepare_train_features(examples: dict, tokenizer, max_length: int = 384, str
     return enc.data
 
 
-def prepare_eval_features(examples: dict, tokenizer, max_length: int = 384, stride: int = 128,
-                          max_query_length: int = 64) -> dict:
+def prepare_eval_features(
+    examples: dict, tokenizer, max_length: int = 384, stride: int = 128, max_query_length: int = 64
+) -> dict:
     """Windows of a batch of examples for prediction.
 
     Returns ``input_ids``, ``attention_mask`` (``token_type_ids``), ``length``,
@@ -132,9 +138,15 @@ def squad_fingerprint(ds: Dataset) -> str:
     return h.hexdigest()[:16]
 
 
-def tokenize_squad(ds: Dataset, tokenizer, max_length: int = 384, stride: int = 128,
-                   train: bool = True, max_query_length: int = 64,
-                   cache: Path | None = None) -> Dataset:
+def tokenize_squad(
+    ds: Dataset,
+    tokenizer,
+    max_length: int = 384,
+    stride: int = 128,
+    train: bool = True,
+    max_query_length: int = 64,
+    cache: Path | None = None,
+) -> Dataset:
     """Map SQuAD examples (columns of :mod:`alembert.qa.data`) to windows through
     ``datasets.map``: :func:`prepare_train_features` if ``train`` else
     :func:`prepare_eval_features`. Cached under ``<cache>/tokenized/squad-*.arrow``, keyed
@@ -143,8 +155,10 @@ def tokenize_squad(ds: Dataset, tokenizer, max_length: int = 384, stride: int = 
     _check_fast(tokenizer)
     mode = "train" if train else "eval"
     inputs = hashlib.sha256(repr(tokenizer.model_input_names).encode()).hexdigest()[:6]
-    key = (f"squad-{_VERSION}-{mode}-{tokenizer_fingerprint(tokenizer)}-{inputs}-{max_length}"
-           f"-{stride}-{max_query_length}-{squad_fingerprint(ds)}")
+    key = (
+        f"squad-{_VERSION}-{mode}-{tokenizer_fingerprint(tokenizer)}-{inputs}-{max_length}"
+        f"-{stride}-{max_query_length}-{squad_fingerprint(ds)}"
+    )
     prepare = prepare_train_features if train else prepare_eval_features
     kwargs = {"tokenizer": tokenizer, "max_length": max_length, "stride": stride, "max_query_length": max_query_length}
     return cached_map(ds, prepare, key, f"tokenising SQuAD ({mode})", cache, fn_kwargs=kwargs)

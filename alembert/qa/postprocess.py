@@ -43,8 +43,9 @@ def _best_in_window(start, end, offsets, n_best: int, max_answer_length: int):
     return best
 
 
-def postprocess_predictions(examples, features, start_logits, end_logits, n_best: int = 20,
-                            max_answer_length: int = 30) -> dict[str, str]:
+def postprocess_predictions(
+    examples, features, start_logits, end_logits, n_best: int = 20, max_answer_length: int = 30
+) -> dict[str, str]:
     """Best answer text per example id.
 
     ``examples``: rows with ``id`` and ``context`` (a Dataset or a list of dicts).
@@ -61,9 +62,8 @@ def postprocess_predictions(examples, features, start_logits, end_logits, n_best
     for example in examples:
         best = None
         for i in by_example.get(example["id"], []):
-            cand = _best_in_window(start_logits[i], end_logits[i], offsets[i], n_best,
-                                   max_answer_length)
+            cand = _best_in_window(start_logits[i], end_logits[i], offsets[i], n_best, max_answer_length)
             if cand is not None and (best is None or cand[0] > best[0]):
                 best = cand
-        answers[example["id"]] = "" if best is None else example["context"][best[1]: best[2]]
+        answers[example["id"]] = "" if best is None else example["context"][best[1] : best[2]]
     return answers

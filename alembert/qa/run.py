@@ -95,18 +95,25 @@ def load_qa_model(name: str | Path, attn: str | None = None, need_head: bool = F
     ``need_head`` (a teacher must already be fine-tuned for QA)."""
     path = resolve_model(name)
     if need_head and not is_qa_model(load_config(path)):
-        raise AlembertError(f"model {name} is not a question-answering model; fine-tune it first with "
-                            "`alembert finetune --task squad` and pass that folder")
-    return quiet_from_pretrained(AutoModelForQuestionAnswering, path, f"question-answering model {name}",
-                                 **({"attn_implementation": attn} if attn else {}))
+        raise AlembertError(
+            f"model {name} is not a question-answering model; fine-tune it first with "
+            "`alembert finetune --task squad` and pass that folder"
+        )
+    return quiet_from_pretrained(
+        AutoModelForQuestionAnswering,
+        path,
+        f"question-answering model {name}",
+        **({"attn_implementation": attn} if attn else {}),
+    )
 
 
 def qa_train_loader(features, tokenizer, batch_size: int, seed: int, group_by_length: bool = True):
     """(DataLoader, sampler) over train windows: model inputs plus start/end positions,
     batched by the one loader builder (same samplers, private generator)."""
     cols = [c for c in QA_MODEL_COLUMNS if c in features.column_names]
-    return batched_loader(features, cols, transformers.DataCollatorWithPadding(tokenizer), batch_size, seed, group_by_length)
-
+    return batched_loader(
+        features, cols, transformers.DataCollatorWithPadding(tokenizer), batch_size, seed, group_by_length
+    )
 
 
 # ---------------------------------------------------------------- evaluation
@@ -133,8 +140,9 @@ def score(model, tokenizer, examples, features, batch_size: int = 128) -> dict[s
     return squad_metrics(predict_answers(model, tokenizer, examples, features, batch_size), examples)
 
 
-def evaluate_qa(model, tokenizer, examples, max_length: int = MAX_LENGTH, stride: int | None = None,
-                batch_size: int = 128) -> dict[str, float]:
+def evaluate_qa(
+    model, tokenizer, examples, max_length: int = MAX_LENGTH, stride: int | None = None, batch_size: int = 128
+) -> dict[str, float]:
     """Official SQuAD v1.1 ``{"exact_match", "f1"}`` of a QA model on ``examples``."""
     stride = qa_stride(max_length) if stride is None else stride
     features = tokenize_squad(examples, tokenizer, max_length, stride, train=False)
@@ -160,8 +168,14 @@ def _data(cfg, tokenizer):
     print(f"squad: {train_desc}\nsquad: {dev_desc}\nsquad: max length {length}, stride {stride}", flush=True)
     train_f = tokenize_squad(train, tokenizer, length, stride, train=True)
     dev_f = tokenize_squad(dev, tokenizer, length, stride, train=False)
-    info = {"train_examples": len(train), "train_windows": len(train_f), "dev_examples": len(dev),
-            "data": f"{train_desc}; {dev_desc}", "max_length": length, "stride": stride}
+    info = {
+        "train_examples": len(train),
+        "train_windows": len(train_f),
+        "dev_examples": len(dev),
+        "data": f"{train_desc}; {dev_desc}",
+        "max_length": length,
+        "stride": stride,
+    }
     return train_f, dev, dev_f, cfg, info
 
 
@@ -178,7 +192,9 @@ def run_qa_finetune(cfg: FinetuneConfig, callbacks: Callbacks | None = None) -> 
         train_f, dev, dev_f, cfg, info = _data(cfg, tokenizer)
     model = load_qa_model(cfg.model)
     record(model, "extractive-qa", qa_max_length(cfg.data), stride=qa_stride(qa_max_length(cfg.data)))
-    loader, sampler = qa_train_loader(train_f, tokenizer, cfg.train.batch_size, cfg.train.seed, cfg.train.group_by_length)
+    loader, sampler = qa_train_loader(
+        train_f, tokenizer, cfg.train.batch_size, cfg.train.seed, cfg.train.group_by_length
+    )
     module = SupervisedModule(model)
 
     def evaluate():
@@ -186,16 +202,28 @@ def run_qa_finetune(cfg: FinetuneConfig, callbacks: Callbacks | None = None) -> 
 
     spec = FitSpec(cfg.train, MAIN_METRIC, evaluate, resume=run.stage_resume(0))
     if run.dry_run:
-        return run.plan(what=f"fine-tune {cfg.model} on squad", examples={"train_examples": info["train_examples"], "dev_examples": len(dev)},
-                        stages=[PlannedStage("train", module, loader, sampler, spec)], evaluations={"student": evaluate})
+        return run.plan(
+            what=f"fine-tune {cfg.model} on squad",
+            examples={"train_examples": info["train_examples"], "dev_examples": len(dev)},
+            stages=[PlannedStage("train", module, loader, sampler, spec)],
+            evaluations={"student": evaluate},
+        )
     out = run.open("finetune_config.yaml", cfg)
 
     def on_best(metrics, step):
         save_model_atomic(accelerator.unwrap_model(module).model, tokenizer, out)
 
     run.fit(module, loader, sampler, spec, on_best)
-    summary = run.summary(kind="extractive-qa", task=TASK, model=cfg.model, main_metric=MAIN_METRIC,
-                          train_examples=info["train_examples"], dev_examples=len(dev), parameters=n_params(model), details=_details(info))
+    summary = run.summary(
+        kind="extractive-qa",
+        task=TASK,
+        model=cfg.model,
+        main_metric=MAIN_METRIC,
+        train_examples=info["train_examples"],
+        dev_examples=len(dev),
+        parameters=n_params(model),
+        details=_details(info),
+    )
     return run.finish(summary)
 
 
@@ -226,9 +254,13 @@ def run_qa_distill(cfg: DistillConfig, callbacks: Callbacks | None = None) -> di
     bs = cfg.train.eval_batch_size
 
     def stage_parts(i, stage):
-        train_cfg = cfg.train.model_copy(update={k: v for k, v in {"epochs": stage.epochs, "lr": stage.lr}.items() if v is not None})
+        train_cfg = cfg.train.model_copy(
+            update={k: v for k, v in {"epochs": stage.epochs, "lr": stage.lr}.items() if v is not None}
+        )
         module = DistillModule(student, teacher, stage)  # online teacher: the cache keeps only `logits`
-        loader, sampler = qa_train_loader(train_f, tokenizer, train_cfg.batch_size, train_cfg.seed + i, train_cfg.group_by_length)
+        loader, sampler = qa_train_loader(
+            train_f, tokenizer, train_cfg.batch_size, train_cfg.seed + i, train_cfg.group_by_length
+        )
 
         def evaluate():
             return score(accelerator.unwrap_model(module).student, tokenizer, dev, dev_f, bs)
@@ -237,9 +269,15 @@ def run_qa_distill(cfg: DistillConfig, callbacks: Callbacks | None = None) -> di
 
     if run.dry_run:
         planned = [PlannedStage(stage.name, *stage_parts(i, stage), "online") for i, stage in enumerate(recipe.stages)]
-        return run.plan(what=f"distil {cfg.teacher} into {student_desc} on squad with recipe {recipe.name}",
-                        examples={"train_examples": info["train_examples"], "dev_examples": len(dev)}, stages=planned,
-                        evaluations={"teacher": lambda: score(teacher, tokenizer, dev, dev_f, bs), "student": planned[-1].spec.evaluate})
+        return run.plan(
+            what=f"distil {cfg.teacher} into {student_desc} on squad with recipe {recipe.name}",
+            examples={"train_examples": info["train_examples"], "dev_examples": len(dev)},
+            stages=planned,
+            evaluations={
+                "teacher": lambda: score(teacher, tokenizer, dev, dev_f, bs),
+                "student": planned[-1].spec.evaluate,
+            },
+        )
     out = run.open("distill_config.yaml", cfg.model_copy(update={"recipe": recipe.model_dump(mode="json")}))
     teacher_dev = score(teacher, tokenizer, dev, dev_f, bs) if run.is_main else {}
     for i, stage in enumerate(recipe.stages):
@@ -254,13 +292,23 @@ def run_qa_distill(cfg: DistillConfig, callbacks: Callbacks | None = None) -> di
                 save_model_atomic(accelerator.unwrap_model(module).student, tokenizer, out)
 
         run.fit(module, loader, sampler, spec, on_best, name=stage.name)
-    summary = run.summary(kind="extractive-qa", task=TASK, model=student_desc, teacher=cfg.teacher, recipe=recipe.name,
-                          main_metric=MAIN_METRIC, teacher_dev=teacher_dev, train_examples=info["train_examples"], dev_examples=len(dev),
-                          parameters=n_params(student), teacher_parameters=n_params(teacher), details=_details(info))
+    summary = run.summary(
+        kind="extractive-qa",
+        task=TASK,
+        model=student_desc,
+        teacher=cfg.teacher,
+        recipe=recipe.name,
+        main_metric=MAIN_METRIC,
+        teacher_dev=teacher_dev,
+        train_examples=info["train_examples"],
+        dev_examples=len(dev),
+        parameters=n_params(student),
+        teacher_parameters=n_params(teacher),
+        details=_details(info),
+    )
     return run.finish(summary, card=lambda out, s: _write_card(out, card_view(s), recipe))
 
 
 def _write_card(out: Path, summary: dict, recipe) -> None:
     """The distilled student's card: distill/card.py writes the QA kind for task squad."""
     write_model_card(out, summary, recipe)
-

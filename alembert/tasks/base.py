@@ -57,8 +57,9 @@ class TaskKind:
         super().__init_subclass__(**kwargs)
         if cls.name:
             if cls.name in KINDS and KINDS[cls.name].__qualname__ != cls.__qualname__:
-                raise TypeError(f"task kind {cls.name!r} defined twice "
-                                f"({KINDS[cls.name].__qualname__}, {cls.__qualname__})")
+                raise TypeError(
+                    f"task kind {cls.name!r} defined twice ({KINDS[cls.name].__qualname__}, {cls.__qualname__})"
+                )
             KINDS[cls.name] = cls
 
     # ------------------------------------------------------------ which tasks
@@ -107,15 +108,25 @@ class TaskKind:
         kind-specific ones such as ``--pooling``)."""
         raise self._unsupported("evaluate", cfg.data.task)
 
-    def bench(self, task: str | None, data_dir, max_eval_samples: int | None, n_texts: int, eval_batch_size: int,
-              data: dict | None = None, reference=None):
+    def bench(
+        self,
+        task: str | None,
+        data_dir,
+        max_eval_samples: int | None,
+        n_texts: int,
+        eval_batch_size: int,
+        data: dict | None = None,
+        reference=None,
+    ):
         """``alembert bench``: the :class:`~alembert.bench.tasks.BenchTask` that scores and times models."""
         raise self._unsupported("bench", task)
 
     def _unsupported(self, command: str, task) -> AlembertError:
         hint = self.unsupported_hint(command)
-        return AlembertError(f"alembert {command} does not take --task {task} ({self.description or self.name})"
-                             + (f"; {hint}" if hint else ""))
+        return AlembertError(
+            f"alembert {command} does not take --task {task} ({self.description or self.name})"
+            + (f"; {hint}" if hint else "")
+        )
 
     def unsupported_hint(self, command: str) -> str:
         """What to run instead of ``command`` for this kind's tasks (a few words, or "")."""
@@ -138,5 +149,7 @@ def task_kind(task: str | None) -> TaskKind:
     for kind in kinds():
         if kind.handles(task):
             return kind
-    raise AlembertError(f"unknown task {task!r}; pass --task with one of: {known_tasks()} "
-                        "(or omit --task and pass your own --train-file/--dev-file)")
+    raise AlembertError(
+        f"unknown task {task!r}; pass --task with one of: {known_tasks()} "
+        "(or omit --task and pass your own --train-file/--dev-file)"
+    )

@@ -80,7 +80,9 @@ class Term:
         super().__init_subclass__(**kwargs)
         if "name" in cls.__dict__:
             if cls.name in TERMS:
-                raise TypeError(f"loss term {cls.name!r} defined twice ({TERMS[cls.name].__qualname__}, {cls.__qualname__})")
+                raise TypeError(
+                    f"loss term {cls.name!r} defined twice ({TERMS[cls.name].__qualname__}, {cls.__qualname__})"
+                )
             TERMS[cls.name] = cls
 
     def __init__(self, params: BaseModel, pairs: list[Pair] | None, projection: torch.nn.Module | None):
@@ -93,7 +95,9 @@ class Term:
         return pairs
 
     @classmethod
-    def check_params(cls, params: BaseModel, student, teacher, pairs: list[Pair] | None) -> tuple[BaseModel, list[Pair] | None]:
+    def check_params(
+        cls, params: BaseModel, student, teacher, pairs: list[Pair] | None
+    ) -> tuple[BaseModel, list[Pair] | None]:
         """Refuse (one line) parameters that do not fit these two models, before any compute.
         Returns (params, pairs) with what the parameters leave to the models filled in; a term
         whose layers are parameters rather than a mapping gives its pairs here."""

@@ -31,7 +31,9 @@ class HiddenMSE(Term):
 
     def value(self, step: StepInputs) -> torch.Tensor:
         s, t, mask = step.student, step.teacher, _token_mask(step)
-        return self.over_pairs([hidden_mse_loss(s.hidden_states[a], t.hidden(b), mask, self.projection) for a, b in self.pairs])
+        return self.over_pairs(
+            [hidden_mse_loss(s.hidden_states[a], t.hidden(b), mask, self.projection) for a, b in self.pairs]
+        )
 
 
 class Cosine(Term):
@@ -44,7 +46,9 @@ class Cosine(Term):
 
     def value(self, step: StepInputs) -> torch.Tensor:
         s, t, mask = step.student, step.teacher, _token_mask(step)
-        return self.over_pairs([cosine_loss(self.project(s.hidden_states[a]), t.hidden(b), mask) for a, b in self.pairs])
+        return self.over_pairs(
+            [cosine_loss(self.project(s.hidden_states[a]), t.hidden(b), mask) for a, b in self.pairs]
+        )
 
 
 class Attention(Term):
@@ -61,7 +65,9 @@ class Attention(Term):
     def check_models(cls, student, teacher, pairs):
         hs, ht = student.config.num_attention_heads, teacher.config.num_attention_heads
         if hs != ht:
-            raise AlembertError(f"attention loss needs equal head counts, student has {hs} and teacher {ht}; use a student with {ht} heads or drop the attention term")
+            raise AlembertError(
+                f"attention loss needs equal head counts, student has {hs} and teacher {ht}; use a student with {ht} heads or drop the attention term"
+            )
         return [p for p in pairs if p[0] > 0 and p[1] > 0]  # uniform maps 0<-0 too: no attention there
 
     def value(self, step: StepInputs) -> torch.Tensor:
@@ -83,7 +89,9 @@ class PKD(Term):
     @classmethod
     def check_models(cls, student, teacher, pairs):
         if any(s == 0 or t == 0 for s, t in pairs):
-            raise AlembertError("pkd mapping uses [CLS] states of transformer layers; layer 0 (embeddings) is not allowed")
+            raise AlembertError(
+                "pkd mapping uses [CLS] states of transformer layers; layer 0 (embeddings) is not allowed"
+            )
         return pairs
 
     def cached_cls_layers(self) -> list[int]:
@@ -91,4 +99,6 @@ class PKD(Term):
 
     def value(self, step: StepInputs) -> torch.Tensor:
         s, t = step.student, step.teacher
-        return pkd_loss([self.project(s.hidden_states[a][:, 0]) for a, _ in self.pairs], [t.cls(b) for _, b in self.pairs])
+        return pkd_loss(
+            [self.project(s.hidden_states[a][:, 0]) for a, _ in self.pairs], [t.cls(b) for _, b in self.pairs]
+        )

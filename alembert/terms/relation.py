@@ -75,7 +75,12 @@ class AttentionKL(Term):
 
 class ValueRelationParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    relation_heads: int | None = Field(None, gt=0, strict=True, description="relation heads; default the attention heads (then the head counts must match)")
+    relation_heads: int | None = Field(
+        None,
+        gt=0,
+        strict=True,
+        description="relation heads; default the attention heads (then the head counts must match)",
+    )
 
 
 class ValueRelation(Term):
@@ -107,7 +112,9 @@ class ValueRelation(Term):
 
     def value(self, step: StepInputs) -> torch.Tensor:
         t, mask, heads = step.teacher, _token_mask(step), self.params.relation_heads
-        return self.over_pairs([relation_loss(step.student_qkv[(a, "v")], t.qkv(b, "v"), mask, heads) for a, b in self.pairs])
+        return self.over_pairs(
+            [relation_loss(step.student_qkv[(a, "v")], t.qkv(b, "v"), mask, heads) for a, b in self.pairs]
+        )
 
     @classmethod
     def describe(cls, params) -> str:
@@ -116,8 +123,18 @@ class ValueRelation(Term):
 
 class QKVRelationParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    relation_heads: int = Field(12, gt=0, strict=True, description="relation heads each side's Q, K, V are split into (must divide both hidden sizes)")
-    teacher_layer: int | None = Field(None, ge=1, strict=True, description="the teacher layer (1-based) distilled into the student's last; default its last")
+    relation_heads: int = Field(
+        12,
+        gt=0,
+        strict=True,
+        description="relation heads each side's Q, K, V are split into (must divide both hidden sizes)",
+    )
+    teacher_layer: int | None = Field(
+        None,
+        ge=1,
+        strict=True,
+        description="the teacher layer (1-based) distilled into the student's last; default its last",
+    )
 
 
 class QKVRelation(Term):
@@ -134,7 +151,9 @@ class QKVRelation(Term):
         ns, nt = student.config.num_hidden_layers, teacher.config.num_hidden_layers
         layer = params.teacher_layer if params.teacher_layer is not None else nt
         if not 1 <= layer <= nt:
-            raise AlembertError(f"qkv_relation: teacher_layer {layer} is out of range 1..{nt} (the teacher has {nt} layers; 1-based)")
+            raise AlembertError(
+                f"qkv_relation: teacher_layer {layer} is out of range 1..{nt} (the teacher has {nt} layers; 1-based)"
+            )
         _check_divides(cls.name, params.relation_heads, student, teacher)
         return params.model_copy(update={"teacher_layer": layer}), [(ns, layer)]
 
@@ -143,7 +162,7 @@ class QKVRelation(Term):
 
     def value(self, step: StepInputs) -> torch.Tensor:
         t, mask, heads = step.teacher, _token_mask(step), self.params.relation_heads
-        (a, b), = self.pairs
+        ((a, b),) = self.pairs
         return torch.stack([relation_loss(step.student_qkv[(a, k)], t.qkv(b, k), mask, heads) for k in KINDS]).sum()
 
     @classmethod

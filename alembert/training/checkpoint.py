@@ -99,7 +99,9 @@ def verify_checkpoint(path: Path) -> LoopState:
             elif f.suffix in (".bin", ".pkl"):
                 load(f, map_location="cpu")
         except Exception as exc:  # torch, pickle and safetensors each raise their own types
-            raise ValueError(f"{f.name}: {type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else 'unreadable'}") from None
+            raise ValueError(
+                f"{f.name}: {type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else 'unreadable'}"
+            ) from None
     return state
 
 
@@ -108,7 +110,9 @@ def latest_checkpoint(run_dir: str | Path) -> tuple[Path, LoopState]:
     skipped with a message naming it; none complete is a one-line error naming the newest."""
     found = list_checkpoints(run_dir)
     if not found:
-        raise AlembertError(f"--resume: no checkpoint in {checkpoints_dir(run_dir)}; start without --resume (and set --save-every to write checkpoints)")
+        raise AlembertError(
+            f"--resume: no checkpoint in {checkpoints_dir(run_dir)}; start without --resume (and set --save-every to write checkpoints)"
+        )
     bad: list[tuple[Path, str]] = []
     for path in reversed(found):
         try:
@@ -117,8 +121,13 @@ def latest_checkpoint(run_dir: str | Path) -> tuple[Path, LoopState]:
             bad.append((path, str(exc)))
             continue
         for skipped, why in bad:
-            print(f"note: --resume: checkpoint {skipped} is damaged ({why}); resuming from {path.name} instead", file=sys.stderr)
+            print(
+                f"note: --resume: checkpoint {skipped} is damaged ({why}); resuming from {path.name} instead",
+                file=sys.stderr,
+            )
         return path, state
     path, why = bad[0]
-    raise AlembertError(f"--resume: checkpoint {path} is corrupt ({why}) and no earlier checkpoint is complete; "
-                        "delete it and start again without --resume")
+    raise AlembertError(
+        f"--resume: checkpoint {path} is corrupt ({why}) and no earlier checkpoint is complete; "
+        "delete it and start again without --resume"
+    )

@@ -56,14 +56,25 @@ def run_finetune(cfg: FinetuneConfig, callbacks: Callbacks | None = None) -> dic
 
     spec = FitSpec(cfg.train, task.main_metric, evaluate, resume=run.stage_resume(0))
     if run.dry_run:
-        return run.plan(what=f"fine-tune {cfg.model} on {task.name}", examples={"train_examples": len(train), "dev_examples": len(dev)},
-                        stages=[PlannedStage("train", module, loader, sampler, spec)], evaluations={"student": evaluate})
+        return run.plan(
+            what=f"fine-tune {cfg.model} on {task.name}",
+            examples={"train_examples": len(train), "dev_examples": len(dev)},
+            stages=[PlannedStage("train", module, loader, sampler, spec)],
+            evaluations={"student": evaluate},
+        )
     out = run.open("finetune_config.yaml", cfg)  # all checks passed: create it
 
     def on_best(metrics, step):
         save_model_atomic(accelerator.unwrap_model(module).model, tokenizer, out)
 
     run.fit(module, loader, sampler, spec, on_best)
-    summary = run.summary(kind="classification", task=task.name, model=cfg.model, main_metric=task.main_metric,
-                          train_examples=len(train), dev_examples=len(dev), parameters=n_params(model))
+    summary = run.summary(
+        kind="classification",
+        task=task.name,
+        model=cfg.model,
+        main_metric=task.main_metric,
+        train_examples=len(train),
+        dev_examples=len(dev),
+        parameters=n_params(model),
+    )
     return run.finish(summary)

@@ -29,16 +29,22 @@ def check_push_target(repo: str, timeout: float = TIMEOUT_S) -> None:
     try:
         validate_repo_id(repo)
     except HFValidationError:
-        raise AlembertError(f"--push-to-hub {repo!r}: not a repository id; use NAME or OWNER/NAME (letters, digits, '-', '_', '.')") from None
+        raise AlembertError(
+            f"--push-to-hub {repo!r}: not a repository id; use NAME or OWNER/NAME (letters, digits, '-', '_', '.')"
+        ) from None
     if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on") or constants.HF_HUB_OFFLINE:
-        raise AlembertError(f"--push-to-hub {repo}: the Hub is switched off here (HF_HUB_OFFLINE is set); unset it or drop --push-to-hub")
+        raise AlembertError(
+            f"--push-to-hub {repo}: the Hub is switched off here (HF_HUB_OFFLINE is set); unset it or drop --push-to-hub"
+        )
     endpoint = os.environ.get("HF_ENDPOINT") or constants.ENDPOINT
     try:
         get_session().head(endpoint.rstrip("/") + "/api/whoami-v2", timeout=timeout)
     except Exception as exc:  # DNS, refused connection, timeout, proxy: all mean "cannot push"
         reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
-        raise AlembertError(f"--push-to-hub {repo}: the Hub at {endpoint} cannot be reached ({reason}); "
-                            "push later with `huggingface-cli upload`, or drop --push-to-hub") from None
+        raise AlembertError(
+            f"--push-to-hub {repo}: the Hub at {endpoint} cannot be reached ({reason}); "
+            "push later with `huggingface-cli upload`, or drop --push-to-hub"
+        ) from None
     if not get_token():
         raise AlembertError(f"--push-to-hub {repo}: no Hub token; run `huggingface-cli login` or set HF_TOKEN")
 

@@ -12,7 +12,14 @@ from pathlib import Path
 
 
 class RunLogger:
-    def __init__(self, path: str | Path | None, enabled: bool = True, append: bool = False, accelerator=None, config: dict | None = None):
+    def __init__(
+        self,
+        path: str | Path | None,
+        enabled: bool = True,
+        append: bool = False,
+        accelerator=None,
+        config: dict | None = None,
+    ):
         self.path = Path(path) if path else None
         self.enabled = enabled and self.path is not None
         self.start = time.time()
@@ -28,7 +35,13 @@ class RunLogger:
     def log(self, **record) -> None:
         if self.accelerator is not None and "step" in record:
             scalars = {f"eval/{k}": v for k, v in record.get("eval", {}).items()}
-            scalars.update({f"train/{k}": v for k, v in record.items() if k not in ("step", "eval", "stage") and isinstance(v, int | float)})
+            scalars.update(
+                {
+                    f"train/{k}": v
+                    for k, v in record.items()
+                    if k not in ("step", "eval", "stage") and isinstance(v, int | float)
+                }
+            )
             self.accelerator.log(scalars, step=record["step"])
         if not self.enabled:
             return

@@ -121,23 +121,38 @@ class Callbacks:
 
     def chain(self, other: Callbacks) -> Callbacks:
         """Both callbacks of each kind (self's first), sharing self's timers."""
+
         def both(a, b):
             if a is None or b is None:
                 return a or b
             return lambda *x: (a(*x), b(*x))[-1]
-        return Callbacks(both(self.on_step, other.on_step), both(self.on_eval, other.on_eval),
-                         both(self.on_best, other.on_best), self.timers)
+
+        return Callbacks(
+            both(self.on_step, other.on_step),
+            both(self.on_eval, other.on_eval),
+            both(self.on_best, other.on_best),
+            self.timers,
+        )
 
 
-def fit(module: torch.nn.Module, loader, sampler, spec: FitSpec, accelerator: Accelerator, logger: RunLogger,
-        callbacks: Callbacks | None = None) -> FitResult:
+def fit(
+    module: torch.nn.Module,
+    loader,
+    sampler,
+    spec: FitSpec,
+    accelerator: Accelerator,
+    logger: RunLogger,
+    callbacks: Callbacks | None = None,
+) -> FitResult:
     """Train ``module`` on ``loader`` as ``spec`` says; see :class:`FitSpec` and :class:`Callbacks`."""
     callbacks = callbacks or Callbacks()
     with callbacks.timers("fit"):
         return _fit(module, loader, sampler, spec, accelerator, logger, callbacks)
 
 
-def _fit(module, loader, sampler, spec: FitSpec, accelerator: Accelerator, logger: RunLogger, callbacks: Callbacks) -> FitResult:
+def _fit(
+    module, loader, sampler, spec: FitSpec, accelerator: Accelerator, logger: RunLogger, callbacks: Callbacks
+) -> FitResult:
     cfg, stage, run_dir, resume = spec.train, spec.stage, spec.run_dir, spec.resume
     steps = total_steps(len(loader), cfg)
     optimizer = make_optimizer(module, cfg)
@@ -156,7 +171,9 @@ def _fit(module, loader, sampler, spec: FitSpec, accelerator: Accelerator, logge
     losses: list[float] = []  # every micro-batch's loss: a run that diverged says so at the end
     module.train()
     # a with block: an error leaves the bar closed, so its message starts on a line of its own
-    with tqdm(total=steps, initial=state.step, desc="training", disable=not accelerator.is_main_process, dynamic_ncols=True) as bar:
+    with tqdm(
+        total=steps, initial=state.step, desc="training", disable=not accelerator.is_main_process, dynamic_ncols=True
+    ) as bar:
         while state.step < steps and not state.stage_done:
             sampler.set_epoch(state.epoch)
             loader.set_epoch(state.epoch)  # Accelerate's own epoch counter re-seeds samplers on iteration
@@ -192,18 +209,29 @@ def _fit(module, loader, sampler, spec: FitSpec, accelerator: Accelerator, logge
                 bar.update(1)
                 if callbacks.on_step is not None:
                     now = time.perf_counter()
-                    callbacks.on_step(state.step, now - step_start, {k: float(v.detach()) for k, v in {"loss": loss, **terms}.items()})
+                    callbacks.on_step(
+                        state.step, now - step_start, {k: float(v.detach()) for k, v in {"loss": loss, **terms}.items()}
+                    )
                     step_start = now
                 if state.step % cfg.log_every == 0 or state.step == steps:
                     means = {k: v / running_n for k, v in running.items()}
                     if accelerator.num_processes > 1:  # each process saw its share of the batch: log the mean over all
-                        reduced = accelerator.reduce(torch.tensor(list(means.values()), device=accelerator.device), "mean")
+                        reduced = accelerator.reduce(
+                            torch.tensor(list(means.values()), device=accelerator.device), "mean"
+                        )
                         means = dict(zip(means, reduced.tolist(), strict=True))
                     means = {k: round(v, 5) for k, v in means.items()}
                     running, running_n = {}, 0
                     bar.set_postfix({k: f"{v:.4f}" for k, v in means.items()})
                     speed = round(samples_here / (time.time() - start), 1)
-                    logger.log(stage=stage, step=state.step, epoch=state.epoch, lr=scheduler.get_last_lr()[0], samples_per_s=speed, **means)
+                    logger.log(
+                        stage=stage,
+                        step=state.step,
+                        epoch=state.epoch,
+                        lr=scheduler.get_last_lr()[0],
+                        samples_per_s=speed,
+                        **means,
+                    )
                 if spec.evaluate is not None and (state.step % eval_every == 0 or state.step == steps):
                     eval_start = time.time()
                     with callbacks.timers("eval"):
@@ -221,7 +249,9 @@ def _fit(module, loader, sampler, spec: FitSpec, accelerator: Accelerator, logge
                 state.batch_in_epoch = 0
     if accelerator.is_main_process and (note := divergence_note(losses)):
         tqdm.write(note)
-    return FitResult(state.best, state.best_step, last or state.best, state.step, time.time() - start, samples_here, eval_seconds)
+    return FitResult(
+        state.best, state.best_step, last or state.best, state.step, time.time() - start, samples_here, eval_seconds
+    )
 
 
 def divergence_note(losses: list[float], window: int = 10, factor: float = 1.5) -> str | None:
@@ -233,8 +263,10 @@ def divergence_note(losses: list[float], window: int = 10, factor: float = 1.5) 
         return None
     early, late = losses[0], sum(losses[-window:]) / window
     if late > factor * early and late - early > 0.05:
-        return (f"warning: the training loss rose from {early:.4f} to {late:.4f}: the run probably diverged; "
-                "lower the learning rate (--lr) and check the dev metric before using this model")
+        return (
+            f"warning: the training loss rose from {early:.4f} to {late:.4f}: the run probably diverged; "
+            "lower the learning rate (--lr) and check the dev metric before using this model"
+        )
     return None
 
 

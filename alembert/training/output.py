@@ -39,8 +39,10 @@ STAGING = ".alembert-staging"  # where an --overwrite run writes until it succee
 TEMP_PREFIX = ".alembert-tmp-"  # temporary folders: .alembert-tmp-<pid>-<random>
 # Files of a previous run that an --overwrite run removes even when it does not write them
 # itself: stale weights (an old shard or a .bin next to new safetensors) and old checkpoints.
-STALE_RUN_FILES = re.compile(r"^(checkpoints|trackers|model(-\d+-of-\d+)?\.safetensors|model\.safetensors\.index\.json"
-                             r"|pytorch_model(-\d+-of-\d+)?\.bin|pytorch_model\.bin\.index\.json|projections\.safetensors)$")
+STALE_RUN_FILES = re.compile(
+    r"^(checkpoints|trackers|model(-\d+-of-\d+)?\.safetensors|model\.safetensors\.index\.json"
+    r"|pytorch_model(-\d+-of-\d+)?\.bin|pytorch_model\.bin\.index\.json|projections\.safetensors)$"
+)
 _LOCKS: dict[str, int] = {}  # realpath -> fd of the locked folder (this process's)
 
 
@@ -70,8 +72,10 @@ def lock_output(path: str | Path) -> None:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         os.close(fd)
-        raise AlembertError(f"output directory {path} is in use by another alembert run; wait for it to finish "
-                            "or choose another --output") from None
+        raise AlembertError(
+            f"output directory {path} is in use by another alembert run; wait for it to finish "
+            "or choose another --output"
+        ) from None
     _LOCKS[key] = fd
 
 
@@ -103,7 +107,9 @@ def check_writable(path: str | Path, what: str = "--output") -> None:
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
-        raise AlembertError(f"{what} {path}: cannot write in {anc} ({exc.strerror or exc}); choose a writable {what}") from None
+        raise AlembertError(
+            f"{what} {path}: cannot write in {anc} ({exc.strerror or exc}); choose a writable {what}"
+        ) from None
 
 
 def run_dir(path: str | Path, overwrite: bool, resume: bool) -> Path:
@@ -128,10 +134,14 @@ def check_output_dir(path: str | Path, overwrite: bool, resume: bool = False) ->
     if path.is_dir():
         lock_output(path)
         if holds_model(path) and not (overwrite or resume):
-            raise AlembertError(f"output directory {path} already holds a model; pass --overwrite to replace it or choose another --output")
+            raise AlembertError(
+                f"output directory {path} already holds a model; pass --overwrite to replace it or choose another --output"
+            )
         if any(path.glob("checkpoints/stage*-step*")) and not (overwrite or resume):  # its pruning would mix two runs
-            raise AlembertError(f"output directory {path} holds checkpoints of an earlier run; pass --resume to continue it, "
-                                "--overwrite to replace it, or choose another --output")
+            raise AlembertError(
+                f"output directory {path} holds checkpoints of an earlier run; pass --resume to continue it, "
+                "--overwrite to replace it, or choose another --output"
+            )
     return run_dir(path, overwrite, resume)
 
 
@@ -168,7 +178,9 @@ def finish_output(out: str | Path) -> Path:
         for f in final.iterdir():  # set the previous run's files aside first...
             if f.name in new or STALE_RUN_FILES.match(f.name):
                 os.replace(f, old / f.name)
-        for f in sorted(out.iterdir(), key=lambda p: p.name == "config.json"):  # ...then move the new ones in, config last
+        for f in sorted(
+            out.iterdir(), key=lambda p: p.name == "config.json"
+        ):  # ...then move the new ones in, config last
             os.replace(f, final / f.name)
         shutil.rmtree(old, ignore_errors=True)
         out.rmdir()
@@ -213,7 +225,14 @@ def sweep_stale_temps(parent: str | Path) -> list[Path]:
 # ------------------------------------------------------------------ full disks
 
 
-_DISK_FULL_WORDS = ("No space left", "unexpected pos", "inline_container", "file write failed", "code: 28", "Disk quota")
+_DISK_FULL_WORDS = (
+    "No space left",
+    "unexpected pos",
+    "inline_container",
+    "file write failed",
+    "code: 28",
+    "Disk quota",
+)
 
 
 def is_disk_full(exc: BaseException) -> bool:
@@ -234,8 +253,10 @@ def disk_full_error(where: str | Path, need_bytes: int | None = None, kept: str 
     except OSError:
         free = "free space unknown"
     need = f"; this write needs about {need_bytes / 1e6:.1f} MB" if need_bytes else ""
-    return AlembertError(f"no space left on the disk holding {where} ({free}{need}); free some space or choose "
-                         f"another --output{'; ' + kept if kept else ''}")
+    return AlembertError(
+        f"no space left on the disk holding {where} ({free}{need}); free some space or choose "
+        f"another --output{'; ' + kept if kept else ''}"
+    )
 
 
 @contextmanager
@@ -305,6 +326,7 @@ def save_folder_atomic(out_dir: str | Path, write, nbytes: int = 0) -> None:
 
 def save_model_atomic(model, tokenizer, out_dir: str | Path) -> None:
     """``save_pretrained`` (safetensors) + tokenizer, through :func:`save_folder_atomic`."""
+
     def write(tmp: Path) -> None:
         model.save_pretrained(tmp, safe_serialization=True)
         if tokenizer is not None:

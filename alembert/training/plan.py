@@ -153,10 +153,21 @@ def _time_stage(run, st: PlannedStage, timed: int) -> tuple[float, int, dict]:
     accum = cfg.grad_accum
     grouped = [sum(micro[i : i + accum]) for i in range(0, len(micro) - accum + 1, accum)] if micro else []
     n = min(steps, timed + 1)
-    spec = FitSpec(train=cfg.model_copy(update={"max_steps": n, "save_every": None, "log_every": 10**9}),
-                   main_metric=st.spec.main_metric, evaluate=None, stage=st.spec.stage)
-    fit(st.module, st.loader, st.sampler, spec, run.accelerator, RunLogger(None, enabled=False),
-        Callbacks(on_step=lambda step, s, terms: per_step.append(s)))
+    spec = FitSpec(
+        train=cfg.model_copy(update={"max_steps": n, "save_every": None, "log_every": 10**9}),
+        main_metric=st.spec.main_metric,
+        evaluate=None,
+        stage=st.spec.stage,
+    )
+    fit(
+        st.module,
+        st.loader,
+        st.sampler,
+        spec,
+        run.accelerator,
+        RunLogger(None, enabled=False),
+        Callbacks(on_step=lambda step, s, terms: per_step.append(s)),
+    )
     seconds, toks = per_step[1:] or per_step, (grouped[1:n] if len(grouped) >= n else [])
     model = step_model(seconds, toks) if len(toks) == len(seconds) else step_model(seconds, [0.0] * len(seconds))
     if grouped:  # every step of the run: epoch after epoch, same sampler (the order changes, not the sizes)
@@ -167,8 +178,15 @@ def _time_stage(run, st: PlannedStage, timed: int) -> tuple[float, int, dict]:
     return total, steps, {"timed_steps": len(seconds), "mean_step_s": round(sum(seconds) / len(seconds), 4)}
 
 
-def estimate(run, *, what: str, examples: dict, stages: list[PlannedStage], evaluations: dict[str, Callable[[], dict]],
-             timed: int = TIMED_STEPS) -> dict:
+def estimate(
+    run,
+    *,
+    what: str,
+    examples: dict,
+    stages: list[PlannedStage],
+    evaluations: dict[str, Callable[[], dict]],
+    timed: int = TIMED_STEPS,
+) -> dict:
     """Time the stages (see the module docstring), print the plan on the main process, return it.
 
     ``evaluations``: name -> a callable run once to time it: ``"student"`` (every stage's dev
@@ -190,20 +208,43 @@ def estimate(run, *, what: str, examples: dict, stages: list[PlannedStage], eval
         cache_s = st.cache_probe() if st.teacher == "cached" and not st.cache_ready and st.cache_probe else 0.0
         stage_s = train_s + n_evals * eval_s.get("student", 0.0) + cache_s
         total += stage_s
-        teacher = {"none": "no teacher", "online": f"teacher online: every step ({steps * cfg.grad_accum} teacher forward passes)",
-                   "cached": "teacher cached: " + ("already on disk" if st.cache_ready
-                                                   else f"one pass over {st.cache_examples} examples, then read back")}[st.teacher]
+        teacher = {
+            "none": "no teacher",
+            "online": f"teacher online: every step ({steps * cfg.grad_accum} teacher forward passes)",
+            "cached": "teacher cached: "
+            + ("already on disk" if st.cache_ready else f"one pass over {st.cache_examples} examples, then read back"),
+        }[st.teacher]
         epochs = round(steps * cfg.grad_accum / max(1, len(st.loader)), 2)  # what --max-steps leaves of --epochs
-        plan_stages.append({"stage": st.name, "steps": steps, "batch_size": cfg.batch_size, "epochs": epochs,
-                            "teacher": teacher, "cache_bytes": st.cache_bytes if st.teacher == "cached" else 0,
-                            "cache_seconds": round(cache_s, 1), "evaluations": n_evals,
-                            "train_seconds": round(train_s, 1), "seconds": round(stage_s, 1), **info})
-    plan = {"dry_run": True, "command": run.command, "what": what, **examples, "stages": plan_stages,
-            "steps": sum(s["steps"] for s in plan_stages),
-            "cache_bytes": sum(s["cache_bytes"] for s in plan_stages),
-            "eval_seconds": {k: round(v, 2) for k, v in eval_s.items()},
-            "setup_seconds": round(setup_s, 1), "peak_memory_bytes": peak_memory_bytes(acc),
-            "estimated_seconds": round(total, 1), "processes": acc.num_processes, "machine": machine()}
+        plan_stages.append(
+            {
+                "stage": st.name,
+                "steps": steps,
+                "batch_size": cfg.batch_size,
+                "epochs": epochs,
+                "teacher": teacher,
+                "cache_bytes": st.cache_bytes if st.teacher == "cached" else 0,
+                "cache_seconds": round(cache_s, 1),
+                "evaluations": n_evals,
+                "train_seconds": round(train_s, 1),
+                "seconds": round(stage_s, 1),
+                **info,
+            }
+        )
+    plan = {
+        "dry_run": True,
+        "command": run.command,
+        "what": what,
+        **examples,
+        "stages": plan_stages,
+        "steps": sum(s["steps"] for s in plan_stages),
+        "cache_bytes": sum(s["cache_bytes"] for s in plan_stages),
+        "eval_seconds": {k: round(v, 2) for k, v in eval_s.items()},
+        "setup_seconds": round(setup_s, 1),
+        "peak_memory_bytes": peak_memory_bytes(acc),
+        "estimated_seconds": round(total, 1),
+        "processes": acc.num_processes,
+        "machine": machine(),
+    }
     if acc.is_main_process:
         print(format_plan(plan), flush=True)
     return plan
@@ -222,16 +263,27 @@ def _duration(s: float) -> str:
 
 
 def format_plan(p: dict) -> str:
-    lines = [f"dry run of `alembert {p['command']}`: {p['what']} (nothing written)",
-             "  " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in p.items() if k.endswith("_examples"))]
+    lines = [
+        f"dry run of `alembert {p['command']}`: {p['what']} (nothing written)",
+        "  " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in p.items() if k.endswith("_examples")),
+    ]
     for s in p["stages"]:
-        lines.append(f"  stage {s['stage']}: {s['steps']} steps of batch {s['batch_size']} ({s['epochs']:g} epochs), "
-                     f"{s['teacher']}" + (f", cache {_size(s['cache_bytes'])} on disk" if s["cache_bytes"] else "")
-                     + f", {s['evaluations']} dev evaluations; about {_duration(s['seconds'])}"
-                     f" (step {s['mean_step_s']:.3f} s measured over {s['timed_steps']})")
-    lines.append(f"  set-up (models, data) {_duration(p['setup_seconds'])}; one evaluation "
-                 + ", ".join(f"{k} {v:.1f} s" for k, v in p["eval_seconds"].items()))
-    lines.append(f"  peak memory about {_size(p['peak_memory_bytes'])}; teacher cache {_size(p['cache_bytes'])} on disk")
-    lines.append(f"  estimated wall time {_duration(p['estimated_seconds'])} on {p['machine']}"
-                 + (f", {p['processes']} processes" if p["processes"] > 1 else ""))
+        lines.append(
+            f"  stage {s['stage']}: {s['steps']} steps of batch {s['batch_size']} ({s['epochs']:g} epochs), "
+            f"{s['teacher']}"
+            + (f", cache {_size(s['cache_bytes'])} on disk" if s["cache_bytes"] else "")
+            + f", {s['evaluations']} dev evaluations; about {_duration(s['seconds'])}"
+            f" (step {s['mean_step_s']:.3f} s measured over {s['timed_steps']})"
+        )
+    lines.append(
+        f"  set-up (models, data) {_duration(p['setup_seconds'])}; one evaluation "
+        + ", ".join(f"{k} {v:.1f} s" for k, v in p["eval_seconds"].items())
+    )
+    lines.append(
+        f"  peak memory about {_size(p['peak_memory_bytes'])}; teacher cache {_size(p['cache_bytes'])} on disk"
+    )
+    lines.append(
+        f"  estimated wall time {_duration(p['estimated_seconds'])} on {p['machine']}"
+        + (f", {p['processes']} processes" if p["processes"] > 1 else "")
+    )
     return "\n".join(lines)

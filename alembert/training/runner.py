@@ -71,9 +71,31 @@ from alembert.training.output import (
 )
 from alembert.training.setup import make_accelerator
 
-SCHEMA = ("command", "kind", "task", "model", "teacher", "recipe", "main_metric", "dev", "teacher_dev", "retention",
-          "best_step", "last_dev", "steps", "stages", "train_examples", "dev_examples", "train_seconds",
-          "samples_per_second", "parameters", "teacher_parameters", "processes", "timings", "details")
+SCHEMA = (
+    "command",
+    "kind",
+    "task",
+    "model",
+    "teacher",
+    "recipe",
+    "main_metric",
+    "dev",
+    "teacher_dev",
+    "retention",
+    "best_step",
+    "last_dev",
+    "steps",
+    "stages",
+    "train_examples",
+    "dev_examples",
+    "train_seconds",
+    "samples_per_second",
+    "parameters",
+    "teacher_parameters",
+    "processes",
+    "timings",
+    "details",
+)
 
 
 def find_unused_parameters(recipe=None, unused_modules: bool = False) -> bool:
@@ -107,7 +129,9 @@ class Run:
         self.timers = self.callbacks.timers
         self.dry_run = bool(getattr(cfg, "dry_run", False))
         self.push_to = getattr(cfg, "push_to_hub", None)
-        check_output_dir(cfg.output_dir, cfg.overwrite, cfg.resume)  # checks only (writable, not in use): nothing is created
+        check_output_dir(
+            cfg.output_dir, cfg.overwrite, cfg.resume
+        )  # checks only (writable, not in use): nothing is created
         self.resume = latest_checkpoint(run_dir(cfg.output_dir, cfg.overwrite, cfg.resume)) if cfg.resume else None
         if self.push_to:
             check_push_target(self.push_to)
@@ -122,7 +146,9 @@ class Run:
 
     # ------------------------------------------------------------------ set-up
     def make_accelerator(self, train, recipe=None, unused_modules: bool = False):
-        self.accelerator = make_accelerator(train, find_unused_parameters=find_unused_parameters(recipe, unused_modules))
+        self.accelerator = make_accelerator(
+            train, find_unused_parameters=find_unused_parameters(recipe, unused_modules)
+        )
         return self.accelerator
 
     @contextmanager
@@ -148,8 +174,13 @@ class Run:
         assert not self.dry_run, "a dry run writes nothing"
         self.out = prepare_output_dir(self.cfg.output_dir, self.cfg.overwrite, self.cfg.resume)
         acc = self.accelerator
-        self.logger = RunLogger(self.out / "log.jsonl", enabled=acc.is_main_process, append=self.cfg.resume,
-                                accelerator=acc, config=self.cfg.model_dump(mode="json"))
+        self.logger = RunLogger(
+            self.out / "log.jsonl",
+            enabled=acc.is_main_process,
+            append=self.cfg.resume,
+            accelerator=acc,
+            config=self.cfg.model_dump(mode="json"),
+        )
         if acc.is_main_process:
             write_text_atomic(self.out / config_name, dump_yaml(resolved))
         return self.out
@@ -175,29 +206,64 @@ class Run:
         self.samples += result.samples
         self.fit_seconds += result.train_seconds - result.eval_seconds
         self.last = result.last
-        self.stages.append({"stage": name or "train", "steps": result.steps, "seconds": round(result.train_seconds, 1),
-                            "best_dev": result.best, "best_step": result.best_step})
+        self.stages.append(
+            {
+                "stage": name or "train",
+                "steps": result.steps,
+                "seconds": round(result.train_seconds, 1),
+                "best_dev": result.best,
+                "best_step": result.best_step,
+            }
+        )
         return result
 
     # ------------------------------------------------------------------ the end
-    def summary(self, *, kind: str, task: str, model: str, main_metric: str, train_examples: int, dev_examples: int,
-                parameters: int, teacher: str | None = None, recipe: str | None = None, teacher_parameters: int | None = None,
-                dev: dict | None = None, teacher_dev: dict | None = None, retention_value=None, details: dict | None = None) -> dict:
+    def summary(
+        self,
+        *,
+        kind: str,
+        task: str,
+        model: str,
+        main_metric: str,
+        train_examples: int,
+        dev_examples: int,
+        parameters: int,
+        teacher: str | None = None,
+        recipe: str | None = None,
+        teacher_parameters: int | None = None,
+        dev: dict | None = None,
+        teacher_dev: dict | None = None,
+        retention_value=None,
+        details: dict | None = None,
+    ) -> dict:
         """The ``metrics.json`` dict (see the module docstring), from the stages run so far."""
         best = self.stages[-1] if self.stages else {"best_dev": {}, "best_step": 0}
         dev = best["best_dev"] if dev is None else dev
         teacher_dev = teacher_dev or {}
         summary = {
-            "command": self.command, "kind": kind, "task": task, "model": model, "teacher": teacher, "recipe": recipe,
-            "main_metric": main_metric, "dev": dev, "teacher_dev": teacher_dev,
+            "command": self.command,
+            "kind": kind,
+            "task": task,
+            "model": model,
+            "teacher": teacher,
+            "recipe": recipe,
+            "main_metric": main_metric,
+            "dev": dev,
+            "teacher_dev": teacher_dev,
             "retention": retention(dev, teacher_dev, main_metric) if retention_value is None else retention_value,
-            "best_step": best["best_step"], "last_dev": self.last or best["best_dev"],
-            "steps": sum(s["steps"] for s in self.stages), "stages": self.stages,
-            "train_examples": train_examples, "dev_examples": dev_examples,
+            "best_step": best["best_step"],
+            "last_dev": self.last or best["best_dev"],
+            "steps": sum(s["steps"] for s in self.stages),
+            "stages": self.stages,
+            "train_examples": train_examples,
+            "dev_examples": dev_examples,
             "train_seconds": round(time.time() - self.started, 1) if self.started else 0.0,
             "samples_per_second": round(self.samples / max(self.fit_seconds, 1e-9), 1),
-            "parameters": parameters, "teacher_parameters": teacher_parameters,
-            "processes": self.accelerator.num_processes, "timings": self.timers.as_dict(), "details": details or {},
+            "parameters": parameters,
+            "teacher_parameters": teacher_parameters,
+            "processes": self.accelerator.num_processes,
+            "timings": self.timers.as_dict(),
+            "details": details or {},
         }
         assert tuple(summary) == SCHEMA
         return summary

@@ -44,8 +44,14 @@ class VocabCoverage(TaskKind):
         from alembert.models.load import load_tokenizer
 
         dev = self.evaluate_model(None, load_tokenizer(cfg.model), cfg.data, cfg.train.eval_batch_size)
-        summary = {"model": cfg.model, "task": "vocab-coverage", "dev": dev, "best_step": 0, "train_seconds": 0.0,
-                   "train_examples": len(self.load_split(cfg.data, "train"))}
+        summary = {
+            "model": cfg.model,
+            "task": "vocab-coverage",
+            "dev": dev,
+            "best_step": 0,
+            "train_seconds": 0.0,
+            "train_examples": len(self.load_split(cfg.data, "train")),
+        }
         Path(cfg.output_dir).mkdir(parents=True)
         (Path(cfg.output_dir) / "metrics.json").write_text(json.dumps(summary))
         return summary
