@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Full-data runs behind the figures in the issues' closing notes (2-core CPU: hours in all).
 # usage: bash scripts/real_runs.sh SECTION...   sections: teachers, other-teachers, distill-sst2, distill-pairs,
-#        mpnet, narrow, general, augmented, squad, cross, relations, embedding, throughput, bench
+#        mpnet, narrow, general, augmented, squad, cross, relations, relations-general, embedding, throughput, bench
 # PRECISION=bf16 runs every training and teacher pass under bf16 autocast (fast only on CPUs with AMX / AVX512-BF16).
 # Outputs go to $RUNS (default runs/real); every run keeps metrics.json, log.jsonl and the model.
 set -euo pipefail
@@ -97,6 +97,21 @@ relations() {  # issue 17 (a): relations vs TinyBERT's intermediate losses acros
   $A distill $C --recipe tinybert --epochs 1 --output "$RUNS/rel-tinybert-20k"  # TinyBERT intermediate + KD (cross() row 2)
   $A distill $C --recipe minilm --epochs 1 --output "$RUNS/rel-minilm-20k"      # MiniLM v1: attention + value relation (12 = 12 heads)
   $A distill $C --recipe minilmv2 --epochs 1 --output "$RUNS/rel-minilmv2-20k"  # MiniLMv2: Q-Q/K-K/V-V relations, 12 relation heads
+}
+
+relations_general() {  # issue 17 (b), (c): a narrow random-init student, MiniLMv2 relations on the novels, then kd on the
+  # same 20k SST-2 sentences as relations(), beside the same student without the general stage; then zero-shot STS-B
+  # (session 7, PRECISION=bf16 THREADS=1 on an AVX512-BF16 EPYC: general stage 40 min, each task stage 3-4 min)
+  local N="num_layers=4,hidden_size=384,intermediate_size=1536,num_heads=12"
+  [ -f "$RUNS/teacher-mpnet-sst2/metrics.json" ] || $A finetune --model mpnet-base --task sst2 --max-train-samples 4000 \
+    --epochs 1 --lr 3e-5 --max-length 64 --output "$RUNS/teacher-mpnet-sst2" $T --overwrite
+  $A distill-general --teacher mpnet-base --recipe minilmv2-general --corpus ../shared/data/corpus --student-config $N \
+    --max-length 64 --batch-size 32 --max-steps 1200 --lr 6e-4 --save-every 100 --output "$RUNS/general-narrow-minilmv2" $T --overwrite
+  local C="--teacher $RUNS/teacher-mpnet-sst2 --task sst2 --max-train-samples 4000 --max-length 64 --transfer train-rest
+           --max-transfer-samples 16000 --recipe kd --epochs 2 $T --overwrite"
+  $A distill $C --student "$RUNS/general-narrow-minilmv2" --output "$RUNS/narrow-kd-20k-general"
+  $A distill $C --student-config $N --output "$RUNS/narrow-kd-20k-random"
+  $A evaluate "$RUNS/general-narrow-minilmv2" --task stsb-zeroshot --max-length 128 --pooling mean
 }
 
 embedding() {  # issue 16: MPNet sentence-embedding teacher -> 3 layers of minilm-l6 (+ Dense 384->768) on raw text:
