@@ -22,7 +22,7 @@ wheel given by ``--torch-wheel``, or the version this project runs; an unpinned 
 CUDA), then ``optimum-onnx[onnxruntime]`` with ``transformers<4.58``. The peer graphs are
 built there; every graph is then timed here, in this process, with the same onnxruntime
 session options (alembert.export.runtime.make_session: fixed threads, no spinning, denormals
-flushed), interleaved round-robin (alembert.bench.speed / serving), on the same inputs:
+flushed), interleaved round-robin (alembert.measure.speed / serving), on the same inputs:
 real SST-2 dev sentences padded to 128 tokens (batch 32 and batch 1), and at their own lengths
 (arrival order batch 1 p50/p90/p99, arrival and length-sorted batches of 32). Dev accuracy of
 every variant is scored by the same code (alembert's evaluate_model).
@@ -222,14 +222,14 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     from transformers import AutoTokenizer
 
-    from alembert.bench.machine import cpu_facts, cpu_line
-    from alembert.bench.serving import measure_serving, serving_workload
-    from alembert.bench.speed import fixed_length_inputs, measure, onnx_workload, torch_workload
     from alembert.config.schema import DataConfig
     from alembert.data.load import load_split, resolve_task
     from alembert.data.tokenize import tokenize_dataset
     from alembert.evaluation.evaluate import evaluate_model
     from alembert.export.runtime import OnnxClassifier
+    from alembert.measure.machine import cpu_facts, cpu_line
+    from alembert.measure.serving import measure_serving, serving_workload
+    from alembert.measure.speed import fixed_length_inputs, measure, onnx_workload, torch_workload
     from alembert.models.load import load_classifier
 
     facts = cpu_facts()

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from test_export import make_tiny_model
 
-from alembert.bench.report import pareto_front
 from alembert.cli.main import main
+from alembert.measure.report import pareto_front
 
 DATA = Path(__file__).resolve().parents[2] / "shared/data/glue_data"
 FIELDS = {
@@ -109,8 +109,8 @@ def test_table_fits_80_columns():
     """The rich table of a demo-like bench at 80 columns: every model name whole, no cell cut."""
     from rich.console import Console
 
-    from alembert.bench.report import terminal_rows
     from alembert.cli.common import rich_table
+    from alembert.measure.report import terminal_rows
 
     names = ["teacher", "student", "student-int8", "teacher-int8", "student-fp32-onnx"]
     kinds = ["pytorch", "pytorch", "onnx-int8", "onnx-int8", "onnx-fp32"]
@@ -165,7 +165,7 @@ def test_format_cell_precision():
 def test_cpu_facts_read_the_flags(tmp_path):
     """The instruction sets come from the running machine's flags, never assumed: an AVX2-only
     EPYC reads as such, and a machine without /proc/cpuinfo still gets a record."""
-    from alembert.bench.machine import cpu_facts, cpu_line, has_int8_dot
+    from alembert.measure.machine import cpu_facts, cpu_line, has_int8_dot
 
     info = tmp_path / "cpuinfo"
     info.write_text(

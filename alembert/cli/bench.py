@@ -64,8 +64,8 @@ def execute(args) -> dict:
         # idle torch threads then yield the CPU, as onnxruntime's do (allow_spinning=0); with
         # spinning, a 2-thread torch run beside other work measured 30x slower at batch 1 here
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    from alembert.bench.run import run_bench
     from alembert.errors import AlembertError
+    from alembert.measure.run import run_bench
     from alembert.tasks import task_kind
 
     for name, value in (
@@ -100,7 +100,7 @@ def execute(args) -> dict:
 
 
 def run(args) -> int:
-    from alembert.bench.report import conditions, table_rows, terminal_rows, terminal_title
+    from alembert.measure.report import conditions, table_rows, terminal_rows, terminal_title
 
     result = execute(args)
     print_table(terminal_title(result), table_rows(result), terminal_rows(result))

@@ -126,7 +126,7 @@ VARIANTS: dict[str, Callable[[Path, Path, Calibration], dict]] = {
 def default_candidates(facts: dict) -> list[str]:
     """Every variant; the 7-bit one only where the CPU has no int8 dot product (no VNNI/AMX
     detected, or nothing detected at all: the safe side), the only CPUs where it can help."""
-    from alembert.bench.machine import has_int8_dot
+    from alembert.measure.machine import has_int8_dot
 
     return [n for n in VARIANTS if n != "int8-dynamic-7bit" or not has_int8_dot(facts)]
 
@@ -245,9 +245,9 @@ def choose(
 ) -> tuple[str, Path, dict]:
     """Build and measure every candidate from the fp32 graph ``fp32`` inside ``work``; returns
     (chosen name, its graph, the record for alembert_export.json)."""
-    from alembert.bench.machine import cpu_facts
-    from alembert.bench.speed import measure, onnx_workload
     from alembert.export.runtime import OnnxClassifier
+    from alembert.measure.machine import cpu_facts
+    from alembert.measure.speed import measure, onnx_workload
 
     facts = cpu_facts()
     names = list(candidates or default_candidates(facts))

@@ -34,11 +34,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from alembert.bench.machine import cpu_facts
 from alembert.errors import AlembertError
 from alembert.export.card import write_export_card
 from alembert.export.first_token import first_token_last_layer
-from alembert.training.output import write_json_atomic
+from alembert.measure.machine import cpu_facts
+from alembert.training.output import usual_permissions, write_json_atomic
 
 QUANTIZATIONS = (None, "int8", "auto")  # auto: measured on this machine (alembert/export/auto.py)
 INT8_DYNAMIC = "dynamic; per-channel weight MatMuls, embedding tables"
@@ -205,15 +205,6 @@ def _check(onnx_path: Path, reference: list[tuple[dict, np.ndarray]]) -> dict:
     return {"max_abs_diff_vs_torch": max(gaps), "argmax_agreement": agree / total, "check_sentences": total}
 
 
-def _usual_permissions(folder: Path) -> None:
-    """mkdtemp/mkstemp create owner-only entries; give the export the umask's usual modes."""
-    mask = os.umask(0)
-    os.umask(mask)
-    folder.chmod(0o777 & ~mask)
-    for f in folder.rglob("*"):  # module subfolders of an embedding export included
-        f.chmod((0o777 if f.is_dir() else 0o666) & ~mask)
-
-
 # What an export writes, and so all that --overwrite may replace or remove in --output.
 EXPORT_OWNED = {
     "model.onnx",
@@ -307,7 +298,7 @@ def staged_folder(out_dir: Path, overwrite: bool, nbytes: int = 0):
     try:
         with disk_guard(out_dir, nbytes, cleanup=[tmp], kept=f"{out_dir} is as it was"):
             yield tmp
-            _usual_permissions(tmp)
+            usual_permissions(tmp)
             _move_into_place(tmp, out_dir, overwrite)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

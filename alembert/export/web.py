@@ -39,7 +39,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from alembert.errors import AlembertError
-from alembert.training.output import write_json_atomic
+from alembert.training.output import usual_permissions, write_json_atomic
 
 ASSETS = Path(__file__).with_name("web_assets")
 REPO = Path(__file__).resolve().parents[2]
@@ -152,15 +152,6 @@ def _sha256(path: Path) -> str:
         for block in iter(partial(f.read, 1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def _usual_permissions(tree: Path) -> None:
-    """mkdtemp makes an owner-only folder; give the tree the umask's usual modes (a web server
-    running as another user must read it)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    for path in [tree, *tree.rglob("*")]:
-        path.chmod((0o777 if path.is_dir() else 0o666) & ~mask)
 
 
 def _int8_check(folder: Path, output: str = "logits") -> dict:
@@ -279,7 +270,7 @@ def export_web(
                 "export": {"fp32": info, "int8": int8},
             },
         )
-        _usual_permissions(tmp)
+        usual_permissions(tmp)
         if out_dir.is_dir():  # --overwrite: os.replace cannot move a folder onto a non-empty one, so the old copies go
             for sub in ("onnx", "vendor"):
                 shutil.rmtree(out_dir / sub, ignore_errors=True)

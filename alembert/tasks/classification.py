@@ -105,6 +105,6 @@ class Classification(TaskKind):
         return Evaluation(task.name, len(dev), title, metrics, cfg.data.max_length)
 
     def bench(self, task, data_dir, max_eval_samples, n_texts, eval_batch_size, data=None, reference=None):
-        from alembert.bench.tasks import glue_task
+        from alembert.measure.tasks import glue_task
 
         return glue_task(task, data_dir, max_eval_samples, n_texts, eval_batch_size, data, reference)

@@ -281,18 +281,36 @@ def model_bytes(model) -> int:
 # ------------------------------------------------------------------ atomic writers
 
 
-def write_text_atomic(path: str | Path, text: str) -> None:
+def usual_permissions(tree: str | Path) -> None:
+    """Give a file, or a folder and everything under it, the umask's usual modes: mkstemp and
+    mkdtemp create owner-only entries, and outputs are ordinary files that another user (a web
+    server, a colleague) must be able to read. The one permission policy of every writer."""
+    mask = os.umask(0)
+    os.umask(mask)
+    tree = Path(tree)
+    for path in [tree, *(tree.rglob("*") if tree.is_dir() else [])]:
+        path.chmod((0o777 if path.is_dir() else 0o666) & ~mask)
+
+
+def write_bytes_atomic(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder, then rename it into
+    place: a reader sees the old file or the new one, never half of it; a full disk is a one-line
+    error and leaves the old file as it was. The one atomic file writer."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with disk_guard(path, len(text.encode()), cleanup=[tmp]):
+    with disk_guard(path, len(data), cleanup=[tmp]):
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(text)
-            os.chmod(tmp, 0o644)  # mkstemp makes owner-only files; outputs are ordinary readable files
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            usual_permissions(tmp)
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    write_bytes_atomic(path, text.encode("utf-8"))
 
 
 def write_json_atomic(path: str | Path, obj) -> None:

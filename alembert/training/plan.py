@@ -111,7 +111,7 @@ def step_model(seconds: list[float], tokens: list[float]) -> Callable[[float], f
 
 
 def machine() -> str:
-    from alembert.bench.machine import cpu_facts
+    from alembert.measure.machine import cpu_facts
 
     facts = cpu_facts()  # the same CPU facts every bench and export records
     isa = "/".join(facts["isa"]) or "no AVX2/AVX-512/VNNI/AMX"

@@ -12,15 +12,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from alembert.bench.size import count_embedding_params, count_params
-from alembert.bench.speed import (
+from alembert.errors import AlembertError
+from alembert.measure.size import count_embedding_params, count_params
+from alembert.measure.speed import (
     Workload,
     fixed_length_inputs,
     onnx_workload,
     sentence_workload,
     torch_workload,
 )
-from alembert.errors import AlembertError
 
 SERVE_SENTENCES = 1024  # dev texts of a classifier's serving bench (SST-2 dev: all 872)
 THROUGHPUT_SENTENCES = 256  # sentences per timed throughput pass of an embedding model (8 batches of 32)
@@ -42,7 +42,7 @@ class BenchTask:
         default=lambda path, config: count_params(config)
     )  # params
     timing: str | None = None  # how the inputs are timed, for the report (None: fixed length)
-    # real dev texts, in file order, for the serving bench (alembert/bench/serving.py); None: not served
+    # real dev texts, in file order, for the serving bench (alembert/measure/serving.py); None: not served
     serve_a: list[str] | None = None
     serve_b: list[str] | None = None
 

@@ -92,7 +92,7 @@ def terminal_title(result: dict) -> str:
 
 def conditions(result: dict) -> str:
     """How the numbers were taken (and whether other work loaded the CPU), and on what CPU."""
-    from alembert.bench.machine import cpu_line
+    from alembert.measure.machine import cpu_line
 
     machine = result.get("machine", {})
     load = max(machine.get("loadavg_1min_before", 0), machine.get("loadavg_1min_after", 0))

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import torch
 
-from alembert.bench.report import write_report
-from alembert.bench.size import disk_mb
-from alembert.bench.speed import measure
 from alembert.errors import AlembertError
+from alembert.measure.report import write_report
+from alembert.measure.size import disk_mb
+from alembert.measure.speed import measure
 
 
 def _names(models: list[str]) -> list[str]:
@@ -49,17 +49,17 @@ def run_bench(
 ) -> dict:
     """Measure every model, write bench.json / bench.md / plots into ``out_dir``, return the result.
     ``kind``: the task's kind (:func:`alembert.tasks.task_kind`), whose ``bench`` builds the
-    :class:`~alembert.bench.tasks.BenchTask` that scores and times the models.
+    :class:`~alembert.measure.tasks.BenchTask` that scores and times the models.
     ``seq_len`` defaults to the length the first model was trained with (its config.json), else the
     task's usual max length (128 for GLUE, 384 for SQuAD). ``data``: your own
     dev file (``dev_file``, ``text_column``, ``text_pair_column``, ``label_column``, ``labels``).
     ``serving``: also time real dev texts at their own lengths (classifier tasks;
-    :mod:`alembert.bench.serving`), in as many interleaved repeats (at most 3)."""
+    :mod:`alembert.measure.serving`), in as many interleaved repeats (at most 3)."""
     import onnxruntime
 
-    from alembert.bench.machine import cpu_facts
-    from alembert.bench.serving import LABELS, measure_serving, serving_workload
     from alembert.export.runtime import OnnxModel
+    from alembert.measure.machine import cpu_facts
+    from alembert.measure.serving import LABELS, measure_serving, serving_workload
     from alembert.models.load import load_config
     from alembert.models.preprocessing import max_length_for
     from alembert.models.resolve import resolve_model

@@ -10,7 +10,7 @@ dev texts for every model, each with its own tokenizer:
   (dynamic padding, what a micro-batching server sends): sentences/s and per-batch latency;
 - **sorted, batch 32**: all texts sorted by length, batches of 32 (offline scoring): sentences/s.
 
-Repeats are interleaved round-robin across models, as in :mod:`alembert.bench.speed`,
+Repeats are interleaved round-robin across models, as in :mod:`alembert.measure.speed`,
 so load from other work slows every model alike.
 """
 
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from alembert.bench.speed import _runner
+from alembert.measure.speed import _runner
 
 MODES = ("arrival_b1", "arrival_b32", "sorted_b32")
 LABELS = {
