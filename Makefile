@@ -44,15 +44,18 @@ $(WEB_NODE)/.installed: web/package.json web/package-lock.json
 demo: setup
 	PATH=$(CURDIR)/$(BIN):$$PATH RUNS=$(RUNS) bash scripts/demo.sh
 
-test: setup web-deps
+test: setup web-deps lint
 	$(BIN)/python -m pytest -rs
 
 # the fast tier: unit tests only, no command run end to end
 test-unit: setup
 	$(BIN)/python -m pytest -m "not cli"
 
+# ruff's rules and the 120-character line length (pyproject.toml), and the formatter's layout
+LINT_PATHS := alembert tests benchmarks scripts
 lint: setup
-	$(BIN)/ruff check alembert tests
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
 
 # Optional: the 12-layer MPNet teacher (404 MB in five wheels; part-001 declares an unrelated dependency).
 mpnet: setup

@@ -159,7 +159,8 @@ def _namespace(
     elif config is not None:
         if cls is None or not isinstance(config, cls | dict):
             raise AlembertError(
-                f"{name}: config= takes a YAML path, a dict or a {cls.__name__ if cls else 'config'} object, got {type(config).__name__}"
+                f"{name}: config= takes a YAML path, "
+                f"a dict or a {cls.__name__ if cls else 'config'} object, got {type(config).__name__}"
             )
         tree = config if isinstance(config, dict) else config.model_dump(exclude_unset=True)
         for dotted, value in _flatten(cls, tree):

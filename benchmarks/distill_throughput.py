@@ -299,7 +299,8 @@ def report(args, results: dict) -> tuple[str, dict]:
     ok = {v: r for v, r in results.items() if "error" not in r}
     metric = next((r["metric"] for r in ok.values()), "metric")
     lines = [
-        f"| variant | samples/s | train wall s | teacher cache s | train CPU s | process s | peak RSS MB | dev {metric} |",
+        "| variant | samples/s | train wall s | teacher cache s "
+        f"| train CPU s | process s | peak RSS MB | dev {metric} |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for v, r in results.items():
@@ -343,13 +344,13 @@ def report(args, results: dict) -> tuple[str, dict]:
     )
     lines += [
         "",
-        f"{args.task}: {n} train examples x {args.epochs:g} epochs, batch {args.batch_size}, lr {args.lr:g}, "
-        f"seed {args.seed}, precision {'fp32' if args.mixed_precision == 'no' else args.mixed_precision + ' autocast'}, "
-        f"{args.threads} torch threads{side_by_side}, student = teacher layers {args.student_layers}, "
-        f"teacher `{args.teacher}`, attention kernel: {kernels}. samples/s = examples x epochs / train wall. "
-        "Train wall: the training loop (and alembert's cold teacher-cache build), without model loading, "
-        "tokenisation or the final dev evaluation. Train CPU s: CPU time of the process over the same span "
-        "(less sensitive to other load than wall time). Peak RSS: each variant's own process.",
+        f"{args.task}: {n} train examples x {args.epochs:g} epochs, batch {args.batch_size}, lr {args.lr:g}, seed "
+        f"{args.seed}, precision {'fp32' if args.mixed_precision == 'no' else args.mixed_precision + ' autocast'}, "
+        f"{args.threads} torch threads{side_by_side}, student = teacher layers {args.student_layers}, teacher "
+        f"`{args.teacher}`, attention kernel: {kernels}. samples/s = examples x epochs / train wall. Train wall: the "
+        "training loop (and alembert's cold teacher-cache build), without model loading, tokenisation or the final dev "
+        "evaluation. Train CPU s: CPU time of the process over the same span (less sensitive to other load than wall "
+        "time). Peak RSS: each variant's own process.",
     ]
     return "\n".join(lines), ratios
 

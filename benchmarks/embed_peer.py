@@ -232,8 +232,9 @@ def main() -> None:
     for v, r in results.items():
         d = r["dev"]
         lines.append(
-            f"| {v}: {VARIANTS[v]} | {r['samples_per_s']:.1f} | {r['train_s']:.0f} | {d['stsb-zeroshot']['spearman']:.4f} | "
-            f"{d['squad-retrieval']['recall@1']:.3f} | {d['squad-retrieval']['mrr@10']:.3f} |"
+            f"| {v}: {VARIANTS[v]} | {r['samples_per_s']:.1f} | {r['train_s']:.0f} | "
+            f"{d['stsb-zeroshot']['spearman']:.4f} | {d['squad-retrieval']['recall@1']:.3f} | "
+            f"{d['squad-retrieval']['mrr@10']:.3f} |"
         )
     a, b = results["a"], results["b"]
     ratio = a["samples_per_s"] / b["samples_per_s"]
@@ -242,12 +243,12 @@ def main() -> None:
         f"- a/b samples/s: **{ratio:.2f}x** (target >= 2x); STS-B a - b: "
         f"{a['dev']['stsb-zeroshot']['spearman'] - b['dev']['stsb-zeroshot']['spearman']:+.4f} (target >= 0)",
         "",
-        f"{a['texts']} texts x {args.epochs:g} epochs, batch {args.batch_size}, lr {args.lr:g}, max length {args.max_length}, "
-        f"seed {args.seed}, {args.threads} thread(s) each{', side by side on separate cores' if args.jobs > 1 else ''}; "
-        f"student {prepared['student']}; teacher `{args.teacher}` embeddings computed once in {prepared['teacher_cache_s']:.0f} s "
-        f"(not part of either variant); CPU: {cpu_description()}; "
-        f"torch {metadata.version('torch')}, transformers {metadata.version('transformers')}, "
-        f"sentence-transformers {metadata.version('sentence-transformers')}.",
+        f"{a['texts']} texts x {args.epochs:g} epochs, batch {args.batch_size}, lr {args.lr:g}, max length "
+        f"{args.max_length}, seed {args.seed}, {args.threads} thread(s) "
+        f"each{', side by side on separate cores' if args.jobs > 1 else ''}; student {prepared['student']}; teacher "
+        f"`{args.teacher}` embeddings computed once in {prepared['teacher_cache_s']:.0f} s (not part of either "
+        f"variant); CPU: {cpu_description()}; torch {metadata.version('torch')}, transformers "
+        f"{metadata.version('transformers')}, sentence-transformers {metadata.version('sentence-transformers')}.",
     ]
     table = "\n".join(lines)
     print("\n" + table)

@@ -63,7 +63,8 @@ fp32 = out / "optimum-fp32"
 cmd = [str(Path(sys.executable).with_name("optimum-cli")), "export", "onnx", "--model", str(student),
        "--task", "text-classification", str(fp32)]
 proc = subprocess.run(cmd, capture_output=True, text=True)
-report["steps"]["optimum-cli export onnx"] = "ok" if proc.returncode == 0 else proc.stderr.strip().splitlines()[-1][:300]
+step = "optimum-cli export onnx"
+report["steps"][step] = "ok" if proc.returncode == 0 else proc.stderr.strip().splitlines()[-1][:300]
 if proc.returncode != 0:
     print(json.dumps(report)); sys.exit(0)
 from optimum.onnxruntime import ORTOptimizer, ORTQuantizer
@@ -73,7 +74,8 @@ report["quantization_config"] = f"AutoQuantizationConfig.{isa}(is_static=False, 
 graphs = {"optimum fp32": str(fp32 / "model.onnx")}
 def quantize(name, folder, file_name):
     try:
-        ORTQuantizer.from_pretrained(folder, file_name=file_name).quantize(save_dir=out / name, quantization_config=qconfig)
+        quantizer = ORTQuantizer.from_pretrained(folder, file_name=file_name)
+        quantizer.quantize(save_dir=out / name, quantization_config=qconfig)
         graphs[name] = str(next((out / name).glob("*quantized*.onnx")))
         report["steps"][f"{name}: ORTQuantizer"] = "ok"
     except Exception as exc:
@@ -88,7 +90,8 @@ qd = out / "optimum-fp32-quantize-dynamic.onnx"
 fallback(str(fp32 / "model.onnx"), str(qd))
 graphs["optimum + quantize_dynamic int8"] = str(qd)
 try:
-    ORTOptimizer.from_pretrained(fp32).optimize(save_dir=out / "optimum-o2", optimization_config=OptimizationConfig(optimization_level=2))
+    o2 = OptimizationConfig(optimization_level=2)
+    ORTOptimizer.from_pretrained(fp32).optimize(save_dir=out / "optimum-o2", optimization_config=o2)
     report["steps"]["ORTOptimizer O2"] = "ok"
     quantize("optimum O2 int8", out / "optimum-o2", "model_optimized.onnx")
 except Exception as exc:
@@ -120,7 +123,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument(
         "--torch-wheel",
         default=None,
-        help="torch wheel for the peer environment (default: a CPU wheel of this torch in /opt/wheels, else torch==this version)",
+        help="torch wheel for the peer environment (default: "
+        "a CPU wheel of this torch in /opt/wheels, else torch==this version)",
     )
     p.add_argument(
         "--skip-peers", action="store_true", help="alembert and PyTorch variants only (no optimum environment)"
@@ -344,8 +348,8 @@ def main(argv=None) -> int:
     lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
     for name, r in rows.items():
         lines.append(
-            f"| {name} | {r['dev']:.4f} | {r['seq_s_b32x128']:.1f} | {r['seq_s_b32x128'] / ref['seq_s_b32x128']:.2f}x | "
-            f"{r['ms_b1x128']:.2f} | {r['sorted_b32_sent_s']:.0f} | {r['arrival_b32_sent_s']:.0f} | "
+            f"| {name} | {r['dev']:.4f} | {r['seq_s_b32x128']:.1f} | {r['seq_s_b32x128'] / ref['seq_s_b32x128']:.2f}x "
+            f"| {r['ms_b1x128']:.2f} | {r['sorted_b32_sent_s']:.0f} | {r['arrival_b32_sent_s']:.0f} | "
             f"{r['arrival_b1_ms_p50']:.2f} / {r['arrival_b1_ms_p90']:.2f} / {r['arrival_b1_ms_p99']:.2f} |"
         )
     ratio_lines = [
@@ -353,20 +357,21 @@ def main(argv=None) -> int:
     ]
     if peer_rows:
         ratio_lines += [
-            f"- vs the best peer at batch 32 x 128 ({summary['best_peer_b32']}): {summary['vs_best_peer_b32']:.2f}x throughput, "
-            f"dev {summary['dev_minus_best_peer_b32'] * 100:+.2f} points",
-            f"- vs the best peer at batch 1 x 128 ({summary['best_peer_b1']}): {summary['vs_best_peer_b1']:.2f}x lower latency",
+            f"- vs the best peer at batch 32 x 128 ({summary['best_peer_b32']}): {summary['vs_best_peer_b32']:.2f}x "
+            f"throughput, dev {summary['dev_minus_best_peer_b32'] * 100:+.2f} points",
+            f"- vs the best peer at batch 1 x 128 ({summary['best_peer_b1']}): "
+            f"{summary['vs_best_peer_b1']:.2f}x lower latency",
             f"- vs the best peer on length-sorted real sentences: {summary['vs_best_peer_sorted']:.2f}x",
         ]
     ratio_lines.append(
-        f"- alembert int8 student on real {task.name} dev sentences: {summary['alembert_sorted_b32_sent_s']:.0f} sentences/s "
-        f"length-sorted @32; batch 1 in arrival order p50 {summary['alembert_arrival_b1_ms_p50']:.2f} ms, "
+        f"- alembert int8 student on real {task.name} dev sentences: {summary['alembert_sorted_b32_sent_s']:.0f} "
+        f"sentences/s length-sorted @32; batch 1 in arrival order p50 {summary['alembert_arrival_b1_ms_p50']:.2f} ms, "
         f"p99 {summary['alembert_arrival_b1_ms_p99']:.2f} ms"
     )
     conditions = (
-        f"{cpu_line(facts)}; {args.threads} thread(s); {len(dev)} {task.name} dev sentences; fixed-length rows: the first 32 "
-        f"padded to 128 tokens, median of {args.repeats} interleaved repeats; real rows: dev sentences at their own lengths; "
-        f"load {os.getloadavg()[0]:.1f} after; identical onnxruntime session options for every graph"
+        f"{cpu_line(facts)}; {args.threads} thread(s); {len(dev)} {task.name} dev sentences; fixed-length rows: the "
+        f"first 32 padded to 128 tokens, median of {args.repeats} interleaved repeats; real rows: dev sentences at "
+        f"their own lengths; load {os.getloadavg()[0]:.1f} after; identical onnxruntime session options for every graph"
     )
     text = "\n".join(lines) + "\n\n" + "\n".join(ratio_lines) + "\n\n" + conditions + "\n"
     if peers:

@@ -184,47 +184,53 @@ def main(argv=None) -> int:
     classifiers = {k: v for k, v in results["models"].items() if v["task"] != "feature-extraction"}
     embedders = {k: v for k, v in results["models"].items() if v["task"] == "feature-extraction"}
     print(
-        f"int8 graph; per-sentence latency = median of {args.repeats} runs after 5 warm-up calls; median / p90 over sentences; "
-        "model: the ONNX run alone, median"
+        f"int8 graph; per-sentence latency = median of {args.repeats} runs after 5 warm-up calls; "
+        "median / p90 over sentences; model: the ONNX run alone, median"
     )
     if classifiers:
         print(
-            f"\n{args.sentences} SST-2 dev sentences, one at a time; ms: the whole call (tokenisation + ONNX run + softmax)\n"
+            f"\n{args.sentences} SST-2 dev sentences, one at a time; "
+            "ms: the whole call (tokenisation + ONNX run + softmax)\n"
         )
         print(
-            "| model | int8 graph | threads | browser ms | browser model | Python ORT ms | Python model | browser / Python | labels equal | prob diff median / max (n > 1e-3) |"
+            "| model | int8 graph | threads | browser ms | browser model | Python ORT ms | "
+            "Python model | browser / Python | labels equal | prob diff median / max (n > 1e-3) |"
         )
         print("|---|---|---|---|---|---|---|---|---|---|")
     for name, entry in classifiers.items():
         for run in entry["runs"]:
             b, p, a = run["browser"], run["python"], run["agreement"]
             print(
-                f"| {name} | {entry['int8_bytes'] / 1e6:.1f} MB | {run['threads']} | {b['median_ms']:.2f} / {b['p90_ms']:.2f} | "
-                f"{run['browser_model']['median_ms']:.2f} | {p['median_ms']:.2f} / {p['p90_ms']:.2f} | {run['python_model']['median_ms']:.2f} | "
-                f"{b['median_ms'] / p['median_ms']:.1f}x | {a['labels_equal']}/{a['of']} | "
-                f"{a['median_prob_diff']:.0e} / {a['max_prob_diff']:.1e} ({a['over_1e-3']}) |"
+                f"| {name} | {entry['int8_bytes'] / 1e6:.1f} MB | {run['threads']} | {b['median_ms']:.2f} / "
+                f"{b['p90_ms']:.2f} | {run['browser_model']['median_ms']:.2f} | {p['median_ms']:.2f} / "
+                f"{p['p90_ms']:.2f} | {run['python_model']['median_ms']:.2f} | {b['median_ms'] / p['median_ms']:.1f}x "
+                f"| {a['labels_equal']}/{a['of']} | {a['median_prob_diff']:.0e} / {a['max_prob_diff']:.1e} "
+                f"({a['over_1e-3']}) |"
             )
     if embedders:
         print(
-            f"\nembedding models: the first {args.sentences // 2} STS-B dev pairs ({args.sentences // 2 * 2} sentences), one sentence "
-            "at a time; ms: tokenisation + ONNX run (pooling and normalisation are in the graph)\n"
+            f"\nembedding models: the first {args.sentences // 2} STS-B dev pairs ({args.sentences // 2 * 2} "
+            "sentences), one sentence at a time; ms: tokenisation + ONNX run (pooling and normalisation are in the "
+            "graph)\n"
         )
         print(
-            "| model | int8 graph | threads | browser ms per sentence | browser model | Python ORT ms | Python model | browser / Python | "
-            "token ids equal | cosine diff median / max |"
+            "| model | int8 graph | threads | browser ms per sentence | browser model | Python ORT ms "
+            "| Python model | browser / Python | token ids equal | cosine diff median / max |"
         )
         print("|---|---|---|---|---|---|---|---|---|---|")
     for name, entry in embedders.items():
         for run in entry["runs"]:
             b, p, a = run["browser"], run["python"], run["agreement"]
             print(
-                f"| {name} | {entry['int8_bytes'] / 1e6:.1f} MB | {run['threads']} | {b['median_ms']:.2f} / {b['p90_ms']:.2f} | "
-                f"{run['browser_model']['median_ms']:.2f} | {p['median_ms']:.2f} / {p['p90_ms']:.2f} | {run['python_model']['median_ms']:.2f} | "
-                f"{b['median_ms'] / p['median_ms']:.1f}x | {a['token_ids_equal']}/{a['sentences']} | "
-                f"{a['median_cosine_diff']:.0e} / {a['max_cosine_diff']:.1e} |"
+                f"| {name} | {entry['int8_bytes'] / 1e6:.1f} MB | {run['threads']} | {b['median_ms']:.2f} / "
+                f"{b['p90_ms']:.2f} | {run['browser_model']['median_ms']:.2f} | {p['median_ms']:.2f} / "
+                f"{p['p90_ms']:.2f} | {run['python_model']['median_ms']:.2f} | {b['median_ms'] / p['median_ms']:.1f}x "
+                f"| {a['token_ids_equal']}/{a['sentences']} | {a['median_cosine_diff']:.0e} / "
+                f"{a['max_cosine_diff']:.1e} |"
             )
     print(
-        "\n| model | a visitor downloads | gzip | of which WASM runtime | transformers.js | int8 graph | tokenizer.json |"
+        "\n| model | a visitor downloads | gzip | of which WASM runtime "
+        "| transformers.js | int8 graph | tokenizer.json |"
     )
     print("|---|---|---|---|---|---|---|")
     for name, entry in results["models"].items():
@@ -232,7 +238,8 @@ def main(argv=None) -> int:
         wasm = sum(v for k, v in f.items() if k.endswith(".wasm"))
         print(
             f"| {name} | {d['total_bytes'] / 1e6:.1f} MB | {d['gzip_bytes'] / 1e6:.1f} MB | {wasm / 1e6:.1f} MB | "
-            f"{f['vendor/transformers.min.js'] / 1e6:.2f} MB | {entry['int8_bytes'] / 1e6:.1f} MB | {f['tokenizer.json'] / 1e6:.2f} MB |"
+            f"{f['vendor/transformers.min.js'] / 1e6:.2f} MB | {entry['int8_bytes'] / 1e6:.1f} MB | "
+            f"{f['tokenizer.json'] / 1e6:.2f} MB |"
         )
     if args.accuracy:
         print(

@@ -45,7 +45,10 @@ def test_readme_example_runs_as_written(tmp_path, monkeypatch, capsys):
 def test_import_stays_light():
     import subprocess
 
-    code = "import sys, alembert; alembert.Result; assert 'torch' not in sys.modules, 'torch imported'; print(callable(alembert.distill))"
+    code = (
+        "import sys, alembert; alembert.Result; "
+        "assert 'torch' not in sys.modules, 'torch imported'; print(callable(alembert.distill))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True).stdout
     assert out.strip() == "True"
 

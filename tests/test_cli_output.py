@@ -34,6 +34,9 @@ def test_help_shows_defaults_and_every_flag_has_help():
 
 
 def test_tables_are_markdown_when_not_a_terminal():
-    code = "from alembert.cli.common import print_table; print_table('t', [{'model': 'a-long-model-name', 'accuracy': 0.5}])"
+    code = (
+        "from alembert.cli.common import print_table; "
+        "print_table('t', [{'model': 'a-long-model-name', 'accuracy': 0.5}])"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO).stdout
     assert "| model | accuracy |" in out and "| a-long-model-name | 0.5000 |" in out, out

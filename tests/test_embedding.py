@@ -264,7 +264,8 @@ def test_embedding_terms_compose_with_hidden_state_terms(tmp_path, tiny_st, caps
     """embed_mse (cached side) with hidden_mse (token level): the teacher runs online and gives both."""
     recipe = tmp_path / "mixed.yaml"
     recipe.write_text(
-        "name: mixed\nstages:\n  - losses:\n      - {loss: embed_mse}\n      - {loss: hidden_mse, weight: 0.1, mapping: last-layer}\n"
+        "name: mixed\nstages:\n  - losses:\n      - {loss: embed_mse}\n"
+        "      - {loss: hidden_mse, weight: 0.1, mapping: last-layer}\n"
     )
     out = tmp_path / "mixed"
     cmd = embed_cmd(tiny_st, corpus(tmp_path), out, "--student-layers", "0,2")

@@ -131,12 +131,14 @@ def test_browser_labels_and_probabilities_match_python_onnxruntime(web_dir, sent
     assert 0 < sum(p["label"] == "positive" for p in py) < N_SENTENCES and np.std(positive) > 0.1  # a decisive model
     summary = browser.latency_summary(web)
     print(
-        f"\nbrowser (headless Chromium, WASM, 1 thread), {N_SENTENCES} SST-2 dev sentences: every label equal to Python's, "
-        f"max |prob diff| {gap:.1e}, latency median {summary['median_ms']:.2f} ms, p90 {summary['p90_ms']:.2f} ms"
+        f"\nbrowser (headless Chromium, WASM, 1 thread), {N_SENTENCES} SST-2 dev sentences: every label equal to "
+        f"Python's, max |prob diff| {gap:.1e}, latency median {summary['median_ms']:.2f} ms, p90 "
+        f"{summary['p90_ms']:.2f} ms"
     )
     for w, p in list(zip(web, py, strict=True))[:3]:
         print(
-            f"  {w['label']:8s} p={max(w['probs']):.4f} (python {max(p['probs']):.4f}) {w['ms'][0]:6.2f} ms  {w['text'][:60]}"
+            f"  {w['label']:8s} p={max(w['probs']):.4f} (python {max(p['probs']):.4f}) "
+            f"{w['ms'][0]:6.2f} ms  {w['text'][:60]}"
         )
 
 

@@ -15,8 +15,8 @@ def register(sub) -> None:
     )
     p.add_argument(
         "--task",
-        help="task whose dev set is scored: a GLUE task (sst2, mrpc, ...), squad, "
-        "stsb-zeroshot / squad-retrieval (embedding models), or custom (your own --dev-file; the default when one is given)",
+        help="task whose dev set is scored: a GLUE task (sst2, mrpc, ...), squad, stsb-zeroshot / "
+        "squad-retrieval (embedding models), or custom (your own --dev-file; the default when one is given)",
     )
     p.add_argument(
         "--dev-file",
@@ -52,7 +52,8 @@ def register(sub) -> None:
     p.add_argument(
         "--no-serving",
         action="store_true",
-        help="skip the serving bench (real dev texts at their own lengths: arrival-order batch 1 and 32, length-sorted 32)",
+        help="skip the serving bench (real dev texts at their own lengths: "
+        "arrival-order batch 1 and 32, length-sorted 32)",
     )
     p.add_argument("--data-dir", type=Path, help="GLUE folder (default: $ALEMBERT_DATA or ../shared/data/glue_data)")
     p.set_defaults(run=run)

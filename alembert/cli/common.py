@@ -45,7 +45,8 @@ def add_data_flags(parser: argparse.ArgumentParser, prefix: str = "data") -> Non
         "--labels",
         f"{prefix}.labels",
         type=lambda s: [x.strip() for x in s.split(",") if x.strip()],
-        help="your own data: class names in id order, e.g. --labels neg,neutral,pos (default: a saved model's labels, else inferred from the training file)",
+        help="your own data: class names in id order, e.g. --labels neg,neutral,pos (default: "
+        "a saved model's labels, else inferred from the training file)",
     )
     flag(
         parser,

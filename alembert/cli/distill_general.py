@@ -153,6 +153,7 @@ def run(args) -> int:
     if task is not None:
         task_cfg, t = task
         print(
-            f"task stage: {t['task']} {t['main_metric']} {t['dev'].get(t['main_metric'])} (retention {t['retention']}%), saved to {task_cfg.output_dir}"
+            f"task stage: {t['task']} {t['main_metric']} {t['dev'].get(t['main_metric'])} "
+            f"(retention {t['retention']}%), saved to {task_cfg.output_dir}"
         )
     return 0

@@ -127,20 +127,22 @@ def run(args) -> int:
         sizes = info["download_mb"]
         print(
             f"exported {args.model} -> {out}/ (web: onnx/model_quantized.onnx int8, onnx/model.onnx fp32, index.html); "
-            f"a visitor downloads {sizes['q8']:.1f} MB (int8) or {sizes['fp32']:.1f} MB (fp32); serve it: alembert serve-web {out}"
+            f"a visitor downloads {sizes['q8']:.1f} MB (int8) or {sizes['fp32']:.1f} MB (fp32); serve it: alembert "
+            f"serve-web {out}"
         )
         return 0
     size = (out / "model.onnx").stat().st_size / 1e6
     check = (
-        f"max |logit diff| vs PyTorch {info['max_abs_diff_vs_torch']:.2e}, argmax agreement {info['argmax_agreement']:.0%}"
+        f"max |logit diff| vs PyTorch {info['max_abs_diff_vs_torch']:.2e}, "
+        f"argmax agreement {info['argmax_agreement']:.0%}"
         if info.get("kind") != "embedding"
         # a sentence-embedding model: one graph, pooling and head inside
         else f"sentence embeddings ({info['pooling']} pooling, dim {info['dim']}, normalize {info['normalize']}): "
         f"max |diff| vs PyTorch {info['max_abs_diff_vs_torch']:.2e}, min cosine {info['min_cosine_vs_torch']:.6f}"
     )
     print(
-        f"exported {args.model} -> {out}/model.onnx ({info.get('variant') or info['quantization'] or 'fp32'}, opset {info['opset']}, "
-        f"{size:.1f} MB, last layer: {info['last_layer']}); {check}"
+        f"exported {args.model} -> {out}/model.onnx ({info.get('variant') or info['quantization'] or 'fp32'}, "
+        f"opset {info['opset']}, {size:.1f} MB, last layer: {info['last_layer']}); {check}"
     )
     if info.get("auto"):
         print(f"quantize auto: {info['auto']['reason']}")

@@ -21,7 +21,8 @@ def register(sub) -> None:
         "--max-length",
         type=int,
         default=None,
-        help="truncate to this many tokens (default: the length the model was trained with, else 512; at most the model's)",
+        help="truncate to this many tokens (default: the length the model was trained with, else 512; "
+        "at most the model's)",
     )
     p.set_defaults(run=run)
 

@@ -22,11 +22,13 @@ class DataConfig(Strict):
 
     task: str | None = Field(
         None,
-        description="a GLUE task; none (or 'custom') with --train-file/--dev-file: your own labels; none without files: sst2",
+        description="a GLUE task; none (or 'custom') with --train-file/--dev-file: your own labels; "
+        "none without files: sst2",
     )
     labels: list[str] | None = Field(
         None,
-        description="your own data: the class names in id order (default: the model's saved labels, else inferred from the training file)",
+        description="your own data: the class names in id order (default: "
+        "the model's saved labels, else inferred from the training file)",
     )
     data_dir: Path | None = Field(None, description="GLUE folder (holds SST-2/, MRPC/, ...)")
     train_file: Path | None = Field(None, description="CSV/TSV/JSONL training file")
@@ -106,8 +108,8 @@ class StudentConfig(Strict):
     )
     projection_init: Literal["random", "lstsq"] = Field(
         "random",
-        description="embedding students: a new Dense layer starts at random, or (experimental) as the least-squares map "
-        "of the student's pooled embeddings onto the teacher's on up to 4,096 training texts",
+        description="embedding students: a new Dense layer starts at random, or (experimental) "
+        "as the least-squares map of the student's pooled embeddings onto the teacher's on up to 4,096 training texts",
     )
 
     @property
@@ -125,7 +127,8 @@ class DistillConfig(Strict):
     )
     cache_teacher: bool = Field(
         True,
-        description="compute logit/[CLS] teacher outputs once and read them back (stages without hidden or attention losses)",
+        description="compute logit/[CLS] teacher outputs once and read "
+        "them back (stages without hidden or attention losses)",
     )
     student: StudentConfig = StudentConfig()
     output_dir: Path = Path("runs/distill")
@@ -179,5 +182,6 @@ class DistillGeneralConfig(Strict):
     cache_teacher: bool = Field(True, description="embedding recipes: compute the teacher's embeddings once")
     eval_tasks: list[Literal["stsb-zeroshot", "squad-retrieval"]] = Field(
         default_factory=lambda: ["stsb-zeroshot", "squad-retrieval"],
-        description="embedding recipes: zero-shot evaluations; the first is tracked at every eval step, all of them at the end",
+        description="embedding recipes: zero-shot evaluations; "
+        "the first is tracked at every eval step, all of them at the end",
     )

@@ -68,7 +68,8 @@ def load_corpus(paths: list[str | Path] | str | Path):
             found = sorted(p for p in path.rglob("*.txt") if p.is_file())
             if not found:
                 raise AlembertError(
-                    f"corpus folder {item} holds no .txt files; pass a folder of .txt files, the files themselves or a saved dataset"
+                    f"corpus folder {item} holds no .txt files; "
+                    "pass a folder of .txt files, the files themselves or a saved dataset"
                 )
             files += found
         elif path.is_file():
@@ -140,7 +141,8 @@ def _load_hub(name: str):
 def _checked(ds, name: str):
     if ds.column_names is not None and "text" not in ds.column_names:
         raise AlembertError(
-            f"dataset {name} has no 'text' column (columns: {', '.join(ds.column_names)}); rename the text column to 'text'"
+            f"dataset {name} has no 'text' column (columns: {', '.join(ds.column_names)}); "
+            "rename the text column to 'text'"
         )
     if isinstance(ds, datasets.Dataset):
         if len(ds) == 0:
@@ -258,7 +260,8 @@ def pack_sentences(ds, tokenizer, max_length: int = 128, cache: Path | None = No
     budget = max_length - n_special
     if budget < 1:
         raise AlembertError(
-            f"max_length {max_length} leaves no room for text beside {n_special} special tokens; use a larger max_length"
+            f"max_length {max_length} leaves no room for text beside {n_special} special tokens; "
+            "use a larger max_length"
         )
     with_types = "token_type_ids" in tokenizer.model_input_names
     columns = {

@@ -42,7 +42,8 @@ def _read_transfer(cfg: DataConfig, task: TaskSpec) -> Dataset:
     if cfg.transfer == "train-rest":
         if cfg.max_train_samples is None:
             raise AlembertError(
-                "--transfer train-rest uses the training examples beyond --max-train-samples; pass --max-train-samples N"
+                "--transfer train-rest uses the training examples beyond --max-train-samples; "
+                "pass --max-train-samples N"
             )
         full = (
             load_data_file(cfg.train_file, task)
@@ -62,7 +63,8 @@ def _read_transfer(cfg: DataConfig, task: TaskSpec) -> Dataset:
             raise AlembertError(f"transfer file {path} is empty; give one text per line")
         if task.is_pair:
             raise AlembertError(
-                f"task {task.name} takes text pairs; a .txt transfer file has single texts: use a TSV/CSV/JSONL with both columns"
+                f"task {task.name} takes text pairs; "
+                "a .txt transfer file has single texts: use a TSV/CSV/JSONL with both columns"
             )
         return Dataset.from_dict({"text_a": lines})
     ds = load_data_file(path, task, cfg.text_column, cfg.text_pair_column, allow_unlabelled=True)

@@ -55,7 +55,10 @@ def tokenize_two(
     the max length and the data.
     """
     teacher_max = teacher_max_length or max_length
-    key = f"two-{tokenizer_fingerprint(student_tok)}-{tokenizer_fingerprint(teacher_tok)}-{max_length}-{teacher_max}-{data_fingerprint(ds)}"
+    key = (
+        f"two-{tokenizer_fingerprint(student_tok)}-{tokenizer_fingerprint(teacher_tok)}-"
+        f"{max_length}-{teacher_max}-{data_fingerprint(ds)}"
+    )
     pair = "text_b" in ds.column_names
 
     def encode(batch):

@@ -32,6 +32,11 @@ def write_model_card(out: Path, s: dict, recipe: Recipe) -> None:
         )
         for st in recipe.stages
     )
+    share = 100 * s["student_parameters"] / s["teacher_parameters"]
+    training = (
+        f"{s['train_seconds']} s in {len(s['stages'])} stage(s); "
+        "full settings in `distill_config.yaml`, every logged step in `log.jsonl`"
+    )
     windows = f"- SQuAD windows: max length {s['max_length']}, stride {s['stride']}; {s['data']}.\n" if qa else ""
     body = f"""# Distilled student ({s["task"]}, recipe `{recipe.name}`)
 
@@ -40,14 +45,14 @@ Made with alembert: `{loader}.from_pretrained(this_folder)` loads it.
 | | teacher | student |
 |---|---|---|
 | model | {s["teacher"]} | {s["student"]} |
-| parameters | {s["teacher_parameters"]:,} | {s["student_parameters"]:,} ({100 * s["student_parameters"] / s["teacher_parameters"]:.1f}%) |
+| parameters | {s["teacher_parameters"]:,} | {s["student_parameters"]:,} ({share:.1f}%) |
 | dev {main} | {teacher_dev:.4f} | {student_dev:.4f} |
 
 Retention: **{s["retention"]}%** of the teacher's dev {main}.
 
 - Recipe: {recipe.description} ({recipe.source}). Losses: {losses}.
 - Data: task {s["task"]}, {s["train_examples"]} training examples, {s["dev_examples"]} dev examples.
-- Training: {s["train_seconds"]} s in {len(s["stages"])} stage(s); full settings in `distill_config.yaml`, every logged step in `log.jsonl`.
+- Training: {training}.
 {windows}"""
     write_card(
         out,

@@ -44,7 +44,8 @@ def load_encoder(name: str, lm_head: bool, attn: str | None, role: str):
     if lm_head and role == "teacher" and missing:
         raise AlembertError(
             f"teacher {name} has no masked-LM head (missing {missing[0]} and {len(missing) - 1} more); the recipe's "
-            "vocabulary losses (kd/mlm) need one: use --recipe tinybert-general or cosine-hidden, or a teacher with an MLM head"
+            "vocabulary losses (kd/mlm) need one: use --recipe tinybert-general or cosine-hidden, or a teacher with an "
+            "MLM head"
         )
     return model
 
@@ -77,7 +78,8 @@ def corpus_loaders(cfg: DistillGeneralConfig, tokenizer, masked: bool):
         packed = packed.select(range(min(cfg.data.max_sequences, len(packed))))
     if len(packed) <= cfg.data.heldout:
         raise AlembertError(
-            f"the corpus packs into only {len(packed)} sequences, not more than --heldout {cfg.data.heldout}; give more text or a smaller --heldout"
+            f"the corpus packs into only {len(packed)} sequences, not more than --heldout {cfg.data.heldout}; "
+            "give more text or a smaller --heldout"
         )
     heldout, train = packed.select(range(cfg.data.heldout)), packed.select(range(cfg.data.heldout, len(packed)))
     cols = [c for c in COLUMNS if c in packed.column_names]
@@ -121,7 +123,8 @@ def run_distill_general(cfg: DistillGeneralConfig, callbacks: Callbacks | None =
         return run_embedding_distill(cfg, recipe, callbacks)
     if len(recipe.stages) != 1 or not all(t.term.raw_text for t in recipe.stages[0].losses):
         raise AlembertError(
-            f"recipe {recipe.name} is not a one-stage raw-text recipe (no ce/pkd terms); use distilbert-general, tinybert-general or cosine-hidden"
+            f"recipe {recipe.name} is not a one-stage raw-text recipe (no ce/pkd terms); "
+            "use distilbert-general, tinybert-general or cosine-hidden"
         )
     if not cfg.data.corpus:
         raise AlembertError("distill-general needs raw text: pass --corpus PATH (files or folders of .txt)")

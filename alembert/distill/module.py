@@ -48,8 +48,9 @@ def resolve_stage_terms(stage: Stage, student, teacher) -> list[tuple]:
         term = entry.term
         if term.projects and ws != wt and not entry.projection:
             raise AlembertError(
-                f"the {entry.loss} term of stage {stage.name!r} has projection: false but the student's hidden size is {ws} and the teacher's {wt}; "
-                f"remove projection: false (learn a {ws}->{wt} linear map) or use a student of hidden size {wt}"
+                f"the {entry.loss} term of stage {stage.name!r} has projection: false but the student's hidden size is "
+                f"{ws} and the teacher's {wt}; remove projection: false (learn a {ws}->{wt} linear map) or use a "
+                f"student of hidden size {wt}"
             )
         spec = entry.mapping_spec()
         if spec is None:
@@ -59,7 +60,8 @@ def resolve_stage_terms(stage: Stage, student, teacher) -> list[tuple]:
         validate_mapping(pairs, ns, nt, allow_embeddings=term.allow_embeddings)
         if not pairs:
             raise AlembertError(
-                f"the {entry.loss} term's mapping {spec!r} gives no layer pairs for a {ns}-layer student and {nt}-layer teacher; give explicit pairs"
+                f"the {entry.loss} term's mapping {spec!r} gives no layer pairs for "
+                f"a {ns}-layer student and {nt}-layer teacher; give explicit pairs"
             )
         out.append(term.check_params(entry.params, student, teacher, pairs))
     return out

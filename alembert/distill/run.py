@@ -58,7 +58,8 @@ def run_distill(cfg: DistillConfig, callbacks: Callbacks | None = None) -> dict:
             two and cfg.cross_tokenizer == "cls" and stage.needs("qkv")
         ):  # one aligned position: every relation would be 0
             raise AlembertError(
-                f"stage {stage.name!r} has relation terms, which need every token aligned; --cross-tokenizer cls aligns only [CLS]: use --cross-tokenizer strict"
+                f"stage {stage.name!r} has relation terms, which need every token aligned; "
+                "--cross-tokenizer cls aligns only [CLS]: use --cross-tokenizer strict"
             )
     with run.cache_guard():  # label values and empty data are checked here; the tokenised cache is written once
         train, dev, teacher_dev_set = distill_data(cfg.data, task, tokenizer, student_tok, two)

@@ -16,9 +16,9 @@ def check_same_vocabulary(
     tv, sv = teacher_tok.get_vocab(), student_tok.get_vocab()
     if tv != sv and cross_tokenizer == "off":
         raise AlembertError(
-            f"teacher {teacher_name} and student {student_name} have different vocabularies ({len(tv)} vs {len(sv)} tokens); "
-            "use a student of the teacher's tokenizer (e.g. --student-layers), or pass --cross-tokenizer strict "
-            "(each side tokenises the text itself; token-level losses need piece-for-piece alignment)"
+            f"teacher {teacher_name} and student {student_name} have different vocabularies ({len(tv)} vs {len(sv)} "
+            "tokens); use a student of the teacher's tokenizer (e.g. --student-layers), or pass --cross-tokenizer "
+            "strict (each side tokenises the text itself; token-level losses need piece-for-piece alignment)"
         )
     return tv == sv
 
@@ -57,7 +57,8 @@ def make_student(
         c = student.config
         return (
             student,
-            f"random init: {c.num_hidden_layers} layers, hidden {c.hidden_size}, FFN {c.intermediate_size}, {c.num_attention_heads} heads",
+            f"random init: {c.num_hidden_layers} layers, hidden {c.hidden_size}, "
+            f"FFN {c.intermediate_size}, {c.num_attention_heads} heads",
         )
     layers = cfg.layers if cfg.layers is not None else every_other_layer(teacher.config.num_hidden_layers)
     return student_from_teacher(

@@ -70,7 +70,8 @@ def _eager_attention(model, who: str) -> None:
         model.set_attn_implementation("eager")
     except (AttributeError, ValueError) as exc:
         raise AlembertError(
-            f"the {who} cannot switch to eager attention ({exc}); load it with attn_implementation='eager' for an attention loss"
+            f"the {who} cannot switch to eager attention ({exc}); "
+            "load it with attn_implementation='eager' for an attention loss"
         ) from None
 
 
@@ -267,7 +268,8 @@ class DistillationTrainer(Trainer):
         if len(module.projections):
             if not os.path.isfile(path):
                 raise AlembertError(
-                    f"checkpoint {resume_from_checkpoint} has no {PROJECTIONS_FILE}; resume from a DistillationTrainer checkpoint"
+                    f"checkpoint {resume_from_checkpoint} has no {PROJECTIONS_FILE}; "
+                    "resume from a DistillationTrainer checkpoint"
                 )
             state = {k[len("projections.") :]: v for k, v in safetensors.torch.load_file(path, device="cpu").items()}
             module.projections.load_state_dict(state)

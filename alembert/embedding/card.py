@@ -16,6 +16,11 @@ def write_embedding_card(out: Path, s: dict, recipe: Recipe) -> None:
         for k, v in metrics.items():
             rows.append(f"| {task} {k} | {s['teacher_dev'][task][k]:.4f} | {v:.4f} |")
     ratio = 100 * s["student_parameters"] / s["teacher_parameters"]
+    speed = s["sentences_per_second"]
+    training = (
+        f"{s['steps']} steps, {s['train_seconds']} s, {s['samples_per_second']} texts/s; "
+        "settings in `distill_general_config.yaml`, every logged step in `log.jsonl`"
+    )
     body = f"""# Distilled sentence-embedding student (recipe `{recipe.name}`)
 
 Made with alembert: `SentenceTransformer(this_folder).encode(texts)` loads it; `AutoModel` loads its encoder.
@@ -26,14 +31,14 @@ Made with alembert: `SentenceTransformer(this_folder).encode(texts)` loads it; `
 | parameters | {s["teacher_parameters"]:,} | {s["student_parameters"]:,} ({ratio:.1f}%) |
 {chr(10).join(rows)}
 
-Speed (STS-B dev sentences, batches of 32, this machine's CPU threads): teacher {s["sentences_per_second"]["teacher"]} sentences/s,
-student {s["sentences_per_second"]["student"]} sentences/s (**{s["sentences_per_second"]["student"] / s["sentences_per_second"]["teacher"]:.1f}x**).
+Speed (STS-B dev sentences, batches of 32, this machine's CPU threads): teacher {speed["teacher"]} sentences/s,
+student {speed["student"]} sentences/s (**{speed["student"] / speed["teacher"]:.1f}x**).
 
 Retention (main metric of each zero-shot task): {", ".join(f"{t} **{r}%**" for t, r in s["retention"].items())}.
 
 - Recipe: {recipe.description} ({recipe.source}).
 - Data: {s["texts"]:,} distinct texts; teacher embeddings computed once ({s["teacher_cache_seconds"]} s).
-- Training: {s["steps"]} steps, {s["train_seconds"]} s, {s["samples_per_second"]} texts/s; settings in `distill_general_config.yaml`, every logged step in `log.jsonl`.
+- Training: {training}.
 """
     results = [r for task, metrics in s["dev"].items() for r in eval_results(task, metrics)]
     write_card(

@@ -95,6 +95,7 @@ def load_texts(
     texts = list(dict.fromkeys(t.strip() for t in texts if t and t.strip()))
     if not texts:
         raise AlembertError(
-            f"no text in {', '.join(map(str, [*sources, *(transfer_tasks or [])]))}; give non-empty files or another source"
+            f"no text in {', '.join(map(str, [*sources, *(transfer_tasks or [])]))}; "
+            "give non-empty files or another source"
         )
     return texts[:max_texts] if max_texts else texts

@@ -82,7 +82,8 @@ def read_spec(folder: str | Path, pooling: str | None = None) -> EmbeddingSpec:
                     ]
                 if len(modes) != 1 or others:
                     raise AlembertError(
-                        f"model {folder}: pooling {modes + others} in {path / 'config.json'} is not supported; alembert pools with exactly one of mean, cls, max"
+                        f"model {folder}: pooling {modes + others} in {path / 'config.json'} is not supported; "
+                        "alembert pools with exactly one of mean, cls, max"
                     )
                 spec.pooling, seen_pooling = modes[0], True
             elif kind == "Dense":
@@ -91,11 +92,13 @@ def read_spec(folder: str | Path, pooling: str | None = None) -> EmbeddingSpec:
                 spec.normalize = True
             else:
                 raise AlembertError(
-                    f"model {folder}: module {m['type']} in modules.json is not supported (Transformer, Pooling, Dense, Normalize are)"
+                    f"model {folder}: "
+                    f"module {m['type']} in modules.json is not supported (Transformer, Pooling, Dense, Normalize are)"
                 )
     except (KeyError, TypeError, json.JSONDecodeError) as exc:
         raise AlembertError(
-            f"model {folder}: unreadable modules.json or module config ({exc.__class__.__name__}: {exc}); re-save it with sentence-transformers"
+            f"model {folder}: unreadable modules.json or module config ({exc.__class__.__name__}: {exc}); "
+            "re-save it with sentence-transformers"
         ) from None
     if pooling is not None:
         spec.pooling = pooling
@@ -254,7 +257,8 @@ def _load_dense(path: Path) -> torch.nn.Linear:
     weights = path / "model.safetensors"
     if not weights.is_file():
         raise AlembertError(
-            f"Dense module {path}: no model.safetensors (pickled pytorch_model.bin is not read); re-save it with a current sentence-transformers"
+            f"Dense module {path}: no model.safetensors (pickled pytorch_model.bin is not read); "
+            "re-save it with a current sentence-transformers"
         )
     state = {k.removeprefix("linear."): v for k, v in load_file(str(weights)).items()}
     layer.load_state_dict(state)

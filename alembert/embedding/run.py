@@ -66,7 +66,8 @@ def run_embedding_distill(cfg: DistillGeneralConfig, recipe: Recipe, callbacks: 
         raise AlembertError(f"recipe {recipe.name}: embedding distillation runs one stage; got {len(recipe.stages)}")
     if not cfg.data.corpus and not cfg.data.transfer_tasks:
         raise AlembertError(
-            "embedding distillation needs text: pass --corpus (files, folders, 'squad') and/or --transfer-task sst2,mrpc"
+            "embedding distillation needs text: "
+            "pass --corpus (files, folders, 'squad') and/or --transfer-task sst2,mrpc"
         )
     run = Run("distill-general", cfg, callbacks)
     attn = "eager" if recipe.needs_attention else None
@@ -83,8 +84,9 @@ def run_embedding_distill(cfg: DistillGeneralConfig, recipe: Recipe, callbacks: 
     use_cache = cfg.cache_teacher and stage.cacheable
     if not use_cache and not same_tokens:
         raise AlembertError(
-            "token-level terms (or --no-cache-teacher) with a student of another tokenizer need an online aligned teacher, "
-            "which embedding distillation does not support; use sentence-level terms only (embed-mse, embed-cosine, embed-sim)"
+            "token-level terms (or --no-cache-teacher) with a student of another tokenizer need an online aligned "
+            "teacher, which embedding distillation does not support; use sentence-level terms only (embed-mse, "
+            "embed-cosine, embed-sim)"
         )
     accelerator = run.make_accelerator(cfg.train, recipe, unused_modules=True)  # the encoder's pooler is never used
     teacher.to(accelerator.device)

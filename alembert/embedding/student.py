@@ -40,7 +40,10 @@ def make_embedding_student(cfg: DistillGeneralConfig, teacher: EmbeddingModel, t
         )
         c = encoder.config
         tok, dense = teacher_tok, []
-        desc = f"random init: {c.num_hidden_layers} layers, hidden {c.hidden_size}, FFN {c.intermediate_size}, {c.num_attention_heads} heads"
+        desc = (
+            f"random init: {c.num_hidden_layers} layers, hidden {c.hidden_size}, "
+            f"FFN {c.intermediate_size}, {c.num_attention_heads} heads"
+        )
     else:
         layers = s.layers if s.layers is not None else every_other_layer(teacher.config.num_hidden_layers)
         encoder, tok, dense = student_from_teacher(teacher.encoder, layers), teacher_tok, list(teacher.dense)
@@ -49,8 +52,8 @@ def make_embedding_student(cfg: DistillGeneralConfig, teacher: EmbeddingModel, t
     if student.dim != teacher.dim and uses_vectors:
         if not s.projection:
             raise AlembertError(
-                f"the student embeds in {student.dim} dimensions and the teacher in {teacher.dim}, and projection is off; "
-                "drop --no-projection (a Dense layer to the teacher's width) or use --recipe embed-sim"
+                f"the student embeds in {student.dim} dimensions and the teacher in {teacher.dim}, and projection "
+                "is off; drop --no-projection (a Dense layer to the teacher's width) or use --recipe embed-sim"
             )
         torch.manual_seed(cfg.train.seed)
         student.dense.append(torch.nn.Linear(student.dim, teacher.dim))

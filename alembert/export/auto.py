@@ -111,7 +111,8 @@ def build_int8_static(src: Path, dst: Path, calibration: Calibration) -> dict:
         )
     return {
         "quantization": "int8",
-        "int8": f"static QDQ; per-channel weights, uint8 activations calibrated (min/max) on {calibration.texts} training texts; MatMuls",
+        "int8": f"static QDQ; per-channel weights, uint8 activations calibrated (min/max) on {calibration.texts} "
+        "training texts; MatMuls",
     }
 
 

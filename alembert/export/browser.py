@@ -119,7 +119,8 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def _python_session(folder: Path, dtype: str, threads: int):
-    """(onnxruntime session of the folder's ``dtype`` graph, ``feeds(text)``: one sentence tokenised as the page does)."""
+    """(onnxruntime session of the folder's ``dtype`` graph, ``feeds(text)``: one sentence tokenised
+    as the page does)."""
     from transformers import AutoTokenizer
 
     from alembert.export.runtime import make_session

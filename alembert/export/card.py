@@ -26,12 +26,13 @@ def write_export_card(folder: Path, info: dict) -> Path:
         f"# ONNX export of `{Path(info['source']).name}`",
         "",
         f"Exported by `alembert export` from `{info['source']}`: `model.onnx` (opset {info['opset']}, "
-        f"{info.get('variant') or info.get('quantization') or 'fp32'}), inputs {', '.join(info['inputs'])}, output `logits`; "
+        f"{info.get('variant') or info.get('quantization') or 'fp32'}), inputs {', '.join(info['inputs'])}, output "
+        "`logits`; "
         'run it with `alembert predict THIS_FOLDER "some text"` or any onnxruntime session.',
         "",
         f"- Graph: {info.get('int8') or 'fp32'}; attention {info['attention']}; last layer: {info['last_layer']}.",
-        f"- Check vs PyTorch on {info['check_sentences']} sentences: max |logit diff| {info['max_abs_diff_vs_torch']:.2e}, "
-        f"argmax agreement {info['argmax_agreement']:.0%}.",
+        f"- Check vs PyTorch on {info['check_sentences']} sentences: "
+        f"max |logit diff| {info['max_abs_diff_vs_torch']:.2e}, argmax agreement {info['argmax_agreement']:.0%}.",
     ]
     if auto:
         lines += [
@@ -47,7 +48,8 @@ def write_export_card(folder: Path, info: dict) -> Path:
             lines.append(f"| {name} | {dev} | {speed[0]} | {speed[1]} | {verdict} |")
         lines += [
             "",
-            f"PyTorch source: dev {auto['metric']} {auto['source_dev']:.4f}; timed: {auto['timed']}, {auto['threads']} thread(s).",
+            f"PyTorch source: dev {auto['metric']} {auto['source_dev']:.4f}; "
+            f"timed: {auto['timed']}, {auto['threads']} thread(s).",
         ]
     lines += ["", f"Exported on: {cpu_line(info['machine'])}.", ""]
     path = folder / "README.md"

@@ -46,7 +46,8 @@ def make_session(onnx_path: str | Path, threads: int | None = None):
         return ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own exception types
         raise AlembertError(
-            f"{onnx_path}: onnxruntime cannot load it ({str(exc).splitlines()[0][:160]}); export it again with alembert export"
+            f"{onnx_path}: onnxruntime cannot load it ({str(exc).splitlines()[0][:160]}); "
+            "export it again with alembert export"
         ) from None
 
 
@@ -155,7 +156,8 @@ def load_any_embedding(name: str | Path, pooling: str | None = None, threads: in
     model = OnnxEmbedder(path, threads)
     if pooling is not None and pooling != model.pooling:
         raise AlembertError(
-            f"model {name} is an ONNX export with {model.pooling} pooling inside its graph; drop --pooling or export again"
+            f"model {name} is an ONNX export with {model.pooling} pooling inside its graph; "
+            "drop --pooling or export again"
         )
     return model, load_tokenizer(path)
 
@@ -166,7 +168,8 @@ def _task_from_config(config, name):
 
     if not is_task_model(config):
         raise AlembertError(
-            f"model {name} has no classification head; fine-tune it first (alembert finetune) or pass a fine-tuned folder"
+            f"model {name} has no classification head; "
+            "fine-tune it first (alembert finetune) or pass a fine-tuned folder"
         )
     if config.problem_type == "regression" or config.num_labels == 1:
         return custom_task(None)
@@ -188,12 +191,13 @@ def load_any(model_dir: str | Path, task=None, threads: int | None = None):
         return load_classifier(model_dir, task or _task_from_config(load_config(path), model_dir))
     if is_embedding_export(path):
         raise AlembertError(
-            f"model {model_dir} is a sentence-embedding export; evaluate or bench it with --task stsb-zeroshot (or squad-retrieval)"
+            f"model {model_dir} is a sentence-embedding export; "
+            "evaluate or bench it with --task stsb-zeroshot (or squad-retrieval)"
         )
     model = OnnxClassifier(path, threads)
     if task is not None and model.config.num_labels != task.num_labels:
         raise AlembertError(
-            f"model {model_dir} has a {model.config.num_labels}-label head but task {task.name} needs {task.num_labels}; "
-            "pass a model exported from a fine-tune on this task"
+            f"model {model_dir} has a {model.config.num_labels}-label head but task {task.name} "
+            f"needs {task.num_labels}; pass a model exported from a fine-tune on this task"
         )
     return model

@@ -86,7 +86,8 @@ def _check_pins(node_modules: Path) -> dict[str, str]:
         versions[name] = _package(node_modules, name)["version"]
         if name in pins and pins[name] != versions[name]:
             raise AlembertError(
-                f"{node_modules} has {name} {versions[name]} but web/package.json pins {pins[name]}; run `make web-deps`"
+                f"{node_modules} has {name} {versions[name]} but web/package.json pins {pins[name]}; "
+                "run `make web-deps`"
             )
     return versions
 
@@ -364,7 +365,8 @@ def make_server(folder: str | Path, port: int = 8000, quiet: bool = True) -> Thr
     folder = Path(folder)
     if not is_web_dir(folder):
         raise AlembertError(
-            f"{folder} is not a web export (no {WEB_INFO} and index.html); create one with alembert export MODEL --web --output DIR"
+            f"{folder} is not a web export (no {WEB_INFO} and index.html); "
+            "create one with alembert export MODEL --web --output DIR"
         )
     handler = partial(_Handler, directory=str(folder.resolve()), mount=mount_name(folder), quiet=quiet)
     try:

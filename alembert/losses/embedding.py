@@ -28,7 +28,8 @@ from alembert.errors import AlembertError
 def _check(student: torch.Tensor, teacher: torch.Tensor, what: str, same_width: bool = True) -> None:
     if student.dim() != 2 or teacher.dim() != 2 or student.shape[0] != teacher.shape[0]:
         raise AlembertError(
-            f"{what}: expected (batch, dim) embeddings of one batch, got {tuple(student.shape)} and {tuple(teacher.shape)}"
+            f"{what}: "
+            f"expected (batch, dim) embeddings of one batch, got {tuple(student.shape)} and {tuple(teacher.shape)}"
         )
     if same_width and student.shape[1] != teacher.shape[1]:
         raise AlembertError(

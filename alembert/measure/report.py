@@ -55,9 +55,9 @@ def table_rows(result: dict) -> list[dict[str, str]]:
 
 def terminal_rows(result: dict) -> list[dict[str, str]]:
     """The few columns that fit an 80-column terminal (the rest are in bench.md / bench.json):
-    name, kind (torch, or the ONNX export's int8/fp32), dev metric, retention, fixed-length batch-1 latency and batch throughput
-    (the shapes are in :func:`terminal_title`); with the serving bench, real-length batch-1 p50
-    in arrival order and length-sorted batch throughput."""
+    name, kind (torch, or the ONNX export's int8/fp32), dev metric, retention, fixed-length batch-1 latency
+    and batch throughput (the shapes are in :func:`terminal_title`); with the serving bench, real-length
+    batch-1 p50 in arrival order and length-sorted batch throughput."""
     rows = []
     for m in result["models"]:
         row = {
@@ -104,22 +104,24 @@ def conditions(result: dict) -> str:
     timing = (
         f"{result['timing']}, max length {result['seq_len']}, batch {result['batch_size']}"
         if result.get("timing")
-        else f"latency at batch 1 x {result['seq_len']} tokens, throughput at batch {result['batch_size']} x {result['seq_len']} tokens "
-        f"(real dev texts padded/truncated to {result['seq_len']} tokens, the same for every model)"
+        else f"latency at batch 1 x {result['seq_len']} tokens, throughput at batch {result['batch_size']} x "
+        f"{result['seq_len']} tokens (real dev texts padded/truncated to {result['seq_len']} tokens, "
+        "the same for every model)"
     )
     serving = result.get("serving")
     if serving:
         timing += (
-            f"; serving ('real' columns): the first {serving['sentences']} dev texts at their own lengths (truncated at "
-            f"{serving['max_length']}): batch 1 in arrival order (first {serving['singles']}; ms p50/p90/p99 per call), "
-            f"batches of {serving['batch_size']} in arrival order and sorted by length, each padded to its longest "
-            f"(sentences/s), {serving['repeats']} repeats interleaved"
+            f"; serving ('real' columns): the first {serving['sentences']} dev texts at their own lengths (truncated "
+            f"at {serving['max_length']}): batch 1 in arrival order (first {serving['singles']}; ms p50/p90/p99 per "
+            f"call), batches of {serving['batch_size']} in arrival order and sorted by length, each padded to its "
+            f"longest (sentences/s), {serving['repeats']} repeats interleaved"
         )
     cpu = f"; {cpu_line(machine)}" if machine.get("isa") is not None else ""
     return (
-        f"{result['task']} dev ({result['dev_examples']} examples); {result['device']}, {result['threads']} threads; {timing}; "
-        f"OMP_WAIT_POLICY {machine.get('omp_wait_policy', '?')}, onnxruntime without spinning; denormals flushed to zero for every model; "
-        f"{result['warmup']} warm-up, {result['repeats']} repeats interleaved round-robin; reference: {result['reference']}{cpu}{busy}"
+        f"{result['task']} dev ({result['dev_examples']} examples); {result['device']}, {result['threads']} threads; "
+        f"{timing}; OMP_WAIT_POLICY {machine.get('omp_wait_policy', '?')}, onnxruntime without spinning; denormals "
+        f"flushed to zero for every model; {result['warmup']} warm-up, {result['repeats']} repeats interleaved "
+        f"round-robin; reference: {result['reference']}{cpu}{busy}"
     )
 
 

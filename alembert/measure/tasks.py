@@ -123,7 +123,8 @@ def squad_task(data_dir, max_eval_samples: int | None, n_texts: int, eval_batch_
     def load(path: Path, threads: int):
         if is_onnx_dir(path):
             raise AlembertError(
-                f"model {path} is an ONNX export; ONNX export covers classifiers, so bench the question-answering PyTorch folder"
+                f"model {path} is an ONNX export; "
+                "ONNX export covers classifiers, so bench the question-answering PyTorch folder"
             )
         return load_qa_model(path, need_head=True), load_tokenizer(path)
 
@@ -178,8 +179,8 @@ def embedding_task(name: str, data_dir, max_eval_samples: int | None, eval_batch
         return sentence_workload(model, tokenizer, texts[:THROUGHPUT_SENTENCES], spread, batch_size, seq_len, device)
 
     timing = (
-        f"real {name} dev sentences, dynamic padding (truncated at the max length): latency at batch 1 in dev-file order, "
-        f"throughput over {len(spread)} sentences spread over the file, length-sorted batches of the batch size"
+        f"real {name} dev sentences, dynamic padding (truncated at the max length): latency at batch 1 in dev-file "
+        f"order, throughput over {len(spread)} sentences spread over the file, length-sorted batches of the batch size"
     )
     return BenchTask(
         name,

@@ -61,7 +61,8 @@ def load_tokenizer(name: str | Path):
         return AutoTokenizer.from_pretrained(path, trust_remote_code=False)
     except (OSError, ValueError) as exc:
         raise AlembertError(
-            f"model {name}: no usable tokenizer in {path} ({exc.__class__.__name__}); save the tokenizer beside the weights"
+            f"model {name}: no usable tokenizer in {path} ({exc.__class__.__name__}); "
+            "save the tokenizer beside the weights"
         ) from None
 
 

@@ -26,7 +26,8 @@ def resolve_model(name: str | Path) -> Path:
             raise AlembertError(f"model {name}: is a file, not a directory; pass the folder that holds config.json")
         if not (path / "config.json").is_file():
             raise AlembertError(
-                f"model directory {name} has no config.json; pass a folder saved with save_pretrained (or an alias: {', '.join(ALIASES)})"
+                f"model directory {name} has no config.json; "
+                f"pass a folder saved with save_pretrained (or an alias: {', '.join(ALIASES)})"
             )
         return path
     looks_local = name.startswith((".", "/", "~")) or name.count("/") > 1

@@ -29,7 +29,8 @@ def layer_list_name(model: torch.nn.Module) -> str:
         if isinstance(mod, torch.nn.ModuleList) and len(mod) == n and name.split(".")[-1] in ("layer", "layers"):
             return name
     raise AlembertError(
-        f"{type(model).__name__}: cannot find its list of {n} transformer layers; pass --student-config to build a student from scratch"
+        f"{type(model).__name__}: cannot find its list of {n} transformer layers; "
+        "pass --student-config to build a student from scratch"
     )
 
 
@@ -52,7 +53,8 @@ def student_from_teacher(teacher, layers: list[int]):
     for pos, layer in enumerate(layers):
         if not 0 <= layer < n:
             raise AlembertError(
-                f"--student-layers entry {pos} is teacher layer {layer}, out of range 0..{n - 1} (the teacher has {n} layers)"
+                f"--student-layers entry {pos} is teacher layer {layer}, "
+                f"out of range 0..{n - 1} (the teacher has {n} layers)"
             )
     if len(set(layers)) != len(layers):
         raise AlembertError(f"--student-layers {layers} repeats a layer; give each teacher layer at most once")
@@ -92,8 +94,8 @@ def student_from_config(
         config.intermediate_size = intermediate_size
     if config.hidden_size % config.num_attention_heads:
         raise AlembertError(
-            f"student hidden size {config.hidden_size} is not divisible by {config.num_attention_heads} attention heads; "
-            "choose --student-config with hidden_size a multiple of num_heads"
+            f"student hidden size {config.hidden_size} is not divisible by {config.num_attention_heads} "
+            "attention heads; choose --student-config with hidden_size a multiple of num_heads"
         )
     torch.manual_seed(seed)
     return type(teacher)(config)

@@ -66,7 +66,8 @@ class Attention(Term):
         hs, ht = student.config.num_attention_heads, teacher.config.num_attention_heads
         if hs != ht:
             raise AlembertError(
-                f"attention loss needs equal head counts, student has {hs} and teacher {ht}; use a student with {ht} heads or drop the attention term"
+                f"attention loss needs equal head counts, student has {hs} and teacher {ht}; "
+                f"use a student with {ht} heads or drop the attention term"
             )
         return [p for p in pairs if p[0] > 0 and p[1] > 0]  # uniform maps 0<-0 too: no attention there
 

@@ -45,7 +45,8 @@ def _check_divides(loss: str, heads: int, student, teacher) -> None:
         if _width(model) % heads:
             raise AlembertError(
                 f"the {loss} term's {heads} relation heads do not divide the {side}'s hidden size {_width(model)} "
-                f"(student {_width(student)}, teacher {_width(teacher)}); set relation_heads to a common divisor of both"
+                f"(student {_width(student)}, teacher {_width(teacher)}); "
+                "set relation_heads to a common divisor of both"
             )
 
 
@@ -63,8 +64,8 @@ class AttentionKL(Term):
         hs, ht = _heads(student), _heads(teacher)
         if hs != ht:
             raise AlembertError(
-                f"attention_kl compares attention maps head by head, but the student has {hs} heads and the teacher {ht}; "
-                f"use a student with {ht} heads, or minilmv2 (qkv_relation, any head count)"
+                f"attention_kl compares attention maps head by head, but the student has {hs} heads and the "
+                f"teacher {ht}; use a student with {ht} heads, or minilmv2 (qkv_relation, any head count)"
             )
         return [p for p in pairs if p[0] > 0 and p[1] > 0]
 
@@ -100,8 +101,9 @@ class ValueRelation(Term):
             hs, ht = _heads(student), _heads(teacher)
             if hs != ht:
                 raise AlembertError(
-                    f"value_relation uses the attention heads as relation heads, but the student has {hs} and the teacher {ht}; "
-                    f"set relation_heads (a divisor of both hidden sizes), use a student with {ht} heads, or minilmv2 (qkv_relation)"
+                    f"value_relation uses the attention heads as relation heads, but the student has {hs} and the "
+                    f"teacher {ht}; set relation_heads (a divisor of both hidden sizes), use a student with {ht} "
+                    "heads, or minilmv2 (qkv_relation)"
                 )
             heads = hs
         _check_divides(cls.name, heads, student, teacher)

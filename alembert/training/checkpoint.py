@@ -111,7 +111,8 @@ def latest_checkpoint(run_dir: str | Path) -> tuple[Path, LoopState]:
     found = list_checkpoints(run_dir)
     if not found:
         raise AlembertError(
-            f"--resume: no checkpoint in {checkpoints_dir(run_dir)}; start without --resume (and set --save-every to write checkpoints)"
+            f"--resume: no checkpoint in {checkpoints_dir(run_dir)}; "
+            "start without --resume (and set --save-every to write checkpoints)"
         )
     bad: list[tuple[Path, str]] = []
     for path in reversed(found):

@@ -34,7 +34,8 @@ def check_push_target(repo: str, timeout: float = TIMEOUT_S) -> None:
         ) from None
     if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on") or constants.HF_HUB_OFFLINE:
         raise AlembertError(
-            f"--push-to-hub {repo}: the Hub is switched off here (HF_HUB_OFFLINE is set); unset it or drop --push-to-hub"
+            f"--push-to-hub {repo}: the Hub is switched off here (HF_HUB_OFFLINE is set); "
+            "unset it or drop --push-to-hub"
         )
     endpoint = os.environ.get("HF_ENDPOINT") or constants.ENDPOINT
     try:

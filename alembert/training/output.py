@@ -135,7 +135,8 @@ def check_output_dir(path: str | Path, overwrite: bool, resume: bool = False) ->
         lock_output(path)
         if holds_model(path) and not (overwrite or resume):
             raise AlembertError(
-                f"output directory {path} already holds a model; pass --overwrite to replace it or choose another --output"
+                f"output directory {path} already holds a model; "
+                "pass --overwrite to replace it or choose another --output"
             )
         if any(path.glob("checkpoints/stage*-step*")) and not (overwrite or resume):  # its pruning would mix two runs
             raise AlembertError(

@@ -38,11 +38,13 @@ def make_accelerator(cfg: TrainConfig, find_unused_parameters: bool = False) -> 
         if not cfg.report_to or "logging" not in str(exc):
             raise
         raise AlembertError(
-            f"--report-to {','.join(cfg.report_to)}: unknown tracker; use tensorboard, wandb, mlflow, comet_ml, aim, clearml, dvclive"
+            f"--report-to {','.join(cfg.report_to)}: unknown tracker; "
+            "use tensorboard, wandb, mlflow, comet_ml, aim, clearml, dvclive"
         ) from None
     if cfg.report_to and not accelerator.log_with:
         raise AlembertError(
-            f"--report-to {','.join(cfg.report_to)}: tracker not available here; install its package (e.g. pip install tensorboard) or drop the flag"
+            f"--report-to {','.join(cfg.report_to)}: tracker not available here; "
+            "install its package (e.g. pip install tensorboard) or drop the flag"
         )
     n, launched = accelerator.num_processes, int(os.environ.get("WORLD_SIZE", "1"))
     if launched > n:  # torchrun started several processes but each runs alone: all would train and write the same files
@@ -52,7 +54,8 @@ def make_accelerator(cfg: TrainConfig, find_unused_parameters: bool = False) -> 
         )
     if cfg.batch_size % n:  # split_batches cuts every batch into n equal parts
         raise AlembertError(
-            f"--batch-size {cfg.batch_size} is the global batch and must be a multiple of the {n} processes; use e.g. --batch-size {-(-cfg.batch_size // n) * n}"
+            f"--batch-size {cfg.batch_size} is the global batch and must be a multiple of the {n} processes; "
+            f"use e.g. --batch-size {-(-cfg.batch_size // n) * n}"
         )
     set_seed(cfg.seed)
     return accelerator
