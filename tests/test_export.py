@@ -115,25 +115,13 @@ def test_int8_keeps_labels_and_is_smaller(exported, capsys):
     assert out[0] in ("label: negative", "label: positive") and len(out) == 3
 
 
-def test_evaluate_accepts_an_export(exported, tmp_path, capsys):
-    assert (
-        main(
-            [
-                "evaluate",
-                str(exported[0]),
-                "--task",
-                "sst2",
-                "--data-dir",
-                str(DATA),
-                "--max-eval-samples",
-                "16",
-                "--output",
-                str(tmp_path),
-            ]
-        )
-        == 0
-    )
-    assert 0 <= json.loads((tmp_path / "eval_results.json").read_text())["accuracy"] <= 1
+def test_evaluate_accepts_an_export(tiny, exported, tmp_path, capsys):
+    accuracy = {}
+    for name, model in (("onnx", exported[0]), ("torch", tiny)):  # the export scores what its source scores
+        argv = ["evaluate", str(model), "--task", "sst2", "--data-dir", str(DATA), "--max-eval-samples", "16"]
+        assert main([*argv, "--output", str(tmp_path / name)]) == 0
+        accuracy[name] = json.loads((tmp_path / name / "eval_results.json").read_text())["accuracy"]
+    assert accuracy["onnx"] == accuracy["torch"]
 
 
 def test_cli_export_refuses_non_empty_output_then_overwrites(tiny, tmp_path, capsys):

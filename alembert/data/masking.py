@@ -21,6 +21,7 @@ import secrets
 import torch
 
 from alembert.errors import AlembertError
+from alembert.losses.ce import IGNORE_INDEX
 
 INPUT_KEYS = ("input_ids", "attention_mask", "token_type_ids")
 
@@ -104,7 +105,7 @@ class MLMCollator:
         if attention_mask is not None:
             maskable &= attention_mask.bool()
         picked = (torch.rand(input_ids.shape, generator=g) < self.mlm_probability) & maskable
-        labels = input_ids.masked_fill(~picked, -100)
+        labels = input_ids.masked_fill(~picked, IGNORE_INDEX)
         u = torch.rand(input_ids.shape, generator=g)
         to_mask = picked & (u < self.mask_ratio)
         to_random = picked & (u >= self.mask_ratio) & (u < self.mask_ratio + self.random_ratio)

@@ -16,8 +16,7 @@ from alembert.config.schema import DataConfig
 from alembert.data.readers import default_data_dir, load_data_file, load_glue_split
 from alembert.data.tasks import TaskSpec
 from alembert.errors import AlembertError
-
-IGNORE = -100
+from alembert.losses.ce import IGNORE_INDEX
 
 
 def load_transfer(cfg: DataConfig, task: TaskSpec) -> Dataset | None:
@@ -76,5 +75,5 @@ def with_transfer(train: Dataset, transfer: Dataset | None) -> Dataset:
     if transfer is None:
         return train
     train = train.cast_column("label", Value("int64"))
-    transfer = transfer.add_column("label", [IGNORE] * len(transfer)).cast_column("label", Value("int64"))
+    transfer = transfer.add_column("label", [IGNORE_INDEX] * len(transfer)).cast_column("label", Value("int64"))
     return concatenate_datasets([train, transfer.select_columns(train.column_names)])

@@ -6,7 +6,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from alembert.distill.teacher_view import output_logits
-from alembert.losses.ce import hard_label_loss, mlm_loss
+from alembert.losses.ce import IGNORE_INDEX, hard_label_loss, mlm_loss
 from alembert.losses.kd import kd_loss
 from alembert.terms.base import Needs, StepInputs, Term
 
@@ -28,7 +28,7 @@ class KD(Term):
     def value(self, step: StepInputs) -> torch.Tensor:
         s, t, temperature = step.student, step.teacher, self.params.temperature
         if getattr(s, "logits", None) is not None and s.logits.dim() == 3:  # vocabulary KD (DistilBERT)
-            return kd_loss(s.logits, t.logits[0], temperature, mask=step.labels[0] != -100)
+            return kd_loss(s.logits, t.logits[0], temperature, mask=step.labels[0] != IGNORE_INDEX)
         pairs = zip(output_logits(s), t.logits, strict=True)
         return torch.stack([kd_loss(o, to, temperature) for o, to in pairs]).mean()
 
