@@ -10,9 +10,8 @@ from alembert.cli.common import (
     print_table,
 )
 from alembert.config.schema import DistillConfig
-from alembert.distill.recipe import recipe_names
+from alembert.distill.recipe_files import recipe_names
 from alembert.errors import AlembertError
-from alembert.models.student import parse_layers
 
 
 def register(sub) -> None:
@@ -24,7 +23,7 @@ def register(sub) -> None:
         p,
         "--student-layers",
         "student.layers",
-        type=parse_layers,
+        type=_layers,
         help="teacher layers to keep, 0-based, e.g. 0,2,4 (default every other)",
     )
     p.add_argument(
@@ -55,6 +54,12 @@ def register(sub) -> None:
     add_train_flags(p)
     describe_flags(p, DistillConfig)
     p.set_defaults(run=run)
+
+
+def _layers(text: str) -> list[int]:
+    from alembert.models.student import parse_layers  # torch: only when the flag is parsed
+
+    return parse_layers(text)
 
 
 def _student_config(text: str | None) -> list[str]:

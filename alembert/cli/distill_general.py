@@ -10,10 +10,9 @@ from alembert.cli.common import (
     flag,
     print_table,
 )
-from alembert.cli.distill import _student_config
+from alembert.cli.distill import _layers, _student_config
 from alembert.config.schema import DistillGeneralConfig
-from alembert.distill.recipe import recipe_names
-from alembert.models.student import parse_layers
+from alembert.distill.recipe_files import recipe_names
 
 
 def register(sub) -> None:
@@ -35,7 +34,7 @@ def register(sub) -> None:
         p,
         "--student-layers",
         "student.layers",
-        type=parse_layers,
+        type=_layers,
         help="teacher layers to keep, 0-based (default every other)",
     )
     p.add_argument(

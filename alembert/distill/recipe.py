@@ -21,10 +21,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from alembert.config.load import build_config
 from alembert.config.schema import Strict
+from alembert.distill.recipe_files import RECIPE_DIR, recipe_names
 from alembert.errors import AlembertError
 from alembert.terms import Term, get_term
-
-RECIPE_DIR = Path(__file__).parent / "recipes"
 
 
 class LossTerm(Strict):
@@ -135,10 +134,6 @@ class Recipe(Strict):
     def find_unused_parameters(self) -> bool:
         """The one DDP rule: some stage leaves trained parameters without gradients."""
         return any(s.leaves_head_unused for s in self.stages)
-
-
-def recipe_names() -> list[str]:
-    return sorted(p.stem for p in RECIPE_DIR.glob("*.yaml"))
 
 
 def load_recipe(name_or_path: str | Path | dict) -> Recipe:
