@@ -104,29 +104,30 @@ def test_dry_run_prints_a_plan_and_writes_nothing(kind, tiny_bert, tiny_teacher,
     assert "estimated wall time" in text and "peak memory" in text and "CPUs" in text
 
 
-@pytest.mark.cli  # a whole (dry) distillation run
-def test_dry_run_estimate_fields(tiny_teacher, tmp_path):
+def _dry_plan(tiny_teacher, tmp_path, **train) -> dict:
+    """The --dry-run plan of a kd distillation of 48 SST-2 sentences in batches of 8."""
     from alembert.config.load import build_config
     from alembert.config.schema import DistillConfig
     from alembert.distill.run import run_distill
 
-    cfg = build_config(
-        DistillConfig,
-        None,
-        {
-            "teacher": str(tiny_teacher),
-            "recipe": "kd",
-            "student.layers": [0, 2],
-            "output_dir": str(tmp_path / "never"),
-            "dry_run": True,
-            "data.task": "sst2",
-            "data.max_train_samples": 48,
-            "data.max_eval_samples": 16,
-            "train.batch_size": 8,
-            "train.epochs": 2,
-        },
-    )
-    plan = run_distill(cfg)
+    fields = {
+        "teacher": str(tiny_teacher),
+        "recipe": "kd",
+        "student.layers": [0, 2],
+        "dry_run": True,
+        "output_dir": str(tmp_path / "never"),
+        "data.task": "sst2",
+        "data.max_train_samples": 48,
+        "data.max_eval_samples": 16,
+        "train.batch_size": 8,
+        **{f"train.{k}": v for k, v in train.items()},
+    }
+    return run_distill(build_config(DistillConfig, None, fields))
+
+
+@pytest.mark.cli  # a whole (dry) distillation run
+def test_dry_run_estimate_fields(tiny_teacher, tmp_path):
+    plan = _dry_plan(tiny_teacher, tmp_path, epochs=2)
     assert not (tmp_path / "never").exists()
     assert plan["train_examples"] == 48 and plan["dev_examples"] == 16
     [stage] = plan["stages"]
@@ -141,28 +142,7 @@ def test_dry_run_estimate_fields(tiny_teacher, tmp_path):
 
 @pytest.mark.cli  # a whole (dry) distillation run
 def test_dry_run_epochs_are_what_max_steps_leaves(tiny_teacher, tmp_path):
-    from alembert.config.load import build_config
-    from alembert.config.schema import DistillConfig
-    from alembert.distill.run import run_distill
-
-    cfg = build_config(
-        DistillConfig,
-        None,
-        {
-            "teacher": str(tiny_teacher),
-            "recipe": "kd",
-            "student.layers": [0, 2],
-            "output_dir": str(tmp_path / "never"),
-            "dry_run": True,
-            "data.task": "sst2",
-            "data.max_train_samples": 48,
-            "data.max_eval_samples": 16,
-            "train.batch_size": 8,
-            "train.epochs": 3,
-            "train.max_steps": 3,
-        },
-    )
-    [stage] = run_distill(cfg)["stages"]
+    [stage] = _dry_plan(tiny_teacher, tmp_path, epochs=3, max_steps=3)["stages"]
     assert stage["steps"] == 3 and stage["epochs"] == 0.5  # 3 of the 6 batches of one epoch, not the 3 epochs asked
 
 
