@@ -6,7 +6,8 @@ Both variants train the same student (one folder, written once by alembert: e.g.
 the same teacher embeddings of the same texts, with the same objective (MSE between
 student and teacher embeddings: sentence-transformers' ``MSELoss``, alembert's
 ``embed-mse``), epochs, batch size, learning rate (AdamW, 10% warm-up, weight decay 0.01),
-seed and threads:
+seed, threads and precision (``--mixed-precision bf16``: alembert's autocast, the trainer's
+``bf16=True``; the teacher cache is then built under the same autocast):
 
   a  alembert ``distill-general --recipe embed-mse`` (length-grouped batches, dynamic padding)
   b  ``SentenceTransformerTrainer`` + ``losses.MSELoss``, as its documentation's distillation
@@ -48,6 +49,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--mixed-precision", choices=["no", "bf16"], default="no", help="the same for both variants")
     p.add_argument("--jobs", type=int, default=2, help="variants side by side, each pinned to its own --threads cores")
     p.add_argument("--output", default="runs/bench-embed-peer")
     p.add_argument("--variant", choices=sorted(VARIANTS), help=argparse.SUPPRESS)
@@ -68,6 +70,7 @@ def prepare(args, out: Path) -> dict:
     from alembert.embedding.cache import build_embedding_cache
     from alembert.embedding.model import load_embedding_model
     from alembert.embedding.student import make_embedding_student
+    from alembert.training.setup import AUTOCAST
 
     torch.set_num_threads(args.threads * args.jobs)
     teacher, teacher_tok = load_embedding_model(args.teacher)
@@ -79,7 +82,8 @@ def prepare(args, out: Path) -> dict:
     student, student_tok, desc = make_embedding_student(cfg, teacher, teacher_tok, None, uses_vectors=True)
     student.save(out / "init", student_tok)
     start = time.perf_counter()
-    cache = build_embedding_cache(teacher, teacher_tok, texts_of(args), args.max_length, 128)
+    autocast = AUTOCAST.get(args.mixed_precision)
+    cache = build_embedding_cache(teacher, teacher_tok, texts_of(args), args.max_length, 128, autocast=autocast)
     return {"student": desc, "teacher_cache_s": time.perf_counter() - start, "cache": str(cache.folder)}
 
 
@@ -107,6 +111,7 @@ def run_alembert(args, out: Path) -> dict:
                 "lr": args.lr,
                 "seed": args.seed,
                 "threads": args.threads,
+                "mixed_precision": args.mixed_precision,
                 "eval_every": 10**9,
                 "warmup_ratio": 0.1,
                 "weight_decay": 0.01,
@@ -151,6 +156,7 @@ def run_sentence_transformers(args, out: Path) -> dict:
         logging_steps=50,
         report_to="none",
         use_cpu=True,
+        bf16=args.mixed_precision == "bf16",
         disable_tqdm=True,
     )
     trainer = SentenceTransformerTrainer(model=model, args=targs, train_dataset=train, loss=losses.MSELoss(model))
@@ -244,7 +250,7 @@ def main() -> None:
         f"{a['dev']['stsb-zeroshot']['spearman'] - b['dev']['stsb-zeroshot']['spearman']:+.4f} (target >= 0)",
         "",
         f"{a['texts']} texts x {args.epochs:g} epochs, batch {args.batch_size}, lr {args.lr:g}, max length "
-        f"{args.max_length}, seed {args.seed}, {args.threads} thread(s) "
+        f"{args.max_length}, seed {args.seed}, precision {args.mixed_precision}, {args.threads} thread(s) "
         f"each{', side by side on separate cores' if args.jobs > 1 else ''}; student {prepared['student']}; teacher "
         f"`{args.teacher}` embeddings computed once in {prepared['teacher_cache_s']:.0f} s (not part of either "
         f"variant); CPU: {cpu_description()}; torch {metadata.version('torch')}, transformers "
