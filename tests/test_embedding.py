@@ -281,6 +281,56 @@ def test_embedding_terms_compose_with_hidden_state_terms(tmp_path, tiny_st, caps
     assert json.loads((out / "metrics.json").read_text())["details"]["sentences_per_second"]["student"] > 0
 
 
+def test_procrustes_projection_init_is_scipys_rotation_and_keeps_the_students_cosines(tiny_st):
+    """The Procrustes start equals scipy's orthogonal_procrustes (on the student's embeddings
+    padded to the teacher's width), has no bias, and leaves every cosine between the student's
+    own embeddings as it was before the Dense layer."""
+    from scipy.linalg import orthogonal_procrustes
+
+    from alembert.embedding.cache import encode
+    from alembert.embedding.student import fit_projection
+
+    model, tok = load_embedding_model(tiny_st)
+    texts = [f"{t} {i}" for i in range(10) for t in TEXTS]
+    before = encode(model, tok, texts, 32)  # normalised, no Dense yet
+    model.normalize = False
+    pooled = encode(model, tok, texts, 32).astype(np.float64)
+    model.normalize = True
+    targets = np.random.default_rng(0).normal(size=(len(texts), 48))
+    model.dense.append(torch.nn.Linear(32, 48))
+    fitted = fit_projection(model, tok, texts, targets, 32, method="procrustes")
+    rotation, _ = orthogonal_procrustes(np.pad(pooled, ((0, 0), (0, 16))), targets)
+    w = model.dense[-1].weight.detach().double().numpy().T  # (32, 48)
+    np.testing.assert_allclose(w, rotation[:32], atol=1e-5)
+    assert np.abs(model.dense[-1].bias.detach().numpy()).max() == 0.0
+    mapped = pooled @ rotation[:32]
+    cos = (mapped * targets).sum(1) / np.linalg.norm(mapped, axis=1) / np.linalg.norm(targets, axis=1)
+    assert fitted == pytest.approx(cos.mean(), abs=1e-6)
+    after = encode(model, tok, texts, 32)
+    np.testing.assert_allclose(after @ after.T, before @ before.T, atol=1e-5)
+
+
+NARROW = ("--student-config", "num_layers=2,hidden_size=16,intermediate_size=32,num_heads=2")
+
+
+def test_procrustes_start_is_logged_and_needs_cached_teacher_embeddings(tmp_path, tiny_st, capsys):
+    init = ("--set", "student.projection_init=procrustes")
+    code, _, err = run_cli(embed_cmd(tiny_st, corpus(tmp_path), tmp_path / "fit", *NARROW, *init), capsys)
+    assert code == 0, err
+    fits = [
+        json.loads(line)
+        for line in (tmp_path / "fit" / "log.jsonl").read_text().splitlines()
+        if "projection_init" in line
+    ]
+    assert [(f["projection_init"], f["texts"]) for f in fits] == [("procrustes", 66)] and -1 <= fits[0][
+        "mean_cosine"
+    ] <= 1
+    out = tmp_path / "online"
+    code, _, err = run_cli(embed_cmd(tiny_st, corpus(tmp_path), out, *NARROW, *init, "--no-cache-teacher"), capsys)
+    assert code != 0 and "projection_init=procrustes" in err and "Traceback" not in err
+    assert not out.exists()
+
+
 def test_lstsq_projection_init_recovers_a_linear_map(tiny_st):
     """Targets that are an exact linear image of the student's pooled embeddings are fitted exactly."""
     from alembert.embedding.student import fit_projection

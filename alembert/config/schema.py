@@ -106,10 +106,11 @@ class StudentConfig(Strict):
     projection: bool = Field(
         True, description="embedding students narrower than the teacher: a Dense layer to the teacher's width"
     )
-    projection_init: Literal["random", "lstsq"] = Field(
+    projection_init: Literal["random", "lstsq", "procrustes"] = Field(
         "random",
-        description="embedding students: a new Dense layer starts at random, or (experimental) "
-        "as the least-squares map of the student's pooled embeddings onto the teacher's on up to 4,096 training texts",
+        description="embedding students: a new Dense layer starts at random, or is fitted on up to 4,096 training "
+        "texts as the rotation that best aligns the student's pooled embeddings with the teacher's (procrustes: "
+        "keeps the student's own cosines) or as the least-squares map (lstsq, experimental)",
     )
 
     @property

@@ -82,6 +82,11 @@ def run_embedding_distill(cfg: DistillGeneralConfig, recipe: Recipe, callbacks: 
     _check_tokenizer(student_tok, texts, cfg.student.path or cfg.teacher)
     same_tokens = student_tok.get_vocab() == teacher_tok.get_vocab()
     use_cache = cfg.cache_teacher and stage.cacheable
+    if cfg.student.projection_init != "random" and student.fresh_dense and not use_cache:
+        raise AlembertError(
+            f"--set student.projection_init={cfg.student.projection_init} fits the Dense layer on cached teacher "
+            f"embeddings, but recipe {recipe.name} runs the teacher online; use projection_init=random"
+        )
     if not use_cache and not same_tokens:
         raise AlembertError(
             "token-level terms (or --no-cache-teacher) with a student of another tokenizer need an online aligned "
@@ -130,7 +135,7 @@ def run_embedding_distill(cfg: DistillGeneralConfig, recipe: Recipe, callbacks: 
                 cfg.train.eval_batch_size,
                 autocast=AUTOCAST.get(cfg.train.mixed_precision),
             )
-    if student.fresh_dense and cfg.student.projection_init == "lstsq" and use_cache and run.resume is None:
+    if student.fresh_dense and cfg.student.projection_init != "random" and use_cache and run.resume is None:
         rows = list(range(0, len(texts), max(1, len(texts) // 4096)))[:4096]  # spread over every source of the text
         fitted = fit_projection(
             student,
@@ -139,8 +144,9 @@ def run_embedding_distill(cfg: DistillGeneralConfig, recipe: Recipe, callbacks: 
             module.cache.emb[rows],
             max_length,
             cfg.train.eval_batch_size,
+            method=cfg.student.projection_init,
         )
-        run.logger.log(projection_init="lstsq", texts=len(rows), mean_cosine=round(fitted, 4))
+        run.logger.log(projection_init=cfg.student.projection_init, texts=len(rows), mean_cosine=round(fitted, 4))
 
     def on_best(metrics, step):
         save_embedding_model(accelerator.unwrap_model(module).student, student_tok, out)

@@ -63,17 +63,32 @@ def make_embedding_student(cfg: DistillGeneralConfig, teacher: EmbeddingModel, t
 
 
 @torch.no_grad()
-def fit_projection(student, tokenizer, texts: list[str], targets, max_length: int, batch_size: int = 64) -> float:
-    """Set the student's last Dense layer to the least-squares map from its pooled (pre-Dense)
-    embeddings of ``texts`` to the teacher's embeddings ``targets`` (N, dim); returns the mean
-    cosine between the mapped embeddings and the targets.
+def fit_projection(
+    student, tokenizer, texts: list[str], targets, max_length: int, batch_size: int = 64, method: str = "lstsq"
+) -> float:
+    """Set the student's last Dense layer from its pooled (pre-Dense) embeddings ``x`` (N, d) of
+    ``texts`` and the teacher's embeddings ``targets`` (N, dim); returns the mean cosine between
+    the mapped embeddings and the targets.
 
-    A random 384->768 map scrambles the geometry a sliced encoder already has (all-MiniLM-L6-v2's
-    layers 0,2,4 score 0.738 STS-B with their own pooling; through a random Dense, 0.66 after 300 steps
-    of MSE): the closed-form fit starts the student in the teacher's space instead (0.786 STS-B before
-    any step, MPNet teacher, texts spread over SQuAD and STS-B). Experimental, not the default: in the
-    one real run with it, training from that start fell to 0.70 at step 100 and 0.05 at step 200
-    (lr 1e-4, batch 32); the cause was not found (docs/results.md)."""
+    A random d->dim map (plus its random bias) blurs the geometry a sliced encoder already has
+    (all-MiniLM-L6-v2's layers 0,2,4 score 0.738 STS-B with their own pooling; through a random
+    Dense, 0.66 after 300 steps of MSE). Two closed-form starts put the student in the teacher's
+    space instead:
+
+    - ``lstsq``: the least-squares affine map, ``argmin ||[x 1] W - t||``. Closest to the targets
+      (0.786 STS-B before any step, MPNet teacher) but unconstrained: on 4,096 texts of 385
+      features it leans on ill-conditioned directions, and training from it collapsed (0.05 STS-B
+      at step 200, lr 1e-4) in the one real run made (docs/results.md).
+    - ``procrustes``: the rotation that best aligns the two spaces, ``argmin ||x R - t||`` over R
+      (d, dim) with orthonormal rows (Schönemann 1966; ``scipy.linalg.orthogonal_procrustes`` on
+      x padded to dim columns), no bias. ``R Rᵀ = I`` keeps every cosine between the student's own
+      embeddings, so it starts exactly at the untrained slice's STS-B, already pointed at the teacher,
+      with weights of a random init's scale that Adam's steps do not unbalance.
+
+    Example::
+
+        fit_projection(student, tok, texts, cache.emb[rows], 128, method="procrustes")
+    """
     from alembert.embedding.cache import encode
 
     dense = student.dense[-1]
@@ -86,9 +101,16 @@ def fit_projection(student, tokenizer, texts: list[str], targets, max_length: in
         student.dense.append(dense)
         student.normalize = normalize
     t = torch.as_tensor(targets, dtype=torch.float64)
-    x1 = torch.cat([x, torch.ones(len(x), 1, dtype=x.dtype)], 1)
-    w = torch.linalg.lstsq(x1, t).solution  # (in + 1, out)
-    dense.weight.copy_(w[:-1].T.to(dense.weight.dtype))
-    dense.bias.copy_(w[-1].to(dense.bias.dtype))
-    mapped = x1 @ w
+    if method == "procrustes":
+        u, _, vh = torch.linalg.svd(x.T @ t, full_matrices=False)  # (d, d), (d, dim)
+        w, b = u @ vh, torch.zeros(t.shape[1], dtype=t.dtype)
+    elif method == "lstsq":
+        x1 = torch.cat([x, torch.ones(len(x), 1, dtype=x.dtype)], 1)
+        sol = torch.linalg.lstsq(x1, t).solution  # (d + 1, dim)
+        w, b = sol[:-1], sol[-1]
+    else:
+        raise ValueError(f"projection init {method!r}: use random, lstsq or procrustes")
+    dense.weight.copy_(w.T.to(dense.weight.dtype))
+    dense.bias.copy_(b.to(dense.bias.dtype))
+    mapped = x @ w + b
     return float(torch.nn.functional.cosine_similarity(mapped, t, dim=-1).mean())
