@@ -49,6 +49,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument(
+        "--projection-init",
+        choices=["random", "procrustes"],
+        default="random",
+        help="the shared student's new Dense layer: random, or fitted once (alembert's procrustes start) and "
+        "then the same starting point for both variants",
+    )
     p.add_argument("--mixed-precision", choices=["no", "bf16"], default="no", help="the same for both variants")
     p.add_argument("--jobs", type=int, default=2, help="variants side by side, each pinned to its own --threads cores")
     p.add_argument("--output", default="runs/bench-embed-peer")
@@ -69,7 +76,7 @@ def prepare(args, out: Path) -> dict:
     from alembert.config.schema import DistillGeneralConfig
     from alembert.embedding.cache import build_embedding_cache
     from alembert.embedding.model import load_embedding_model
-    from alembert.embedding.student import make_embedding_student
+    from alembert.embedding.student import fit_projection_on, make_embedding_student
     from alembert.training.setup import AUTOCAST
 
     torch.set_num_threads(args.threads * args.jobs)
@@ -80,11 +87,20 @@ def prepare(args, out: Path) -> dict:
         train={"seed": args.seed},
     )
     student, student_tok, desc = make_embedding_student(cfg, teacher, teacher_tok, None, uses_vectors=True)
-    student.save(out / "init", student_tok)
     start = time.perf_counter()
     autocast = AUTOCAST.get(args.mixed_precision)
-    cache = build_embedding_cache(teacher, teacher_tok, texts_of(args), args.max_length, 128, autocast=autocast)
-    return {"student": desc, "teacher_cache_s": time.perf_counter() - start, "cache": str(cache.folder)}
+    texts = texts_of(args)
+    cache = build_embedding_cache(teacher, teacher_tok, texts, args.max_length, 128, autocast=autocast)
+    prepared = {"student": desc, "teacher_cache_s": time.perf_counter() - start, "cache": str(cache.folder)}
+    if args.projection_init != "random":
+        if not student.fresh_dense:
+            raise SystemExit(f"--projection-init {args.projection_init}: the student has no new Dense layer to fit")
+        prepared["projection"] = fit_projection_on(
+            student, student_tok, texts, cache.emb, args.max_length, 128, args.projection_init
+        )
+        prepared["student"] += f", Dense from {args.projection_init}"
+    student.save(out / "init", student_tok)
+    return prepared
 
 
 def run_alembert(args, out: Path) -> dict:

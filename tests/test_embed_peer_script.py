@@ -5,12 +5,15 @@ import os
 import subprocess
 import sys
 
-from conftest import REPO
+from conftest import REPO, save_tiny
 from test_embedding import st_folder
 
 
-def test_peer_script_reports_both_variants(tmp_path, tiny_bert):
-    teacher = st_folder(tmp_path / "teacher", tiny_bert, "mean", True)
+def test_peer_script_reports_both_variants_from_one_fitted_start(tmp_path, tiny_bert, bert_tokenizer):
+    """A teacher wider than the student (48 vs 32): the shared start gets a Dense layer, fitted
+    once by Procrustes before either variant trains; both variants train that folder."""
+    wide = save_tiny(tmp_path / "wide", bert_tokenizer, hidden=48, seed=1)
+    teacher = st_folder(tmp_path / "teacher", wide, "mean", True)
     texts = tmp_path / "texts.txt"
     texts.write_text("\n".join(f"sentence number {i} about topic {i % 7}" for i in range(48)))
     out = tmp_path / "out"
@@ -22,7 +25,7 @@ def test_peer_script_reports_both_variants(tmp_path, tiny_bert):
             "--teacher",
             str(teacher),
             "--student",
-            str(teacher),
+            str(tiny_bert),
             "--student-layers",
             "0,2",
             "--corpus",
@@ -37,6 +40,8 @@ def test_peer_script_reports_both_variants(tmp_path, tiny_bert):
             "16",
             "--jobs",
             "1",
+            "--projection-init",
+            "procrustes",
             "--output",
             str(out),
         ],
@@ -49,6 +54,10 @@ def test_peer_script_reports_both_variants(tmp_path, tiny_bert):
     report = json.loads((out / "embed_peer.json").read_text())
     a, b = report["results"]["a"], report["results"]["b"]
     assert a["texts"] == b["texts"] == 48
+    fit = report["prepared"]["projection"]
+    assert (fit["projection_init"], fit["texts"]) == ("procrustes", 48) and -1 <= fit["mean_cosine"] <= 1
+    assert "Dense from procrustes" in report["prepared"]["student"]
+    assert json.loads((out / "init" / "modules.json").read_text())[-2]["type"].endswith("Dense")
     assert report["ratio"] == a["samples_per_s"] / b["samples_per_s"]
     for r in (a, b):
         assert set(r["dev"]) == {"stsb-zeroshot", "squad-retrieval"}

@@ -30,7 +30,7 @@ from alembert.embedding.evaluate import (
     evaluate_embedding,
 )
 from alembert.embedding.model import EmbeddingModel, load_embedding_model
-from alembert.embedding.student import fit_projection, make_embedding_student
+from alembert.embedding.student import fit_projection_on, make_embedding_student
 from alembert.errors import AlembertError
 from alembert.models.load import n_params
 from alembert.training.loop import Callbacks, FitSpec
@@ -136,17 +136,16 @@ def run_embedding_distill(cfg: DistillGeneralConfig, recipe: Recipe, callbacks: 
                 autocast=AUTOCAST.get(cfg.train.mixed_precision),
             )
     if student.fresh_dense and cfg.student.projection_init != "random" and use_cache and run.resume is None:
-        rows = list(range(0, len(texts), max(1, len(texts) // 4096)))[:4096]  # spread over every source of the text
-        fitted = fit_projection(
+        fitted = fit_projection_on(
             student,
             student_tok,
-            [texts[i] for i in rows],
-            module.cache.emb[rows],
+            texts,
+            module.cache.emb,
             max_length,
             cfg.train.eval_batch_size,
-            method=cfg.student.projection_init,
+            cfg.student.projection_init,
         )
-        run.logger.log(projection_init=cfg.student.projection_init, texts=len(rows), mean_cosine=round(fitted, 4))
+        run.logger.log(**fitted)
 
     def on_best(metrics, step):
         save_embedding_model(accelerator.unwrap_model(module).student, student_tok, out)
