@@ -218,6 +218,12 @@ def test_no_projection_keeps_the_student_width_with_embed_sim(tmp_path, tiny_st,
     cmd = embed_cmd(tiny_st, corpus(tmp_path), tmp_path / "mse", *narrow)
     code, _, err = run_cli(cmd, capsys)  # embed_mse compares vectors: it needs the teacher's width
     assert code == 2 and "projection is off" in err and not (tmp_path / "mse").exists()
+    advised = err.split("compares no vectors: ")[1].split(",")[0].strip()  # the advice must work
+    cmd = embed_cmd(tiny_st, corpus(tmp_path), tmp_path / "advised", *narrow)
+    cmd[cmd.index("embed-mse")] = advised
+    code, _, err = run_cli(cmd, capsys)
+    assert code == 0, err
+    assert SentenceTransformer(str(tmp_path / "advised"), device="cpu").encode(["a test"]).shape == (1, 16)
     recipe = tmp_path / "sim-only.yaml"
     recipe.write_text("name: sim-only\nstages:\n  - losses:\n      - {loss: embed_sim, temperature: 0.1}\n")
     cmd = embed_cmd(tiny_st, corpus(tmp_path), tmp_path / "sim", *narrow)

@@ -4,7 +4,7 @@ Its pooling and normalisation are the teacher's (so its vectors are comparable w
 teacher's); when it is narrower and a term compares vectors, a Dense layer maps its pooled
 output to the teacher's width and is saved as a Dense module, so the student's embeddings
 live in the teacher's space (``student.projection: false`` drops it: then only terms that
-compare similarities, such as ``embed_sim``, can train it).
+compare similarities, such as ``embed_rkd``, can train it: :func:`width_free_recipes`).
 """
 
 from __future__ import annotations
@@ -15,6 +15,19 @@ from alembert.config.schema import DistillGeneralConfig
 from alembert.embedding.model import EmbeddingModel, load_embedding_model
 from alembert.errors import AlembertError
 from alembert.models.student import every_other_layer, student_from_config, student_from_teacher
+
+
+def width_free_recipes() -> list[str]:
+    """The packaged embedding recipes that train a student of any width: every term of every
+    stage reads sentence embeddings and none compares student and teacher vectors directly."""
+    from alembert.distill.recipe import load_recipe
+    from alembert.distill.recipe_files import recipe_names
+
+    def width_free(name: str) -> bool:
+        terms = [t.term for stage in load_recipe(name).stages for t in stage.losses]
+        return all(t.needs.embeddings and not t.compares_vectors for t in terms)
+
+    return [n for n in recipe_names() if width_free(n)]
 
 
 def make_embedding_student(cfg: DistillGeneralConfig, teacher: EmbeddingModel, teacher_tok, attn, uses_vectors: bool):
@@ -53,7 +66,8 @@ def make_embedding_student(cfg: DistillGeneralConfig, teacher: EmbeddingModel, t
         if not s.projection:
             raise AlembertError(
                 f"the student embeds in {student.dim} dimensions and the teacher in {teacher.dim}, and projection "
-                "is off; drop --no-projection (a Dense layer to the teacher's width) or use --recipe embed-sim"
+                "is off; drop --no-projection (a Dense layer to the teacher's width) or use a recipe that compares "
+                f"no vectors: {', '.join(width_free_recipes())}"
             )
         torch.manual_seed(cfg.train.seed)
         student.dense.append(torch.nn.Linear(student.dim, teacher.dim))
