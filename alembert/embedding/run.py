@@ -30,7 +30,7 @@ from alembert.embedding.evaluate import (
     evaluate_embedding,
 )
 from alembert.embedding.model import EmbeddingModel, load_embedding_model
-from alembert.embedding.student import fit_projection_on, make_embedding_student
+from alembert.embedding.student import compares_vectors, fit_projection_on, make_embedding_student
 from alembert.errors import AlembertError
 from alembert.models.load import n_params
 from alembert.training.loop import Callbacks, FitSpec
@@ -74,7 +74,7 @@ def run_embedding_distill(cfg: DistillGeneralConfig, recipe: Recipe, callbacks: 
     teacher, teacher_tok = load_embedding_model(cfg.teacher, cfg.pooling, attn)
     teacher.eval().requires_grad_(False)
     student, student_tok, desc = make_embedding_student(
-        cfg, teacher, teacher_tok, attn, uses_vectors=_compares_vectors(stage)
+        cfg, teacher, teacher_tok, attn, uses_vectors=compares_vectors(stage)
     )
     resolve_stage_mappings(stage, student, teacher)
     max_length = cfg.data.max_length
@@ -213,8 +213,3 @@ def _zero_embedding_cache(n: int, width: int):
     cache = EmbeddingCache.__new__(EmbeddingCache)
     cache.folder, cache.emb = None, np.zeros((n, width), np.float32)
     return cache
-
-
-def _compares_vectors(stage) -> bool:
-    """embed_mse / embed_cosine compare student and teacher vectors: the student needs the teacher's width."""
-    return any(t.term.compares_vectors for t in stage.losses)

@@ -17,6 +17,12 @@ from alembert.errors import AlembertError
 from alembert.models.student import every_other_layer, student_from_config, student_from_teacher
 
 
+def compares_vectors(stage) -> bool:
+    """Whether a stage has a term (embed_mse, embed_cosine) that compares student and teacher
+    vectors directly: then the student needs the teacher's width."""
+    return any(t.term.compares_vectors for t in stage.losses)
+
+
 def width_free_recipes() -> list[str]:
     """The packaged embedding recipes that train a student of any width: every term of every
     stage reads sentence embeddings and none compares student and teacher vectors directly."""
@@ -24,8 +30,9 @@ def width_free_recipes() -> list[str]:
     from alembert.distill.recipe_files import recipe_names
 
     def width_free(name: str) -> bool:
-        terms = [t.term for stage in load_recipe(name).stages for t in stage.losses]
-        return all(t.needs.embeddings and not t.compares_vectors for t in terms)
+        stages = load_recipe(name).stages
+        reads_embeddings = all(t.term.needs.embeddings for stage in stages for t in stage.losses)
+        return reads_embeddings and not any(compares_vectors(stage) for stage in stages)
 
     return [n for n in recipe_names() if width_free(n)]
 
