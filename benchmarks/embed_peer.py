@@ -104,8 +104,8 @@ def prepare(args, out: Path) -> dict:
 
 
 def run_alembert(args, out: Path) -> dict:
+    from alembert.cli.distill_general import run_general
     from alembert.config.schema import DistillGeneralConfig
-    from alembert.distill.general import run_distill_general
 
     cfg = DistillGeneralConfig.model_validate(
         {
@@ -134,7 +134,7 @@ def run_alembert(args, out: Path) -> dict:
             },
         }
     )
-    s = run_distill_general(cfg)
+    s = run_general(cfg)
     return {
         "texts": s["train_examples"],
         "train_s": s["train_seconds"] - s["details"]["eval_seconds"],

@@ -231,7 +231,7 @@ def main(argv=None) -> int:
     from alembert.data.tokenize import tokenize_dataset
     from alembert.evaluation.evaluate import evaluate_model
     from alembert.export.runtime import OnnxClassifier
-    from alembert.measure.machine import cpu_facts, cpu_line
+    from alembert.machine import cpu_facts, cpu_line
     from alembert.measure.serving import measure_serving, serving_workload
     from alembert.measure.speed import fixed_length_inputs, measure, onnx_workload, torch_workload
     from alembert.models.load import load_classifier

@@ -165,7 +165,7 @@ def test_format_cell_precision():
 def test_cpu_facts_read_the_flags(tmp_path):
     """The instruction sets come from the running machine's flags, never assumed: an AVX2-only
     EPYC reads as such, and a machine without /proc/cpuinfo still gets a record."""
-    from alembert.measure.machine import cpu_facts, cpu_line, has_int8_dot
+    from alembert.machine import cpu_facts, cpu_line, has_int8_dot
 
     info = tmp_path / "cpuinfo"
     info.write_text(

@@ -30,7 +30,7 @@ from pathlib import Path
 import pytest
 from conftest import run_cli
 
-from alembert.training.output import STAGING
+from alembert.files import STAGING
 
 REPO = Path(__file__).resolve().parents[1]
 HELPERS = Path(__file__).parent / "helpers"
@@ -708,7 +708,7 @@ def test_full_disk_during_export(tiny_teacher, tmp_path, capsys):
 def test_stale_temp_folders_of_killed_processes_are_swept(tmp_path):
     """Also noted: a killed export leaves a hidden temp folder; the next run there removes it
     (its process is gone), never one of a live process."""
-    from alembert.training.output import TEMP_PREFIX, sweep_stale_temps
+    from alembert.files import TEMP_PREFIX, sweep_stale_temps
 
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()

@@ -92,11 +92,26 @@ def register(sub) -> None:
     p.set_defaults(run=run)
 
 
+def run_general(cfg: DistillGeneralConfig, callbacks=None) -> dict:
+    """The run of ``cfg``'s recipe: on sentence embeddings (a sentence-embedding teacher, its own
+    data and outputs: :mod:`alembert.embedding.run`) or on token-level outputs of raw text
+    (:mod:`alembert.distill.general`)."""
+    from alembert.distill.recipe import load_recipe
+
+    recipe = load_recipe(cfg.recipe)
+    if recipe.stages[0].needs("embeddings"):
+        from alembert.embedding.run import run_embedding_distill
+
+        return run_embedding_distill(cfg, recipe, callbacks)
+    from alembert.distill.general import run_distill_general
+
+    return run_distill_general(cfg, recipe, callbacks)
+
+
 def execute(args):
     """(config, summary, task stage) of the run ``args`` asks for, the task stage being
     (its config, its summary) after --then-task, else None: the CLI's and the Python API's one path."""
     from alembert.config.schema import DistillConfig
-    from alembert.distill.general import run_distill_general
     from alembert.distill.run import run_distill
     from alembert.errors import AlembertError
 
@@ -110,7 +125,7 @@ def execute(args):
 
         check_push_target(push)
         cfg = cfg.model_copy(update={"push_to_hub": None})
-    s = run_distill_general(cfg)
+    s = run_general(cfg)
     if s.get("dry_run") or not args.then_task or s.get("kind") == "embedding":
         return cfg, s, None
     task_cfg = DistillConfig(

@@ -34,9 +34,9 @@ def execute(args) -> dict:
     """The metrics of the evaluation ``args`` asks for, and where they were written: the CLI's and
     the Python API's one path. Keys: config, task, examples, title (of the table), metrics,
     eval_results (the path written, or None), note (why it was not, or None)."""
+    from alembert.files import check_writable, write_json_atomic
     from alembert.models.resolve import resolve_model
     from alembert.tasks import task_kind
-    from alembert.training.output import check_writable, write_json_atomic
 
     args.set = [*(args.set or []), f"model={args.model}"]
     cfg = config_from_args(EvaluateConfig, args)

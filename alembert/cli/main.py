@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         print("error: interrupted; files already written are complete (written atomically)", file=sys.stderr)
         return 130
     except Exception as exc:  # a full disk met outside the guarded writers still gets the one-line error
-        from alembert.training.output import disk_full_error, is_disk_full
+        from alembert.files import disk_full_error, is_disk_full
 
         if debug or not is_disk_full(exc):
             raise
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {disk_full_error(where)}", file=sys.stderr)
         return 2
     finally:
-        from alembert.training.output import release_output
+        from alembert.files import release_output
 
         release_output()  # the output folders this command locked
 

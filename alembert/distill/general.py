@@ -19,14 +19,14 @@ from alembert.data.batching import batched_loader
 from alembert.data.corpus import load_corpus, pack_sentences
 from alembert.data.masking import MLMCollator
 from alembert.distill.module import DistillModule, resolve_stage_mappings
-from alembert.distill.recipe import load_recipe
+from alembert.distill.recipe import Recipe
 from alembert.distill.students import check_same_vocabulary
 from alembert.errors import AlembertError
+from alembert.files import save_model_atomic
 from alembert.models.load import load_tokenizer, n_params, quiet_from_pretrained
 from alembert.models.resolve import resolve_model
 from alembert.models.student import every_other_layer, student_from_config, student_from_teacher
 from alembert.training.loop import Callbacks, FitSpec
-from alembert.training.output import save_model_atomic
 from alembert.training.plan import PlannedStage
 from alembert.training.runner import Run
 
@@ -113,14 +113,9 @@ def heldout_loss(module, heldout, batch_size: int) -> dict[str, float]:
     return {f"heldout_{k}": v / batches for k, v in sums.items()}
 
 
-def run_distill_general(cfg: DistillGeneralConfig, callbacks: Callbacks | None = None) -> dict:
-    """General distillation on raw text (or of a sentence-embedding teacher); the
-    ``metrics.json`` dict (or, with ``cfg.dry_run``, the plan)."""
-    recipe = load_recipe(cfg.recipe)
-    if recipe.stages[0].needs("embeddings"):  # a sentence-embedding teacher: its own data and outputs
-        from alembert.embedding.run import run_embedding_distill
-
-        return run_embedding_distill(cfg, recipe, callbacks)
+def run_distill_general(cfg: DistillGeneralConfig, recipe: Recipe, callbacks: Callbacks | None = None) -> dict:
+    """General distillation on raw text with a token-level ``recipe``; the ``metrics.json`` dict
+    (or, with ``cfg.dry_run``, the plan). Recipes on sentence embeddings run in :mod:`alembert.embedding.run`."""
     if len(recipe.stages) != 1 or not all(t.term.raw_text for t in recipe.stages[0].losses):
         raise AlembertError(
             f"recipe {recipe.name} is not a one-stage raw-text recipe (no ce/pkd terms); "

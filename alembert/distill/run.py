@@ -11,9 +11,10 @@ from alembert.distill.data import distill_data, teacher_side
 from alembert.distill.module import DistillModule, cacheable, resolve_stage_mappings
 from alembert.distill.recipe import load_recipe
 from alembert.distill.students import make_student
-from alembert.distill.teacher_cache import build_cache, cache_key
+from alembert.distill.teacher_cache import TeacherCache, build_cache, cache_key
 from alembert.errors import AlembertError
 from alembert.evaluation.evaluate import evaluate_model
+from alembert.files import save_model_atomic
 from alembert.models.load import (
     check_max_length,
     load_classifier,
@@ -24,8 +25,7 @@ from alembert.models.load import (
 from alembert.models.packaged import cache_dir
 from alembert.models.preprocessing import record
 from alembert.training.loop import Callbacks, FitSpec
-from alembert.training.output import save_model_atomic
-from alembert.training.plan import PlannedStage, cache_bytes, time_forward, zero_cache
+from alembert.training.plan import PlannedStage, time_forward
 from alembert.training.runner import Run, card_view
 from alembert.training.setup import AUTOCAST
 
@@ -85,10 +85,8 @@ def run_distill(cfg: DistillConfig, callbacks: Callbacks | None = None) -> dict:
         if cfg.cache_teacher and cacheable(stage):
             source = teacher_side(train) if two else train
             layers = module.teacher_layers()
-            cache = {
-                "examples": len(source),
-                "bytes": cache_bytes(len(source), teacher.config.num_labels, layers, teacher.config.hidden_size),
-            }
+            shape = (len(source), teacher.config.num_labels, layers, teacher.config.hidden_size)
+            cache = {"examples": len(source), "bytes": TeacherCache.nbytes(*shape)}
             if run.dry_run:
                 folder = (
                     cache_dir()
@@ -97,9 +95,7 @@ def run_distill(cfg: DistillConfig, callbacks: Callbacks | None = None) -> dict:
                 )
                 cache["ready"] = (folder / "meta.json").is_file()
                 cache["probe"] = lambda: time_forward(teacher, eval_batches(source, tokenizer, bs), len(source))
-                module.__dict__["cache"] = zero_cache(
-                    len(source), teacher.config.num_labels, layers, teacher.config.hidden_size
-                )
+                module.__dict__["cache"] = TeacherCache.zeros(*shape)
             else:
                 with run.cache_guard(), run.timed("teacher_cache"):  # one process writes the cache, the others read it
                     module.__dict__["cache"] = build_cache(

@@ -58,6 +58,21 @@ class TeacherCache:
         self.logits = np.load(folder / "logits.npy", mmap_mode="r")
         self.cls = np.load(folder / "cls.npy", mmap_mode="r") if self.layers else None
 
+    @classmethod
+    def zeros(cls, examples: int, classes: int, layers: list[int], hidden: int) -> TeacherCache:
+        """A cache of zeros with the real one's shapes and lookup cost, in memory: a dry run times a
+        cached stage with it without computing the teacher's outputs."""
+        cache = cls.__new__(cls)
+        cache.folder, cache.layers = None, list(layers)
+        cache.logits = np.zeros((examples, classes), np.float32)
+        cache.cls = np.zeros((examples, len(layers), hidden), np.float32) if layers else None
+        return cache
+
+    @staticmethod
+    def nbytes(examples: int, classes: int, layers: list[int], hidden: int) -> int:
+        """Bytes the cache takes on disk: float32 logits (N, C) and [CLS] states (N, layers, H)."""
+        return 4 * examples * (classes + len(layers) * hidden)
+
     def lookup(self, idx: torch.Tensor) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
         rows = idx.cpu().numpy()
         logits = torch.from_numpy(np.asarray(self.logits[rows]))

@@ -17,18 +17,10 @@ import torch
 from alembert.data.two_tokenizers import TEACHER_PREFIX
 from alembert.distill.alignment import batch_alignment, gather_teacher, gather_teacher_attention
 from alembert.models.capture import capture_keys
+from alembert.models.heads import output_logits
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 LABEL_KEYS = ("labels", "start_positions", "end_positions")
-
-
-def output_logits(out) -> list[torch.Tensor]:
-    """The prediction heads' outputs: [logits], [start_logits, end_logits] for QA, [] for a bare encoder."""
-    if getattr(out, "logits", None) is not None:
-        return [out.logits]
-    if getattr(out, "start_logits", None) is not None:
-        return [out.start_logits, out.end_logits]
-    return []
 
 
 @dataclass

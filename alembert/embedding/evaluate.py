@@ -101,8 +101,8 @@ def cached_evaluation(model, tokenizer, task: str, max_length: int = 256, batch_
 
     from alembert.data.tokenize import tokenizer_fingerprint
     from alembert.distill.teacher_cache import weights_fingerprint
+    from alembert.files import write_json_atomic
     from alembert.models.packaged import cache_dir
-    from alembert.training.output import write_json_atomic
 
     parts = [
         weights_fingerprint(model),

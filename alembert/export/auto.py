@@ -127,7 +127,7 @@ VARIANTS: dict[str, Callable[[Path, Path, Calibration], dict]] = {
 def default_candidates(facts: dict) -> list[str]:
     """Every variant; the 7-bit one only where the CPU has no int8 dot product (no VNNI/AMX
     detected, or nothing detected at all: the safe side), the only CPUs where it can help."""
-    from alembert.measure.machine import has_int8_dot
+    from alembert.machine import has_int8_dot
 
     return [n for n in VARIANTS if n != "int8-dynamic-7bit" or not has_int8_dot(facts)]
 
@@ -247,7 +247,7 @@ def choose(
     """Build and measure every candidate from the fp32 graph ``fp32`` inside ``work``; returns
     (chosen name, its graph, the record for alembert_export.json)."""
     from alembert.export.runtime import OnnxClassifier
-    from alembert.measure.machine import cpu_facts
+    from alembert.machine import cpu_facts
     from alembert.measure.speed import measure, onnx_workload
 
     facts = cpu_facts()
@@ -266,7 +266,7 @@ def choose(
         try:
             built[name] = VARIANTS[name](fp32, path, data.calibration)
         except Exception as exc:  # a quantiser that fails on this graph is skipped, with why
-            from alembert.training.output import is_disk_full
+            from alembert.files import is_disk_full
 
             if is_disk_full(exc):
                 raise

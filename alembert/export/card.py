@@ -1,7 +1,7 @@
 """README.md of an ONNX classifier export: what the graph is, how it was chosen, and on what CPU.
 
 A speed claim about an int8 graph means little without the machine: the same file is 1.2x or
-3x faster than a plain export depending on VNNI/AMX (alembert/measure/machine.py). So the card
+3x faster than a plain export depending on VNNI/AMX (alembert/machine.py). So the card
 says which variant is inside, why (``--quantize auto``'s one-line reason and each candidate's
 figures), and the CPU model, instruction sets and library versions it was exported and measured on.
 """
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from alembert.measure.machine import cpu_line
-from alembert.training.output import write_text_atomic
+from alembert.files import write_text_atomic
+from alembert.machine import cpu_line
 
 
 def write_export_card(folder: Path, info: dict) -> Path:

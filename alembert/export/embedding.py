@@ -31,7 +31,7 @@ from alembert.export.onnx import (
     staged_folder,
     versions,
 )
-from alembert.training.output import write_json_atomic
+from alembert.files import write_json_atomic
 
 OUTPUT = "sentence_embedding"
 ST_FILES = ("modules.json", "config_sentence_transformers.json", "sentence_bert_config.json")

@@ -37,8 +37,8 @@ import torch
 from alembert.errors import AlembertError
 from alembert.export.card import write_export_card
 from alembert.export.first_token import first_token_last_layer
-from alembert.measure.machine import cpu_facts
-from alembert.training.output import usual_permissions, write_json_atomic
+from alembert.files import usual_permissions, write_json_atomic
+from alembert.machine import cpu_facts
 
 QUANTIZATIONS = (None, "int8", "auto")  # auto: measured on this machine (alembert/export/auto.py)
 INT8_DYNAMIC = "dynamic; per-channel weight MatMuls, embedding tables"
@@ -99,7 +99,7 @@ def _export_graph(model, example: dict, path: Path, opset: int | None, output: s
             )
             program.save(path)
     except Exception as exc:  # the exporter's failures are long; keep the first line
-        from alembert.training.output import is_disk_full
+        from alembert.files import is_disk_full
 
         if is_disk_full(exc):
             raise
@@ -239,7 +239,7 @@ TORCH_WEIGHTS = (
 def _check_output(out_dir: Path, src: Path | None, overwrite: bool) -> None:
     """Refuse, before any compute, an output that is a file, cannot be written, is in use, is
     not empty (without --overwrite), or holds a PyTorch model (never replaced by an export)."""
-    from alembert.training.output import check_writable, lock_output
+    from alembert.files import check_writable, lock_output
 
     if out_dir.exists() and not out_dir.is_dir():
         raise AlembertError(f"output {out_dir} is a file; pass a folder to --output")
@@ -289,7 +289,7 @@ def staged_folder(out_dir: Path, overwrite: bool, nbytes: int = 0):
     an existing one: same file system, so moves are renames), moved into place by
     :func:`_move_into_place` when the block ends without an error and deleted otherwise: ``out_dir``
     is either complete or as it was. Folders of killed exports are swept first; a full disk is one line."""
-    from alembert.training.output import disk_guard, make_temp_dir, sweep_stale_temps
+    from alembert.files import disk_guard, make_temp_dir, sweep_stale_temps
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     home = out_dir if out_dir.is_dir() else out_dir.parent

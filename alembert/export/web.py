@@ -39,7 +39,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from alembert.errors import AlembertError
-from alembert.training.output import usual_permissions, write_json_atomic
+from alembert.files import usual_permissions, write_json_atomic
 
 ASSETS = Path(__file__).with_name("web_assets")
 REPO = Path(__file__).resolve().parents[2]

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from alembert.files import write_json_atomic, write_text_atomic
 from alembert.plots.backend import pyplot, save_png
-from alembert.training.output import write_json_atomic, write_text_atomic
 
 
 def _num(value, fmt: str) -> str:
@@ -92,7 +92,7 @@ def terminal_title(result: dict) -> str:
 
 def conditions(result: dict) -> str:
     """How the numbers were taken (and whether other work loaded the CPU), and on what CPU."""
-    from alembert.measure.machine import cpu_line
+    from alembert.machine import cpu_line
 
     machine = result.get("machine", {})
     load = max(machine.get("loadavg_1min_before", 0), machine.get("loadavg_1min_after", 0))

@@ -58,7 +58,7 @@ def run_bench(
     import onnxruntime
 
     from alembert.export.runtime import OnnxModel
-    from alembert.measure.machine import cpu_facts
+    from alembert.machine import cpu_facts
     from alembert.measure.serving import LABELS, measure_serving, serving_workload
     from alembert.models.load import load_config
     from alembert.models.preprocessing import max_length_for

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from alembert.training.output import write_text_atomic
+from alembert.files import write_text_atomic
 
 # Hub ids of the packaged aliases (alembert/models/packaged.py), for base_model.
 ALIAS_HUB_IDS = {

@@ -23,7 +23,7 @@ def pyplot():
 
 def save_png(fig, path: str | Path) -> Path:
     """Write ``fig`` to ``path`` through a temporary file, then close it."""
-    from alembert.training.output import write_bytes_atomic
+    from alembert.files import write_bytes_atomic
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -37,6 +37,7 @@ from alembert.distill.module import DistillModule, resolve_stage_mappings
 from alembert.distill.recipe import load_recipe
 from alembert.distill.students import check_same_vocabulary, make_student
 from alembert.errors import AlembertError
+from alembert.files import save_model_atomic
 from alembert.models.load import load_config, load_tokenizer, n_params, quiet_from_pretrained
 from alembert.models.preprocessing import record
 from alembert.models.resolve import resolve_model
@@ -46,7 +47,6 @@ from alembert.qa.metrics import squad_metrics
 from alembert.qa.postprocess import postprocess_predictions
 from alembert.training.finetune import SupervisedModule
 from alembert.training.loop import Callbacks, FitSpec
-from alembert.training.output import save_model_atomic
 from alembert.training.plan import PlannedStage
 from alembert.training.runner import Run, card_view
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from alembert.distill.teacher_view import output_logits
 from alembert.losses.ce import IGNORE_INDEX, hard_label_loss, mlm_loss
 from alembert.losses.kd import kd_loss
+from alembert.models.heads import output_logits
 from alembert.terms.base import Needs, StepInputs, Term
 
 

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from alembert.errors import AlembertError
-from alembert.training.output import disk_guard, model_bytes
+from alembert.files import disk_guard, model_bytes
 
 STATE_FILE = "alembert_state.json"
 _NAME = re.compile(r"^stage(\d+)-step(\d+)$")

@@ -8,6 +8,7 @@ from alembert.config.schema import FinetuneConfig
 from alembert.data.batching import train_loader
 from alembert.data.load import resolve_task
 from alembert.evaluation.evaluate import evaluate_model
+from alembert.files import save_model_atomic
 from alembert.models.load import (
     check_max_length,
     load_classifier,
@@ -17,7 +18,6 @@ from alembert.models.load import (
 )
 from alembert.models.preprocessing import record
 from alembert.training.loop import Callbacks, FitSpec
-from alembert.training.output import save_model_atomic
 from alembert.training.plan import PlannedStage
 from alembert.training.runner import Run
 from alembert.training.setup import task_data

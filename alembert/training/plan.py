@@ -57,22 +57,6 @@ class PlannedStage:
     evals: int = field(default=0, init=False)
 
 
-def zero_cache(examples: int, classes: int, layers: list[int], hidden: int):
-    """A stand-in :class:`~alembert.distill.teacher_cache.TeacherCache` of zeros (same shapes
-    and lookup cost) so a dry run times a cached stage without computing the cache."""
-    from alembert.distill.teacher_cache import TeacherCache
-
-    cache = TeacherCache.__new__(TeacherCache)
-    cache.folder, cache.layers = None, list(layers)
-    cache.logits = np.zeros((examples, classes), np.float32)
-    cache.cls = np.zeros((examples, len(layers), hidden), np.float32) if layers else None
-    return cache
-
-
-def cache_bytes(examples: int, classes: int, layers: list[int], hidden: int) -> int:
-    return 4 * examples * (classes + len(layers) * hidden)
-
-
 @torch.inference_mode()
 def time_forward(model, batches, examples: int, n: int = 3) -> float:
     """Seconds for ``model`` to run over ``examples`` examples, from ``n`` timed batches of
@@ -111,7 +95,7 @@ def step_model(seconds: list[float], tokens: list[float]) -> Callable[[float], f
 
 
 def machine() -> str:
-    from alembert.measure.machine import cpu_facts
+    from alembert.machine import cpu_facts
 
     facts = cpu_facts()  # the same CPU facts every bench and export records
     isa = "/".join(facts["isa"]) or "no AVX2/AVX-512/VNNI/AMX"

@@ -57,11 +57,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from alembert.config.load import dump_yaml
-from alembert.training.checkpoint import latest_checkpoint
-from alembert.training.hub import check_push_target, push_folder
-from alembert.training.logger import RunLogger
-from alembert.training.loop import Callbacks, FitResult, FitSpec, fit
-from alembert.training.output import (
+from alembert.files import (
     check_output_dir,
     finish_output,
     prepare_output_dir,
@@ -69,6 +65,10 @@ from alembert.training.output import (
     write_json_atomic,
     write_text_atomic,
 )
+from alembert.training.checkpoint import latest_checkpoint
+from alembert.training.hub import check_push_target, push_folder
+from alembert.training.logger import RunLogger
+from alembert.training.loop import Callbacks, FitResult, FitSpec, fit
 from alembert.training.setup import make_accelerator
 
 SCHEMA = (
