@@ -140,6 +140,21 @@ def test_config_is_the_same_random_init_for_the_same_seed(teacher):
     assert deep.description == "random init: 4 layers, hidden 16, FFN 64, 2 heads"
 
 
+def test_a_trainer_script_makes_its_student_with_the_builders(teacher, tmp_path):
+    """``DistillationTrainer`` takes the student it is given; the builders make it from a plain dict."""
+    from transformers import TrainingArguments
+
+    from alembert.distill.trainer import DistillationTrainer
+
+    made = build_student({"num_layers": 2, "hidden_size": 16, "num_heads": 2}, teacher, seed=1)
+    assert same_weights(made.model, student_from_config(teacher, 2, 16, None, 2, seed=1))
+    args = TrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to="none", save_strategy="no")
+    trainer = DistillationTrainer(model=made.model, args=args, teacher=teacher, recipe="kd")
+    assert trainer.model.student is made.model
+    with pytest.raises(AlembertError, match=r"student num_layers: .*greater than or equal to 1"):
+        build_student({"num_layers": 0}, teacher)
+
+
 def test_a_builder_that_needs_data_gets_it_and_refuses_to_run_without(toy, teacher, bert_tokenizer):
     with pytest.raises(AlembertError, match="'toy' needs training data"):
         build_student(StudentConfig(builder="toy"), teacher)

@@ -137,9 +137,24 @@ def build_student(
     seed: int = 0,
     load: Callable[[str], Any] | None = None,
 ) -> BuiltStudent:
-    """The student ``spec`` (a :class:`~alembert.config.schema.StudentConfig`) asks for, made from
-    ``teacher`` (a bare transformers model: the student gets its class) and, for a builder that
-    needs it, ``data``. ``load`` reads another model folder (default: the teacher's class)."""
+    """The student ``spec`` (a :class:`~alembert.config.schema.StudentConfig`, or its fields as a
+    dict) asks for, made from ``teacher`` (a bare transformers model: the student gets its class)
+    and, for a builder that needs it, ``data``. ``load`` reads another model folder (default: the
+    teacher's class). A ``DistillationTrainer`` script makes its student the commands' way::
+
+        student = build_student({"layers": [0, 2]}, teacher).model
+    """
+    if isinstance(spec, dict):
+        from pydantic import ValidationError
+
+        from alembert.config.schema import StudentConfig
+
+        try:
+            spec = StudentConfig.model_validate(spec)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            field = ".".join(map(str, err["loc"])) or "student"
+            raise AlembertError(f"student {field}: {err['msg']} (got {spec})") from None
     builder = student_builder(spec)
     if builder.needs_data and data is None:
         raise AlembertError(
