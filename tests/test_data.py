@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from alembert.data.glue import TASKS, get_task, task_names
 from alembert.data.readers import (
     default_data_dir,
     load_data_file,
     load_glue_split,
 )
-from alembert.data.tasks import TASKS, get_task, task_names
 from alembert.errors import AlembertError
 
 GLUE = Path(os.environ.get("ALEMBERT_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data" / "glue_data")

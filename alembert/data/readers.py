@@ -30,7 +30,7 @@ from pathlib import Path
 
 import datasets
 
-from alembert.data.tasks import TaskSpec, get_task
+from alembert.data.glue import TaskSpec, get_task
 from alembert.errors import AlembertError
 from alembert.paths import default_data_dir  # noqa: F401 (re-exported: its callers import it from here)
 
