@@ -86,6 +86,8 @@ def load_corpus(paths: list[str | Path] | str | Path):
                 f"corpus path {item} not found; pass existing .txt files, folders of .txt files or a saved dataset"
             )
     nonempty = [f.resolve() for f in files if f.stat().st_size > 0]
+    for f in nonempty:
+        refuse_binary(f)
     if not nonempty:
         raise AlembertError(f"corpus is empty: {', '.join(map(str, items))} hold(s) no text; pass non-empty .txt files")
     try:
@@ -150,6 +152,18 @@ def _checked(ds, name: str):
         ds = ds.select_columns(["text"])
         return ds
     return ds
+
+
+def refuse_binary(path: Path) -> None:
+    """A NUL byte in the first MiB is no text (UTF-8 text never holds one): a binary file or a disk
+    image passed by mistake would otherwise pack into "0 of 0 tokens" or fail deep in datasets."""
+    with open(path, "rb") as fh:
+        head = fh.read(1 << 20)
+    if b"\x00" in head:
+        raise AlembertError(
+            f"corpus file {path} holds NUL bytes (at offset {head.index(0)}): it is binary, not text; "
+            "pass UTF-8 .txt files"
+        )
 
 
 def _find_undecodable(files: list[Path]) -> tuple[Path, int] | None:

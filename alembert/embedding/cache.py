@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from alembert.data.tokenize import tokenizer_fingerprint
+from alembert.data.tokenize import clip, tokenizer_fingerprint
 from alembert.distill.teacher_cache import weights_fingerprint
 from alembert.distill.teacher_view import TeacherView
 from alembert.models.packaged import cache_dir
@@ -82,7 +82,11 @@ def encode(
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
             batch = tokenizer(
-                [texts[i] for i in idx], padding=True, truncation=True, max_length=max_length, return_tensors="pt"
+                clip([texts[i] for i in idx], max_length),
+                padding=True,
+                truncation=True,
+                max_length=max_length,
+                return_tensors="pt",
             )
             with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
                 emb = model(

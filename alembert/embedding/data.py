@@ -21,6 +21,9 @@ SQUAD_SOURCE = "squad"
 
 
 def _txt_lines(path: Path) -> list[str]:
+    from alembert.data.corpus import refuse_binary
+
+    refuse_binary(path)
     try:
         return [line.strip() for line in path.read_text(encoding="utf-8-sig").splitlines() if line.strip()]
     except UnicodeDecodeError:
@@ -28,13 +31,14 @@ def _txt_lines(path: Path) -> list[str]:
 
 
 def _folder_sentences(path: Path) -> list[str]:
-    from alembert.data.corpus import split_sentences
+    from alembert.data.corpus import refuse_binary, split_sentences
 
     files = sorted(p for p in path.rglob("*.txt") if p.is_file())
     if not files:
         raise AlembertError(f"folder {path} holds no .txt files; pass a folder of .txt files or the files themselves")
     out = []
     for f in files:
+        refuse_binary(f)
         try:
             out += split_sentences(f.read_text(encoding="utf-8-sig").splitlines())
         except UnicodeDecodeError:
