@@ -833,3 +833,12 @@ def test_labels_that_are_not_a_json_list_are_one_argparse_line(tmp_path, capsys)
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert "--labels" in last and "not a JSON list" in last and "Traceback" not in last
     assert not (tmp_path / "out").exists()
+
+
+def test_quoted_causes_are_cut_at_a_word_not_inside_one():
+    from alembert.errors import brief
+
+    long = "the tensor model.encoder.layer.3.attention could not be read because " + "the file ends early " * 20
+    got = brief(RuntimeError(long + "\nsecond line"), 80)
+    assert len(got) <= 80 and got.endswith("…") and long.startswith(got[:-1]) and long[len(got) - 1] == " "
+    assert brief(ValueError()) == "ValueError" and brief("short\nmore") == "short"

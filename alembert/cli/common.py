@@ -213,6 +213,10 @@ def describe_flags(parser: argparse.ArgumentParser, cls) -> None:
         if info is None:
             continue
         text = action.help or info.description or ""
+        if info.is_required():  # no default to show: the flag (or its YAML field) must be given
+            if action.help is not argparse.SUPPRESS and "required" not in text:
+                action.help = f"{text} (required)".strip()
+            continue
         default = info.get_default(call_default_factory=True)
         shown = "none" if default is None or default == [] else default
         if action.help is not argparse.SUPPRESS and "default" not in text:

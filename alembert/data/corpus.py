@@ -21,7 +21,7 @@ from pathlib import Path
 import datasets
 
 from alembert.data.tokenize import cache_write_note, tokenizer_fingerprint
-from alembert.errors import AlembertError
+from alembert.errors import AlembertError, brief
 from alembert.models.packaged import cache_dir
 
 PACK_VERSION = 1  # bump when the splitting or packing changes: part of the cache key
@@ -106,7 +106,7 @@ def load_corpus(paths: list[str | Path] | str | Path):
                 f"corpus file {bad[0]} is not UTF-8 text (undecodable byte at offset {bad[1]}); "
                 "convert it to UTF-8 (e.g. iconv -f latin1 -t utf-8) or drop it"
             ) from None
-        reason = (str(cause).splitlines() or [""])[0][:200]
+        reason = brief(cause, 200)
         raise AlembertError(
             f"could not read the corpus ({type(cause).__name__}: {reason}); check the files are plain UTF-8 text"
         ) from None
