@@ -12,10 +12,10 @@ import torch
 from conftest import run_cli
 from scipy.stats import spearmanr
 
-from alembert.embedding.model import load_embedding_model, read_spec
 from alembert.errors import AlembertError
 from alembert.export.onnx import export_onnx
 from alembert.export.runtime import OnnxEmbedder, is_onnx_dir, load_any, load_any_embedding
+from alembert.models.sentence import load_embedding_model, read_spec
 
 TEXTS = [
     "a cat sat on the mat",

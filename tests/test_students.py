@@ -167,8 +167,8 @@ def test_a_builder_that_needs_data_gets_it_and_refuses_to_run_without(toy, teach
 def test_embedding_students_keep_their_wrapping(tmp_path, tiny_bert):
     """Pooling and normalisation are the teacher's; a slice keeps the teacher's Dense layers; a
     narrower random init gets a fresh Dense to the teacher's width (seeded), as before."""
-    from alembert.embedding.model import load_embedding_model
     from alembert.embedding.student import make_embedding_student
+    from alembert.models.sentence import load_embedding_model
 
     teacher, tok = load_embedding_model(st_folder(tmp_path / "st", tiny_bert, "mean", True))
     teacher.dense.append(torch.nn.Linear(32, 32))  # a teacher with a Dense layer of its own
@@ -194,8 +194,8 @@ def real_rows(ids: torch.Tensor, mask: torch.Tensor) -> list[tuple[int, ...]]:
 
 @pytest.mark.cli
 def test_toy_builder_reaches_distill_after_the_data(toy, tiny_teacher, bert_tokenizer, tmp_path, capsys):
+    from alembert.data.glue import get_task
     from alembert.data.load import load_split
-    from alembert.data.tasks import get_task
 
     out = tmp_path / "toy"
     args = ["distill", "--teacher", tiny_teacher, "--recipe", "kd", "--task", "sst2", "--max-train-samples", 48]
@@ -240,7 +240,7 @@ def test_toy_builder_reaches_distill_general_token_level(toy, tiny_bert, bert_to
 
 @pytest.mark.cli
 def test_toy_builder_reaches_distill_general_embeddings(toy, tiny_bert, bert_tokenizer, tmp_path, capsys):
-    from alembert.embedding.model import load_embedding_model
+    from alembert.models.sentence import load_embedding_model
 
     teacher = st_folder(tmp_path / "st", tiny_bert, "mean", True)
     texts = [f"sentence number {i} about topic {i % 7}" for i in range(40)]

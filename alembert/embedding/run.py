@@ -29,7 +29,6 @@ from alembert.embedding.evaluate import (
     encode_speed,
     evaluate_embedding,
 )
-from alembert.embedding.model import EmbeddingModel, load_embedding_model
 from alembert.embedding.student import (
     compares_vectors,
     embedding_student_tokenizer,
@@ -39,6 +38,7 @@ from alembert.embedding.student import (
 from alembert.errors import AlembertError
 from alembert.files import save_folder_atomic
 from alembert.models.load import n_params
+from alembert.models.sentence import EmbeddingModel, load_embedding_model
 from alembert.students import StudentData, student_builder
 from alembert.training.loop import Callbacks, FitSpec
 from alembert.training.plan import PlannedStage

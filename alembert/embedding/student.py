@@ -12,8 +12,8 @@ from __future__ import annotations
 import torch
 
 from alembert.config.schema import DistillGeneralConfig
-from alembert.embedding.model import EmbeddingModel, load_embedding_model, read_spec
 from alembert.errors import AlembertError
+from alembert.models.sentence import EmbeddingModel, load_embedding_model, read_spec
 from alembert.students import StudentData, build_student
 
 
