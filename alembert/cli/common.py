@@ -135,7 +135,16 @@ def add_train_flags(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="continue from the newest checkpoint in --output",
     )
-    parser.set_defaults(**{FIELDS: [*(parser.get_default(FIELDS) or []), "resume"]})
+    parser.add_argument(
+        "--resume-force",
+        action="store_const",
+        const=True,
+        dest="resume_force",
+        default=None,
+        help="with --resume: continue although this command's config or data differ from the checkpoint's run "
+        "(the differences are recorded in metrics.json)",
+    )
+    parser.set_defaults(**{FIELDS: [*(parser.get_default(FIELDS) or []), "resume", "resume_force"]})
     flag(parser, "--save-every", "train.save_every", type=int, help="write a checkpoint every N steps (for --resume)")
     flag(parser, "--keep-checkpoints", "train.keep_checkpoints", type=int, help="how many recent checkpoints to keep")
     flag(parser, "--epochs", "train.epochs", type=float, help="passes over the training set (fractions allowed)")

@@ -81,6 +81,7 @@ class FitSpec:
     stage: int = 0
     run_dir: str | Path | None = None
     resume: tuple[Path, LoopState] | None = None
+    signature: dict | None = None  # what the run is, saved with each checkpoint (training/resume.py)
 
 
 class Timers:
@@ -239,7 +240,7 @@ def _fit(
                     step_start = time.perf_counter()
                 if cfg.save_every and run_dir and (state.step % cfg.save_every == 0 or state.step == steps):
                     state.stage_done = state.step >= steps
-                    save_checkpoint(accelerator, run_dir, state, cfg.keep_checkpoints)
+                    save_checkpoint(accelerator, run_dir, state, cfg.keep_checkpoints, spec.signature)
                     step_start = time.perf_counter()
                 if state.step >= steps:
                     break
