@@ -88,16 +88,20 @@ def _check(onnx_path: Path, reference: list[tuple[dict, np.ndarray]]) -> dict:
 def _copy_module_files(src: Path, encoder_path: Path, tmp: Path) -> None:
     """modules.json (the Transformer now at the folder's root, where config and tokenizer go),
     the sentence-transformers configs and every module folder but the encoder's."""
+    from alembert.models.sentence import inside
+
     modules = json.loads((src / "modules.json").read_text())
     for m in modules:
         kind, path = m["type"].rsplit(".", 1)[-1], m.get("path", "")
         if kind == "Transformer":
             m["path"] = ""
         elif path:
-            if (src / path).is_dir():
-                shutil.copytree(src / path, tmp / path)
+            where = f"model {src}: modules.json entry {m.get('idx')}"
+            source, target = inside(src, path, where), inside(tmp, path, where)  # untrusted: never outside
+            if source.is_dir():
+                shutil.copytree(source, target)
             else:  # e.g. an empty Normalize folder that a package left out
-                (tmp / path).mkdir(parents=True)
+                target.mkdir(parents=True)
     (tmp / "modules.json").write_text(json.dumps(modules, indent=2))
     for name in ST_FILES[1:]:
         for where in (encoder_path, src):
