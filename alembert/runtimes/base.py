@@ -108,6 +108,7 @@ class Runtime:
     library: ClassVar[str] = ""
     title: ClassVar[str] = ""  # what its folders are called in messages: "an ONNX export"
     probe_order: ClassVar[int] = 0  # lower is asked first; a catch-all (any transformers folder) goes last
+    weights: ClassVar[tuple[str, ...]] = ()  # glob patterns of its weight files (the size on disk the bench reports)
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -127,6 +128,10 @@ class Runtime:
     def version(self) -> str:
         """The running library's version, for the bench row and the export record."""
         raise NotImplementedError
+
+    def weight_files(self, path: Path) -> list[Path]:
+        """The files holding the model's weights (not its tokenizer or config)."""
+        return sorted({f for pattern in self.weights for f in path.glob(pattern) if f.is_file()})
 
     def label(self) -> str:
         """``"onnxruntime 1.23.2"``: the library and its version, as a bench row names it."""

@@ -146,6 +146,7 @@ class OnnxRuntime(Runtime):
     format = "onnx"
     library = "onnxruntime"
     title = "ONNX"
+    weights = (ONNX_FILE, "model.onnx.data", "*.onnx_data")
 
     def probe(self, path: Path) -> bool:
         """A folder with ``model.onnx`` (an export without a record), or a bare ``.onnx`` graph."""
