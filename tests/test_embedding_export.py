@@ -12,9 +12,9 @@ import torch
 from conftest import run_cli
 from scipy.stats import spearmanr
 
-from alembert.embedding.model import load_embedding_model, read_spec
 from alembert.errors import AlembertError
 from alembert.export.onnx import export_onnx
+from alembert.models.sentence import load_embedding_model, read_spec
 from alembert.runtimes import load_any, load_any_embedding
 from alembert.runtimes.onnxruntime import OnnxEmbedder, OnnxRuntime
 

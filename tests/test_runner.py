@@ -108,7 +108,7 @@ def _dry_plan(tiny_teacher, tmp_path, **train) -> dict:
     """The --dry-run plan of a kd distillation of 48 SST-2 sentences in batches of 8."""
     from alembert.config.load import build_config
     from alembert.config.schema import DistillConfig
-    from alembert.distill.run import run_distill
+    from alembert.tasks import task_kind
 
     fields = {
         "teacher": str(tiny_teacher),
@@ -122,7 +122,7 @@ def _dry_plan(tiny_teacher, tmp_path, **train) -> dict:
         "train.batch_size": 8,
         **{f"train.{k}": v for k, v in train.items()},
     }
-    return run_distill(build_config(DistillConfig, None, fields))
+    return task_kind("sst2").distill(build_config(DistillConfig, None, fields))
 
 
 @pytest.mark.cli  # a whole (dry) distillation run
@@ -226,9 +226,9 @@ def test_refused_qa_runs_leave_no_folder(tiny_bert, tmp_path, capsys):
 
 @pytest.mark.cli  # a whole fine-tuning run
 def test_fit_is_observed_through_callbacks(tiny_bert, tmp_path):
+    from alembert.classification.finetune import run_finetune
     from alembert.config.load import build_config
     from alembert.config.schema import FinetuneConfig
-    from alembert.training.finetune import run_finetune
     from alembert.training.loop import Callbacks
 
     seen = {"step": [], "eval": [], "best": []}

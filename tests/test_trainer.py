@@ -14,8 +14,8 @@ from transformers.trainer_utils import set_seed
 from alembert import DistillationTrainer
 from alembert.config.schema import DataConfig
 from alembert.data.batching import train_loader
+from alembert.data.glue import get_task
 from alembert.data.load import load_split
-from alembert.data.tasks import get_task
 from alembert.data.tokenize import tokenize_dataset
 from alembert.distill.module import DistillModule
 from alembert.distill.recipe import load_recipe

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -32,6 +33,19 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def label_list(text: str) -> list[str]:
+    """``--labels``: class names separated by commas, or a JSON list when a name holds a comma."""
+    if not text.lstrip().startswith("["):
+        return [x.strip() for x in text.split(",") if x.strip()]
+    try:
+        names = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise argparse.ArgumentTypeError(f'not a JSON list ({e.msg}); write e.g. \'["a, b", "c"]\'') from None
+    if not isinstance(names, list) or not names or not all(isinstance(n, str | int) for n in names):
+        raise argparse.ArgumentTypeError('a JSON list of class names (strings) is needed, e.g. \'["a, b", "c"]\'')
+    return [str(n) for n in names]
+
+
 def add_data_flags(parser: argparse.ArgumentParser, prefix: str = "data") -> None:
     flag(
         parser,
@@ -44,9 +58,9 @@ def add_data_flags(parser: argparse.ArgumentParser, prefix: str = "data") -> Non
         parser,
         "--labels",
         f"{prefix}.labels",
-        type=lambda s: [x.strip() for x in s.split(",") if x.strip()],
-        help="your own data: class names in id order, e.g. --labels neg,neutral,pos (default: "
-        "a saved model's labels, else inferred from the training file)",
+        type=label_list,
+        help="your own data: class names in id order, e.g. --labels neg,neutral,pos, or a JSON list for names "
+        'holding a comma: \'["a, b", "c"]\' (default: a saved model\'s labels, else inferred from the training file)',
     )
     flag(
         parser,
@@ -199,6 +213,10 @@ def describe_flags(parser: argparse.ArgumentParser, cls) -> None:
         if info is None:
             continue
         text = action.help or info.description or ""
+        if info.is_required():  # no default to show: the flag (or its YAML field) must be given
+            if action.help is not argparse.SUPPRESS and "required" not in text:
+                action.help = f"{text} (required)".strip()
+            continue
         default = info.get_default(call_default_factory=True)
         shown = "none" if default is None or default == [] else default
         if action.help is not argparse.SUPPRESS and "default" not in text:

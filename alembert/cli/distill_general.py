@@ -112,8 +112,8 @@ def execute(args):
     """(config, summary, task stage) of the run ``args`` asks for, the task stage being
     (its config, its summary) after --then-task, else None: the CLI's and the Python API's one path."""
     from alembert.config.schema import DistillConfig
-    from alembert.distill.run import run_distill
     from alembert.errors import AlembertError
+    from alembert.tasks import task_kind
 
     if args.then_task and not args.task_teacher:
         raise AlembertError("--then-task needs --task-teacher: the teacher fine-tuned on that task")
@@ -138,7 +138,7 @@ def execute(args):
         train=cfg.train.model_copy(update={"epochs": args.task_epochs or 3.0, "lr": 5e-5, "eval_every": None}),
         push_to_hub=push,
     )
-    return cfg, s, (task_cfg, run_distill(task_cfg))
+    return cfg, s, (task_cfg, task_kind(args.then_task).distill(task_cfg))
 
 
 def run(args) -> int:

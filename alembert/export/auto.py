@@ -231,7 +231,7 @@ def eval_data(src: Path, model_config, tokenizer, names: list[str], data: dict |
 
 
 def _score(model, tokenizer, data: EvalData) -> float:
-    from alembert.evaluation.evaluate import evaluate_model
+    from alembert.classification.evaluate import evaluate_model
 
     return evaluate_model(model, tokenizer, data.task, data.dev)[data.task.main_metric]
 

@@ -7,7 +7,7 @@ or the first token), the Dense layers and the L2 normalisation; inputs ``input_i
 through the classifier export's steps (:func:`alembert.export.graph.build_graph`: opset 23
 attention for SDPA models, onnxruntime's optimizer, per-channel int8). The folder keeps the
 tokenizer, ``config.json`` and the sentence-transformers module files (``modules.json``,
-``1_Pooling``, Dense configs, ...), so :func:`alembert.embedding.model.read_spec` still
+``1_Pooling``, Dense configs, ...), so :func:`alembert.models.sentence.read_spec` still
 reads it as an embedding model, and ``alembert evaluate --task stsb-zeroshot`` / ``bench``
 run it through :class:`alembert.runtimes.onnxruntime.OnnxEmbedder`.
 
@@ -45,7 +45,7 @@ def is_embedding_dir(path: str | Path) -> bool:
 
 
 class SentenceEmbedding(torch.nn.Module):
-    """An :class:`~alembert.embedding.model.EmbeddingModel` whose forward returns the embeddings tensor alone."""
+    """An :class:`~alembert.models.sentence.EmbeddingModel` whose forward returns the embeddings tensor alone."""
 
     def __init__(self, model):
         super().__init__()
@@ -107,7 +107,7 @@ def export_embedding_onnx(
 ) -> Path:
     """Export the sentence-transformers folder ``src`` to ``out_dir`` (fresh or overwritable:
     :func:`alembert.export.onnx.export_onnx` checked it); returns ``out_dir``."""
-    from alembert.embedding.model import load_embedding_model, read_spec
+    from alembert.models.sentence import load_embedding_model, read_spec
 
     spec = read_spec(src)
     model, tokenizer = load_embedding_model(src, attn="sdpa" if _sdpa(spec.encoder_path) else "eager")

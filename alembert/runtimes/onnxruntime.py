@@ -116,7 +116,7 @@ class OnnxClassifier(OnnxModel):
 
 class OnnxEmbedder(OnnxModel):
     """An exported sentence-embedding model (``alembert export`` of a sentence-transformers folder):
-    ``model(**batch).embeddings`` and ``.dim`` as from an :class:`~alembert.embedding.model.EmbeddingModel`,
+    ``model(**batch).embeddings`` and ``.dim`` as from an :class:`~alembert.models.sentence.EmbeddingModel`,
     so :func:`alembert.embedding.cache.encode` and the zero-shot evaluations run it unchanged.
     Pooling, Dense layers and normalisation are inside the graph."""
 

@@ -22,7 +22,7 @@ from alembert.runtimes.base import PYTORCH_FORMAT, Runtime
 
 
 class TorchModel(torch.nn.Module):
-    """A torch module (a classifier, or an :class:`~alembert.embedding.model.EmbeddingModel`) as a runtime model.
+    """A torch module (a classifier, or an :class:`~alembert.models.sentence.EmbeddingModel`) as a runtime model.
     ``returns``: the output field :meth:`run` gives back (``"logits"`` or ``"embeddings"``)."""
 
     def __init__(self, module: torch.nn.Module, returns: str = "logits"):
@@ -108,7 +108,7 @@ class PyTorchRuntime(Runtime):
         return TorchModel(model, "logits")
 
     def load_embedding(self, path: Path, pooling: str | None = None, threads: int | None = None, name=None):
-        from alembert.embedding.model import load_embedding_model
+        from alembert.models.sentence import load_embedding_model
 
         model, tokenizer = load_embedding_model(name or path, pooling)
         return TorchModel(model, "embeddings"), tokenizer

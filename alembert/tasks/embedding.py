@@ -15,8 +15,7 @@ class Embedding(TaskKind):
     name = "embedding"
     description = "zero-shot sentence embeddings"
     model_class = "SentenceTransformer"
-    pipeline_tag = "sentence-similarity"  # as embedding/card.py writes it
-    caches_teacher = True  # the teacher's sentence embeddings, once per corpus (embedding/cache.py)
+    pipeline_tag = "sentence-similarity"  # embedding/card.py's PIPELINE_TAG (kept literal: no import of torch here)
 
     @property
     def task_names(self) -> tuple[str, ...]:

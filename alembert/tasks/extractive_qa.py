@@ -6,7 +6,6 @@ Data, windows, post-processing and the official EM/F1 live in :mod:`alembert.qa`
 
 from __future__ import annotations
 
-from alembert.distill.card import KINDS as CARD_KINDS
 from alembert.tasks.base import Evaluation, TaskKind
 
 
@@ -14,9 +13,8 @@ class ExtractiveQA(TaskKind):
     name = "extractive-qa"
     description = "extractive QA"
     task_names = ("squad",)
-    model_class = CARD_KINDS["qa"][1]
-    pipeline_tag = CARD_KINDS["qa"][0]
-    caches_teacher = False  # start/end logits per window: the teacher runs online
+    model_class = "AutoModelForQuestionAnswering"
+    pipeline_tag = "question-answering"
 
     def main_metric(self, task: str | None) -> str:
         from alembert.qa.run import MAIN_METRIC
@@ -58,7 +56,7 @@ class ExtractiveQA(TaskKind):
     def distill(self, cfg, callbacks=None) -> dict:
         from alembert.qa.run import run_qa_distill
 
-        return run_qa_distill(cfg, callbacks)
+        return run_qa_distill(cfg, self, callbacks)
 
     def evaluate(self, cfg, args) -> Evaluation:
         """The default test articles unless --dev-file."""

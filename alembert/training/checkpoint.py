@@ -20,7 +20,7 @@ import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from alembert.errors import AlembertError
+from alembert.errors import AlembertError, brief
 from alembert.files import disk_guard, model_bytes
 
 STATE_FILE = "alembert_state.json"
@@ -100,7 +100,7 @@ def verify_checkpoint(path: Path) -> LoopState:
                 load(f, map_location="cpu")
         except Exception as exc:  # torch, pickle and safetensors each raise their own types
             raise ValueError(
-                f"{f.name}: {type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else 'unreadable'}"
+                f"{f.name}: {type(exc).__name__}: {brief(exc, 120) if str(exc) else 'unreadable'}"
             ) from None
     return state
 

@@ -28,6 +28,7 @@ from transformers import get_linear_schedule_with_warmup
 
 from alembert.config.schema import TrainConfig
 from alembert.errors import AlembertError
+from alembert.progress import progress
 from alembert.training.checkpoint import LoopState, save_checkpoint
 from alembert.training.logger import RunLogger
 
@@ -171,9 +172,7 @@ def _fit(
     losses: list[float] = []  # every micro-batch's loss: a run that diverged says so at the end
     module.train()
     # a with block: an error leaves the bar closed, so its message starts on a line of its own
-    with tqdm(
-        total=steps, initial=state.step, desc="training", disable=not accelerator.is_main_process, dynamic_ncols=True
-    ) as bar:
+    with progress(steps, "training", "step", initial=state.step, disable=not accelerator.is_main_process) as bar:
         while state.step < steps and not state.stage_done:
             sampler.set_epoch(state.epoch)
             loader.set_epoch(state.epoch)  # Accelerate's own epoch counter re-seeds samplers on iteration
