@@ -50,7 +50,7 @@ def run_bench(
 ) -> dict:
     """Measure every model, write bench.json / bench.md / plots into ``out_dir``, return the result.
     ``kind``: the task's kind (:func:`alembert.tasks.task_kind`), whose ``bench`` builds the
-    :class:`~alembert.measure.tasks.BenchTask` that scores and times the models.
+    :class:`~alembert.measure.bench_task.BenchTask` that scores and times the models.
     ``seq_len`` defaults to the length the first model was trained with (its config.json), else the
     task's usual max length (128 for GLUE, 384 for SQuAD). ``data``: your own
     dev file (``dev_file``, ``text_column``, ``text_pair_column``, ``label_column``, ``labels``).
