@@ -61,6 +61,7 @@ def run_bench(
     from alembert.models.load import load_config
     from alembert.models.preprocessing import max_length_for
     from alembert.models.resolve import resolve_model
+    from alembert.models.static import is_static_folder, static_config
 
     if not models:
         raise AlembertError("bench needs at least one model; the first one is the reference")
@@ -71,7 +72,7 @@ def run_bench(
     bt = kind.bench(task, data_dir, max_eval_samples, max(batch_size, latency_iters), eval_batch_size, data, models[0])
     # no longer than every model's position table (less 2: RoBERTa/MPNet offsets); the same for all
     paths = [resolve_model(m) for m in models]
-    configs = [load_config(p) for p in paths]
+    configs = [static_config(p) if is_static_folder(p) else load_config(p) for p in paths]
     room = min(getattr(c, "max_position_embeddings", 10**6) - 2 for c in configs)
     seq_len = min(
         seq_len or max_length_for(paths[0], None, bt.seq_len), room

@@ -45,8 +45,12 @@ def count_embedding_params(folder: str | Path) -> tuple[int, int]:
     from transformers import AutoModel
 
     from alembert.models.load import load_config
+    from alembert.models.resolve import resolve_model
     from alembert.models.sentence import read_spec
+    from alembert.models.static import is_static_folder, static_param_count
 
+    if is_static_folder(resolve_model(folder)):  # a table of token vectors: every parameter is an embedding
+        return static_param_count(resolve_model(folder)), 0
     spec = read_spec(folder)
     with torch.device("meta"):
         model = AutoModel.from_config(load_config(spec.encoder_path))
