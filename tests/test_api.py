@@ -23,6 +23,7 @@ def readme_python_blocks() -> list[str]:
     return re.findall(r"```python\n(.*?)```", section, flags=re.S)
 
 
+@pytest.mark.cli
 def test_readme_example_runs_as_written(tmp_path, monkeypatch, capsys):
     blocks = readme_python_blocks()
     assert len(blocks) == 2
@@ -42,6 +43,7 @@ def test_readme_example_runs_as_written(tmp_path, monkeypatch, capsys):
     assert "retention" in printed and "'pkd'" in printed
 
 
+@pytest.mark.cli
 def test_import_stays_light():
     import subprocess
 
@@ -126,6 +128,7 @@ def test_keywords_give_the_cli_config(tmp_path):
     assert api == cli and api.data.model_fields_set == cli.data.model_fields_set
 
 
+@pytest.mark.cli
 def test_errors_are_the_cli_one_line_errors(tiny_teacher, tmp_path, capsys):
     calls = [
         (
@@ -174,6 +177,7 @@ def test_api_parser_is_the_cli_parser():
     assert Path(alembert.api.__file__).name == "api.py"
 
 
+@pytest.mark.cli
 def test_distill_general_with_its_task_stage_and_bench(tiny_bert, tiny_teacher, tmp_path):
     """The two-stage call returns both results; bench returns each model's row; a loaded student object works."""
     from transformers import AutoModelForSequenceClassification

@@ -64,6 +64,7 @@ def distill(teacher, student, out, recipe, *extra):
     ]
 
 
+@pytest.mark.cli
 def test_different_vocabularies_need_the_flag(mpnet_teacher, tiny_bert, tmp_path, capsys):
     code, _, err = run_cli(distill(mpnet_teacher, tiny_bert, tmp_path / "o", "kd"), capsys)
     assert code == 2 and "different vocabularies" in err and "--cross-tokenizer strict" in err
@@ -78,6 +79,7 @@ def test_different_vocabularies_need_the_flag(mpnet_teacher, tiny_bert, tmp_path
         ("tinybert", "strict", "attention"),
     ],
 )
+@pytest.mark.cli
 def test_cross_family_distillation_runs(mpnet_teacher, tiny_bert, tmp_path, capsys, recipe, mode, term):
     out = tmp_path / recipe
     code, _, err = run_cli(distill(mpnet_teacher, tiny_bert, out, recipe, "--cross-tokenizer", mode), capsys)
@@ -88,6 +90,7 @@ def test_cross_family_distillation_runs(mpnet_teacher, tiny_bert, tmp_path, caps
     assert any(term in r and r[term] > 0 for r in records if "step" in r)
 
 
+@pytest.mark.cli
 def test_transfer_set_without_labels(tiny_bert, tmp_path, capsys):
     from alembert.data.tasks import get_task
     from alembert.models.load import load_classifier, load_tokenizer

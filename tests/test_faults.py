@@ -32,6 +32,8 @@ from conftest import run_cli
 
 from alembert.files import STAGING
 
+pytestmark = pytest.mark.cli
+
 REPO = Path(__file__).resolve().parents[1]
 HELPERS = Path(__file__).parent / "helpers"
 

@@ -37,7 +37,13 @@ def write_model_card(out: Path, s: dict, recipe: Recipe) -> None:
         f"{s['train_seconds']} s in {len(s['stages'])} stage(s); "
         "full settings in `distill_config.yaml`, every logged step in `log.jsonl`"
     )
-    windows = f"- SQuAD windows: max length {s['max_length']}, stride {s['stride']}; {s['data']}.\n" if qa else ""
+    windows = (
+        f"- SQuAD windows: max length {s['max_length']}, stride {s['stride']}; {s['data']}.\n"
+        if qa
+        else f"- Max length: {s['max_length']} tokens per input (training and the dev figures).\n"
+        if s.get("max_length")
+        else ""
+    )
     body = f"""# Distilled student ({s["task"]}, recipe `{recipe.name}`)
 
 Made with alembert: `{loader}.from_pretrained(this_folder)` loads it.

@@ -172,6 +172,6 @@ def run_distill(cfg: DistillConfig, callbacks: Callbacks | None = None) -> dict:
         dev_examples=len(dev),
         parameters=n_params(student),
         teacher_parameters=n_params(teacher),
-        details={"attention": teacher.config._attn_implementation},
+        details={"attention": teacher.config._attn_implementation, "max_length": cfg.data.max_length},
     )
     return run.finish(summary, card=lambda out, s: write_model_card(out, card_view(s), recipe))

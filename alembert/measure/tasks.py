@@ -33,7 +33,7 @@ class BenchTask:
     dev_examples: int
     texts_a: list[str]
     texts_b: list[str] | None
-    seq_len: int  # default timed sequence length: the task's usual max length
+    seq_len: int  # the task's usual max length (the timed length is the kind's default_max_length of the reference)
     load: Callable[[Path, int], tuple[object, object]]  # (resolved folder, threads) -> (model, tokenizer)
     score: Callable[[object, object, int], dict[str, float]]  # (model, tokenizer, max length) -> dev metrics
     # (task, model, tokenizer, seq_len, batch_size, device) -> the timed Workload
@@ -92,7 +92,7 @@ def glue_task(
             )
         return load_any(path, task, threads), load_tokenizer(path)
 
-    def score(model, tokenizer, max_length: int):  # GLUE: the data config's max length (128), as at training
+    def score(model, tokenizer, max_length: int):  # GLUE: the data config's (the reference's training length)
         return evaluate_model(model, tokenizer, task, tokenize_dataset(dev, tokenizer, cfg.max_length), eval_batch_size)
 
     pair = "text_b" in dev.column_names

@@ -1,12 +1,14 @@
 """Extractive question answering: SQuAD v1.1 (``--task squad``), span-extraction models.
 
 Data, windows, post-processing and the official EM/F1 live in :mod:`alembert.qa`; the runs are
-``qa/run.py``'s. Windows are 384 tokens (stride a third) unless ``--max-length``.
+``qa/run.py``'s. Windows are 384 tokens (stride a third) unless ``--max-length`` or the model
+was trained on other windows (its preprocessing record).
 """
 
 from __future__ import annotations
 
 from alembert.distill.card import KINDS as CARD_KINDS
+from alembert.qa.run import MAX_LENGTH
 from alembert.tasks.base import Evaluation, TaskKind
 
 
@@ -17,6 +19,7 @@ class ExtractiveQA(TaskKind):
     model_class = CARD_KINDS["qa"][1]
     pipeline_tag = CARD_KINDS["qa"][0]
     caches_teacher = False  # start/end logits per window: the teacher runs online
+    max_length = MAX_LENGTH  # SQuAD windows of 384 tokens, the standard
 
     def main_metric(self, task: str | None) -> str:
         from alembert.qa.run import MAIN_METRIC
@@ -53,17 +56,18 @@ class ExtractiveQA(TaskKind):
     def finetune(self, cfg, callbacks=None) -> dict:
         from alembert.qa.run import run_qa_finetune
 
-        return run_qa_finetune(cfg, callbacks)
+        return run_qa_finetune(self.resolve_max_length(cfg, cfg.model), callbacks)
 
     def distill(self, cfg, callbacks=None) -> dict:
         from alembert.qa.run import run_qa_distill
 
-        return run_qa_distill(cfg, callbacks)
+        return run_qa_distill(self.resolve_max_length(cfg, cfg.teacher), callbacks)
 
     def evaluate(self, cfg, args) -> Evaluation:
         """The default test articles unless --dev-file."""
         from alembert.qa.run import run_qa_evaluate
 
+        cfg = self.resolve_max_length(cfg, cfg.model)  # the windows the model was trained on, else 384
         metrics, n, about = run_qa_evaluate(cfg)
         return Evaluation("squad", n, f"{cfg.model} on squad ({about})", metrics, cfg.data.max_length)
 
