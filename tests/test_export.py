@@ -99,7 +99,7 @@ def test_full_last_layer_export_matches_too(tiny, tmp_path):
     assert info["last_layer"] == "all tokens" and info["max_abs_diff_vs_torch"] < 1e-4
 
 
-@pytest.mark.export
+@pytest.mark.cli
 def test_int8_keeps_labels_and_is_smaller(exported, capsys):
     fp32, int8 = exported
     assert is_onnx_dir(int8) and not list(int8.glob("*fp32*"))

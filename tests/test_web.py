@@ -22,7 +22,7 @@ from alembert.export import browser
 from alembert.export.web import GRAPHS, WEB_INFO, download_bytes, export_web, make_server, page_url
 
 REASON = browser.missing()
-pytestmark = pytest.mark.skipif(REASON is not None, reason=f"browser test not run: {REASON}")
+pytestmark = [pytest.mark.cli, pytest.mark.skipif(REASON is not None, reason=f"browser test not run: {REASON}")]
 N_SENTENCES = 50
 
 
