@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from alembert.errors import AlembertError
+from alembert.errors import AlembertError, brief
 
 
 @dataclass
@@ -192,7 +192,13 @@ def _namespace(
                     raise AlembertError(f"{name}: {key} is an on/off switch; pass {key}=True")
                 continue
             if isinstance(value, str) and callable(action.type):  # a string reads as the flag reads it
-                value = action.type(value)
+                try:
+                    value = action.type(value)
+                except (ValueError, TypeError, argparse.ArgumentTypeError) as exc:
+                    wanted = {"int": "a whole number", "float": "a number"}.get(
+                        getattr(action.type, "__name__", ""), f"a value {action.option_strings[0]} takes"
+                    )
+                    raise AlembertError(f"{name}: {key}={value!r} is not {wanted} ({brief(exc, 80)})") from None
             elif action.type is None:
                 value = _plain(value)
             setattr(args, action.dest, value)

@@ -78,8 +78,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 def run_alembert(args, recipe: str) -> dict:
     from alembert.config.load import build_config
     from alembert.config.schema import DistillConfig
-    from alembert.distill.run import run_distill
     from alembert.models.student import parse_layers
+    from alembert.tasks import task_kind
     from alembert.training.loop import Callbacks
 
     cfg = build_config(
@@ -105,7 +105,7 @@ def run_alembert(args, recipe: str) -> dict:
         },
     )
     callbacks = Callbacks()  # its timers see the teacher-cache build, the loop and the evaluations inside it
-    summary = run_distill(cfg, callbacks)
+    summary = task_kind(cfg.data.task).distill(cfg, callbacks)
     # training = teacher-cache build + fit, less the final dev evaluation (and model save) inside fit
     t = callbacks.timers.spent
     cache, fit, ev = (t.get(k, (0.0, 0.0)) for k in ("teacher_cache", "fit", "eval"))
@@ -125,10 +125,10 @@ def run_trainer_baseline(args) -> dict:
     import torch.nn.functional as F
     from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
 
+    from alembert.classification.evaluate import evaluate_model
+    from alembert.data.glue import get_task
     from alembert.data.readers import load_glue_split
-    from alembert.data.tasks import get_task
     from alembert.data.tokenize import tokenize_dataset
-    from alembert.evaluation.evaluate import evaluate_model
     from alembert.losses.kd import kd_loss
     from alembert.models.load import load_classifier, load_tokenizer
     from alembert.models.student import parse_layers, student_from_teacher

@@ -75,8 +75,8 @@ def prepare(args, out: Path) -> dict:
 
     from alembert.config.schema import DistillGeneralConfig
     from alembert.embedding.cache import build_embedding_cache
-    from alembert.embedding.model import load_embedding_model
     from alembert.embedding.student import fit_projection_on, make_embedding_student
+    from alembert.models.sentence import load_embedding_model
     from alembert.training.setup import AUTOCAST
 
     torch.set_num_threads(args.threads * args.jobs)
@@ -204,7 +204,7 @@ def run_variant(argv: list[str], variant: str, cores: set[int] | None) -> None:
 
 def score(args, folder: str) -> dict:
     from alembert.embedding.evaluate import evaluate_embedding
-    from alembert.embedding.model import load_embedding_model
+    from alembert.models.sentence import load_embedding_model
 
     model, tok = load_embedding_model(folder)
     return {

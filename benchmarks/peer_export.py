@@ -226,10 +226,10 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     from transformers import AutoTokenizer
 
+    from alembert.classification.evaluate import evaluate_model
     from alembert.config.schema import DataConfig
     from alembert.data.load import load_split, resolve_task
     from alembert.data.tokenize import tokenize_dataset
-    from alembert.evaluation.evaluate import evaluate_model
     from alembert.export.runtime import OnnxClassifier
     from alembert.machine import cpu_facts, cpu_line
     from alembert.measure.serving import measure_serving, serving_workload

@@ -24,9 +24,9 @@ alembert export "$RUNS/student" --onnx --quantize auto --output "$RUNS/student-i
 alembert export "$RUNS/teacher" --onnx --quantize auto --output "$RUNS/teacher-int8" --overwrite
 
 echo "== 4/4 bench: teacher, student, int8 student and int8 teacher in one run (fixed 128 tokens and real sentence lengths)"
-alembert bench "$RUNS/teacher" "$RUNS/student" "$RUNS/student-int8" "$RUNS/teacher-int8" --task sst2 --repeats 3 --output "$RUNS/bench"
+alembert bench "$RUNS/teacher" "$RUNS/student" "$RUNS/student-int8" "$RUNS/teacher-int8" --task sst2 --repeats 3 \
+  --output "$RUNS/bench" > "$RUNS/bench.log"
 
-echo "== results"
-python "$(dirname "$0")/table.py" "$RUNS/teacher" "$RUNS/student"
-cat "$RUNS/bench/bench.md"
+echo "== results (the bench's printout: $RUNS/bench.log)"
+python "$(dirname "$0")/summary.py" "$RUNS/bench"
 echo "demo wall time: $(( $(date +%s) - start )) s"

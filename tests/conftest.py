@@ -67,7 +67,7 @@ def tiny_bert(tmp_path_factory, bert_tokenizer) -> Path:
 def tiny_teacher(tmp_path_factory, tiny_bert, bert_tokenizer) -> Path:
     """The tiny encoder (4 layers, width 32, 2 heads, BERT vocabulary) with an SST-2 head:
     a teacher for distillation tests."""
-    from alembert.data.tasks import get_task
+    from alembert.data.glue import get_task
     from alembert.models.load import load_classifier
 
     path = tmp_path_factory.mktemp("teacher")

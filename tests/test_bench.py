@@ -150,6 +150,14 @@ def test_table_fits_80_columns():
     text = console.export_text()
     assert max(len(line) for line in text.splitlines()) <= 80
     assert "…" not in text  # nothing truncated
+    # the last screen of a log or of `make demo`: every model, in 80 columns, nothing cut
+    from alembert.measure.report import summary
+
+    result |= {"task": "sst2", "reference": "runs/demo/teacher"}
+    result["models"][2]["name"] = "runs/demo/a-long-folder-name/student-int8"
+    lines = summary(result).splitlines()
+    assert max(map(len, lines)) <= 80 and len(lines) == 2 + len(models)
+    assert lines[4].split() == ["…-folder-name/student-int8", "int8", "0.8452", "96.2", "5.76x", "4.80x", "90.9"]
     for n in names:
         assert n in text, text
     assert "96.2" in text and "96.2183" not in text and "5.76x" in text  # sensible precision

@@ -10,6 +10,7 @@ from alembert.distill.card import write_model_card
 from alembert.distill.recipe import load_recipe
 from alembert.embedding.card import write_embedding_card
 from alembert.models.card import base_model
+from alembert.tasks import task_kind
 
 
 def index_metrics(card: ModelCard) -> dict:
@@ -83,7 +84,7 @@ def summary(task, dev, **extra):
 
 def test_qa_card_kind_and_windows(tmp_path):
     s = summary("squad", {"f1": 71.5, "exact_match": 60.25}, max_length=384, stride=128, data="100 articles")
-    write_model_card(tmp_path, s, load_recipe("kd"))
+    write_model_card(tmp_path, s, load_recipe("kd"), task_kind("squad"))
     card = ModelCard.load(tmp_path / "README.md")
     assert card.data.pipeline_tag == "question-answering" and "AutoModelForQuestionAnswering" in card.text
     assert "AutoModelForSequenceClassification" not in card.content and "stride 128" in card.text

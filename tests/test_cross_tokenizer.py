@@ -92,7 +92,7 @@ def test_cross_family_distillation_runs(mpnet_teacher, tiny_bert, tmp_path, caps
 
 @pytest.mark.cli
 def test_transfer_set_without_labels(tiny_bert, tmp_path, capsys):
-    from alembert.data.tasks import get_task
+    from alembert.data.glue import get_task
     from alembert.models.load import load_classifier, load_tokenizer
 
     teacher = tmp_path / "teacher"
@@ -140,7 +140,7 @@ def test_transfer_set_without_labels(tiny_bert, tmp_path, capsys):
 
 def test_max_transfer_samples_keeps_the_first_texts(tmp_path):
     from alembert.config.schema import DataConfig
-    from alembert.data.tasks import get_task
+    from alembert.data.glue import get_task
     from alembert.data.transfer import load_transfer
     from alembert.errors import AlembertError
 

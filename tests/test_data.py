@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from alembert.data.glue import TASKS, get_task, task_names
 from alembert.data.readers import (
     default_data_dir,
     load_data_file,
     load_glue_split,
 )
-from alembert.data.tasks import TASKS, get_task, task_names
 from alembert.errors import AlembertError
 
 GLUE = Path(os.environ.get("ALEMBERT_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data" / "glue_data")
@@ -265,3 +265,18 @@ def test_missing_glue_directory(tmp_path):
     assert "--data-dir" in message and "ALEMBERT_DATA" in message
     with pytest.raises(AlembertError, match="unknown split"):
         load_glue_split(get_task("sst2"), GLUE, "test")
+
+
+def test_huge_texts_are_clipped_before_tokenising_with_the_same_tokens(bert_tokenizer):
+    """A 50 MB field used to be tokenised whole (70 s, 7 GB at --max-length 32): texts are cut to
+    CHARS_PER_TOKEN x max_length characters first, which keeps the first max_length tokens."""
+    from datasets import Dataset
+
+    from alembert.data.tokenize import CHARS_PER_TOKEN, clip, tokenize_dataset
+
+    long = "an unusually long review of a film " * 20_000  # 700,000 characters
+    ds = Dataset.from_dict({"text_a": [long, "short"], "label": [1, 0]})
+    got = tokenize_dataset(ds, bert_tokenizer, 32)
+    want = bert_tokenizer([long, "short"], truncation=True, max_length=32)["input_ids"]
+    assert got["input_ids"] == want and len(want[0]) == 32
+    assert clip([long, "short"], 32) == [long[: CHARS_PER_TOKEN * 32], "short"] and clip(None, 32) is None

@@ -9,7 +9,7 @@ from conftest import run_cli, save_tiny
 from transformers import AutoModelForSequenceClassification
 
 from alembert.config.schema import DistillConfig
-from alembert.data.tasks import get_task
+from alembert.data.glue import get_task
 from alembert.distill.module import DistillModule
 from alembert.distill.recipe import load_recipe, recipe_names
 from alembert.models.load import load_classifier

@@ -11,9 +11,9 @@ from scipy.stats import spearmanr
 
 from alembert.embedding.cache import build_embedding_cache, embedding_cache_key
 from alembert.embedding.metrics import retrieval_metrics, sts_metrics
-from alembert.embedding.model import EmbeddingModel, load_embedding_model, read_spec
 from alembert.errors import AlembertError
 from alembert.losses import embedding_cosine_loss, embedding_mse_loss, similarity_kl_loss
+from alembert.models.sentence import EmbeddingModel, load_embedding_model, read_spec
 
 TEXTS = [
     "a cat sat on the mat",

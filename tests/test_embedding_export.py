@@ -4,6 +4,7 @@ with pooling, Dense and normalisation inside gives PyTorch's vectors; int8's STS
 embedding models; an embedding export is refused where a classifier is expected."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
@@ -12,10 +13,10 @@ import torch
 from conftest import run_cli
 from scipy.stats import spearmanr
 
-from alembert.embedding.model import load_embedding_model, read_spec
 from alembert.errors import AlembertError
 from alembert.export.onnx import export_onnx
 from alembert.export.runtime import OnnxEmbedder, is_onnx_dir, load_any, load_any_embedding
+from alembert.models.sentence import load_embedding_model, read_spec
 
 pytestmark = pytest.mark.export  # the module's fixture exports a graph
 
@@ -211,3 +212,24 @@ def test_embedding_export_is_refused_where_a_classifier_is_expected(mean_fp32, t
     assert code == 2 and err.startswith("error: ") and err.count("\n") == 1
     with pytest.raises(AlembertError, match="already an ONNX export"):
         export_onnx(mean_fp32, tmp_path / "again")
+
+
+@pytest.mark.parametrize("bad", ["../outside", "/tmp/alembert-hostile-module", "1_Pooling/../../escape"])
+def test_module_paths_leaving_the_model_folder_are_refused(st_mean, tmp_path, bad):
+    """A model folder is untrusted input: a modules.json path outside it is one line naming the entry,
+    before anything is read or written outside (issue 32)."""
+    import shutil
+
+    from alembert.errors import AlembertError
+
+    src = tmp_path / "hostile"
+    shutil.copytree(st_mean, src)
+    modules = json.loads((src / "modules.json").read_text())
+    modules[1]["path"] = bad  # the Pooling module
+    (src / "modules.json").write_text(json.dumps(modules))
+    before = sorted(p.name for p in tmp_path.iterdir())
+    with pytest.raises(AlembertError) as info:
+        export_onnx(src, tmp_path / "out")
+    message = str(info.value)
+    assert "modules.json entry 1" in message and "outside the model folder" in message and "\n" not in message
+    assert sorted(p.name for p in tmp_path.iterdir()) == before and not Path("/tmp/alembert-hostile-module").exists()

@@ -530,7 +530,82 @@ CASES = [
         lambda c: finetune_args(c.tiny_bert, c.tmp / "out", _csv(c, "sentence,label,sentence\na,1,b\n")),
         words=("'sentence' appears twice",),
     ),
+    # issue 32, huge and odd inputs
+    Case(  # a legitimate field over csv's default 131,072 characters is read, not called malformed
+        "csv-field-over-131072-characters",
+        lambda c: finetune_args(c.tiny_bert, c.tmp / "out", _csv(c, _long_field_csv(), "long.csv"), "--max-length", 16),
+        code=0,
+        words=("saved to",),
+        watch=lambda c: c.tmp / "nothing",
+    ),
+    Case(  # a TSV named .csv whose texts hold commas: the row count error carries the hint
+        "tab-separated-csv-with-commas",
+        lambda c: finetune_args(
+            c.tiny_bert, c.tmp / "out", _csv(c, "sentence\tlabel\ngood, fine\t1\nbad, awful, dull\t0\n")
+        ),
+        words=("looks tab-separated", ".tsv"),
+    ),
+    Case(
+        "corpus-of-nul-bytes",
+        lambda c: _general_args(c, _nul_corpus(c), "tinybert-general"),
+        words=("NUL bytes", "binary"),
+    ),
+    Case(
+        "corpus-of-nul-bytes-embedding-recipe",
+        lambda c: [*_general_args(c, _nul_corpus(c), "embed-mse"), "--pooling", "mean"],
+        words=("NUL bytes", "binary"),
+    ),
+    Case(  # a class name holding a comma: --labels as a JSON list
+        "labels-json-list-with-a-comma",
+        lambda c: _comma_label_args(c, '["bad, really", "good"]'),
+        code=0,
+        words=("saved to",),
+        watch=lambda c: c.tmp / "nothing",
+    ),
+    Case(  # the same labels given with commas: the error says why and how
+        "labels-comma-names-explained",
+        lambda c: _comma_label_args(c, "bad, really,good"),
+        words=("unknown label 'bad, really'", "JSON list"),
+    ),
 ]
+
+
+def _long_field_csv() -> str:
+    """32 rows of sentence,label, one sentence 200,000 characters long (csv's default limit is 131,072)."""
+    rows = [f"text number {i},{i % 2}" for i in range(32)]
+    rows[3] = "word " * 40_000 + ",1"
+    return "sentence,label\n" + "\n".join(rows) + "\n"
+
+
+def _nul_corpus(c: Ctx) -> Path:
+    f = c.tmp / "corpus.txt"
+    f.write_bytes(b"\x00" * 4096)
+    return f
+
+
+def _general_args(c: Ctx, corpus: Path, recipe: str) -> list:
+    return [
+        "distill-general",
+        "--teacher",
+        c.tiny_bert,
+        "--corpus",
+        corpus,
+        "--recipe",
+        recipe,
+        "--output",
+        c.tmp / "out",
+    ]
+
+
+def _comma_label_args(c: Ctx, labels: str) -> list:
+    """finetune on a file whose class names are 'bad, really' and 'good', with ``--labels labels``."""
+    rows = "".join(f"text number {i}\t{'good' if i % 2 else 'bad, really'}\n" for i in range(32))
+    f = c.tmp / "commas.tsv"
+    f.write_text("sentence\tlabel\n" + rows)
+    return [
+        *["finetune", "--model", c.tiny_bert, "--train-file", f, "--dev-file", f, "--labels", labels],
+        *["--max-length", 16, "--batch-size", 8, "--epochs", 1, "--output", c.tmp / "out"],
+    ]
 
 
 def _without_model(run: Path) -> Path:
@@ -554,8 +629,8 @@ def test_fault(case: Case, tmp_path, tiny_bert, tiny_teacher, finished_run, requ
     assert "Traceback" not in err
     if case.code == 2:
         lines = [
-            ln for ln in err.strip().splitlines() if not ln.startswith("training:")
-        ]  # a progress bar may precede it
+            ln for ln in err.strip().splitlines() if not ln.startswith(("training:", "note: "))
+        ]  # a progress bar or a note on what was inferred may precede it
         assert len(lines) == 1 and lines[0].startswith("error: "), err
         text = lines[0]
     else:
@@ -748,3 +823,24 @@ def test_a_diverged_run_says_so(tiny_bert, tmp_path, capsys):
         assert "loss became" in err
     else:
         assert "the run probably diverged" in out + err, out + err
+
+
+def test_labels_that_are_not_a_json_list_are_one_argparse_line(tmp_path, capsys):
+    """``--labels '[...'``: argparse's own usage error (exit 2), saying what a JSON list looks like."""
+    from alembert.cli.main import main
+
+    with pytest.raises(SystemExit) as info:
+        main(["finetune", "--model", "m", "--labels", '["a", ', "--output", str(tmp_path / "out")])
+    assert info.value.code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "--labels" in last and "not a JSON list" in last and "Traceback" not in last
+    assert not (tmp_path / "out").exists()
+
+
+def test_quoted_causes_are_cut_at_a_word_not_inside_one():
+    from alembert.errors import brief
+
+    long = "the tensor model.encoder.layer.3.attention could not be read because " + "the file ends early " * 20
+    got = brief(RuntimeError(long + "\nsecond line"), 80)
+    assert len(got) <= 80 and got.endswith("…") and long.startswith(got[:-1]) and long[len(got) - 1] == " "
+    assert brief(ValueError()) == "ValueError" and brief("short\nmore") == "short"

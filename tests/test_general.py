@@ -105,7 +105,7 @@ def test_headless_recipes_run(tiny_bert, corpus, tmp_path, capsys, recipe, terms
 
 
 def test_two_stages_in_one_go(tiny_bert, bert_tokenizer, corpus, tmp_path, capsys):
-    from alembert.data.tasks import get_task
+    from alembert.data.glue import get_task
     from alembert.models.load import load_classifier
 
     teacher = tmp_path / "task-teacher"

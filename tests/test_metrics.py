@@ -7,8 +7,8 @@ import pytest
 from scipy.stats import pearsonr, spearmanr
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
-from alembert.data.tasks import get_task
-from alembert.evaluation.metrics import compute_metrics
+from alembert.classification.metrics import compute_metrics
+from alembert.data.glue import get_task
 
 # 8 examples: TP=3, FN=1, TN=2, FP=2.
 LABELS = [1, 1, 1, 1, 0, 0, 0, 0]

@@ -4,7 +4,7 @@ import pytest
 import torch
 from conftest import save_tiny
 
-from alembert.data.tasks import get_task
+from alembert.data.glue import get_task
 from alembert.errors import AlembertError
 from alembert.models.load import load_classifier
 from alembert.models.resolve import resolve_model

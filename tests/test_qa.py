@@ -13,9 +13,7 @@ import numpy as np
 import pytest
 from transformers import AutoTokenizer
 
-from alembert.errors import AlembertError
-from alembert.models.resolve import resolve_model
-from alembert.qa.data import (
+from alembert.data.squad import (
     FEATURES,
     TEST_ARTICLES,
     load_hub_squad,
@@ -23,6 +21,8 @@ from alembert.qa.data import (
     split_by_article,
     squad_examples,
 )
+from alembert.errors import AlembertError
+from alembert.models.resolve import resolve_model
 from alembert.qa.features import (
     prepare_eval_features,
     prepare_train_features,

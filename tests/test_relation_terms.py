@@ -8,7 +8,7 @@ import torch
 from conftest import REPO, run_cli
 from transformers import AutoConfig, AutoModelForSequenceClassification, MPNetTokenizer
 
-from alembert.data.tasks import get_task
+from alembert.data.glue import get_task
 from alembert.data.two_tokenizers import TwoTokenizerCollator
 from alembert.distill.alignment import batch_alignment, gather_teacher
 from alembert.distill.module import DistillModule, resolve_stage_mappings

@@ -1,5 +1,6 @@
 """A run killed with SIGKILL mid-way resumes to exactly the weights of an uninterrupted run."""
 
+import json
 import os
 import signal
 import subprocess
@@ -139,3 +140,47 @@ def test_nan_loss_stops_naming_step_and_term_and_keeps_the_checkpoint(tiny_bert,
     path, state = latest_checkpoint(out)
     assert state.step == 4 and (path / "model.safetensors").is_file()
     assert not (out / "model.safetensors").exists()  # no half-trained model in the output
+
+
+def _finished(tiny_bert, out, train, capsys, *extra):
+    argv = [
+        *["finetune", "--model", tiny_bert, "--train-file", train, "--dev-file", train, "--max-length", 16],
+        *["--batch-size", 8, "--epochs", 1, "--save-every", 2, "--lr", 1e-3, "--output", out, *extra],
+    ]
+    code, _, err = run_cli(argv, capsys)
+    assert code == 0, err
+    return argv
+
+
+def _rows(path: Path, word: str) -> Path:
+    path.write_text("sentence\tlabel\n" + "".join(f"{word} number {i}\t{i % 2}\n" for i in range(24)))
+    return path
+
+
+@pytest.mark.cli
+def test_resume_refuses_another_config_and_force_records_it(tiny_bert, tmp_path, capsys):
+    """A resume with another lr and seed is one line naming both fields (nothing changes on disk);
+    --resume-force continues and metrics.json says what changed."""
+    out, train = tmp_path / "run", _rows(tmp_path / "train.tsv", "text")
+    argv = _finished(tiny_bert, out, train, capsys)
+    before = (out / "metrics.json").read_bytes()
+    changed = [*argv[:-2], "--lr", 3e-4, "--seed", 7, "--output", out, "--resume"]
+    code, _, err = run_cli(changed, capsys)
+    assert code == 2 and [ln for ln in err.splitlines() if not ln.startswith("note: ")] == [err.splitlines()[-1]], err
+    assert "train.lr: 0.001 -> 0.0003" in err and "train.seed: 42 -> 7" in err and "--resume-force" in err
+    assert (out / "metrics.json").read_bytes() == before
+    code, _, err = run_cli([*changed, "--resume-force"], capsys)
+    assert code == 0, err
+    forced = json.loads((out / "metrics.json").read_text())["details"]["resume_forced"]
+    assert forced == ["train.lr: 0.001 -> 0.0003", "train.seed: 42 -> 7"]
+    code, _, err = run_cli([*argv, "--resume", "--threads", 1], capsys)  # threads change how, not what: allowed
+    assert code == 0, err
+
+
+@pytest.mark.cli
+def test_resume_refuses_a_training_file_edited_since(tiny_bert, tmp_path, capsys):
+    out, train = tmp_path / "run", _rows(tmp_path / "train.tsv", "text")
+    argv = _finished(tiny_bert, out, train, capsys)
+    _rows(train, "other")  # same rows, other words
+    code, _, err = run_cli([*argv, "--resume"], capsys)
+    assert code == 2 and "training data differs" in err and "train_hash" in err, err

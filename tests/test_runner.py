@@ -124,7 +124,7 @@ def _dry_plan(tiny_teacher, tmp_path, **train) -> dict:
         "train.batch_size": 8,
         **{f"train.{k}": v for k, v in train.items()},
     }
-    return task_kind("sst2").distill(build_config(DistillConfig, None, fields))  # the entry point resolves the length
+    return task_kind("sst2").distill(build_config(DistillConfig, None, fields))
 
 
 def test_dry_run_estimate_fields(tiny_teacher, tmp_path):

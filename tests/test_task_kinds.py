@@ -13,7 +13,7 @@ import pytest
 from conftest import run_cli
 
 import alembert.tasks
-from alembert.data.tasks import task_names
+from alembert.data.glue import task_names
 from alembert.errors import AlembertError
 from alembert.tasks import KINDS, task_kind
 
@@ -38,16 +38,16 @@ def test_every_task_name_maps_to_its_kind(task, kind):
     assert task_kind(task).name == kind
 
 
-def test_kinds_declare_model_class_pipeline_tag_metric_and_caching():
+def test_kinds_declare_model_class_pipeline_tag_and_metric():
     got = {
-        k: (c.model_class, c.pipeline_tag, c.caches_teacher)
+        k: (c.model_class, c.pipeline_tag)
         for k, c in KINDS.items()
         if k in ("classification", "extractive-qa", "embedding")
     }
     assert got == {
-        "classification": ("AutoModelForSequenceClassification", "text-classification", True),
-        "extractive-qa": ("AutoModelForQuestionAnswering", "question-answering", False),
-        "embedding": ("SentenceTransformer", "sentence-similarity", True),
+        "classification": ("AutoModelForSequenceClassification", "text-classification"),
+        "extractive-qa": ("AutoModelForQuestionAnswering", "question-answering"),
+        "embedding": ("SentenceTransformer", "sentence-similarity"),
     }
     tasks = ("mrpc", "cola", "stsb", "squad", "stsb-zeroshot", "squad-retrieval")
     assert [task_kind(t).main_metric(t) for t in tasks] == ["f1", "mcc", "pearson", "f1", "spearman", "mrr@10"]
@@ -142,12 +142,12 @@ def test_a_new_kind_is_new_files_only(toy_kind, tiny_bert, bert_tokenizer, tmp_p
 
 
 def test_classification_kind_data_and_evaluation_are_the_existing_ones(tiny_teacher, bert_tokenizer):
-    """load_split + featurise + evaluate_model of the kind equal the data/ and evaluation/ calls they stand for."""
+    """load_split + featurise + evaluate_model of the kind equal the data/ and classification/ calls they stand for."""
+    from alembert.classification.evaluate import evaluate_model
     from alembert.config.schema import DataConfig
+    from alembert.data.glue import get_task
     from alembert.data.load import load_split
-    from alembert.data.tasks import get_task
     from alembert.data.tokenize import tokenize_dataset
-    from alembert.evaluation.evaluate import evaluate_model
 
     kind, data = task_kind("sst2"), DataConfig(task="sst2", max_eval_samples=24, max_length=64)
     dev = kind.featurise(kind.load_split(data, "dev"), bert_tokenizer, data)

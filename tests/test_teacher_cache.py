@@ -5,7 +5,7 @@ import torch
 from datasets import Dataset
 
 from alembert.data.batching import train_loader
-from alembert.data.tasks import get_task
+from alembert.data.glue import get_task
 from alembert.data.tokenize import tokenize_dataset
 from alembert.distill.module import DistillModule, cacheable
 from alembert.distill.recipe import load_recipe

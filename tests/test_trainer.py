@@ -14,8 +14,8 @@ from transformers.trainer_utils import set_seed
 from alembert import DistillationTrainer
 from alembert.config.schema import DataConfig
 from alembert.data.batching import train_loader
+from alembert.data.glue import get_task
 from alembert.data.load import load_split
-from alembert.data.tasks import get_task
 from alembert.data.tokenize import tokenize_dataset
 from alembert.distill.module import DistillModule
 from alembert.distill.recipe import load_recipe
@@ -246,3 +246,19 @@ def test_bf16_training_arguments(teacher, rows, bert_tokenizer, tmp_path):
         AcceleratorState._reset_state(reset_partial_state=True)
     logged = [r for r in trainer.state.log_history if "loss" in r]
     assert len(logged) == 2 and all(torch.isfinite(torch.tensor(r["loss"])) and "kd" in r for r in logged)
+
+
+def test_a_teacher_given_by_path_is_loaded_with_the_students_head(teacher, tiny_teacher, tmp_path):
+    """teacher="<folder>" loads it (as AutoModelForSequenceClassification, the student's head);
+    a path that is no model, or a student given by path, is one line."""
+    student = make_student(teacher, "slice")
+    trainer = DistillationTrainer(model=student, teacher=str(tiny_teacher), recipe="kd", args=args(tmp_path))
+    loaded = trainer.teacher
+    assert type(loaded).__name__ == "BertForSequenceClassification" and not loaded.training
+    mine, theirs = loaded.state_dict(), teacher.state_dict()
+    assert mine.keys() == theirs.keys() and all(torch.equal(mine[k], theirs[k]) for k in mine)
+    with pytest.raises(AlembertError) as info:
+        DistillationTrainer(model=student, teacher=str(tmp_path / "nowhere"), args=args(tmp_path))
+    assert "\n" not in str(info.value) and "nowhere" in str(info.value)
+    with pytest.raises(AlembertError, match="model= is a path"):
+        DistillationTrainer(model=str(tiny_teacher), teacher=teacher, args=args(tmp_path))

@@ -56,8 +56,8 @@ def _check_output(path: Path, overwrite: bool) -> None:
 
 
 def _load_input(args):
+    from alembert.data.glue import get_task
     from alembert.data.readers import default_data_dir, load_data_file, load_glue_split
-    from alembert.data.tasks import get_task
 
     task = get_task(args.task) if args.task else None
     if args.train_file:

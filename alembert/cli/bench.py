@@ -101,10 +101,13 @@ def execute(args) -> dict:
 
 
 def run(args) -> int:
-    from alembert.measure.report import conditions, table_rows, terminal_rows, terminal_title
+    from alembert.measure.report import conditions, summary, table_rows, terminal_rows, terminal_title
 
     result = execute(args)
-    print_table(terminal_title(result), table_rows(result), terminal_rows(result))
+    if sys.stdout.isatty():
+        print_table(terminal_title(result), table_rows(result), terminal_rows(result))
+    else:  # a log or a pipe: the 80-column summary (every column is in bench.md and bench.json)
+        print(summary(result))
     print(conditions(result))
     print(f"wrote {', '.join(result['files'].values())}")
     return 0

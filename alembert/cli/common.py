@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -32,6 +33,19 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def label_list(text: str) -> list[str]:
+    """``--labels``: class names separated by commas, or a JSON list when a name holds a comma."""
+    if not text.lstrip().startswith("["):
+        return [x.strip() for x in text.split(",") if x.strip()]
+    try:
+        names = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise argparse.ArgumentTypeError(f'not a JSON list ({e.msg}); write e.g. \'["a, b", "c"]\'') from None
+    if not isinstance(names, list) or not names or not all(isinstance(n, str | int) for n in names):
+        raise argparse.ArgumentTypeError('a JSON list of class names (strings) is needed, e.g. \'["a, b", "c"]\'')
+    return [str(n) for n in names]
+
+
 def add_data_flags(parser: argparse.ArgumentParser, prefix: str = "data") -> None:
     flag(
         parser,
@@ -44,9 +58,9 @@ def add_data_flags(parser: argparse.ArgumentParser, prefix: str = "data") -> Non
         parser,
         "--labels",
         f"{prefix}.labels",
-        type=lambda s: [x.strip() for x in s.split(",") if x.strip()],
-        help="your own data: class names in id order, e.g. --labels neg,neutral,pos (default: "
-        "a saved model's labels, else inferred from the training file)",
+        type=label_list,
+        help="your own data: class names in id order, e.g. --labels neg,neutral,pos, or a JSON list for names "
+        'holding a comma: \'["a, b", "c"]\' (default: a saved model\'s labels, else inferred from the training file)',
     )
     flag(
         parser,
@@ -122,7 +136,16 @@ def add_train_flags(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="continue from the newest checkpoint in --output",
     )
-    parser.set_defaults(**{FIELDS: [*(parser.get_default(FIELDS) or []), "resume"]})
+    parser.add_argument(
+        "--resume-force",
+        action="store_const",
+        const=True,
+        dest="resume_force",
+        default=None,
+        help="with --resume: continue although this command's config or data differ from the checkpoint's run "
+        "(the differences are recorded in metrics.json)",
+    )
+    parser.set_defaults(**{FIELDS: [*(parser.get_default(FIELDS) or []), "resume", "resume_force"]})
     flag(parser, "--save-every", "train.save_every", type=int, help="write a checkpoint every N steps (for --resume)")
     flag(parser, "--keep-checkpoints", "train.keep_checkpoints", type=int, help="how many recent checkpoints to keep")
     flag(parser, "--epochs", "train.epochs", type=float, help="passes over the training set (fractions allowed)")
@@ -200,6 +223,10 @@ def describe_flags(parser: argparse.ArgumentParser, cls) -> None:
         if info is None:
             continue
         text = action.help or info.description or ""
+        if info.is_required():  # no default to show: the flag (or its YAML field) must be given
+            if action.help is not argparse.SUPPRESS and "required" not in text:
+                action.help = f"{text} (required)".strip()
+            continue
         default = info.get_default(call_default_factory=True)
         shown = "none" if default is None or default == [] else default
         if action.help is not argparse.SUPPRESS and "default" not in text:

@@ -30,6 +30,7 @@ def register(sub) -> None:
 def run(args) -> int:
     import torch
 
+    from alembert.data.tokenize import clip
     from alembert.export.runtime import load_any
     from alembert.models.load import load_tokenizer, max_positions
     from alembert.models.preprocessing import max_length_for
@@ -46,7 +47,8 @@ def run(args) -> int:
         list(zip(args.texts[::2], args.texts[1::2], strict=True)) if args.pair else [(t, None) for t in args.texts]
     )
     for n, (text, pair) in enumerate(examples):
-        enc = tokenizer(text, pair, truncation=True, max_length=max_length, return_tensors="pt")
+        text_in, pair_in = clip([text], max_length)[0], None if pair is None else clip([pair], max_length)[0]
+        enc = tokenizer(text_in, pair_in, truncation=True, max_length=max_length, return_tensors="pt")
         with torch.inference_mode():
             logits = model(**enc).logits[0].float()
         if len(examples) > 1:

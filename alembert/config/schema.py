@@ -77,6 +77,9 @@ class FinetuneConfig(Strict):
     output_dir: Path = Path("runs/finetune")
     overwrite: bool = False
     resume: bool = Field(False, description="continue from the newest checkpoint in output_dir")
+    resume_force: bool = Field(
+        False, description="with --resume: continue although the config or data differ (recorded in metrics.json)"
+    )
     dry_run: bool = Field(
         False, description="validate, time a few real steps and print the plan and its cost; write nothing"
     )
@@ -137,6 +140,9 @@ class DistillConfig(Strict):
     output_dir: Path = Path("runs/distill")
     overwrite: bool = False
     resume: bool = Field(False, description="continue from the newest checkpoint in output_dir")
+    resume_force: bool = Field(
+        False, description="with --resume: continue although the config or data differ (recorded in metrics.json)"
+    )
     dry_run: bool = Field(
         False, description="validate, time a few real steps and print the plan and its cost; write nothing"
     )
@@ -173,6 +179,9 @@ class DistillGeneralConfig(Strict):
     output_dir: Path = Path("runs/general")
     overwrite: bool = False
     resume: bool = False
+    resume_force: bool = Field(
+        False, description="with --resume: continue although the config or data differ (recorded in metrics.json)"
+    )
     dry_run: bool = Field(
         False, description="validate, time a few real steps and print the plan and its cost; write nothing"
     )

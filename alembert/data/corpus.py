@@ -21,7 +21,7 @@ from pathlib import Path
 import datasets
 
 from alembert.data.tokenize import cache_write_note, tokenizer_fingerprint
-from alembert.errors import AlembertError
+from alembert.errors import AlembertError, brief
 from alembert.models.packaged import cache_dir
 
 PACK_VERSION = 1  # bump when the splitting or packing changes: part of the cache key
@@ -86,6 +86,8 @@ def load_corpus(paths: list[str | Path] | str | Path):
                 f"corpus path {item} not found; pass existing .txt files, folders of .txt files or a saved dataset"
             )
     nonempty = [f.resolve() for f in files if f.stat().st_size > 0]
+    for f in nonempty:
+        refuse_binary(f)
     if not nonempty:
         raise AlembertError(f"corpus is empty: {', '.join(map(str, items))} hold(s) no text; pass non-empty .txt files")
     try:
@@ -104,7 +106,7 @@ def load_corpus(paths: list[str | Path] | str | Path):
                 f"corpus file {bad[0]} is not UTF-8 text (undecodable byte at offset {bad[1]}); "
                 "convert it to UTF-8 (e.g. iconv -f latin1 -t utf-8) or drop it"
             ) from None
-        reason = (str(cause).splitlines() or [""])[0][:200]
+        reason = brief(cause, 200)
         raise AlembertError(
             f"could not read the corpus ({type(cause).__name__}: {reason}); check the files are plain UTF-8 text"
         ) from None
@@ -150,6 +152,18 @@ def _checked(ds, name: str):
         ds = ds.select_columns(["text"])
         return ds
     return ds
+
+
+def refuse_binary(path: Path) -> None:
+    """A NUL byte in the first MiB is no text (UTF-8 text never holds one): a binary file or a disk
+    image passed by mistake would otherwise pack into "0 of 0 tokens" or fail deep in datasets."""
+    with open(path, "rb") as fh:
+        head = fh.read(1 << 20)
+    if b"\x00" in head:
+        raise AlembertError(
+            f"corpus file {path} holds NUL bytes (at offset {head.index(0)}): it is binary, not text; "
+            "pass UTF-8 .txt files"
+        )
 
 
 def _find_undecodable(files: list[Path]) -> tuple[Path, int] | None:

@@ -7,8 +7,8 @@ import sys
 from datasets import ClassLabel, Dataset
 
 from alembert.config.schema import DataConfig
+from alembert.data.glue import TaskSpec, custom_task, get_task
 from alembert.data.readers import default_data_dir, load_data_file, load_glue_split
-from alembert.data.tasks import TaskSpec, custom_task, get_task
 from alembert.errors import AlembertError
 
 

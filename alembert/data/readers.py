@@ -30,7 +30,7 @@ from pathlib import Path
 
 import datasets
 
-from alembert.data.tasks import TaskSpec, get_task
+from alembert.data.glue import TaskSpec, get_task
 from alembert.errors import AlembertError
 from alembert.paths import default_data_dir  # noqa: F401 (re-exported: its callers import it from here)
 
@@ -76,6 +76,18 @@ def _decode_error(path: Path) -> AlembertError:
     return AlembertError(f"data file {path}{where}: bytes are not valid UTF-8; re-save the file with UTF-8 encoding")
 
 
+#: the longest field a CSV/TSV reader takes, in characters (Python's csv module stops at 131,072 by default,
+#: which a legitimate long document passes); a field over it is one line naming the limit
+FIELD_LIMIT = 1 << 28
+
+
+def _tab_hint(path: Path, first_line: str) -> str:
+    """The advice for a .csv file whose first line holds tabs: it is a TSV under the wrong name."""
+    if path.suffix.lower() == ".csv" and "\t" in first_line:
+        return "; the file looks tab-separated: rename it to .tsv"
+    return ""
+
+
 def _read_delimited(path: Path, delimiter: str, has_header: bool) -> _Table:
     """Read a .tsv (no quoting, like GLUE) or .csv (standard quoting) file.
 
@@ -88,8 +100,12 @@ def _read_delimited(path: Path, delimiter: str, has_header: bool) -> _Table:
     kind = "tab-separated" if delimiter == "\t" else "comma-separated"
     header, rows, lines, width = None, [], [], None
     start = 1  # line on which the record being read begins
+    limit = csv.field_size_limit(FIELD_LIMIT)
+    hint = ""
     try:
         with open(path, encoding="utf-8-sig", newline="") as f:
+            hint = _tab_hint(path, f.readline(1 << 16))
+            f.seek(0)
             reader = csv.reader(f, delimiter=delimiter, quoting=quoting, strict=delimiter != "\t")
             for fields in reader:
                 first, start = start, reader.line_num + 1
@@ -105,16 +121,24 @@ def _read_delimited(path: Path, delimiter: str, has_header: bool) -> _Table:
                     raise AlembertError(
                         f"data file {path} line {reader.line_num}: expected {width} {kind} "
                         f"fields, found {len(fields)}; fix that row (a stray delimiter or line "
-                        "break inside a text?)"
+                        f"break inside a text?){hint}"
                     )
                 rows.append(fields)
                 lines.append(first)
     except UnicodeDecodeError:
         raise _decode_error(path) from None
     except csv.Error as e:
+        if "field larger than field limit" in str(e):
+            raise AlembertError(
+                f"data file {path} line {start}: a field is longer than {FIELD_LIMIT:,} characters, the reader's "
+                f"limit; split that text or shorten it{hint}"
+            ) from None
         raise AlembertError(
-            f"data file {path} line {start}: malformed {kind} row ({e}); check that row for an unbalanced double quote"
+            f"data file {path} line {start}: malformed {kind} row ({e}); check that row for an unbalanced double "
+            f"quote{hint}"
         ) from None
+    finally:
+        csv.field_size_limit(limit)
     if header is None:
         header = [str(i) for i in range(width or 0)]
     return _Table(path, header, rows, lines, headerless=not has_header)
@@ -266,6 +290,11 @@ def _encode_labels(table: _Table, values: list, column: str, task: TaskSpec | No
                     f"check --task (is this {task.name} data?)"
                     if task is not None and task.name != "custom"
                     else "add it to --labels"
+                    + (
+                        ' (a name holding a comma: give --labels as a JSON list, e.g. \'["a, b", "c"]\')'
+                        if "," in key
+                        else ""
+                    )
                 )
                 raise AlembertError(
                     f"data file {table.path} line {line}: unknown label {key!r} in column "

@@ -13,8 +13,8 @@ from pathlib import Path
 from datasets import Dataset, Value, concatenate_datasets
 
 from alembert.config.schema import DataConfig
+from alembert.data.glue import TaskSpec
 from alembert.data.readers import default_data_dir, load_data_file, load_glue_split
-from alembert.data.tasks import TaskSpec
 from alembert.errors import AlembertError
 from alembert.losses.ce import IGNORE_INDEX
 

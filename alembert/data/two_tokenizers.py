@@ -15,7 +15,7 @@ from datasets import Dataset
 from transformers import DataCollatorWithPadding
 
 from alembert.data.batching import batched_loader
-from alembert.data.tokenize import cached_map, data_fingerprint, tokenizer_fingerprint
+from alembert.data.tokenize import cached_map, clip, data_fingerprint, tokenizer_fingerprint
 
 TEACHER_PREFIX = "teacher_"
 _STUDENT_COLUMNS = ("input_ids", "attention_mask", "token_type_ids", "labels", "idx")
@@ -62,10 +62,11 @@ def tokenize_two(
     pair = "text_b" in ds.column_names
 
     def encode(batch):
-        second = batch["text_b"] if pair else None
-        out = dict(student_tok(batch["text_a"], second, truncation=True, max_length=max_length))
+        bound = max(max_length, teacher_max)
+        first, second = clip(batch["text_a"], bound), clip(batch["text_b"], bound) if pair else None
+        out = dict(student_tok(first, second, truncation=True, max_length=max_length))
         out["length"] = [len(ids) for ids in out["input_ids"]]
-        teacher = teacher_tok(batch["text_a"], second, truncation=True, max_length=teacher_max)
+        teacher = teacher_tok(first, second, truncation=True, max_length=teacher_max)
         out.update({TEACHER_PREFIX + k: v for k, v in teacher.items() if k in _TEACHER_COLUMNS})
         if "label" in batch:
             out["labels"] = batch["label"]

@@ -1,5 +1,6 @@
-"""The model card (README.md) of a task-distilled student: classification, or extractive QA
-(``task: squad``, whose summary also says its windows). Metadata through
+"""The model card (README.md) of a task-distilled student, for the task kind that trained it: its
+loader class and pipeline tag come from the kind (:class:`~alembert.tasks.base.TaskKind`), and a
+summary with windows (extractive QA) says them. Metadata through
 :func:`alembert.models.card.write_card` (a ``ModelCardData`` with the dev metrics as model-index)."""
 
 from __future__ import annotations
@@ -9,16 +10,11 @@ from pathlib import Path
 from alembert.distill.recipe import Recipe
 from alembert.models.card import base_model, eval_results, write_card
 
-# pipeline tag and loader class of each kind of task model
-KINDS = {
-    "classification": ("text-classification", "AutoModelForSequenceClassification"),
-    "qa": ("question-answering", "AutoModelForQuestionAnswering"),
-}
 
-
-def write_model_card(out: Path, s: dict, recipe: Recipe) -> None:
-    qa = s["task"] == "squad"
-    pipeline_tag, loader = KINDS["qa" if qa else "classification"]
+def write_model_card(out: Path, s: dict, recipe: Recipe, kind) -> None:
+    """``s``: the run's summary under the card's names (``training.runner.card_view``); ``kind``: the
+    task kind (its ``model_class`` and ``pipeline_tag``)."""
+    pipeline_tag, loader = kind.pipeline_tag, kind.model_class
     main = s["main_metric"]
     student_dev = s["dev"].get(main, float("nan"))
     teacher_dev = s["teacher_dev"].get(main, float("nan"))
@@ -39,7 +35,7 @@ def write_model_card(out: Path, s: dict, recipe: Recipe) -> None:
     )
     windows = (
         f"- SQuAD windows: max length {s['max_length']}, stride {s['stride']}; {s['data']}.\n"
-        if qa
+        if "stride" in s
         else f"- Max length: {s['max_length']} tokens per input (training and the dev figures).\n"
         if s.get("max_length")
         else ""

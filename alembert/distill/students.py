@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from alembert.config.schema import StudentConfig
-from alembert.data.tasks import TaskSpec
+from alembert.data.glue import TaskSpec
 from alembert.errors import AlembertError
 from alembert.models.load import load_classifier, load_tokenizer
 from alembert.models.student import every_other_layer, student_from_config, student_from_teacher

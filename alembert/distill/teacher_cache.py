@@ -19,11 +19,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from alembert.data.batching import eval_batches
 from alembert.data.tokenize import data_fingerprint, tokenizer_fingerprint
 from alembert.models.packaged import cache_dir
+from alembert.progress import progress
 
 OUTPUT_KEYS = ("logits", "start_logits", "end_logits")
 
@@ -112,7 +112,7 @@ def build_cache(
     teacher.eval()
     device = next(teacher.parameters()).device
     logits = cls = None
-    with tqdm(total=len(ds), desc="teacher outputs (cached once)", unit="ex") as bar:  # closed on errors too
+    with progress(len(ds), "teacher outputs (cached once)", "ex") as bar:  # closed on errors too
         for idx, batch in eval_batches(ds, tokenizer, batch_size):
             batch.pop("labels", None)
             with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):

@@ -28,6 +28,7 @@ same files as ``alembert distill``'s, so the two share it), and looks each train
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -75,6 +76,27 @@ def _eager_attention(model, who: str) -> None:
         ) from None
 
 
+def load_teacher_like(student, teacher: str | Path):
+    """The teacher at ``teacher`` (a folder, an alias or a hub id), loaded with the auto class of the
+    student's head (``BertForSequenceClassification`` -> ``AutoModelForSequenceClassification``)."""
+    import transformers
+
+    from alembert.models.load import quiet_from_pretrained
+    from alembert.models.resolve import resolve_model
+
+    head = next((h for h in _HEADS if type(student).__name__.endswith(h)), None)
+    if head is None:
+        raise AlembertError(
+            f"teacher={teacher!r}: a {type(student).__name__} student has no head the trainer knows "
+            f"({', '.join(_HEADS)}); pass the teacher loaded instead of its path"
+        )
+    auto = getattr(transformers, f"AutoModel{head}")
+    return quiet_from_pretrained(auto, resolve_model(str(teacher)), f"teacher {teacher}")
+
+
+_HEADS = ("ForSequenceClassification", "ForQuestionAnswering", "ForMaskedLM", "ForTokenClassification")
+
+
 class DistillationTrainer(Trainer):
     """A ``Trainer`` whose loss is an alembert recipe stage distilling ``teacher`` into ``model``.
 
@@ -104,6 +126,13 @@ class DistillationTrainer(Trainer):
             raise AlembertError("DistillationTrainer needs model= (the student) and teacher= (its fine-tuned teacher)")
         if isinstance(model, DistillModule):
             raise AlembertError("pass the student itself as model=, not a DistillModule: the trainer builds that")
+        if isinstance(model, str | Path):
+            raise AlembertError(
+                f"model= is a path ({model}); pass the student loaded, e.g. "
+                "AutoModelForSequenceClassification.from_pretrained(path): the Trainer saves and moves that object"
+            )
+        if isinstance(teacher, str | Path):
+            teacher = load_teacher_like(model, teacher)
         self.recipe = recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
         self.stage = pick_stage(self.recipe, stage)
         vs, vt = model.config.vocab_size, teacher.config.vocab_size

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
-from alembert.data.tokenize import tokenizer_fingerprint
+from alembert.data.tokenize import clip, tokenizer_fingerprint
 from alembert.distill.teacher_cache import weights_fingerprint
 from alembert.distill.teacher_view import TeacherView
 from alembert.models.packaged import cache_dir
+from alembert.progress import progress
 
 
 def texts_fingerprint(texts: list[str]) -> str:
@@ -78,11 +78,15 @@ def encode(
     lengths = [len(t) for t in texts]
     order = sorted(range(len(texts)), key=lambda i: lengths[i])
     out = np.zeros((len(texts), model.dim), np.float32)
-    with tqdm(total=len(texts), desc=desc or "encoding", unit="text", disable=desc is None) as bar:
+    with progress(len(texts), desc or "encoding", "text", disable=desc is None) as bar:
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
             batch = tokenizer(
-                [texts[i] for i in idx], padding=True, truncation=True, max_length=max_length, return_tensors="pt"
+                clip([texts[i] for i in idx], max_length),
+                padding=True,
+                truncation=True,
+                max_length=max_length,
+                return_tensors="pt",
             )
             with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
                 emb = model(

@@ -9,6 +9,8 @@ from pathlib import Path
 from alembert.distill.recipe import Recipe
 from alembert.models.card import base_model, eval_results, write_card
 
+PIPELINE_TAG = "sentence-similarity"  # the embedding task kind declares the same (tasks/embedding.py)
+
 
 def write_embedding_card(out: Path, s: dict, recipe: Recipe) -> None:
     rows = []
@@ -51,7 +53,7 @@ Retention (main metric of each zero-shot task): {", ".join(f"{t} **{r}%**" for t
         body,
         model_name=f"{Path(out).name} (sentence embeddings, {recipe.name})",
         library_name="sentence-transformers",
-        pipeline_tag="sentence-similarity",
+        pipeline_tag=PIPELINE_TAG,
         tags=["alembert", "distillation", "sentence-transformers", recipe.name],
         base=base_model(s["teacher"]),
         results=results,

@@ -8,7 +8,7 @@ to embed as the teacher does. Sources, each a list of strings, deduplicated in o
 - a ``.csv``/``.tsv``/``.jsonl`` file: its text column(s), no label needed;
 - ``--transfer-task sst2,mrpc,...``: the texts (both sides of pairs) of GLUE training sets;
 - ``squad``: the questions and paragraphs of the SQuAD *training* articles only
-  (:func:`alembert.qa.data.split_by_article`), so retrieval on the test articles stays unseen.
+  (:func:`alembert.data.squad.split_by_article`), so retrieval on the test articles stays unseen.
 """
 
 from __future__ import annotations
@@ -21,6 +21,9 @@ SQUAD_SOURCE = "squad"
 
 
 def _txt_lines(path: Path) -> list[str]:
+    from alembert.data.corpus import refuse_binary
+
+    refuse_binary(path)
     try:
         return [line.strip() for line in path.read_text(encoding="utf-8-sig").splitlines() if line.strip()]
     except UnicodeDecodeError:
@@ -28,13 +31,14 @@ def _txt_lines(path: Path) -> list[str]:
 
 
 def _folder_sentences(path: Path) -> list[str]:
-    from alembert.data.corpus import split_sentences
+    from alembert.data.corpus import refuse_binary, split_sentences
 
     files = sorted(p for p in path.rglob("*.txt") if p.is_file())
     if not files:
         raise AlembertError(f"folder {path} holds no .txt files; pass a folder of .txt files or the files themselves")
     out = []
     for f in files:
+        refuse_binary(f)
         try:
             out += split_sentences(f.read_text(encoding="utf-8-sig").splitlines())
         except UnicodeDecodeError:
@@ -52,15 +56,15 @@ def _table_texts(path: Path, text_column: str | None) -> list[str]:
 
 
 def _glue_texts(task_name: str, data_dir: str | Path | None) -> list[str]:
+    from alembert.data.glue import get_task
     from alembert.data.readers import default_data_dir, load_glue_split
-    from alembert.data.tasks import get_task
 
     ds = load_glue_split(get_task(task_name), data_dir or default_data_dir(), "train")
     return [t for col in ("text_a", "text_b") if col in ds.column_names for t in ds[col] if t]
 
 
 def _squad_texts() -> list[str]:
-    from alembert.qa.data import split_by_article
+    from alembert.data.squad import split_by_article
 
     train, _ = split_by_article()
     return list(dict.fromkeys(list(train["question"]) + list(train["context"])))

@@ -5,7 +5,7 @@
 - ``squad-retrieval``: SQuAD v1.1 dev as a search task: each question against all 2,067
   paragraphs of the file; the paragraph it was asked on is the one relevant document;
   recall@1, recall@10, MRR@10. By default the questions of the 10 test articles of
-  :func:`alembert.qa.data.split_by_article` only (1,693), so a student distilled on the
+  :func:`alembert.data.squad.split_by_article` only (1,693), so a student distilled on the
   other articles' text is scored on questions it never saw; ``questions="all"`` uses every one.
 """
 
@@ -26,8 +26,8 @@ MAIN_METRIC = {"stsb-zeroshot": "spearman", "squad-retrieval": "mrr@10"}
 def stsb_pairs(
     data_dir: str | Path | None = None, max_pairs: int | None = None
 ) -> tuple[list[str], list[str], np.ndarray]:
+    from alembert.data.glue import get_task
     from alembert.data.readers import default_data_dir, load_glue_split
-    from alembert.data.tasks import get_task
 
     ds = load_glue_split(get_task("stsb"), data_dir or default_data_dir(), "dev")
     if max_pairs:
@@ -48,7 +48,7 @@ def stsb_zeroshot(
 
 def squad_corpus(questions: str = "test", path=None) -> tuple[list[str], list[str], np.ndarray]:
     """(questions, paragraphs, gold paragraph index per question)."""
-    from alembert.qa.data import default_squad_file, split_by_article, squad_examples
+    from alembert.data.squad import default_squad_file, split_by_article, squad_examples
 
     if questions not in ("test", "all"):
         raise AlembertError(f"retrieval questions {questions!r}: use test (the held-out articles) or all")

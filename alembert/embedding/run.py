@@ -29,11 +29,11 @@ from alembert.embedding.evaluate import (
     encode_speed,
     evaluate_embedding,
 )
-from alembert.embedding.model import EmbeddingModel, load_embedding_model
 from alembert.embedding.student import compares_vectors, fit_projection_on, make_embedding_student
 from alembert.errors import AlembertError
 from alembert.files import save_folder_atomic
 from alembert.models.load import n_params
+from alembert.models.sentence import EmbeddingModel, load_embedding_model
 from alembert.training.loop import Callbacks, FitSpec
 from alembert.training.plan import PlannedStage
 from alembert.training.runner import Run, card_view

@@ -12,8 +12,8 @@ from __future__ import annotations
 import torch
 
 from alembert.config.schema import DistillGeneralConfig
-from alembert.embedding.model import EmbeddingModel, load_embedding_model
 from alembert.errors import AlembertError
+from alembert.models.sentence import EmbeddingModel, load_embedding_model
 from alembert.models.student import every_other_layer, student_from_config, student_from_teacher
 
 

@@ -173,8 +173,8 @@ def eval_data(src: Path, model_config, tokenizer, names: list[str], data: dict |
     """The dev set (``data``: DataConfig fields over the ones saved with the model), real dev texts
     for timing and :data:`CALIBRATION_TEXTS` training texts for static quantisation."""
     from alembert.config.schema import DataConfig
+    from alembert.data.glue import MAX_LENGTH
     from alembert.data.load import load_split, resolve_task
-    from alembert.data.tasks import MAX_LENGTH
     from alembert.data.tokenize import tokenize_dataset
     from alembert.models.preprocessing import max_length_for
 
@@ -240,7 +240,7 @@ def eval_data(src: Path, model_config, tokenizer, names: list[str], data: dict |
 
 
 def _score(model, tokenizer, data: EvalData) -> float:
-    from alembert.evaluation.evaluate import evaluate_model
+    from alembert.classification.evaluate import evaluate_model
 
     return evaluate_model(model, tokenizer, data.task, data.dev)[data.task.main_metric]
 

@@ -7,7 +7,7 @@ or the first token), the Dense layers and the L2 normalisation; inputs ``input_i
 through the classifier export's steps (:func:`alembert.export.onnx.build_graph`: opset 23
 attention for SDPA models, onnxruntime's optimizer, per-channel int8). The folder keeps the
 tokenizer, ``config.json`` and the sentence-transformers module files (``modules.json``,
-``1_Pooling``, Dense configs, ...), so :func:`alembert.embedding.model.read_spec` still
+``1_Pooling``, Dense configs, ...), so :func:`alembert.models.sentence.read_spec` still
 reads it as an embedding model, and ``alembert evaluate --task stsb-zeroshot`` / ``bench``
 run it through :class:`alembert.export.runtime.OnnxEmbedder`.
 
@@ -48,7 +48,7 @@ def is_embedding_dir(path: str | Path) -> bool:
 
 
 class SentenceEmbedding(torch.nn.Module):
-    """An :class:`~alembert.embedding.model.EmbeddingModel` whose forward returns the embeddings tensor alone."""
+    """An :class:`~alembert.models.sentence.EmbeddingModel` whose forward returns the embeddings tensor alone."""
 
     def __init__(self, model):
         super().__init__()
@@ -88,16 +88,20 @@ def _check(onnx_path: Path, reference: list[tuple[dict, np.ndarray]]) -> dict:
 def _copy_module_files(src: Path, encoder_path: Path, tmp: Path) -> None:
     """modules.json (the Transformer now at the folder's root, where config and tokenizer go),
     the sentence-transformers configs and every module folder but the encoder's."""
+    from alembert.models.sentence import inside
+
     modules = json.loads((src / "modules.json").read_text())
     for m in modules:
         kind, path = m["type"].rsplit(".", 1)[-1], m.get("path", "")
         if kind == "Transformer":
             m["path"] = ""
         elif path:
-            if (src / path).is_dir():
-                shutil.copytree(src / path, tmp / path)
+            where = f"model {src}: modules.json entry {m.get('idx')}"
+            source, target = inside(src, path, where), inside(tmp, path, where)  # untrusted: never outside
+            if source.is_dir():
+                shutil.copytree(source, target)
             else:  # e.g. an empty Normalize folder that a package left out
-                (tmp / path).mkdir(parents=True)
+                target.mkdir(parents=True)
     (tmp / "modules.json").write_text(json.dumps(modules, indent=2))
     for name in ST_FILES[1:]:
         for where in (encoder_path, src):
@@ -116,8 +120,8 @@ def export_embedding_onnx(
 ) -> Path:
     """Export the sentence-transformers folder ``src`` to ``out_dir`` (fresh or overwritable:
     :func:`alembert.export.onnx.export_onnx` checked it); returns ``out_dir``."""
-    from alembert.embedding.model import load_embedding_model, read_spec
     from alembert.export.onnx import model_input_names
+    from alembert.models.sentence import load_embedding_model, read_spec
 
     spec = read_spec(src)
     model, tokenizer = load_embedding_model(src, attn="sdpa" if _sdpa(spec.encoder_path) else "eager")

@@ -116,7 +116,7 @@ class OnnxClassifier(OnnxModel):
 
 class OnnxEmbedder(OnnxModel):
     """An exported sentence-embedding model (``alembert export`` of a sentence-transformers folder):
-    ``model(**batch).embeddings`` and ``.dim`` as from an :class:`~alembert.embedding.model.EmbeddingModel`,
+    ``model(**batch).embeddings`` and ``.dim`` as from an :class:`~alembert.models.sentence.EmbeddingModel`,
     so :func:`alembert.embedding.cache.encode` and the zero-shot evaluations run it unchanged.
     Pooling, Dense layers and normalisation are inside the graph."""
 
@@ -145,10 +145,10 @@ def is_embedding_export(path: str | Path) -> bool:
 
 def load_any_embedding(name: str | Path, pooling: str | None = None, threads: int | None = None):
     """(model, tokenizer): an :class:`OnnxEmbedder` for an embedding export, else
-    :func:`alembert.embedding.model.load_embedding_model`'s PyTorch model."""
-    from alembert.embedding.model import load_embedding_model
+    :func:`alembert.models.sentence.load_embedding_model`'s PyTorch model."""
     from alembert.models.load import load_tokenizer
     from alembert.models.resolve import resolve_model
+    from alembert.models.sentence import load_embedding_model
 
     path = resolve_model(name)
     if not is_onnx_dir(path):
@@ -163,7 +163,7 @@ def load_any_embedding(name: str | Path, pooling: str | None = None, threads: in
 
 
 def _task_from_config(config, name):
-    from alembert.data.tasks import custom_task
+    from alembert.data.glue import custom_task
     from alembert.models.load import is_task_model
 
     if not is_task_model(config):

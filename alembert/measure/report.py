@@ -77,6 +77,26 @@ def terminal_rows(result: dict) -> list[dict[str, str]]:
     return rows
 
 
+def summary(result: dict, width: int = 80) -> str:
+    """The bench in at most ``width`` columns, for the last screen of a run (``make demo``) and a
+    log file: per model its kind, dev metric, retention, speed-up at batch 32 and 1 against the
+    reference, and size on disk; then where the full tables and charts are."""
+    metric = _short_metric(result["metric"])
+    head = f"{'model':<26} {'kind':<6} {metric:>8} {'ret %':>6} {'x b32':>6} {'x b1':>6} {'MB':>7}"
+    lines = [
+        f"{result['task']} dev {result['metric']}; speed-ups against {result['reference']}, on this CPU",
+        head,
+    ]
+    for m in result["models"]:
+        name = m["name"] if len(m["name"]) <= 26 else "…" + m["name"][-25:]
+        kind = m["kind"].replace("pytorch", "torch").replace("onnx-", "")
+        lines.append(
+            f"{name:<26} {kind[:6]:<6} {_num(m['dev_metric'], '.4f'):>8} {_num(m['retention_pct'], '.1f'):>6} "
+            f"{_x(m['speedup_throughput']):>6} {_x(m['speedup_latency']):>6} {_num(m['disk_mb'], '.1f'):>7}"
+        )
+    return "\n".join(line[:width] for line in lines)
+
+
 def terminal_title(result: dict) -> str:
     """The terminal table's title: the shapes its short column names stand for."""
     seq, batch = result["seq_len"], result["batch_size"]

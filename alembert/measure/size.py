@@ -45,8 +45,8 @@ def count_embedding_params(folder: str | Path) -> tuple[int, int]:
 
     from transformers import AutoModel
 
-    from alembert.embedding.model import read_spec
     from alembert.models.load import load_config
+    from alembert.models.sentence import read_spec
 
     spec = read_spec(folder)
     with torch.device("meta"):

@@ -72,10 +72,10 @@ def glue_task(
     data: dict | None = None,
     reference=None,
 ) -> BenchTask:
+    from alembert.classification.evaluate import evaluate_model
     from alembert.config.schema import DataConfig
     from alembert.data.load import load_split, resolve_task
     from alembert.data.tokenize import tokenize_dataset
-    from alembert.evaluation.evaluate import evaluate_model
     from alembert.export.runtime import load_any
     from alembert.models.load import is_task_model, load_config, load_tokenizer
 

@@ -23,7 +23,7 @@ import torch
 
 from alembert.errors import AlembertError
 
-KINDS = ("q", "k", "v")
+QKV = ("q", "k", "v")  # the projections a relation term reads: queries, keys, values
 
 _BERT_LIKE = {
     "q": "encoder.layer.{i}.attention.self.query",
@@ -50,7 +50,7 @@ QKV_PATHS: dict[str, dict[str, str]] = {
 
 
 def qkv_modules(
-    model: torch.nn.Module, layers: Sequence[int], which: Sequence[str] = KINDS
+    model: torch.nn.Module, layers: Sequence[int], which: Sequence[str] = QKV
 ) -> dict[tuple[int, str], torch.nn.Module]:
     """The projection modules ``{(layer, kind): nn.Module}`` for 1-based ``layers``.
 
@@ -67,7 +67,7 @@ def qkv_modules(
             f"cannot capture queries, keys and values of a {family!r} model; "
             f"known families: {', '.join(sorted(QKV_PATHS))}"
         )
-    bad = [w for w in which if w not in KINDS]
+    bad = [w for w in which if w not in QKV]
     if bad or not which:
         raise AlembertError(f"capture_qkv: which must be some of 'q', 'k', 'v', got {tuple(which)}")
     n = config.num_hidden_layers
@@ -87,7 +87,7 @@ def qkv_modules(
 
 @contextmanager
 def capture_qkv(
-    model: torch.nn.Module, layers: Sequence[int], which: Sequence[str] = KINDS
+    model: torch.nn.Module, layers: Sequence[int], which: Sequence[str] = QKV
 ) -> Iterator[dict[tuple[int, str], torch.Tensor]]:
     """Record the queries, keys and/or values of ``layers`` during forwards inside the block.
 

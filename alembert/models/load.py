@@ -17,7 +17,7 @@ from typing import Protocol
 import transformers
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
-from alembert.errors import AlembertError
+from alembert.errors import AlembertError, brief
 from alembert.models.resolve import resolve_model
 
 
@@ -93,7 +93,7 @@ def quiet_from_pretrained(cls, path: Path, what: str, hint: str = "pass a folder
         return cls.from_pretrained(path, trust_remote_code=False, **kwargs)
     except SafetensorError as exc:
         raise AlembertError(
-            f"{what}: the weights in {path} are damaged ({str(exc).splitlines()[0][:120]}); "
+            f"{what}: the weights in {path} are damaged ({brief(exc, 120)}); "
             "the file is truncated or corrupt: copy or save the model again"
         ) from None
     except pickle.UnpicklingError:

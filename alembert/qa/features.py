@@ -147,7 +147,7 @@ def tokenize_squad(
     max_query_length: int = 64,
     cache: Path | None = None,
 ) -> Dataset:
-    """Map SQuAD examples (columns of :mod:`alembert.qa.data`) to windows through
+    """Map SQuAD examples (columns of :mod:`alembert.data.squad`) to windows through
     ``datasets.map``: :func:`prepare_train_features` if ``train`` else
     :func:`prepare_eval_features`. Cached under ``<cache>/tokenized/squad-*.arrow``, keyed
     by the mode, the tokenizer (and its ``model_input_names``), ``max_length``, ``stride``,

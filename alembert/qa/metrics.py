@@ -49,7 +49,7 @@ def squad_metrics(predictions: dict[str, str], references) -> dict[str, float]:
     """``{"exact_match", "f1"}`` (0-100) of ``predictions`` (id -> answer text).
 
     ``references``: a dataset (or list of rows) with ``id`` and ``answers`` columns as
-    from :mod:`alembert.qa.data`, or a dict id -> list of gold texts.
+    from :mod:`alembert.data.squad`, or a dict id -> list of gold texts.
     """
     gold = _gold(references)
     if not gold:

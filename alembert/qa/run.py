@@ -5,9 +5,9 @@ checkpoints and ``--resume``, atomic outputs), with span-extraction models
 (``AutoModelForQuestionAnswering``) and the SQuAD v1.1 metrics (main metric ``f1``).
 
 Data: ``--train-file`` / ``--dev-file`` (SQuAD v1.1 JSON) when given; otherwise the
-default article split of SQuAD v1.1 dev (:func:`~alembert.qa.data.split_by_article`:
-38 articles to train, the 10 of :data:`~alembert.qa.data.TEST_ARTICLES` to test), from
-``--data-dir``/dev-v1.1.json if that is given, else :func:`~alembert.qa.data.default_squad_file`.
+default article split of SQuAD v1.1 dev (:func:`~alembert.data.squad.split_by_article`:
+38 articles to train, the 10 of :data:`~alembert.data.squad.TEST_ARTICLES` to test), from
+``--data-dir``/dev-v1.1.json if that is given, else :func:`~alembert.data.squad.default_squad_file`.
 ``--max-train-samples`` / ``--max-eval-samples`` keep the first N questions.
 
 Windows: ``max_length`` is resolved by the command (:meth:`~alembert.tasks.base.TaskKind.resolve_max_length`):
@@ -33,6 +33,7 @@ from transformers import AutoModelForQuestionAnswering
 
 from alembert.config.schema import DataConfig, DistillConfig, EvaluateConfig, FinetuneConfig
 from alembert.data.batching import batched_loader, eval_batches
+from alembert.data.squad import split_by_article, squad_examples
 from alembert.distill.card import write_model_card
 from alembert.distill.module import DistillModule, resolve_stage_mappings
 from alembert.distill.recipe import load_recipe
@@ -42,14 +43,13 @@ from alembert.files import save_model_atomic
 from alembert.models.load import load_config, load_tokenizer, n_params, quiet_from_pretrained
 from alembert.models.preprocessing import record
 from alembert.models.resolve import resolve_model
-from alembert.qa.data import split_by_article, squad_examples
 from alembert.qa.features import QA_MODEL_COLUMNS, tokenize_squad
 from alembert.qa.metrics import squad_metrics
 from alembert.qa.postprocess import postprocess_predictions
-from alembert.training.finetune import SupervisedModule
 from alembert.training.loop import Callbacks, FitSpec
 from alembert.training.plan import PlannedStage
 from alembert.training.runner import Run, card_view
+from alembert.training.supervised import SupervisedModule
 
 TASK = "squad"
 MAIN_METRIC = "f1"
@@ -239,8 +239,9 @@ def make_qa_student(cfg: DistillConfig, teacher, tokenizer, attn: str | None):
     return make_student(cfg.student, teacher, tokenizer, cfg.teacher, None, attn, cfg.train.seed)
 
 
-def run_qa_distill(cfg: DistillConfig, callbacks: Callbacks | None = None) -> dict:
-    """``alembert distill --task squad``: distil a QA teacher stage after stage of the recipe."""
+def run_qa_distill(cfg: DistillConfig, kind, callbacks: Callbacks | None = None) -> dict:
+    """``alembert distill --task squad``: distil a QA teacher stage after stage of the recipe; ``kind``: the
+    task kind (its model card)."""
     recipe = load_recipe(cfg.recipe)
     run = Run("distill", cfg, callbacks)  # the output folder is checked here and created only after every check
     accelerator = run.make_accelerator(cfg.train, recipe)
@@ -309,9 +310,4 @@ def run_qa_distill(cfg: DistillConfig, callbacks: Callbacks | None = None) -> di
         teacher_parameters=n_params(teacher),
         details=_details(info),
     )
-    return run.finish(summary, card=lambda out, s: _write_card(out, card_view(s), recipe))
-
-
-def _write_card(out: Path, summary: dict, recipe) -> None:
-    """The distilled student's card: distill/card.py writes the QA kind for task squad."""
-    write_model_card(out, summary, recipe)
+    return run.finish(summary, card=lambda out, s: write_model_card(out, card_view(s), recipe, kind))

@@ -2,11 +2,10 @@
 
 A command (``finetune``, ``distill``, ``evaluate``, ``bench``) does not ask which task it was
 given; it asks :func:`task_kind` for the kind that handles ``--task`` and calls that kind's
-entry point. A kind says which task names it answers to, which model class it trains
-(for the model card: its loader class and pipeline tag), its main metric, whether a
-distillation teacher's outputs can be cached on disk, and how to load a split, featurise
-it, collate a batch and evaluate a model on it. The entry points delegate to the kind's own
-run modules (``training/finetune.py``, ``distill/run.py``, ``qa/run.py``, ``embedding/``...).
+entry point. A kind says which task names it answers to, which model class it trains and
+its pipeline tag (its runs hand the kind to the model card), its main metric, and how to load
+a split, featurise it and evaluate a model on it. The entry points delegate to the kind's own
+package (``classification/``, ``qa/``, ``embedding/``).
 
 Defining a subclass with a ``name`` registers it (:data:`KINDS`), the way loss terms do;
 :mod:`alembert.tasks` imports every module of the package, so adding a kind is adding a file.
@@ -49,9 +48,8 @@ class TaskKind:
     name: ClassVar[str] = ""  # registry key, also the ``kind`` of metrics.json and the saved preprocessing record
     description: ClassVar[str] = ""  # a few words for the error listing every task ("extractive QA")
     task_names: ClassVar[tuple[str, ...]] = ()  # the --task names it answers to (canonical spellings)
-    model_class: ClassVar[str] = ""  # the class that loads its models: AutoModelForSequenceClassification, ...
+    model_class: ClassVar[str] = ""  # the class that loads its models (the model card says it): AutoModelFor...
     pipeline_tag: ClassVar[str] = ""  # the model card's pipeline tag
-    caches_teacher: ClassVar[bool] = False  # may a distillation teacher's outputs be cached on disk once?
     max_length: ClassVar[int] = 128  # tokens per input when neither a flag nor the model says (see default_max_length)
 
     def __init_subclass__(cls, **kwargs):
@@ -104,12 +102,6 @@ class TaskKind:
     def featurise(self, examples, tokenizer, data) -> Any:
         """Model inputs of ``examples`` (tokenised, cached where the kind caches)."""
         raise NotImplementedError
-
-    def collate(self, tokenizer):
-        """The function that pads a list of features into one batch."""
-        import transformers
-
-        return transformers.DataCollatorWithPadding(tokenizer)
 
     def load_model(self, name, **kw):
         """A model of :attr:`model_class` from a folder, alias or hub id."""

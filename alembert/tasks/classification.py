@@ -1,34 +1,32 @@
 """Sequence classification and regression: the GLUE tasks and your own CSV/TSV/JSONL files.
 
-Data: :mod:`alembert.data` (readers, :class:`~alembert.data.tasks.TaskSpec`, the tokenisation
-cache); models: ``AutoModelForSequenceClassification`` (PyTorch) or an ONNX export; metrics:
-:mod:`alembert.evaluation`. The runs are ``training/finetune.py`` and ``distill/run.py``.
+Data: :mod:`alembert.data` (readers, :class:`~alembert.data.glue.TaskSpec`, the tokenisation
+cache); models: ``AutoModelForSequenceClassification`` (PyTorch) or an export; evaluation and
+the runs: :mod:`alembert.classification`.
 """
 
 from __future__ import annotations
 
-from alembert.data.tasks import MAX_LENGTH
-from alembert.distill.card import KINDS as CARD_KINDS
+from alembert.data.glue import MAX_LENGTH
 from alembert.tasks.base import Evaluation, TaskKind, normalise
 
 
 class Classification(TaskKind):
     name = "classification"
     description = "classification or regression"
-    model_class = CARD_KINDS["classification"][1]
-    pipeline_tag = CARD_KINDS["classification"][0]
-    caches_teacher = True  # logits and [CLS] states, once per training set (distill/teacher_cache.py)
+    model_class = "AutoModelForSequenceClassification"
+    pipeline_tag = "text-classification"
     max_length = MAX_LENGTH  # 128; a model trained at another length keeps its own (default_max_length)
 
     @property
     def task_names(self) -> tuple[str, ...]:
-        from alembert.data.tasks import task_names
+        from alembert.data.glue import task_names
 
         return (*task_names(), "custom")
 
     def handles(self, task: str | None) -> bool:
         """No task (your own files, else sst2), ``custom``, or any spelling of a GLUE task ("SST-2")."""
-        from alembert.data.tasks import get_task
+        from alembert.data.glue import get_task
         from alembert.errors import AlembertError
 
         if task is None or normalise(task) == "custom":
@@ -41,14 +39,14 @@ class Classification(TaskKind):
 
     def main_metric(self, task: str | None) -> str:
         """A GLUE task's first official metric; your own data: accuracy (a regression file's
-        resolved :class:`~alembert.data.tasks.TaskSpec` says pearson)."""
-        from alembert.data.tasks import get_task
+        resolved :class:`~alembert.data.glue.TaskSpec` says pearson)."""
+        from alembert.data.glue import get_task
 
         return "accuracy" if task is None or normalise(task) == "custom" else get_task(task).main_metric
 
     # ------------------------------------------------------------ data and models
     def spec(self, data, model=None):
-        """The :class:`~alembert.data.tasks.TaskSpec` of ``data``; your own files take ``model``'s saved labels."""
+        """The :class:`~alembert.data.glue.TaskSpec` of ``data``; your own files take ``model``'s saved labels."""
         from alembert.data.load import resolve_task
         from alembert.models.load import load_config
 
@@ -71,7 +69,7 @@ class Classification(TaskKind):
         return load_any(name, task, threads)
 
     def evaluate_model(self, model, tokenizer, data, batch_size: int, task=None) -> dict[str, float]:
-        from alembert.evaluation.evaluate import evaluate_model
+        from alembert.classification.evaluate import evaluate_model
 
         task = task or self.spec(data)
         dev = self.featurise(self.load_split(data, "dev", task), tokenizer, data)
@@ -79,18 +77,18 @@ class Classification(TaskKind):
 
     # ------------------------------------------------------------ the commands' entry points
     def finetune(self, cfg, callbacks=None) -> dict:
-        from alembert.training.finetune import run_finetune
+        from alembert.classification.finetune import run_finetune
 
         return run_finetune(self.resolve_max_length(cfg, cfg.model), callbacks)
 
     def distill(self, cfg, callbacks=None) -> dict:
-        from alembert.distill.run import run_distill
+        from alembert.classification.distill import run_distill
 
-        return run_distill(self.resolve_max_length(cfg, cfg.teacher), callbacks)
+        return run_distill(self.resolve_max_length(cfg, cfg.teacher), self, callbacks)
 
     def evaluate(self, cfg, args) -> Evaluation:
         """The dev set of a GLUE task or your own file, at the length the model was trained with unless --max-length."""
-        from alembert.evaluation.evaluate import evaluate_model
+        from alembert.classification.evaluate import evaluate_model
         from alembert.models.load import check_max_length, load_config, load_tokenizer
 
         task = self.spec(cfg.data, cfg.model)  # your own data: the model's labels

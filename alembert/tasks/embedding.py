@@ -15,8 +15,7 @@ class Embedding(TaskKind):
     name = "embedding"
     description = "zero-shot sentence embeddings"
     model_class = "SentenceTransformer"
-    pipeline_tag = "sentence-similarity"  # as embedding/card.py writes it
-    caches_teacher = True  # the teacher's sentence embeddings, once per corpus (embedding/cache.py)
+    pipeline_tag = "sentence-similarity"  # embedding/card.py's PIPELINE_TAG (kept literal: no import of torch here)
     max_length = 256  # sentence-transformers' own default for a folder that declares no max_seq_length
 
     @property
@@ -36,7 +35,7 @@ class Embedding(TaskKind):
     def default_max_length(self, model) -> int:
         """The ``max_seq_length`` the model declares (a sentence-transformers folder or its export),
         else 256: the length its embeddings were made for, as sentence-transformers encodes."""
-        from alembert.embedding.model import declared_max_seq_length
+        from alembert.models.sentence import declared_max_seq_length
 
         return declared_max_seq_length(model) or self.max_length
 

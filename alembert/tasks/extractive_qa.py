@@ -7,8 +7,6 @@ was trained on other windows (its preprocessing record).
 
 from __future__ import annotations
 
-from alembert.distill.card import KINDS as CARD_KINDS
-from alembert.qa.run import MAX_LENGTH
 from alembert.tasks.base import Evaluation, TaskKind
 
 
@@ -16,10 +14,9 @@ class ExtractiveQA(TaskKind):
     name = "extractive-qa"
     description = "extractive QA"
     task_names = ("squad",)
-    model_class = CARD_KINDS["qa"][1]
-    pipeline_tag = CARD_KINDS["qa"][0]
-    caches_teacher = False  # start/end logits per window: the teacher runs online
-    max_length = MAX_LENGTH  # SQuAD windows of 384 tokens, the standard
+    model_class = "AutoModelForQuestionAnswering"
+    pipeline_tag = "question-answering"
+    max_length = 384  # SQuAD windows, the standard (qa/run.py's MAX_LENGTH; kept literal: no import of torch here)
 
     def main_metric(self, task: str | None) -> str:
         from alembert.qa.run import MAIN_METRIC
@@ -61,7 +58,7 @@ class ExtractiveQA(TaskKind):
     def distill(self, cfg, callbacks=None) -> dict:
         from alembert.qa.run import run_qa_distill
 
-        return run_qa_distill(self.resolve_max_length(cfg, cfg.teacher), callbacks)
+        return run_qa_distill(self.resolve_max_length(cfg, cfg.teacher), self, callbacks)
 
     def evaluate(self, cfg, args) -> Evaluation:
         """The default test articles unless --dev-file."""

@@ -21,9 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from alembert.errors import AlembertError
 from alembert.losses.attention_kl import attention_kl_loss
 from alembert.losses.relation import relation_loss
+from alembert.models.capture import QKV
 from alembert.terms.base import Needs, StepInputs, Term
-
-KINDS = ("q", "k", "v")
 
 
 def _token_mask(step: StepInputs) -> torch.Tensor:
@@ -160,12 +159,12 @@ class QKVRelation(Term):
         return params.model_copy(update={"teacher_layer": layer}), [(ns, layer)]
 
     def captures(self):
-        return {(a, k) for a, _ in self.pairs for k in KINDS}, {(b, k) for _, b in self.pairs for k in KINDS}
+        return {(a, k) for a, _ in self.pairs for k in QKV}, {(b, k) for _, b in self.pairs for k in QKV}
 
     def value(self, step: StepInputs) -> torch.Tensor:
         t, mask, heads = step.teacher, _token_mask(step), self.params.relation_heads
         ((a, b),) = self.pairs
-        return torch.stack([relation_loss(step.student_qkv[(a, k)], t.qkv(b, k), mask, heads) for k in KINDS]).sum()
+        return torch.stack([relation_loss(step.student_qkv[(a, k)], t.qkv(b, k), mask, heads) for k in QKV]).sum()
 
     @classmethod
     def describe(cls, params) -> str:

@@ -20,10 +20,11 @@ import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from alembert.errors import AlembertError
+from alembert.errors import AlembertError, brief
 from alembert.files import disk_guard, model_bytes
 
 STATE_FILE = "alembert_state.json"
+SIGNATURE_FILE = "run.json"  # the resolved config and data fingerprint of the run (training/resume.py)
 _NAME = re.compile(r"^stage(\d+)-step(\d+)$")
 
 
@@ -43,7 +44,10 @@ def checkpoints_dir(run_dir: str | Path) -> Path:
     return Path(run_dir) / "checkpoints"
 
 
-def save_checkpoint(accelerator, run_dir: str | Path, state: LoopState, keep: int) -> Path:
+def save_checkpoint(
+    accelerator, run_dir: str | Path, state: LoopState, keep: int, signature: dict | None = None
+) -> Path:
+    """Write checkpoint ``stage<i>-step<n>`` (with ``signature``: what the run was, training/resume.py)."""
     root = checkpoints_dir(run_dir)
     name = f"stage{state.stage}-step{state.step:07d}"
     final, tmp = root / name, root / f".tmp-{name}"
@@ -59,6 +63,8 @@ def save_checkpoint(accelerator, run_dir: str | Path, state: LoopState, keep: in
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
             (tmp / STATE_FILE).write_text(json.dumps(asdict(state)))
+            if signature is not None:
+                (tmp / SIGNATURE_FILE).write_text(json.dumps(signature))
             shutil.rmtree(final, ignore_errors=True)
             tmp.rename(final)
     if accelerator.is_main_process:
@@ -66,6 +72,12 @@ def save_checkpoint(accelerator, run_dir: str | Path, state: LoopState, keep: in
             shutil.rmtree(old, ignore_errors=True)
     accelerator.wait_for_everyone()
     return final
+
+
+def read_signature(path: Path) -> dict | None:
+    """The run signature a checkpoint was saved with (None: written before signatures existed)."""
+    f = Path(path) / SIGNATURE_FILE
+    return json.loads(f.read_text()) if f.is_file() else None
 
 
 def list_checkpoints(run_dir: str | Path) -> list[Path]:
@@ -100,7 +112,7 @@ def verify_checkpoint(path: Path) -> LoopState:
                 load(f, map_location="cpu")
         except Exception as exc:  # torch, pickle and safetensors each raise their own types
             raise ValueError(
-                f"{f.name}: {type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else 'unreadable'}"
+                f"{f.name}: {type(exc).__name__}: {brief(exc, 120) if str(exc) else 'unreadable'}"
             ) from None
     return state
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from alembert.errors import AlembertError
+from alembert.errors import AlembertError, brief
 
 TIMEOUT_S = 3.0
 IGNORE = ["checkpoints/*", "trackers/*", ".alembert-*", "*.lock"]
@@ -41,7 +41,7 @@ def check_push_target(repo: str, timeout: float = TIMEOUT_S) -> None:
     try:
         get_session().head(endpoint.rstrip("/") + "/api/whoami-v2", timeout=timeout)
     except Exception as exc:  # DNS, refused connection, timeout, proxy: all mean "cannot push"
-        reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+        reason = brief(exc, 120)
         raise AlembertError(
             f"--push-to-hub {repo}: the Hub at {endpoint} cannot be reached ({reason}); "
             "push later with `huggingface-cli upload`, or drop --push-to-hub"

@@ -28,6 +28,7 @@ from transformers import get_linear_schedule_with_warmup
 
 from alembert.config.schema import TrainConfig
 from alembert.errors import AlembertError
+from alembert.progress import progress
 from alembert.training.checkpoint import LoopState, save_checkpoint
 from alembert.training.logger import RunLogger
 
@@ -80,6 +81,7 @@ class FitSpec:
     stage: int = 0
     run_dir: str | Path | None = None
     resume: tuple[Path, LoopState] | None = None
+    signature: dict | None = None  # what the run is, saved with each checkpoint (training/resume.py)
 
 
 class Timers:
@@ -171,9 +173,7 @@ def _fit(
     losses: list[float] = []  # every micro-batch's loss: a run that diverged says so at the end
     module.train()
     # a with block: an error leaves the bar closed, so its message starts on a line of its own
-    with tqdm(
-        total=steps, initial=state.step, desc="training", disable=not accelerator.is_main_process, dynamic_ncols=True
-    ) as bar:
+    with progress(steps, "training", "step", initial=state.step, disable=not accelerator.is_main_process) as bar:
         while state.step < steps and not state.stage_done:
             sampler.set_epoch(state.epoch)
             loader.set_epoch(state.epoch)  # Accelerate's own epoch counter re-seeds samplers on iteration
@@ -240,7 +240,7 @@ def _fit(
                     step_start = time.perf_counter()
                 if cfg.save_every and run_dir and (state.step % cfg.save_every == 0 or state.step == steps):
                     state.stage_done = state.step >= steps
-                    save_checkpoint(accelerator, run_dir, state, cfg.keep_checkpoints)
+                    save_checkpoint(accelerator, run_dir, state, cfg.keep_checkpoints, spec.signature)
                     step_start = time.perf_counter()
                 if state.step >= steps:
                     break

@@ -65,10 +65,11 @@ from alembert.files import (
     write_json_atomic,
     write_text_atomic,
 )
-from alembert.training.checkpoint import latest_checkpoint
+from alembert.training.checkpoint import latest_checkpoint, read_signature
 from alembert.training.hub import check_push_target, push_folder
 from alembert.training.logger import RunLogger
 from alembert.training.loop import Callbacks, FitResult, FitSpec, fit
+from alembert.training.resume import check, config_signature, data_signature
 from alembert.training.setup import make_accelerator
 
 SCHEMA = (
@@ -133,6 +134,11 @@ class Run:
             cfg.output_dir, cfg.overwrite, cfg.resume
         )  # checks only (writable, not in use): nothing is created
         self.resume = latest_checkpoint(run_dir(cfg.output_dir, cfg.overwrite, cfg.resume)) if cfg.resume else None
+        self.config_signature = config_signature(cfg)
+        force = bool(getattr(cfg, "resume_force", False))
+        saved = read_signature(self.resume[0]) if self.resume else None
+        self.saved_signature = saved or {}
+        self.resume_changes = check(saved and saved.get("config"), self.config_signature, force, "config")
         if self.push_to:
             check_push_target(self.push_to)
         self.accelerator = None
@@ -200,6 +206,11 @@ class Run:
         if self.started is None:
             self.started = time.time()
         spec.run_dir = spec.run_dir or self.out
+        data = data_signature(loader)
+        if spec.resume is not None and self.saved_signature.get("stage") == spec.stage:
+            force = bool(getattr(self.cfg, "resume_force", False))
+            self.resume_changes += check(self.saved_signature.get("data"), data, force, "training data")
+        spec.signature = {"config": self.config_signature, "stage": spec.stage, "data": data}
         # the command's on_best (saving the model) first, so an observer sees the best model on disk
         callbacks = Callbacks(on_best=on_best, timers=self.timers).chain(self.callbacks) if on_best else self.callbacks
         result = fit(module, loader, sampler, spec, self.accelerator, self.logger, callbacks)
@@ -263,7 +274,8 @@ class Run:
             "teacher_parameters": teacher_parameters,
             "processes": self.accelerator.num_processes,
             "timings": self.timers.as_dict(),
-            "details": details or {},
+            "details": (details or {})
+            | ({"resume_forced": self.resume_changes} if self.resume_changes else {}),  # --resume-force accepted these
         }
         assert tuple(summary) == SCHEMA
         return summary

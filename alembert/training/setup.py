@@ -1,4 +1,4 @@
-"""Set-up shared by every training command: threads, seed, accelerator, task data."""
+"""Set-up shared by every training command: threads, seed, accelerator, the autocast dtype."""
 
 from __future__ import annotations
 
@@ -8,10 +8,7 @@ import torch
 from accelerate import Accelerator, DataLoaderConfiguration, DistributedDataParallelKwargs
 from accelerate.utils import set_seed
 
-from alembert.config.schema import DataConfig, TrainConfig
-from alembert.data.load import load_split
-from alembert.data.tasks import TaskSpec
-from alembert.data.tokenize import tokenize_dataset
+from alembert.config.schema import TrainConfig
 from alembert.errors import AlembertError
 
 #: mixed-precision name -> the autocast dtype a teacher cache is computed at (its outputs stored as float32)
@@ -59,14 +56,3 @@ def make_accelerator(cfg: TrainConfig, find_unused_parameters: bool = False) -> 
         )
     set_seed(cfg.seed)
     return accelerator
-
-
-def task_data(cfg: DataConfig, task: TaskSpec, tokenizer):
-    """Tokenised (train, dev) for a task; errors if either is empty."""
-    out = []
-    for split in ("train", "dev"):
-        ds = load_split(cfg, task, split)
-        if len(ds) == 0:
-            raise AlembertError(f"the {split} set of task {task.name} is empty; check --{split}-file or --data-dir")
-        out.append(tokenize_dataset(ds, tokenizer, cfg.max_length))
-    return tuple(out)

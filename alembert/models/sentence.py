@@ -42,6 +42,19 @@ class EmbeddingSpec:
     max_seq_length: int | None = None
 
 
+def inside(root: Path, entry: str, where: str) -> Path:
+    """``root / entry``, which must stay inside ``root`` once ``..`` and symbolic links are resolved:
+    a model folder is untrusted input, and an absolute or ``../`` path in its ``modules.json`` would
+    make an export read or write outside the folder. ``where`` names the entry for the error."""
+    path = root / entry
+    if not path.resolve().is_relative_to(root.resolve()):
+        raise AlembertError(
+            f"{where}: path {entry!r} leads outside the model folder {root}; a model's module paths must stay "
+            "inside its folder (re-save it with sentence-transformers)"
+        )
+    return path
+
+
 def read_spec(folder: str | Path, pooling: str | None = None) -> EmbeddingSpec:
     """The embedding spec of a model folder or alias; ``pooling`` overrides (or supplies) the pooling."""
     root = resolve_model(folder)
@@ -60,10 +73,8 @@ def read_spec(folder: str | Path, pooling: str | None = None) -> EmbeddingSpec:
         spec = EmbeddingSpec(root)
         seen_pooling = False
         for m in sorted(modules, key=lambda m: m["idx"]):
-            kind, path = (
-                m["type"].rsplit(".", 1)[-1],
-                root / m.get("path", ""),
-            )  # class name: ST 5 and 6 differ in module paths
+            kind = m["type"].rsplit(".", 1)[-1]  # the class name: ST 5 and 6 differ in module paths
+            path = inside(root, m.get("path", ""), f"model {folder}: modules.json entry {m['idx']}")
             if kind == "Transformer":
                 spec.encoder_path = path
                 bert_cfg = path / "sentence_bert_config.json"

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -82,6 +83,11 @@ def load_squad(path: str | Path) -> list[dict]:
     (``{"title", "paragraphs": [{"context", "qas": [...]}]}``), in file order."""
     path = Path(path)
     if not path.is_file():
+        if os.environ.get("ALEMBERT_SQUAD") and path == default_squad_file():  # the default came from the variable
+            raise AlembertError(
+                f"SQuAD file {path} not found: ALEMBERT_SQUAD points there; set ALEMBERT_SQUAD to a SQuAD v1.1 "
+                "JSON file (e.g. shared/data/squad/dev-v1.1.json) or unset it"
+            )
         raise AlembertError(
             f"SQuAD file {path} not found; pass --train-file/--dev-file with a "
             "SQuAD v1.1 JSON file (e.g. shared/data/squad/dev-v1.1.json)"

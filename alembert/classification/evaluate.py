@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from alembert.data.tasks import TaskSpec
-from alembert.evaluation.metrics import compute_metrics
-from alembert.evaluation.predict import predict_logits
+from alembert.classification.metrics import compute_metrics
+from alembert.classification.predict import predict_logits
+from alembert.data.glue import TaskSpec
 
 
 def evaluate_model(model, tokenizer, task: TaskSpec, dev_tokenized, batch_size: int = 128) -> dict[str, float]:

@@ -15,7 +15,7 @@ import numpy as np
 from scipy.stats import pearsonr, spearmanr
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
-from alembert.data.tasks import TaskSpec
+from alembert.data.glue import TaskSpec
 
 
 def _correlation(fn, predictions, labels) -> float:

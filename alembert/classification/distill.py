@@ -1,19 +1,19 @@
-"""``alembert distill``: task-specific distillation with a recipe, stage after stage."""
+"""``alembert distill`` of a classifier: task-specific distillation with a recipe, stage after stage."""
 
 from __future__ import annotations
 
+from alembert.classification.distill_data import distill_data, teacher_side
+from alembert.classification.evaluate import evaluate_model
 from alembert.config.schema import DistillConfig
 from alembert.data.batching import eval_batches, train_loader
 from alembert.data.load import resolve_task
 from alembert.data.two_tokenizers import same_tokenization, two_tokenizer_loader
 from alembert.distill.card import write_model_card
-from alembert.distill.data import distill_data, teacher_side
 from alembert.distill.module import DistillModule, cacheable, resolve_stage_mappings
 from alembert.distill.recipe import load_recipe
 from alembert.distill.students import make_student
 from alembert.distill.teacher_cache import TeacherCache, build_cache, cache_key
 from alembert.errors import AlembertError
-from alembert.evaluation.evaluate import evaluate_model
 from alembert.files import save_model_atomic
 from alembert.models.load import (
     check_max_length,
@@ -30,9 +30,9 @@ from alembert.training.runner import Run, card_view
 from alembert.training.setup import AUTOCAST
 
 
-def run_distill(cfg: DistillConfig, callbacks: Callbacks | None = None) -> dict:
+def run_distill(cfg: DistillConfig, kind, callbacks: Callbacks | None = None) -> dict:
     """Distil ``cfg.teacher`` into a student, stage after stage of the recipe; the
-    ``metrics.json`` dict (or, with ``cfg.dry_run``, the plan)."""
+    ``metrics.json`` dict (or, with ``cfg.dry_run``, the plan). ``kind``: the task kind (its model card)."""
     # Every check runs before the output folder is created or written: a refused run leaves it as it was.
     task = resolve_task(
         cfg.data, lambda: load_config(cfg.teacher), f"teacher {cfg.teacher}"
@@ -174,4 +174,4 @@ def run_distill(cfg: DistillConfig, callbacks: Callbacks | None = None) -> dict:
         teacher_parameters=n_params(teacher),
         details={"attention": teacher.config._attn_implementation, "max_length": cfg.data.max_length},
     )
-    return run.finish(summary, card=lambda out, s: write_model_card(out, card_view(s), recipe))
+    return run.finish(summary, card=lambda out, s: write_model_card(out, card_view(s), recipe, kind))

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from alembert.config.schema import DataConfig
+from alembert.data.glue import TaskSpec
 from alembert.data.load import load_split
-from alembert.data.tasks import TaskSpec
 from alembert.data.tokenize import tokenize_dataset
 from alembert.data.transfer import load_transfer, with_transfer
 from alembert.data.two_tokenizers import TEACHER_PREFIX, tokenize_two

@@ -1,13 +1,14 @@
-"""``alembert finetune``: train a model on a task and keep its best checkpoint."""
+"""``alembert finetune`` of a classifier or regressor: train it on a task and keep its best checkpoint."""
 
 from __future__ import annotations
 
-import torch
-
-from alembert.config.schema import FinetuneConfig
+from alembert.classification.evaluate import evaluate_model
+from alembert.config.schema import DataConfig, FinetuneConfig
 from alembert.data.batching import train_loader
-from alembert.data.load import resolve_task
-from alembert.evaluation.evaluate import evaluate_model
+from alembert.data.glue import TaskSpec
+from alembert.data.load import load_split, resolve_task
+from alembert.data.tokenize import tokenize_dataset
+from alembert.errors import AlembertError
 from alembert.files import save_model_atomic
 from alembert.models.load import (
     check_max_length,
@@ -20,19 +21,18 @@ from alembert.models.preprocessing import record
 from alembert.training.loop import Callbacks, FitSpec
 from alembert.training.plan import PlannedStage
 from alembert.training.runner import Run
-from alembert.training.setup import task_data
+from alembert.training.supervised import SupervisedModule
 
 
-class SupervisedModule(torch.nn.Module):
-    """``forward(batch) -> (loss, terms)`` with the model's own task loss (CE, or MSE for regression)."""
-
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
-
-    def forward(self, batch):
-        loss = self.model(**batch).loss
-        return loss, {"task": loss.detach()}
+def task_data(cfg: DataConfig, task: TaskSpec, tokenizer):
+    """Tokenised (train, dev) for a task; errors if either is empty."""
+    out = []
+    for split in ("train", "dev"):
+        ds = load_split(cfg, task, split)
+        if len(ds) == 0:
+            raise AlembertError(f"the {split} set of task {task.name} is empty; check --{split}-file or --data-dir")
+        out.append(tokenize_dataset(ds, tokenizer, cfg.max_length))
+    return tuple(out)
 
 
 def run_finetune(cfg: FinetuneConfig, callbacks: Callbacks | None = None) -> dict:
