@@ -104,11 +104,12 @@ def _watch(item) -> tuple[pytest.MonkeyPatch, set[str], list] | None:
         return None
     patch, seen, hooks = pytest.MonkeyPatch(), set(), []
 
-    def watch(owner, name: str, marker: str) -> None:
+    def watch(owner, name: str, marker: str, when=lambda *args, **kwargs: True) -> None:
         real = getattr(owner, name)
 
         def watched(*args, **kwargs):
-            seen.add(marker)
+            if when(*args, **kwargs):
+                seen.add(marker)
             return real(*args, **kwargs)
 
         patch.setattr(owner, name, watched)
@@ -119,12 +120,23 @@ def _watch(item) -> tuple[pytest.MonkeyPatch, set[str], list] | None:
             if callable(getattr(module, name, None)):
                 watch(module, name, "cli")
     watch(Run, "__init__", "cli")
-    watch(subprocess.Popen, "__init__", "cli")  # a script, a launcher, any process the test starts
+    watch(subprocess.Popen, "__init__", "cli", when=_runs_python)  # a script, a command, a launcher
     if "export" not in marked:
         watch(torch.onnx, "export", "export")
     if "train" not in marked:
         hooks.append(register_optimizer_step_pre_hook(lambda *a: seen.add("train")))
     return patch, seen, hooks
+
+
+def _runs_python(popen, args=None, *rest, **kwargs) -> bool:
+    """A process that runs Python code (a script, ``alembert``, ``accelerate launch``, ``torchrun``),
+    not a library's own helper (``platform.processor()`` runs ``uname -p``)."""
+    import sys
+
+    argv = kwargs.get("args", args)
+    first = str((argv if isinstance(argv, list | tuple) else [argv])[0] or "")
+    name = os.path.basename(first.split()[0]) if first.strip() else ""
+    return first == sys.executable or name.startswith("python") or name in ("alembert", "accelerate", "torchrun")
 
 
 @pytest.hookimpl(wrapper=True)
