@@ -52,11 +52,13 @@ test: setup web-deps lint
 test-unit: setup
 	$(BIN)/python -m pytest -m "not cli and not export and not train"
 
-# ruff's rules and the 120-character line length (pyproject.toml), and the formatter's layout
+# ruff's rules and the 120-character line length (pyproject.toml), the formatter's layout, and the
+# import contract: the floors of docs/architecture.md ([tool.importlinter] in pyproject.toml)
 LINT_PATHS := alembert tests benchmarks scripts
 lint: setup
 	$(BIN)/ruff check $(LINT_PATHS)
 	$(BIN)/ruff format --check $(LINT_PATHS)
+	$(BIN)/lint-imports
 
 # Optional: the 12-layer MPNet teacher (404 MB in five wheels; part-001 declares an unrelated dependency).
 mpnet: setup

@@ -21,7 +21,7 @@ optimum-onnx pins transformers < 4.58, so it lives in its own virtual environmen
 wheel given by ``--torch-wheel``, or the version this project runs; an unpinned torch pulls
 CUDA), then ``optimum-onnx[onnxruntime]`` with ``transformers<4.58``. The peer graphs are
 built there; every graph is then timed here, in this process, with the same onnxruntime
-session options (alembert.export.runtime.make_session: fixed threads, no spinning, denormals
+session options (alembert.runtimes.onnxruntime.make_session: fixed threads, no spinning, denormals
 flushed), interleaved round-robin (alembert.measure.speed / serving), on the same inputs:
 real SST-2 dev sentences padded to 128 tokens (batch 32 and batch 1), and at their own lengths
 (arrival order batch 1 p50/p90/p99, arrival and length-sorted batches of 32). Dev accuracy of
@@ -230,11 +230,12 @@ def main(argv=None) -> int:
     from alembert.config.schema import DataConfig
     from alembert.data.load import load_split, resolve_task
     from alembert.data.tokenize import tokenize_dataset
-    from alembert.export.runtime import OnnxClassifier
     from alembert.machine import cpu_facts, cpu_line
     from alembert.measure.serving import measure_serving, serving_workload
-    from alembert.measure.speed import fixed_length_inputs, measure, onnx_workload, torch_workload
+    from alembert.measure.speed import batch_workload, fixed_length_inputs, measure
     from alembert.models.load import load_classifier
+    from alembert.runtimes import load_any, runtime_for
+    from alembert.runtimes.pytorch import TorchModel
 
     facts = cpu_facts()
     out = Path(args.output).absolute()
@@ -260,24 +261,24 @@ def main(argv=None) -> int:
     tok_t = AutoTokenizer.from_pretrained(args.teacher)
 
     variants = {}  # name -> (model, tokenizer, group)
-    variants["teacher fp32 PyTorch"] = (load_classifier(args.teacher, task).eval(), tok_t, "reference")
+    variants["teacher fp32 PyTorch"] = (load_any(args.teacher, task).eval(), tok_t, "reference")
     variants["teacher alembert " + exports["teacher"]["variant"]] = (
-        OnnxClassifier(out / "alembert-teacher", args.threads),
+        load_any(out / "alembert-teacher", task, args.threads),
         tok_t,
         "alembert",
     )
     alembert_name = "student alembert " + exports["student"]["variant"]
-    variants[alembert_name] = (OnnxClassifier(out / "alembert-student", args.threads), tok_s, "alembert")
-    student_torch = load_classifier(args.student, task).eval()
-    variants["student fp32 PyTorch"] = (student_torch, tok_s, "pytorch")
+    variants[alembert_name] = (load_any(out / "alembert-student", task, args.threads), tok_s, "alembert")
+    variants["student fp32 PyTorch"] = (load_any(args.student, task).eval(), tok_s, "pytorch")
     with warnings.catch_warnings():  # torch.ao's eager quantisation prints a migration notice: still the plain path
         warnings.simplefilter("ignore")
         ao = torch.ao.quantization.quantize_dynamic(
             load_classifier(args.student, task).eval(), {torch.nn.Linear}, dtype=torch.qint8
         )
-    variants["student torch.ao dynamic int8"] = (ao, tok_s, "pytorch")
+    variants["student torch.ao dynamic int8"] = (TorchModel(ao), tok_s, "pytorch")
     for name, graph in (peers or {}).get("graphs", {}).items():
-        variants["student " + name] = (OnnxClassifier.from_graph(graph, args.threads), tok_s, "peer")
+        graph = Path(graph)
+        variants["student " + name] = (runtime_for(graph).load_classifier(graph, threads=args.threads), tok_s, "peer")
 
     texts = [dev["text_a"][i % len(dev)] for i in range(32)]
     rows = {}
@@ -289,11 +290,7 @@ def main(argv=None) -> int:
     work = {}
     for name, (model, tok, _) in variants.items():
         inputs = fixed_length_inputs(tok, texts, None, 128)
-        work[name] = (
-            onnx_workload(model, inputs, 32)
-            if isinstance(model, OnnxClassifier)
-            else torch_workload(model, inputs, 32, "cpu")
-        )
+        work[name] = batch_workload(model, inputs, 32)
     print(f"timing {len(work)} variants at 32x128 and 1x128 ({args.repeats} interleaved repeats)", flush=True)
     speeds = measure(work, repeats=args.repeats, warmup=2, latency_iters=10)
     served = {

@@ -15,8 +15,9 @@ from scipy.stats import spearmanr
 
 from alembert.errors import AlembertError
 from alembert.export.onnx import export_onnx
-from alembert.export.runtime import OnnxEmbedder, is_onnx_dir, load_any, load_any_embedding
 from alembert.models.sentence import load_embedding_model, read_spec
+from alembert.runtimes import load_any, load_any_embedding
+from alembert.runtimes.onnxruntime import OnnxEmbedder, OnnxRuntime
 
 pytestmark = pytest.mark.export  # the module's fixture exports a graph
 
@@ -203,7 +204,7 @@ def test_bench_two_embedding_models(st_mean, mean_fp32, tmp_path, capsys):
 
 @pytest.mark.cli
 def test_embedding_export_is_refused_where_a_classifier_is_expected(mean_fp32, tmp_path, capsys):
-    assert is_onnx_dir(mean_fp32)
+    assert OnnxRuntime().probe(mean_fp32)
     with pytest.raises(AlembertError, match="stsb-zeroshot"):
         load_any(mean_fp32)
     code, _, err = run_cli(

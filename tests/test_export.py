@@ -12,8 +12,9 @@ from transformers import AutoTokenizer, BertConfig, BertForSequenceClassificatio
 from alembert.cli.main import main
 from alembert.errors import AlembertError
 from alembert.export.onnx import export_onnx
-from alembert.export.runtime import OnnxClassifier, is_onnx_dir, load_any
 from alembert.models.resolve import resolve_model
+from alembert.runtimes import load_any
+from alembert.runtimes.onnxruntime import OnnxClassifier, OnnxRuntime
 
 DATA = Path(__file__).resolve().parents[2] / "shared/data/glue_data"
 SENTENCES = ["a great film", "the worst two hours I have spent in a cinema, with a dull ending", "ok", "fine, I guess"]
@@ -102,7 +103,7 @@ def test_full_last_layer_export_matches_too(tiny, tmp_path):
 @pytest.mark.cli
 def test_int8_keeps_labels_and_is_smaller(exported, capsys):
     fp32, int8 = exported
-    assert is_onnx_dir(int8) and not list(int8.glob("*fp32*"))
+    assert OnnxRuntime().probe(int8) and not list(int8.glob("*fp32*"))
     info = json.loads((int8 / "alembert_export.json").read_text())
     assert info["quantization"] == "int8"
     import onnx
@@ -138,7 +139,7 @@ def test_cli_export_refuses_non_empty_output_then_overwrites(tiny, tmp_path, cap
     assert err.startswith("error: ") and "--overwrite" in err and err.count("\n") == 1
     assert main(["export", str(tiny), "--onnx", "--output", str(out), "--overwrite"]) == 0
     # issue 20 item 1: --overwrite replaces the export's own files only; the user's keep.txt stays
-    assert is_onnx_dir(out) and (out / "keep.txt").read_text() == "x"
+    assert OnnxRuntime().probe(out) and (out / "keep.txt").read_text() == "x"
     assert not [p for p in [*tmp_path.iterdir(), *out.iterdir()] if p.name.startswith(".")]  # no temp folder left
 
 

@@ -11,7 +11,6 @@ from alembert.data.two_tokenizers import same_tokenization, two_tokenizer_loader
 from alembert.distill.card import write_model_card
 from alembert.distill.module import DistillModule, cacheable, resolve_stage_mappings
 from alembert.distill.recipe import load_recipe
-from alembert.distill.students import make_student
 from alembert.distill.teacher_cache import TeacherCache, build_cache, cache_key
 from alembert.errors import AlembertError
 from alembert.files import save_model_atomic
@@ -24,6 +23,7 @@ from alembert.models.load import (
 )
 from alembert.models.packaged import cache_dir
 from alembert.models.preprocessing import record
+from alembert.students import BuiltStudent, StudentData, build_student, student_builder, student_tokenizer
 from alembert.training.loop import Callbacks, FitSpec
 from alembert.training.plan import PlannedStage, time_forward
 from alembert.training.runner import Run, card_view
@@ -44,25 +44,41 @@ def run_distill(cfg: DistillConfig, kind, callbacks: Callbacks | None = None) ->
     tokenizer = load_tokenizer(cfg.teacher)
     teacher = load_classifier(cfg.teacher, task, attn=attn).to(accelerator.device).eval()
     teacher.requires_grad_(False)
-    student, student_desc = make_student(
-        cfg.student, teacher, tokenizer, cfg.teacher, task, attn, cfg.train.seed, cfg.cross_tokenizer
-    )
-    student_tok = load_tokenizer(cfg.student.path) if cfg.student.path else tokenizer
+    builder = student_builder(cfg.student)  # an unknown student.builder is refused before anything loads
+    student_tok = student_tokenizer(cfg.student, tokenizer, cfg.teacher, cfg.cross_tokenizer)
     check_max_length(teacher.config, cfg.data.max_length, f"{cfg.teacher} (the teacher)")
-    check_max_length(student.config, cfg.data.max_length, f"{cfg.student.path or 'the student'}")
-    record(student, "classification", cfg.data.max_length)
     two = not same_tokenization(tokenizer, student_tok)  # allowed only with --cross-tokenizer (checked above)
-    for stage in recipe.stages:  # mappings, head counts, widths (projection: false) of every stage
-        resolve_stage_mappings(stage, student, teacher)
-        if (
-            two and cfg.cross_tokenizer == "cls" and stage.needs("qkv")
-        ):  # one aligned position: every relation would be 0
-            raise AlembertError(
-                f"stage {stage.name!r} has relation terms, which need every token aligned; "
-                "--cross-tokenizer cls aligns only [CLS]: use --cross-tokenizer strict"
-            )
+
+    def make_student(data: StudentData | None = None) -> BuiltStudent:
+        """The student with the teacher's head, checked against the data's length and every stage."""
+        made = build_student(
+            cfg.student,
+            teacher,
+            data,
+            teacher_name=cfg.teacher,
+            seed=cfg.train.seed,
+            load=lambda path: load_classifier(path, task, attn=attn),
+        )
+        check_max_length(made.model.config, cfg.data.max_length, f"{cfg.student.path or 'the student'}")
+        record(made.model, "classification", cfg.data.max_length)
+        for stage in recipe.stages:  # mappings, head counts, widths (projection: false) of every stage
+            resolve_stage_mappings(stage, made.model, teacher)
+            if (
+                two and cfg.cross_tokenizer == "cls" and stage.needs("qkv")
+            ):  # one aligned position: every relation would be 0
+                raise AlembertError(
+                    f"stage {stage.name!r} has relation terms, which need every token aligned; "
+                    "--cross-tokenizer cls aligns only [CLS]: use --cross-tokenizer strict"
+                )
+        return made
+
+    made = None if builder.needs_data else make_student()  # a student of no data is checked before any data loads
     with run.cache_guard():  # label values and empty data are checked here; the tokenised cache is written once
         train, dev, teacher_dev_set = distill_data(cfg.data, task, tokenizer, student_tok, two)
+    if made is None:  # the builder reads real training batches, in the student's tokenizer
+        loader = train_loader(train, student_tok, cfg.train.batch_size, cfg.train.seed, cfg.train.group_by_length)[0]
+        made = make_student(StudentData(loader, student_tok))
+    student, student_desc = made.model, made.description
     autocast = AUTOCAST.get(cfg.train.mixed_precision)
     bs = cfg.train.eval_batch_size
 

@@ -1,6 +1,6 @@
 """``alembert export MODEL --onnx [--quantize int8] --output DIR``: an ONNX folder that
-``alembert evaluate``, ``bench`` and ``predict`` run with onnxruntime. ``--web`` instead writes a
-folder a browser runs as it is (fp32 + int8 graphs, transformers.js layout, demo page; see
+``alembert evaluate``, ``bench`` and ``predict`` run through its runtime (alembert/runtimes/onnxruntime.py).
+``--web`` instead writes a folder a browser runs as it is (fp32 + int8 graphs, transformers.js layout, demo page; see
 alembert/export/web.py), served by ``alembert serve-web DIR``."""
 
 from pathlib import Path
@@ -79,7 +79,8 @@ def _export(args) -> tuple[Path, dict]:
     import json
 
     from alembert.errors import AlembertError
-    from alembert.export.onnx import EXPORT_INFO, export_onnx
+    from alembert.export.onnx import export_onnx
+    from alembert.export.staging import EXPORT_INFO
 
     if args.web:
         from alembert.export.web import download_bytes, export_web

@@ -1,5 +1,5 @@
 """``alembert predict MODEL TEXT [TEXT ...] [--pair]``: the label and class probabilities of
-each text, from a PyTorch folder or an ONNX export.
+each text, from any folder a runtime runs (a PyTorch folder, an ONNX export; alembert/runtimes/).
 
 Several texts are scored one by one; ``--pair`` scores them as (first, second) text pairs,
 for sentence-pair tasks (an even number of texts). Texts longer than the model can take are
@@ -10,7 +10,7 @@ from alembert.errors import AlembertError
 
 def register(sub) -> None:
     p = sub.add_parser("predict", help="label texts (or text pairs, --pair) with a fine-tuned model")
-    p.add_argument("model", help="fine-tuned model folder or ONNX export")
+    p.add_argument("model", help="fine-tuned model folder or its export (ONNX)")
     p.add_argument("texts", nargs="+", metavar="TEXT", help="the texts; each is scored on its own unless --pair")
     p.add_argument(
         "--pair",
@@ -31,10 +31,10 @@ def run(args) -> int:
     import torch
 
     from alembert.data.tokenize import clip
-    from alembert.export.runtime import load_any
     from alembert.models.load import load_tokenizer, max_positions
     from alembert.models.preprocessing import max_length_for
     from alembert.models.resolve import resolve_model
+    from alembert.runtimes import load_any
 
     if args.pair and len(args.texts) % 2:
         raise AlembertError(f"--pair: {len(args.texts)} texts given; pass them two by two (first text, second text)")

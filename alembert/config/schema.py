@@ -117,6 +117,11 @@ class StudentConfig(Strict):
         "texts as the rotation that best aligns the student's pooled embeddings with the teacher's (procrustes: "
         "keeps the student's own cosines) or as the least-squares map (lstsq, experimental)",
     )
+    builder: str | None = Field(
+        None,
+        description="the student builder by name (alembert/students/: checkpoint, layers, config, or one of your "
+        "own); default: chosen from path, layers and the shape fields",
+    )
 
     @property
     def from_config(self) -> bool:

@@ -20,12 +20,18 @@ from alembert.data.corpus import load_corpus, pack_sentences
 from alembert.data.masking import MLMCollator
 from alembert.distill.module import DistillModule, resolve_stage_mappings
 from alembert.distill.recipe import Recipe
-from alembert.distill.students import check_same_vocabulary
 from alembert.errors import AlembertError
 from alembert.files import save_model_atomic
 from alembert.models.load import load_tokenizer, n_params, quiet_from_pretrained
 from alembert.models.resolve import resolve_model
-from alembert.models.student import every_other_layer, student_from_config, student_from_teacher
+from alembert.students import (
+    BuiltStudent,
+    StudentData,
+    build_student,
+    checkpoint_as_is,
+    student_builder,
+    student_tokenizer,
+)
 from alembert.training.loop import Callbacks, FitSpec
 from alembert.training.plan import PlannedStage
 from alembert.training.runner import Run
@@ -51,29 +57,17 @@ def load_encoder(name: str, lm_head: bool, attn: str | None, role: str):
     return model
 
 
-def make_general_student(cfg: DistillGeneralConfig, teacher, teacher_tok, lm_head: bool, attn):
-    if cfg.student.path:
-        check_same_vocabulary(teacher_tok, load_tokenizer(cfg.student.path), cfg.teacher, cfg.student.path)
-        student = load_encoder(cfg.student.path, lm_head, attn, "student")
-        if lm_head:
-            student.tie_weights()  # a head missing from the checkpoint starts tied to the input embeddings
-        return student
-    s = cfg.student
-    if s.from_config:
-        return student_from_config(
-            teacher,
-            s.num_layers or teacher.config.num_hidden_layers,
-            s.hidden_size,
-            s.intermediate_size,
-            s.num_heads,
-            seed=cfg.train.seed,
-        )
-    return student_from_teacher(
-        teacher, s.layers if s.layers is not None else every_other_layer(teacher.config.num_hidden_layers)
-    )
+def load_student(path: str, lm_head: bool, attn: str | None):
+    """Another model folder as a student; a masked-LM head missing from it starts tied to the input embeddings."""
+    student = load_encoder(path, lm_head, attn, "student")
+    if lm_head:
+        student.tie_weights()
+    return student
 
 
 def corpus_loaders(cfg: DistillGeneralConfig, tokenizer, masked: bool):
+    """(training loader, its sampler, held-out sequences and their collator, training sequences, the
+    same training batches from a loader of their own for a student builder that needs data)."""
     packed = pack_sentences(load_corpus(cfg.data.corpus), tokenizer, cfg.data.max_length)
     if cfg.data.max_sequences:
         packed = packed.select(range(min(cfg.data.max_sequences, len(packed))))
@@ -90,7 +84,9 @@ def corpus_loaders(cfg: DistillGeneralConfig, tokenizer, masked: bool):
     )
     loader, sampler = batched_loader(train, cols, collate, cfg.train.batch_size, seed)
     eval_collate = MLMCollator(tokenizer, cfg.data.mlm_probability, seed=seed + 1) if masked else collate
-    return loader, sampler, collate, (heldout.with_format("torch", columns=cols), eval_collate), len(train)
+    builder_collate = MLMCollator(tokenizer, cfg.data.mlm_probability, seed=seed) if masked else collate
+    for_builder = StudentData(batched_loader(train, cols, builder_collate, cfg.train.batch_size, seed)[0], tokenizer)
+    return loader, sampler, (heldout.with_format("torch", columns=cols), eval_collate), len(train), for_builder
 
 
 @torch.no_grad()
@@ -132,10 +128,27 @@ def run_distill_general(cfg: DistillGeneralConfig, recipe: Recipe, callbacks: Ca
     tokenizer = load_tokenizer(cfg.teacher)
     teacher = load_encoder(cfg.teacher, lm_head, attn, "teacher").eval()
     teacher.requires_grad_(False)
-    student = make_general_student(cfg, teacher, tokenizer, lm_head, attn)
-    resolve_stage_mappings(stage, student, teacher)
+    student_spec = checkpoint_as_is(cfg.student)
+    builder = student_builder(student_spec)  # an unknown student.builder is refused before anything loads
+    student_tokenizer(student_spec, tokenizer, cfg.teacher)  # one tokenizer for both: the vocabularies must match
+
+    def make_student(data: StudentData | None = None) -> BuiltStudent:
+        made = build_student(
+            student_spec,
+            teacher,
+            data,
+            teacher_name=cfg.teacher,
+            seed=cfg.train.seed,
+            load=lambda path: load_student(path, lm_head, attn),
+        )
+        resolve_stage_mappings(stage, made.model, teacher)
+        return made
+
+    made = None if builder.needs_data else make_student()  # a student of no data is checked before any data loads
     with run.cache_guard():  # the packed corpus is cached by one process
-        loader, sampler, collate, heldout, n_train = corpus_loaders(cfg, tokenizer, masked=lm_head)
+        loader, sampler, heldout, n_train, for_builder = corpus_loaders(cfg, tokenizer, masked=lm_head)
+    made = made or make_student(for_builder)
+    student = made.model
     teacher.to(accelerator.device)
     module = DistillModule(student, teacher, stage)
 
@@ -145,7 +158,8 @@ def run_distill_general(cfg: DistillGeneralConfig, recipe: Recipe, callbacks: Ca
     spec = FitSpec(cfg.train, "heldout_loss", evaluate, minimize=True, resume=run.stage_resume(0))
     if run.dry_run:
         return run.plan(
-            what=f"general distillation of {cfg.teacher} with recipe {recipe.name} on {', '.join(cfg.data.corpus)}",
+            what=f"general distillation of {cfg.teacher} into {made.description} with recipe {recipe.name} "
+            f"on {', '.join(cfg.data.corpus)}",
             examples={"train_examples": n_train, "dev_examples": cfg.data.heldout},
             stages=[PlannedStage(stage.name, module, loader, sampler, spec, "online")],
             evaluations={"student": evaluate},
@@ -156,11 +170,10 @@ def run_distill_general(cfg: DistillGeneralConfig, recipe: Recipe, callbacks: Ca
         save_model_atomic(accelerator.unwrap_model(module).student, tokenizer, out)
 
     run.fit(module, loader, sampler, spec, on_best, name=stage.name)
-    student_desc = f"checkpoint {cfg.student.path}" if cfg.student.path else f"{n_params(student):,}-parameter student"
     summary = run.summary(
         kind="corpus",
         task="corpus",
-        model=student_desc,
+        model=made.description,
         teacher=cfg.teacher,
         recipe=recipe.name,
         main_metric="heldout_loss",

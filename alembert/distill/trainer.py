@@ -100,7 +100,8 @@ _HEADS = ("ForSequenceClassification", "ForQuestionAnswering", "ForMaskedLM", "F
 class DistillationTrainer(Trainer):
     """A ``Trainer`` whose loss is an alembert recipe stage distilling ``teacher`` into ``model``.
 
-    ``model``: the student (any ``PreTrainedModel`` with the teacher's head: classification or QA).
+    ``model``: the student (any ``PreTrainedModel`` with the teacher's head: classification or QA;
+    ``alembert.students.build_student({"layers": [0, 2]}, teacher).model`` makes it as the commands do).
     ``teacher``: the fine-tuned teacher, same tokenizer. ``recipe``: a packaged name ("kd",
     "pkd-skip", "tinybert", ...), a YAML path, an inline dict or a :class:`Recipe`. ``stage``: the
     stage of a multi-stage recipe. Every other argument is ``Trainer``'s own.

@@ -58,7 +58,8 @@ class EmbeddingCache:
 
 
 def model_device(model) -> torch.device:
-    """Where ``model`` runs: its parameters' device, or its ``device`` (an ONNX session: the CPU)."""
+    """Where ``model`` runs: its parameters' device, or its ``device`` (a runtime model that is not a torch
+    module, e.g. an ONNX export: the CPU)."""
     return next(model.parameters()).device if hasattr(model, "parameters") else model.device
 
 

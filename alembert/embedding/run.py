@@ -29,11 +29,17 @@ from alembert.embedding.evaluate import (
     encode_speed,
     evaluate_embedding,
 )
-from alembert.embedding.student import compares_vectors, fit_projection_on, make_embedding_student
+from alembert.embedding.student import (
+    compares_vectors,
+    embedding_student_tokenizer,
+    fit_projection_on,
+    make_embedding_student,
+)
 from alembert.errors import AlembertError
 from alembert.files import save_folder_atomic
 from alembert.models.load import n_params
 from alembert.models.sentence import EmbeddingModel, load_embedding_model
+from alembert.students import StudentData, student_builder
 from alembert.training.loop import Callbacks, FitSpec
 from alembert.training.plan import PlannedStage
 from alembert.training.runner import Run, card_view
@@ -73,20 +79,28 @@ def run_embedding_distill(cfg: DistillGeneralConfig, recipe: Recipe, callbacks: 
     attn = "eager" if recipe.needs_attention else None
     teacher, teacher_tok = load_embedding_model(cfg.teacher, cfg.pooling, attn)
     teacher.eval().requires_grad_(False)
-    student, student_tok, desc = make_embedding_student(
-        cfg, teacher, teacher_tok, attn, uses_vectors=compares_vectors(stage)
-    )
-    resolve_stage_mappings(stage, student, teacher)
+    builder = student_builder(cfg.student)  # an unknown student.builder is refused before anything loads
+    student_tok = embedding_student_tokenizer(cfg, teacher, teacher_tok)
+    use_cache = cfg.cache_teacher and stage.cacheable
+
+    def make_student(data: StudentData | None = None):
+        """(student with pooling and Dense, description), its mappings and its Dense start checked."""
+        student, _, desc = make_embedding_student(
+            cfg, teacher, teacher_tok, attn, uses_vectors=compares_vectors(stage), data=data
+        )
+        resolve_stage_mappings(stage, student, teacher)
+        if cfg.student.projection_init != "random" and student.fresh_dense and not use_cache:
+            raise AlembertError(
+                f"--set student.projection_init={cfg.student.projection_init} fits the Dense layer on cached teacher "
+                f"embeddings, but recipe {recipe.name} runs the teacher online; use projection_init=random"
+            )
+        return student, desc
+
+    made = None if builder.needs_data else make_student()  # a student of no data is checked before any data loads
     max_length = cfg.data.max_length
     texts = load_texts(cfg.data.corpus, cfg.data.transfer_tasks, None, cfg.data.text_column, cfg.data.max_texts)
     _check_tokenizer(student_tok, texts, cfg.student.path or cfg.teacher)
     same_tokens = student_tok.get_vocab() == teacher_tok.get_vocab()
-    use_cache = cfg.cache_teacher and stage.cacheable
-    if cfg.student.projection_init != "random" and student.fresh_dense and not use_cache:
-        raise AlembertError(
-            f"--set student.projection_init={cfg.student.projection_init} fits the Dense layer on cached teacher "
-            f"embeddings, but recipe {recipe.name} runs the teacher online; use projection_init=random"
-        )
     if not use_cache and not same_tokens:
         raise AlembertError(
             "token-level terms (or --no-cache-teacher) with a student of another tokenizer need an online aligned "
@@ -98,6 +112,10 @@ def run_embedding_distill(cfg: DistillGeneralConfig, recipe: Recipe, callbacks: 
     with run.cache_guard():  # the tokenised texts are cached by one process
         ds = tokenize_dataset(datasets.Dataset.from_dict({"text_a": texts}), student_tok, max_length)
     ds = ds.add_column("idx", list(range(len(ds))))
+    if made is None:  # the builder reads real training batches, in the student's tokenizer
+        loader = train_loader(ds, student_tok, cfg.train.batch_size, cfg.train.seed, cfg.train.group_by_length)[0]
+        made = make_student(StudentData(loader, student_tok))
+    student, desc = made
     module = DistillModule(student, teacher, stage)
     tracked = cfg.eval_tasks[0] if cfg.eval_tasks else "stsb-zeroshot"
     main = MAIN_METRIC[tracked]

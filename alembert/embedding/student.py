@@ -13,8 +13,8 @@ import torch
 
 from alembert.config.schema import DistillGeneralConfig
 from alembert.errors import AlembertError
-from alembert.models.sentence import EmbeddingModel, load_embedding_model
-from alembert.models.student import every_other_layer, student_from_config, student_from_teacher
+from alembert.models.sentence import EmbeddingModel, load_embedding_model, read_spec
+from alembert.students import StudentData, build_student
 
 
 def compares_vectors(stage) -> bool:
@@ -37,38 +37,39 @@ def width_free_recipes() -> list[str]:
     return [n for n in recipe_names() if width_free(n)]
 
 
-def make_embedding_student(cfg: DistillGeneralConfig, teacher: EmbeddingModel, teacher_tok, attn, uses_vectors: bool):
-    """(student EmbeddingModel, its tokenizer, a description)."""
+def embedding_student_tokenizer(cfg: DistillGeneralConfig, teacher: EmbeddingModel, teacher_tok):
+    """The tokenizer of the student ``cfg`` asks for, known before the student is built (the texts
+    are tokenised with it first): another model's (any family, own vocabulary), else the teacher's."""
+    if not cfg.student.path:
+        return teacher_tok
+    from alembert.models.load import load_tokenizer
+
+    return load_tokenizer(read_spec(cfg.student.path, cfg.pooling or teacher.pooling).encoder_path)
+
+
+def make_embedding_student(
+    cfg: DistillGeneralConfig,
+    teacher: EmbeddingModel,
+    teacher_tok,
+    attn,
+    uses_vectors: bool,
+    data: StudentData | None = None,
+):
+    """(student EmbeddingModel, its tokenizer, a description): the encoder from the student
+    builder (:mod:`alembert.students`), wrapped in the teacher's pooling and normalisation, with
+    the Dense layers of the model its weights come from when they keep the teacher's width."""
     s = cfg.student
-    if s.path:  # another model (any family, own tokenizer), optionally sliced
-        base, tok = load_embedding_model(s.path, cfg.pooling or teacher.pooling, attn)
-        encoder, desc = base.encoder, f"checkpoint {s.path}"
-        if s.layers is not None:
-            encoder, desc = (
-                student_from_teacher(encoder, s.layers),
-                f"layers {','.join(map(str, s.layers))} (0-based) of {s.path}",
-            )
-        dense = list(base.dense) if base.dim == teacher.dim else []
-    elif s.from_config:
-        encoder = student_from_config(
-            teacher.encoder,
-            s.num_layers or teacher.config.num_hidden_layers,
-            s.hidden_size,
-            s.intermediate_size,
-            s.num_heads,
-            seed=cfg.train.seed,
-        )
-        c = encoder.config
-        tok, dense = teacher_tok, []
-        desc = (
-            f"random init: {c.num_hidden_layers} layers, hidden {c.hidden_size}, "
-            f"FFN {c.intermediate_size}, {c.num_attention_heads} heads"
-        )
-    else:
-        layers = s.layers if s.layers is not None else every_other_layer(teacher.config.num_hidden_layers)
-        encoder, tok, dense = student_from_teacher(teacher.encoder, layers), teacher_tok, list(teacher.dense)
-        desc = f"teacher layers {','.join(map(str, layers))} (0-based) of {cfg.teacher}"
-    student = EmbeddingModel(encoder, teacher.pooling, dense, teacher.normalize, teacher.max_seq_length)
+    loaded: dict = {}
+
+    def load(path: str):  # another model (any family, own tokenizer) as an encoder; its Dense kept aside
+        loaded["base"], loaded["tok"] = load_embedding_model(path, cfg.pooling or teacher.pooling, attn)
+        return loaded["base"].encoder
+
+    made = build_student(s, teacher.encoder, data, teacher_name=cfg.teacher, seed=cfg.train.seed, load=load)
+    source = {"teacher": teacher, "model": loaded.get("base")}.get(made.origin)
+    dense = list(source.dense) if source is not None and source.dim == teacher.dim else []
+    tok, desc = loaded.get("tok", teacher_tok), made.description
+    student = EmbeddingModel(made.model, teacher.pooling, dense, teacher.normalize, teacher.max_seq_length)
     if student.dim != teacher.dim and uses_vectors:
         if not s.projection:
             raise AlembertError(

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from alembert.errors import AlembertError
+from alembert.export.graph import INT8_DYNAMIC, quantiser_input, quantize_int8
 
 MAX_DROP = 0.01  # dev metric, absolute: 1 point of accuracy/F1, 0.01 of Pearson/Spearman/MCC
 CALIBRATION_TEXTS = 256  # training texts for static quantisation's activation ranges
@@ -52,18 +53,14 @@ def build_fp32(src: Path, dst: Path, calibration: Calibration) -> dict:
 
 
 def build_int8_dynamic(src: Path, dst: Path, calibration: Calibration) -> dict:
-    from alembert.export.onnx import INT8_DYNAMIC, _quantize_int8
-
-    _quantize_int8(src, dst)
+    quantize_int8(src, dst)
     return {"quantization": "int8", "int8": INT8_DYNAMIC}
 
 
 def build_int8_dynamic_7bit(src: Path, dst: Path, calibration: Calibration) -> dict:
     """Dynamic int8 with 7-bit weights ([-63, 63]): on x86 CPUs without VNNI/AMX onnxruntime adds
     pairs of u8 x s8 products in int16 (VPMADDUBSW), which saturates with full-range weights."""
-    from alembert.export.onnx import INT8_DYNAMIC, _quantize_int8
-
-    _quantize_int8(src, dst, reduce_range=True)
+    quantize_int8(src, dst, reduce_range=True)
     return {"quantization": "int8", "int8": INT8_DYNAMIC + "; 7-bit weights"}
 
 
@@ -89,8 +86,6 @@ def build_int8_static(src: Path, dst: Path, calibration: Calibration) -> dict:
 
         def get_next(self):
             return next(self.it, None)
-
-    from alembert.export.onnx import quantiser_input
 
     with quantiser_input(src, dst.with_name("clean-static.onnx")) as clean:
         quantize_static(
@@ -250,9 +245,9 @@ def choose(
 ) -> tuple[str, Path, dict]:
     """Build and measure every candidate from the fp32 graph ``fp32`` inside ``work``; returns
     (chosen name, its graph, the record for alembert_export.json)."""
-    from alembert.export.runtime import OnnxClassifier
     from alembert.machine import cpu_facts
-    from alembert.measure.speed import measure, onnx_workload
+    from alembert.measure.speed import batch_workload, measure
+    from alembert.runtimes import runtime_for
 
     facts = cpu_facts()
     names = list(candidates or default_candidates(facts))
@@ -278,14 +273,14 @@ def choose(
                 "refused": f"build failed: {str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__}"
             }
             continue
-        models[name] = OnnxClassifier.from_graph(path, threads)
+        models[name] = runtime_for(path).load_classifier(path, threads=threads)  # the bare graph, as bench runs it
         record[name]["dev"] = _score(models[name], tokenizer, data)
     if "dev" not in record["fp32"]:
         raise AlembertError(
             f"the fp32 graph could not be built ({record['fp32'].get('refused')}); export without --quantize"
         )
     workloads = {
-        n: onnx_workload(m, data.timing_inputs, min(32, len(data.timing_inputs["input_ids"])))
+        n: batch_workload(m, data.timing_inputs, min(32, len(data.timing_inputs["input_ids"])))
         for n, m in models.items()
     }
     speeds = measure(workloads, repeats=SPEED_REPEATS, warmup=1, latency_iters=8)

@@ -118,24 +118,20 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(-1, keepdims=True)
 
 
-def _python_session(folder: Path, dtype: str, threads: int):
-    """(onnxruntime session of the folder's ``dtype`` graph, ``feeds(text)``: one sentence tokenised
-    as the page does)."""
+def _python_model(folder: Path, dtype: str, threads: int, output: str = "logits"):
+    """(the folder's ``dtype`` graph as the ONNX runtime runs it, ``feeds(text)``: one sentence tokenised
+    as the page does, ready for ``model.run``)."""
     from transformers import AutoTokenizer
 
-    from alembert.export.runtime import make_session
+    from alembert.runtimes.onnxruntime import graph_model
 
     tokenizer = AutoTokenizer.from_pretrained(folder)
-    session = make_session(folder / GRAPHS[dtype], threads=threads)
-    names = [i.name for i in session.get_inputs()]
+    model = graph_model(folder / GRAPHS[dtype], output, threads=threads)
 
     def feeds(text: str) -> dict:
-        enc = tokenizer(text, truncation=True, return_tensors="np")
-        return {
-            n: enc[n].astype(np.int64) if n in enc else np.zeros_like(enc["input_ids"], dtype=np.int64) for n in names
-        }
+        return model.prepare(dict(tokenizer(text, truncation=True, return_tensors="np")))
 
-    return session, feeds
+    return model, feeds
 
 
 def python_predictions(
@@ -146,11 +142,11 @@ def python_predictions(
     tokenisation + run + softmax (``ms``) and of the run alone (``model_ms``)."""
     folder = Path(folder)
     labels = json.loads((folder / WEB_INFO).read_text())["labels"]
-    session, feeds = _python_session(folder, dtype, threads)
+    model, feeds = _python_model(folder, dtype, threads)
 
     def once(text: str):
         f = feeds(text)
-        return softmax(session.run(["logits"], f)[0])[0], f["input_ids"][0]
+        return softmax(model.run(f))[0], f["input_ids"][0]
 
     def timed(fn) -> float:
         t0 = time.perf_counter()
@@ -163,7 +159,7 @@ def python_predictions(
     for text in sentences:
         runs = [timed(lambda: once(text)) for _ in range(repeats)]  # noqa: B023 (called at once)
         f = feeds(text)
-        model_runs = [timed(lambda: session.run(["logits"], f)) for _ in range(repeats)]  # noqa: B023
+        model_runs = [timed(lambda: model.run(f)) for _ in range(repeats)]  # noqa: B023
         probs, ids = once(text)
         rows.append(
             {
@@ -187,11 +183,11 @@ def python_embeddings(
     the run alone (``model_ms``)), the page's ``bench`` structure."""
     folder = Path(folder)
     output = json.loads((folder / WEB_INFO).read_text())["output"]
-    session, feeds = _python_session(folder, dtype, threads)
+    model, feeds = _python_model(folder, dtype, threads, output)
 
     def once(text: str):
         f = feeds(text)
-        return session.run([output], f)[0][0], f["input_ids"][0]
+        return model.run(f)[0], f["input_ids"][0]
 
     def timed(fn) -> float:
         t0 = time.perf_counter()
@@ -207,7 +203,7 @@ def python_embeddings(
         for text in pair:
             runs = [timed(lambda: once(text)) for _ in range(repeats)]  # noqa: B023 (called at once)
             f = feeds(text)
-            model_runs = [timed(lambda: session.run([output], f)) for _ in range(repeats)]  # noqa: B023
+            model_runs = [timed(lambda: model.run(f)) for _ in range(repeats)]  # noqa: B023
             emb, ids = once(text)
             embs.append(emb)
             sentences.append(

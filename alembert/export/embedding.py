@@ -4,12 +4,12 @@ The graph holds the whole computation: encoder, pooling (mean / max over the rea
 or the first token), the Dense layers and the L2 normalisation; inputs ``input_ids``,
 ``attention_mask`` (and ``token_type_ids`` when the encoder takes them), output
 ``sentence_embedding`` (batch, dim), batch and sequence axes dynamic. The graph goes
-through the classifier export's steps (:func:`alembert.export.onnx.build_graph`: opset 23
+through the classifier export's steps (:func:`alembert.export.graph.build_graph`: opset 23
 attention for SDPA models, onnxruntime's optimizer, per-channel int8). The folder keeps the
 tokenizer, ``config.json`` and the sentence-transformers module files (``modules.json``,
 ``1_Pooling``, Dense configs, ...), so :func:`alembert.models.sentence.read_spec` still
 reads it as an embedding model, and ``alembert evaluate --task stsb-zeroshot`` / ``bench``
-run it through :class:`alembert.export.runtime.OnnxEmbedder`.
+run it through :class:`alembert.runtimes.onnxruntime.OnnxEmbedder`.
 
 Only cls pooling reads a single position of the last layer, so only there is the last layer
 computed for the first token alone (as for classifiers); mean and max pooling use every token.
@@ -24,14 +24,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from alembert.export.onnx import (
-    EXPORT_INFO,
-    build_graph,
-    reference_outputs,
-    staged_folder,
-    versions,
-)
+from alembert.export.first_token import FAMILIES, FirstTokenLayer
+from alembert.export.graph import build_graph, graph_outputs, model_input_names, reference_outputs, versions
+from alembert.export.staging import EXPORT_INFO, staged_folder
 from alembert.files import write_json_atomic
+from alembert.runtimes.onnxruntime import OnnxRuntime
 
 OUTPUT = "sentence_embedding"
 ST_FILES = ("modules.json", "config_sentence_transformers.json", "sentence_bert_config.json")
@@ -60,8 +57,6 @@ class SentenceEmbedding(torch.nn.Module):
 
 def _first_token_last_layer(model) -> bool:
     """cls pooling of a BERT encoder: its last layer for the first token only (what the pooling reads)."""
-    from alembert.export.first_token import FAMILIES, FirstTokenLayer
-
     layers = getattr(getattr(model.encoder, "encoder", None), "layer", None)
     if model.pooling != "cls" or model.config.model_type not in FAMILIES or layers is None:
         return False
@@ -72,12 +67,8 @@ def _first_token_last_layer(model) -> bool:
 
 def _check(onnx_path: Path, reference: list[tuple[dict, np.ndarray]]) -> dict:
     """Largest |component| gap and lowest cosine between the ONNX and PyTorch vectors."""
-    from alembert.export.runtime import make_session
-
-    session = make_session(onnx_path, threads=torch.get_num_threads())
     gaps, cosines, total = [], [], 0
-    for feeds, ref in reference:
-        out = session.run([OUTPUT], feeds)[0]
+    for out, ref in graph_outputs(onnx_path, reference, OUTPUT):
         gaps.append(float(np.abs(out - ref).max()))
         cos = (out * ref).sum(-1) / (np.linalg.norm(out, axis=-1) * np.linalg.norm(ref, axis=-1)).clip(1e-12)
         cosines.append(float(cos.min()))
@@ -120,7 +111,6 @@ def export_embedding_onnx(
 ) -> Path:
     """Export the sentence-transformers folder ``src`` to ``out_dir`` (fresh or overwritable:
     :func:`alembert.export.onnx.export_onnx` checked it); returns ``out_dir``."""
-    from alembert.export.onnx import model_input_names
     from alembert.models.sentence import load_embedding_model, read_spec
 
     spec = read_spec(src)
@@ -141,7 +131,7 @@ def export_embedding_onnx(
         write_json_atomic(
             tmp / EXPORT_INFO,
             {
-                "format": "onnx",
+                "format": OnnxRuntime.format,
                 "kind": "embedding",
                 "source": str(src.resolve()),
                 "quantization": quantize,

@@ -162,13 +162,12 @@ def _int8_check(folder: Path, output: str = "logits") -> dict:
     import numpy as np
     from transformers import AutoTokenizer
 
-    from alembert.export.onnx import CHECK_SENTENCES
-    from alembert.export.runtime import make_session
+    from alembert.export.graph import CHECK_SENTENCES
+    from alembert.runtimes.onnxruntime import graph_model
 
-    sessions = [make_session(folder / GRAPHS[d], threads=1) for d in ("fp32", "q8")]
+    models = [graph_model(folder / GRAPHS[d], output, threads=1) for d in ("fp32", "q8")]
     enc = AutoTokenizer.from_pretrained(folder)(CHECK_SENTENCES, padding=True, return_tensors="np")
-    feeds = {i.name: enc[i.name].astype(np.int64) for i in sessions[0].get_inputs()}
-    fp32, int8 = (s.run([output], feeds)[0] for s in sessions)
+    fp32, int8 = (m.run(m.prepare(dict(enc))) for m in models)
     if output != "logits":
         cos = (fp32 * int8).sum(-1) / (np.linalg.norm(fp32, axis=-1) * np.linalg.norm(int8, axis=-1)).clip(1e-12)
         return {
@@ -199,7 +198,9 @@ def export_web(
     int32 WASM kernels) by 0.11 probability; with 7 bits every runtime computes the same numbers.
     Built in a temporary sibling and renamed into place: ``out_dir`` is complete or untouched."""
     from alembert.export.embedding import OUTPUT as EMBEDDING_OUTPUT
-    from alembert.export.onnx import EXPORT_INFO, _move_into_place, _quantize_int8, export_onnx
+    from alembert.export.graph import quantize_int8
+    from alembert.export.onnx import export_onnx
+    from alembert.export.staging import EXPORT_INFO, move_into_place
 
     out_dir = Path(out_dir)
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())) and not overwrite:
@@ -218,7 +219,7 @@ def export_web(
                 "save it with a fast tokenizer (use_fast=True)"
             )
         (tmp / "onnx").mkdir()
-        _quantize_int8(exported / "model.onnx", tmp / GRAPHS["q8"], reduce_range=True)
+        quantize_int8(exported / "model.onnx", tmp / GRAPHS["q8"], reduce_range=True)
         os.replace(exported / "model.onnx", tmp / GRAPHS["fp32"])
         info = json.loads((exported / EXPORT_INFO).read_text())
         for f in exported.iterdir():
@@ -277,7 +278,7 @@ def export_web(
                 shutil.rmtree(out_dir / sub, ignore_errors=True)
             if embedding:  # a classifier's web folder replaced by an embedding model's
                 (out_dir / "labels.json").unlink(missing_ok=True)
-        _move_into_place(tmp, out_dir, overwrite)
+        move_into_place(tmp, out_dir, overwrite)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out_dir

@@ -1,7 +1,8 @@
 """``run_bench``: size, dev metric and speed of several models in one fair run.
 
 The first model is the reference (normally the teacher): retention and speed-ups
-are relative to it. Models are PyTorch folders or ONNX exports (``alembert export``).
+are relative to it. Models are whatever a runtime runs (:mod:`alembert.runtimes`): PyTorch
+folders, ONNX exports (``alembert export``), ...; each row names its runtime and version.
 """
 
 from __future__ import annotations
@@ -56,9 +57,6 @@ def run_bench(
     dev file (``dev_file``, ``text_column``, ``text_pair_column``, ``label_column``, ``labels``).
     ``serving``: also time real dev texts at their own lengths (classifier tasks;
     :mod:`alembert.measure.serving`), in as many interleaved repeats (at most 3)."""
-    import onnxruntime
-
-    from alembert.export.runtime import OnnxModel
     from alembert.machine import cpu_facts
     from alembert.measure.serving import LABELS, measure_serving, serving_workload
     from alembert.models.load import load_config
@@ -86,25 +84,22 @@ def run_bench(
         serve = serving and bt.serve_a is not None
         for path, config, name in zip(paths, configs, _names(models), strict=True):
             model, tokenizer = bt.load(path, threads)
-            onnx = isinstance(model, OnnxModel)
-            if not onnx:
-                model.to(device).eval()
+            model = model.to(device).eval()  # a runtime that runs on the CPU only stays there (its row says so)
             print(f"bench: {name}: evaluating on {bt.dev_examples} dev examples", flush=True)
             metrics = bt.score(model, tokenizer, seq_len)
-            workloads[name] = bt.workload(bt, model, tokenizer, seq_len, batch_size, device)
+            workloads[name] = bt.workload(bt, model, tokenizer, seq_len, batch_size)
             if serve:
-                served[name] = serving_workload(
-                    model, tokenizer, bt.serve_a, bt.serve_b, seq_len, batch_size, device=device
-                )
+                served[name] = serving_workload(model, tokenizer, bt.serve_a, bt.serve_b, seq_len, batch_size)
             params, params_no_emb = bt.count(path, config)
+            about = model.describe()
             rows.append(
                 {
                     "name": name,
                     "path": str(path),
-                    "kind": f"onnx-{model.quantization or 'fp32'}" if onnx else "pytorch",
-                    "device": "cpu" if onnx else device,
-                    "runtime": f"onnxruntime {onnxruntime.__version__}" if onnx else f"torch {torch.__version__}",
-                    "attention": model.export_info.get("attention", "?") if onnx else model.config._attn_implementation,
+                    "kind": about["kind"],
+                    "device": about["device"],
+                    "runtime": model.runtime.label(),
+                    "attention": about["attention"],
                     "params": params,
                     "params_no_embeddings": params_no_emb,
                     "disk_mb": round(disk_mb(path), 2),

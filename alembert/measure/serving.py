@@ -22,8 +22,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from alembert.measure.speed import _runner
-
 MODES = ("arrival_b1", "arrival_b32", "sorted_b32")
 LABELS = {
     "arrival_b1": "real sentences, arrival order, batch 1",
@@ -53,11 +51,12 @@ def serving_workload(
     max_length: int,
     batch_size: int = 32,
     singles: int = 128,
-    device: str = "cpu",
 ) -> ServingWorkload:
     """Tokenise once (not timed): the first ``singles`` texts alone, all texts in arrival-order
-    batches and in length-sorted batches of ``batch_size``, each batch padded to its longest."""
-    prepare, run = _runner(model, device)
+    batches and in length-sorted batches of ``batch_size``, each batch padded to its longest.
+    ``model``: a runtime model (:mod:`alembert.runtimes`); its ``prepare`` readies each batch once
+    and its ``run`` is the timed call."""
+    prepare, run = model.prepare, model.run
 
     def enc(rows):
         a = [texts_a[i] for i in rows]

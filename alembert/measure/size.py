@@ -15,13 +15,12 @@ import torch
 
 from alembert.models.load import param_counts
 
-WEIGHT_PATTERNS = ("*.safetensors", "pytorch_model*.bin", "model.onnx", "model.onnx.data", "*.onnx_data")
-
 
 def weight_files(folder: str | Path) -> list[Path]:
-    """The files holding a model's weights (not its tokenizer or config)."""
-    folder = Path(folder)
-    return sorted({f for pattern in WEIGHT_PATTERNS for f in folder.glob(pattern) if f.is_file()})
+    """The files holding a model's weights (not its tokenizer or config), as the runtime that runs it names them."""
+    from alembert.runtimes import runtime_for
+
+    return runtime_for(folder).weight_files(Path(folder))
 
 
 def disk_mb(folder: str | Path) -> float:

@@ -7,12 +7,14 @@ interleaved round-robin (model A, B, C, then B, C, A, ...), so a burst of load o
 shared machine slows every model alike and the ratios stay fair. The caller fixes
 the thread count for torch and onnxruntime alike. Denormals are flushed to zero for
 every model: onnxruntime sessions set the flag on the calling thread anyway (see
-``make_session``), so torch models get it too rather than depending on load order.
+:func:`alembert.runtimes.onnxruntime.make_session`), so torch models get it too rather than
+depending on load order. A model is anything a runtime loaded (:mod:`alembert.runtimes`): its
+inputs are made ready once by ``model.prepare`` (numpy feeds, tensors on the device) and the timed
+call is ``model.run``, whatever library runs it.
 """
 
 from __future__ import annotations
 
-import inspect
 import statistics
 import time
 from collections.abc import Callable
@@ -48,51 +50,13 @@ def fixed_length_inputs(tokenizer, texts_a, texts_b, seq_len: int) -> dict[str, 
     )
 
 
-def torch_workload(model, inputs: dict, batch_size: int, device: str) -> Workload:
-    """Workload of a torch classifier; ``inputs`` hold at least ``batch_size`` rows."""
-    accepted = inspect.signature(model.forward).parameters
-    names = [n for n in inputs if n in accepted]
-    data = {n: inputs[n].to(device) for n in names}
-    sync = torch.cuda.synchronize if str(device).startswith("cuda") else (lambda: None)
-
-    @torch.inference_mode()
-    def run(rows):
-        model(**{n: v[rows] for n, v in data.items()})
-        sync()
-
+def batch_workload(model, inputs: dict, batch_size: int) -> Workload:
+    """Workload of a runtime model (:class:`~alembert.runtimes.RuntimeModel`) on ``inputs`` (at least
+    ``batch_size`` rows): every single row and the first ``batch_size`` rows prepared once."""
     n = len(inputs["input_ids"])
-    return Workload(lambda i: run(slice(i % n, i % n + 1)), lambda: run(slice(0, batch_size)), batch_size)
-
-
-def onnx_workload(classifier, inputs: dict, batch_size: int) -> Workload:
-    """Workload of an :class:`~alembert.export.runtime.OnnxClassifier` (numpy feeds prepared once)."""
-    feeds = classifier.feeds(inputs)
-    n = len(inputs["input_ids"])
-    singles = [{k: v[i : i + 1] for k, v in feeds.items()} for i in range(n)]
-    batch = {k: np.ascontiguousarray(v[:batch_size]) for k, v in feeds.items()}
-    run, outputs = classifier.session.run, [classifier.output]
-    return Workload(lambda i: run(outputs, singles[i % n]), lambda: run(outputs, batch), batch_size)
-
-
-def _runner(model, device: str):
-    """(prepare, run) for a torch model or an ONNX export: ``prepare(tensors)`` makes its inputs
-    ready once (numpy feeds, tensors on the device); ``run(prepared)`` is one timed forward."""
-    from alembert.export.runtime import OnnxModel
-
-    if isinstance(model, OnnxModel):
-        outputs, session = [model.output], model.session
-        return (lambda b: {k: np.ascontiguousarray(v) for k, v in model.feeds(b).items()}), (
-            lambda f: session.run(outputs, f)
-        )
-    accepted = inspect.signature(model.forward).parameters
-    sync = torch.cuda.synchronize if str(device).startswith("cuda") else (lambda: None)
-
-    @torch.inference_mode()
-    def run(batch):
-        model(**batch)
-        sync()
-
-    return (lambda b: {n: v.to(device) for n, v in b.items() if n in accepted}), run
+    singles = [model.prepare({k: v[i : i + 1] for k, v in inputs.items()}) for i in range(n)]
+    batch = model.prepare({k: v[:batch_size] for k, v in inputs.items()})
+    return Workload(lambda i: model.run(singles[i % n]), lambda: model.run(batch), batch_size)
 
 
 def sentence_workload(
@@ -102,15 +66,14 @@ def sentence_workload(
     throughput_texts: list[str],
     batch_size: int,
     max_length: int,
-    device: str = "cpu",
 ) -> Workload:
     """Dynamic padding, as an embedding model serves text: ``latency(i)`` embeds the i-th of
     ``latency_texts`` alone (arrival order, no padding); ``throughput()`` embeds all of
     ``throughput_texts`` in length-sorted batches of ``batch_size``, each padded to its longest."""
-    prepare, run = _runner(model, device)
+    run = model.run
 
     def enc(texts):
-        return prepare(
+        return model.prepare(
             dict(tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt"))
         )
 

@@ -1,9 +1,9 @@
 """What ``alembert bench`` needs of a task: its dev set, how to load and score a model on it,
-real texts for the timed inputs and how to time them. GLUE tasks score classifiers (PyTorch
-or ONNX); ``squad`` scores question-answering models (PyTorch) with the official EM/F1; both
-time fixed-length inputs. The zero-shot embedding tasks (``stsb-zeroshot``,
-``squad-retrieval``) score sentence-embedding models (PyTorch or ONNX) and time real
-sentences with dynamic padding. Each task kind's ``bench`` (alembert/tasks/) calls its builder here.
+real texts for the timed inputs and how to time them. GLUE tasks score classifiers (any runtime:
+:func:`alembert.runtimes.load_any`); ``squad`` scores question-answering models (PyTorch) with the
+official EM/F1; both time fixed-length inputs. The zero-shot embedding tasks (``stsb-zeroshot``,
+``squad-retrieval``) score sentence-embedding models (any runtime) and time real sentences with
+dynamic padding. Each task kind's ``bench`` (alembert/tasks/) calls its builder here.
 """
 
 from __future__ import annotations
@@ -14,13 +14,7 @@ from pathlib import Path
 
 from alembert.errors import AlembertError
 from alembert.measure.size import count_embedding_params, count_params
-from alembert.measure.speed import (
-    Workload,
-    fixed_length_inputs,
-    onnx_workload,
-    sentence_workload,
-    torch_workload,
-)
+from alembert.measure.speed import Workload, batch_workload, fixed_length_inputs, sentence_workload
 
 SERVE_SENTENCES = 1024  # dev texts of a classifier's serving bench (SST-2 dev: all 872)
 THROUGHPUT_SENTENCES = 256  # sentences per timed throughput pass of an embedding model (8 batches of 32)
@@ -36,7 +30,7 @@ class BenchTask:
     seq_len: int  # the task's usual max length (the timed length is the kind's default_max_length of the reference)
     load: Callable[[Path, int], tuple[object, object]]  # (resolved folder, threads) -> (model, tokenizer)
     score: Callable[[object, object, int], dict[str, float]]  # (model, tokenizer, max length) -> dev metrics
-    # (task, model, tokenizer, seq_len, batch_size, device) -> the timed Workload
+    # (task, model, tokenizer, seq_len, batch_size) -> the timed Workload
     workload: Callable[..., Workload] = field(default=lambda *a: fixed_length_workload(*a))
     count: Callable[[Path, object], tuple[int, int]] = field(
         default=lambda path, config: count_params(config)
@@ -47,16 +41,9 @@ class BenchTask:
     serve_b: list[str] | None = None
 
 
-def fixed_length_workload(bt: BenchTask, model, tokenizer, seq_len: int, batch_size: int, device: str) -> Workload:
+def fixed_length_workload(bt: BenchTask, model, tokenizer, seq_len: int, batch_size: int) -> Workload:
     """Real dev texts padded/truncated to exactly ``seq_len`` tokens, the same shapes for every model."""
-    from alembert.export.runtime import OnnxModel
-
-    inputs = fixed_length_inputs(tokenizer, bt.texts_a, bt.texts_b, seq_len)
-    return (
-        onnx_workload(model, inputs, batch_size)
-        if isinstance(model, OnnxModel)
-        else torch_workload(model, inputs, batch_size, device)
-    )
+    return batch_workload(model, fixed_length_inputs(tokenizer, bt.texts_a, bt.texts_b, seq_len), batch_size)
 
 
 def _cycle(column: list[str], n: int) -> list[str]:
@@ -76,8 +63,8 @@ def glue_task(
     from alembert.config.schema import DataConfig
     from alembert.data.load import load_split, resolve_task
     from alembert.data.tokenize import tokenize_dataset
-    from alembert.export.runtime import load_any
     from alembert.models.load import is_task_model, load_config, load_tokenizer
+    from alembert.runtimes import load_any
 
     cfg = DataConfig(task=name, data_dir=data_dir, max_eval_samples=max_eval_samples, **(data or {}))
     task = resolve_task(
@@ -114,19 +101,21 @@ def glue_task(
 
 def squad_task(data_dir, max_eval_samples: int | None, n_texts: int, eval_batch_size: int) -> BenchTask:
     from alembert.config.schema import DataConfig
-    from alembert.export.runtime import is_onnx_dir
     from alembert.models.load import load_tokenizer
     from alembert.qa.run import MAIN_METRIC, MAX_LENGTH, evaluate_qa, load_qa_model, qa_examples
+    from alembert.runtimes import PYTORCH_FORMAT, runtime_for
+    from alembert.runtimes.pytorch import TorchModel
 
     dev, _ = qa_examples(DataConfig(task="squad", data_dir=data_dir, max_eval_samples=max_eval_samples), "dev")
 
     def load(path: Path, threads: int):
-        if is_onnx_dir(path):
+        runtime = runtime_for(path)
+        if runtime.format != PYTORCH_FORMAT:
             raise AlembertError(
-                f"model {path} is an ONNX export; "
-                "ONNX export covers classifiers, so bench the question-answering PyTorch folder"
+                f"model {path} is an {runtime.title or runtime.format} export; "
+                "exports cover classifiers and sentence embeddings, so bench the question-answering PyTorch folder"
             )
-        return load_qa_model(path, need_head=True), load_tokenizer(path)
+        return TorchModel(load_qa_model(path, need_head=True), "start_logits"), load_tokenizer(path)
 
     def score(model, tokenizer, max_length: int):  # windows of the timed length (384 unless a model allows less)
         return evaluate_qa(model, tokenizer, dev, max_length, None, eval_batch_size)
@@ -153,7 +142,7 @@ def embedding_task(name: str, data_dir, max_eval_samples: int | None, eval_batch
         squad_corpus,
         stsb_pairs,
     )
-    from alembert.export.runtime import load_any_embedding
+    from alembert.runtimes import load_any_embedding
 
     if name == "stsb-zeroshot":
         a, b, gold = stsb_pairs(data_dir, max_eval_samples)
@@ -175,8 +164,8 @@ def embedding_task(name: str, data_dir, max_eval_samples: int | None, eval_batch
     step = max(1, len(texts) // THROUGHPUT_SENTENCES)
     spread = texts[::step][:THROUGHPUT_SENTENCES]
 
-    def workload(bt, model, tokenizer, seq_len: int, batch_size: int, device: str) -> Workload:
-        return sentence_workload(model, tokenizer, texts[:THROUGHPUT_SENTENCES], spread, batch_size, seq_len, device)
+    def workload(bt, model, tokenizer, seq_len: int, batch_size: int) -> Workload:
+        return sentence_workload(model, tokenizer, texts[:THROUGHPUT_SENTENCES], spread, batch_size, seq_len)
 
     timing = (
         f"real {name} dev sentences, dynamic padding (truncated at the max length): latency at batch 1 in dev-file "

@@ -37,7 +37,6 @@ from alembert.data.squad import split_by_article, squad_examples
 from alembert.distill.card import write_model_card
 from alembert.distill.module import DistillModule, resolve_stage_mappings
 from alembert.distill.recipe import load_recipe
-from alembert.distill.students import check_same_vocabulary, make_student
 from alembert.errors import AlembertError
 from alembert.files import save_model_atomic
 from alembert.models.load import load_config, load_tokenizer, n_params, quiet_from_pretrained
@@ -46,6 +45,14 @@ from alembert.models.resolve import resolve_model
 from alembert.qa.features import QA_MODEL_COLUMNS, tokenize_squad
 from alembert.qa.metrics import squad_metrics
 from alembert.qa.postprocess import postprocess_predictions
+from alembert.students import (
+    BuiltStudent,
+    StudentData,
+    build_student,
+    checkpoint_as_is,
+    student_builder,
+    student_tokenizer,
+)
 from alembert.training.loop import Callbacks, FitSpec
 from alembert.training.plan import PlannedStage
 from alembert.training.runner import Run, card_view
@@ -230,15 +237,6 @@ def run_qa_finetune(cfg: FinetuneConfig, callbacks: Callbacks | None = None) -> 
     return run.finish(summary)
 
 
-def make_qa_student(cfg: DistillConfig, teacher, tokenizer, attn: str | None):
-    """(student, description): as :func:`~alembert.distill.students.make_student`, QA head."""
-    if cfg.student.path:
-        check_same_vocabulary(tokenizer, load_tokenizer(cfg.student.path), cfg.teacher, cfg.student.path)
-        return load_qa_model(cfg.student.path, attn), f"checkpoint {cfg.student.path}"
-    # kept layers / new shape copy the teacher's class (QA); the task is only used for paths
-    return make_student(cfg.student, teacher, tokenizer, cfg.teacher, None, attn, cfg.train.seed)
-
-
 def run_qa_distill(cfg: DistillConfig, kind, callbacks: Callbacks | None = None) -> dict:
     """``alembert distill --task squad``: distil a QA teacher stage after stage of the recipe; ``kind``: the
     task kind (its model card)."""
@@ -249,11 +247,31 @@ def run_qa_distill(cfg: DistillConfig, kind, callbacks: Callbacks | None = None)
     tokenizer = load_tokenizer(cfg.teacher)
     teacher = load_qa_model(cfg.teacher, attn, need_head=True).to(accelerator.device).eval()
     teacher.requires_grad_(False)
-    student, student_desc = make_qa_student(cfg, teacher, tokenizer, attn)
-    for stage in recipe.stages:  # validate every mapping before any compute
-        resolve_stage_mappings(stage, student, teacher)
+    student_spec = checkpoint_as_is(cfg.student)
+    builder = student_builder(student_spec)  # an unknown student.builder is refused before anything loads
+    student_tokenizer(student_spec, tokenizer, cfg.teacher)  # one tokenizer for both: the vocabularies must match
+
+    def make_student(data: StudentData | None = None) -> BuiltStudent:
+        """The student with a QA head (kept layers and new shapes copy the teacher's), every mapping checked."""
+        made = build_student(
+            student_spec,
+            teacher,
+            data,
+            teacher_name=cfg.teacher,
+            seed=cfg.train.seed,
+            load=lambda path: load_qa_model(path, attn),
+        )
+        for stage in recipe.stages:  # validate every mapping before any compute
+            resolve_stage_mappings(stage, made.model, teacher)
+        return made
+
+    made = None if builder.needs_data else make_student()  # a student of no data is checked before any data loads
     with run.cache_guard():  # the tokenised windows are cached by one process
         train_f, dev, dev_f, cfg, info = _data(cfg, tokenizer)
+    if made is None:  # the builder reads real training windows
+        loader = qa_train_loader(train_f, tokenizer, cfg.train.batch_size, cfg.train.seed, cfg.train.group_by_length)[0]
+        made = make_student(StudentData(loader, tokenizer))
+    student, student_desc = made.model, made.description
     record(student, "extractive-qa", qa_max_length(cfg.data), stride=qa_stride(qa_max_length(cfg.data)))
     bs = cfg.train.eval_batch_size
 

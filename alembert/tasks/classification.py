@@ -1,8 +1,8 @@
 """Sequence classification and regression: the GLUE tasks and your own CSV/TSV/JSONL files.
 
 Data: :mod:`alembert.data` (readers, :class:`~alembert.data.glue.TaskSpec`, the tokenisation
-cache); models: ``AutoModelForSequenceClassification`` (PyTorch) or an export; evaluation and
-the runs: :mod:`alembert.classification`.
+cache); models: any runtime's classifier (:mod:`alembert.runtimes`: PyTorch, an ONNX export, ...);
+evaluation and the runs: :mod:`alembert.classification`.
 """
 
 from __future__ import annotations
@@ -63,8 +63,9 @@ class Classification(TaskKind):
         return tokenize_dataset(examples, tokenizer, data.max_length)
 
     def load_model(self, name, task=None, threads: int | None = None, **kw):
-        """A PyTorch classifier or an ONNX export (``task`` checks the label count; None: its own labels)."""
-        from alembert.export.runtime import load_any
+        """A classifier from whichever runtime runs ``name`` (a PyTorch folder, an ONNX export, ...;
+        ``task`` checks the label count; None: its own labels)."""
+        from alembert.runtimes import load_any
 
         return load_any(name, task, threads)
 
@@ -96,7 +97,7 @@ class Classification(TaskKind):
         check_max_length(load_config(cfg.model), cfg.data.max_length, cfg.model)
         tokenizer = load_tokenizer(cfg.model)
         dev = self.featurise(self.load_split(cfg.data, "dev", task), tokenizer, cfg.data)
-        model = self.load_model(cfg.model, task)  # a PyTorch folder or an ONNX export
+        model = self.load_model(cfg.model, task)  # any runtime's: a PyTorch folder, an ONNX export, ...
         metrics = evaluate_model(model, tokenizer, task, dev, cfg.batch_size)
         title = f"{cfg.model} on {task.name} dev ({len(dev)} examples)"
         return Evaluation(task.name, len(dev), title, metrics, cfg.data.max_length)

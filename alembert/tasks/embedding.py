@@ -58,8 +58,9 @@ class Embedding(TaskKind):
         return list(dict.fromkeys([*a, *b]))
 
     def load_model(self, name, pooling: str | None = None, threads: int | None = None, **kw):
-        """A sentence-embedding model: a PyTorch folder (or an encoder pooled with ``pooling``) or an ONNX export."""
-        from alembert.export.runtime import load_any_embedding
+        """A sentence-embedding model from whichever runtime runs ``name``: a PyTorch folder (or an encoder
+        pooled with ``pooling``), an ONNX export, ..."""
+        from alembert.runtimes import load_any_embedding
 
         return load_any_embedding(name, pooling, threads=threads)
 
@@ -74,7 +75,7 @@ class Embedding(TaskKind):
         from alembert.embedding.evaluate import evaluate_embedding
 
         task = normalise(cfg.data.task)
-        model, tokenizer = self.load_model(cfg.model, getattr(args, "pooling", None))  # PyTorch or an ONNX export
+        model, tokenizer = self.load_model(cfg.model, getattr(args, "pooling", None))  # any runtime's
         max_length = self.resolve_max_length(cfg, cfg.model).data.max_length
         metrics = evaluate_embedding(model, tokenizer, task, max_length, cfg.batch_size)
         title = f"{cfg.model} on {task} (zero-shot, max length {max_length})"

@@ -1,0 +1,174 @@
+"""What a student builder is: one way to make the model a recipe trains, said once for every command.
+
+``distill`` (classification and QA), ``distill-general`` (raw text and sentence embeddings) each
+used to walk their own copy of the path / layers / shape chain. Now each way is one
+:class:`Builder` subclass; the commands keep only their wrapping (the task head, the MLM head,
+pooling and Dense) and ask :func:`build_student` for the bare model and its description.
+
+A builder is chosen from the ``student`` section of the config (:func:`student_builder`): by name
+(``student.builder``), else the one builder whose :meth:`Builder.selects` claims the fields given
+(``path`` alone: ``checkpoint``; ``layers``, or nothing: ``layers``; a shape: ``config``), so the
+flags of today keep their meaning without a list of names anywhere.
+
+A builder that ``needs_data`` (importance scores for pruning, token statistics) cannot run where
+the others do, before any data is loaded: the commands build such a student after their training
+data is ready and pass it a :class:`StudentData` of real training batches. Defining a subclass with
+a ``name`` registers it (:data:`BUILDERS`), the way loss terms and task kinds do; a builder defined
+outside alembert (a plug-in, a test) registers once its module is imported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+from alembert.errors import AlembertError
+
+#: name -> Builder subclass, filled by ``Builder.__init_subclass__``, in definition order.
+BUILDERS: dict[str, type[Builder]] = {}
+
+
+@dataclass
+class StudentData:
+    """What a builder that needs data receives: ``batches``, a loader of real training batches
+    (dicts of tensors: ``input_ids``, ``attention_mask``, ... as the command trains on them),
+    made for the builder alone so that reading it moves no training randomness; ``tokenizer``
+    encoded them (the student's: the teacher's, unless ``student.path`` names another model)."""
+
+    batches: Iterable[dict]
+    tokenizer: Any
+
+
+@dataclass
+class BuiltStudent:
+    """A builder's answer. ``model``: the bare student, of the class of the teacher it was given
+    (or of what the command's ``load`` returns), before the command's wrapping; ``description``:
+    the words plans, ``metrics.json`` and the model card show; ``origin``: where its weights come
+    from (``teacher``, another ``model`` folder, or ``random``), which decides e.g. whether an
+    embedding student keeps a Dense layer."""
+
+    model: Any
+    description: str
+    origin: Literal["teacher", "model", "random"]
+
+
+@dataclass(frozen=True)
+class Request:
+    """Everything a builder may read: the ``student`` config section, the bare teacher (with the
+    command's head), its name for descriptions, the run's seed, ``load`` (how the command reads
+    another model folder: its head, its MLM head tied, its encoder without pooling), and ``data``
+    (None unless the builder needs data)."""
+
+    spec: Any  # alembert.config.schema.StudentConfig
+    teacher: Any
+    teacher_name: str
+    seed: int
+    load: Callable[[str], Any]
+    data: StudentData | None = None
+
+    def path(self, builder: str) -> str:
+        """``student.path``, which ``builder`` cannot do without."""
+        if not self.spec.path:
+            raise AlembertError(f"student builder {builder!r} reads another model: pass --student PATH (student.path)")
+        return self.spec.path
+
+
+class Builder:
+    """One way to make a student. Subclasses set :attr:`name` (and :attr:`needs_data`) and
+    implement :meth:`build`; :meth:`selects` lets the config's fields choose it without a name."""
+
+    name: ClassVar[str] = ""
+    needs_data: ClassVar[bool] = False  # True: built after the training data is loaded, with a StudentData
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.name:
+            if cls.name in BUILDERS and BUILDERS[cls.name].__qualname__ != cls.__qualname__:
+                first = BUILDERS[cls.name].__qualname__
+                raise TypeError(f"student builder {cls.name!r} defined twice ({first}, {cls.__qualname__})")
+            BUILDERS[cls.name] = cls
+
+    @classmethod
+    def selects(cls, spec) -> bool:
+        """Whether the ``student`` fields given, with no ``student.builder``, mean this builder.
+        A builder reached only by its name keeps the default (False)."""
+        return False
+
+    def build(self, request: Request) -> BuiltStudent:
+        raise NotImplementedError
+
+
+def student_builder(spec) -> Builder:
+    """The builder the ``student`` config section asks for; an unknown name is one line listing the known ones."""
+    if spec.builder:
+        if spec.builder not in BUILDERS:
+            raise AlembertError(
+                f"student.builder {spec.builder!r} is not a student builder; use one of {', '.join(BUILDERS)} "
+                "(or leave it out to choose from --student, --student-layers and --student-config)"
+            )
+        return BUILDERS[spec.builder]()
+    chosen = [cls for cls in BUILDERS.values() if cls.selects(spec)]
+    if len(chosen) != 1:
+        claims = ", ".join(cls.name for cls in chosen) or "no builder"
+        raise AlembertError(
+            f"the student fields given are claimed by {claims}; name one with --set student.builder=NAME "
+            f"({', '.join(BUILDERS)})"
+        )
+    return chosen[0]()
+
+
+def checkpoint_as_is(spec):
+    """``spec``, with ``student.path`` beside ``student.layers`` meaning the checkpoint as it is (the
+    layers unused), as ``distill-general`` on raw text and ``distill --task squad`` have always read
+    the two together (``distill`` on a classification task and the embedding run slice that model).
+    A ``student.builder`` named is taken at its word (``layers`` slices the other model there too)."""
+    if spec.path and spec.layers is not None and not spec.builder:
+        return spec.model_copy(update={"builder": "checkpoint"})
+    return spec
+
+
+def build_student(
+    spec,
+    teacher,
+    data: StudentData | None = None,
+    *,
+    teacher_name: str | None = None,
+    seed: int = 0,
+    load: Callable[[str], Any] | None = None,
+) -> BuiltStudent:
+    """The student ``spec`` (a :class:`~alembert.config.schema.StudentConfig`, or its fields as a
+    dict) asks for, made from ``teacher`` (a bare transformers model: the student gets its class)
+    and, for a builder that needs it, ``data``. ``load`` reads another model folder (default: the
+    teacher's class). A ``DistillationTrainer`` script makes its student the commands' way::
+
+        student = build_student({"layers": [0, 2]}, teacher).model
+    """
+    if isinstance(spec, dict):
+        from pydantic import ValidationError
+
+        from alembert.config.schema import StudentConfig
+
+        try:
+            spec = StudentConfig.model_validate(spec)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            field = ".".join(map(str, err["loc"])) or "student"
+            raise AlembertError(f"student {field}: {err['msg']} (got {spec})") from None
+    builder = student_builder(spec)
+    if builder.needs_data and data is None:
+        raise AlembertError(
+            f"student builder {builder.name!r} needs training data: build it after the data is loaded "
+            "(pass data=StudentData(batches, tokenizer))"
+        )
+    if load is None:
+
+        def load(path: str):
+            from alembert.models.load import quiet_from_pretrained
+            from alembert.models.resolve import resolve_model
+
+            return quiet_from_pretrained(type(teacher), resolve_model(path), f"student {path}")
+
+    name = teacher_name or getattr(teacher.config, "name_or_path", "") or "the teacher"
+    request = Request(spec, teacher, name, seed, load, data if builder.needs_data else None)
+    return builder.build(request)
