@@ -50,7 +50,7 @@ def run_bench(
 ) -> dict:
     """Measure every model, write bench.json / bench.md / plots into ``out_dir``, return the result.
     ``kind``: the task's kind (:func:`alembert.tasks.task_kind`), whose ``bench`` builds the
-    :class:`~alembert.measure.tasks.BenchTask` that scores and times the models.
+    :class:`~alembert.measure.bench_task.BenchTask` that scores and times the models.
     ``seq_len`` defaults to the first model's length, as ``kind.default_max_length`` resolves it for
     every command (the length it was trained with, else 128 for GLUE, 384 for SQuAD, an embedding
     model's max_seq_length or 256). ``data``: your own

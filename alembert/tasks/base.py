@@ -135,7 +135,7 @@ class TaskKind:
         data: dict | None = None,
         reference=None,
     ):
-        """``alembert bench``: the :class:`~alembert.measure.tasks.BenchTask` that scores and times models."""
+        """``alembert bench``: the :class:`~alembert.measure.bench_task.BenchTask` that scores and times models."""
         raise self._unsupported("bench", task)
 
     def _unsupported(self, command: str, task) -> AlembertError:

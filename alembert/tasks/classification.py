@@ -103,7 +103,7 @@ class Classification(TaskKind):
         return Evaluation(task.name, len(dev), title, metrics, cfg.data.max_length)
 
     def bench(self, task, data_dir, max_eval_samples, n_texts, eval_batch_size, data=None, reference=None):
-        from alembert.measure.tasks import glue_task
+        from alembert.classification.bench import glue_task
 
         data = dict(data or {})
         if data.get("max_length") is None:  # scored at the length the reference was trained with

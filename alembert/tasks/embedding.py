@@ -82,6 +82,6 @@ class Embedding(TaskKind):
         return Evaluation(task, None, title, metrics, max_length)
 
     def bench(self, task, data_dir, max_eval_samples, n_texts, eval_batch_size, data=None, reference=None):
-        from alembert.measure.tasks import embedding_task
+        from alembert.embedding.bench import embedding_task
 
         return embedding_task(normalise(task), data_dir, max_eval_samples, eval_batch_size)

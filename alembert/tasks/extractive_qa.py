@@ -69,6 +69,6 @@ class ExtractiveQA(TaskKind):
         return Evaluation("squad", n, f"{cfg.model} on squad ({about})", metrics, cfg.data.max_length)
 
     def bench(self, task, data_dir, max_eval_samples, n_texts, eval_batch_size, data=None, reference=None):
-        from alembert.measure.tasks import squad_task
+        from alembert.qa.bench import squad_task
 
         return squad_task(data_dir, max_eval_samples, n_texts, eval_batch_size)
