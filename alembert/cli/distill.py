@@ -23,7 +23,7 @@ def register(sub) -> None:
         p,
         "--student-layers",
         "student.layers",
-        type=_layers,
+        type=layer_list,
         help="teacher layers to keep, 0-based, e.g. 0,2,4 (default every other)",
     )
     p.add_argument(
@@ -56,13 +56,13 @@ def register(sub) -> None:
     p.set_defaults(run=run)
 
 
-def _layers(text: str) -> list[int]:
+def layer_list(text: str) -> list[int]:
     from alembert.models.student import parse_layers  # torch: only when the flag is parsed
 
     return parse_layers(text)
 
 
-def _student_config(text: str | None) -> list[str]:
+def student_config_sets(text: str | None) -> list[str]:
     if not text:
         return []
     items = [kv.strip() for kv in text.split(",") if kv.strip()]
@@ -75,7 +75,7 @@ def execute(args):
     """(config, summary) of the run ``args`` asks for: the CLI's and the Python API's one path."""
     from alembert.tasks import task_kind
 
-    args.set = [*_student_config(args.student_config), *(args.set or [])]
+    args.set = [*student_config_sets(args.student_config), *(args.set or [])]
     cfg = config_from_args(DistillConfig, args)
     return cfg, task_kind(cfg.data.task).distill(cfg)
 

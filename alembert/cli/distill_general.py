@@ -10,7 +10,7 @@ from alembert.cli.common import (
     flag,
     print_table,
 )
-from alembert.cli.distill import _layers, _student_config
+from alembert.cli.distill import layer_list, student_config_sets
 from alembert.config.schema import DistillGeneralConfig
 from alembert.distill.recipe_files import recipe_names
 
@@ -40,7 +40,7 @@ def register(sub) -> None:
         p,
         "--student-layers",
         "student.layers",
-        type=_layers,
+        type=layer_list,
         help="teacher layers to keep, 0-based (default every other)",
     )
     p.add_argument(
@@ -127,7 +127,7 @@ def execute(args):
 
     if args.then_task and not args.task_teacher:
         raise AlembertError("--then-task needs --task-teacher: the teacher fine-tuned on that task")
-    args.set = [*_student_config(args.student_config), *(args.set or [])]
+    args.set = [*student_config_sets(args.student_config), *(args.set or [])]
     cfg = config_from_args(DistillGeneralConfig, args)
     push = cfg.push_to_hub if args.then_task else None
     if push:  # the task-stage model is the one pushed; the target is still checked before any training

@@ -1,0 +1,63 @@
+"""The static sentence encoder (alembert/models/static.py): its forward pass against a hand-computed
+weighted mean, and the folder it saves loaded by model2vec, sentence-transformers and alembert with
+the same vectors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from alembert.models.static import StaticEmbeddingModel, is_static_folder, load_static_model
+
+TEXTS = ["a gripping, funny film", "the weather today is unusually cold [UNK]", "hi", "hi hi hi"]
+
+
+@pytest.fixture(scope="module")
+def model(bert_tokenizer):
+    torch.manual_seed(0)
+    vocab = len(bert_tokenizer)
+    return StaticEmbeddingModel(torch.randn(vocab, 16), torch.rand(vocab) + 0.1, bert_tokenizer.all_special_ids)
+
+
+def embed(model, tokenizer, texts):
+    enc = tokenizer(texts, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        return model(enc["input_ids"], enc["attention_mask"]).embeddings.numpy()
+
+
+def test_forward_is_the_normalised_weighted_mean_of_the_non_special_tokens(model, bert_tokenizer):
+    vectors, weights = model.bag.weight.detach().numpy(), model.token_weights.detach().numpy()
+    specials = set(bert_tokenizer.all_special_ids)
+    want = []
+    for ids in bert_tokenizer(TEXTS, add_special_tokens=False)["input_ids"]:
+        ids = [i for i in ids if i not in specials]  # [UNK] counts for nothing, like [CLS]/[SEP]/[PAD]
+        mean = sum(weights[i] * vectors[i] for i in ids) / sum(weights[i] for i in ids)
+        want.append(mean / np.linalg.norm(mean))
+    got = embed(model, bert_tokenizer, TEXTS)  # padded batch, with [CLS]/[SEP]
+    assert np.abs(got - np.stack(want)).max() < 1e-6
+    assert np.allclose(got[2], got[3], atol=1e-6)  # a repeated token leaves the mean where it was
+
+
+def test_the_saved_folder_gives_the_same_vectors_in_model2vec_sentence_transformers_and_alembert(
+    model, bert_tokenizer, tmp_path
+):
+    from model2vec import StaticModel
+    from sentence_transformers import SentenceTransformer
+
+    model.save(tmp_path, bert_tokenizer)
+    want = embed(model, bert_tokenizer, TEXTS)
+    assert is_static_folder(tmp_path) and (tmp_path / "0_StaticEmbedding" / "model.safetensors").is_file()
+    assert np.abs(StaticModel.from_pretrained(str(tmp_path)).encode(TEXTS) - want).max() < 1e-5
+    assert np.abs(SentenceTransformer(str(tmp_path), device="cpu").encode(TEXTS) - want).max() < 1e-5
+    again, tok = load_static_model(tmp_path)  # weights baked into the vectors: the same embeddings
+    assert np.abs(embed(again, tok, TEXTS) - want).max() < 1e-5
+    assert torch.all(again.token_weights == 1) and again.keep.sum() == model.keep.sum()
+
+
+def test_a_transformers_folder_is_not_static(tiny_bert, tmp_path):
+    from alembert.errors import AlembertError
+
+    assert not is_static_folder(tiny_bert)
+    with pytest.raises(AlembertError, match="not a static"):
+        load_static_model(tiny_bert)
