@@ -58,7 +58,7 @@ def test_import_stays_light():
 def cli_config(cls, command, argv):
     args = build_parser().parse_args([command, *map(str, argv)])
     if command == "distill":
-        args.set = [*distill_cli._student_config(args.student_config), *(args.set or [])]
+        args.set = [*distill_cli.student_config_sets(args.student_config), *(args.set or [])]
     return config_from_args(cls, args)
 
 
@@ -68,7 +68,7 @@ def api_config(cls, name, command, config=None, **kwargs):
     with contextlib.ExitStack() as stack:
         args = _namespace(name, command, cls, config, kwargs, stack)
     if name == "distill":
-        args.set = [*distill_cli._student_config(args.student_config), *(args.set or [])]
+        args.set = [*distill_cli.student_config_sets(args.student_config), *(args.set or [])]
     return config_from_args(cls, args)
 
 
