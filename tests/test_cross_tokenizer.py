@@ -164,3 +164,14 @@ def test_a_batch_of_transfer_rows_only_gives_zero_ce_not_nan():
     assert loss.item() == 0.0
     loss.backward()
     assert logits.grad is not None and not logits.grad.any()
+
+
+@pytest.mark.cli
+def test_the_student_alone_takes_a_teacher_of_another_vocabulary(mpnet_teacher, tiny_bert, tmp_path, capsys):
+    """--recipe ce reads no teacher output: no --cross-tokenizer needed (the teacher only scores its own dev set)."""
+    out = tmp_path / "ce"
+    code, _, err = run_cli(distill(mpnet_teacher, tiny_bert, out, "ce"), capsys)
+    assert code == 0, err
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["recipe"] == "ce" and metrics["teacher_dev"]["accuracy"] >= 0 and metrics["dev"]["accuracy"] >= 0
+    assert AutoModelForSequenceClassification.from_pretrained(out).config.vocab_size == 30522  # the student's own
