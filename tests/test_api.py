@@ -212,3 +212,14 @@ def test_distill_general_with_its_task_stage_and_bench(tiny_bert, tiny_teacher, 
     )
     assert len(b.metrics) == 2 and all("dev_metric" in row for row in b.metrics.values())
     assert "bench.json" in b.files and b.summary["reference"] in b.metrics
+
+
+@pytest.mark.cli  # goes through the command's execute (refused before any work)
+def test_a_keyword_the_flag_cannot_read_is_one_line_naming_it(tmp_path):
+    import alembert
+    from alembert.errors import AlembertError
+
+    with pytest.raises(AlembertError) as info:
+        alembert.finetune(epochs="x", output=tmp_path / "out")
+    assert str(info.value).startswith("finetune: epochs='x' is not a number") and "\n" not in str(info.value)
+    assert not (tmp_path / "out").exists()

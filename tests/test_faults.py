@@ -555,6 +555,14 @@ CASES = [
         lambda c: [*_general_args(c, _nul_corpus(c), "embed-mse"), "--pooling", "mean"],
         words=("NUL bytes", "binary"),
     ),
+    Case(  # the SQuAD file named by ALEMBERT_SQUAD is missing: the message names the variable
+        "squad-variable-points-nowhere",
+        lambda c: (
+            c.request.getfixturevalue("monkeypatch").setenv("ALEMBERT_SQUAD", str(c.tmp / "nowhere.json")),
+            ["evaluate", c.tiny_bert, "--pooling", "mean", "--task", "squad-retrieval"],
+        )[1],
+        words=("ALEMBERT_SQUAD points there", "unset it"),
+    ),
     Case(  # a class name holding a comma: --labels as a JSON list
         "labels-json-list-with-a-comma",
         lambda c: _comma_label_args(c, '["bad, really", "good"]'),
