@@ -137,6 +137,7 @@ def static_cmd(teacher, texts, out, student="static:dim=16", *extra):
     ]
 
 
+@pytest.mark.cli
 def test_distill_general_static_student_end_to_end(tmp_path, teacher, capsys):
     from model2vec import StaticModel
     from sentence_transformers import SentenceTransformer
@@ -176,6 +177,7 @@ def test_distill_general_static_student_end_to_end(tmp_path, teacher, capsys):
     assert row["kind"] == "pytorch" and row["params"] == 30522 * 16 and row["throughput_seq_s"] > 0
 
 
+@pytest.mark.cli
 def test_the_trained_table_moves_from_its_start(tmp_path, teacher, capsys):
     """Training changes the vectors and the weights (both trainable): the saved (baked) table differs from the
     start's, which a zero-step run saves."""
@@ -189,6 +191,7 @@ def test_the_trained_table_moves_from_its_start(tmp_path, teacher, capsys):
     assert a.shape == b.shape == (30522, 16) and (a - b).abs().max() > 1e-3
 
 
+@pytest.mark.cli
 @pytest.mark.parametrize(
     ("student", "fix"),
     [
@@ -210,6 +213,7 @@ def test_bad_static_students_are_refused_before_any_compute(tmp_path, teacher, c
     assert not out.exists()
 
 
+@pytest.mark.cli
 def test_a_teacher_without_a_tokenizer_is_refused(tmp_path, teacher, capsys):
     import shutil
 
@@ -237,6 +241,7 @@ def test_a_slow_tokenizer_is_refused_by_the_builder_check(teacher):
         build_student({"builder": "static"}, model.encoder, check_only=True)  # a task command has no embedder
 
 
+@pytest.mark.cli
 def test_an_empty_corpus_is_refused(tmp_path, teacher, capsys):
     empty = tmp_path / "empty.txt"
     empty.write_text("\n \n")
