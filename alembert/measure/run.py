@@ -15,7 +15,7 @@ import torch
 
 from alembert.errors import AlembertError
 from alembert.measure.report import write_report
-from alembert.measure.size import disk_mb
+from alembert.measure.size import disk_mb, static_table
 from alembert.measure.speed import measure
 
 
@@ -71,7 +71,7 @@ def run_bench(
     bt = kind.bench(task, data_dir, max_eval_samples, max(batch_size, latency_iters), eval_batch_size, data, models[0])
     # no longer than every model's position table (less 2: RoBERTa/MPNet offsets); the same for all
     paths = [resolve_model(m) for m in models]
-    configs = [load_config(p) for p in paths]
+    configs = [None if static_table(p) else load_config(p) for p in paths]  # a static model has no transformers config
     room = min(getattr(c, "max_position_embeddings", 10**6) - 2 for c in configs)
     seq_len = min(
         seq_len or max_length_for(paths[0], None, bt.seq_len), room

@@ -5,6 +5,8 @@ the ``meta`` device, no memory), so a PyTorch folder and its ONNX / int8 exports
 report the same counts; the size on disk is what differs. "Without embeddings"
 leaves out every parameter under an ``embeddings`` module (word, position and
 token-type tables and their LayerNorm), the count TinyBERT and DistilBERT quote.
+A static model (a model2vec folder, or its ONNX export) has no architecture to build: it
+is its token table, vocab x dim parameters, all of them embeddings (:func:`static_table`).
 """
 
 from __future__ import annotations
@@ -37,9 +39,31 @@ def count_params(config) -> tuple[int, int]:
     return param_counts(model)
 
 
+def static_table(folder: str | Path) -> tuple[int, int] | None:
+    """(vocab, dim) of a static model's token table: a model2vec folder's ``embeddings`` tensor (read
+    from the safetensors header, no weights loaded) or what the ONNX export of one recorded; None for
+    any other model."""
+    import json
+
+    from safetensors import safe_open
+
+    from alembert.models.static import is_static_folder
+    from alembert.runtimes.base import EXPORT_INFO
+
+    folder = Path(folder)
+    if is_static_folder(folder):
+        with safe_open(str(folder / "model.safetensors"), "pt") as f:
+            vocab, dim = f.get_slice("embeddings").get_shape()
+        return int(vocab), int(dim)
+    info = folder / EXPORT_INFO
+    record = json.loads(info.read_text()) if info.is_file() else {}
+    return (int(record["vocab_size"]), int(record["dim"])) if record.get("static") else None
+
+
 def count_embedding_params(folder: str | Path) -> tuple[int, int]:
     """The same counts for a sentence-embedding model (PyTorch folder or ONNX export): the encoder
-    without its pooler (sentence embeddings never read it), plus the Dense layers."""
+    without its pooler (sentence embeddings never read it), plus the Dense layers; a static model's
+    token table (its token weights are baked into it when saved), none of it outside the embeddings."""
     import json
 
     from transformers import AutoModel
@@ -47,6 +71,9 @@ def count_embedding_params(folder: str | Path) -> tuple[int, int]:
     from alembert.models.load import load_config
     from alembert.models.sentence import read_spec
 
+    table = static_table(folder)
+    if table is not None:
+        return table[0] * table[1], 0
     spec = read_spec(folder)
     with torch.device("meta"):
         model = AutoModel.from_config(load_config(spec.encoder_path))
