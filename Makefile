@@ -44,12 +44,13 @@ $(WEB_NODE)/.installed: web/package.json web/package-lock.json
 demo: setup
 	PATH=$(CURDIR)/$(BIN):$$PATH RUNS=$(RUNS) bash scripts/demo.sh
 
+# the whole suite, and its 15 slowest tests
 test: setup web-deps lint
-	$(BIN)/python -m pytest -rs
+	$(BIN)/python -m pytest -rs --durations=15
 
-# the fast tier: unit tests only, no command run end to end
+# the fast tier: no command run, no graph exported, no training step (the markers in pyproject.toml)
 test-unit: setup
-	$(BIN)/python -m pytest -m "not cli"
+	$(BIN)/python -m pytest -m "not cli and not export and not train"
 
 # ruff's rules and the 120-character line length (pyproject.toml), the formatter's layout, and the
 # import contract: the floors of docs/architecture.md ([tool.importlinter] in pyproject.toml)

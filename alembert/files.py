@@ -112,6 +112,26 @@ def check_writable(path: str | Path, what: str = "--output") -> None:
         ) from None
 
 
+def check_output_folder(path: str | Path, what: str = "--output") -> Path:
+    """The one check of a folder a command writes files into (bench, plot, evaluate): not a regular
+    file, and creatable and writable (:func:`check_writable`); nothing is created."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise AlembertError(f"{what} {path} is a file; pass a folder to {what}")
+    check_writable(path, what)
+    return path
+
+
+def check_output_file(path: str | Path, what: str = "--output") -> Path:
+    """The one check of a file a command writes (augment): not a folder, and its folder creatable and
+    writable; nothing is created."""
+    path = Path(path)
+    if path.is_dir():
+        raise AlembertError(f"{what} {path} is a folder; pass a file name")
+    check_writable(path.parent, what)
+    return path
+
+
 def run_dir(path: str | Path, overwrite: bool, resume: bool) -> Path:
     """Where this run writes: ``path``, or its staging folder for --overwrite (and for
     --resume of an interrupted --overwrite run, whose checkpoints live there)."""

@@ -76,12 +76,101 @@ def tiny_teacher(tmp_path_factory, tiny_bert, bert_tokenizer) -> Path:
     return path
 
 
-def pytest_collection_modifyitems(items):
-    """Mark end-to-end tests (they call a command) ``cli``, so ``pytest -m "not cli"`` is the fast unit tier."""
-    for item in items:
-        code = getattr(getattr(item, "function", None), "__code__", None)
-        if code is not None and {"run_cli", "subprocess"} & set(code.co_names):
-            item.add_marker(pytest.mark.cli)
+# What a test does, said by its marker (pyproject.toml has their meanings): `make test-unit` runs
+# the tests with none of them. A command may train and export as it runs, so `cli` covers both.
+_WATCH = pytest.StashKey()
+TIERS = {
+    "cli": "runs a command (alembert.cli main/execute, the API, a training Run, or a subprocess)",
+    "export": "exports an ONNX graph (torch.onnx.export)",
+    "train": "takes optimiser steps",
+}
+
+
+def _watch(item) -> tuple[pytest.MonkeyPatch, set[str], list] | None:
+    """Watch, from the start of ``item``'s setup (its module and session fixtures included, when it
+    is the first to need them), whatever a marker it lacks names; None when it is marked ``cli``."""
+    import importlib
+    import pkgutil
+    import subprocess
+
+    import torch
+    from torch.optim.optimizer import register_optimizer_step_pre_hook
+
+    import alembert.cli
+    from alembert.training.runner import Run
+
+    marked = {m.name for m in item.iter_markers()}
+    if "cli" in marked:  # a command may train and export as it runs
+        return None
+    patch, seen, hooks = pytest.MonkeyPatch(), set(), []
+
+    def watch(owner, name: str, marker: str, when=lambda *args, **kwargs: True) -> None:
+        real = getattr(owner, name)
+
+        def watched(*args, **kwargs):
+            if when(*args, **kwargs):
+                seen.add(marker)
+            return real(*args, **kwargs)
+
+        patch.setattr(owner, name, watched)
+
+    for info in pkgutil.iter_modules(alembert.cli.__path__):
+        module = importlib.import_module(f"alembert.cli.{info.name}")
+        for name in ("main", "execute", "run"):  # main() dispatches to run(args), the API to execute(args)
+            if callable(getattr(module, name, None)):
+                watch(module, name, "cli")
+    watch(Run, "__init__", "cli")
+    watch(subprocess.Popen, "__init__", "cli", when=_runs_python)  # a script, a command, a launcher
+    if "export" not in marked:
+        watch(torch.onnx, "export", "export")
+    if "train" not in marked:
+        hooks.append(register_optimizer_step_pre_hook(lambda *a: seen.add("train")))
+    return patch, seen, hooks
+
+
+def _runs_python(popen, args=None, *rest, **kwargs) -> bool:
+    """A process that runs Python code (a script, ``alembert``, ``accelerate launch``, ``torchrun``),
+    not a library's own helper (``platform.processor()`` runs ``uname -p``)."""
+    import sys
+
+    argv = kwargs.get("args", args)
+    first = str((argv if isinstance(argv, list | tuple) else [argv])[0] or "")
+    name = os.path.basename(first.split()[0]) if first.strip() else ""
+    return first == sys.executable or name.startswith("python") or name in ("alembert", "accelerate", "torchrun")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item):
+    item.stash[_WATCH] = _watch(item)
+    return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    """A test that did what a marker names without carrying it fails here, naming the marker to
+    add: the fast tier cannot silently grow a command, an export or a training loop."""
+    watching = item.stash.get(_WATCH, None)
+    missing: list[str] = []
+    if watching is not None:
+        patch, seen, hooks = watching
+        patch.undo()
+        for hook in hooks:
+            hook.remove()
+        missing = sorted(seen - {m.name for m in item.iter_markers()})
+    result = yield
+    if missing:
+        report = os.environ.get("ALEMBERT_TIERS_REPORT")  # list every unmarked test in one run instead
+        if report:
+            with open(report, "a") as f:
+                f.writelines(f"{item.nodeid} {m}\n" for m in missing)
+        else:
+            pytest.fail(
+                f"{item.nodeid} {', '.join(TIERS[m] for m in missing)}: mark it "
+                + " and ".join(f"@pytest.mark.{m}" for m in missing)
+                + " (or set pytestmark in its module), so that `make test-unit` leaves it out",
+                pytrace=False,
+            )
+    return result
 
 
 def run_cli(args: list[str], capsys) -> tuple[int, str, str]:

@@ -23,6 +23,7 @@ def readme_python_blocks() -> list[str]:
     return re.findall(r"```python\n(.*?)```", section, flags=re.S)
 
 
+@pytest.mark.cli
 def test_readme_example_runs_as_written(tmp_path, monkeypatch, capsys):
     blocks = readme_python_blocks()
     assert len(blocks) == 2
@@ -42,6 +43,7 @@ def test_readme_example_runs_as_written(tmp_path, monkeypatch, capsys):
     assert "retention" in printed and "'pkd'" in printed
 
 
+@pytest.mark.cli
 def test_import_stays_light():
     import subprocess
 
@@ -56,7 +58,7 @@ def test_import_stays_light():
 def cli_config(cls, command, argv):
     args = build_parser().parse_args([command, *map(str, argv)])
     if command == "distill":
-        args.set = [*distill_cli._student_config(args.student_config), *(args.set or [])]
+        args.set = [*distill_cli.student_config_sets(args.student_config), *(args.set or [])]
     return config_from_args(cls, args)
 
 
@@ -66,7 +68,7 @@ def api_config(cls, name, command, config=None, **kwargs):
     with contextlib.ExitStack() as stack:
         args = _namespace(name, command, cls, config, kwargs, stack)
     if name == "distill":
-        args.set = [*distill_cli._student_config(args.student_config), *(args.set or [])]
+        args.set = [*distill_cli.student_config_sets(args.student_config), *(args.set or [])]
     return config_from_args(cls, args)
 
 
@@ -126,6 +128,7 @@ def test_keywords_give_the_cli_config(tmp_path):
     assert api == cli and api.data.model_fields_set == cli.data.model_fields_set
 
 
+@pytest.mark.cli
 def test_errors_are_the_cli_one_line_errors(tiny_teacher, tmp_path, capsys):
     calls = [
         (
@@ -174,6 +177,7 @@ def test_api_parser_is_the_cli_parser():
     assert Path(alembert.api.__file__).name == "api.py"
 
 
+@pytest.mark.cli
 def test_distill_general_with_its_task_stage_and_bench(tiny_bert, tiny_teacher, tmp_path):
     """The two-stage call returns both results; bench returns each model's row; a loaded student object works."""
     from transformers import AutoModelForSequenceClassification
@@ -208,3 +212,14 @@ def test_distill_general_with_its_task_stage_and_bench(tiny_bert, tiny_teacher, 
     )
     assert len(b.metrics) == 2 and all("dev_metric" in row for row in b.metrics.values())
     assert "bench.json" in b.files and b.summary["reference"] in b.metrics
+
+
+@pytest.mark.cli  # goes through the command's execute (refused before any work)
+def test_a_keyword_the_flag_cannot_read_is_one_line_naming_it(tmp_path):
+    import alembert
+    from alembert.errors import AlembertError
+
+    with pytest.raises(AlembertError) as info:
+        alembert.finetune(epochs="x", output=tmp_path / "out")
+    assert str(info.value).startswith("finetune: epochs='x' is not a number") and "\n" not in str(info.value)
+    assert not (tmp_path / "out").exists()

@@ -215,6 +215,7 @@ def _rte_file(path):
 
 
 @pytest.mark.parametrize("suffix", [".tsv", ".jsonl"])
+@pytest.mark.cli
 def test_cli_writes_a_file_that_reads_back(tiny, tmp_path, capsys, suffix):
     src = _rte_file(tmp_path / "train.tsv")
     out = tmp_path / f"aug{suffix}"
@@ -247,6 +248,7 @@ def test_cli_writes_a_file_that_reads_back(tiny, tmp_path, capsys, suffix):
     assert back["text_a"] != [t for t in orig["text_a"] for _ in range(4)]
 
 
+@pytest.mark.cli
 def test_cli_reads_glue_folder_and_single_text_task(tiny, tmp_path):
     (tmp_path / "glue" / "SST-2").mkdir(parents=True)
     (tmp_path / "glue" / "SST-2" / "train.tsv").write_text(
@@ -278,6 +280,7 @@ def test_cli_reads_glue_folder_and_single_text_task(tiny, tmp_path):
     assert load_data_file(out, "sst2")["label"] == [1, 1, 1, 0, 0, 0]
 
 
+@pytest.mark.cli
 def test_cli_errors(tiny, tmp_path, capsys):
     src = _rte_file(tmp_path / "train.tsv")
     base = ["augment", "--task", "rte", "--embeddings", str(tiny[0]), "--n", "1"]

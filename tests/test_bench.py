@@ -38,6 +38,7 @@ def _caches(tmp_path, monkeypatch):
     monkeypatch.setenv("MPLCONFIGDIR", str(tmp_path / "cache" / "matplotlib"))
 
 
+@pytest.mark.cli
 def test_bench_torch_onnx_int8(tmp_path, capsys):
     tiny = make_tiny_model(tmp_path / "tiny")
     assert main(["export", str(tiny), "--onnx", "--output", str(tmp_path / "tiny-onnx")]) == 0
@@ -93,6 +94,7 @@ def test_bench_torch_onnx_int8(tmp_path, capsys):
         assert (out / png).stat().st_size > 1000
 
 
+@pytest.mark.cli
 def test_bench_errors_are_one_line(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert main(["bench", str(tmp_path / "empty"), "--task", "sst2", "--data-dir", str(DATA)]) == 2
@@ -187,6 +189,7 @@ def test_cpu_facts_read_the_flags(tmp_path):
     assert missing["isa"] == [] and missing["cpu_model"] and "none of AVX2" in cpu_line(missing)
 
 
+@pytest.mark.cli
 def test_bench_without_serving(tmp_path):
     tiny = make_tiny_model(tmp_path / "tiny")
     out = tmp_path / "bench"

@@ -17,6 +17,7 @@ def index_metrics(card: ModelCard) -> dict:
     return {r.metric_type: r.metric_value for r in card.data.eval_results}
 
 
+@pytest.mark.cli
 def test_distill_card_parses_with_the_run_metrics(tiny_teacher, tmp_path, capsys):
     out = tmp_path / "student"
     code, _, err = run_cli(

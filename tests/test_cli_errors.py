@@ -3,6 +3,8 @@
 import pytest
 from conftest import run_cli
 
+pytestmark = pytest.mark.cli
+
 
 def check(code, err, *needles):
     assert code == 2

@@ -2,9 +2,12 @@
 
 import json
 
+import pytest
 import torch
 from conftest import run_cli
 from transformers import AutoModelForSequenceClassification, pipeline
+
+pytestmark = pytest.mark.cli
 
 
 def test_finetune_save_reload_evaluate(tiny_bert, tmp_path, capsys):

@@ -6,11 +6,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import run_cli
 
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.cli
 def test_predict_scores_each_text_unless_pair(tiny_teacher, capsys):
     code, out, err = run_cli(["predict", tiny_teacher, "a fine film", "a dull film"], capsys)
     assert code == 0, err
@@ -33,6 +35,7 @@ def test_help_shows_defaults_and_every_flag_has_help():
     assert "--lr LR " in sub["finetune"].format_help()  # not TRAIN.LR
 
 
+@pytest.mark.cli
 def test_tables_are_markdown_when_not_a_terminal():
     code = (
         "from alembert.cli.common import print_table; "

@@ -64,6 +64,7 @@ def distill(teacher, student, out, recipe, *extra):
     ]
 
 
+@pytest.mark.cli
 def test_different_vocabularies_need_the_flag(mpnet_teacher, tiny_bert, tmp_path, capsys):
     code, _, err = run_cli(distill(mpnet_teacher, tiny_bert, tmp_path / "o", "kd"), capsys)
     assert code == 2 and "different vocabularies" in err and "--cross-tokenizer strict" in err
@@ -78,6 +79,7 @@ def test_different_vocabularies_need_the_flag(mpnet_teacher, tiny_bert, tmp_path
         ("tinybert", "strict", "attention"),
     ],
 )
+@pytest.mark.cli
 def test_cross_family_distillation_runs(mpnet_teacher, tiny_bert, tmp_path, capsys, recipe, mode, term):
     out = tmp_path / recipe
     code, _, err = run_cli(distill(mpnet_teacher, tiny_bert, out, recipe, "--cross-tokenizer", mode), capsys)
@@ -88,6 +90,7 @@ def test_cross_family_distillation_runs(mpnet_teacher, tiny_bert, tmp_path, caps
     assert any(term in r and r[term] > 0 for r in records if "step" in r)
 
 
+@pytest.mark.cli
 def test_transfer_set_without_labels(tiny_bert, tmp_path, capsys):
     from alembert.data.glue import get_task
     from alembert.models.load import load_classifier, load_tokenizer
@@ -161,3 +164,14 @@ def test_a_batch_of_transfer_rows_only_gives_zero_ce_not_nan():
     assert loss.item() == 0.0
     loss.backward()
     assert logits.grad is not None and not logits.grad.any()
+
+
+@pytest.mark.cli
+def test_the_student_alone_takes_a_teacher_of_another_vocabulary(mpnet_teacher, tiny_bert, tmp_path, capsys):
+    """--recipe ce reads no teacher output: no --cross-tokenizer needed (the teacher only scores its own dev set)."""
+    out = tmp_path / "ce"
+    code, _, err = run_cli(distill(mpnet_teacher, tiny_bert, out, "ce"), capsys)
+    assert code == 0, err
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["recipe"] == "ce" and metrics["teacher_dev"]["accuracy"] >= 0 and metrics["dev"]["accuracy"] >= 0
+    assert AutoModelForSequenceClassification.from_pretrained(out).config.vocab_size == 30522  # the student's own

@@ -8,7 +8,10 @@ regression; ``--labels`` fixes the class order.
 
 import json
 
+import pytest
 from conftest import run_cli
+
+pytestmark = pytest.mark.cli
 
 LABELS = ["anger", "joy", "fear", "calm"]
 

@@ -47,6 +47,7 @@ def test_packaged_recipes():
 
 
 @pytest.mark.parametrize("recipe", ["kd", "distilbert", "pkd-skip", "pkd-last", "tinybert", "ce"])
+@pytest.mark.cli
 def test_each_recipe_end_to_end(recipe, tiny_teacher, tmp_path, capsys):
     out = tmp_path / recipe
     code, _, err = run_cli(distill(tiny_teacher, out, recipe, "--student-layers", "0,2"), capsys)
@@ -67,6 +68,7 @@ def test_each_recipe_end_to_end(recipe, tiny_teacher, tmp_path, capsys):
     )
 
 
+@pytest.mark.cli
 def test_narrow_tinybert_student_trains_through_projection(tiny_teacher, tmp_path, capsys):
     out = tmp_path / "narrow"
     code, _, err = run_cli(
@@ -104,6 +106,7 @@ def test_gradients_reach_student_and_projection_only(tiny_teacher):
     assert student.bert.encoder.layer[0].attention.self.query.weight.grad.abs().sum() > 0
 
 
+@pytest.mark.train
 def test_kd_pulls_student_towards_teacher(tiny_teacher):
     teacher = load_classifier(tiny_teacher, get_task("sst2")).eval()
     with torch.no_grad():
@@ -129,6 +132,7 @@ def test_kd_pulls_student_towards_teacher(tiny_teacher):
     assert module(batch)[0].item() < 0.5 * first
 
 
+@pytest.mark.cli
 def test_bad_mapping_fails_before_any_output(tiny_teacher, tmp_path, capsys):
     recipe = tmp_path / "r.yaml"
     recipe.write_text("name: bad\nstages:\n  - losses:\n      - {loss: pkd, mapping: '1:9'}\n")
@@ -138,6 +142,7 @@ def test_bad_mapping_fails_before_any_output(tiny_teacher, tmp_path, capsys):
     assert not out.exists()
 
 
+@pytest.mark.cli
 def test_attention_head_mismatch(tiny_teacher, tmp_path, capsys):
     code, _, err = run_cli(
         distill(
@@ -148,6 +153,7 @@ def test_attention_head_mismatch(tiny_teacher, tmp_path, capsys):
     assert code == 2 and "head counts" in err
 
 
+@pytest.mark.cli
 def test_vocabulary_mismatch(tiny_teacher, tmp_path, capsys):
     from transformers import BertTokenizerFast
 

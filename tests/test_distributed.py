@@ -22,6 +22,8 @@ from safetensors.torch import load_file
 
 from alembert.training.checkpoint import list_checkpoints
 
+pytestmark = pytest.mark.cli
+
 REPO = Path(__file__).resolve().parents[1]
 STEPS = 4  # 32 examples / global batch 8, one epoch
 

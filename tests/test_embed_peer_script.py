@@ -5,8 +5,11 @@ import os
 import subprocess
 import sys
 
+import pytest
 from conftest import REPO, save_tiny
 from test_embedding import st_folder
+
+pytestmark = pytest.mark.cli
 
 
 def test_peer_script_reports_both_variants_from_one_fitted_start(tmp_path, tiny_bert, bert_tokenizer):

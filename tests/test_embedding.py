@@ -182,6 +182,7 @@ def embed_cmd(teacher, texts, out, *extra):
 
 
 @pytest.mark.parametrize("recipe", ["embed-mse", "embed-cosine", "embed-sim"])
+@pytest.mark.cli
 def test_distil_a_narrow_student_end_to_end(tmp_path, tiny_st, capsys, recipe):
     from sentence_transformers import SentenceTransformer
 
@@ -211,6 +212,7 @@ def test_distil_a_narrow_student_end_to_end(tmp_path, tiny_st, capsys, recipe):
     } <= terms
 
 
+@pytest.mark.cli
 def test_no_projection_keeps_the_student_width_with_embed_sim(tmp_path, tiny_st, capsys):
     from sentence_transformers import SentenceTransformer
 
@@ -233,6 +235,7 @@ def test_no_projection_keeps_the_student_width_with_embed_sim(tmp_path, tiny_st,
     assert SentenceTransformer(str(tmp_path / "sim"), device="cpu").encode(["a test"]).shape == (1, 16)
 
 
+@pytest.mark.cli
 def test_retrieval_is_evaluated(tmp_path, tiny_st, capsys):
     code, stdout, err = run_cli(["evaluate", tiny_st, "--task", "squad-retrieval", "--max-length", 64], capsys)
     assert code == 0, err
@@ -241,6 +244,7 @@ def test_retrieval_is_evaluated(tmp_path, tiny_st, capsys):
     assert m["mrr@10"] >= m["recall@1"] and m["mrr@10"] <= m["recall@10"]
 
 
+@pytest.mark.cli
 def test_plain_encoder_without_pooling_is_refused(tmp_path, tiny_bert, capsys):
     out = tmp_path / "out"
     code, _, err = run_cli(embed_cmd(tiny_bert, corpus(tmp_path), out), capsys)
@@ -250,6 +254,7 @@ def test_plain_encoder_without_pooling_is_refused(tmp_path, tiny_bert, capsys):
     assert code == 0, err
 
 
+@pytest.mark.cli
 def test_empty_text_file_is_refused(tmp_path, tiny_st, capsys):
     empty = tmp_path / "empty.txt"
     empty.write_text("\n\n")
@@ -258,6 +263,7 @@ def test_empty_text_file_is_refused(tmp_path, tiny_st, capsys):
     assert code == 2 and "no text in" in err and not out.exists()
 
 
+@pytest.mark.cli
 def test_student_that_cannot_encode_the_text_is_refused(tmp_path, tiny_st, capsys):
     runes = tmp_path / "runes.txt"
     runes.write_text("\n".join(["ᚠᚢᚦᚨᚱᚲ ᚷᚹᚺ ⵣⵓⵍ"] * 20))
@@ -266,6 +272,7 @@ def test_student_that_cannot_encode_the_text_is_refused(tmp_path, tiny_st, capsy
     assert code == 2 and "as unknown" in err and not out.exists()
 
 
+@pytest.mark.cli
 def test_embedding_terms_compose_with_hidden_state_terms(tmp_path, tiny_st, capsys):
     """embed_mse (cached side) with hidden_mse (token level): the teacher runs online and gives both."""
     recipe = tmp_path / "mixed.yaml"
@@ -319,6 +326,7 @@ def test_procrustes_projection_init_is_scipys_rotation_and_keeps_the_students_co
 NARROW = ("--student-config", "num_layers=2,hidden_size=16,intermediate_size=32,num_heads=2")
 
 
+@pytest.mark.cli
 def test_procrustes_start_is_logged_and_needs_cached_teacher_embeddings(tmp_path, tiny_st, capsys):
     init = ("--set", "student.projection_init=procrustes")
     code, _, err = run_cli(embed_cmd(tiny_st, corpus(tmp_path), tmp_path / "fit", *NARROW, *init), capsys)

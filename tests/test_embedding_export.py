@@ -19,6 +19,8 @@ from alembert.models.sentence import load_embedding_model, read_spec
 from alembert.runtimes import load_any, load_any_embedding
 from alembert.runtimes.onnxruntime import OnnxEmbedder, OnnxRuntime
 
+pytestmark = pytest.mark.export  # the module's fixture exports a graph
+
 TEXTS = [
     "a cat sat on the mat",
     "the weather is nice today, or so the forecast said this morning",
@@ -133,6 +135,7 @@ def independent_stsb_spearman(folder, max_length: int, batch_size: int) -> float
     return float(spearmanr(cos, gold).statistic)
 
 
+@pytest.mark.cli
 def test_int8_export_evaluates_with_the_same_command(st_mean, mean_fp32, tmp_path, capsys):
     int8 = tmp_path / "int8"
     code, out, _ = run_cli(["export", st_mean, "--onnx", "--quantize", "int8", "--output", int8], capsys)
@@ -165,6 +168,7 @@ def test_int8_export_evaluates_with_the_same_command(st_mean, mean_fp32, tmp_pat
     assert abs(figures["int8"] - figures["fp32"]) < 0.05  # loose: a random tiny model
 
 
+@pytest.mark.cli
 def test_bench_two_embedding_models(st_mean, mean_fp32, tmp_path, capsys):
     out = tmp_path / "bench"
     code, printed, _ = run_cli(
@@ -198,6 +202,7 @@ def test_bench_two_embedding_models(st_mean, mean_fp32, tmp_path, capsys):
     assert (out / "bench.md").read_text().count("\n| ") == 2
 
 
+@pytest.mark.cli
 def test_embedding_export_is_refused_where_a_classifier_is_expected(mean_fp32, tmp_path, capsys):
     assert OnnxRuntime().probe(mean_fp32)
     with pytest.raises(AlembertError, match="stsb-zeroshot"):

@@ -59,6 +59,7 @@ def exported(tiny, tmp_path_factory):
     return export_onnx(tiny, root / "fp32"), export_onnx(tiny, root / "int8", quantize="int8")
 
 
+@pytest.mark.export
 def test_fp32_logits_match_torch_on_two_shapes(tiny, exported):
     fp32, _ = exported
     torch_model = BertForSequenceClassification.from_pretrained(tiny).eval()
@@ -92,12 +93,14 @@ def test_first_token_last_layer_keeps_the_logits(tiny, attn):
     torch.testing.assert_close(got.logits, want, atol=1e-6, rtol=0)
 
 
+@pytest.mark.export
 def test_full_last_layer_export_matches_too(tiny, tmp_path):
     out = export_onnx(tiny, tmp_path / "full", first_token=False)
     info = json.loads((out / "alembert_export.json").read_text())
     assert info["last_layer"] == "all tokens" and info["max_abs_diff_vs_torch"] < 1e-4
 
 
+@pytest.mark.cli
 def test_int8_keeps_labels_and_is_smaller(exported, capsys):
     fp32, int8 = exported
     assert OnnxRuntime().probe(int8) and not list(int8.glob("*fp32*"))
@@ -116,6 +119,7 @@ def test_int8_keeps_labels_and_is_smaller(exported, capsys):
     assert out[0] in ("label: negative", "label: positive") and len(out) == 3
 
 
+@pytest.mark.cli
 def test_evaluate_accepts_an_export(tiny, exported, tmp_path, capsys):
     accuracy = {}
     for name, model in (("onnx", exported[0]), ("torch", tiny)):  # the export scores what its source scores
@@ -125,6 +129,7 @@ def test_evaluate_accepts_an_export(tiny, exported, tmp_path, capsys):
     assert accuracy["onnx"] == accuracy["torch"]
 
 
+@pytest.mark.cli
 def test_cli_export_refuses_non_empty_output_then_overwrites(tiny, tmp_path, capsys):
     out = tmp_path / "onnx"
     out.mkdir()
@@ -139,6 +144,7 @@ def test_cli_export_refuses_non_empty_output_then_overwrites(tiny, tmp_path, cap
 
 
 @pytest.mark.parametrize("argv", [["export", "{dir}", "--onnx", "--output", "{out}"], ["predict", "{dir}", "text"]])
+@pytest.mark.cli
 def test_non_model_folder_is_a_one_line_error(argv, tmp_path, capsys):
     (tmp_path / "notes.txt").write_text("not a model")
     argv = [a.format(dir=tmp_path, out=tmp_path / "out") for a in argv]
@@ -156,6 +162,7 @@ def test_base_encoder_without_head_is_refused(tmp_path):
         export_onnx(tiny, tmp_path / "out")
 
 
+@pytest.mark.export
 def test_mpnet_exports_its_eager_attention_and_matches_torch(tmp_path):
     from transformers import AutoConfig, AutoModelForSequenceClassification, MPNetTokenizer
 

@@ -61,6 +61,7 @@ def broken_int8(src: Path, dst: Path, calibration) -> dict:
     return {"quantization": "int8", "int8": "broken on purpose"}
 
 
+@pytest.mark.cli
 def test_auto_picks_a_variant_and_says_why(tiny, own_dev, tmp_path, capsys):
     out = tmp_path / "auto"
     assert main(["export", str(tiny), "--onnx", "--quantize", "--dev-file", str(own_dev), "--output", str(out)]) == 0
@@ -86,6 +87,7 @@ def test_auto_picks_a_variant_and_says_why(tiny, own_dev, tmp_path, capsys):
     assert a["reason"] in card and "| int8-dynamic |" in card and info["machine"]["cpu_model"] in card
 
 
+@pytest.mark.export
 def test_auto_refuses_a_broken_quantiser(tiny, own_dev, tmp_path, monkeypatch):
     monkeypatch.setitem(auto.VARIANTS, "int8-broken", broken_int8)
     out = export_onnx(
@@ -101,6 +103,7 @@ def test_auto_refuses_a_broken_quantiser(tiny, own_dev, tmp_path, monkeypatch):
     assert a["variant"] != "int8-broken"
 
 
+@pytest.mark.export
 def test_auto_falls_back_to_fp32_when_int8_breaks_the_bound(tiny, own_dev, tmp_path, monkeypatch):
     monkeypatch.setitem(auto.VARIANTS, "int8-broken", broken_int8)
     out = export_onnx(tiny, tmp_path / "auto", quantize="auto", data={"dev_file": own_dev}, candidates=["int8-broken"])
@@ -110,6 +113,7 @@ def test_auto_falls_back_to_fp32_when_int8_breaks_the_bound(tiny, own_dev, tmp_p
     assert info["auto"]["reason"].startswith("fp32 (every int8 variant refused; int8-broken: dev accuracy 0.")
 
 
+@pytest.mark.export
 def test_auto_with_a_glue_task_calibrates_static_int8(tiny, tmp_path):
     out = export_onnx(
         tiny, tmp_path / "auto", quantize="auto", data={"task": "sst2", "data_dir": DATA, "max_eval_samples": 32}
@@ -120,6 +124,7 @@ def test_auto_with_a_glue_task_calibrates_static_int8(tiny, tmp_path):
     assert a["measured_on"] == "sst2 dev (32 examples)"
 
 
+@pytest.mark.cli
 def test_auto_needs_a_dev_set(tiny, tmp_path, capsys):
     with pytest.raises(AlembertError, match="pass --task"):
         export_onnx(tiny, tmp_path / "auto", quantize="auto")

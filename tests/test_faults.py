@@ -32,6 +32,8 @@ from conftest import run_cli
 
 from alembert.files import STAGING
 
+pytestmark = pytest.mark.cli
+
 REPO = Path(__file__).resolve().parents[1]
 HELPERS = Path(__file__).parent / "helpers"
 
@@ -552,6 +554,14 @@ CASES = [
         "corpus-of-nul-bytes-embedding-recipe",
         lambda c: [*_general_args(c, _nul_corpus(c), "embed-mse"), "--pooling", "mean"],
         words=("NUL bytes", "binary"),
+    ),
+    Case(  # the SQuAD file named by ALEMBERT_SQUAD is missing: the message names the variable
+        "squad-variable-points-nowhere",
+        lambda c: (
+            c.request.getfixturevalue("monkeypatch").setenv("ALEMBERT_SQUAD", str(c.tmp / "nowhere.json")),
+            ["evaluate", c.tiny_bert, "--pooling", "mean", "--task", "squad-retrieval"],
+        )[1],
+        words=("ALEMBERT_SQUAD points there", "unset it"),
     ),
     Case(  # a class name holding a comma: --labels as a JSON list
         "labels-json-list-with-a-comma",

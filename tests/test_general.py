@@ -8,6 +8,8 @@ import torch
 from conftest import REPO, run_cli, save_tiny
 from transformers import AutoConfig, AutoModelForMaskedLM, AutoModelForSequenceClassification
 
+pytestmark = pytest.mark.cli
+
 CORPUS = REPO.parent / "shared" / "data" / "corpus" / "gutenberg" / "Austen_Pride.txt"
 
 

@@ -7,8 +7,11 @@ import os
 import subprocess
 import sys
 
+import pytest
 from conftest import REPO
 from test_export import DATA, make_tiny_model
+
+pytestmark = pytest.mark.cli
 
 
 def test_peer_script_reports_every_variant(tmp_path):

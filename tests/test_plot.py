@@ -6,6 +6,8 @@ import pytest
 
 from alembert.cli.main import main
 
+pytestmark = pytest.mark.cli
+
 
 @pytest.fixture(autouse=True)
 def _caches(tmp_path, monkeypatch):

@@ -2,9 +2,12 @@
 
 import json
 
+import pytest
 from conftest import run_cli
 
 from alembert.models.preprocessing import max_length_for, saved
+
+pytestmark = pytest.mark.cli
 
 
 def test_max_length_travels_with_the_model(tiny_teacher, tmp_path, capsys):

@@ -54,6 +54,7 @@ def log_keys(folder) -> set[str]:
     return {k for line in (folder / "log.jsonl").read_text().splitlines() for k in json.loads(line)}
 
 
+@pytest.mark.cli
 def test_finetune_squad_saves_a_qa_model(qa_teacher):
     out, printed = qa_teacher
     assert "default SQuAD v1.1 dev split" in printed and "max length 128" in printed
@@ -68,6 +69,7 @@ def test_finetune_squad_saves_a_qa_model(qa_teacher):
     assert "max_length: 128" in (out / "finetune_config.yaml").read_text()
 
 
+@pytest.mark.cli
 def test_evaluate_reproduces_the_dev_f1(qa_teacher, capsys):
     out, _ = qa_teacher
     code, stdout, err = run_cli(
@@ -82,6 +84,7 @@ def test_evaluate_reproduces_the_dev_f1(qa_teacher, capsys):
 
 
 @pytest.mark.parametrize("recipe,terms", [("kd", {"kd", "ce"}), ("pkd-skip", {"kd", "ce", "pkd"})])
+@pytest.mark.cli
 def test_distill_squad(recipe, terms, qa_teacher, tmp_path, capsys):
     teacher, _ = qa_teacher
     out = tmp_path / recipe
@@ -102,6 +105,7 @@ def test_distill_squad(recipe, terms, qa_teacher, tmp_path, capsys):
     assert "max_length: 128" in (out / "distill_config.yaml").read_text()
 
 
+@pytest.mark.cli
 def test_distill_needs_a_qa_teacher(tiny_bert, tmp_path, capsys):
     code, _, err = run_cli(
         ["distill", "--teacher", tiny_bert, "--recipe", "kd", *LIMITS, "--output", tmp_path / "x"], capsys
@@ -109,6 +113,7 @@ def test_distill_needs_a_qa_teacher(tiny_bert, tmp_path, capsys):
     assert code != 0 and "not a question-answering model" in err
 
 
+@pytest.mark.cli
 def test_resume_after_a_lost_checkpoint_rebuilds_it_exactly(qa_teacher, tmp_path, capsys):
     teacher, _ = qa_teacher
     out = tmp_path / "resume"
@@ -157,6 +162,7 @@ def test_qa_kd_and_ce_average_start_and_end(tiny_bert, bert_tokenizer):
     assert kd.item() > 0
 
 
+@pytest.mark.cli
 def test_bench_scores_and_times_qa_models(qa_teacher, tmp_path, capsys):
     from alembert.models.load import load_tokenizer
 

@@ -225,6 +225,7 @@ def test_gradients_reach_only_the_student(tiny_teacher):
     "recipe,extra",
     [("minilm", ["--student-layers", "0,2"]), ("minilmv2", ["--student-config", NARROW, "--set", HEADS2])],
 )
+@pytest.mark.cli
 def test_task_recipes_end_to_end(recipe, extra, tiny_teacher, tmp_path, capsys):
     out = tmp_path / recipe
     code, _, err = run_cli(distill(tiny_teacher, out, recipe, *extra), capsys)
@@ -248,6 +249,7 @@ def test_task_recipes_end_to_end(recipe, extra, tiny_teacher, tmp_path, capsys):
     assert code == 0, err
 
 
+@pytest.mark.cli
 def test_minilm_refuses_other_head_counts_in_one_line(tiny_teacher, tmp_path, capsys):
     out = tmp_path / "o"
     code, _, err = run_cli(distill(tiny_teacher, out, "minilm", "--student-config", NARROW), capsys)
@@ -255,6 +257,7 @@ def test_minilm_refuses_other_head_counts_in_one_line(tiny_teacher, tmp_path, ca
     assert not out.exists()
 
 
+@pytest.mark.cli
 def test_relation_heads_that_do_not_divide_are_refused_in_one_line(tiny_teacher, tmp_path, capsys):
     code, _, err = run_cli(distill(tiny_teacher, tmp_path / "o", "minilmv2", "--student-layers", "0,2"), capsys)
     one_error_line(code, err, "12 relation heads", "hidden size 32", "relation_heads")
@@ -270,6 +273,7 @@ def test_relation_heads_that_do_not_divide_are_refused_in_one_line(tiny_teacher,
         ("minilmv2-general", ["--student-config", NARROW, "--set", HEADS2], {"heldout_qkv_relation"}),
     ],
 )
+@pytest.mark.cli
 def test_general_recipes_end_to_end(recipe, extra, terms, tiny_bert, corpus, tmp_path, capsys):
     out = tmp_path / recipe
     code, _, err = run_cli(general(tiny_bert, corpus, out, recipe, *extra), capsys)
@@ -280,6 +284,7 @@ def test_general_recipes_end_to_end(recipe, extra, terms, tiny_bert, corpus, tmp
     assert metrics["recipe"] == recipe and metrics["parameters"] < metrics["teacher_parameters"]
 
 
+@pytest.mark.cli
 def test_minilm_general_refuses_other_head_counts_in_one_line(tiny_bert, corpus, tmp_path, capsys):
     out = tmp_path / "o"
     code, _, err = run_cli(general(tiny_bert, corpus, out, "minilm-general", "--student-config", NARROW), capsys)
@@ -375,6 +380,7 @@ def cross(teacher, student, out, recipe, mode, *extra):
 
 
 @pytest.mark.parametrize("recipe,extra", [("minilm", []), ("minilmv2", ["--set", HEADS2])])
+@pytest.mark.cli
 def test_cross_tokenizer_strict_runs(recipe, extra, mpnet_teacher, tiny_bert, tmp_path, capsys):
     out = tmp_path / recipe
     code, _, err = run_cli(cross(mpnet_teacher, tiny_bert, out, recipe, "strict", *extra), capsys)
@@ -383,6 +389,7 @@ def test_cross_tokenizer_strict_runs(recipe, extra, mpnet_teacher, tiny_bert, tm
     assert any(r.get(term, 0) > 0 for r in logged(out) if "step" in r)
 
 
+@pytest.mark.cli
 def test_cross_tokenizer_cls_refuses_relations_in_one_line(mpnet_teacher, tiny_bert, tmp_path, capsys):
     out = tmp_path / "o"
     code, _, err = run_cli(cross(mpnet_teacher, tiny_bert, out, "minilmv2", "cls", "--set", HEADS2), capsys)

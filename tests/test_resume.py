@@ -50,6 +50,7 @@ def final_weights(out):
     return load_file(str(list_checkpoints(out)[-1] / "model.safetensors"))
 
 
+@pytest.mark.cli
 def test_sigkill_then_resume_matches_uninterrupted(tiny_bert, tmp_path, capsys):
     full, killed = tmp_path / "full", tmp_path / "killed"
     code, _, err = run_cli(args(tiny_bert, full), capsys)
@@ -76,6 +77,7 @@ def test_sigkill_then_resume_matches_uninterrupted(tiny_bert, tmp_path, capsys):
     assert (killed / "metrics.json").read_text().count('"accuracy"') >= 1
 
 
+@pytest.mark.cli
 def test_resume_without_checkpoint(tiny_bert, tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     code, _, err = run_cli(args(tiny_bert, tmp_path / "empty", "--resume"), capsys)
@@ -90,6 +92,7 @@ def test_corrupt_checkpoint_is_reported(tmp_path):
         latest_checkpoint(tmp_path)
 
 
+@pytest.mark.cli
 def test_nan_loss_stops_naming_step_and_term_and_keeps_the_checkpoint(tiny_bert, tmp_path, capsys, monkeypatch):
     import torch
 

@@ -66,6 +66,7 @@ def test_mismatched_batches_are_a_clear_error():
         rkd_distance_loss(torch.randn(3, 4), torch.randn(2, 4))
 
 
+@pytest.mark.cli
 def test_recipe_trains_a_narrow_student_without_projection(tmp_path, tiny_st, capsys):
     from sentence_transformers import SentenceTransformer
 

@@ -9,6 +9,8 @@ from conftest import REPO, run_cli
 
 from alembert.training.runner import SCHEMA
 
+pytestmark = pytest.mark.cli
+
 CORPUS = REPO.parent / "shared" / "data" / "corpus" / "gutenberg" / "Austen_Pride.txt"
 SMALL = ["--task", "sst2", "--max-train-samples", 48, "--max-eval-samples", 16, "--batch-size", 8, "--epochs", 1]
 
@@ -125,7 +127,6 @@ def _dry_plan(tiny_teacher, tmp_path, **train) -> dict:
     return task_kind("sst2").distill(build_config(DistillConfig, None, fields))
 
 
-@pytest.mark.cli  # a whole (dry) distillation run
 def test_dry_run_estimate_fields(tiny_teacher, tmp_path):
     plan = _dry_plan(tiny_teacher, tmp_path, epochs=2)
     assert not (tmp_path / "never").exists()
@@ -140,7 +141,6 @@ def test_dry_run_estimate_fields(tiny_teacher, tmp_path):
     assert stage["epochs"] == 2.0
 
 
-@pytest.mark.cli  # a whole (dry) distillation run
 def test_dry_run_epochs_are_what_max_steps_leaves(tiny_teacher, tmp_path):
     [stage] = _dry_plan(tiny_teacher, tmp_path, epochs=3, max_steps=3)["stages"]
     assert stage["steps"] == 3 and stage["epochs"] == 0.5  # 3 of the 6 batches of one epoch, not the 3 epochs asked
@@ -224,11 +224,10 @@ def test_refused_qa_runs_leave_no_folder(tiny_bert, tmp_path, capsys):
 # ------------------------------------------------------------------ fit through callbacks
 
 
-@pytest.mark.cli  # a whole fine-tuning run
 def test_fit_is_observed_through_callbacks(tiny_bert, tmp_path):
-    from alembert.classification.finetune import run_finetune
     from alembert.config.load import build_config
     from alembert.config.schema import FinetuneConfig
+    from alembert.tasks import task_kind
     from alembert.training.loop import Callbacks
 
     seen = {"step": [], "eval": [], "best": []}
@@ -251,7 +250,7 @@ def test_fit_is_observed_through_callbacks(tiny_bert, tmp_path):
             "train.eval_every": 2,
         },
     )
-    summary = run_finetune(cfg, callbacks)
+    summary = task_kind("sst2").finetune(cfg, callbacks)
     assert [s for s, _, _ in seen["step"]] == list(range(1, 7)) and all(
         t > 0 and "loss" in d for _, t, d in seen["step"]
     )

@@ -28,6 +28,7 @@ TEXTS = [
     "a man is playing a guitar",
 ]
 DIM = 16
+pytestmark = pytest.mark.export  # the module's fixture exports a graph
 
 
 def random_static(path, tokenizer, seed: int = 0):
@@ -108,6 +109,7 @@ def test_fp32_graph_matches_torch_and_records_the_static_model(static_dir, stati
     assert list(table.dims) == [len(bert_tokenizer), DIM]
 
 
+@pytest.mark.cli
 def test_a_folder_model2vec_wrote_exports_and_matches_torch(m2v_dir, tmp_path, capsys):
     """model2vec's folder is a sentence-transformers folder too (modules.json: StaticEmbedding): the
     static export takes it, not the sentence-transformers one (whose reader refuses that module)."""
@@ -119,6 +121,7 @@ def test_a_folder_model2vec_wrote_exports_and_matches_torch(m2v_dir, tmp_path, c
     assert json.loads((tmp_path / "onnx" / "config.json").read_text()) == model2vec_config
 
 
+@pytest.mark.cli
 def test_int8_table_is_smaller_and_evaluates_with_the_same_command(static_dir, static_fp32, tmp_path, capsys):
     int8 = tmp_path / "int8"
     code, out, err = run_cli(["export", static_dir, "--onnx", "--quantize", "int8", "--output", int8], capsys)
@@ -144,6 +147,7 @@ def test_int8_table_is_smaller_and_evaluates_with_the_same_command(static_dir, s
     assert abs(figures["int8"] - figures["fp32"]) < 0.02
 
 
+@pytest.mark.cli
 def test_bench_counts_the_table_once(static_dir, static_fp32, tmp_path, capsys):
     """The parameter count is the table's (none outside the embeddings); the size on disk is the one
     model.safetensors that model2vec and the PyTorch runtime read (sentence-transformers' copy in

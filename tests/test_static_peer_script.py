@@ -6,9 +6,12 @@ import os
 import subprocess
 import sys
 
+import pytest
 from conftest import REPO, save_tiny
 from test_embedding_export import st_folder
 from test_static_export import DIM, random_static
+
+pytestmark = pytest.mark.cli
 
 
 def test_peer_script_scores_and_times_every_variant(tmp_path, tiny_bert, bert_tokenizer):

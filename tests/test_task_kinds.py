@@ -62,11 +62,13 @@ def test_unknown_task_is_one_line_listing_the_known_ones():
         assert name in message
 
 
+@pytest.mark.cli
 def test_unknown_task_refused_by_the_commands_before_any_output(tiny_bert, tmp_path, capsys):
     code, _, err = run_cli(["finetune", "--model", tiny_bert, "--task", "sst3", "--output", tmp_path / "o"], capsys)
     assert code == 2 and "unknown task 'sst3'" in err and "squad" in err and not (tmp_path / "o").exists()
 
 
+@pytest.mark.cli
 def test_a_kind_that_cannot_train_names_the_command_that_can(tiny_bert, tmp_path, capsys):
     args = ["finetune", "--model", tiny_bert, "--task", "stsb-zeroshot", "--output", tmp_path / "o"]
     code, _, err = run_cli(args, capsys)
@@ -97,6 +99,7 @@ def _coverage(tokenizer, words: list[str]) -> float:
     return sum(w in vocab for w in words) / len(words)
 
 
+@pytest.mark.cli
 def test_a_new_kind_is_new_files_only(toy_kind, tiny_bert, bert_tokenizer, tmp_path, capsys):
     words = "the cat sat on the mat with a quokka and zyzzogeton".split()
     dev = tmp_path / "dev.txt"

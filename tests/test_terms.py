@@ -65,6 +65,7 @@ def test_set_reaches_a_named_recipes_field():
     assert load_recipe(cfg.recipe).stages[0].losses[0].params.temperature == 4
 
 
+@pytest.mark.cli
 def test_set_temperature_reaches_kd_loss(tiny_teacher, tmp_path, capsys, monkeypatch):
     seen = []
 

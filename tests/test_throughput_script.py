@@ -30,6 +30,7 @@ def test_plan_queues_gives_the_baseline_its_own_queue():
     assert plan(["b"], 4) == [["b"]]
 
 
+@pytest.mark.cli
 def test_script_runs_every_variant_side_by_side(tiny_teacher, tmp_path):
     jobs = min(2, len(os.sched_getaffinity(0)))
     out = tmp_path / "bench"

@@ -2,8 +2,11 @@
 
 import json
 
+import pytest
 from accelerate.tracking import GeneralTracker, register_tracker_class
 from conftest import run_cli
+
+pytestmark = pytest.mark.cli
 
 
 class MemoryTracker(GeneralTracker):

@@ -75,6 +75,7 @@ def args(tmp_path, **kw):
 
 
 @pytest.mark.parametrize(("recipe", "stage", "shape"), FAMILIES)
+@pytest.mark.train
 def test_first_step_loss_equals_alembert_distill(recipe, stage, shape, teacher, rows, bert_tokenizer, tmp_path):
     """The loss `alembert distill` computes on its first batch (its loader, its module, built after the
     same seed) is the loss the Trainer logs at its first step on the same rows in the same order."""
@@ -105,6 +106,7 @@ def test_first_step_loss_equals_alembert_distill(recipe, stage, shape, teacher, 
 
 
 @pytest.mark.parametrize(("recipe", "stage", "shape"), FAMILIES)
+@pytest.mark.train
 def test_short_run_trains_student_and_projections(recipe, stage, shape, teacher, rows, bert_tokenizer, tmp_path):
     student = make_student(teacher, shape)
     trainer = DistillationTrainer(
@@ -137,6 +139,7 @@ def test_short_run_trains_student_and_projections(recipe, stage, shape, teacher,
     assert (tmp_path / "student" / PROJECTIONS_FILE).is_file() == bool(projections)
 
 
+@pytest.mark.train
 def test_resume_restores_student_and_projections(teacher, rows, bert_tokenizer, tmp_path):
     student = make_student(teacher, "narrow")
     kw = dict(train_dataset=rows, data_collator=DataCollatorWithPadding(bert_tokenizer))
@@ -178,6 +181,7 @@ def test_bad_inputs_are_one_line_errors(teacher, tmp_path):
 
 
 @pytest.mark.parametrize("recipe", ["kd", "pkd-skip"])
+@pytest.mark.train
 def test_cached_teacher_gives_the_online_loss_and_is_not_run_again(
     recipe, teacher, rows, bert_tokenizer, tmp_path, monkeypatch
 ):
@@ -223,6 +227,7 @@ def test_cached_teacher_refuses_a_stage_the_cache_cannot_serve(teacher, rows, be
         )
 
 
+@pytest.mark.train
 def test_bf16_training_arguments(teacher, rows, bert_tokenizer, tmp_path):
     """TrainingArguments(bf16=True) as usual: autocast on the CPU, the terms still logged."""
     from accelerate.state import AcceleratorState

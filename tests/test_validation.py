@@ -10,7 +10,10 @@ new ones, and into a folder that does not exist yet, which must not be created.
 
 import json
 
+import pytest
 from conftest import run_cli, save_tiny
+
+pytestmark = pytest.mark.cli
 
 SENTINEL = "notes.txt"
 

@@ -24,7 +24,7 @@ from alembert.export import browser
 from alembert.export.web import GRAPHS, WEB_INFO, download_bytes, export_web, make_server, page_url
 
 REASON = browser.missing()
-pytestmark = pytest.mark.skipif(REASON is not None, reason=f"browser test not run: {REASON}")
+pytestmark = [pytest.mark.cli, pytest.mark.skipif(REASON is not None, reason=f"browser test not run: {REASON}")]
 N_SENTENCES = 50
 
 
@@ -296,10 +296,9 @@ def test_browser_cosines_match_python_onnxruntime(emb_web_dir, sts_pairs, dtype,
     )
 
 
-def test_embedding_export_overwrites_a_web_folder(emb_web_dir, tmp_path):
+def test_embedding_export_overwrites_a_web_folder(emb_web_dir, web_dir, tmp_path):
     out = tmp_path / "taken"
-    shutil.copytree(emb_web_dir, out)
-    (out / "labels.json").write_text('["negative", "positive"]')  # as if it had been a classifier's folder
+    shutil.copytree(web_dir, out)  # a classifier's web folder (its labels.json recorded as its own)
     export_web(emb_web_dir.parent / "st", out, overwrite=True)
     assert not (out / "labels.json").exists() and 'id="text-b"' in (out / "index.html").read_text()
     assert json.loads((out / WEB_INFO).read_text())["task"] == "feature-extraction"

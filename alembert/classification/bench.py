@@ -38,7 +38,7 @@ def glue_task(
             )
         return load_any(path, task, threads), load_tokenizer(path)
 
-    def score(model, tokenizer, max_length: int):  # GLUE: the data config's max length (128), as at training
+    def score(model, tokenizer, max_length: int):  # GLUE: the data config's (the reference's training length)
         return evaluate_model(model, tokenizer, task, tokenize_dataset(dev, tokenizer, cfg.max_length), eval_batch_size)
 
     pair = "text_b" in dev.column_names

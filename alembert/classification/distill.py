@@ -45,6 +45,11 @@ def run_distill(cfg: DistillConfig, kind, callbacks: Callbacks | None = None) ->
     teacher = load_classifier(cfg.teacher, task, attn=attn).to(accelerator.device).eval()
     teacher.requires_grad_(False)
     builder = student_builder(cfg.student)  # an unknown student.builder is refused before anything loads
+    # a recipe that reads no teacher output (ce: the student alone) trains with any vocabulary: each side
+    # tokenises for itself (the teacher still scores its own dev set for the retention figure)
+    reads_teacher = any(stage.needs_teacher for stage in recipe.stages)
+    cross = cfg.cross_tokenizer if reads_teacher or cfg.cross_tokenizer != "off" else "strict"
+    cfg = cfg.model_copy(update={"cross_tokenizer": cross})
     student_tok = student_tokenizer(cfg.student, tokenizer, cfg.teacher, cfg.cross_tokenizer)
     check_max_length(teacher.config, cfg.data.max_length, f"{cfg.teacher} (the teacher)")
     two = not same_tokenization(tokenizer, student_tok)  # allowed only with --cross-tokenizer (checked above)
@@ -188,6 +193,6 @@ def run_distill(cfg: DistillConfig, kind, callbacks: Callbacks | None = None) ->
         dev_examples=len(dev),
         parameters=n_params(student),
         teacher_parameters=n_params(teacher),
-        details={"attention": teacher.config._attn_implementation},
+        details={"attention": teacher.config._attn_implementation, "max_length": cfg.data.max_length},
     )
     return run.finish(summary, card=lambda out, s: write_model_card(out, card_view(s), recipe, kind))

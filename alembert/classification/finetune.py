@@ -76,5 +76,6 @@ def run_finetune(cfg: FinetuneConfig, callbacks: Callbacks | None = None) -> dic
         train_examples=len(train),
         dev_examples=len(dev),
         parameters=n_params(model),
+        details={"max_length": cfg.data.max_length},
     )
     return run.finish(summary)

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from alembert.errors import AlembertError
+from alembert.files import check_output_file
 
 FORMATS = (".tsv", ".jsonl")
 
@@ -49,6 +50,7 @@ def _check_output(path: Path, overwrite: bool) -> None:
         raise AlembertError(f"--output {path}: unsupported extension {path.suffix!r}; use .tsv or .jsonl")
     if path.is_dir():
         raise AlembertError(f"--output {path} is a directory; pass a file name ending in .tsv or .jsonl")
+    check_output_file(path)
     if path.exists() and not overwrite:
         raise AlembertError(
             f"output file {path} already exists; pass --overwrite to replace it or choose another --output"

@@ -80,6 +80,10 @@ def execute(args) -> dict:
         raise AlembertError(f"--warmup must be 0 or more, got {args.warmup}")
     if args.task is None and args.dev_file is None:
         raise AlembertError("bench: pass --task (sst2, mrpc, ..., squad) or your own --dev-file")
+    if args.output is not None:
+        from alembert.files import check_output_folder
+
+        check_output_folder(args.output)
     data = {
         k: getattr(args, k)
         for k in ("dev_file", "train_file", "text_column", "text_pair_column", "label_column", "labels")

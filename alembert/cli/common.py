@@ -93,7 +93,8 @@ def add_data_flags(parser: argparse.ArgumentParser, prefix: str = "data") -> Non
         "--max-length",
         f"{prefix}.max_length",
         type=int,
-        help="truncate texts to this many tokens (at most the model's positions)",
+        help="truncate texts to this many tokens (at most the model's positions; default: the length the model "
+        "was trained with, else the task's: 128, squad 384, embeddings the model's max_seq_length or 256)",
     )
     flag(
         parser, "--max-train-samples", f"{prefix}.max_train_samples", type=int, help="use the first N training examples"

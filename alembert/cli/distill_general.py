@@ -26,7 +26,13 @@ def register(sub) -> None:
     )
     p.add_argument("--corpus", nargs="+", dest="data.corpus", default=None, help=".txt files or folders")
     p.set_defaults(_config_fields=[*(p.get_default("_config_fields") or []), "data.corpus"])
-    flag(p, "--max-length", "data.max_length", type=int)
+    flag(
+        p,
+        "--max-length",
+        "data.max_length",
+        type=int,
+        help="tokens per sequence (default: embedding recipes the teacher's max_seq_length or 256, else 128)",
+    )
     flag(p, "--max-sequences", "data.max_sequences", type=int, help="use the first N packed sequences")
     flag(p, "--heldout", "data.heldout", type=int, help="packed sequences held out to track the loss")
     flag(p, "--student", "student.path", help="existing student checkpoint")
@@ -97,14 +103,18 @@ def run_general(cfg: DistillGeneralConfig, callbacks=None) -> dict:
     data and outputs: :mod:`alembert.embedding.run`) or on token-level outputs of raw text
     (:mod:`alembert.distill.general`)."""
     from alembert.distill.recipe import load_recipe
+    from alembert.tasks.base import KINDS, with_max_length
 
     recipe = load_recipe(cfg.recipe)
     if recipe.stages[0].needs("embeddings"):
         from alembert.embedding.run import run_embedding_distill
 
-        return run_embedding_distill(cfg, recipe, callbacks)
-    from alembert.distill.general import run_distill_general
+        # the teacher's own length (its max_seq_length, else 256), as the embedding kind resolves it everywhere
+        return run_embedding_distill(KINDS["embedding"]().resolve_max_length(cfg, cfg.teacher), recipe, callbacks)
+    from alembert.distill.general import PACKED_LENGTH, run_distill_general
 
+    if cfg.data.max_length is None:  # no task kind: packed raw text, BERT's pre-training length
+        cfg = with_max_length(cfg, PACKED_LENGTH)
     return run_distill_general(cfg, recipe, callbacks)
 
 

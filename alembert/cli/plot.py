@@ -12,8 +12,11 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    from alembert.files import check_output_folder
     from alembert.plots.curves import plot_run
 
+    if args.output is not None:
+        check_output_folder(args.output)
     written = plot_run(args.run_dir, args.output)
     print(f"wrote {len(written)} plots to {written[0].parent}: {', '.join(p.name for p in written)}")
     return 0

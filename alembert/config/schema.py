@@ -36,7 +36,9 @@ class DataConfig(Strict):
     text_column: str | None = None
     text_pair_column: str | None = None
     label_column: str | None = None
-    max_length: int = Field(128, ge=8, le=4096)
+    max_length: int | None = Field(
+        None, ge=8, le=4096, description="tokens per input; default: the model's own, else the task kind's"
+    )
     max_train_samples: int | None = Field(None, ge=1)
     max_eval_samples: int | None = Field(None, ge=1)
     transfer: str | None = Field(None, description="distill: unlabelled transfer set, a file or 'train-rest'")
@@ -160,7 +162,9 @@ class CorpusConfig(Strict):
     """Raw text for general (task-agnostic) distillation."""
 
     corpus: list[str] = Field(default_factory=list, description=".txt files or folders, or a saved datasets folder")
-    max_length: int = Field(128, ge=16, le=4096)
+    max_length: int | None = Field(
+        None, ge=16, le=4096, description="tokens per sequence; default: the teacher's (embeddings), else 128"
+    )
     max_sequences: int | None = Field(None, ge=1, description="use the first N packed sequences")
     heldout: int = Field(256, ge=1, description="packed sequences held out to track the distillation loss")
     mlm_probability: float = Field(0.15, gt=0, lt=1)

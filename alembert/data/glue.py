@@ -66,6 +66,10 @@ def _task(
     )
 
 
+#: tokens per input of a classification run when neither a flag nor the model says: GLUE's sentences and
+#: pairs fit (the BERT papers' length). Read by the classification task kind and by export's dev scoring.
+MAX_LENGTH = 128
+
 _BINARY = ("0", "1")
 _NLI3 = ("entailment", "neutral", "contradiction")
 _ENT2 = ("entailment", "not_entailment")

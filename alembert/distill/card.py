@@ -34,7 +34,11 @@ def write_model_card(out: Path, s: dict, recipe: Recipe, kind) -> None:
         "full settings in `distill_config.yaml`, every logged step in `log.jsonl`"
     )
     windows = (
-        f"- SQuAD windows: max length {s['max_length']}, stride {s['stride']}; {s['data']}.\n" if "stride" in s else ""
+        f"- SQuAD windows: max length {s['max_length']}, stride {s['stride']}; {s['data']}.\n"
+        if "stride" in s
+        else f"- Max length: {s['max_length']} tokens per input (training and the dev figures).\n"
+        if s.get("max_length")
+        else ""
     )
     body = f"""# Distilled student ({s["task"]}, recipe `{recipe.name}`)
 

@@ -37,6 +37,7 @@ from alembert.training.plan import PlannedStage
 from alembert.training.runner import Run
 
 COLUMNS = ["input_ids", "attention_mask", "token_type_ids"]
+PACKED_LENGTH = 128  # tokens per packed sequence unless --max-length: BERT's (and TinyBERT's) pre-training length
 
 
 def load_encoder(name: str, lm_head: bool, attn: str | None, role: str):
@@ -180,6 +181,6 @@ def run_distill_general(cfg: DistillGeneralConfig, recipe: Recipe, callbacks: Ca
         dev_examples=cfg.data.heldout,
         parameters=n_params(student),
         teacher_parameters=n_params(teacher),
-        details={"corpus": cfg.data.corpus},
+        details={"corpus": cfg.data.corpus, "max_length": cfg.data.max_length},
     )
     return run.finish(summary)

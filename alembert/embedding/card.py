@@ -23,6 +23,11 @@ def write_embedding_card(out: Path, s: dict, recipe: Recipe) -> None:
         f"{s['steps']} steps, {s['train_seconds']} s, {s['samples_per_second']} texts/s; "
         "settings in `distill_general_config.yaml`, every logged step in `log.jsonl`"
     )
+    length = (
+        f"- Max length: {s['max_length']} tokens per text (training, the teacher's embeddings and the figures above).\n"
+        if s.get("max_length")
+        else ""
+    )
     body = f"""# Distilled sentence-embedding student (recipe `{recipe.name}`)
 
 Made with alembert: `SentenceTransformer(this_folder).encode(texts)` loads it; `AutoModel` loads its encoder.
@@ -40,7 +45,7 @@ Retention (main metric of each zero-shot task): {", ".join(f"{t} **{r}%**" for t
 
 - Recipe: {recipe.description} ({recipe.source}).
 - Data: {s["texts"]:,} distinct texts; teacher embeddings computed once ({s["teacher_cache_seconds"]} s).
-- Training: {training}.
+{length}- Training: {training}.
 """
     results = [r for task, metrics in s["dev"].items() for r in eval_results(task, metrics)]
     write_card(

@@ -170,6 +170,7 @@ def run_embedding_distill(cfg: DistillGeneralConfig, recipe: Recipe, callbacks: 
 
     run.fit(module, loader, sampler, spec, on_best, name=stage.name)
     details: dict = {
+        "max_length": max_length,
         "teacher_cache_seconds": round(run.timers.wall("teacher_cache"), 1),
         "eval_seconds": round(run.timers.wall("eval"), 1),
     }

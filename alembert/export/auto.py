@@ -168,8 +168,10 @@ def eval_data(src: Path, model_config, tokenizer, names: list[str], data: dict |
     """The dev set (``data``: DataConfig fields over the ones saved with the model), real dev texts
     for timing and :data:`CALIBRATION_TEXTS` training texts for static quantisation."""
     from alembert.config.schema import DataConfig
+    from alembert.data.glue import MAX_LENGTH
     from alembert.data.load import load_split, resolve_task
     from alembert.data.tokenize import tokenize_dataset
+    from alembert.models.preprocessing import max_length_for
 
     given = {k: v for k, v in (data or {}).items() if v is not None}
     saved = saved_data(src)
@@ -181,6 +183,8 @@ def eval_data(src: Path, model_config, tokenizer, names: list[str], data: dict |
             f"--quantize auto scores every variant on a dev set, and model {src} has no saved task: "
             "pass --task (and --data-dir) or --dev-file"
         )
+    if fields.get("max_length") is None:  # the length it was trained with, as every command reads it
+        fields["max_length"] = max_length_for(src, None, MAX_LENGTH)
     cfg = DataConfig(**fields)
     task = resolve_task(cfg, model_config, f"model {src}")
     dev = load_split(cfg, task, "dev")

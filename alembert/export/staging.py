@@ -74,32 +74,58 @@ def check_output(out_dir: Path, src: Path | None, overwrite: bool) -> None:
         )
 
 
-def move_into_place(tmp: Path, out_dir: Path, overwrite: bool) -> None:
+def written_by_alembert(out_dir: Path, record: str) -> set[str]:
+    """What the previous export in ``out_dir`` wrote, by its record: the relative paths it lists
+    under ``owned`` (the web export: every file, sub-folders included), else the export's own
+    top-level names under ``files`` that are :data:`EXPORT_OWNED`. A path leading outside ``out_dir``
+    (a damaged or hostile record) is never taken."""
+    try:
+        info = json.loads((out_dir / record).read_text()) if (out_dir / record).is_file() else {}
+    except (OSError, ValueError):
+        return set()
+    if isinstance(info.get("owned"), list):
+        names = {str(p) for p in info["owned"]}
+    else:
+        names = {str(p) for p in info.get("files", []) if isinstance(p, str)} & EXPORT_OWNED
+    root = out_dir.resolve()
+    return {n for n in names if (out_dir / n).resolve().is_relative_to(root) and (out_dir / n).resolve() != root}
+
+
+def move_into_place(tmp: Path, out_dir: Path, overwrite: bool, record: str = EXPORT_INFO) -> None:
     """A new ``out_dir``: rename ``tmp`` to it (the folder appears complete at once). An existing
-    one: move the export's files in one by one (model.onnx and the export record last), then
-    remove the previous export's files that this one did not write. Nothing else is touched."""
+    one: move the export's files in one by one (model.onnx and the ``record`` last; a sub-folder's
+    files one by one, so a user's own files beside them stay), then remove the files the previous
+    export wrote (:func:`written_by_alembert`) that this one did not. Nothing else is touched."""
     if not out_dir.exists():
         try:
             os.rename(tmp, out_dir)
             return
         except OSError:  # created meanwhile (another export): treat it as existing
             check_output(out_dir, None, overwrite)
-    info = out_dir / EXPORT_INFO
-    try:
-        previous = set(json.loads(info.read_text()).get("files", [])) if info.is_file() else set()
-    except (OSError, ValueError):
-        previous = set()
-    new = {f.name for f in tmp.iterdir()}
-    for f in sorted(tmp.iterdir(), key=lambda p: (p.name == EXPORT_INFO, p.name == "model.onnx")):
+    previous = written_by_alembert(out_dir, record)
+    new = {str(f.relative_to(tmp)) for f in tmp.rglob("*") if f.is_file()} | {f.name for f in tmp.iterdir()}
+    for f in sorted(tmp.iterdir(), key=lambda p: (p.name == record, p.name == "model.onnx")):
         if f.is_dir() and f.name.endswith(EXPORT_OWNED_DIRS):  # a module folder replaces its old copy whole
             shutil.rmtree(out_dir / f.name, ignore_errors=True)
-        os.replace(f, out_dir / f.name)
-    for name in (previous & EXPORT_OWNED) - new:
-        (out_dir / name).unlink(missing_ok=True)
+            os.replace(f, out_dir / f.name)
+        elif f.is_dir():  # onnx/, vendor/: merged file by file
+            for g in sorted(p for p in f.rglob("*") if p.is_file()):
+                dest = out_dir / g.relative_to(tmp)
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(g, dest)
+        else:
+            os.replace(f, out_dir / f.name)
+    for name in sorted(previous - new, key=len, reverse=True):
+        path = out_dir / name
+        if path.is_file() or path.is_symlink():
+            path.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # a folder it emptied goes too (not one holding the user's files)
+                for parent in path.relative_to(out_dir).parents[:-1]:
+                    (out_dir / parent).rmdir()
 
 
 @contextlib.contextmanager
-def staged_folder(out_dir: Path, overwrite: bool, nbytes: int = 0):
+def staged_folder(out_dir: Path, overwrite: bool, nbytes: int = 0, record: str = EXPORT_INFO):
     """A temporary folder to write an export into (a hidden sibling of a new ``out_dir``, or inside
     an existing one: same file system, so moves are renames), moved into place by
     :func:`move_into_place` when the block ends without an error and deleted otherwise: ``out_dir``
@@ -114,6 +140,6 @@ def staged_folder(out_dir: Path, overwrite: bool, nbytes: int = 0):
         with disk_guard(out_dir, nbytes, cleanup=[tmp], kept=f"{out_dir} is as it was"):
             yield tmp
             usual_permissions(tmp)
-            move_into_place(tmp, out_dir, overwrite)
+            move_into_place(tmp, out_dir, overwrite, record)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

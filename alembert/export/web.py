@@ -36,14 +36,13 @@ import json
 import os
 import re
 import shutil
-import tempfile
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from alembert.errors import AlembertError
-from alembert.files import usual_permissions, write_json_atomic
+from alembert.files import write_json_atomic
 
 ASSETS = Path(__file__).with_name("web_assets")
 REPO = Path(__file__).resolve().parents[2]
@@ -200,22 +199,21 @@ def export_web(
     7-bit weights (``reduce_range``): with full-range weights onnxruntime's x86 kernel on AVX2
     without VNNI saturates, and on a tiny model Python then disagreed with the browser (exact
     int32 WASM kernels) by 0.11 probability; with 7 bits every runtime computes the same numbers.
-    Built in a temporary sibling and renamed into place: ``out_dir`` is complete or untouched."""
+    Written through the same output guard as every export (:mod:`alembert.export.staging`): the
+    output is checked before any work (a file, a read-only or full disk, a PyTorch model's own folder
+    are one-line errors), built in a staged folder and moved into place; ``--overwrite`` replaces
+    only the files the previous web export wrote (listed in its ``alembert_web.json``)."""
     from alembert.export.embedding import OUTPUT as EMBEDDING_OUTPUT
     from alembert.export.graph import quantize_int8
     from alembert.export.onnx import export_onnx
-    from alembert.export.staging import EXPORT_INFO, move_into_place
+    from alembert.export.staging import EXPORT_INFO, check_output, staged_folder
+    from alembert.models.resolve import resolve_model
 
     out_dir = Path(out_dir)
-    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())) and not overwrite:
-        raise AlembertError(
-            f"output {out_dir} exists and is not empty; pass --overwrite to replace it or choose another --output"
-        )
+    check_output(out_dir, resolve_model(model_dir), overwrite)
     node_modules = node_modules_dir(node_modules)  # fail before the slow part
     pinned = _check_pins(node_modules)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.web-"))
-    try:
+    with staged_folder(out_dir, overwrite, record=WEB_INFO) as tmp:
         exported = export_onnx(model_dir, tmp / "export", opset=opset, first_token=first_token)
         if not (exported / "tokenizer.json").is_file():
             raise AlembertError(
@@ -244,8 +242,7 @@ def export_web(
             for asset, name in (("similarity.html", "index.html"), ("similarity.js", "demo.js")):
                 shutil.copy2(ASSETS / asset, tmp / name)
         else:
-            config = json.loads((tmp / "config.json").read_text())
-            labels = [config["id2label"][str(i)] for i in range(len(config["id2label"]))]
+            labels = _label_names(tmp)
             write_json_atomic(tmp / "labels.json", labels)
             for asset in ("index.html", "demo.js"):
                 shutil.copy2(ASSETS / asset, tmp / asset)
@@ -272,20 +269,23 @@ def export_web(
                     for d, p in GRAPHS.items()
                 },
                 "runtime": RUNTIME,
+                "owned": sorted(
+                    {str(f.relative_to(tmp)) for f in tmp.rglob("*") if f.is_file()} | {WEB_INFO}
+                ),  # what --overwrite may replace: this export's files, and only those
                 "versions": versions,
                 "export": {"fp32": info, "int8": int8},
             },
         )
-        usual_permissions(tmp)
-        if out_dir.is_dir():  # --overwrite: os.replace cannot move a folder onto a non-empty one, so the old copies go
-            for sub in ("onnx", "vendor"):
-                shutil.rmtree(out_dir / sub, ignore_errors=True)
-            if embedding:  # a classifier's web folder replaced by an embedding model's
-                (out_dir / "labels.json").unlink(missing_ok=True)
-        move_into_place(tmp, out_dir, overwrite)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return out_dir
+
+
+def _label_names(folder: Path) -> list[str]:
+    """The class names in id order, as transformers reads them (a config.json without ``id2label``,
+    which transformers 5 omits for default labels, gives LABEL_0, LABEL_1, ...)."""
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(folder, trust_remote_code=False)
+    return [str(config.id2label[i]) for i in range(config.num_labels)]
 
 
 def is_web_dir(folder: str | Path) -> bool:
@@ -315,7 +315,11 @@ def download_bytes(folder: str | Path, dtype: str = "q8") -> dict[str, int]:
 class _Handler(SimpleHTTPRequestHandler):
     """Serves one folder under ``/<mount>/``, cross-origin isolated (COOP + COEP: the WASM
     runtime needs SharedArrayBuffer for more than one thread), never cached, with the MIME types
-    module scripts and streaming WASM compilation insist on."""
+    module scripts and streaming WASM compilation insist on.
+
+    Safe by construction: only regular files whose resolved path (symbolic links followed) lies
+    inside the folder are served, no listing of any folder; a request whose Host header is not the
+    address the server is bound to (a DNS-rebinding page in the user's browser) is refused (421)."""
 
     extensions_map = {
         **SimpleHTTPRequestHandler.extensions_map,
@@ -331,12 +335,34 @@ class _Handler(SimpleHTTPRequestHandler):
         super().__init__(*args, **kwargs)
 
     def send_head(self):  # GET and HEAD: the bare address leads to the page
+        if not self._host_ok():
+            self.send_error(421, "Misdirected Request: the Host header is not this server's address")
+            return None
         if urlsplit(self.path).path in ("/", ""):
             self.send_response(302)
             self.send_header("Location", f"/{self.mount}/")
             self.end_headers()
             return None
+        path = Path(self.translate_path(self.path))
+        if path.is_dir() and (path / "index.html").is_file():
+            path = path / "index.html"
+        root = Path(self.directory).resolve()
+        real = path.resolve()
+        if path.is_dir() and not urlsplit(self.path).path.endswith("/"):
+            return super().send_head()  # the redirect to the folder's address with a slash
+        if not real.is_relative_to(root) or not real.is_file():  # a link out, a folder without a page, nothing
+            self.send_error(404, "File not found")
+            return None
         return super().send_head()
+
+    def list_directory(self, path):  # never a listing: only the page and its files are served
+        self.send_error(404, "File not found")
+        return None
+
+    def _host_ok(self) -> bool:
+        host = (self.headers.get("Host") or "").strip().lower()
+        port = self.server.server_address[1]
+        return host in {f"127.0.0.1:{port}", f"localhost:{port}"} or (port == 80 and host in {"127.0.0.1", "localhost"})
 
     def translate_path(self, path: str) -> str:
         path = unquote(urlsplit(path).path)
@@ -368,6 +394,8 @@ def make_server(folder: str | Path, port: int = 8000, quiet: bool = True) -> Thr
     """A server for ``folder`` on 127.0.0.1 (port 0: any free one); the page is at
     ``http://127.0.0.1:<port>/<mount_name(folder)>/``. Call ``serve_forever`` (or run it in a thread)."""
     folder = Path(folder)
+    if not isinstance(port, int) or not 0 <= port <= 65535:
+        raise AlembertError(f"--port {port}: a port is 1-65535 (or 0 for any free one)")
     if not is_web_dir(folder):
         raise AlembertError(
             f"{folder} is not a web export (no {WEB_INFO} and index.html); "

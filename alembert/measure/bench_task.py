@@ -24,7 +24,7 @@ class BenchTask:
     dev_examples: int
     texts_a: list[str]
     texts_b: list[str] | None
-    seq_len: int  # default timed sequence length: the task's usual max length
+    seq_len: int  # the task's usual max length (the timed length is the kind's default_max_length of the reference)
     load: Callable[[Path, int], tuple[object, object]]  # (resolved folder, threads) -> (model, tokenizer)
     score: Callable[[object, object, int], dict[str, float]]  # (model, tokenizer, max length) -> dev metrics
     # (task, model, tokenizer, seq_len, batch_size) -> the timed Workload

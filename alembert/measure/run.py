@@ -51,15 +51,15 @@ def run_bench(
     """Measure every model, write bench.json / bench.md / plots into ``out_dir``, return the result.
     ``kind``: the task's kind (:func:`alembert.tasks.task_kind`), whose ``bench`` builds the
     :class:`~alembert.measure.bench_task.BenchTask` that scores and times the models.
-    ``seq_len`` defaults to the length the first model was trained with (its config.json), else the
-    task's usual max length (128 for GLUE, 384 for SQuAD). ``data``: your own
+    ``seq_len`` defaults to the first model's length, as ``kind.default_max_length`` resolves it for
+    every command (the length it was trained with, else 128 for GLUE, 384 for SQuAD, an embedding
+    model's max_seq_length or 256). ``data``: your own
     dev file (``dev_file``, ``text_column``, ``text_pair_column``, ``label_column``, ``labels``).
     ``serving``: also time real dev texts at their own lengths (classifier tasks;
     :mod:`alembert.measure.serving`), in as many interleaved repeats (at most 3)."""
     from alembert.machine import cpu_facts
     from alembert.measure.serving import LABELS, measure_serving, serving_workload
     from alembert.models.load import load_config
-    from alembert.models.preprocessing import max_length_for
     from alembert.models.resolve import resolve_model
 
     if not models:
@@ -73,9 +73,7 @@ def run_bench(
     paths = [resolve_model(m) for m in models]
     configs = [None if static_table(p) else load_config(p) for p in paths]  # a static model has no transformers config
     room = min(getattr(c, "max_position_embeddings", 10**6) - 2 for c in configs)
-    seq_len = min(
-        seq_len or max_length_for(paths[0], None, bt.seq_len), room
-    )  # default: the reference's training length
+    seq_len = min(seq_len or kind.default_max_length(models[0]), room)  # default: the reference's length
 
     load_before = os.getloadavg()[0]
     old_threads = torch.get_num_threads()

@@ -118,6 +118,16 @@ def read_spec(folder: str | Path, pooling: str | None = None) -> EmbeddingSpec:
     return spec
 
 
+def declared_max_seq_length(folder: str | Path) -> int | None:
+    """The ``max_seq_length`` a sentence-transformers folder (or its export, which keeps the
+    module files) declares; None for a plain encoder or a folder that cannot be read (the
+    command that loads it then says why)."""
+    try:
+        return read_spec(folder, pooling="mean").max_seq_length  # the pooling is irrelevant here
+    except AlembertError:
+        return None
+
+
 def pool(hidden: torch.Tensor, mask: torch.Tensor, mode: str) -> torch.Tensor:
     """(batch, seq, dim) token states -> (batch, dim): mean or max over real tokens, or the first token."""
     if mode == "cls":

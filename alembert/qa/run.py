@@ -10,11 +10,12 @@ default article split of SQuAD v1.1 dev (:func:`~alembert.data.squad.split_by_ar
 ``--data-dir``/dev-v1.1.json if that is given, else :func:`~alembert.data.squad.default_squad_file`.
 ``--max-train-samples`` / ``--max-eval-samples`` keep the first N questions.
 
-Windows: ``max_length`` is 384 (the SQuAD standard) unless ``--max-length`` (or
-``data.max_length`` in a YAML config) is set explicitly; the stride (context tokens shared
+Windows: ``max_length`` is resolved by the command (:meth:`~alembert.tasks.base.TaskKind.resolve_max_length`):
+``--max-length`` (or ``data.max_length`` in a YAML config) when set, else the model's own
+(its preprocessing record), else 384 (the SQuAD standard); the stride (context tokens shared
 by consecutive windows) is a third of it, the standard ratio: 128 at 384, 85 at 256,
-42 at 128. The saved ``*_config.yaml`` records the length actually used; ``evaluate``
-must be given the same ``--max-length`` as training when it is not 384.
+42 at 128. The saved ``*_config.yaml``, ``metrics.json`` and the model's record keep the
+length actually used, so ``evaluate`` reads the same windows back.
 
 Distillation: the teacher must be a saved QA model; the student is kept teacher layers,
 a new shape, or an existing checkpoint (QA head), as for classification. The recipes run
@@ -69,8 +70,10 @@ def qa_stride(max_length: int) -> int:
 
 # ---------------------------------------------------------------- data and models
 def qa_max_length(data: DataConfig) -> int:
-    """``data.max_length`` if the user set it (flag, --set or YAML), else 384."""
-    return data.max_length if "max_length" in data.model_fields_set else MAX_LENGTH
+    """The windows' length: ``data.max_length``, which the command resolved (see the module doc)."""
+    if data.max_length is None:
+        raise ValueError("data.max_length is unresolved: run through the task kind (TaskKind.resolve_max_length)")
+    return data.max_length
 
 
 def qa_examples(data: DataConfig, split: str):

@@ -8,9 +8,7 @@ without editing any list or any command.
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-
+from alembert.plugins import import_submodules
 from alembert.runtimes.base import (
     PYTORCH_FORMAT,
     RUNTIMES,
@@ -26,9 +24,7 @@ from alembert.runtimes.base import (
     runtime_for,
 )
 
-for _info in pkgutil.iter_modules(__path__):
-    if _info.name != "base":
-        importlib.import_module(f"{__name__}.{_info.name}")
+import_submodules(__name__, __path__)
 
 __all__ = [
     "PYTORCH_FORMAT",

@@ -7,9 +7,7 @@ registered without editing any list or any command.
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-
+from alembert.plugins import import_submodules
 from alembert.students.base import (
     BUILDERS,
     Builder,
@@ -22,9 +20,7 @@ from alembert.students.base import (
 )
 from alembert.students.vocabulary import check_same_vocabulary, student_tokenizer
 
-for _info in pkgutil.iter_modules(__path__):
-    if _info.name != "base":
-        importlib.import_module(f"{__name__}.{_info.name}")
+import_submodules(__name__, __path__)
 
 __all__ = [
     "BUILDERS",

@@ -8,13 +8,9 @@ registered without editing any list or any command.
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-
+from alembert.plugins import import_submodules
 from alembert.tasks.base import KINDS, Evaluation, TaskKind, kinds, known_tasks, task_kind
 
-for _info in pkgutil.iter_modules(__path__):
-    if _info.name != "base":
-        importlib.import_module(f"{__name__}.{_info.name}")
+import_submodules(__name__, __path__)
 
 __all__ = ["KINDS", "Evaluation", "TaskKind", "kinds", "known_tasks", "task_kind"]

@@ -32,13 +32,13 @@ def normalise(task: str | None) -> str | None:
 class Evaluation:
     """What ``alembert evaluate`` prints and writes: the task's name, the number of examples
     scored (None when the metric does not count examples), the table's title, the metrics and
-    the max length used (recorded in eval_results.json)."""
+    the max length used (recorded in eval_results.json; None for a kind that has none)."""
 
     task: str
     examples: int | None
     title: str
     metrics: dict[str, float]
-    max_length: int
+    max_length: int | None
 
 
 class TaskKind:
@@ -50,6 +50,7 @@ class TaskKind:
     task_names: ClassVar[tuple[str, ...]] = ()  # the --task names it answers to (canonical spellings)
     model_class: ClassVar[str] = ""  # the class that loads its models (the model card says it): AutoModelFor...
     pipeline_tag: ClassVar[str] = ""  # the model card's pipeline tag
+    max_length: ClassVar[int] = 128  # tokens per input when neither a flag nor the model says (see default_max_length)
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -68,6 +69,30 @@ class TaskKind:
     def main_metric(self, task: str | None) -> str:
         """The metric that picks the best checkpoint and the retention figure."""
         raise NotImplementedError
+
+    # ------------------------------------------------------------ the max length
+    def default_max_length(self, model) -> int:
+        """The max length of a run on ``model`` (a folder, alias or hub id) when no flag sets one:
+        the length it was trained with (the preprocessing record in its ``config.json``, when that
+        record is this kind's), else :attr:`max_length`. The one place a default length is chosen:
+        every command resolves ``data.max_length`` through it (:meth:`resolve_max_length`)."""
+        from alembert.errors import AlembertError
+        from alembert.models.preprocessing import saved
+        from alembert.models.resolve import resolve_model
+
+        try:
+            rec = saved(resolve_model(model))
+        except AlembertError:  # not a model: the run that loads it says so, in its own words
+            rec = {}
+        if rec.get("max_length") and rec.get("task_kind", self.name) == self.name:
+            return int(rec["max_length"])
+        return self.max_length
+
+    def resolve_max_length(self, cfg, model):
+        """``cfg`` (any config with a ``data`` section) with ``data.max_length`` set: the flag's
+        (or YAML's) value when given, else :meth:`default_max_length` of ``model``. Runs, saved
+        configs, ``metrics.json``, cards and ``eval_results.json`` then all see the length used."""
+        return cfg if cfg.data.max_length is not None else with_max_length(cfg, self.default_max_length(model))
 
     # ------------------------------------------------------------ data and models
     def load_split(self, data, split: str, **kw) -> Any:
@@ -123,6 +148,11 @@ class TaskKind:
     def unsupported_hint(self, command: str) -> str:
         """What to run instead of ``command`` for this kind's tasks (a few words, or "")."""
         return ""
+
+
+def with_max_length(cfg, length: int):
+    """A copy of ``cfg`` whose ``data.max_length`` is ``length``."""
+    return cfg.model_copy(update={"data": cfg.data.model_copy(update={"max_length": int(length)})})
 
 
 def kinds() -> list[TaskKind]:

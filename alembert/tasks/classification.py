@@ -7,6 +7,7 @@ evaluation and the runs: :mod:`alembert.classification`.
 
 from __future__ import annotations
 
+from alembert.data.glue import MAX_LENGTH
 from alembert.tasks.base import Evaluation, TaskKind, normalise
 
 
@@ -15,6 +16,7 @@ class Classification(TaskKind):
     description = "classification or regression"
     model_class = "AutoModelForSequenceClassification"
     pipeline_tag = "text-classification"
+    max_length = MAX_LENGTH  # 128; a model trained at another length keeps its own (default_max_length)
 
     @property
     def task_names(self) -> tuple[str, ...]:
@@ -78,23 +80,20 @@ class Classification(TaskKind):
     def finetune(self, cfg, callbacks=None) -> dict:
         from alembert.classification.finetune import run_finetune
 
-        return run_finetune(cfg, callbacks)
+        return run_finetune(self.resolve_max_length(cfg, cfg.model), callbacks)
 
     def distill(self, cfg, callbacks=None) -> dict:
         from alembert.classification.distill import run_distill
 
-        return run_distill(cfg, self, callbacks)
+        return run_distill(self.resolve_max_length(cfg, cfg.teacher), self, callbacks)
 
     def evaluate(self, cfg, args) -> Evaluation:
         """The dev set of a GLUE task or your own file, at the length the model was trained with unless --max-length."""
         from alembert.classification.evaluate import evaluate_model
         from alembert.models.load import check_max_length, load_config, load_tokenizer
-        from alembert.models.preprocessing import max_length_for
-        from alembert.models.resolve import resolve_model
 
         task = self.spec(cfg.data, cfg.model)  # your own data: the model's labels
-        if "max_length" not in cfg.data.model_fields_set:  # the length the model was trained with
-            cfg.data.max_length = max_length_for(resolve_model(cfg.model), None, cfg.data.max_length)
+        cfg = self.resolve_max_length(cfg, cfg.model)  # the length the model was trained with
         check_max_length(load_config(cfg.model), cfg.data.max_length, cfg.model)
         tokenizer = load_tokenizer(cfg.model)
         dev = self.featurise(self.load_split(cfg.data, "dev", task), tokenizer, cfg.data)
@@ -106,4 +105,7 @@ class Classification(TaskKind):
     def bench(self, task, data_dir, max_eval_samples, n_texts, eval_batch_size, data=None, reference=None):
         from alembert.classification.bench import glue_task
 
+        data = dict(data or {})
+        if data.get("max_length") is None:  # scored at the length the reference was trained with
+            data["max_length"] = self.default_max_length(reference) if reference else self.max_length
         return glue_task(task, data_dir, max_eval_samples, n_texts, eval_batch_size, data, reference)

@@ -16,6 +16,7 @@ class Embedding(TaskKind):
     description = "zero-shot sentence embeddings"
     model_class = "SentenceTransformer"
     pipeline_tag = "sentence-similarity"  # embedding/card.py's PIPELINE_TAG (kept literal: no import of torch here)
+    max_length = 256  # sentence-transformers' own default for a folder that declares no max_seq_length
 
     @property
     def task_names(self) -> tuple[str, ...]:
@@ -30,6 +31,13 @@ class Embedding(TaskKind):
 
     def unsupported_hint(self, command: str) -> str:
         return "train a sentence-embedding student with alembert distill-general --recipe <an embedding recipe>"
+
+    def default_max_length(self, model) -> int:
+        """The ``max_seq_length`` the model declares (a sentence-transformers folder or its export),
+        else 256: the length its embeddings were made for, as sentence-transformers encodes."""
+        from alembert.models.sentence import declared_max_seq_length
+
+        return declared_max_seq_length(model) or self.max_length
 
     # ------------------------------------------------------------ data and models
     def load_split(self, data, split: str = "dev", **kw):
@@ -68,10 +76,10 @@ class Embedding(TaskKind):
 
         task = normalise(cfg.data.task)
         model, tokenizer = self.load_model(cfg.model, getattr(args, "pooling", None))  # any runtime's
-        max_length = cfg.data.max_length if "max_length" in cfg.data.model_fields_set else (model.max_seq_length or 256)
+        max_length = self.resolve_max_length(cfg, cfg.model).data.max_length
         metrics = evaluate_embedding(model, tokenizer, task, max_length, cfg.batch_size)
         title = f"{cfg.model} on {task} (zero-shot, max length {max_length})"
-        return Evaluation(task, None, title, metrics, cfg.data.max_length)
+        return Evaluation(task, None, title, metrics, max_length)
 
     def bench(self, task, data_dir, max_eval_samples, n_texts, eval_batch_size, data=None, reference=None):
         from alembert.embedding.bench import embedding_task

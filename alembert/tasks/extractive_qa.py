@@ -1,7 +1,8 @@
 """Extractive question answering: SQuAD v1.1 (``--task squad``), span-extraction models.
 
 Data, windows, post-processing and the official EM/F1 live in :mod:`alembert.qa`; the runs are
-``qa/run.py``'s. Windows are 384 tokens (stride a third) unless ``--max-length``.
+``qa/run.py``'s. Windows are 384 tokens (stride a third) unless ``--max-length`` or the model
+was trained on other windows (its preprocessing record).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ class ExtractiveQA(TaskKind):
     task_names = ("squad",)
     model_class = "AutoModelForQuestionAnswering"
     pipeline_tag = "question-answering"
+    max_length = 384  # SQuAD windows, the standard (qa/run.py's MAX_LENGTH; kept literal: no import of torch here)
 
     def main_metric(self, task: str | None) -> str:
         from alembert.qa.run import MAIN_METRIC
@@ -51,17 +53,18 @@ class ExtractiveQA(TaskKind):
     def finetune(self, cfg, callbacks=None) -> dict:
         from alembert.qa.run import run_qa_finetune
 
-        return run_qa_finetune(cfg, callbacks)
+        return run_qa_finetune(self.resolve_max_length(cfg, cfg.model), callbacks)
 
     def distill(self, cfg, callbacks=None) -> dict:
         from alembert.qa.run import run_qa_distill
 
-        return run_qa_distill(cfg, self, callbacks)
+        return run_qa_distill(self.resolve_max_length(cfg, cfg.teacher), self, callbacks)
 
     def evaluate(self, cfg, args) -> Evaluation:
         """The default test articles unless --dev-file."""
         from alembert.qa.run import run_qa_evaluate
 
+        cfg = self.resolve_max_length(cfg, cfg.model)  # the windows the model was trained on, else 384
         metrics, n, about = run_qa_evaluate(cfg)
         return Evaluation("squad", n, f"{cfg.model} on squad ({about})", metrics, cfg.data.max_length)
 

@@ -6,13 +6,9 @@ registered without editing any list.
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-
+from alembert.plugins import import_submodules
 from alembert.terms.base import TERMS, Needs, StepInputs, Term, get_term
 
-for _info in pkgutil.iter_modules(__path__):
-    if _info.name != "base":
-        importlib.import_module(f"{__name__}.{_info.name}")
+import_submodules(__name__, __path__)
 
 __all__ = ["TERMS", "Needs", "StepInputs", "Term", "get_term"]
