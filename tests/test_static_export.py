@@ -152,8 +152,9 @@ def test_bench_counts_the_table_once(static_dir, static_fp32, tmp_path, capsys):
     """The parameter count is the table's (none outside the embeddings); the size on disk is the one
     model.safetensors that model2vec and the PyTorch runtime read (sentence-transformers' copy in
     0_StaticEmbedding/ is not counted again), and the export's graph."""
-    vocab = static_table(static_dir)[0]
-    assert static_table(static_dir) == static_table(static_fp32) == (vocab, DIM)
+    vocab = static_table(static_dir).vocab_size
+    for folder in (static_dir, static_fp32):
+        assert (static_table(folder).vocab_size, static_table(folder).hidden_size) == (vocab, DIM)
     assert count_embedding_params(static_dir) == count_embedding_params(static_fp32) == (vocab * DIM, 0)
     assert disk_mb(static_dir) == pytest.approx((static_dir / "model.safetensors").stat().st_size / 1e6)
     assert disk_mb(static_fp32) == pytest.approx((static_fp32 / "model.onnx").stat().st_size / 1e6)

@@ -1,5 +1,7 @@
 """``alembert distill``: distil a fine-tuned teacher into a smaller student on a task."""
 
+from pathlib import Path
+
 from alembert.cli.common import (
     add_config_flags,
     add_data_flags,
@@ -62,6 +64,26 @@ def layer_list(text: str) -> list[int]:
     return parse_layers(text)
 
 
+def student_builder_sets(args) -> list[str]:
+    """``--student NAME[:KEY=VALUE,...]`` naming a student builder (``static:dim=256``) rather than a
+    folder: ``--set student.builder=NAME`` and ``--set student.KEY=VALUE`` each, and no ``student.path``.
+    A folder or alias of that name is still a folder (it is looked for first)."""
+    from alembert.models.packaged import ALIASES
+    from alembert.students import BUILDERS
+
+    value = getattr(args, "student.path", None)
+    if not value:
+        return []
+    name, _, options = value.partition(":")
+    if name not in BUILDERS or name in ALIASES or Path(value).exists():
+        return []
+    items = [kv.strip() for kv in options.split(",") if kv.strip()]
+    if any("=" not in kv for kv in items):
+        raise AlembertError(f"--student {value!r}: expected {name}:KEY=VALUE,... like static:dim=256")
+    setattr(args, "student.path", None)
+    return [f"student.builder={name}", *(f"student.{kv}" for kv in items)]
+
+
 def student_config_sets(text: str | None) -> list[str]:
     if not text:
         return []
@@ -75,7 +97,7 @@ def execute(args):
     """(config, summary) of the run ``args`` asks for: the CLI's and the Python API's one path."""
     from alembert.tasks import task_kind
 
-    args.set = [*student_config_sets(args.student_config), *(args.set or [])]
+    args.set = [*student_builder_sets(args), *student_config_sets(args.student_config), *(args.set or [])]
     cfg = config_from_args(DistillConfig, args)
     return cfg, task_kind(cfg.data.task).distill(cfg)
 

@@ -10,7 +10,7 @@ from alembert.cli.common import (
     flag,
     print_table,
 )
-from alembert.cli.distill import layer_list, student_config_sets
+from alembert.cli.distill import layer_list, student_builder_sets, student_config_sets
 from alembert.config.schema import DistillGeneralConfig
 from alembert.distill.recipe_files import recipe_names
 
@@ -35,7 +35,13 @@ def register(sub) -> None:
     )
     flag(p, "--max-sequences", "data.max_sequences", type=int, help="use the first N packed sequences")
     flag(p, "--heldout", "data.heldout", type=int, help="packed sequences held out to track the loss")
-    flag(p, "--student", "student.path", help="existing student checkpoint")
+    flag(
+        p,
+        "--student",
+        "student.path",
+        help="existing student checkpoint, or a student builder with its fields: static (or static:dim=256) for a "
+        "static student of embedding recipes",
+    )
     flag(
         p,
         "--student-layers",
@@ -127,7 +133,7 @@ def execute(args):
 
     if args.then_task and not args.task_teacher:
         raise AlembertError("--then-task needs --task-teacher: the teacher fine-tuned on that task")
-    args.set = [*student_config_sets(args.student_config), *(args.set or [])]
+    args.set = [*student_builder_sets(args), *student_config_sets(args.student_config), *(args.set or [])]
     cfg = config_from_args(DistillGeneralConfig, args)
     push = cfg.push_to_hub if args.then_task else None
     if push:  # the task-stage model is the one pushed; the target is still checked before any training

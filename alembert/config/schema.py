@@ -119,8 +119,14 @@ class StudentConfig(Strict):
     )
     builder: str | None = Field(
         None,
-        description="the student builder by name (alembert/students/: checkpoint, layers, config, or one of your "
-        "own); default: chosen from path, layers and the shape fields",
+        description="the student builder by name (alembert/students/: checkpoint, layers, config, static, or one of "
+        "your own); default: chosen from path, layers and the shape fields",
+    )
+    dim: int | None = Field(
+        None,
+        ge=2,
+        description="static students (student.builder=static): the width of the token vectors, a PCA of the "
+        "teacher's token outputs; default the teacher's width",
     )
 
     @property

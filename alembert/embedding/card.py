@@ -1,4 +1,5 @@
-"""The model card of a distilled embedding student (README.md of its sentence-transformers folder).
+"""The model card of a distilled embedding student (README.md of its sentence-transformers folder; a static
+student's says so, with its width, start and vocabulary, and how model2vec loads it).
 Metadata through :func:`alembert.models.card.write_card`: every zero-shot figure of the student is a
 model-index entry (STS-B Spearman/Pearson, SQuAD retrieval recall and MRR)."""
 
@@ -23,6 +24,19 @@ def write_embedding_card(out: Path, s: dict, recipe: Recipe) -> None:
         f"{s['steps']} steps, {s['train_seconds']} s, {s['samples_per_second']} texts/s; "
         "settings in `distill_general_config.yaml`, every logged step in `log.jsonl`"
     )
+    static = s["student"].startswith("static:")  # the static builder's description (alembert/students/static.py)
+    if static:
+        loads = (
+            "A **static student**: no transformer, one vector and one weight per vocabulary token, a weighted mean, "
+            "normalised (the weights are baked into the vectors). `model2vec.StaticModel.from_pretrained(this_folder)` "
+            "and `SentenceTransformer(this_folder)` load it with the same vectors.\n\n"
+            f"- Student: {s['student']}; then trained on the teacher's sentence embeddings with `{recipe.name}`."
+        )
+    else:
+        loads = (
+            "Made with alembert: `SentenceTransformer(this_folder).encode(texts)` loads it; "
+            "`AutoModel` loads its encoder."
+        )
     length = (
         f"- Max length: {s['max_length']} tokens per text (training, the teacher's embeddings and the figures above).\n"
         if s.get("max_length")
@@ -30,7 +44,7 @@ def write_embedding_card(out: Path, s: dict, recipe: Recipe) -> None:
     )
     body = f"""# Distilled sentence-embedding student (recipe `{recipe.name}`)
 
-Made with alembert: `SentenceTransformer(this_folder).encode(texts)` loads it; `AutoModel` loads its encoder.
+{loads}
 
 | | teacher | student |
 |---|---|---|
@@ -54,7 +68,13 @@ Retention (main metric of each zero-shot task): {", ".join(f"{t} **{r}%**" for t
         model_name=f"{Path(out).name} (sentence embeddings, {recipe.name})",
         library_name="sentence-transformers",
         pipeline_tag=PIPELINE_TAG,
-        tags=["alembert", "distillation", "sentence-transformers", recipe.name],
+        tags=[
+            "alembert",
+            "distillation",
+            "sentence-transformers",
+            *(["model2vec", "static-embeddings"] if static else []),
+            recipe.name,
+        ],
         base=base_model(s["teacher"]),
         results=results,
     )

@@ -30,6 +30,7 @@ from alembert.embedding.evaluate import (
     evaluate_embedding,
 )
 from alembert.embedding.student import (
+    check_embedding_student,
     compares_vectors,
     embedding_student_tokenizer,
     fit_projection_on,
@@ -82,6 +83,8 @@ def run_embedding_distill(cfg: DistillGeneralConfig, recipe: Recipe, callbacks: 
     builder = student_builder(cfg.student)  # an unknown student.builder is refused before anything loads
     student_tok = embedding_student_tokenizer(cfg, teacher, teacher_tok)
     use_cache = cfg.cache_teacher and stage.cacheable
+    if builder.needs_data:  # what it can refuse without the data, refused before the data loads
+        check_embedding_student(cfg, teacher, student_tok)
 
     def make_student(data: StudentData | None = None):
         """(student with pooling and Dense, description), its mappings and its Dense start checked."""
@@ -89,6 +92,11 @@ def run_embedding_distill(cfg: DistillGeneralConfig, recipe: Recipe, callbacks: 
             cfg, teacher, teacher_tok, attn, uses_vectors=compares_vectors(stage), data=data
         )
         resolve_stage_mappings(stage, student, teacher)
+        if getattr(student, "teacher_map", None) is not None and compares_vectors(stage) and not use_cache:
+            raise AlembertError(
+                "a static student compares its vectors with the teacher's cached embeddings mapped into its own "
+                f"space; recipe {recipe.name} with --no-cache-teacher runs the teacher online: drop --no-cache-teacher"
+            )
         if cfg.student.projection_init != "random" and student.fresh_dense and not use_cache:
             raise AlembertError(
                 f"--set student.projection_init={cfg.student.projection_init} fits the Dense layer on cached teacher "
@@ -135,7 +143,8 @@ def run_embedding_distill(cfg: DistillGeneralConfig, recipe: Recipe, callbacks: 
             planned.cache_probe = lambda: _time_embedding(
                 teacher, teacher_tok, texts, max_length, cfg.train.eval_batch_size
             )
-            module.__dict__["cache"] = _zero_embedding_cache(len(texts), teacher.dim)
+            mapped = getattr(student, "teacher_map", None) is not None and compares_vectors(stage)
+            module.__dict__["cache"] = _zero_embedding_cache(len(texts), student.dim if mapped else teacher.dim)
         return run.plan(
             what=f"distil the embeddings of {cfg.teacher} into {desc} with recipe {recipe.name}",
             examples={"train_examples": len(texts), "dev_examples": 0},
@@ -153,6 +162,10 @@ def run_embedding_distill(cfg: DistillGeneralConfig, recipe: Recipe, callbacks: 
                 cfg.train.eval_batch_size,
                 autocast=AUTOCAST.get(cfg.train.mixed_precision),
             )
+    if use_cache and getattr(student, "teacher_map", None) is not None and compares_vectors(stage):
+        cache = module.cache  # the student lives in its own (PCA) space: its vector terms compare there
+        cache.emb = student.teacher_space(np.asarray(cache.emb))
+        run.logger.log(teacher_embeddings_mapped=f"{teacher.dim} -> {student.dim} (the student's PCA)")
     if student.fresh_dense and cfg.student.projection_init != "random" and use_cache and run.resume is None:
         fitted = fit_projection_on(
             student,

@@ -1,4 +1,5 @@
-"""The student of an embedding teacher: a slice of an encoder, another model, or a new narrow shape.
+"""The student of an embedding teacher: a slice of an encoder, another model, a new narrow shape, or
+a sentence encoder of its own (a static student: :mod:`alembert.students.static`).
 
 Its pooling and normalisation are the teacher's (so its vectors are comparable with the
 teacher's); when it is narrower and a term compares vectors, a Dense layer maps its pooled
@@ -47,6 +48,20 @@ def embedding_student_tokenizer(cfg: DistillGeneralConfig, teacher: EmbeddingMod
     return load_tokenizer(read_spec(cfg.student.path, cfg.pooling or teacher.pooling).encoder_path)
 
 
+def check_embedding_student(cfg: DistillGeneralConfig, teacher: EmbeddingModel, student_tok) -> None:
+    """What the student builder can refuse before any data loads (its ``check``): a static student's
+    width, tokenizer, or a command it does not fit."""
+    build_student(
+        cfg.student,
+        teacher.encoder,
+        teacher_name=cfg.teacher,
+        seed=cfg.train.seed,
+        embedder=teacher,
+        tokenizer=student_tok,
+        check_only=True,
+    )
+
+
 def make_embedding_student(
     cfg: DistillGeneralConfig,
     teacher: EmbeddingModel,
@@ -65,7 +80,24 @@ def make_embedding_student(
         loaded["base"], loaded["tok"] = load_embedding_model(path, cfg.pooling or teacher.pooling, attn)
         return loaded["base"].encoder
 
-    made = build_student(s, teacher.encoder, data, teacher_name=cfg.teacher, seed=cfg.train.seed, load=load)
+    made = build_student(
+        s,
+        teacher.encoder,
+        data,
+        teacher_name=cfg.teacher,
+        seed=cfg.train.seed,
+        load=load,
+        embedder=teacher,
+        tokenizer=data.tokenizer if data is not None else teacher_tok,
+    )
+    if getattr(made.model, "sentence_encoder", False):  # a whole sentence encoder (a static student): no wrapping
+        student = made.model
+        if student.dim != teacher.dim and uses_vectors and getattr(student, "teacher_map", None) is None:
+            raise AlembertError(
+                f"the student embeds in {student.dim} dimensions and the teacher in {teacher.dim}, with no map between "
+                f"the two; use a recipe that compares no vectors: {', '.join(width_free_recipes())}"
+            )
+        return student, loaded.get("tok", teacher_tok), made.description
     source = {"teacher": teacher, "model": loaded.get("base")}.get(made.origin)
     dense = list(source.dense) if source is not None and source.dim == teacher.dim else []
     tok, desc = loaded.get("tok", teacher_tok), made.description

@@ -71,7 +71,7 @@ def run_bench(
     bt = kind.bench(task, data_dir, max_eval_samples, max(batch_size, latency_iters), eval_batch_size, data, models[0])
     # no longer than every model's position table (less 2: RoBERTa/MPNet offsets); the same for all
     paths = [resolve_model(m) for m in models]
-    configs = [None if static_table(p) else load_config(p) for p in paths]  # a static model has no transformers config
+    configs = [static_table(p) or load_config(p) for p in paths]  # a static model's: its table's shape
     room = min(getattr(c, "max_position_embeddings", 10**6) - 2 for c in configs)
     seq_len = min(seq_len or kind.default_max_length(models[0]), room)  # default: the reference's length
 

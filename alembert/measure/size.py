@@ -39,25 +39,22 @@ def count_params(config) -> tuple[int, int]:
     return param_counts(model)
 
 
-def static_table(folder: str | Path) -> tuple[int, int] | None:
-    """(vocab, dim) of a static model's token table: a model2vec folder's ``embeddings`` tensor (read
-    from the safetensors header, no weights loaded) or what the ONNX export of one recorded; None for
-    any other model."""
+def static_table(folder: str | Path):
+    """The :class:`~alembert.models.static.StaticConfig` (vocabulary, width) of a static model's token table:
+    a model2vec folder's (read from the safetensors header, no weights loaded) or what the ONNX export of one
+    recorded; None for any other model (it has a transformers config)."""
     import json
 
-    from safetensors import safe_open
-
-    from alembert.models.static import is_static_folder
+    from alembert.models.resolve import resolve_model
+    from alembert.models.static import StaticConfig, is_static_folder, static_config
     from alembert.runtimes.base import EXPORT_INFO
 
-    folder = Path(folder)
+    folder = Path(resolve_model(folder))
     if is_static_folder(folder):
-        with safe_open(str(folder / "model.safetensors"), "pt") as f:
-            vocab, dim = f.get_slice("embeddings").get_shape()
-        return int(vocab), int(dim)
+        return static_config(folder)
     info = folder / EXPORT_INFO
     record = json.loads(info.read_text()) if info.is_file() else {}
-    return (int(record["vocab_size"]), int(record["dim"])) if record.get("static") else None
+    return StaticConfig(int(record["dim"]), int(record["vocab_size"])) if record.get("static") else None
 
 
 def count_embedding_params(folder: str | Path) -> tuple[int, int]:
@@ -72,8 +69,8 @@ def count_embedding_params(folder: str | Path) -> tuple[int, int]:
     from alembert.models.sentence import read_spec
 
     table = static_table(folder)
-    if table is not None:
-        return table[0] * table[1], 0
+    if table is not None:  # a table of token vectors: every parameter is an embedding
+        return table.vocab_size * table.hidden_size, 0
     spec = read_spec(folder)
     with torch.device("meta"):
         model = AutoModel.from_config(load_config(spec.encoder_path))

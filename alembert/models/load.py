@@ -58,12 +58,18 @@ def load_tokenizer(name: str | Path):
     path = resolve_model(name)
     refuse_remote_code(path, f"model {name}")
     try:
-        return AutoTokenizer.from_pretrained(path, trust_remote_code=False)
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
     except (OSError, ValueError) as exc:
         raise AlembertError(
             f"model {name}: no usable tokenizer in {path} ({exc.__class__.__name__}); "
             "save the tokenizer beside the weights"
         ) from None
+    if len(tokenizer) <= len(set(tokenizer.all_special_ids)):  # transformers 5 makes one of special tokens alone
+        raise AlembertError(
+            f"model {name}: no usable tokenizer in {path} (no tokenizer files: a vocabulary of special tokens "
+            "only); save the tokenizer beside the weights"
+        )
+    return tokenizer
 
 
 def load_config(name: str | Path):

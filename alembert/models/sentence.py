@@ -287,9 +287,18 @@ def _load_dense(path: Path) -> torch.nn.Linear:
 
 
 def load_embedding_model(name: str | Path, pooling: str | None = None, attn: str | None = None):
-    """(EmbeddingModel, tokenizer) for a sentence-transformers folder, an alias, or an encoder with ``pooling``."""
+    """(EmbeddingModel, tokenizer) for a sentence-transformers folder, an alias, or an encoder with ``pooling``;
+    (StaticEmbeddingModel, tokenizer) for a static (model2vec) folder, which pools by its own weighted mean."""
     from transformers import AutoModel
 
+    from alembert.models.static import is_static_folder, load_static_model
+
+    if is_static_folder(resolve_model(name)):
+        if pooling not in (None, "mean"):
+            raise AlembertError(
+                f"model {name} is a static model: it embeds by a weighted mean of its token vectors; drop --pooling"
+            )
+        return load_static_model(resolve_model(name))
     spec = read_spec(name, pooling)
     encoder = quiet_from_pretrained(
         AutoModel, spec.encoder_path, f"model {name}", **({"attn_implementation": attn} if attn else {})

@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -49,8 +50,27 @@ class StaticOutput:
         self.logits = None
 
 
+class StaticConfig:
+    """The few ``config`` fields alembert's code reads of a model (widths, depth, attention), for a
+    model with no transformer: ``hidden_size`` is the vectors' width, there are no layers."""
+
+    model_type = "static"
+    num_hidden_layers = 0
+    _attn_implementation = "none"
+
+    def __init__(self, hidden_size: int, vocab_size: int):
+        self.hidden_size, self.vocab_size = hidden_size, vocab_size
+        self.name_or_path = ""
+
+
 class StaticEmbeddingModel(torch.nn.Module):
-    """Token vectors (vocab, dim) and token weights (vocab,) -> weighted mean -> L2 normalisation."""
+    """Token vectors (vocab, dim) and token weights (vocab,) -> weighted mean -> L2 normalisation.
+
+    ``teacher_map`` (optional): the (mean, components) of the PCA that made the vectors from a
+    teacher's token outputs; :meth:`teacher_space` maps that teacher's embeddings into the
+    vectors' space with it, so a narrower student compares with its teacher in its own space."""
+
+    sentence_encoder = True  # its output is the sentence embedding: no pooling or Dense to wrap it in
 
     def __init__(
         self,
@@ -75,6 +95,9 @@ class StaticEmbeddingModel(torch.nn.Module):
         self.max_seq_length = max_seq_length
         self.pooling = "mean"
         self.dense = torch.nn.ModuleList()  # none: the vectors are the output space
+        self.fresh_dense = False
+        self.teacher_map: tuple[torch.Tensor, torch.Tensor] | None = None  # (mean (width,), components (dim, width))
+        self.config = StaticConfig(vectors.shape[1], vocab)
 
     @property
     def dim(self) -> int:
@@ -93,6 +116,20 @@ class StaticEmbeddingModel(torch.nn.Module):
         if self.normalize:
             emb = F.normalize(emb, p=2, dim=-1)
         return StaticOutput(emb)
+
+    def teacher_space(self, embeddings):
+        """(N, width) teacher embeddings -> (N, dim): centred and projected by :attr:`teacher_map`, then
+        L2-normalised when the model normalises (the teacher's are, when its vectors came from them).
+        Numpy in, numpy out (a cache of embeddings) or torch in, torch out."""
+        if self.teacher_map is None:
+            raise AlembertError("static model: no teacher_map (the PCA its vectors came from) to project with")
+        mean, components = self.teacher_map
+        as_numpy = not isinstance(embeddings, torch.Tensor)
+        t = torch.tensor(np.asarray(embeddings), dtype=torch.float32) if as_numpy else embeddings.float()
+        out = (t - mean.to(t.device)) @ components.to(t.device).T
+        if self.normalize:
+            out = F.normalize(out, p=2, dim=-1)
+        return out.numpy() if as_numpy else out
 
     @torch.no_grad()
     def baked(self) -> torch.Tensor:
@@ -149,6 +186,23 @@ def is_static_folder(path: str | Path) -> bool:
             return "embeddings" in f.keys()
     except (OSError, SafetensorError):
         return False
+
+
+def static_config(path: str | Path) -> StaticConfig:
+    """The :class:`StaticConfig` of a static folder (its width and vocabulary), read from the
+    safetensors header without loading the tensor: what a command reads where it would read a
+    transformers ``config.json`` (model2vec's has no ``model_type``)."""
+    from safetensors import safe_open
+
+    with safe_open(str(Path(path) / "model.safetensors"), "pt") as f:
+        vocab, dim = f.get_slice("embeddings").get_shape()
+    return StaticConfig(int(dim), int(vocab))
+
+
+def static_param_count(path: str | Path) -> int:
+    """The numbers in a static folder's ``embeddings`` tensor (its only parameters once saved)."""
+    config = static_config(path)
+    return config.vocab_size * config.hidden_size
 
 
 def load_static_model(path: str | Path):

@@ -1,6 +1,7 @@
-"""PyTorch: a transformers folder (a fine-tuned classifier) or a sentence-transformers folder (an
-embedding model), on the CPU or a GPU. The folder format that ``finetune`` and ``distill`` write,
-and the one read when no other runtime claims a folder.
+"""PyTorch: a transformers folder (a fine-tuned classifier), a sentence-transformers folder (an
+embedding model) or a static (model2vec) folder (an embedding model of token vectors, no
+transformer: :mod:`alembert.models.static`), on the CPU or a GPU. The folder format that
+``finetune`` and ``distill`` write, and the one read when no other runtime claims a folder.
 
 :class:`TorchModel` wraps the loaded module so it answers the runtime calls (``prepare`` / ``run`` /
 ``describe``) beside its own: every other attribute (``config``, ``dim``, ``max_seq_length``,
@@ -102,12 +103,20 @@ class PyTorchRuntime(Runtime):
     def load_classifier(self, path: Path, task=None, threads: int | None = None, name: str | None = None):
         """``threads`` is not the model's to set: torch's thread count is the process's (the bench sets it)."""
         from alembert.models.load import load_classifier, load_config
+        from alembert.models.static import is_static_folder
 
         name = name or str(path)
+        if is_static_folder(path):
+            raise AlembertError(
+                f"model {name} is a static sentence-embedding model (token vectors, no classifier head); "
+                "evaluate it on an embedding task: --task stsb-zeroshot or squad-retrieval"
+            )
         model = load_classifier(name, task or saved_labels(load_config(path), name))
         return TorchModel(model, "logits")
 
     def load_embedding(self, path: Path, pooling: str | None = None, threads: int | None = None, name=None):
+        """A sentence-transformers folder, an encoder with ``pooling``, or a static folder (model2vec's
+        files at its root: :func:`~alembert.models.sentence.load_embedding_model` tells them apart)."""
         from alembert.models.sentence import load_embedding_model
 
         model, tokenizer = load_embedding_model(name or path, pooling)

@@ -57,8 +57,11 @@ class BuiltStudent:
 class Request:
     """Everything a builder may read: the ``student`` config section, the bare teacher (with the
     command's head), its name for descriptions, the run's seed, ``load`` (how the command reads
-    another model folder: its head, its MLM head tied, its encoder without pooling), and ``data``
-    (None unless the builder needs data)."""
+    another model folder: its head, its MLM head tied, its encoder without pooling), ``data``
+    (None unless the builder needs data), ``embedder`` (the embedding commands: the teacher as a
+    sentence encoder, its pooling, Dense and normalisation around the bare teacher; None elsewhere)
+    and ``tokenizer`` (the student's, when the command passes it: known before any data, see
+    :mod:`.vocabulary`)."""
 
     spec: Any  # alembert.config.schema.StudentConfig
     teacher: Any
@@ -66,6 +69,8 @@ class Request:
     seed: int
     load: Callable[[str], Any]
     data: StudentData | None = None
+    embedder: Any = None
+    tokenizer: Any = None
 
     def path(self, builder: str) -> str:
         """``student.path``, which ``builder`` cannot do without."""
@@ -94,6 +99,10 @@ class Builder:
         """Whether the ``student`` fields given, with no ``student.builder``, mean this builder.
         A builder reached only by its name keeps the default (False)."""
         return False
+
+    def check(self, request: Request) -> None:
+        """Refuse, in one line, what this builder cannot make from ``request`` (its ``data`` is None
+        here): the commands call it before any data loads, so a builder that needs data fails early."""
 
     def build(self, request: Request) -> BuiltStudent:
         raise NotImplementedError
@@ -136,11 +145,16 @@ def build_student(
     teacher_name: str | None = None,
     seed: int = 0,
     load: Callable[[str], Any] | None = None,
-) -> BuiltStudent:
+    embedder: Any = None,
+    tokenizer: Any = None,
+    check_only: bool = False,
+) -> BuiltStudent | None:
     """The student ``spec`` (a :class:`~alembert.config.schema.StudentConfig`, or its fields as a
     dict) asks for, made from ``teacher`` (a bare transformers model: the student gets its class)
     and, for a builder that needs it, ``data``. ``load`` reads another model folder (default: the
-    teacher's class). A ``DistillationTrainer`` script makes its student the commands' way::
+    teacher's class); ``embedder`` and ``tokenizer``: see :class:`Request`. ``check_only``: run the
+    builder's :meth:`Builder.check` and return None (a command does so before loading data). A
+    ``DistillationTrainer`` script makes its student the commands' way::
 
         student = build_student({"layers": [0, 2]}, teacher).model
     """
@@ -156,11 +170,6 @@ def build_student(
             field = ".".join(map(str, err["loc"])) or "student"
             raise AlembertError(f"student {field}: {err['msg']} (got {spec})") from None
     builder = student_builder(spec)
-    if builder.needs_data and data is None:
-        raise AlembertError(
-            f"student builder {builder.name!r} needs training data: build it after the data is loaded "
-            "(pass data=StudentData(batches, tokenizer))"
-        )
     if load is None:
 
         def load(path: str):
@@ -170,5 +179,15 @@ def build_student(
             return quiet_from_pretrained(type(teacher), resolve_model(path), f"student {path}")
 
     name = teacher_name or getattr(teacher.config, "name_or_path", "") or "the teacher"
-    request = Request(spec, teacher, name, seed, load, data if builder.needs_data else None)
+    request = Request(spec, teacher, name, seed, load, None, embedder, tokenizer)
+    builder.check(request)
+    if check_only:
+        return None
+    if builder.needs_data and data is None:
+        raise AlembertError(
+            f"student builder {builder.name!r} needs training data: build it after the data is loaded "
+            "(pass data=StudentData(batches, tokenizer))"
+        )
+    if builder.needs_data:
+        request = Request(spec, teacher, name, seed, load, data, embedder, tokenizer)
     return builder.build(request)
