@@ -2,7 +2,9 @@
 server, classifies 50 SST-2 dev sentences with transformers.js + onnxruntime-web, and every label
 and probability must match Python onnxruntime on the same ONNX file. A tiny sentence-transformers
 model exported the same way gets the similarity page, whose cosines for 10 STS-B dev pairs must
-match Python onnxruntime's within 1e-4 (int8 and fp32 graphs).
+match Python onnxruntime's within 1e-4 (int8 and fp32 graphs); so must a static model's (a token table
+and its weighted mean, alembert's own folder and one model2vec wrote), whose fp32 vectors in the page are
+PyTorch's.
 
 Needs Chromium, Node.js and the npm packages of web/package.json (``make web-deps``, run by
 ``make test``); without them each test is skipped with the one-line reason."""
@@ -302,3 +304,66 @@ def test_embedding_export_overwrites_a_web_folder(emb_web_dir, web_dir, tmp_path
     assert json.loads((out / WEB_INFO).read_text())["task"] == "feature-extraction"
     for d, graph in GRAPHS.items():
         assert json.loads((out / WEB_INFO).read_text())["files"][d]["bytes"] == (out / graph).stat().st_size
+
+
+# Static models (no layers: a token table, weighted mean, normalised): the similarity page runs the graph of
+# alembert/export/static.py, for a folder alembert saved and for one model2vec.distill wrote (its own tokenizer).
+@pytest.fixture(
+    scope="module", params=[("alembert", "q8"), ("model2vec", "fp32")], ids=["alembert-q8", "model2vec-fp32"]
+)
+def static_web(request, tiny_bert, bert_tokenizer, tmp_path_factory):
+    """(the static source folder, its web folder exported through the CLI, the graph the page runs)."""
+    from test_static_export import distilled_static, random_static
+
+    source, dtype = request.param
+    root = tmp_path_factory.mktemp(f"static-web-{source}")
+    src = (
+        random_static(root / "static", bert_tokenizer)
+        if source == "alembert"
+        else distilled_static(root / "m2v", tiny_bert)
+    )
+    assert main(["export", str(src), "--web", "--output", str(root / "static-web")]) == 0
+    return src, root / "static-web", dtype
+
+
+def test_static_model_runs_in_the_browser_with_python_s_vectors(static_web, sts_pairs, tmp_path):
+    import numpy as np
+    import onnx
+    import torch
+
+    from alembert.models.static import load_static_model
+
+    src, folder, dtype = static_web
+    info = json.loads((folder / WEB_INFO).read_text())
+    assert info["task"] == "feature-extraction" and info["pooling"] == "weighted mean" and info["dim"] == 16
+    assert info["export"]["fp32"]["static"] is True and info["export"]["fp32"]["max_abs_diff_vs_torch"] < 1e-4
+    assert "DequantizeLinear" in {n.op_type for n in onnx.load(folder / GRAPHS["q8"]).graph.node}
+    assert info["files"]["q8"]["bytes"] < 0.3 * info["files"]["fp32"]["bytes"]
+
+    with browser.serving(folder) as url:
+        page = browser.run_page(f"{url}?threads=1&dtype={dtype}", sts_pairs, repeats=1, warmup=2)
+    assert page["external"] == [], "the page asked for something outside 127.0.0.1"
+    web = page["bench"]
+    py = browser.python_embeddings(folder, sts_pairs, dtype=dtype, repeats=1, warmup=1)
+    for w, p in zip(web["sentences"], py["sentences"], strict=True):
+        assert w["input_ids"] == p["input_ids"], f"tokenisation differs on {w['text']!r}"
+    web_cos, py_cos = (np.array([r["cosine"] for r in x["rows"]]) for x in (web, py))
+    assert np.abs(web_cos - py_cos).max() < 1e-4 and np.ptp(py_cos) > 1e-3
+    web_emb = np.array([s["embedding"] for s in web["sentences"]])
+    if dtype == "fp32":  # the browser's vectors are PyTorch's: the static model itself, one sentence at a time
+        model, tok = load_static_model(src)
+        with torch.no_grad():
+            want = np.concatenate(
+                [
+                    model(
+                        **{k: v for k, v in tok(s["text"], return_tensors="pt").items() if k != "token_type_ids"}
+                    ).embeddings.numpy()
+                    for s in web["sentences"]
+                ]
+            )
+        assert np.abs(web_emb - want).max() < 1e-4
+    summary = browser.latency_summary(web["sentences"])
+    print(
+        f"\nstatic model in the browser ({dtype}, 1 thread), {N_PAIRS} STS-B dev pairs: max |cosine diff| vs "
+        f"Python {np.abs(web_cos - py_cos).max():.1e}, latency median {summary['median_ms']:.2f} ms per sentence"
+    )

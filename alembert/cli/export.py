@@ -9,7 +9,9 @@ from pathlib import Path
 def register(sub) -> None:
     p = sub.add_parser("export", help="export a fine-tuned model to ONNX (optionally int8)")
     p.add_argument(
-        "model", help="fine-tuned model folder, or a sentence-transformers folder / alias (one embedding graph)"
+        "model",
+        help="fine-tuned model folder, or a sentence-transformers folder / alias, or a static (model2vec) folder "
+        "(one embedding graph)",
     )
     p.add_argument("--onnx", action="store_true", help="export to ONNX (this or --web is required)")
     p.add_argument(
@@ -141,9 +143,14 @@ def run(args) -> int:
         else f"sentence embeddings ({info['pooling']} pooling, dim {info['dim']}, normalize {info['normalize']}): "
         f"max |diff| vs PyTorch {info['max_abs_diff_vs_torch']:.2e}, min cosine {info['min_cosine_vs_torch']:.6f}"
     )
+    layers = (
+        f"static: a {info['vocab_size']} x {info['dim']} token table, no layers"
+        if info.get("static")
+        else f"last layer: {info['last_layer']}"
+    )
     print(
         f"exported {args.model} -> {out}/model.onnx ({info.get('variant') or info['quantization'] or 'fp32'}, "
-        f"opset {info['opset']}, {size:.1f} MB, last layer: {info['last_layer']}); {check}"
+        f"opset {info['opset']}, {size:.1f} MB, {layers}); {check}"
     )
     if info.get("auto"):
         print(f"quantize auto: {info['auto']['reason']}")

@@ -1,8 +1,11 @@
 """``alembert export --onnx``'s front door: check the output, then hand the model to its export.
 
 A fine-tuned classifier goes to :mod:`alembert.export.classifier` (one graph, ``logits``); a
+static model (a model2vec folder: token vectors, no layers) to :mod:`alembert.export.static`; a
 sentence-transformers folder (``modules.json``, no classification head) to
-:mod:`alembert.export.embedding` (one graph, pooling and head inside). Both are built with the
+:mod:`alembert.export.embedding` (one graph, pooling and head inside). A static folder is asked
+first: it is also a sentence-transformers folder (``modules.json`` with a ``StaticEmbedding``
+module), one the embedding export cannot read. Both are built with the
 graph toolkit (:mod:`alembert.export.graph`) in a staged folder (:mod:`alembert.export.staging`),
 and the folder records ``format: onnx``, which :mod:`alembert.runtimes` reads to run it.
 """
@@ -15,6 +18,7 @@ from alembert.errors import AlembertError
 from alembert.export.classifier import export_classifier_onnx
 from alembert.export.embedding import export_embedding_onnx, is_embedding_dir
 from alembert.export.staging import check_output
+from alembert.export.static import export_static_onnx
 
 QUANTIZATIONS = (None, "int8", "auto")  # auto: measured on this machine (alembert/export/auto.py)
 
@@ -39,7 +43,8 @@ def export_onnx(
     ``first_token``: BERT classifiers compute their last layer for the [CLS] token only
     (what the pooler reads; :mod:`alembert.export.first_token`); the logits are unchanged.
     A sentence-transformers folder (``modules.json``, no classification head) is exported as
-    one sentence-embedding graph instead (:mod:`alembert.export.embedding`).
+    one sentence-embedding graph instead (:mod:`alembert.export.embedding`), a static (model2vec)
+    folder as its weighted-mean graph (:mod:`alembert.export.static`).
 
     Built in a temporary folder (a hidden sibling of a new ``out_dir``, or inside an existing
     one) and moved into place; a new ``out_dir`` appears complete at once. A non-empty ``out_dir``
@@ -47,6 +52,7 @@ def export_onnx(
     replaced: the rest of the folder, a source model inside it included, is never touched.
     """
     from alembert.models.resolve import resolve_model
+    from alembert.models.static import is_static_folder
     from alembert.runtimes import runtime_for
     from alembert.runtimes.base import PYTORCH_FORMAT
 
@@ -62,11 +68,14 @@ def export_onnx(
             f"model {model_dir} is already an {runtime.title or runtime.format} export; "
             "pass the PyTorch folder it came from"
         )
-    if is_embedding_dir(src):
+    static = is_static_folder(src)
+    if static or is_embedding_dir(src):
         if quantize == "auto":
             raise AlembertError(
                 f"model {model_dir} is a sentence-embedding model: --quantize auto scores classifiers on a dev set; "
                 "pass --quantize int8"
             )
+        if static:
+            return export_static_onnx(src, out_dir, quantize, opset, overwrite)
         return export_embedding_onnx(src, out_dir, quantize, opset, first_token, overwrite)
     return export_classifier_onnx(src, out_dir, quantize, opset, overwrite, first_token, data, candidates)

@@ -23,6 +23,10 @@ A sentence-embedding model (a sentence-transformers folder, as
 demo (``similarity.html``/``similarity.js`` copied as ``index.html``/``demo.js``): two text boxes, the cosine
 similarity of their embeddings and the browser time. See ``similarity.js`` for why it runs the graph
 through transformers.js's ``AutoTokenizer`` + ``AutoModel`` rather than ``pipeline("feature-extraction")``.
+A static model (a model2vec folder) gets the same page with the graph of
+:func:`alembert.export.static.export_static_onnx` (token table, weighted mean, normalisation) and its model2vec
+``config.json``: transformers.js knows no ``model2vec`` model type and runs the graph with its base model class,
+which feeds ``input_ids``/``attention_mask`` and returns ``sentence_embedding`` by name.
 """
 
 from __future__ import annotations

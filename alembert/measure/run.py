@@ -15,7 +15,7 @@ import torch
 
 from alembert.errors import AlembertError
 from alembert.measure.report import write_report
-from alembert.measure.size import disk_mb
+from alembert.measure.size import disk_mb, static_table
 from alembert.measure.speed import measure
 
 
@@ -61,7 +61,6 @@ def run_bench(
     from alembert.measure.serving import LABELS, measure_serving, serving_workload
     from alembert.models.load import load_config
     from alembert.models.resolve import resolve_model
-    from alembert.models.static import is_static_folder, static_config
 
     if not models:
         raise AlembertError("bench needs at least one model; the first one is the reference")
@@ -72,7 +71,7 @@ def run_bench(
     bt = kind.bench(task, data_dir, max_eval_samples, max(batch_size, latency_iters), eval_batch_size, data, models[0])
     # no longer than every model's position table (less 2: RoBERTa/MPNet offsets); the same for all
     paths = [resolve_model(m) for m in models]
-    configs = [static_config(p) if is_static_folder(p) else load_config(p) for p in paths]
+    configs = [static_table(p) or load_config(p) for p in paths]  # a static model's: its table's shape
     room = min(getattr(c, "max_position_embeddings", 10**6) - 2 for c in configs)
     seq_len = min(seq_len or kind.default_max_length(models[0]), room)  # default: the reference's length
 

@@ -3,7 +3,8 @@
 :class:`OnnxClassifier` takes the same keyword tensors as a Hugging Face classifier and returns
 ``.logits`` (a torch tensor), so ``predict_logits`` / ``evaluate_model`` accept it unchanged;
 :class:`OnnxEmbedder` does the same for an exported sentence-embedding model (``.embeddings``,
-``.dim``; pooling, Dense layers and normalisation are inside the graph). Both also load a bare
+``.dim``; pooling, Dense layers and normalisation are inside the graph; a static model's export, whose
+weighted mean is the whole graph, too). Both also load a bare
 ``.onnx`` graph (no folder around it: no config, no export record), e.g. a candidate graph that
 ``--quantize auto`` scores before choosing, or the export's own check of what it just wrote.
 This module is the only one that makes an onnxruntime session.
@@ -62,9 +63,10 @@ class OnnxModel(ArrayModel):
         self.folder = Path(folder)
         self.session = make_session(self.folder / ONNX_FILE, threads)
         self.input_names = [i.name for i in self.session.get_inputs()]
-        self.config = load_config(self.folder)
         info = self.folder / EXPORT_INFO
         self.export_info = json.loads(info.read_text()) if info.is_file() else {}
+        # a static model's export has no transformers config (its config.json is model2vec's): the record describes it
+        self.config = None if self.export_info.get("static") else load_config(self.folder)
 
     @classmethod
     def from_graph(cls, onnx_path: str | Path, threads: int | None = None):
