@@ -47,7 +47,8 @@ def test_the_saved_folder_gives_the_same_vectors_in_model2vec_sentence_transform
 
     model.save(tmp_path, bert_tokenizer)
     want = embed(model, bert_tokenizer, TEXTS)
-    assert is_static_folder(tmp_path) and (tmp_path / "0_StaticEmbedding" / "model.safetensors").is_file()
+    assert is_static_folder(tmp_path) and (tmp_path / "modules.json").is_file()
+    assert oct((tmp_path / "model.safetensors").stat().st_mode & 0o777) != oct(0o600)  # not the owner's alone
     assert np.abs(StaticModel.from_pretrained(str(tmp_path)).encode(TEXTS) - want).max() < 1e-5
     assert np.abs(SentenceTransformer(str(tmp_path), device="cpu").encode(TEXTS) - want).max() < 1e-5
     again, tok = load_static_model(tmp_path)  # weights baked into the vectors: the same embeddings

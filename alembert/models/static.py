@@ -17,7 +17,8 @@ Saved, the weights are baked into the vectors (``w_i e_i``), which is exactly wh
 normalisation: the scale ``1 / sum w_i`` does not survive the normalisation). One folder holds
 both: model2vec's files at its root (``config.json``, ``model.safetensors`` with ``embeddings``,
 ``tokenizer.json``) and a sentence-transformers
-pipeline (``modules.json``: ``0_StaticEmbedding``, ``1_Normalize``).
+pipeline model2vec writes beside them (``modules.json``: ``StaticEmbedding`` reading those files, then
+``Normalize``).
 
 Example::
 
@@ -36,8 +37,6 @@ import torch
 import torch.nn.functional as F
 
 from alembert.errors import AlembertError
-
-STATIC_MODULE = "0_StaticEmbedding"  # the sentence-transformers module's folder (model2vec's files are at the root)
 
 
 class StaticOutput:
@@ -142,35 +141,23 @@ class StaticEmbeddingModel(torch.nn.Module):
         """Write one folder that ``model2vec.StaticModel.from_pretrained`` and ``SentenceTransformer``
         both load and that alembert reads back (:func:`load_static_model`); ``tokenizer``: a fast
         transformers tokenizer (its ``tokenizer.json`` is the one both libraries read)."""
-        import shutil
-        import tempfile
-
         from model2vec import StaticModel
-        from sentence_transformers import SentenceTransformer
-        from sentence_transformers.sentence_transformer.modules import Normalize, StaticEmbedding
+
+        from alembert.files import usual_permissions
 
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         vectors = self.baked().cpu().numpy()
-        backend = tokenizer.backend_tokenizer
-        modules = [StaticEmbedding(backend, embedding_weights=vectors)] + ([Normalize()] if self.normalize else [])
-        with tempfile.TemporaryDirectory(dir=folder) as tmp:  # sentence-transformers puts module 0 at the root,
-            SentenceTransformer(modules=modules, device="cpu").save(tmp)  # where model2vec's files go: move it
-            tmp = Path(tmp)
-            (tmp / STATIC_MODULE).mkdir()
-            for name in ("model.safetensors", "tokenizer.json"):
-                (tmp / name).rename(tmp / STATIC_MODULE / name)
-            listed = json.loads((tmp / "modules.json").read_text())
-            listed[0]["path"] = STATIC_MODULE
-            (tmp / "modules.json").write_text(json.dumps(listed, indent=2))
-            for item in tmp.iterdir():
-                if item.name != "README.md":
-                    shutil.move(str(item), str(folder / item.name))
-        StaticModel(vectors, backend, normalize=self.normalize, max_length=self.max_seq_length).save_pretrained(folder)
+        # model2vec writes its own files and the sentence-transformers pipeline beside them (modules.json:
+        # StaticEmbedding at the root, then Normalize), which sentence-transformers reads from model2vec's files
+        StaticModel(
+            vectors, tokenizer.backend_tokenizer, normalize=self.normalize, max_length=self.max_seq_length
+        ).save_pretrained(folder)
         tokenizer.save_pretrained(folder)  # tokenizer_config.json and specials for alembert's own pipeline
         meta = json.loads((folder / "config.json").read_text())
         meta["alembert"] = {"special_ids": [int(i) for i in torch.nonzero(self.keep == 0).flatten()]}
         (folder / "config.json").write_text(json.dumps(meta, indent=2))
+        usual_permissions(folder)  # model2vec leaves its weights readable by the owner alone
 
 
 def is_static_folder(path: str | Path) -> bool:
