@@ -64,7 +64,9 @@ def load_tokenizer(name: str | Path):
             f"model {name}: no usable tokenizer in {path} ({exc.__class__.__name__}); "
             "save the tokenizer beside the weights"
         ) from None
-    if len(tokenizer) <= len(set(tokenizer.all_special_ids)):  # transformers 5 makes one of special tokens alone
+    files = ("tokenizer.json", "vocab.txt", "vocab.json", "spiece.model", "sentencepiece.bpe.model", "tokenizer.model")
+    if Path(path).is_dir() and not any((Path(path) / f).is_file() for f in files):
+        # transformers 5 then builds a tokenizer of special tokens alone, silently
         raise AlembertError(
             f"model {name}: no usable tokenizer in {path} (no tokenizer files: a vocabulary of special tokens "
             "only); save the tokenizer beside the weights"
