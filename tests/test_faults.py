@@ -530,6 +530,12 @@ CASES = [
         lambda c: finetune_args(c.tiny_bert, c.tmp / "out", _csv(c, "sentence,label,sentence\na,1,b\n")),
         words=("'sentence' appears twice",),
     ),
+    Case(  # your own data with no --dev-file: the fix is --dev-file, not GLUE's --data-dir
+        "own-data-without-dev-file",
+        lambda c: ["finetune", "--model", c.tiny_bert, "--train-file", _csv(c, "sentence,label\ngood,1\nbad,0\n"),
+                   "--output", c.tmp / "out"],
+        words=("no dev file", "--dev-file"),
+    ),
     # issue 32, huge and odd inputs
     Case(  # a legitimate field over csv's default 131,072 characters is read, not called malformed
         "csv-field-over-131072-characters",

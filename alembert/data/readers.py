@@ -358,6 +358,10 @@ def load_glue_split(task: TaskSpec | str, data_dir: str | Path, split: str) -> d
     task = get_task(task) if isinstance(task, str) else task
     if split not in ("train", "dev"):
         raise AlembertError(f"unknown split {split!r} for task {task.name}; use 'train' or 'dev'")
+    if not task.glue_dir:  # your own data (custom_task): there is no GLUE file to fall back on
+        raise AlembertError(
+            f"your own data has no {split} file: pass --{split}-file FILE (the same columns as --train-file)"
+        )
     data_dir = Path(data_dir)
     path = data_dir / task.glue_dir / (task.train_file if split == "train" else task.dev_file)
     _check_file(
