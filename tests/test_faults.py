@@ -532,8 +532,15 @@ CASES = [
     ),
     Case(  # your own data with no --dev-file: the fix is --dev-file, not GLUE's --data-dir
         "own-data-without-dev-file",
-        lambda c: ["finetune", "--model", c.tiny_bert, "--train-file", _csv(c, "sentence,label\ngood,1\nbad,0\n"),
-                   "--output", c.tmp / "out"],
+        lambda c: [
+            "finetune",
+            "--model",
+            c.tiny_bert,
+            "--train-file",
+            _csv(c, "sentence,label\ngood,1\nbad,0\n"),
+            "--output",
+            c.tmp / "out",
+        ],
         words=("no dev file", "--dev-file"),
     ),
     # issue 32, huge and odd inputs
