@@ -62,3 +62,27 @@ def test_a_transformers_folder_is_not_static(tiny_bert, tmp_path):
     assert not is_static_folder(tiny_bert)
     with pytest.raises(AlembertError, match="not a static"):
         load_static_model(tiny_bert)
+
+
+def test_the_teacher_map_is_saved_and_maps_the_teacher_as_before(bert_tokenizer, tmp_path):
+    """The PCA the vectors came from travels with the folder (asymmetric search maps the teacher's
+    documents with it); a folder naming another file for it is refused (untrusted input)."""
+    import json
+
+    from alembert.errors import AlembertError
+
+    torch.manual_seed(1)
+    vocab = len(bert_tokenizer)
+    m = StaticEmbeddingModel(torch.randn(vocab, 4), None, bert_tokenizer.all_special_ids)
+    m.teacher_map = (torch.randn(12), torch.linalg.qr(torch.randn(12, 4))[0].T.contiguous())
+    teacher = np.random.default_rng(0).normal(size=(5, 12)).astype(np.float32)
+    m.save(tmp_path, bert_tokenizer)
+    again, _ = load_static_model(tmp_path)
+    want = (teacher - m.teacher_map[0].numpy()) @ m.teacher_map[1].numpy().T
+    want /= np.linalg.norm(want, axis=1, keepdims=True)
+    assert np.abs(again.teacher_space(teacher) - want).max() < 1e-5
+    meta = json.loads((tmp_path / "config.json").read_text())
+    meta["alembert"]["teacher_map"] = "../elsewhere.safetensors"
+    (tmp_path / "config.json").write_text(json.dumps(meta))
+    with pytest.raises(AlembertError, match="teacher_map"):
+        load_static_model(tmp_path)

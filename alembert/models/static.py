@@ -38,6 +38,10 @@ import torch.nn.functional as F
 
 from alembert.errors import AlembertError
 
+#: the PCA (mean, components) that made a static student's vectors from its teacher's, saved beside model2vec's
+#: files: with it, the teacher's embeddings map into the student's space (asymmetric search, issue 29)
+TEACHER_MAP = "alembert_teacher_map.safetensors"
+
 
 class StaticOutput:
     """What a static model returns: the sentence embeddings (there are no token states)."""
@@ -156,6 +160,12 @@ class StaticEmbeddingModel(torch.nn.Module):
         tokenizer.save_pretrained(folder)  # tokenizer_config.json and specials for alembert's own pipeline
         meta = json.loads((folder / "config.json").read_text())
         meta["alembert"] = {"special_ids": [int(i) for i in torch.nonzero(self.keep == 0).flatten()]}
+        if self.teacher_map is not None:  # the teacher's documents can then be searched with this model's queries
+            from safetensors.torch import save_file
+
+            mean, components = (t.detach().float().contiguous().cpu() for t in self.teacher_map)
+            save_file({"mean": mean, "components": components}, str(folder / TEACHER_MAP))
+            meta["alembert"]["teacher_map"] = TEACHER_MAP
         (folder / "config.json").write_text(json.dumps(meta, indent=2))
         usual_permissions(folder)  # model2vec leaves its weights readable by the owner alone
 
@@ -221,4 +231,12 @@ def load_static_model(path: str | Path):
         normalize=bool(meta.get("normalize", True)),
         max_seq_length=meta.get("seq_length"),
     )
+    teacher_map = meta.get("alembert", {}).get("teacher_map")
+    if teacher_map is not None:
+        if teacher_map != TEACHER_MAP:  # a model folder is untrusted input: only the file alembert writes is read
+            raise AlembertError(
+                f"static model {path}: config.json names teacher_map {teacher_map!r}; expected {TEACHER_MAP}"
+            )
+        mapped = load_file(str(path / TEACHER_MAP))
+        model.teacher_map = (mapped["mean"], mapped["components"])
     return model, tokenizer
