@@ -26,6 +26,12 @@ def register(sub) -> None:
     p.add_argument(
         "--pooling", choices=["mean", "cls", "max"], help="embedding tasks: pooling of an encoder without modules.json"
     )
+    p.add_argument(
+        "--documents-by",
+        metavar="MODEL",
+        help="squad-retrieval: the model that embeds the paragraphs (asymmetric search: the teacher embeds the "
+        "corpus once, the student only the queries); it must share the student's space",
+    )
     describe_flags(p, EvaluateConfig)
     p.set_defaults(run=run)
 
@@ -36,7 +42,7 @@ def execute(args) -> dict:
     eval_results (the path written, or None), note (why it was not, or None)."""
     from alembert.files import check_writable, write_json_atomic
     from alembert.models.resolve import resolve_model
-    from alembert.tasks import task_kind
+    from alembert.tasks import kinds, task_kind
 
     args.set = [*(args.set or []), f"model={args.model}"]
     cfg = config_from_args(EvaluateConfig, args)
@@ -44,7 +50,12 @@ def execute(args) -> dict:
         if cfg.output_dir.exists() and not cfg.output_dir.is_dir():
             raise AlembertError(f"--output {cfg.output_dir} is a file; pass a folder for eval_results.json")
         check_writable(cfg.output_dir)
-    r = task_kind(cfg.data.task).evaluate(cfg, args)
+    kind = task_kind(cfg.data.task)
+    own = {name for k in kinds() for name in k.evaluate_flags}  # a kind's own flags, given to another: refused
+    for name in sorted(own - set(kind.evaluate_flags)):
+        if getattr(args, name, None):
+            raise AlembertError(f"--{name.replace('_', '-')} is not an option of {kind.description} tasks")
+    r = kind.evaluate(cfg, args)
     name, n, metrics = r.task, r.examples, r.metrics
     out = Path(cfg.output_dir) if cfg.output_dir else resolve_model(cfg.model)
     written, note = None, None

@@ -51,6 +51,7 @@ class TaskKind:
     model_class: ClassVar[str] = ""  # the class that loads its models (the model card says it): AutoModelFor...
     pipeline_tag: ClassVar[str] = ""  # the model card's pipeline tag
     max_length: ClassVar[int] = 128  # tokens per input when neither a flag nor the model says (see default_max_length)
+    evaluate_flags: ClassVar[tuple[str, ...]] = ()  # the kind's own ``evaluate`` flags (args names); others refused
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

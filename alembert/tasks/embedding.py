@@ -16,6 +16,7 @@ class Embedding(TaskKind):
     description = "zero-shot sentence embeddings"
     model_class = "SentenceTransformer"
     pipeline_tag = "sentence-similarity"  # embedding/card.py's PIPELINE_TAG (kept literal: no import of torch here)
+    evaluate_flags = ("pooling", "documents_by")
     max_length = 256  # sentence-transformers' own default for a folder that declares no max_seq_length
 
     @property
@@ -73,12 +74,19 @@ class Embedding(TaskKind):
     def evaluate(self, cfg, args) -> Evaluation:
         """At the model's own max sequence length (else 256) unless --max-length."""
         from alembert.embedding.evaluate import evaluate_embedding
+        from alembert.errors import AlembertError
 
         task = normalise(cfg.data.task)
+        documents_by = getattr(args, "documents_by", None)
+        if documents_by and task != "squad-retrieval":
+            raise AlembertError(f"--documents-by is for --task squad-retrieval (asymmetric search), not {task}")
         model, tokenizer = self.load_model(cfg.model, getattr(args, "pooling", None))  # any runtime's
         max_length = self.resolve_max_length(cfg, cfg.model).data.max_length
-        metrics = evaluate_embedding(model, tokenizer, task, max_length, cfg.batch_size)
-        title = f"{cfg.model} on {task} (zero-shot, max length {max_length})"
+        kw, title = {}, f"{cfg.model} on {task} (zero-shot, max length {max_length})"
+        if documents_by:  # the documents model's own pooling: it is a sentence-transformers folder or an export
+            kw["documents"] = self.load_model(documents_by)
+            title = f"{cfg.model} (queries) against {documents_by} (documents) on {task}, max length {max_length}"
+        metrics = evaluate_embedding(model, tokenizer, task, max_length, cfg.batch_size, **kw)
         return Evaluation(task, None, title, metrics, max_length)
 
     def bench(self, task, data_dir, max_eval_samples, n_texts, eval_batch_size, data=None, reference=None):
