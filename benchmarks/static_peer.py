@@ -196,7 +196,7 @@ def table(rows: list[dict], notes: list[str]) -> str:
 def main(argv=None) -> None:
     import torch
 
-    from alembert.embedding.evaluate import evaluate_embedding
+    from alembert.embedding.evaluate import cached_evaluation, evaluate_embedding
     from alembert.measure.size import disk_mb
     from alembert.measure.speed import measure
     from alembert.models.resolve import resolve_model
@@ -238,7 +238,10 @@ def main(argv=None) -> None:
         row["disk_mb"] = disk_mb(folder)
         for task in TASKS:
             print(f"static_peer: {name}: {task}", flush=True)
-            row[task] = evaluate_embedding(model, tok, task, args.max_length, 128, **limits[task])
+            if kind == "teacher" and not any(limits[task].values()):  # the teacher's figures: once per machine
+                row[task] = cached_evaluation(model, tok, task, args.max_length, 128)
+            else:
+                row[task] = evaluate_embedding(model, tok, task, args.max_length, 128, **limits[task])
         variants.append(row)
 
     print(f"static_peer: timing {len(variants)} variants ({args.repeats} interleaved repeats)", flush=True)

@@ -69,15 +69,21 @@ def squad_retrieval(
     max_questions: int | None = None,
     path=None,
     documents=None,
+    cache_documents: bool = False,
 ) -> dict[str, float]:
     """recall@1, recall@10, MRR@10 of ``model``'s questions against the paragraphs; ``documents``: an
     optional ``(model, tokenizer)`` that embeds the paragraphs instead (asymmetric search,
-    :func:`document_side`), which adds ``space_cosine`` to the metrics."""
+    :func:`document_side`), which adds ``space_cosine`` to the metrics. The documents model's
+    paragraphs are cached (:func:`cached_documents`), and ``model``'s own with ``cache_documents``
+    (a model that does not change: a teacher; never a student between evals, whose entries would
+    only pile up)."""
     qs, paragraphs, gold = squad_corpus(questions, path)
     if max_questions:
         qs, gold = qs[:max_questions], gold[:max_questions]
     extra = {}
-    if documents is None:
+    if documents is None and cache_documents:
+        p = cached_documents(model, tokenizer, paragraphs, max_length, batch_size)
+    elif documents is None:
         p = encode(model, tokenizer, paragraphs, max_length, batch_size)
     else:
         to_space, extra["space_cosine"] = document_side(model, tokenizer, *documents, qs, max_length)
@@ -200,7 +206,8 @@ def cached_evaluation(model, tokenizer, task: str, max_length: int = 256, batch_
     path = cache_dir() / "embedding-eval" / f"{hashlib.sha256('|'.join(parts).encode()).hexdigest()[:24]}.json"
     if path.is_file():
         return json.loads(path.read_text())
-    metrics = evaluate_embedding(model, tokenizer, task, max_length, batch_size)
+    kw = {"cache_documents": True} if task == "squad-retrieval" else {}  # its paragraphs serve --documents-by too
+    metrics = evaluate_embedding(model, tokenizer, task, max_length, batch_size, **kw)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(path, metrics)
     return metrics
