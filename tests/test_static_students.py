@@ -192,6 +192,27 @@ def test_the_trained_table_moves_from_its_start(tmp_path, teacher, capsys):
 
 
 @pytest.mark.cli
+def test_a_static_student_trains_further_from_its_folder(tmp_path, teacher, capsys):
+    """``--student FOLDER`` of a static student (another text set, a second stage): it keeps its saved
+    PCA to the teacher (so embed-mse compares in its space) and starts where the folder left off."""
+    from safetensors.torch import load_file
+
+    from alembert.runtimes import load_any_embedding
+
+    texts = corpus(tmp_path)
+    first, again = tmp_path / "first", tmp_path / "again"
+    assert run_cli(static_cmd(teacher, texts, first), capsys)[0] == 0
+    argv = static_cmd(teacher, texts, again, str(first), "--max-steps", 1, "--lr", 1e-9)
+    code, _, err = run_cli(argv, capsys)
+    assert code == 0, err
+    a, b = (load_file(str(d / "model.safetensors"))["embeddings"] for d in (first, again))
+    assert (a - b).abs().max() < 1e-4  # one step at lr 1e-9: the folder's table, not a new start
+    log = [json.loads(line) for line in (again / "log.jsonl").read_text().splitlines()]
+    assert any("teacher_embeddings_mapped" in r for r in log)
+    assert load_any_embedding(again)[0].teacher_map is not None
+
+
+@pytest.mark.cli
 @pytest.mark.parametrize(
     ("student", "fix"),
     [

@@ -44,7 +44,11 @@ def embedding_student_tokenizer(cfg: DistillGeneralConfig, teacher: EmbeddingMod
     if not cfg.student.path:
         return teacher_tok
     from alembert.models.load import load_tokenizer
+    from alembert.models.resolve import resolve_model
+    from alembert.models.static import is_static_folder
 
+    if is_static_folder(resolve_model(cfg.student.path)):  # a static student trained further: its own tokenizer
+        return load_tokenizer(resolve_model(cfg.student.path))
     return load_tokenizer(read_spec(cfg.student.path, cfg.pooling or teacher.pooling).encoder_path)
 
 
@@ -77,6 +81,12 @@ def make_embedding_student(
     loaded: dict = {}
 
     def load(path: str):  # another model (any family, own tokenizer) as an encoder; its Dense kept aside
+        from alembert.models.resolve import resolve_model
+        from alembert.models.static import is_static_folder, load_static_model
+
+        if is_static_folder(resolve_model(path)):  # a static student (its saved PCA to the teacher included)
+            static, loaded["tok"] = load_static_model(resolve_model(path))
+            return static
         loaded["base"], loaded["tok"] = load_embedding_model(path, cfg.pooling or teacher.pooling, attn)
         return loaded["base"].encoder
 
