@@ -150,6 +150,18 @@ def test_the_teachers_documents_are_embedded_once(folders, squad_file, monkeypat
     assert calls == [PARAGRAPHS[:3], PARAGRAPHS]
 
 
+def test_a_teacher_loaded_by_the_runtime_shares_its_cached_documents(folders, monkeypatch):
+    """The command loads the teacher through the PyTorch runtime (a wrapper around the same weights),
+    a distill or peer run loads it directly: both must find the one set of cached paragraphs."""
+    from alembert.runtimes.pytorch import PyTorchRuntime
+
+    teacher, ttok = load_embedding_model(folders["teacher"])
+    wrapped, wtok = PyTorchRuntime().load_embedding(folders["teacher"])
+    first = ev.cached_documents(teacher, ttok, PARAGRAPHS[:2], 48, 8)
+    monkeypatch.setattr(ev, "encode", lambda *a, **k: pytest.fail("encoded again"))
+    assert np.array_equal(ev.cached_documents(wrapped, wtok, PARAGRAPHS[:2], 48, 8), first)
+
+
 @pytest.mark.cli
 def test_the_command(folders, capsys, tiny_teacher):
     """On the real SQuAD dev file (the held-out articles' questions)."""

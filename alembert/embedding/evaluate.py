@@ -170,6 +170,7 @@ def _model_parts(model, tokenizer) -> list[str]:
     from alembert.data.tokenize import tokenizer_fingerprint
     from alembert.distill.teacher_cache import weights_fingerprint
 
+    model = getattr(model, "module", model)  # a runtime's wrapper holds the same weights: one key for both
     return [
         weights_fingerprint(model),
         str(getattr(model, "pooling", "")),
