@@ -96,7 +96,8 @@ def tokenlearn_status() -> str | None:
         return None
     return (
         "not run: tokenlearn is not installed here; tokenlearn 0.2.1 requires model2vec[distill], which pins "
-        f"transformers<5.4.0, and this project runs transformers {metadata.version('transformers')}"
+        f"transformers<5.4.0, and this project runs transformers {metadata.version('transformers')}; "
+        "`pip install --no-deps tokenlearn more-itertools` installs it beside the pins and it runs"
     )
 
 
