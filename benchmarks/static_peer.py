@@ -11,7 +11,8 @@ this one process, interleaved round-robin (:func:`alembert.measure.speed.measure
                      settings otherwise: Zipf/SIF weights, float16 table), made here once and reused
   tokenlearn         ``--tokenlearn``: model2vec's trained variant (tokenlearn's ``train_model``) on the same texts
                      as the students (``--corpus``/``--transfer-task``/``--max-texts``), targets the mean of the
-                     teacher's token embeddings as tokenlearn's featurize computes them. tokenlearn 0.2.1 needs
+                     teacher's token embeddings as tokenlearn's featurize computes them, at the students' training
+                     length (``--train-max-length``, ``--bf16`` as their teacher cache). tokenlearn 0.2.1 needs
                      ``model2vec[distill]``, which pins transformers<5.4: it does not install beside this project's
                      transformers 5, so it runs only where tokenlearn is importable (installed ``--no-deps``)
   layered student    ``--layer-student``: e.g. the best 3-layer student, for the table
@@ -49,6 +50,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--corpus", nargs="+", default=["squad"], help="tokenlearn's texts: the students' --corpus")
     p.add_argument("--transfer-task", default="stsb", help="tokenlearn's texts: the students' --transfer-tasks")
     p.add_argument("--max-texts", type=int, help="tokenlearn's texts: the students' --max-texts")
+    p.add_argument(
+        "--train-max-length",
+        type=int,
+        default=128,
+        help="tokenlearn's targets: the teacher's tokens per text, as the students' --max-length (default 128)",
+    )
+    p.add_argument(
+        "--bf16", action="store_true", help="tokenlearn's targets under bf16 autocast, as the students' teacher cache"
+    )
     p.add_argument("--max-length", type=int, default=256, help="tokens per text when scoring and timing")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--repeats", type=int, default=5, help="interleaved timing repeats")
@@ -105,6 +115,7 @@ def make_tokenlearn(args, teacher: Path, dim: int, out: Path) -> dict:
     """tokenlearn's recipe (tokenlearn/train.py): distill at float32, then ``train_model`` on (text, the mean of
     the teacher's token embeddings without the first and last token) pairs, as its featurize step computes them."""
     import numpy as np
+    import torch
     from model2vec.distill import distill
     from sentence_transformers import SentenceTransformer
     from tokenlearn.train import train_model
@@ -118,11 +129,20 @@ def make_tokenlearn(args, teacher: Path, dim: int, out: Path) -> dict:
     texts = load_texts(args.corpus, [t for t in args.transfer_task.split(",") if t], None, None, args.max_texts)
     start = time.perf_counter()
     st = SentenceTransformer(str(teacher), device="cpu")
-    tokens = st.encode(texts, output_value="token_embeddings", batch_size=32, convert_to_tensor=False)
+    st.max_seq_length = args.train_max_length
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
+        tokens = st.encode(texts, output_value="token_embeddings", batch_size=32, convert_to_tensor=False)
     targets = np.stack([t[1:-1].float().mean(0).numpy() for t in tokens])
     model = distill(str(teacher), quantize_to="float32", pca_dims=dim, device="cpu")
     train_model(model, texts, targets, device="cpu", pca_dims=dim).save_pretrained(str(folder))
-    made = {"folder": str(folder), "seconds": time.perf_counter() - start, "texts": len(texts), "pca_dims": dim}
+    made = {
+        "folder": str(folder),
+        "seconds": time.perf_counter() - start,
+        "texts": len(texts),
+        "pca_dims": dim,
+        "max_length": args.train_max_length,
+        "bf16": args.bf16,
+    }
     record.write_text(json.dumps(made, indent=2))
     return made
 
@@ -265,7 +285,11 @@ def main(argv=None) -> None:
         f"{p} {metadata.version(p)}" for p in ("torch", "transformers", "model2vec", "sentence-transformers")
     )
     if "tokenlearn" in peers:
-        tokenlearn = f"trained on {peers['tokenlearn']['texts']} texts in {peers['tokenlearn']['seconds']:.0f} s"
+        tl = peers["tokenlearn"]
+        tokenlearn = (
+            f"trained on {tl['texts']} texts (targets at {tl.get('max_length', 'the teacher max')} tokens"
+            f"{', bf16' if tl.get('bf16') else ''}) in {tl['seconds']:.0f} s, featurize + distill + train_model"
+        )
     else:
         tokenlearn = status or "importable here; pass --tokenlearn to run it"
     notes = [
