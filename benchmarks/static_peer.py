@@ -111,6 +111,35 @@ def tokenlearn_status() -> str | None:
     )
 
 
+class PadIsZero:
+    """A view of a ``tokenizers.Tokenizer`` whose "[PAD]" is id 0, for tokenlearn 0.2.1: it takes the pad
+    id to mask as ``token_to_id("[PAD]")`` but pads its batches with id 0 (BERT's [PAD]). model2vec's
+    distill of MPNet writes "<pad>" at 0 and "[PAD]" at 1, so tokenlearn masks id 1 and counts every
+    padded position (id 0) as a token of the text: each text's mean is taken over the batch's longest
+    length. (tokenlearn PR #15 is about this lookup; the maintainers moved it to model2vec, still open.)
+    Id 0 as the masked pad is right for tokenlearn's padding when id 0 is a special token, which never
+    occurs in its texts (encoded without special tokens)."""
+
+    def __init__(self, tokenizer):
+        self._tokenizer = tokenizer
+
+    @staticmethod
+    def needed(tokenizer) -> bool:
+        if tokenizer.token_to_id("[PAD]") == 0:
+            return False
+        first = tokenizer.id_to_token(0)
+        specials = {t.content for t in tokenizer.get_added_tokens_decoder().values() if t.special}
+        if first not in specials:
+            raise SystemExit(f"tokenlearn pads with id 0, which is {first!r} here, not a special token: cannot run it")
+        return True
+
+    def token_to_id(self, token: str):
+        return 0 if token == "[PAD]" else self._tokenizer.token_to_id(token)
+
+    def __getattr__(self, name):
+        return getattr(self._tokenizer, name)
+
+
 def make_tokenlearn(args, teacher: Path, dim: int, out: Path) -> dict:
     """tokenlearn's recipe (tokenlearn/train.py): distill at float32, then ``train_model`` on (text, the mean of
     the teacher's token embeddings without the first and last token) pairs, as its featurize step computes them."""
@@ -128,13 +157,23 @@ def make_tokenlearn(args, teacher: Path, dim: int, out: Path) -> dict:
         return json.loads(record.read_text())
     texts = load_texts(args.corpus, [t for t in args.transfer_task.split(",") if t], None, None, args.max_texts)
     start = time.perf_counter()
-    st = SentenceTransformer(str(teacher), device="cpu")
-    st.max_seq_length = args.train_max_length
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
-        tokens = st.encode(texts, output_value="token_embeddings", batch_size=32, convert_to_tensor=False)
-    targets = np.stack([t[1:-1].float().mean(0).numpy() for t in tokens])
+    cached = out / f"tokenlearn-targets-{len(texts)}-{args.train_max_length}{'-bf16' if args.bf16 else ''}.npy"
+    if cached.is_file():  # the teacher's pass is most of the cost: a rerun (another tokenlearn fix) reuses it
+        targets = np.load(cached)
+    else:
+        st = SentenceTransformer(str(teacher), device="cpu")
+        st.max_seq_length = args.train_max_length
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
+            tokens = st.encode(texts, output_value="token_embeddings", batch_size=32, convert_to_tensor=False)
+        targets = np.stack([t[1:-1].float().mean(0).numpy() for t in tokens])
+        np.save(cached, targets)
     model = distill(str(teacher), quantize_to="float32", pca_dims=dim, device="cpu")
-    train_model(model, texts, targets, device="cpu", pca_dims=dim).save_pretrained(str(folder))
+    own, padded = model.tokenizer, PadIsZero.needed(model.tokenizer)
+    if padded:
+        model.tokenizer = PadIsZero(own)
+    trained = train_model(model, texts, targets, device="cpu", pca_dims=dim)
+    trained.tokenizer = own
+    trained.save_pretrained(str(folder))
     made = {
         "folder": str(folder),
         "seconds": time.perf_counter() - start,
@@ -142,6 +181,7 @@ def make_tokenlearn(args, teacher: Path, dim: int, out: Path) -> dict:
         "pca_dims": dim,
         "max_length": args.train_max_length,
         "bf16": args.bf16,
+        "pad_is_zero": padded,
     }
     record.write_text(json.dumps(made, indent=2))
     return made
@@ -289,6 +329,7 @@ def main(argv=None) -> None:
         tokenlearn = (
             f"trained on {tl['texts']} texts (targets at {tl.get('max_length', 'the teacher max')} tokens"
             f"{', bf16' if tl.get('bf16') else ''}) in {tl['seconds']:.0f} s, featurize + distill + train_model"
+            f"{'; its [PAD] lookup given id 0 (class PadIsZero)' if tl.get('pad_is_zero') else ''}"
         )
     else:
         tokenlearn = status or "importable here; pass --tokenlearn to run it"

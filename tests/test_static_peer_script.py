@@ -71,3 +71,28 @@ def test_peer_script_scores_and_times_every_variant(tmp_path, tiny_bert, bert_to
     assert report["tokenlearn"] is None or "transformers<5.4" in report["tokenlearn"]
     md = (out / "static_peer.md").read_text()
     assert md.count("\n| ") == 1 + len(rows) and "model2vec.distill of" in md
+
+
+def test_tokenlearns_pad_lookup_is_given_the_id_it_pads_with(bert_tokenizer):
+    """tokenlearn 0.2.1 masks ``token_to_id("[PAD]")`` and pads with id 0: the view gives it 0 where
+    they differ (model2vec's MPNet tokenizer: "<pad>" 0, "[PAD]" 1), and refuses when id 0 is a word."""
+    import importlib.util
+
+    from conftest import REPO
+    from tokenizers import AddedToken, Tokenizer
+    from tokenizers.models import WordLevel
+
+    spec = importlib.util.spec_from_file_location("static_peer", REPO / "benchmarks" / "static_peer.py")
+    peer = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(peer)
+
+    bert = bert_tokenizer.backend_tokenizer  # [PAD] is 0: nothing to change
+    assert not peer.PadIsZero.needed(bert)
+    mpnet_like = Tokenizer(WordLevel({"<pad>": 0, "[PAD]": 1, "cat": 2}, unk_token="cat"))
+    mpnet_like.add_special_tokens([AddedToken("<pad>", special=True)])
+    assert peer.PadIsZero.needed(mpnet_like)
+    view = peer.PadIsZero(mpnet_like)
+    assert view.token_to_id("[PAD]") == 0 and view.token_to_id("cat") == 2 and view.get_vocab_size() == 3
+    word_first = Tokenizer(WordLevel({"cat": 0, "[PAD]": 1}, unk_token="cat"))
+    with pytest.raises(SystemExit, match="'cat'"):
+        peer.PadIsZero.needed(word_first)
