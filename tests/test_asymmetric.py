@@ -177,3 +177,44 @@ def test_the_command(folders, capsys, tiny_teacher):
     assert code == 2 and "--documents-by is not an option of classification" in err, err
     code, _, err = run_cli(["evaluate", folders["other"], "--task", "squad-retrieval", "--documents-by", t], capsys)
     assert code == 2 and "do not share a space" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.cli
+def test_bench_scores_asymmetric_search_and_times_the_queries(folders, capsys, tmp_path):
+    """bench --documents-by: every model's questions against the paragraphs the documents model embedded
+    once (the figures evaluate --documents-by gives), timed on the questions alone, and said so."""
+    t, narrow = folders["teacher"], folders["narrow"]
+    out = tmp_path / "bench"
+    argv = ["bench", t, t, "--task", "squad-retrieval", "--documents-by", t, "--max-eval-samples", 8]
+    code, _, err = run_cli([*argv, "--repeats", 1, "--threads", 1, "--output", out], capsys)
+    assert code == 0, err
+    result = json.loads((out / "bench.json").read_text())
+    assert "embedded once by" in result["timing"] and "timed on the questions alone" in result["timing"]
+    for row in result["models"]:
+        assert row["dev_metrics"]["space_cosine"] == pytest.approx(1.0, abs=1e-5)  # the same model both sides
+        assert row["throughput_seq_s"] > 0
+    code, _, err = run_cli(["bench", t, "--task", "stsb-zeroshot", "--documents-by", t, "--output", out], capsys)
+    assert code == 2 and "--documents-by is for --task squad-retrieval" in err and len(err.strip().splitlines()) == 1
+    code, _, err = run_cli(
+        ["bench", t, narrow, "--task", "squad-retrieval", "--documents-by", t, "--output", out], capsys
+    )
+    assert code == 2 and "dimensional embeddings" in err and len(err.strip().splitlines()) == 1
+
+
+def test_the_run_reports_asymmetric_search_or_why_not(folders):
+    """What distill-general records for the card (real SQuAD dev, held-out questions): the figures with the
+    teacher's paragraphs when the student shares its space, the one-line reason when it does not, and only
+    the teacher's name without squad-retrieval among the eval tasks."""
+    from types import SimpleNamespace
+
+    from alembert.embedding.run import asymmetric_search
+
+    cfg = SimpleNamespace(teacher="T", eval_tasks=["squad-retrieval"], train=SimpleNamespace(eval_batch_size=64))
+    teacher, ttok = load_embedding_model(folders["teacher"])
+    other, otok = load_embedding_model(folders["other"])
+    same = asymmetric_search(teacher, ttok, teacher, ttok, cfg, 32)
+    assert same["teacher"] == "T" and same["squad-retrieval"]["space_cosine"] == pytest.approx(1.0, abs=1e-5)
+    apart = asymmetric_search(other, otok, teacher, ttok, cfg, 32)
+    assert "do not share a space" in apart["refused"] and "squad-retrieval" not in apart
+    cfg.eval_tasks = ["stsb-zeroshot"]
+    assert asymmetric_search(teacher, ttok, teacher, ttok, cfg, 32) == {"teacher": "T"}

@@ -130,3 +130,36 @@ def test_base_model_of_a_folder_follows_its_card(tmp_path):
     (tmp_path / "README.md").write_text("# notes, no metadata\n")
     assert base_model(str(tmp_path)) is None
     assert base_model("org/model") == "org/model"
+
+
+def test_embedding_card_says_which_side_encodes_what(tmp_path):
+    """A student trained into its teacher's space: the card names the teacher as the documents side, with
+    the asymmetric figures the run measured; refused (not in the space yet) it says why; else nothing."""
+    dev = {"squad-retrieval": {"mrr@10": 0.5, "recall@1": 0.4, "recall@10": 0.8}}
+    s = {
+        "teacher": "mpnet-base",
+        "student": "minilm-l6 layers 0,2,4",
+        "dev": dev,
+        "teacher_dev": dev,
+        "retention": {"squad-retrieval": 100.0},
+        "sentences_per_second": {"teacher": 26.0, "student": 351.0},
+        "teacher_parameters": 100,
+        "student_parameters": 20,
+        "texts": 1000,
+        "teacher_cache_seconds": 3.0,
+        "steps": 10,
+        "train_seconds": 5.0,
+        "samples_per_second": 200.0,
+    }
+    asym = {"recall@1": 0.45, "recall@10": 0.85, "mrr@10": 0.5512, "space_cosine": 0.81}
+    write_embedding_card(
+        tmp_path, {**s, "documents_by": {"teacher": "mpnet-base", "squad-retrieval": asym}}, load_recipe("embed-mse")
+    )
+    text = ModelCard.load(tmp_path / "README.md").text
+    assert "## Search: queries by this model, documents by mpnet-base" in text
+    assert "MRR@10 0.5512" in text and "--documents-by mpnet-base" in text
+    refused = {"teacher": "mpnet-base", "refused": "--documents-by: the two models do not share a space"}
+    write_embedding_card(tmp_path, {**s, "documents_by": refused}, load_recipe("embed-mse"))
+    assert "Not usable that way yet: --documents-by: the two models" in ModelCard.load(tmp_path / "README.md").text
+    write_embedding_card(tmp_path, s, load_recipe("embed-rkd"))
+    assert "## Search" not in ModelCard.load(tmp_path / "README.md").text

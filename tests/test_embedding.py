@@ -199,6 +199,10 @@ def test_distil_a_narrow_student_end_to_end(tmp_path, tiny_st, capsys, recipe):
     assert code == 0, err
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics["dev"]["stsb-zeroshot"]) == {"spearman", "pearson"} and metrics["train_examples"] == 66
+    # trained into the teacher's space (every one of these recipes compares vectors): the teacher can embed
+    # the documents; no squad-retrieval among the eval tasks, so no asymmetric figure to report
+    assert metrics["details"]["documents_by"] == {"teacher": str(tiny_st)}
+    assert f"documents by {tiny_st}" in (out / "README.md").read_text()
     st = SentenceTransformer(str(out), device="cpu")
     assert st.encode(["a test"]).shape == (1, 32)  # projected to the teacher's width
     code, stdout, err = run_cli(["evaluate", out, "--task", "stsb-zeroshot", "--max-length", 32], capsys)

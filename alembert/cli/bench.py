@@ -56,6 +56,12 @@ def register(sub) -> None:
         "arrival-order batch 1 and 32, length-sorted 32)",
     )
     p.add_argument("--data-dir", type=Path, help="GLUE folder (default: $ALEMBERT_DATA or ../shared/data/glue_data)")
+    p.add_argument(
+        "--documents-by",
+        metavar="MODEL",
+        help="with --task squad-retrieval: asymmetric search, every model's questions against the paragraphs "
+        "MODEL (the teacher) embeds once; the timing is of the query side only",
+    )
     p.set_defaults(run=run)
 
 
@@ -84,9 +90,12 @@ def execute(args) -> dict:
         from alembert.files import check_output_folder
 
         check_output_folder(args.output)
+    kind = task_kind(args.task)
+    if args.documents_by and "documents_by" not in kind.evaluate_flags:
+        raise AlembertError(f"--documents-by is for --task squad-retrieval (asymmetric search), not {args.task}")
     data = {
         k: getattr(args, k)
-        for k in ("dev_file", "train_file", "text_column", "text_pair_column", "label_column", "labels")
+        for k in ("dev_file", "train_file", "text_column", "text_pair_column", "label_column", "labels", "documents_by")
     }
     return run_bench(
         args.models,
@@ -100,7 +109,7 @@ def execute(args) -> dict:
         data_dir=args.data_dir,
         data={k: v for k, v in data.items() if v is not None},
         serving=not args.no_serving,
-        kind=task_kind(args.task),
+        kind=kind,
     )
 
 

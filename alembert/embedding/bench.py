@@ -5,15 +5,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from alembert.errors import AlembertError
 from alembert.measure.bench_task import THROUGHPUT_SENTENCES, BenchTask
 from alembert.measure.size import count_embedding_params
 from alembert.measure.speed import Workload, sentence_workload
 
 
-def embedding_task(name: str, data_dir, max_eval_samples: int | None, eval_batch_size: int) -> BenchTask:
+def embedding_task(
+    name: str, data_dir, max_eval_samples: int | None, eval_batch_size: int, documents_by: str | None = None
+) -> BenchTask:
     """A zero-shot embedding task: sentence-embedding models (PyTorch folders, aliases, ONNX exports).
     Timed on the task's real sentences: batch-1 latency in their dev-file order, throughput over
-    :data:`THROUGHPUT_SENTENCES` of them spread evenly over the file, length-sorted, batch 32."""
+    :data:`THROUGHPUT_SENTENCES` of them spread evenly over the file, length-sorted, batch 32. For
+    squad-retrieval those are the questions: the query side, which is all a model does at query time
+    when ``documents_by`` (the teacher) embeds the paragraphs once (asymmetric search, scored so)."""
     from alembert.embedding.evaluate import (
         MAIN_METRIC,
         evaluate_embedding,
@@ -32,6 +37,10 @@ def embedding_task(name: str, data_dir, max_eval_samples: int | None, eval_batch
     else:
         texts, _, gold = squad_corpus()
         n, kw = min(len(gold), max_eval_samples or len(gold)), {"max_questions": max_eval_samples}
+    if documents_by and name != "squad-retrieval":
+        raise AlembertError(f"--documents-by is for --task squad-retrieval (asymmetric search), not {name}")
+    if documents_by:  # loaded once, its paragraphs embedded once (cached) for every model's questions
+        kw["documents"] = load_any_embedding(documents_by)
 
     def load(path: Path, threads: int):
         return load_any_embedding(path, threads=threads)
@@ -49,6 +58,12 @@ def embedding_task(name: str, data_dir, max_eval_samples: int | None, eval_batch
         f"real {name} dev sentences, dynamic padding (truncated at the max length): latency at batch 1 in dev-file "
         f"order, throughput over {len(spread)} sentences spread over the file, length-sorted batches of the batch size"
     )
+    if name == "squad-retrieval":
+        timing += (
+            f"; scored with the paragraphs embedded once by {documents_by} (asymmetric), timed on the questions alone"
+            if documents_by
+            else "; timed on the questions (the query side), scored with each model embedding the paragraphs too"
+        )
     return BenchTask(
         name,
         MAIN_METRIC[name],

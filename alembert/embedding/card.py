@@ -13,6 +13,35 @@ from alembert.models.card import base_model, eval_results, write_card
 PIPELINE_TAG = "sentence-similarity"  # the embedding task kind declares the same (tasks/embedding.py)
 
 
+def asymmetric_lines(documents_by: dict | None, static: bool) -> str:
+    """The card's word on search: which side encodes what. A student trained into its teacher's space
+    can embed only the queries while the teacher embeds the documents once, offline."""
+    if not documents_by:
+        return ""
+    teacher = documents_by["teacher"]
+    how = (
+        "the teacher's embeddings map into this model's space with the saved PCA (`alembert_teacher_map.safetensors`)"
+        if static
+        else "it was trained into the teacher's space"
+    )
+    lines = [
+        f"\n## Search: queries by this model, documents by {teacher}\n",
+        f"Documents embedded once, offline, by the teacher ({teacher}) can be searched with this model's query "
+        f"embeddings: {how}. `alembert evaluate this_folder --task squad-retrieval --documents-by {teacher}` "
+        "measures it; `alembert bench ... --documents-by` times the query side.",
+    ]
+    measured = documents_by.get("squad-retrieval")
+    if measured:
+        lines.append(
+            f"\nSQuAD retrieval, questions by this model against the teacher's paragraphs: recall@1 "
+            f"{measured['recall@1']:.4f}, recall@10 {measured['recall@10']:.4f}, MRR@10 {measured['mrr@10']:.4f} "
+            f"(mean cosine {measured['space_cosine']:.3f} to the teacher's embeddings of the same questions)."
+        )
+    elif documents_by.get("refused"):
+        lines.append(f"\nNot usable that way yet: {documents_by['refused']}")
+    return "\n".join(lines) + "\n"
+
+
 def write_embedding_card(out: Path, s: dict, recipe: Recipe) -> None:
     rows = []
     for task, metrics in s["dev"].items():
@@ -42,6 +71,7 @@ def write_embedding_card(out: Path, s: dict, recipe: Recipe) -> None:
         if s.get("max_length")
         else ""
     )
+    search = asymmetric_lines(s.get("documents_by"), static)
     body = f"""# Distilled sentence-embedding student (recipe `{recipe.name}`)
 
 {loads}
@@ -60,7 +90,7 @@ Retention (main metric of each zero-shot task): {", ".join(f"{t} **{r}%**" for t
 - Recipe: {recipe.description} ({recipe.source}).
 - Data: {s["texts"]:,} distinct texts; teacher embeddings computed once ({s["teacher_cache_seconds"]} s).
 {length}- Training: {training}.
-"""
+{search}"""
     results = [r for task, metrics in s["dev"].items() for r in eval_results(task, metrics)]
     write_card(
         out,

@@ -206,6 +206,8 @@ def run_embedding_distill(cfg: DistillGeneralConfig, recipe: Recipe, callbacks: 
             task: round(100 * dev[task][MAIN_METRIC[task]] / teacher_dev[task][MAIN_METRIC[task]], 2)
             for task in cfg.eval_tasks
         }
+        if compares_vectors(stage):  # trained into the teacher's space: its queries search the teacher's documents
+            details["documents_by"] = asymmetric_search(best, best_tok, teacher, teacher_tok, cfg, max_length)
     summary = run.summary(
         kind="embedding",
         task="embedding",
@@ -225,6 +227,26 @@ def run_embedding_distill(cfg: DistillGeneralConfig, recipe: Recipe, callbacks: 
     return run.finish(
         summary, card=lambda out, s: write_embedding_card(out, {**card_view(s), "texts": s["train_examples"]}, recipe)
     )
+
+
+def asymmetric_search(student, student_tok, teacher, teacher_tok, cfg, max_length: int) -> dict:
+    """What the card says of asymmetric search (documents embedded once by the teacher, queries by the
+    student): the teacher's name, and with squad-retrieval among the eval tasks its figures (the
+    teacher's paragraphs come from the cache its own evaluation filled) or why it failed the space check."""
+    out: dict = {"teacher": cfg.teacher}
+    if "squad-retrieval" in cfg.eval_tasks:
+        try:
+            out["squad-retrieval"] = evaluate_embedding(
+                student,
+                student_tok,
+                "squad-retrieval",
+                max_length,
+                cfg.train.eval_batch_size,
+                documents=(teacher, teacher_tok),
+            )
+        except AlembertError as exc:  # a student not (yet) in the teacher's space: said, not fatal
+            out["refused"] = str(exc)
+    return out
 
 
 def _time_embedding(teacher, tokenizer, texts: list[str], max_length: int, batch_size: int) -> float:

@@ -92,4 +92,5 @@ class Embedding(TaskKind):
     def bench(self, task, data_dir, max_eval_samples, n_texts, eval_batch_size, data=None, reference=None):
         from alembert.embedding.bench import embedding_task
 
-        return embedding_task(normalise(task), data_dir, max_eval_samples, eval_batch_size)
+        documents_by = (data or {}).get("documents_by")
+        return embedding_task(normalise(task), data_dir, max_eval_samples, eval_batch_size, documents_by)
