@@ -24,7 +24,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e ".[dev,export,plot,minilm,static]"
+	$(BIN)/pip install -q -e ".[dev,export,plot,minilm,static,openvino]"
 	touch $@
 
 # The browser test's tools: Debian's chromium (apt, as root) and web/package.json's pinned npm

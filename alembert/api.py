@@ -104,14 +104,14 @@ def evaluate(model, config=None, **kwargs) -> Result:
 
 
 def export(model, output, *, web: bool = False, tokenizer=None, **kwargs) -> Result:
-    """``alembert export MODEL --onnx`` (``web=True``: ``--web``); keywords as the flags:
-    ``quantize="int8"``, ``opset``, ``overwrite``, ``full_last_layer``, ``node_modules``."""
+    """``alembert export MODEL --onnx`` (``web=True``: ``--web``; ``openvino=True``: ``--openvino``); keywords as
+    the flags: ``quantize="int8"``, ``opset``, ``overwrite``, ``full_last_layer``, ``node_modules``."""
     from alembert.cli import export as command
 
     with contextlib.ExitStack() as stack:
         path = _model_path(model, tokenizer, stack)
         args = _namespace("export", command, None, None, kwargs, stack, positional=[path, "--output", str(output)])
-        args.onnx, args.web = not web, web
+        args.onnx, args.web = not web and not args.openvino, web
         out, info = command.execute(args)
     return Result("export", info, Path(out), info, None, _files(out))
 

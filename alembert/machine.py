@@ -84,6 +84,11 @@ def has_int8_dot(facts: dict) -> bool:
     return any(i in facts.get("isa", []) for i in ("AVX512-VNNI", "AVX-VNNI", "AMX-INT8"))
 
 
+def has_bf16(facts: dict) -> bool:
+    """True where the CPU computes bf16 natively (AVX512-BF16 or AMX): a bf16 model is then faster, not emulated."""
+    return any(i in facts.get("isa", []) for i in ("AVX512-BF16", "AMX-BF16"))
+
+
 def cpu_line(facts: dict) -> str:
     """One line for a footer: model, instruction sets, CPUs, versions."""
     isa = ", ".join(facts.get("isa") or []) or "none of AVX2/AVX-512/VNNI/AMX detected"

@@ -13,7 +13,14 @@ def register(sub) -> None:
         help="fine-tuned model folder, or a sentence-transformers folder / alias, or a static (model2vec) folder "
         "(one embedding graph)",
     )
-    p.add_argument("--onnx", action="store_true", help="export to ONNX (this or --web is required)")
+    p.add_argument("--onnx", action="store_true", help="export to ONNX (this, --openvino or --web is required)")
+    p.add_argument(
+        "--openvino",
+        action="store_true",
+        help="export to OpenVINO IR (the ONNX export's graph; --quantize int8: NNCF post-training quantisation "
+        "calibrated on training texts; bf16: computed in bf16 where the CPU has AVX512-BF16 or AMX); needs the "
+        "openvino extra",
+    )
     p.add_argument(
         "--web",
         action="store_true",
@@ -28,10 +35,11 @@ def register(sub) -> None:
         "--quantize",
         nargs="?",
         const="auto",
-        choices=["auto", "int8", "none"],
+        choices=["auto", "int8", "bf16", "none"],
         help="auto (the default when no value is given): build fp32, dynamic int8 and static (calibrated) int8 graphs, "
         "time them on this CPU and score them on the dev set, keep the fastest within 1 point of the PyTorch model; "
-        "int8: onnxruntime dynamic quantisation, unmeasured; none: fp32",
+        "int8: onnxruntime dynamic quantisation, unmeasured (with --openvino: NNCF static int8); bf16: --openvino "
+        "only; none: fp32",
     )
     p.add_argument(
         "--task",
@@ -42,8 +50,11 @@ def register(sub) -> None:
         "--dev-file", help="with --quantize auto: your own dev file (.csv/.tsv/.jsonl) instead of a GLUE task"
     )
     p.add_argument(
-        "--train-file", help="with --quantize auto: training texts to calibrate static int8 with (default: the task's)"
+        "--train-file",
+        help="with --quantize auto, or --openvino --quantize int8: training texts to calibrate static int8 with "
+        "(default: the task's; an embedding model's: STS-B's training sentences)",
     )
+    p.add_argument("--text-column", help="with --train-file for an embedding model: the column holding the text")
     p.add_argument("--max-eval-samples", type=int, help="with --quantize auto: score on the first N dev examples")
     p.add_argument("--output", type=Path, required=True, help="folder to create")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty --output")
@@ -96,9 +107,18 @@ def _export(args) -> tuple[Path, dict]:
             opset=args.opset,
         )
         return out, {"download_mb": {d: sum(download_bytes(out, d).values()) / 1e6 for d in ("q8", "fp32")}}
-    if not args.onnx:
-        raise AlembertError("pass --onnx (an ONNX folder) or --web (a folder for web browsers)")
     quantize = None if args.quantize == "none" else args.quantize
+    if getattr(args, "openvino", False):
+        return _export_openvino(args, quantize)
+    if not args.onnx:
+        raise AlembertError(
+            "pass --onnx (an ONNX folder), --openvino (an OpenVINO folder) or --web (a folder for web browsers)"
+        )
+    if quantize == "bf16" or args.text_column:
+        raise AlembertError(
+            f"{'--quantize bf16' if quantize == 'bf16' else '--text-column'} is for --openvino exports; "
+            "drop it or pass --openvino"
+        )
     data = {
         "task": args.task,
         "data_dir": args.data_dir,
@@ -124,6 +144,37 @@ def _export(args) -> tuple[Path, dict]:
     return out, info
 
 
+def _export_openvino(args, quantize) -> tuple[Path, dict]:
+    import json
+
+    from alembert.errors import AlembertError
+    from alembert.export.openvino import export_openvino
+    from alembert.export.staging import EXPORT_INFO
+
+    if args.onnx:
+        raise AlembertError("pass one of --onnx and --openvino: each export is one folder")
+    if quantize == "auto":
+        raise AlembertError(
+            "--openvino --quantize auto: auto measures ONNX Runtime's variants only so far; pass --quantize int8, "
+            "bf16 or none (and bench the folders side by side)"
+        )
+    data = {k: getattr(args, k) for k in ("task", "data_dir", "train_file", "text_column")}
+    given = [k for k in ("dev_file", "max_eval_samples") if getattr(args, k) is not None]
+    if given or (quantize != "int8" and any(v is not None for v in data.values())):
+        flags = ", ".join("--" + k.replace("_", "-") for k in given) or "--task/--data-dir/--train-file/--text-column"
+        raise AlembertError(f"{flags}: with --openvino only --quantize int8 reads data (its calibration texts)")
+    out = export_openvino(
+        args.model,
+        args.output,
+        quantize=quantize,
+        overwrite=args.overwrite,
+        first_token=not args.full_last_layer,
+        opset=args.opset,
+        data=data,
+    )
+    return out, json.loads((out / EXPORT_INFO).read_text())
+
+
 def run(args) -> int:
     out, info = execute(args)
     if args.web:
@@ -133,6 +184,9 @@ def run(args) -> int:
             f"a visitor downloads {sizes['q8']:.1f} MB (int8) or {sizes['fp32']:.1f} MB (fp32); serve it: alembert "
             f"serve-web {out}"
         )
+        return 0
+    if info.get("format") == "openvino":
+        print(_openvino_line(args.model, out, info))
         return 0
     size = (out / "model.onnx").stat().st_size / 1e6
     check = (
@@ -157,3 +211,15 @@ def run(args) -> int:
     if info.get("pushed_to"):
         print(f"pushed to {info['pushed_to']}")
     return 0
+
+
+def _openvino_line(model, out: Path, info: dict) -> str:
+    size = (out / "openvino_model.bin").stat().st_size / 1e6
+    check = (
+        f"max |diff| vs PyTorch {info['max_abs_diff_vs_torch']:.2e}, min cosine {info['min_cosine_vs_torch']:.6f}"
+        if info.get("kind") == "embedding"
+        else f"max |logit diff| vs PyTorch {info['max_abs_diff_vs_torch']:.2e}, "
+        f"argmax agreement {info['argmax_agreement']:.0%}"
+    )
+    how = f"{info['variant']}, computed in {info['precision']}"
+    return f"exported {model} -> {out}/openvino_model.xml ({how}, {size:.1f} MB); {check}"

@@ -164,6 +164,38 @@ def saved_data(src: Path) -> dict:
     return {}
 
 
+def training_calibration(cfg, task, tokenizer, names: list[str], n_texts: int = CALIBRATION_TEXTS) -> Calibration:
+    """The first ``n_texts`` training texts of ``cfg``'s task (a DataConfig), tokenised in batches of 16
+    with the graph's ``names`` (token_type_ids zeros where the tokenizer gives none): the activation
+    ranges a static int8 graph (ONNX Runtime's QDQ, OpenVINO's NNCF) is calibrated on. Empty
+    (``batches=None``) where the task has no training texts (your own dev file only)."""
+    from alembert.data.load import load_split
+
+    try:
+        train = load_split(cfg.model_copy(update={"max_train_samples": None}), task, "train")
+    except (AlembertError, OSError):
+        return Calibration(None)  # no training texts: static quantisation is skipped
+    if train is None or not len(train):
+        return Calibration(None)
+    n = min(n_texts, len(train))
+    a = train["text_a"][:n]
+    b = train["text_b"][:n] if "text_b" in train.column_names else None
+    batches = []
+    for i in range(0, n, 16):
+        e = tokenizer(
+            a[i : i + 16],
+            b[i : i + 16] if b else None,
+            padding=True,
+            truncation=True,
+            max_length=cfg.max_length,
+            return_tensors="np",
+        )
+        batches.append(
+            {k: e[k].astype(np.int64) if k in e else np.zeros_like(e["input_ids"], dtype=np.int64) for k in names}
+        )
+    return Calibration(batches, n)
+
+
 def eval_data(src: Path, model_config, tokenizer, names: list[str], data: dict | None = None) -> EvalData:
     """The dev set (``data``: DataConfig fields over the ones saved with the model), real dev texts
     for timing and :data:`CALIBRATION_TEXTS` training texts for static quantisation."""
@@ -202,29 +234,7 @@ def eval_data(src: Path, model_config, tokenizer, names: list[str], data: dict |
         max_length=cfg.max_length,
         return_tensors="pt",
     )
-    calibration = Calibration(None)
-    try:
-        train = load_split(cfg.model_copy(update={"max_train_samples": None}), task, "train")
-    except (AlembertError, OSError):
-        train = None  # no training texts (your own dev file only): static quantisation is skipped
-    if train is not None and len(train):
-        n = min(CALIBRATION_TEXTS, len(train))
-        a = train["text_a"][:n]
-        b = train["text_b"][:n] if "text_b" in train.column_names else None
-        batches = []
-        for i in range(0, n, 16):
-            e = tokenizer(
-                a[i : i + 16],
-                b[i : i + 16] if b else None,
-                padding=True,
-                truncation=True,
-                max_length=cfg.max_length,
-                return_tensors="np",
-            )
-            batches.append(
-                {k: e[k].astype(np.int64) if k in e else np.zeros_like(e["input_ids"], dtype=np.int64) for k in names}
-            )
-        calibration = Calibration(batches, n)
+    calibration = training_calibration(cfg, task, tokenizer, names)
     return EvalData(
         task,
         tokenize_dataset(dev, tokenizer, cfg.max_length),

@@ -24,6 +24,8 @@ from alembert.runtimes.base import EXPORT_INFO  # the export record; its "format
 EXPORT_OWNED = {
     "model.onnx",
     "model.onnx.data",
+    "openvino_model.xml",
+    "openvino_model.bin",
     "config.json",
     EXPORT_INFO,
     "tokenizer.json",

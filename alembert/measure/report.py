@@ -62,7 +62,7 @@ def terminal_rows(result: dict) -> list[dict[str, str]]:
     for m in result["models"]:
         row = {
             "model": m["name"],
-            "kind": m["kind"].replace("pytorch", "torch").replace("onnx-", ""),
+            "kind": short_kind(m["kind"]),
             _short_metric(result["metric"]): _num(m["dev_metric"], ".4f"),
             "ret %": _num(m["retention_pct"], ".1f"),
             "ms @1": _num(m["latency_ms_median"], ".1f"),
@@ -77,21 +77,26 @@ def terminal_rows(result: dict) -> list[dict[str, str]]:
     return rows
 
 
+def short_kind(kind: str) -> str:
+    """A bench row's kind in a few letters: torch, int8 / fp32 (ONNX Runtime), ov-int8 / ov-fp32 (OpenVINO)."""
+    return kind.replace("pytorch", "torch").replace("onnx-", "").replace("openvino-", "ov-")
+
+
 def summary(result: dict, width: int = 80) -> str:
     """The bench in at most ``width`` columns, for the last screen of a run (``make demo``) and a
     log file: per model its kind, dev metric, retention, speed-up at batch 32 and 1 against the
     reference, and size on disk; then where the full tables and charts are."""
     metric = _short_metric(result["metric"])
-    head = f"{'model':<26} {'kind':<6} {metric:>8} {'ret %':>6} {'x b32':>6} {'x b1':>6} {'MB':>7}"
+    head = f"{'model':<26} {'kind':<7} {metric:>8} {'ret %':>6} {'x b32':>6} {'x b1':>6} {'MB':>7}"
     lines = [
         f"{result['task']} dev {result['metric']}; speed-ups against {result['reference']}, on this CPU",
         head,
     ]
     for m in result["models"]:
         name = m["name"] if len(m["name"]) <= 26 else "…" + m["name"][-25:]
-        kind = m["kind"].replace("pytorch", "torch").replace("onnx-", "")
+        kind = short_kind(m["kind"])
         lines.append(
-            f"{name:<26} {kind[:6]:<6} {_num(m['dev_metric'], '.4f'):>8} {_num(m['retention_pct'], '.1f'):>6} "
+            f"{name:<26} {kind[:7]:<7} {_num(m['dev_metric'], '.4f'):>8} {_num(m['retention_pct'], '.1f'):>6} "
             f"{_x(m['speedup_throughput']):>6} {_x(m['speedup_latency']):>6} {_num(m['disk_mb'], '.1f'):>7}"
         )
     return "\n".join(line[:width] for line in lines)
@@ -105,9 +110,8 @@ def terminal_title(result: dict) -> str:
         if result.get("serving")
         else ""
     )
-    return (
-        f"bench: {result['task']} vs {result['reference']}; ms @1x{seq}, seq/s @{batch}x{seq} (int8/fp32: ONNX){real}"
-    )
+    shapes = f"ms @1x{seq}, seq/s @{batch}x{seq} (int8/fp32: ONNX, ov-: OpenVINO)"
+    return f"bench: {result['task']} vs {result['reference']}; {shapes}{real}"
 
 
 def conditions(result: dict) -> str:

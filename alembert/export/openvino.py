@@ -1,0 +1,286 @@
+"""``alembert export --openvino``: an OpenVINO IR folder (format ``openvino``) that ``evaluate``,
+``bench``, ``predict`` and the API run through :mod:`alembert.runtimes.openvino`.
+
+The IR is read from the graph the ONNX export builds (OpenVINO's ONNX front end takes it as it
+is, onnxruntime's fused operators included), so what that export does for speed carries over
+with no second implementation: the [CLS]-only last layer of BERT classifiers, pooling, Dense and
+normalisation inside an embedding model's graph, a static model's weighted mean. Then, by
+``quantize``:
+
+- ``None``: the fp32 IR, computed in f32 (recorded: OpenVINO would pick bf16 on its own on CPUs
+  with AVX512-BF16 or AMX);
+- ``"int8"``: NNCF's post-training quantisation (``model_type=TRANSFORMER``: SmoothQuant, fast bias
+  correction; fixed activation scales, so a sentence's output does not depend on its batch),
+  calibrated on :data:`CALIBRATION_TEXTS` real training texts: the task's own for a classifier
+  (``--task``/``--train-file`` where none is saved), STS-B's training sentences for an embedding
+  model (or ``--train-file``);
+- ``"bf16"``: the fp32 IR computed in bf16, only where the CPU has AVX512-BF16 or AMX (elsewhere
+  OpenVINO would emulate it, slower than fp32: refused).
+
+The folder is written through the staged folder like every export (complete or as it was), and
+checked against the PyTorch source on real sentences before it is moved into place.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from alembert.errors import AlembertError
+from alembert.export.graph import CHECK_SENTENCES
+from alembert.export.staging import EXPORT_INFO, check_output, staged_folder
+from alembert.files import write_json_atomic
+from alembert.machine import cpu_facts, has_bf16
+from alembert.runtimes.openvino import IR_FILE, OpenVinoRuntime, OvModel, require_openvino
+
+QUANTIZATIONS = (None, "int8", "bf16")
+CALIBRATION_TEXTS = 300  # NNCF's default subset size
+# what the ONNX record says of the graph itself, carried into the OpenVINO record
+CARRIED = (
+    "kind",
+    "static",
+    "pooling",
+    "dense",
+    "normalize",
+    "dim",
+    "vocab_size",
+    "max_seq_length",
+    "inputs",
+    "outputs",
+    "dynamic_axes",
+    "attention",
+    "last_layer",
+)
+
+
+def export_openvino(
+    model_dir: str | Path,
+    out_dir: str | Path,
+    quantize: str | None = None,
+    overwrite: bool = False,
+    first_token: bool = True,
+    opset: int | None = None,
+    data: dict | None = None,
+) -> Path:
+    """Export ``model_dir`` (a fine-tuned classifier, a sentence-transformers folder or a static
+    folder) to the OpenVINO folder ``out_dir``; returns ``out_dir``. ``data``: ``task``, ``data_dir``,
+    ``train_file``, ``text_column``: where int8's calibration texts come from."""
+    from alembert.export.onnx import export_onnx
+    from alembert.models.resolve import resolve_model
+
+    if quantize not in QUANTIZATIONS:
+        raise AlembertError(f"--openvino --quantize {quantize}: use int8, bf16 or none")
+    require_openvino()
+    if quantize == "int8":
+        try:
+            import nncf  # noqa: F401
+        except ImportError:
+            raise AlembertError("--openvino --quantize int8 needs NNCF: pip install 'alembert[openvino]'") from None
+    facts = cpu_facts()
+    if quantize == "bf16" and not has_bf16(facts):
+        raise AlembertError(
+            "--quantize bf16: this CPU has neither AVX512-BF16 nor AMX, so OpenVINO would emulate bf16 "
+            "(slower than fp32); use --quantize int8 or none"
+        )
+    out_dir = Path(out_dir).absolute()
+    check_output(out_dir, None, overwrite)
+    src = resolve_model(model_dir)
+    check_output(out_dir, src, overwrite)
+    ov = require_openvino()
+    with staged_folder(out_dir, overwrite, 4 * _weights_bytes(src)) as tmp:
+        graph_dir = tmp / "onnx-graph"  # the ONNX export's folder, read by OpenVINO, then dissolved
+        export_onnx(src, graph_dir, None, opset, False, first_token)
+        record = json.loads((graph_dir / EXPORT_INFO).read_text())
+        model = ov.convert_model(graph_dir / "model.onnx")
+        calibrated = None
+        if quantize == "int8":
+            model, calibrated = _quantize(model, src, record, graph_dir, data)
+        ov.save_model(model, tmp / IR_FILE, compress_to_fp16=False)
+        for f in graph_dir.iterdir():  # tokenizer, config, module description: the export's own files stay
+            if f.name not in ("model.onnx", "model.onnx.data", EXPORT_INFO, "README.md"):
+                os.replace(f, tmp / f.name)
+        shutil.rmtree(graph_dir)
+        precision = "bf16" if quantize == "bf16" else "f32"
+        info = {
+            "format": OpenVinoRuntime.format,
+            "source": str(Path(src).resolve()),
+            **{k: record[k] for k in CARRIED if k in record},
+            "quantization": quantize,
+            "variant": quantize or "fp32",
+            "precision": precision,
+            "onnx_opset": record.get("opset"),
+            "int8": (
+                f"NNCF post-training quantisation (model_type TRANSFORMER: SmoothQuant, fast bias correction), "
+                f"static activation scales from {calibrated} texts"
+                if calibrated
+                else None
+            ),
+            **_check(tmp / IR_FILE, src, record, precision),
+            "machine": facts,
+            "versions": {"openvino": OpenVinoRuntime().version(), **_nncf_version(quantize)},
+            "files": sorted({f.name for f in tmp.iterdir()} | {EXPORT_INFO, "README.md"}),
+        }
+        _write_card(tmp, info)
+        write_json_atomic(tmp / EXPORT_INFO, info)
+    return out_dir
+
+
+def _weights_bytes(src: Path) -> int:
+    return sum(f.stat().st_size for f in Path(src).rglob("*.safetensors")) or 1 << 20
+
+
+def _nncf_version(quantize: str | None) -> dict:
+    if quantize != "int8":
+        return {}
+    import nncf
+
+    return {"nncf": nncf.__version__}
+
+
+def _quantize(model, src: Path, record: dict, graph_dir: Path, data: dict | None):
+    """(the NNCF-quantised model, how many texts calibrated it)."""
+    import nncf
+
+    names = [i.get_any_name() for i in model.inputs]
+    from alembert.models.load import load_tokenizer
+
+    tokenizer = load_tokenizer(graph_dir)
+    batches = (
+        _embedding_batches(tokenizer, names, record, data)
+        if record.get("kind") == "embedding"
+        else _classifier_batches(src, tokenizer, names, data)
+    )
+    texts = sum(len(b["input_ids"]) for b in batches)
+    quiet = nncf.set_log_level if hasattr(nncf, "set_log_level") else None
+    if quiet:
+        import logging
+
+        quiet(logging.ERROR)
+    quantized = nncf.quantize(
+        model, nncf.Dataset(batches), model_type=nncf.ModelType.TRANSFORMER, subset_size=len(batches)
+    )
+    return quantized, texts
+
+
+def _classifier_batches(src: Path, tokenizer, names: list[str], data: dict | None) -> list[dict]:
+    """The task's training texts (saved with the model, or ``--task``/``--train-file``), as --quantize
+    auto's static int8 reads them."""
+    from alembert.config.schema import DataConfig
+    from alembert.data.glue import MAX_LENGTH
+    from alembert.data.load import resolve_task
+    from alembert.export import auto
+    from alembert.models.load import load_config
+    from alembert.models.preprocessing import max_length_for
+
+    given = {k: v for k, v in (data or {}).items() if v is not None and k != "text_column"}
+    fields = {**auto.saved_data(src), **given}
+    if given.get("train_file") and not given.get("task"):
+        fields.pop("task", None)
+    if not fields.get("task") and not fields.get("train_file"):
+        raise AlembertError(
+            f"--openvino --quantize int8 calibrates on training texts, and model {src} has no saved task: "
+            "pass --task (and --data-dir) or --train-file"
+        )
+    fields.setdefault("max_length", max_length_for(src, None, MAX_LENGTH))
+    cfg = DataConfig(**fields)
+    task = resolve_task(cfg, load_config(src), f"model {src}")
+    calibration = auto.training_calibration(cfg, task, tokenizer, names, CALIBRATION_TEXTS)
+    if not calibration.batches:
+        raise AlembertError(f"no training texts for {task.name} to calibrate int8 with; pass --train-file")
+    return calibration.batches
+
+
+def _embedding_batches(tokenizer, names: list[str], record: dict, data: dict | None) -> list[dict]:
+    """``--train-file``'s texts, else STS-B's training sentences (real sentences of the kind the model embeds)."""
+    from alembert.embedding.data import load_texts
+
+    data = data or {}
+    if data.get("train_file"):
+        texts = load_texts([data["train_file"]], None, None, data.get("text_column"), CALIBRATION_TEXTS)
+    else:
+        try:
+            texts = load_texts([], ["stsb"], data.get("data_dir"), None, CALIBRATION_TEXTS)
+        except (AlembertError, OSError):
+            raise AlembertError(
+                "--openvino --quantize int8 calibrates an embedding model on STS-B's training sentences, which "
+                "are not here; pass --train-file (your texts) or --data-dir (a GLUE folder)"
+            ) from None
+    if not texts:
+        raise AlembertError("no texts to calibrate int8 with; pass a --train-file with some")
+    batches = []
+    for i in range(0, len(texts), 16):
+        enc = tokenizer(
+            texts[i : i + 16], padding=True, truncation=True, max_length=record.get("max_seq_length") or 128
+        )
+        ids = np.asarray(enc["input_ids"], dtype=np.int64)
+        batches.append({n: np.asarray(enc[n], dtype=np.int64) if n in enc else np.zeros_like(ids) for n in names})
+    return batches
+
+
+def _check(ir: Path, src: Path, record: dict, precision: str) -> dict:
+    """The IR against the PyTorch source on the check sentences (a padded batch and one alone)."""
+    import torch
+
+    from alembert.runtimes.pytorch import PyTorchRuntime
+
+    embedding = record.get("kind") == "embedding"
+    runtime = PyTorchRuntime()
+    if embedding:
+        reference, tokenizer = runtime.load_embedding(src)
+    else:
+        from alembert.models.load import load_tokenizer
+
+        reference, tokenizer = runtime.load_classifier(src), load_tokenizer(src)
+    model = OvModel.from_ir(ir, precision=precision)
+    gaps, agree, cosines, total = [], 0, [], 0
+    for texts in (CHECK_SENTENCES, CHECK_SENTENCES[:1]):
+        enc = tokenizer(texts, padding=True, return_tensors="pt")
+        with torch.no_grad():
+            out = reference(**enc)
+        ref = (out.embeddings if embedding else out.logits).float().numpy()
+        got = model.run(model.prepare(enc))
+        gaps.append(float(np.abs(got - ref).max()))
+        if embedding:
+            norms = (np.linalg.norm(got, axis=-1) * np.linalg.norm(ref, axis=-1)).clip(1e-12)
+            cosines.append(float(((got * ref).sum(-1) / norms).min()))
+        else:
+            agree += int((got.argmax(-1) == ref.argmax(-1)).sum())
+        total += len(texts)
+    check = {"max_abs_diff_vs_torch": max(gaps), "check_sentences": total}
+    return {**check, "min_cosine_vs_torch": min(cosines)} if embedding else {**check, "argmax_agreement": agree / total}
+
+
+def _write_card(folder: Path, info: dict) -> None:
+    """README.md: what the IR is, how it computes, the check, and the CPU it was made on."""
+    from alembert.files import write_text_atomic
+    from alembert.machine import cpu_line
+
+    embedding = info.get("kind") == "embedding"
+    check = (
+        f"max |diff| {info['max_abs_diff_vs_torch']:.2e}, min cosine {info['min_cosine_vs_torch']:.6f}"
+        if embedding
+        else f"max |logit diff| {info['max_abs_diff_vs_torch']:.2e}, argmax agreement {info['argmax_agreement']:.0%}"
+    )
+    lines = [
+        "---",
+        "library_name: openvino",
+        f"pipeline_tag: {'sentence-similarity' if embedding else 'text-classification'}",
+        "tags: [alembert, openvino" + (", int8" if info["quantization"] == "int8" else "") + "]",
+        "---",
+        f"# OpenVINO export of `{Path(info['source']).name}`",
+        "",
+        f"Exported by `alembert export --openvino` from `{info['source']}`: `{IR_FILE}` + `.bin` "
+        f"({info['variant']}, computed in {info['precision']}); run it with `alembert evaluate`, `bench` or "
+        "`predict` on this folder, or `openvino.Core().compile_model`.",
+        "",
+        f"- Graph: {info['int8'] or 'fp32 weights'}; last layer: {info.get('last_layer', 'all tokens')}.",
+        f"- Check vs PyTorch on {info['check_sentences']} sentences: {check}.",
+        "",
+        f"Exported on: {cpu_line(info['machine'])}; openvino {info['versions']['openvino']}.",
+        "",
+    ]
+    write_text_atomic(folder / "README.md", "\n".join(lines))
