@@ -137,7 +137,14 @@ class PadIsZero:
         return 0 if token == "[PAD]" else self._tokenizer.token_to_id(token)
 
     def __getattr__(self, name):
+        if name == "_tokenizer":  # not set yet (copy and pickle build the object without __init__)
+            raise AttributeError(name)
         return getattr(self._tokenizer, name)
+
+    def __deepcopy__(self, memo):  # model2vec's StaticModel deep-copies the tokenizer it is given
+        import copy
+
+        return PadIsZero(copy.deepcopy(self._tokenizer, memo))
 
 
 def make_tokenlearn(args, teacher: Path, dim: int, out: Path) -> dict:

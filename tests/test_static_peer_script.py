@@ -93,6 +93,10 @@ def test_tokenlearns_pad_lookup_is_given_the_id_it_pads_with(bert_tokenizer):
     assert peer.PadIsZero.needed(mpnet_like)
     view = peer.PadIsZero(mpnet_like)
     assert view.token_to_id("[PAD]") == 0 and view.token_to_id("cat") == 2 and view.get_vocab_size() == 3
+    import copy
+
+    copied = copy.deepcopy(view)  # model2vec's StaticModel copies the tokenizer it is given
+    assert copied.token_to_id("[PAD]") == 0 and copied.get_vocab_size() == 3
     word_first = Tokenizer(WordLevel({"cat": 0, "[PAD]": 1}, unk_token="cat"))
     with pytest.raises(SystemExit, match="'cat'"):
         peer.PadIsZero.needed(word_first)
