@@ -155,6 +155,73 @@ class Runtime:
         )
 
 
+def int64_feeds(batch: Mapping[str, Any], names: list[str]) -> dict[str, np.ndarray]:
+    """The graph inputs ``names`` from tokenizer outputs (torch or numpy) as contiguous int64 arrays;
+    a missing token_type_ids is all zeros (a graph exported with it, a tokenizer that gives none)."""
+    ref = batch["input_ids"]
+    out = {}
+    for name in names:
+        value = batch.get(name)
+        if value is None:
+            value = torch.zeros_like(ref) if isinstance(ref, torch.Tensor) else np.zeros_like(ref)
+        value = value.cpu().numpy() if isinstance(value, torch.Tensor) else value
+        out[name] = np.ascontiguousarray(value, dtype=np.int64)
+    return out
+
+
+class ExportRuntime(Runtime):
+    """A runtime of the folders ``alembert export`` writes (a graph beside ``alembert_export.json``):
+    ``classifier`` and ``embedder`` are its loaded-model classes (:class:`ArrayModel` subclasses taking
+    ``(folder, threads)``), and the checks every such folder needs are made here once: an embedding
+    export is not a classifier, a classifier's label count fits the task, an embedding export's
+    pooling is inside its graph. Has no ``format`` itself, so it is not registered."""
+
+    classifier: ClassVar[type] = ArrayModel
+    embedder: ClassVar[type] = ArrayModel
+
+    def is_embedding(self, path: Path) -> bool:
+        info = path / EXPORT_INFO
+        return info.is_file() and json.loads(info.read_text()).get("kind") == "embedding"
+
+    def load_classifier(self, path: Path, task=None, threads: int | None = None, name: str | None = None):
+        name = name or str(path)
+        if self.is_embedding(path):
+            raise AlembertError(
+                f"model {name} is a sentence-embedding export; "
+                "evaluate or bench it with --task stsb-zeroshot (or squad-retrieval)"
+            )
+        model = self.classifier(path, threads)
+        if task is not None and model.config.num_labels != task.num_labels:
+            raise AlembertError(
+                f"model {name} has a {model.config.num_labels}-label head but task {task.name} "
+                f"needs {task.num_labels}; pass a model exported from a fine-tune on this task"
+            )
+        return model
+
+    def load_embedding(self, path: Path, pooling: str | None = None, threads: int | None = None, name=None):
+        from alembert.models.load import load_tokenizer
+
+        model = self.embedder(path, threads)
+        if pooling is not None and pooling != model.pooling:
+            raise AlembertError(
+                f"model {name or path} is an {self.title} export with {model.pooling} pooling inside its graph; "
+                "drop --pooling or export again"
+            )
+        return model, load_tokenizer(path)
+
+
+def embedding_record(model) -> None:
+    """Set an exported sentence-embedding model's ``pooling``, ``normalize``, ``dim`` and ``max_seq_length``
+    from its export record (pooling, Dense layers and normalisation are inside its graph)."""
+    info = model.export_info
+    if info.get("kind") != "embedding":
+        raise AlembertError(
+            f"{model.folder} is not an embedding export (alembert export of a sentence-transformers folder)"
+        )
+    model.pooling, model.normalize, model.dim = info["pooling"], info["normalize"], info["dim"]
+    model.max_seq_length = info.get("max_seq_length")
+
+
 def known_formats() -> str:
     return ", ".join(RUNTIMES)
 

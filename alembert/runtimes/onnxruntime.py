@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from alembert.errors import AlembertError
-from alembert.runtimes.base import EXPORT_INFO, ArrayModel, Runtime
+from alembert.runtimes.base import EXPORT_INFO, ArrayModel, ExportRuntime, embedding_record, int64_feeds
 
 ONNX_FILE = "model.onnx"
 
@@ -84,19 +84,8 @@ class OnnxModel(ArrayModel):
     def quantization(self) -> str | None:
         return self.export_info.get("quantization")
 
-    def feeds(self, batch: Mapping[str, Any]) -> dict[str, np.ndarray]:
-        """The numpy inputs for the session; a missing token_type_ids is all zeros."""
-        ref = batch["input_ids"]
-        out = {}
-        for name in self.input_names:
-            value = batch.get(name)
-            if value is None:
-                value = torch.zeros_like(ref) if isinstance(ref, torch.Tensor) else np.zeros_like(ref)
-            out[name] = np.asarray(value.cpu() if isinstance(value, torch.Tensor) else value, dtype=np.int64)
-        return out
-
     def prepare(self, batch: Mapping[str, Any]) -> dict[str, np.ndarray]:
-        return {k: np.ascontiguousarray(v) for k, v in self.feeds(batch).items()}
+        return int64_feeds(batch, self.input_names)
 
     def run(self, prepared: dict[str, np.ndarray]) -> np.ndarray:
         return self.session.run([self.output], prepared)[0]
@@ -127,14 +116,7 @@ class OnnxEmbedder(OnnxModel):
 
     def __init__(self, folder: str | Path, threads: int | None = None):
         super().__init__(folder, threads)
-        if self.export_info.get("kind") != "embedding":
-            raise AlembertError(
-                f"{self.folder} is not an embedding export (alembert export of a sentence-transformers folder)"
-            )
-        self.pooling = self.export_info["pooling"]
-        self.normalize = self.export_info["normalize"]
-        self.dim = self.export_info["dim"]
-        self.max_seq_length = self.export_info.get("max_seq_length")
+        embedding_record(self)
 
 
 def graph_model(onnx_path: str | Path, output: str = "logits", threads: int | None = None) -> OnnxModel:
@@ -144,11 +126,13 @@ def graph_model(onnx_path: str | Path, output: str = "logits", threads: int | No
     return cls.from_graph(onnx_path, threads)
 
 
-class OnnxRuntime(Runtime):
+class OnnxRuntime(ExportRuntime):
     format = "onnx"
     library = "onnxruntime"
     title = "ONNX"
     weights = (ONNX_FILE, "model.onnx.data", "*.onnx_data")
+    classifier = OnnxClassifier
+    embedder = OnnxEmbedder
 
     def probe(self, path: Path) -> bool:
         """A folder with ``model.onnx`` (an export without a record), or a bare ``.onnx`` graph."""
@@ -159,34 +143,7 @@ class OnnxRuntime(Runtime):
 
         return onnxruntime.__version__
 
-    def is_embedding(self, path: Path) -> bool:
-        info = path / EXPORT_INFO
-        return info.is_file() and json.loads(info.read_text()).get("kind") == "embedding"
-
     def load_classifier(self, path: Path, task=None, threads: int | None = None, name: str | None = None):
-        name = name or str(path)
-        if path.is_file():
+        if path.is_file():  # a bare graph: nothing to check it against
             return OnnxClassifier.from_graph(path, threads)
-        if self.is_embedding(path):
-            raise AlembertError(
-                f"model {name} is a sentence-embedding export; "
-                "evaluate or bench it with --task stsb-zeroshot (or squad-retrieval)"
-            )
-        model = OnnxClassifier(path, threads)
-        if task is not None and model.config.num_labels != task.num_labels:
-            raise AlembertError(
-                f"model {name} has a {model.config.num_labels}-label head but task {task.name} "
-                f"needs {task.num_labels}; pass a model exported from a fine-tune on this task"
-            )
-        return model
-
-    def load_embedding(self, path: Path, pooling: str | None = None, threads: int | None = None, name=None):
-        from alembert.models.load import load_tokenizer
-
-        model = OnnxEmbedder(path, threads)
-        if pooling is not None and pooling != model.pooling:
-            raise AlembertError(
-                f"model {name or path} is an ONNX export with {model.pooling} pooling inside its graph; "
-                "drop --pooling or export again"
-            )
-        return model, load_tokenizer(path)
+        return super().load_classifier(path, task, threads, name)

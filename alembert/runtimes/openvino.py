@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from alembert.errors import AlembertError
-from alembert.runtimes.base import EXPORT_INFO, ArrayModel, Runtime
+from alembert.runtimes.base import EXPORT_INFO, ArrayModel, ExportRuntime, embedding_record, int64_feeds
 
 IR_FILE = "openvino_model.xml"
 PRECISIONS = ("f32", "bf16")  # the CPU plugin's INFERENCE_PRECISION_HINT an export may record
@@ -95,16 +95,7 @@ class OvModel(ArrayModel):
         self.precision = precision
 
     def prepare(self, batch: Mapping[str, Any]) -> dict[str, np.ndarray]:
-        """int64 arrays by input name; a missing token_type_ids is all zeros."""
-        ref = batch["input_ids"]
-        out = {}
-        for name in self.input_names:
-            value = batch.get(name)
-            if value is None:
-                value = torch.zeros_like(ref) if isinstance(ref, torch.Tensor) else np.zeros_like(ref)
-            value = value.cpu().numpy() if isinstance(value, torch.Tensor) else value
-            out[name] = np.ascontiguousarray(value, dtype=np.int64)
-        return out
+        return int64_feeds(batch, self.input_names)
 
     def run(self, prepared: dict[str, np.ndarray]) -> np.ndarray:
         return self.request.infer(prepared)[0].copy()  # the request's buffer is reused by the next call
@@ -130,21 +121,16 @@ class OvEmbedder(OvModel):
 
     def __init__(self, folder: str | Path, threads: int | None = None):
         super().__init__(folder, threads)
-        if self.export_info.get("kind") != "embedding":
-            raise AlembertError(
-                f"{self.folder} is not an embedding export (alembert export of a sentence-transformers folder)"
-            )
-        self.pooling = self.export_info["pooling"]
-        self.normalize = self.export_info["normalize"]
-        self.dim = self.export_info["dim"]
-        self.max_seq_length = self.export_info.get("max_seq_length")
+        embedding_record(self)
 
 
-class OpenVinoRuntime(Runtime):
+class OpenVinoRuntime(ExportRuntime):
     format = "openvino"
     library = "openvino"
     title = "OpenVINO"
     weights = ("openvino_model.bin", IR_FILE)
+    classifier = OvClassifier
+    embedder = OvEmbedder
 
     def probe(self, path: Path) -> bool:
         """A folder with ``openvino_model.xml`` (an export without a record)."""
@@ -152,30 +138,3 @@ class OpenVinoRuntime(Runtime):
 
     def version(self) -> str:
         return require_openvino().get_version()
-
-    def load_classifier(self, path: Path, task=None, threads: int | None = None, name: str | None = None):
-        name = name or str(path)
-        info = path / EXPORT_INFO
-        if info.is_file() and json.loads(info.read_text()).get("kind") == "embedding":
-            raise AlembertError(
-                f"model {name} is a sentence-embedding export; "
-                "evaluate or bench it with --task stsb-zeroshot (or squad-retrieval)"
-            )
-        model = OvClassifier(path, threads)
-        if task is not None and model.config.num_labels != task.num_labels:
-            raise AlembertError(
-                f"model {name} has a {model.config.num_labels}-label head but task {task.name} "
-                f"needs {task.num_labels}; pass a model exported from a fine-tune on this task"
-            )
-        return model
-
-    def load_embedding(self, path: Path, pooling: str | None = None, threads: int | None = None, name=None):
-        from alembert.models.load import load_tokenizer
-
-        model = OvEmbedder(path, threads)
-        if pooling is not None and pooling != model.pooling:
-            raise AlembertError(
-                f"model {name or path} is an OpenVINO export with {model.pooling} pooling inside its graph; "
-                "drop --pooling or export again"
-            )
-        return model, load_tokenizer(path)
