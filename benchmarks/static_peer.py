@@ -290,7 +290,8 @@ def main(argv=None) -> None:
     if "tokenlearn" in peers:
         folders += [(f"tokenlearn-{dim}", "model2vec + tokenlearn", Path(peers["tokenlearn"]["folder"]))]
     if args.layer_student:
-        folders += [(Path(args.layer_student).name, "layered student", Path(args.layer_student))]
+        layered = Path(resolve_model(args.layer_student))  # an alias too: its folder's weights are its size
+        folders += [(Path(args.layer_student).name, "layered student", layered)]
 
     taken: set[str] = set()
     for i, (name, kind, folder) in enumerate(folders):  # one name per row: the timings are keyed by it

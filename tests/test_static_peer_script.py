@@ -59,7 +59,7 @@ def test_peer_script_scores_and_times_every_variant(tmp_path, tiny_bert, bert_to
     assert StaticModel.from_pretrained(report["peers"]["model2vec"]["folder"]).dim == DIM
     for r in report["rows"]:
         assert set(r["squad-retrieval"]) >= {"recall@1", "mrr@10"} and -1 <= r["stsb-zeroshot"]["spearman"] <= 1
-        assert r["sent_s_b32"] > 0 and r["sent_s_b1"] > 0
+        assert r["sent_s_b32"] > 0 and r["sent_s_b1"] > 0 and r["disk_mb"] > 0
         assert ("model2vec_sent_s_b32" in r) == r["static"]  # the static folders also in model2vec's runtime
     assert report["rows"][0]["speedup_b32"] == 1.0
     # the same code scores every variant: the student's figure is alembert's evaluation of its folder
