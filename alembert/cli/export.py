@@ -185,27 +185,7 @@ def run(args) -> int:
             f"serve-web {out}"
         )
         return 0
-    if info.get("format") == "openvino":
-        print(_openvino_line(args.model, out, info))
-        return 0
-    size = (out / "model.onnx").stat().st_size / 1e6
-    check = (
-        f"max |logit diff| vs PyTorch {info['max_abs_diff_vs_torch']:.2e}, "
-        f"argmax agreement {info['argmax_agreement']:.0%}"
-        if info.get("kind") != "embedding"
-        # a sentence-embedding model: one graph, pooling and head inside
-        else f"sentence embeddings ({info['pooling']} pooling, dim {info['dim']}, normalize {info['normalize']}): "
-        f"max |diff| vs PyTorch {info['max_abs_diff_vs_torch']:.2e}, min cosine {info['min_cosine_vs_torch']:.6f}"
-    )
-    layers = (
-        f"static: a {info['vocab_size']} x {info['dim']} token table, no layers"
-        if info.get("static")
-        else f"last layer: {info['last_layer']}"
-    )
-    print(
-        f"exported {args.model} -> {out}/model.onnx ({info.get('variant') or info['quantization'] or 'fp32'}, "
-        f"opset {info['opset']}, {size:.1f} MB, {layers}); {check}"
-    )
+    print(summary_line(args.model, out, info))
     if info.get("auto"):
         print(f"quantize auto: {info['auto']['reason']}")
     if info.get("pushed_to"):
@@ -213,13 +193,29 @@ def run(args) -> int:
     return 0
 
 
-def _openvino_line(model, out: Path, info: dict) -> str:
-    size = (out / "openvino_model.bin").stat().st_size / 1e6
+def summary_line(model, out: Path, info: dict) -> str:
+    """One line for any export folder, read through the runtime that runs it: its weight files, the
+    variant and how it computes, and the check against PyTorch from its record."""
+    from alembert.runtimes import runtime_for
+
+    runtime = runtime_for(out)
+    files = runtime.weight_files(out)
+    how = [info.get("variant") or info.get("quantization") or "fp32"]
+    how += [f"computed in {info['precision']}"] if info.get("precision") else []
+    how += [f"opset {info['opset']}"] if info.get("opset") else []
+    how.append(f"{sum(f.stat().st_size for f in files) / 1e6:.1f} MB")
+    how.append(
+        f"static: a {info['vocab_size']} x {info['dim']} token table, no layers"
+        if info.get("static")
+        else f"last layer: {info.get('last_layer', 'all tokens')}"
+    )
     check = (
+        # a sentence-embedding model: one graph, pooling and head inside
+        f"sentence embeddings ({info['pooling']} pooling, dim {info['dim']}, normalize {info['normalize']}): "
         f"max |diff| vs PyTorch {info['max_abs_diff_vs_torch']:.2e}, min cosine {info['min_cosine_vs_torch']:.6f}"
         if info.get("kind") == "embedding"
         else f"max |logit diff| vs PyTorch {info['max_abs_diff_vs_torch']:.2e}, "
         f"argmax agreement {info['argmax_agreement']:.0%}"
     )
-    how = f"{info['variant']}, computed in {info['precision']}"
-    return f"exported {model} -> {out}/openvino_model.xml ({how}, {size:.1f} MB); {check}"
+    shown = runtime.weights[0] if runtime.weights else ""  # the file a user opens: model.onnx, openvino_model.xml
+    return f"exported {model} -> {out}/{shown} ({runtime.title}, {', '.join(how)}); {check}"

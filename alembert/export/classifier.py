@@ -16,13 +16,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from alembert.errors import AlembertError
 from alembert.export.card import write_export_card
 from alembert.export.first_token import first_token_last_layer
-from alembert.export.graph import build_graph, graph_outputs, model_input_names, reference_outputs, versions
+from alembert.export.graph import agreement, build_graph, graph_outputs, model_input_names, reference_outputs, versions
 from alembert.export.staging import EXPORT_INFO, staged_folder
 from alembert.files import write_json_atomic
 from alembert.machine import cpu_facts
@@ -46,16 +45,6 @@ def _load_task_model(path: Path):
     return quiet_from_pretrained(
         AutoModelForSequenceClassification, path, f"model {path}", attn_implementation="sdpa" if sdpa else "eager"
     ).eval()
-
-
-def _check(onnx_path: Path, reference: list[tuple[dict, np.ndarray]]) -> dict:
-    """Largest |logit| gap vs PyTorch, and argmax agreement."""
-    gaps, agree, total = [], 0, 0
-    for out, ref in graph_outputs(onnx_path, reference, "logits"):
-        gaps.append(float(np.abs(out - ref).max()))
-        agree += int((out.argmax(-1) == ref.argmax(-1)).sum())
-        total += len(ref)
-    return {"max_abs_diff_vs_torch": max(gaps), "argmax_agreement": agree / total, "check_sentences": total}
 
 
 def export_classifier_onnx(
@@ -106,7 +95,7 @@ def export_classifier_onnx(
             "ort_optimized": graph["ort_optimized"],
             "last_layer": "first token only" if pruned else "all tokens",
             "int8": graph["int8"],
-            **_check(tmp / "model.onnx", reference),
+            **agreement(graph_outputs(tmp / "model.onnx", reference, "logits"), embedding=False),
             **({"auto": graph["auto"]} if graph["auto"] else {}),
             "machine": cpu_facts(),
             **versions(),

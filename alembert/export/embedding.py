@@ -21,11 +21,10 @@ import json
 import shutil
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from alembert.export.first_token import FAMILIES, FirstTokenLayer
-from alembert.export.graph import build_graph, graph_outputs, model_input_names, reference_outputs, versions
+from alembert.export.graph import agreement, build_graph, graph_outputs, model_input_names, reference_outputs, versions
 from alembert.export.staging import EXPORT_INFO, staged_folder
 from alembert.files import write_json_atomic
 from alembert.runtimes.onnxruntime import OnnxRuntime
@@ -63,17 +62,6 @@ def _first_token_last_layer(model) -> bool:
     if not isinstance(layers[-1], FirstTokenLayer):
         layers[-1] = FirstTokenLayer(layers[-1])
     return True
-
-
-def _check(onnx_path: Path, reference: list[tuple[dict, np.ndarray]]) -> dict:
-    """Largest |component| gap and lowest cosine between the ONNX and PyTorch vectors."""
-    gaps, cosines, total = [], [], 0
-    for out, ref in graph_outputs(onnx_path, reference, OUTPUT):
-        gaps.append(float(np.abs(out - ref).max()))
-        cos = (out * ref).sum(-1) / (np.linalg.norm(out, axis=-1) * np.linalg.norm(ref, axis=-1)).clip(1e-12)
-        cosines.append(float(cos.min()))
-        total += len(ref)
-    return {"max_abs_diff_vs_torch": max(gaps), "min_cosine_vs_torch": min(cosines), "check_sentences": total}
 
 
 def _copy_module_files(src: Path, encoder_path: Path, tmp: Path) -> None:
@@ -148,7 +136,7 @@ def export_embedding_onnx(
                 "ort_optimized": graph["ort_optimized"],
                 "last_layer": "first token only" if pruned else "all tokens",
                 "int8": graph["int8"],
-                **_check(tmp / "model.onnx", reference),
+                **agreement(graph_outputs(tmp / "model.onnx", reference, OUTPUT), embedding=True),
                 **versions(),
                 "files": sorted({f.name for f in tmp.iterdir()} | {EXPORT_INFO}),
             },

@@ -214,3 +214,20 @@ def graph_outputs(
 
     model = graph_model(onnx_path, output, threads=torch.get_num_threads())
     return [(model.run(model.prepare(feeds)), ref) for feeds, ref in reference]
+
+
+def agreement(pairs, embedding: bool) -> dict:
+    """What an export's record says of its check, from (the export's output, PyTorch's) pairs of
+    :func:`reference_outputs` cases: the largest |gap|, then argmax agreement (logits) or the lowest
+    cosine (sentence embeddings), and how many sentences were compared."""
+    gaps, agree, cosines, total = [], 0, [], 0
+    for out, ref in pairs:
+        gaps.append(float(np.abs(out - ref).max()))
+        if embedding:
+            norms = (np.linalg.norm(out, axis=-1) * np.linalg.norm(ref, axis=-1)).clip(1e-12)
+            cosines.append(float(((out * ref).sum(-1) / norms).min()))
+        else:
+            agree += int((out.argmax(-1) == ref.argmax(-1)).sum())
+        total += len(ref)
+    check = {"max_abs_diff_vs_torch": max(gaps), "check_sentences": total}
+    return {**check, "min_cosine_vs_torch": min(cosines)} if embedding else {**check, "argmax_agreement": agree / total}

@@ -24,6 +24,7 @@ checked against the PyTorch source on real sentences before it is moved into pla
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -31,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from alembert.errors import AlembertError
-from alembert.export.graph import CHECK_SENTENCES
+from alembert.export.graph import agreement, reference_outputs
 from alembert.export.staging import EXPORT_INFO, check_output, staged_folder
 from alembert.files import write_json_atomic
 from alembert.machine import cpu_facts, has_bf16
@@ -155,11 +156,7 @@ def _quantize(model, src: Path, record: dict, graph_dir: Path, data: dict | None
         else _classifier_batches(src, tokenizer, names, data)
     )
     texts = sum(len(b["input_ids"]) for b in batches)
-    quiet = nncf.set_log_level if hasattr(nncf, "set_log_level") else None
-    if quiet:
-        import logging
-
-        quiet(logging.ERROR)
+    nncf.set_log_level(logging.ERROR)
     quantized = nncf.quantize(
         model, nncf.Dataset(batches), model_type=nncf.ModelType.TRANSFORMER, subset_size=len(batches)
     )
@@ -222,36 +219,20 @@ def _embedding_batches(tokenizer, names: list[str], record: dict, data: dict | N
 
 
 def _check(ir: Path, src: Path, record: dict, precision: str) -> dict:
-    """The IR against the PyTorch source on the check sentences (a padded batch and one alone)."""
-    import torch
-
+    """The IR against the PyTorch source on the ONNX export's check sentences."""
     from alembert.runtimes.pytorch import PyTorchRuntime
 
     embedding = record.get("kind") == "embedding"
-    runtime = PyTorchRuntime()
     if embedding:
-        reference, tokenizer = runtime.load_embedding(src)
+        reference, tokenizer = PyTorchRuntime().load_embedding(src)
+        read = lambda out: out.embeddings  # noqa: E731
     else:
         from alembert.models.load import load_tokenizer
 
-        reference, tokenizer = runtime.load_classifier(src), load_tokenizer(src)
+        reference, tokenizer, read = PyTorchRuntime().load_classifier(src), load_tokenizer(src), lambda out: out.logits
+    cases = reference_outputs(reference, tokenizer, record["inputs"], read)
     model = OvModel.from_ir(ir, precision=precision)
-    gaps, agree, cosines, total = [], 0, [], 0
-    for texts in (CHECK_SENTENCES, CHECK_SENTENCES[:1]):
-        enc = tokenizer(texts, padding=True, return_tensors="pt")
-        with torch.no_grad():
-            out = reference(**enc)
-        ref = (out.embeddings if embedding else out.logits).float().numpy()
-        got = model.run(model.prepare(enc))
-        gaps.append(float(np.abs(got - ref).max()))
-        if embedding:
-            norms = (np.linalg.norm(got, axis=-1) * np.linalg.norm(ref, axis=-1)).clip(1e-12)
-            cosines.append(float(((got * ref).sum(-1) / norms).min()))
-        else:
-            agree += int((got.argmax(-1) == ref.argmax(-1)).sum())
-        total += len(texts)
-    check = {"max_abs_diff_vs_torch": max(gaps), "check_sentences": total}
-    return {**check, "min_cosine_vs_torch": min(cosines)} if embedding else {**check, "argmax_agreement": agree / total}
+    return agreement([(model.run(model.prepare(feeds)), ref) for feeds, ref in cases], embedding)
 
 
 def _write_card(folder: Path, info: dict) -> None:

@@ -30,7 +30,7 @@ from types import SimpleNamespace
 import torch
 import torch.nn.functional as F
 
-from alembert.export.graph import build_graph, graph_outputs, reference_outputs, versions
+from alembert.export.graph import agreement, build_graph, graph_outputs, reference_outputs, versions
 from alembert.export.staging import EXPORT_INFO, staged_folder
 from alembert.files import write_json_atomic
 from alembert.runtimes.onnxruntime import OnnxRuntime
@@ -59,19 +59,6 @@ class StaticGraph(torch.nn.Module):
         count = (F.embedding(input_ids, self.weights) * mask).sum(dim=1)  # sum_i w_i
         emb = summed / count.clamp(min=1e-9)
         return F.normalize(emb, p=2, dim=-1) if self.normalize else emb
-
-
-def _check(onnx_path: Path, reference) -> dict:
-    """Largest |component| gap and lowest cosine between the ONNX and PyTorch vectors."""
-    import numpy as np
-
-    gaps, cosines, total = [], [], 0
-    for out, ref in graph_outputs(onnx_path, reference, OUTPUT):
-        gaps.append(float(np.abs(out - ref).max()))
-        cos = (out * ref).sum(-1) / (np.linalg.norm(out, axis=-1) * np.linalg.norm(ref, axis=-1)).clip(1e-12)
-        cosines.append(float(cos.min()))
-        total += len(ref)
-    return {"max_abs_diff_vs_torch": max(gaps), "min_cosine_vs_torch": min(cosines), "check_sentences": total}
 
 
 def export_static_onnx(
@@ -117,7 +104,7 @@ def export_static_onnx(
                 "int8": "dynamic; the token table's Gather, 8 bits with one scale and zero point"
                 if graph["int8"]
                 else None,
-                **_check(tmp / "model.onnx", reference),
+                **agreement(graph_outputs(tmp / "model.onnx", reference, OUTPUT), embedding=True),
                 **versions(),
                 "files": sorted({f.name for f in tmp.iterdir()} | {EXPORT_INFO}),
             },

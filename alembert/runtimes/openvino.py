@@ -128,7 +128,7 @@ class OpenVinoRuntime(ExportRuntime):
     format = "openvino"
     library = "openvino"
     title = "OpenVINO"
-    weights = ("openvino_model.bin", IR_FILE)
+    weights = (IR_FILE, "openvino_model.bin")
     classifier = OvClassifier
     embedder = OvEmbedder
 
