@@ -184,3 +184,21 @@ def _encode(folder: Path, text: str) -> dict:
 
     enc = AutoTokenizer.from_pretrained(folder)(text, return_tensors="pt")
     return {k: v for k, v in enc.items() if isinstance(v, torch.Tensor | np.ndarray)}
+
+
+def test_the_short_bench_kind_is_each_runtimes_label():
+    """The bench's short tables abbreviate a row's kind by its runtime's ``bench_label``, the format
+    when it declares none: no list of runtimes kept in the report."""
+    from alembert.runtimes.base import short_kind
+
+    assert [short_kind(k) for k in ("pytorch", "onnx-int8", "openvino-int8", "openvino-bf16")] == [
+        "torch",
+        "int8",
+        "ov-int8",
+        "ov-bf16",
+    ]
+
+    class Tflite(Runtime):
+        format = "tflite"
+
+    assert short_kind("tflite-int8") == "tflite-int8" and short_kind("unknown") == "unknown"

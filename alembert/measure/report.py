@@ -7,6 +7,7 @@ from pathlib import Path
 
 from alembert.files import write_json_atomic, write_text_atomic
 from alembert.plots.backend import pyplot, save_png
+from alembert.runtimes.base import short_kind
 
 
 def _num(value, fmt: str) -> str:
@@ -75,11 +76,6 @@ def terminal_rows(result: dict) -> list[dict[str, str]]:
             row |= {"real ms": _num(m["arrival1_ms_p50"], ".1f"), "real s/s": _num(m["sorted32_sent_s"], ".0f")}
         rows.append(row)
     return rows
-
-
-def short_kind(kind: str) -> str:
-    """A bench row's kind in a few letters: torch, int8 / fp32 (ONNX Runtime), ov-int8 / ov-fp32 (OpenVINO)."""
-    return kind.replace("pytorch", "torch").replace("onnx-", "").replace("openvino-", "ov-")
 
 
 def summary(result: dict, width: int = 80) -> str:

@@ -107,6 +107,7 @@ class Runtime:
     format: ClassVar[str] = ""
     library: ClassVar[str] = ""
     title: ClassVar[str] = ""  # what its folders are called in messages: "an ONNX export"
+    bench_label: ClassVar[str | None] = None  # its rows' kind in the bench's short tables (None: the format)
     probe_order: ClassVar[int] = 0  # lower is asked first; a catch-all (any transformers folder) goes last
     weights: ClassVar[tuple[str, ...]] = ()  # glob patterns of its weight files (the size on disk the bench reports)
 
@@ -220,6 +221,16 @@ def embedding_record(model) -> None:
         )
     model.pooling, model.normalize, model.dim = info["pooling"], info["normalize"], info["dim"]
     model.max_seq_length = info.get("max_seq_length")
+
+
+def short_kind(kind: str) -> str:
+    """A bench row's kind (``describe()["kind"]``: the format, then the variant) in the few letters of the
+    short tables, by the runtime's ``bench_label``: torch, int8 / fp32 (ONNX Runtime), ov-int8 (OpenVINO)."""
+    for fmt, cls in sorted(RUNTIMES.items(), key=lambda item: -len(item[0])):
+        if kind == fmt or kind.startswith(fmt + "-"):
+            label = fmt if cls.bench_label is None else cls.bench_label
+            return "-".join(part for part in (label, kind[len(fmt) :].lstrip("-")) if part)
+    return kind
 
 
 def known_formats() -> str:

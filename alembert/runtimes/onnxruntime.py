@@ -130,6 +130,7 @@ class OnnxRuntime(ExportRuntime):
     format = "onnx"
     library = "onnxruntime"
     title = "ONNX"
+    bench_label = ""
     weights = (ONNX_FILE, "model.onnx.data", "*.onnx_data")
     classifier = OnnxClassifier
     embedder = OnnxEmbedder

@@ -128,6 +128,7 @@ class OpenVinoRuntime(ExportRuntime):
     format = "openvino"
     library = "openvino"
     title = "OpenVINO"
+    bench_label = "ov"
     weights = (IR_FILE, "openvino_model.bin")
     classifier = OvClassifier
     embedder = OvEmbedder

@@ -91,6 +91,7 @@ class PyTorchRuntime(Runtime):
     format = PYTORCH_FORMAT
     library = "torch"
     title = "PyTorch"
+    bench_label = "torch"
     weights = ("*.safetensors", "pytorch_model*.bin")
     probe_order = 100  # any folder with a config.json: asked after the runtimes that look for their own files
 
