@@ -186,7 +186,7 @@ def _encode(folder: Path, text: str) -> dict:
     return {k: v for k, v in enc.items() if isinstance(v, torch.Tensor | np.ndarray)}
 
 
-def test_the_short_bench_kind_is_each_runtimes_label():
+def test_the_short_bench_kind_is_each_runtimes_label(registry):
     """The bench's short tables abbreviate a row's kind by its runtime's ``bench_label``, the format
     when it declares none: no list of runtimes kept in the report."""
     from alembert.runtimes.base import short_kind
