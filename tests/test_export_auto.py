@@ -7,6 +7,7 @@ import csv
 import json
 from pathlib import Path
 
+import numpy as np
 import onnx
 import pytest
 import torch
@@ -89,7 +90,7 @@ def test_auto_picks_a_variant_and_says_why(tiny, own_dev, tmp_path, capsys):
 
 @pytest.mark.export
 def test_auto_refuses_a_broken_quantiser(tiny, own_dev, tmp_path, monkeypatch):
-    monkeypatch.setitem(auto.VARIANTS, "int8-broken", broken_int8)
+    monkeypatch.setitem(auto.VARIANTS, "int8-broken", auto.Variant(broken_int8))
     out = export_onnx(
         tiny,
         tmp_path / "auto",
@@ -105,7 +106,7 @@ def test_auto_refuses_a_broken_quantiser(tiny, own_dev, tmp_path, monkeypatch):
 
 @pytest.mark.export
 def test_auto_falls_back_to_fp32_when_int8_breaks_the_bound(tiny, own_dev, tmp_path, monkeypatch):
-    monkeypatch.setitem(auto.VARIANTS, "int8-broken", broken_int8)
+    monkeypatch.setitem(auto.VARIANTS, "int8-broken", auto.Variant(broken_int8))
     out = export_onnx(tiny, tmp_path / "auto", quantize="auto", data={"dev_file": own_dev}, candidates=["int8-broken"])
     info = json.loads((out / "alembert_export.json").read_text())
     assert info["variant"] == "fp32" and info["quantization"] is None and info["max_abs_diff_vs_torch"] < 1e-4
@@ -138,3 +139,105 @@ def test_the_7bit_variant_only_without_an_int8_dot_product():
     assert "int8-dynamic-7bit" in auto.default_candidates({"isa": ["AVX2", "FMA"]})  # AMD EPYC of issue 18
     assert "int8-dynamic-7bit" in auto.default_candidates({"isa": []})  # nothing detected: measure it too
     assert {"fp32", "int8-dynamic", "int8-static"} <= set(auto.default_candidates({"isa": []}))
+
+
+def calibration_batches(tokenizer, n: int = 64) -> auto.Calibration:
+    with open(DATA / "SST-2" / "train.tsv") as f:
+        texts = [r["sentence"] for r in csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE)][:n]
+    names = ["input_ids", "token_type_ids", "attention_mask"]
+    batches = [
+        {k: v.astype("int64") for k, v in tokenizer(texts[i : i + 16], padding=True, return_tensors="np").items()}
+        for i in range(0, n, 16)
+    ]
+    return auto.Calibration([{k: b[k] for k in names} for b in batches], n)
+
+
+@pytest.mark.export
+def test_static_int8_runs_integer_matmuls_at_fixed_scales(tiny, tmp_path):
+    """Every weight MatMul becomes an integer MatMul (no fake quantisation left for the session to turn
+    into weight-only kernels), and a sentence's logits are the same alone, inside a batch and behind
+    other sentences' padding; dynamic int8's are not (its activation scale is the batch's)."""
+    from alembert.export.graph import build_graph, model_input_names
+    from alembert.runtimes.onnxruntime import graph_model
+
+    model = BertForSequenceClassification.from_pretrained(tiny).eval()
+    tokenizer = AutoTokenizer.from_pretrained(tiny)
+    names = model_input_names(model, tokenizer)
+    enc = tokenizer(["a gripping film", "dull"], padding=True, return_tensors="pt")
+    fp32_dir = tmp_path / "fp32"
+    fp32_dir.mkdir()
+    build_graph(model, {n: enc[n] for n in names}, fp32_dir, model.config, None, None, "logits")
+    fp32 = fp32_dir / "model.onnx"
+    matmuls = sum(n.op_type == "MatMul" for n in onnx.load(fp32).graph.node)
+    auto.build_int8_static(fp32, tmp_path / "static.onnx", calibration_batches(tokenizer))
+    auto.build_int8_dynamic(fp32, tmp_path / "dynamic.onnx", None)
+    ops = [n.op_type for n in onnx.load(tmp_path / "static.onnx").graph.node]
+    assert ops.count("MatMulIntegerToFloat") == matmuls > 0
+    assert "MatMul" not in ops and "DequantizeLinear" not in ops  # no weight-only path, no fake quantisation
+    texts = ["a gripping, beautifully acted film that never lets go of you", "ok", "dull and far too long"]
+    batch = {k: v.astype("int64") for k, v in tokenizer(texts, padding=True, return_tensors="np").items()}
+
+    def run(graph, feeds):
+        return graph.run(graph.prepare(feeds))
+
+    gaps, fp = {}, run(graph_model(fp32, "logits"), batch)
+    for name in ("static", "dynamic"):
+        graph = graph_model(tmp_path / f"{name}.onnx", "logits")
+        together = run(graph, batch)
+        alone = [
+            run(graph, {k: v.astype("int64") for k, v in tokenizer([t], return_tensors="np").items()})[0] for t in texts
+        ]
+        gaps[name] = float(np.abs(np.stack(alone) - together).max())
+        assert np.abs(together - fp).max() < 0.1  # int8, close to fp32
+    assert gaps["static"] < 1e-5  # the same logits whatever the batch
+    assert gaps["dynamic"] > gaps["static"]
+
+
+def fake_measure(figures):
+    """alembert.measure.speed.measure with fixed seq/s (batch 32) per variant: the choice's rules, alone."""
+
+    def measure(workloads, **_):
+        return {n: {"throughput_seq_s": figures[n], "latency_ms_median": 1000 / figures[n]} for n in workloads}
+
+    return measure
+
+
+@pytest.mark.export
+@pytest.mark.parametrize(("static_speed", "pick"), [(95.0, "int8-static"), (80.0, "int8-dynamic")])
+def test_a_batch_invariant_variant_is_preferred_when_it_costs_under_ten_percent(
+    tiny, own_dev, tmp_path, monkeypatch, static_speed, pick
+):
+    import alembert.measure.speed as speed
+
+    monkeypatch.setattr(
+        speed, "measure", fake_measure({"fp32": 50.0, "int8-dynamic": 100.0, "int8-static": static_speed})
+    )
+    monkeypatch.setattr(auto, "training_calibration", lambda cfg, task, tok, names, n=0: calibration_batches(tok))
+    out = export_onnx(
+        tiny, tmp_path / "auto", quantize="auto", data={"dev_file": own_dev}, candidates=["int8-dynamic", "int8-static"]
+    )
+    a = json.loads((out / "alembert_export.json").read_text())["auto"]
+    assert a["variant"] == pick and a["batch_invariant"] == (pick == "int8-static")
+    assert ("preferred to int8-dynamic" in a["reason"]) == (pick == "int8-static")
+
+
+@pytest.mark.cli
+def test_batch_invariant_leaves_out_dynamic_int8(tiny, own_dev, tmp_path, capsys, monkeypatch):
+    import alembert.measure.speed as speed
+
+    monkeypatch.setattr(speed, "measure", fake_measure({"fp32": 50.0, "int8-dynamic": 100.0, "int8-static": 60.0}))
+    monkeypatch.setattr(auto, "training_calibration", lambda cfg, task, tok, names, n=0: calibration_batches(tok))
+    out = tmp_path / "inv"
+    flags = ["--onnx", "--quantize", "auto", "--batch-invariant", "--dev-file", str(own_dev)]
+    assert main(["export", str(tiny), *flags, "--output", str(out)]) == 0
+    a = json.loads((out / "alembert_export.json").read_text())["auto"]
+    assert a["variant"] == "int8-static" and a["candidates"]["int8-dynamic"]["refused"].startswith(
+        "not batch-invariant"
+    )
+    assert (
+        main(
+            ["export", str(tiny), "--onnx", "--quantize", "int8", "--batch-invariant", "--output", str(tmp_path / "x")]
+        )
+        == 2
+    )
+    assert "--batch-invariant chooses among --quantize auto's variants" in capsys.readouterr().err

@@ -13,7 +13,11 @@ def register(sub) -> None:
         help="fine-tuned model folder, or a sentence-transformers folder / alias, or a static (model2vec) folder "
         "(one embedding graph)",
     )
-    p.add_argument("--onnx", action="store_true", help="export to ONNX (this, --openvino or --web is required)")
+    p.add_argument(
+        "--onnx",
+        action="store_true",
+        help="export to ONNX (this, --openvino, --web or --quantize auto is required)",
+    )
     p.add_argument(
         "--openvino",
         action="store_true",
@@ -36,10 +40,18 @@ def register(sub) -> None:
         nargs="?",
         const="auto",
         choices=["auto", "int8", "bf16", "none"],
-        help="auto (the default when no value is given): build fp32, dynamic int8 and static (calibrated) int8 graphs, "
-        "time them on this CPU and score them on the dev set, keep the fastest within 1 point of the PyTorch model; "
+        help="auto (the default when no value is given): build fp32, dynamic int8 and static (calibrated) int8 graphs "
+        "for ONNX Runtime and fp32/int8/bf16 IRs for OpenVINO (with the extra; --onnx or --openvino: that runtime's "
+        "only), time them on this CPU and score them on the dev set, keep the fastest within 1 point of the PyTorch "
+        "model; "
         "int8: onnxruntime dynamic quantisation, unmeasured (with --openvino: NNCF static int8); bf16: --openvino "
         "only; none: fp32",
+    )
+    p.add_argument(
+        "--batch-invariant",
+        action="store_true",
+        help="with --quantize auto: only variants whose outputs do not depend on the batch (fixed int8 scales, "
+        "fp32); without it such a variant is still preferred when it costs < 10%% of the fastest's throughput",
     )
     p.add_argument(
         "--task",
@@ -108,11 +120,17 @@ def _export(args) -> tuple[Path, dict]:
         )
         return out, {"download_mb": {d: sum(download_bytes(out, d).values()) / 1e6 for d in ("q8", "fp32")}}
     quantize = None if args.quantize == "none" else args.quantize
-    if getattr(args, "openvino", False):
+    openvino = getattr(args, "openvino", False)
+    if getattr(args, "batch_invariant", False) and quantize != "auto":
+        raise AlembertError("--batch-invariant chooses among --quantize auto's variants; pass --quantize auto")
+    if args.onnx and openvino:
+        raise AlembertError("pass one of --onnx and --openvino: each export is one folder")
+    if openvino and quantize != "auto":
         return _export_openvino(args, quantize)
-    if not args.onnx:
+    if not args.onnx and quantize != "auto" and not openvino:
         raise AlembertError(
-            "pass --onnx (an ONNX folder), --openvino (an OpenVINO folder) or --web (a folder for web browsers)"
+            "pass --onnx (an ONNX folder), --openvino (an OpenVINO folder), --web (a folder for web browsers) "
+            "or --quantize auto (the fastest variant of either runtime on this CPU)"
         )
     if quantize == "bf16" or args.text_column:
         raise AlembertError(
@@ -139,9 +157,27 @@ def _export(args) -> tuple[Path, dict]:
         overwrite=args.overwrite,
         first_token=not args.full_last_layer,
         data=data,
+        candidates=_candidates(args) if quantize == "auto" else None,
+        batch_invariant=getattr(args, "batch_invariant", False),
     )
     info = json.loads((out / EXPORT_INFO).read_text())
     return out, info
+
+
+def _candidates(args) -> list[str] | None:
+    """``--quantize auto``'s variants: every runtime's, or the one --onnx / --openvino names."""
+    from alembert.errors import AlembertError
+    from alembert.export import auto
+    from alembert.machine import cpu_facts
+
+    wanted = "onnx" if args.onnx else "openvino" if getattr(args, "openvino", False) else None
+    if wanted is None:
+        return None
+    names = [n for n in auto.default_candidates(cpu_facts()) if auto.VARIANTS[n].runtime == wanted]
+    if not names:
+        why = auto.skipped(cpu_facts()).get("openvino-int8", "no OpenVINO variant runs here")
+        raise AlembertError(f"--openvino --quantize auto: {why}")
+    return names
 
 
 def _export_openvino(args, quantize) -> tuple[Path, dict]:
@@ -151,13 +187,6 @@ def _export_openvino(args, quantize) -> tuple[Path, dict]:
     from alembert.export.openvino import export_openvino
     from alembert.export.staging import EXPORT_INFO
 
-    if args.onnx:
-        raise AlembertError("pass one of --onnx and --openvino: each export is one folder")
-    if quantize == "auto":
-        raise AlembertError(
-            "--openvino --quantize auto: auto measures ONNX Runtime's variants only so far; pass --quantize int8, "
-            "bf16 or none (and bench the folders side by side)"
-        )
     data = {k: getattr(args, k) for k in ("task", "data_dir", "train_file", "text_column")}
     given = [k for k in ("dev_file", "max_eval_samples") if getattr(args, k) is not None]
     if given or (quantize != "int8" and any(v is not None for v in data.values())):

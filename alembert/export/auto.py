@@ -3,8 +3,8 @@ that keeps the dev metric.
 
 Which variant is fastest depends on the CPU, not on the model: onnxruntime's dynamic int8 MatMul
 uses VNNI/AMX dot products where the CPU has them and int16 pair sums on AVX2-only CPUs; its
-static QDQ graphs (activations quantised with scales from calibration, so the attention
-products can be int8 too) are only as fast as the fusions the CPU provider finds for them; and
+static int8 (fixed activation scales from calibration, :mod:`alembert.export.static_int8`) saves
+the per-batch range computation; OpenVINO's NNCF int8 and bf16 use AMX where it exists; and
 on some CPUs fp32 with fused kernels is competitive at batch 1. So nothing is assumed from the
 CPU's flags: every candidate is timed here, interleaved with the others (batch 32 and batch 1 at
 the model's training length, on real dev texts), and scored on the dev set.
@@ -15,10 +15,18 @@ Rules, in order:
 2. a variant slower than the fp32 graph at batch 32 or at batch 1 is refused (so the export is
    never slower than plain fp32 ONNX on this machine);
 3. of the rest, the highest batch-32 throughput wins. fp32 always meets rule 2; if it breaks
-   rule 1 the export itself is wrong and is refused.
+   rule 1 the export itself is wrong and is refused;
+4. where the winner's outputs depend on the batch (dynamic int8: one activation scale per tensor,
+   padding included) and a batch-invariant variant is within :data:`INVARIANT_COST` of it at batch
+   32, the batch-invariant one is kept (``--batch-invariant``: only those are candidates).
+
+Candidates span runtimes: ONNX Runtime's graphs and, with the ``openvino`` extra, OpenVINO's IR of
+the same graph (fp32, NNCF int8 on the same calibration texts, bf16 where the CPU computes it);
+the folder gets the winner's format. A variant that cannot run here (no OpenVINO, no bf16) is
+recorded as skipped, with why.
 
 The choice, its one-line reason and every candidate's figures go into ``alembert_export.json``.
-Candidates are builders in :data:`VARIANTS` (``name -> build(fp32_graph, dst, calibration)``).
+Candidates are :class:`Variant` entries of :data:`VARIANTS`.
 """
 
 from __future__ import annotations
@@ -32,7 +40,7 @@ import numpy as np
 import torch
 
 from alembert.errors import AlembertError
-from alembert.export.graph import INT8_DYNAMIC, quantiser_input, quantize_int8
+from alembert.export.graph import INT8_DYNAMIC, quantize_int8
 
 MAX_DROP = 0.01  # dev metric, absolute: 1 point of accuracy/F1, 0.01 of Pearson/Spearman/MCC
 CALIBRATION_TEXTS = 256  # training texts for static quantisation's activation ranges
@@ -65,66 +73,105 @@ def build_int8_dynamic_7bit(src: Path, dst: Path, calibration: Calibration) -> d
 
 
 def build_int8_static(src: Path, dst: Path, calibration: Calibration) -> dict:
-    """QDQ int8: per-channel int8 weights, uint8 activations with min/max ranges from the
-    calibration batches, on every MatMul (the attention products included where the graph has
-    them as MatMuls). The exporter's stale value_info is dropped first (as for dynamic int8)."""
-    import onnx
-    from onnxruntime.quantization import (
-        CalibrationDataReader,
-        CalibrationMethod,
-        QuantFormat,
-        QuantType,
-        quantize_static,
-    )
+    """Calibrated int8 run as integer MatMuls at fixed scales (:mod:`alembert.export.static_int8`)."""
+    from alembert.export.static_int8 import DESCRIPTION, quantize_static_int8
 
     if not calibration.batches:
         raise AlembertError("no training texts to calibrate static quantisation with")
-
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            self.it = iter(calibration.batches)
-
-        def get_next(self):
-            return next(self.it, None)
-
-    with quantiser_input(src, dst.with_name("clean-static.onnx")) as clean:
-        quantize_static(
-            clean,
-            dst,
-            Reader(),
-            quant_format=QuantFormat.QDQ,
-            per_channel=True,
-            activation_type=QuantType.QUInt8,
-            weight_type=QuantType.QInt8,
-            calibrate_method=CalibrationMethod.MinMax,
-            op_types_to_quantize=["MatMul"],
-            extra_options={
-                "DefaultTensorType": onnx.TensorProto.FLOAT,
-                "WeightSymmetric": True,
-                "ActivationSymmetric": False,
-            },
-        )
-    return {
-        "quantization": "int8",
-        "int8": f"static QDQ; per-channel weights, uint8 activations calibrated (min/max) on {calibration.texts} "
-        "training texts; MatMuls",
-    }
+    quantize_static_int8(src, dst, calibration.batches)
+    return {"quantization": "int8", "int8": DESCRIPTION.format(texts=calibration.texts)}
 
 
-VARIANTS: dict[str, Callable[[Path, Path, Calibration], dict]] = {
-    "fp32": build_fp32,
-    "int8-dynamic": build_int8_dynamic,
-    "int8-static": build_int8_static,
-    "int8-dynamic-7bit": build_int8_dynamic_7bit,
+def _openvino(quantize: str | None):
+    """A builder of the OpenVINO IR of the fp32 graph (:func:`alembert.export.openvino.write_ir`)."""
+
+    def build(src: Path, dst: Path, calibration: Calibration) -> dict:
+        from alembert.export.openvino import write_ir
+
+        if quantize == "int8" and not calibration.batches:
+            raise AlembertError("no training texts to calibrate NNCF's int8 with")
+        return write_ir(src, dst.parent, quantize, calibration.batches)
+
+    return build
+
+
+def _needs_openvino(facts: dict) -> str | None:
+    import importlib.util
+
+    if importlib.util.find_spec("openvino") is None or importlib.util.find_spec("nncf") is None:
+        return "OpenVINO is not installed (pip install 'alembert[openvino]')"
+    return None
+
+
+def _needs_bf16(facts: dict) -> str | None:
+    from alembert.machine import has_bf16
+
+    return _needs_openvino(facts) or (
+        None if has_bf16(facts) else "this CPU has neither AVX512-BF16 nor AMX (OpenVINO would emulate bf16)"
+    )
+
+
+def _needs_no_int8_dot(facts: dict) -> str | None:
+    """The 7-bit variant only where the CPU has no int8 dot product (no VNNI/AMX detected, or nothing
+    detected at all: the safe side), the only CPUs where it can help."""
+    from alembert.machine import has_int8_dot
+
+    return "this CPU has an int8 dot product (VNNI/AMX): 7-bit weights cannot help" if has_int8_dot(facts) else None
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One candidate of ``--quantize auto``: how it is built from the fp32 ONNX graph
+    (``build(fp32_graph, dst, calibration) -> graph record``), the export format its folder gets
+    (``runtime``: ``onnx`` or ``openvino``), whether a sentence's output is independent of its batch
+    (fixed scales: no per-batch activation range), and why it cannot run on this machine, if so."""
+
+    build: Callable[[Path, Path, Calibration], dict]
+    runtime: str = "onnx"
+    batch_invariant: bool = True
+    unavailable: Callable[[dict], str | None] = lambda facts: None
+    precision: str | None = None  # OpenVINO's inference precision hint
+
+    @property
+    def weights(self) -> str:
+        """The file ``build`` writes into the variant's folder."""
+        from alembert.runtimes.onnxruntime import ONNX_FILE
+        from alembert.runtimes.openvino import IR_FILE
+
+        return IR_FILE if self.runtime == "openvino" else ONNX_FILE
+
+    def load(self, folder: Path, threads: int):
+        """The built variant, run as ``bench`` runs it (``prepare``/``run``; ``.logits``)."""
+        if self.runtime == "openvino":
+            from alembert.runtimes.openvino import OvClassifier
+
+            return OvClassifier.from_ir(folder / self.weights, threads, self.precision or "f32")
+        from alembert.runtimes import runtime_for
+
+        path = folder / self.weights
+        return runtime_for(path).load_classifier(path, threads=threads)
+
+
+VARIANTS: dict[str, Variant] = {
+    "fp32": Variant(build_fp32),
+    "int8-dynamic": Variant(build_int8_dynamic, batch_invariant=False),
+    "int8-static": Variant(build_int8_static),
+    "int8-dynamic-7bit": Variant(build_int8_dynamic_7bit, batch_invariant=False, unavailable=_needs_no_int8_dot),
+    "openvino-fp32": Variant(_openvino(None), "openvino", unavailable=_needs_openvino, precision="f32"),
+    "openvino-int8": Variant(_openvino("int8"), "openvino", unavailable=_needs_openvino, precision="f32"),
+    "openvino-bf16": Variant(_openvino("bf16"), "openvino", unavailable=_needs_bf16, precision="bf16"),
 }
+INVARIANT_COST = 0.10  # a batch-invariant variant within 10% of the fastest at batch 32 is taken instead
 
 
 def default_candidates(facts: dict) -> list[str]:
-    """Every variant; the 7-bit one only where the CPU has no int8 dot product (no VNNI/AMX
-    detected, or nothing detected at all: the safe side), the only CPUs where it can help."""
-    from alembert.machine import has_int8_dot
+    """Every variant that can run on this machine (the rest are listed by :func:`skipped`)."""
+    return [n for n, v in VARIANTS.items() if v.unavailable(facts) is None]
 
-    return [n for n in VARIANTS if n != "int8-dynamic-7bit" or not has_int8_dot(facts)]
+
+def skipped(facts: dict) -> dict[str, str]:
+    """The variants that cannot run here, and why (recorded beside the measured ones)."""
+    return {n: why for n, v in VARIANTS.items() if (why := v.unavailable(facts)) is not None}
 
 
 @dataclass
@@ -251,13 +298,20 @@ def _score(model, tokenizer, data: EvalData) -> float:
 
 
 def choose(
-    fp32: Path, work: Path, torch_model, tokenizer, data: EvalData, threads: int, candidates: list[str] | None = None
+    fp32: Path,
+    work: Path,
+    torch_model,
+    tokenizer,
+    data: EvalData,
+    threads: int,
+    candidates: list[str] | None = None,
+    batch_invariant: bool = False,
 ) -> tuple[str, Path, dict]:
     """Build and measure every candidate from the fp32 graph ``fp32`` inside ``work``; returns
-    (chosen name, its graph, the record for alembert_export.json)."""
+    (chosen name, the folder holding its weight files, the record for alembert_export.json).
+    ``batch_invariant``: only variants whose outputs do not depend on the batch are candidates."""
     from alembert.machine import cpu_facts
     from alembert.measure.speed import batch_workload, measure
-    from alembert.runtimes import runtime_for
 
     facts = cpu_facts()
     names = list(candidates or default_candidates(facts))
@@ -266,14 +320,27 @@ def choose(
         raise AlembertError(f"unknown export variant {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
     if "fp32" not in names:
         names.insert(0, "fp32")  # the speed floor every pick is held to
+    record = {name: {} for name in names}
+    for name in names:
+        why = VARIANTS[name].unavailable(facts)
+        if why:
+            record[name] = {"refused": f"not on this machine: {why}"}
+        elif batch_invariant and not VARIANTS[name].batch_invariant:
+            record[name] = {"refused": "not batch-invariant (--batch-invariant)"}
+    record.update(
+        {n: {"refused": f"not on this machine: {why}"} for n, why in skipped(facts).items() if n not in record}
+    )
     metric = data.task.main_metric
     source = _score(torch_model, tokenizer, data)
-    record = {name: {} for name in names}
     models, built = {}, {}
     for name in names:
-        path = work / f"{name}.onnx"
+        if "refused" in record[name]:
+            continue
+        variant = VARIANTS[name]
+        folder = work / name
+        folder.mkdir()
         try:
-            built[name] = VARIANTS[name](fp32, path, data.calibration)
+            built[name] = {**variant.build(fp32, folder / variant.weights, data.calibration), "format": variant.runtime}
         except Exception as exc:  # a quantiser that fails on this graph is skipped, with why
             from alembert.files import is_disk_full
 
@@ -283,8 +350,10 @@ def choose(
                 "refused": f"build failed: {str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__}"
             }
             continue
-        models[name] = runtime_for(path).load_classifier(path, threads=threads)  # the bare graph, as bench runs it
+        models[name] = variant.load(folder, threads)  # the bare graph, as bench runs it
         record[name]["dev"] = _score(models[name], tokenizer, data)
+        record[name]["runtime"] = variant.runtime
+        record[name]["batch_invariant"] = variant.batch_invariant
     if "dev" not in record["fp32"]:
         raise AlembertError(
             f"the fp32 graph could not be built ({record['fp32'].get('refused')}); export without --quantize"
@@ -316,14 +385,25 @@ def choose(
             "the export is wrong: report it, or export with --full-last-layer"
         )
     ok = [n for n in names if "refused" not in record[n] and "dev" in record[n]]
-    pick = max(ok, key=lambda n: record[n]["seq_s_b32"])
+    fastest = max(ok, key=lambda n: record[n]["seq_s_b32"])
+    pick, invariance = fastest, ""
+    if not VARIANTS[fastest].batch_invariant:  # the same answer for the same input, when it costs < 10%
+        steady = [n for n in ok if VARIANTS[n].batch_invariant]
+        best = max(steady, key=lambda n: record[n]["seq_s_b32"])
+        cost = 1 - record[best]["seq_s_b32"] / record[fastest]["seq_s_b32"]
+        if cost < INVARIANT_COST:
+            pick = best
+            invariance = (
+                f"; batch-invariant, preferred to {fastest} ({record[fastest]['seq_s_b32']:.0f} seq/s) at a cost of "
+                f"{cost:.0%} (< {INVARIANT_COST:.0%})"
+            )
     p = record[pick]
     others = "; ".join(
         f"{n} {record[n]['seq_s_b32']:.0f} seq/s" + (" (refused)" if "refused" in record[n] else "")
         for n in names
         if n != pick and "seq_s_b32" in record[n]
     )
-    refused = [n for n in names if n != "fp32" and "refused" in record[n]]
+    refused = [n for n in names if n != "fp32" and "refused" in record[n] and "dev" in record[n]]
     if pick == "fp32" and refused:  # the fallback: say so first
         first = refused[0]
         reason = f"fp32 (every int8 variant refused; {first}: {record[first]['refused']}): "
@@ -332,16 +412,18 @@ def choose(
     reason += (
         f"{pick}: fastest that keeps dev {metric} within {MAX_DROP} of PyTorch ({p['dev']:.4f} vs {source:.4f}) and is "
         f"not slower than fp32: {p['seq_s_b32']:.0f} seq/s at batch 32, {p['ms_b1']:.2f} ms at batch 1"
+        + invariance
         + (f" (vs {others})" if others else "")
         + f", {threads} thread(s), on this CPU"
     )
     return (
         pick,
-        work / f"{pick}.onnx",
+        work / pick,
         {
             "variant": pick,
             "reason": reason,
             "graph": built[pick],
+            "batch_invariant": VARIANTS[pick].batch_invariant,
             "metric": metric,
             "source_dev": source,
             "measured_on": data.about,

@@ -1,4 +1,5 @@
-"""README.md of an ONNX classifier export: what the graph is, how it was chosen, and on what CPU.
+"""README.md of a classifier export (ONNX, or the OpenVINO IR ``--quantize auto`` chose): what the
+graph is, how it was chosen, and on what CPU.
 
 A speed claim about an int8 graph means little without the machine: the same file is 1.2x or
 3x faster than a plain export depending on VNNI/AMX (alembert/machine.py). So the card
@@ -16,19 +17,25 @@ from alembert.machine import cpu_line
 
 def write_export_card(folder: Path, info: dict) -> Path:
     """Write ``folder/README.md`` from the export record ``info`` (alembert_export.json)."""
+    from alembert.runtimes import get_runtime
+
     auto = info.get("auto")
+    runtime = get_runtime(info.get("format", "onnx"))
+    computed = f", computed in {info['precision']}" if info.get("precision") else ""
     lines = [
         "---",
-        "library_name: onnxruntime",
+        f"library_name: {runtime.library}",
         "pipeline_tag: text-classification",
-        "tags: [alembert, onnx" + (", int8" if info.get("quantization") == "int8" else "") + "]",
+        f"tags: [alembert, {info.get('format', 'onnx')}"
+        + (", int8" if info.get("quantization") == "int8" else "")
+        + "]",
         "---",
-        f"# ONNX export of `{Path(info['source']).name}`",
+        f"# {runtime.title} export of `{Path(info['source']).name}`",
         "",
-        f"Exported by `alembert export` from `{info['source']}`: `model.onnx` (opset {info['opset']}, "
-        f"{info.get('variant') or info.get('quantization') or 'fp32'}), inputs {', '.join(info['inputs'])}, output "
-        "`logits`; "
-        'run it with `alembert predict THIS_FOLDER "some text"` or any onnxruntime session.',
+        f"Exported by `alembert export` from `{info['source']}`: `{runtime.weights[0]}` (from an opset "
+        f"{info['opset']} ONNX graph; {info.get('variant') or info.get('quantization') or 'fp32'}{computed}), inputs "
+        f"{', '.join(info['inputs'])}, output `logits`; "
+        f'run it with `alembert predict THIS_FOLDER "some text"` or any {runtime.library} session.',
         "",
         f"- Graph: {info.get('int8') or 'fp32'}; attention {info['attention']}; last layer: {info['last_layer']}.",
         f"- Check vs PyTorch on {info['check_sentences']} sentences: "

@@ -56,10 +56,12 @@ def export_classifier_onnx(
     first_token: bool = True,
     data: dict | None = None,
     candidates: list[str] | None = None,
+    batch_invariant: bool = False,
 ) -> Path:
     """Export the fine-tuned classifier ``src`` to ``out_dir`` (fresh or overwritable:
     :func:`alembert.export.onnx.export_onnx` checked it); returns ``out_dir``. ``data`` and
-    ``candidates``: what ``quantize="auto"`` scores on and which variants it builds."""
+    ``candidates``: what ``quantize="auto"`` scores on and which variants it builds;
+    ``batch_invariant``: only variants whose outputs do not depend on the batch."""
     model = _load_task_model(src)
     tokenizer = load_tokenizer(src)
     names = model_input_names(model, tokenizer)
@@ -72,7 +74,10 @@ def export_classifier_onnx(
 
         eval_data = auto.eval_data(src, model.config, tokenizer, names, data)
         threads = torch.get_num_threads()
-        choose = lambda fp32, work: auto.choose(fp32, work, model, tokenizer, eval_data, threads, candidates)[1:]  # noqa: E731
+
+        def choose(fp32, work):
+            return auto.choose(fp32, work, model, tokenizer, eval_data, threads, candidates, batch_invariant)[1:]
+
     pruned = first_token and first_token_last_layer(model)
     example = {n: torch.from_numpy(v) for n, v in reference[0][0].items()}  # the check's batch of 4
 
@@ -80,14 +85,16 @@ def export_classifier_onnx(
         graph = build_graph(model, example, tmp, model.config, quantize, opset, "logits", choose)
         tokenizer.save_pretrained(tmp)
         model.config.save_pretrained(tmp)
+        fmt = graph["format"]
         info = {
-            "format": OnnxRuntime.format,
+            "format": fmt,
             "source": str(src.resolve()),
             "quantization": graph["quantization"],
             "variant": graph["auto"]["variant"]
             if graph["auto"]
             else ("int8-dynamic" if quantize == "int8" else "fp32"),
             "opset": graph["opset"],
+            **({"precision": graph["precision"]} if graph["precision"] else {}),
             "inputs": names,
             "outputs": ["logits"],
             "dynamic_axes": {"batch": 0, "sequence": 1},
@@ -95,12 +102,32 @@ def export_classifier_onnx(
             "ort_optimized": graph["ort_optimized"],
             "last_layer": "first token only" if pruned else "all tokens",
             "int8": graph["int8"],
-            **agreement(graph_outputs(tmp / "model.onnx", reference, "logits"), embedding=False),
+            **agreement(_outputs(tmp, graph, reference), embedding=False),
             **({"auto": graph["auto"]} if graph["auto"] else {}),
             "machine": cpu_facts(),
             **versions(),
+            **(_openvino_versions() if fmt != OnnxRuntime.format else {}),
             "files": sorted({f.name for f in tmp.iterdir()} | {EXPORT_INFO, "README.md"}),
         }
         write_export_card(tmp, info)  # the model card: variant, why, and the CPU it was measured on
         write_json_atomic(tmp / EXPORT_INFO, info)
     return out_dir
+
+
+def _outputs(folder: Path, graph: dict, reference) -> list:
+    """(the written graph's logits, PyTorch's) per check case, run as ``evaluate`` will run the folder:
+    the ONNX graph, or the OpenVINO IR ``--quantize auto`` chose."""
+    if not graph["auto"]:
+        return graph_outputs(folder / "model.onnx", reference, "logits")
+    from alembert.export.auto import VARIANTS
+
+    model = VARIANTS[graph["auto"]["variant"]].load(folder, torch.get_num_threads())
+    return [(model.run(model.prepare(feeds)), ref) for feeds, ref in reference]
+
+
+def _openvino_versions() -> dict:
+    import nncf
+
+    from alembert.runtimes.openvino import OpenVinoRuntime
+
+    return {"openvino": OpenVinoRuntime().version(), "nncf": nncf.__version__}

@@ -28,6 +28,7 @@ import torch
 from alembert.errors import AlembertError
 
 INT8_DYNAMIC = "dynamic; per-channel weight MatMuls, embedding tables"
+FLOAT_CONTRIB_OPS = ("BiasGelu", "FastGelu", "Gelu", "QuickGelu", "SkipLayerNormalization", "BiasAdd")
 DEFAULT_OPSET = 23  # the first opset with a fused Attention operator
 ORT_MODEL_TYPES = {"bert": "bert", "roberta": "bert"}  # graphs onnxruntime's transformer optimizer knows
 CHECK_SENTENCES = [
@@ -128,13 +129,19 @@ def quantize_int8(src: Path, dst: Path, reduce_range: bool = False) -> None:
 @contextlib.contextmanager
 def quantiser_input(src: Path, clean: Path):
     """``src`` without its value_info (the exporter's stale shape hints trip onnxruntime's quantisers'
-    shape inference; they are only hints), saved as ``clean`` for the quantiser to read, with the root
-    logger quiet meanwhile (the quantisers warn per tensor and suggest pre-processing, not needed here).
-    ``clean`` is removed afterwards."""
+    shape inference; they are only hints) but with a type for the outputs of onnxruntime's fused
+    operators (a quantiser only quantises tensors of known type), saved as ``clean`` for the quantiser to
+    read, with the root logger quiet meanwhile (the quantisers warn per tensor and suggest pre-processing,
+    not needed here). ``clean`` is removed afterwards."""
     import onnx
 
     model = onnx.load(src)
     del model.graph.value_info[:]
+    for node in model.graph.node:  # ONNX shape inference stops at them: what follows would stay untyped
+        if node.domain == "com.microsoft" and node.op_type in FLOAT_CONTRIB_OPS:
+            model.graph.value_info.append(
+                onnx.helper.make_tensor_value_info(node.output[0], onnx.TensorProto.FLOAT, None)
+            )
     onnx.save(model, clean)
     root = logging.getLogger()
     level = root.level
@@ -163,8 +170,9 @@ def build_graph(
 ) -> dict:
     """Export ``model`` (its forward returns the ``output`` tensor) into ``tmp/model.onnx``:
     opset 23 attention for SDPA models, onnxruntime's transformer optimizer, then int8 when asked.
-    ``quantize="auto"``: ``choose(fp32_graph, work_folder)`` returns (chosen graph, its record)
-    (:func:`alembert.export.auto.choose`). Returns the export-info fields that describe the graph."""
+    ``quantize="auto"``: ``choose(fp32_graph, work_folder)`` returns (the chosen variant's folder, its
+    record) (:func:`alembert.export.auto.choose`), whose files (``model.onnx``, or an OpenVINO IR)
+    become the export's. Returns the export-info fields that describe the graph."""
     import onnx
 
     fp32 = tmp / "fp32" / "model.onnx"
@@ -172,23 +180,26 @@ def build_graph(
     attention = config._attn_implementation
     export_graph(model, example, fp32, opset or (DEFAULT_OPSET if attention == "sdpa" else None), output)
     optimized = optimize(fp32, config)
-    final = tmp / "model.onnx"
+    graph = onnx.load(fp32, load_external_data=False)
+    opset = next((o.version for o in graph.opset_import if o.domain in ("", "ai.onnx")), None)
     auto = None
     if quantize == "auto":
         work = tmp / "variants"
         work.mkdir()
-        chosen, auto = choose(fp32, work)
-        os.replace(chosen, final)
+        chosen, auto = choose(fp32, work)  # a folder: model.onnx, or an OpenVINO IR of the same graph
+        for f in chosen.iterdir():
+            os.replace(f, tmp / f.name)
         shutil.rmtree(work)
     elif quantize == "int8":
-        quantize_int8(fp32, final)
+        quantize_int8(fp32, tmp / "model.onnx")
     else:
         for f in fp32.parent.iterdir():  # model.onnx (+ model.onnx.data past 2 GB)
             os.replace(f, tmp / f.name)
     shutil.rmtree(tmp / "fp32")
-    graph = onnx.load(final, load_external_data=False)
     return {
-        "opset": next((o.version for o in graph.opset_import if o.domain in ("", "ai.onnx")), None),
+        "format": auto["graph"]["format"] if auto else "onnx",
+        "precision": auto["graph"].get("precision") if auto else None,
+        "opset": opset,
         "attention": attention,
         "ort_optimized": optimized,
         "quantization": auto["graph"]["quantization"] if auto else quantize,

@@ -32,13 +32,16 @@ def export_onnx(
     first_token: bool = True,
     data: dict | None = None,
     candidates: list[str] | None = None,
+    batch_invariant: bool = False,
 ) -> Path:
     """Export ``model_dir`` (a fine-tuned classifier) to ``out_dir``; returns ``out_dir``.
 
     ``quantize``: None (fp32), ``"int8"`` (dynamic) or ``"auto"``: each variant of
     :data:`alembert.export.auto.VARIANTS` (or ``candidates``) is built, timed on this machine and
     scored on the dev set of ``data`` (DataConfig fields; default: the task saved with the model),
-    and the fastest that keeps the dev metric within 0.01 of the PyTorch model's is kept.
+    and the fastest that keeps the dev metric within 0.01 of the PyTorch model's is kept (an OpenVINO
+    candidate's win makes the folder an OpenVINO one; ``batch_invariant``: only variants whose outputs
+    do not depend on the batch).
 
     ``first_token``: BERT classifiers compute their last layer for the [CLS] token only
     (what the pooler reads; :mod:`alembert.export.first_token`); the logits are unchanged.
@@ -78,4 +81,6 @@ def export_onnx(
         if static:
             return export_static_onnx(src, out_dir, quantize, opset, overwrite)
         return export_embedding_onnx(src, out_dir, quantize, opset, first_token, overwrite)
-    return export_classifier_onnx(src, out_dir, quantize, opset, overwrite, first_token, data, candidates)
+    return export_classifier_onnx(
+        src, out_dir, quantize, opset, overwrite, first_token, data, candidates, batch_invariant
+    )

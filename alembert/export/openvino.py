@@ -91,21 +91,17 @@ def export_openvino(
     check_output(out_dir, None, overwrite)
     src = resolve_model(model_dir)
     check_output(out_dir, src, overwrite)
-    ov = require_openvino()
     with staged_folder(out_dir, overwrite, 4 * _weights_bytes(src)) as tmp:
         graph_dir = tmp / "onnx-graph"  # the ONNX export's folder, read by OpenVINO, then dissolved
         export_onnx(src, graph_dir, None, opset, False, first_token)
         record = json.loads((graph_dir / EXPORT_INFO).read_text())
-        model = ov.convert_model(graph_dir / "model.onnx")
-        calibrated = None
-        if quantize == "int8":
-            model, calibrated = _quantize(model, src, record, graph_dir, data)
-        ov.save_model(model, tmp / IR_FILE, compress_to_fp16=False)
+        batches = _calibration(src, record, graph_dir, data) if quantize == "int8" else None
+        graph = write_ir(graph_dir / "model.onnx", tmp, quantize, batches)
         for f in graph_dir.iterdir():  # tokenizer, config, module description: the export's own files stay
             if f.name not in ("model.onnx", "model.onnx.data", EXPORT_INFO, "README.md"):
                 os.replace(f, tmp / f.name)
         shutil.rmtree(graph_dir)
-        precision = "bf16" if quantize == "bf16" else "f32"
+        precision = graph["precision"]
         info = {
             "format": OpenVinoRuntime.format,
             "source": str(Path(src).resolve()),
@@ -114,12 +110,7 @@ def export_openvino(
             "variant": quantize or "fp32",
             "precision": precision,
             "onnx_opset": record.get("opset"),
-            "int8": (
-                f"NNCF post-training quantisation (model_type TRANSFORMER: SmoothQuant, fast bias correction), "
-                f"static activation scales from {calibrated} texts"
-                if calibrated
-                else None
-            ),
+            "int8": graph["int8"],
             **_check(tmp / IR_FILE, src, record, precision),
             "machine": facts,
             "versions": {"openvino": OpenVinoRuntime().version(), **_nncf_version(quantize)},
@@ -142,25 +133,47 @@ def _nncf_version(quantize: str | None) -> dict:
     return {"nncf": nncf.__version__}
 
 
-def _quantize(model, src: Path, record: dict, graph_dir: Path, data: dict | None):
-    """(the NNCF-quantised model, how many texts calibrated it)."""
-    import nncf
+INT8_NNCF = (
+    "NNCF post-training quantisation (model_type TRANSFORMER: SmoothQuant, fast bias correction), "
+    "static activation scales from {texts} texts"
+)
 
-    names = [i.get_any_name() for i in model.inputs]
+
+def write_ir(onnx_graph: Path, folder: Path, quantize: str | None, batches: list[dict] | None = None) -> dict:
+    """``folder/openvino_model.xml`` (+ ``.bin``) from the ONNX graph: fp32 weights, NNCF int8 calibrated on
+    ``batches`` (tokenised texts) for ``"int8"``; ``"bf16"`` keeps fp32 weights and records the precision
+    the CPU computes in. Returns the graph's record (quantization, int8, precision): what ``export
+    --openvino`` and ``--quantize auto``'s OpenVINO candidates write."""
+    ov = require_openvino()
+    model = ov.convert_model(onnx_graph)
+    texts = None
+    if quantize == "int8":
+        import nncf
+
+        if not batches:
+            raise AlembertError("no texts to calibrate int8 with")
+        texts = sum(len(b["input_ids"]) for b in batches)
+        nncf.set_log_level(logging.ERROR)
+        model = nncf.quantize(
+            model, nncf.Dataset(batches), model_type=nncf.ModelType.TRANSFORMER, subset_size=len(batches)
+        )
+    ov.save_model(model, folder / IR_FILE, compress_to_fp16=False)
+    return {
+        "quantization": quantize,
+        "int8": INT8_NNCF.format(texts=texts) if texts else None,
+        "precision": "bf16" if quantize == "bf16" else "f32",
+    }
+
+
+def _calibration(src: Path, record: dict, graph_dir: Path, data: dict | None) -> list[dict]:
+    """int8's calibration batches: an embedding model's texts, or a classifier's training texts."""
     from alembert.models.load import load_tokenizer
 
     tokenizer = load_tokenizer(graph_dir)
-    batches = (
-        _embedding_batches(tokenizer, names, record, data)
-        if record.get("kind") == "embedding"
-        else _classifier_batches(src, tokenizer, names, data)
-    )
-    texts = sum(len(b["input_ids"]) for b in batches)
-    nncf.set_log_level(logging.ERROR)
-    quantized = nncf.quantize(
-        model, nncf.Dataset(batches), model_type=nncf.ModelType.TRANSFORMER, subset_size=len(batches)
-    )
-    return quantized, texts
+    names = record["inputs"]
+    if record.get("kind") == "embedding":
+        return _embedding_batches(tokenizer, names, record, data)
+    return _classifier_batches(src, tokenizer, names, data)
 
 
 def _classifier_batches(src: Path, tokenizer, names: list[str], data: dict | None) -> list[dict]:

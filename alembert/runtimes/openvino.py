@@ -101,7 +101,7 @@ class OvModel(ArrayModel):
         return self.request.infer(prepared)[0].copy()  # the request's buffer is reused by the next call
 
     def describe(self) -> dict[str, str]:
-        variant = self.export_info.get("variant", "fp32")
+        variant = self.export_info.get("variant", "fp32").removeprefix("openvino-")  # --quantize auto's names
         return {"kind": f"openvino-{variant}", "device": "cpu", "attention": self.export_info.get("attention", "?")}
 
 
