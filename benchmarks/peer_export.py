@@ -3,9 +3,14 @@
 
 The same fine-tuned student is exported
 
-- by alembert: ``alembert export --onnx --quantize auto`` (the variant it measures to be the
-  fastest on this CPU within 1 point of dev accuracy), and the teacher the same way (teacher-int8:
-  "why not just quantise the teacher?");
+- by alembert: ``alembert export --quantize auto`` (the variant of ONNX Runtime or OpenVINO it
+  measures to be the fastest on this CPU within 1 point of dev accuracy), and the teacher the same
+  way (teacher-int8: "why not just quantise the teacher?");
+- by optimum-intel, the path sentence-transformers' efficiency guide points x86 users to:
+  ``OVModelForSequenceClassification.from_pretrained(export=True)``, then ``OVQuantizer`` with
+  ``OVQuantizationConfig`` (NNCF post-training int8: SmoothQuant, fast bias correction) on 300 of the
+  task's training sentences padded to 128, as its documentation's example does; timed compiled as
+  optimum-intel compiles it (the CPU plugin's default precision: bf16 where the CPU has it);
 - by optimum-onnx, the way its documentation says: ``optimum-cli export onnx --task
   text-classification``, then ``ORTQuantizer`` with ``AutoQuantizationConfig`` for this CPU's
   instruction set (``avx512_vnni``, ``avx512`` or ``avx2``, dynamic, per channel); then
@@ -16,10 +21,11 @@ The same fine-tuned student is exported
 - by plain PyTorch: fp32 teacher and student, and ``torch.ao`` dynamic int8 of the student
   (``quantize_dynamic`` on the Linear layers).
 
-optimum-onnx pins transformers < 4.58, so it lives in its own virtual environment
-(``--venv``, default ``.cache/peer-venv``), created once and reused: torch first (the CPU
+optimum-onnx pins transformers < 4.58 and optimum-intel its own transformers and huggingface-hub,
+so each lives in its own virtual environment (``--venv``, default ``.cache/peer-venv``;
+``--ov-venv``, default ``.cache/ov-peer-venv``), created once and reused: torch first (the CPU
 wheel given by ``--torch-wheel``, or the version this project runs; an unpinned torch pulls
-CUDA), then ``optimum-onnx[onnxruntime]`` with ``transformers<4.58``. The peer graphs are
+CUDA), then the peer's packages (:data:`PEER_ENVS`). The peer graphs are
 built there; every graph is then timed here, in this process, with the same onnxruntime
 session options (alembert.runtimes.onnxruntime.make_session: fixed threads, no spinning, denormals
 flushed), interleaved round-robin (alembert.measure.speed / serving), on the same inputs:
@@ -103,6 +109,42 @@ print(json.dumps(report))
 """
 
 
+# Run inside the OpenVINO peer environment: optimum-intel's documented path (export, then OVQuantizer's
+# post-training int8 with its defaults: SmoothQuant, fast bias correction) on the task's training texts.
+OV_PEER_BUILD = r"""
+import json, sys, time
+from pathlib import Path
+student, out, calibration = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
+report = {"steps": {}, "graphs": {}}
+import datasets
+from optimum.intel import OVConfig, OVModelForSequenceClassification, OVQuantizationConfig, OVQuantizer
+from transformers import AutoTokenizer
+tokenizer = AutoTokenizer.from_pretrained(student)
+t = time.time()
+model = OVModelForSequenceClassification.from_pretrained(student, export=True)
+model.save_pretrained(out / "optimum-intel-fp32")
+report["graphs"]["optimum-intel fp32"] = str(out / "optimum-intel-fp32" / "openvino_model.xml")
+report["steps"]["OVModelForSequenceClassification.from_pretrained(export=True)"] = f"ok ({time.time() - t:.0f} s)"
+texts = json.loads(calibration.read_text())
+def preprocess(batch):
+    return tokenizer(batch["sentence"], padding="max_length", max_length=128, truncation=True)
+dataset = datasets.Dataset.from_dict({"sentence": texts}).map(preprocess, batched=True, remove_columns=["sentence"])
+t = time.time()
+OVQuantizer.from_pretrained(model).quantize(
+    calibration_dataset=dataset, save_directory=out / "optimum-intel-int8",
+    ov_config=OVConfig(quantization_config=OVQuantizationConfig(num_samples=len(texts))))
+report["graphs"]["optimum-intel int8"] = str(out / "optimum-intel-int8" / "openvino_model.xml")
+report["steps"][f"OVQuantizer.quantize (int8, {len(texts)} texts)"] = f"ok ({time.time() - t:.0f} s)"
+import importlib.metadata as md
+report["versions"] = {p: md.version(p) for p in ("optimum-intel", "openvino", "nncf", "transformers", "torch")}
+print(json.dumps(report))
+"""
+PEER_ENVS = {  # name -> (default folder, what pip installs after torch)
+    "optimum-onnx": (".cache/peer-venv", ["optimum-onnx[onnxruntime]", "transformers<4.58"]),
+    "optimum-intel": (".cache/ov-peer-venv", ["optimum-intel[openvino,nncf]", "datasets", "huggingface-hub<1.22"]),
+}
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--student", required=True, help="fine-tuned student (PyTorch folder)")
@@ -118,7 +160,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--max-eval-samples", type=int, default=None)
     p.add_argument("--output", default="runs/peer-export")
     p.add_argument(
-        "--venv", default=str(REPO / ".cache" / "peer-venv"), help="optimum-onnx's own environment (created once)"
+        "--venv", default=str(REPO / PEER_ENVS["optimum-onnx"][0]), help="optimum-onnx's own environment (created once)"
+    )
+    p.add_argument(
+        "--ov-venv",
+        default=str(REPO / PEER_ENVS["optimum-intel"][0]),
+        help="optimum-intel's own environment (created once; it pins its own transformers and huggingface-hub)",
     )
     p.add_argument(
         "--torch-wheel",
@@ -142,8 +189,9 @@ def cpu_isa_config(facts: dict) -> str:
     return "avx2"
 
 
-def ensure_venv(venv: Path, torch_wheel: str | None) -> Path:
-    """The peer environment's python, created and filled on first use (a marker records it is complete)."""
+def ensure_venv(venv: Path, torch_wheel: str | None, packages: list[str]) -> Path:
+    """A peer environment's python, created and filled on first use (a marker records it is complete):
+    torch first (the CPU wheel; an unpinned torch pulls CUDA), then ``packages``."""
     import torch
 
     py = venv / "bin" / "python"
@@ -159,11 +207,11 @@ def ensure_venv(venv: Path, torch_wheel: str | None) -> Path:
         ),
         None,
     )
-    print(f"peer env: creating {venv} (torch {wheel or version}, then optimum-onnx with transformers<4.58)", flush=True)
+    print(f"peer env: creating {venv} (torch {wheel or version}, then {' '.join(packages)})", flush=True)
     steps = [
         [sys.executable, "-m", "venv", str(venv)],
         [str(py), "-m", "pip", "install", "-q", wheel or f"torch=={version}"],
-        [str(py), "-m", "pip", "install", "-q", "optimum-onnx[onnxruntime]", "transformers<4.58"],
+        [str(py), "-m", "pip", "install", "-q", *packages],
     ]
     for cmd in steps:
         proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -176,20 +224,58 @@ def ensure_venv(venv: Path, torch_wheel: str | None) -> Path:
     return py
 
 
-def build_peers(args, out: Path, facts: dict) -> dict:
-    py = ensure_venv(Path(args.venv), args.torch_wheel)
-    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "PYTHONPATH": ""}
-    proc = subprocess.run(
-        [str(py), "-c", PEER_BUILD, str(Path(args.student).resolve()), str(out), cpu_isa_config(facts)],
-        capture_output=True,
-        text=True,
-        env=env,
-    )
+def run_peer(py: Path, script: str, args_: list[str], threads: int, what: str) -> dict:
+    """``script`` run by the peer environment's python; its last stdout line is its JSON report."""
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONPATH": ""}
+    proc = subprocess.run([str(py), "-c", script, *args_], capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         raise SystemExit(
-            f"peer build failed: {proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode}"
+            f"{what} build failed: {proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode}"
         )
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def build_peers(args, out: Path, facts: dict, calibration: list[str]) -> dict:
+    """Both peers' graphs: optimum-onnx's ONNX Runtime path and optimum-intel's OpenVINO + NNCF path."""
+    student = str(Path(args.student).resolve())
+    py = ensure_venv(Path(args.venv), args.torch_wheel, PEER_ENVS["optimum-onnx"][1])
+    onnx_peer = run_peer(py, PEER_BUILD, [student, str(out), cpu_isa_config(facts)], args.threads, "optimum-onnx")
+    calib = out / "calibration.json"
+    calib.write_text(json.dumps(calibration))
+    py = ensure_venv(Path(args.ov_venv), args.torch_wheel, PEER_ENVS["optimum-intel"][1])
+    ov_peer = run_peer(py, OV_PEER_BUILD, [student, str(out), str(calib)], args.threads, "optimum-intel")
+    return {
+        "steps": {
+            **{f"optimum-onnx: {k}": v for k, v in onnx_peer["steps"].items()},
+            **{f"optimum-intel: {k}": v for k, v in ov_peer["steps"].items()},
+        },
+        "graphs": {**onnx_peer.get("graphs", {}), **ov_peer["graphs"]},
+        "versions": {"optimum-onnx": onnx_peer.get("versions"), "optimum-intel": ov_peer.get("versions")},
+    }
+
+
+def peer_model(graph: Path, threads: int):
+    """A peer graph, run as its tool runs it: an ONNX graph in the same onnxruntime session options as
+    alembert's; an OpenVINO IR compiled as optimum-intel compiles it, at the CPU plugin's default
+    precision (bf16 on CPUs with AVX512-BF16 or AMX; recorded in the row's name)."""
+    from alembert.runtimes import runtime_for
+
+    if graph.suffix == ".onnx":
+        return runtime_for(graph).load_classifier(graph, threads=threads), ""
+    from alembert.runtimes.openvino import OvClassifier
+
+    class PluginDefault(OvClassifier):
+        def _compile(self, model, threads, precision):
+            import openvino
+
+            config = {"INFERENCE_NUM_THREADS": threads, "NUM_STREAMS": 1}
+            self.compiled = openvino.Core().compile_model(str(model), "CPU", config)
+            self.request = self.compiled.create_infer_request()
+            self.input_names = [i.get_any_name() for i in self.compiled.inputs]
+            self.precision = str(self.compiled.get_property("INFERENCE_PRECISION_HINT"))
+
+    model = PluginDefault.from_ir(graph, threads)
+    return model, f" (computed in {model.precision})"
 
 
 def alembert_export(model: str, dst: Path, args) -> dict:
@@ -199,7 +285,6 @@ def alembert_export(model: str, dst: Path, args) -> dict:
         "alembert.cli.main",
         "export",
         model,
-        "--onnx",
         "--quantize",
         "auto",
         "--output",
@@ -234,7 +319,7 @@ def main(argv=None) -> int:
     from alembert.measure.serving import measure_serving, serving_workload
     from alembert.measure.speed import batch_workload, fixed_length_inputs, measure
     from alembert.models.load import load_classifier
-    from alembert.runtimes import load_any, runtime_for
+    from alembert.runtimes import load_any
     from alembert.runtimes.pytorch import TorchModel
 
     facts = cpu_facts()
@@ -248,15 +333,16 @@ def main(argv=None) -> int:
     }
     for k, info in exports.items():
         print(f"alembert {k}: {info['auto']['reason']}", flush=True)
-    peers = None if args.skip_peers else build_peers(args, out, facts)
-    if peers:
-        for step, status in peers["steps"].items():
-            print(f"optimum: {step}: {status}", flush=True)
-
     # scored and served at 128 tokens, the length every variant is timed at
     cfg = DataConfig(task=args.task, data_dir=args.data_dir, max_eval_samples=args.max_eval_samples, max_length=128)
     task = resolve_task(cfg)
     dev = load_split(cfg, task, "dev")
+    calibration = list(load_split(cfg.model_copy(update={"max_train_samples": 300}), task, "train")["text_a"])
+    peers = None if args.skip_peers else build_peers(args, out, facts, calibration)
+    if peers:
+        for step, status in peers["steps"].items():
+            print(f"{step}: {status}", flush=True)
+
     tok_s = AutoTokenizer.from_pretrained(args.student)
     tok_t = AutoTokenizer.from_pretrained(args.teacher)
 
@@ -277,8 +363,8 @@ def main(argv=None) -> int:
         )
     variants["student torch.ao dynamic int8"] = (TorchModel(ao), tok_s, "pytorch")
     for name, graph in (peers or {}).get("graphs", {}).items():
-        graph = Path(graph)
-        variants["student " + name] = (runtime_for(graph).load_classifier(graph, threads=args.threads), tok_s, "peer")
+        model, how = peer_model(Path(graph), args.threads)
+        variants["student " + name + how] = (model, tok_s, "peer")
 
     texts = [dev["text_a"][i % len(dev)] for i in range(32)]
     rows = {}
@@ -374,7 +460,7 @@ def main(argv=None) -> int:
     text = "\n".join(lines) + "\n\n" + "\n".join(ratio_lines) + "\n\n" + conditions + "\n"
     if peers:
         text += (
-            "\noptimum steps: "
+            "\npeer steps: "
             + "; ".join(f"{k}: {v}" for k, v in peers["steps"].items())
             + f" ({peers.get('versions')})\n"
         )

@@ -160,6 +160,8 @@ VARIANTS: dict[str, Variant] = {
     "openvino-fp32": Variant(_openvino(None), "openvino", unavailable=_needs_openvino, precision="f32"),
     "openvino-int8": Variant(_openvino("int8"), "openvino", unavailable=_needs_openvino, precision="f32"),
     "openvino-bf16": Variant(_openvino("bf16"), "openvino", unavailable=_needs_bf16, precision="bf16"),
+    # NNCF's int8 MatMuls, the rest (attention, GELU, norms) in bf16 on AMX/AVX512-BF16
+    "openvino-int8-bf16": Variant(_openvino("int8"), "openvino", unavailable=_needs_bf16, precision="bf16"),
 }
 INVARIANT_COST = 0.10  # a batch-invariant variant within 10% of the fastest at batch 32 is taken instead
 
@@ -340,7 +342,11 @@ def choose(
         folder = work / name
         folder.mkdir()
         try:
-            built[name] = {**variant.build(fp32, folder / variant.weights, data.calibration), "format": variant.runtime}
+            built[name] = {
+                **variant.build(fp32, folder / variant.weights, data.calibration),
+                "format": variant.runtime,
+                "precision": variant.precision,
+            }
         except Exception as exc:  # a quantiser that fails on this graph is skipped, with why
             from alembert.files import is_disk_full
 
