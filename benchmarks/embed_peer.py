@@ -12,6 +12,10 @@ seed, threads and precision (``--mixed-precision bf16``: alembert's autocast, th
   a  alembert ``distill-general --recipe embed-mse`` (length-grouped batches, dynamic padding)
   b  ``SentenceTransformerTrainer`` + ``losses.MSELoss``, as its documentation's distillation
      example does it (teacher embeddings as the ``label`` column, default batch sampler)
+  c  the same trainer + ``EmbedDistillLoss`` (its current distillation loss: cosine distance, and
+     the learnable projection it offers for a student narrower than the teacher), on the same
+     student without its Dense layer: the projection lives on the loss and is not saved, so the
+     student keeps its own width (symmetric search only). Runs after a and b, alone on its core.
 
 The teacher embeddings are computed once by the parent (alembert's embedding cache; timed and
 reported, not part of either variant), so the comparison is the student training itself.
@@ -32,7 +36,11 @@ from concurrent.futures import ThreadPoolExecutor
 from importlib import metadata
 from pathlib import Path
 
-VARIANTS = {"a": "alembert embed-mse", "b": "sentence-transformers trainer + MSELoss"}
+VARIANTS = {
+    "a": "alembert embed-mse",
+    "b": "sentence-transformers trainer + MSELoss",
+    "c": "sentence-transformers trainer + EmbedDistillLoss (cosine, learnable projection)",
+}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -142,7 +150,7 @@ def run_alembert(args, out: Path) -> dict:
     }
 
 
-def run_sentence_transformers(args, out: Path) -> dict:
+def run_sentence_transformers(args, out: Path, variant: str = "b") -> dict:
     import datasets
     import numpy as np
     from sentence_transformers import (
@@ -157,10 +165,17 @@ def run_sentence_transformers(args, out: Path) -> dict:
     texts = texts_of(args)
     emb = np.asarray(EmbeddingCache(Path(json.loads((out / "prepared.json").read_text())["cache"])).emb)
     model = SentenceTransformer(str(out / "init"), device="cpu")
+    if variant == "c":  # the student at its own width: EmbedDistillLoss projects it to the teacher's
+        from sentence_transformers.sentence_transformer.models import Dense
+
+        model = SentenceTransformer(modules=[m for m in model if not isinstance(m, Dense)], device="cpu")
+        loss = losses.EmbedDistillLoss(model, projection_dim=emb.shape[1])
+    else:
+        loss = losses.MSELoss(model)
     model.max_seq_length = args.max_length
     train = datasets.Dataset.from_dict({"sentence": texts, "label": emb.tolist()})
     targs = SentenceTransformerTrainingArguments(
-        output_dir=str(out / "b-trainer"),
+        output_dir=str(out / f"{variant}-trainer"),
         num_train_epochs=args.epochs,
         per_device_train_batch_size=args.batch_size,
         learning_rate=args.lr,
@@ -175,12 +190,12 @@ def run_sentence_transformers(args, out: Path) -> dict:
         bf16=args.mixed_precision == "bf16",
         disable_tqdm=True,
     )
-    trainer = SentenceTransformerTrainer(model=model, args=targs, train_dataset=train, loss=losses.MSELoss(model))
+    trainer = SentenceTransformerTrainer(model=model, args=targs, train_dataset=train, loss=loss)
     start = time.perf_counter()
     trainer.train()
     train_s = time.perf_counter() - start
-    model.save(str(out / "b"))
-    return {"texts": len(texts), "train_s": train_s, "model": str(out / "b")}
+    model.save(str(out / variant))
+    return {"texts": len(texts), "train_s": train_s, "model": str(out / variant)}
 
 
 def child(args) -> None:
@@ -188,7 +203,7 @@ def child(args) -> None:
 
     torch.set_num_threads(args.threads)
     out = Path(args.output)
-    result = run_alembert(args, out) if args.variant == "a" else run_sentence_transformers(args, out)
+    result = run_alembert(args, out) if args.variant == "a" else run_sentence_transformers(args, out, args.variant)
     result["samples_per_s"] = result["texts"] * args.epochs / result["train_s"]
     (out / f"result-{args.variant}.json").write_text(json.dumps(result, indent=2))
 
@@ -241,8 +256,9 @@ def main() -> None:
         cores = [set(cpus[i * args.threads : (i + 1) * args.threads]) for i in range(2)]
         with ThreadPoolExecutor(2) as pool:
             list(pool.map(lambda v, c: run_variant(argv, v, c), ["b", "a"], cores[::-1]))
+        run_variant(argv, "c", cores[0])
     else:
-        for v in ("a", "b"):
+        for v in VARIANTS:
             run_variant(argv, v, None)
     results = {v: json.loads((out / f"result-{v}.json").read_text()) for v in VARIANTS}
     for r in results.values():
@@ -258,12 +274,16 @@ def main() -> None:
             f"{d['stsb-zeroshot']['spearman']:.4f} | {d['squad-retrieval']['recall@1']:.3f} | "
             f"{d['squad-retrieval']['mrr@10']:.3f} |"
         )
-    a, b = results["a"], results["b"]
+    a, b, c = results["a"], results["b"], results["c"]
     ratio = a["samples_per_s"] / b["samples_per_s"]
     lines += [
         "",
         f"- a/b samples/s: **{ratio:.2f}x** (target >= 2x); STS-B a - b: "
         f"{a['dev']['stsb-zeroshot']['spearman'] - b['dev']['stsb-zeroshot']['spearman']:+.4f} (target >= 0)",
+        f"- a - c (EmbedDistillLoss): STS-B "
+        f"{a['dev']['stsb-zeroshot']['spearman'] - c['dev']['stsb-zeroshot']['spearman']:+.4f}, "
+        f"MRR@10 {a['dev']['squad-retrieval']['mrr@10'] - c['dev']['squad-retrieval']['mrr@10']:+.3f} "
+        "(c trained alone on its core: its samples/s is not side by side)",
         "",
         f"{a['texts']} texts x {args.epochs:g} epochs, batch {args.batch_size}, lr {args.lr:g}, max length "
         f"{args.max_length}, seed {args.seed}, precision {args.mixed_precision}, {args.threads} thread(s) "

@@ -169,6 +169,27 @@ def test_int8_export_evaluates_with_the_same_command(st_mean, mean_fp32, tmp_pat
 
 
 @pytest.mark.cli
+def test_quantize_auto_scores_an_embedding_model_on_stsb_and_keeps_its_pooling(st_mean, tmp_path, capsys):
+    """``--quantize auto`` on a sentence-transformers folder: each variant's vectors scored on STS-B dev
+    (Spearman), static int8 calibrated on STS-B's training sentences, the chosen graph still an
+    embedding export whose vectors match PyTorch's."""
+    out = tmp_path / "auto"
+    flags = ["--onnx", "--quantize", "auto", "--max-eval-samples", 200]
+    code, printed, err = run_cli(["export", st_mean, *flags, "--output", out], capsys)
+    assert code == 0, err
+    info = json.loads((out / "alembert_export.json").read_text())
+    a = info["auto"]
+    assert a["metric"] == "spearman" and a["measured_on"] == "STS-B dev (200 pairs, Spearman)"
+    assert info["kind"] == "embedding" and info["variant"] == a["variant"] and info["pooling"] == "mean"
+    assert {"fp32", "int8-dynamic", "int8-static"} <= set(a["candidates"])
+    assert "dev" in a["candidates"]["int8-static"]  # calibrated on STS-B's training sentences
+    assert a["source_dev"] == pytest.approx(a["candidates"]["fp32"]["dev"], abs=1e-3)  # the fp32 graph = PyTorch
+    assert info["min_cosine_vs_torch"] > 0.95 and f"quantize auto: {a['reason']}" in printed
+    model, tok = load_any_embedding(out)
+    assert model.dim == 32 and model(**tok(TEXTS, padding=True, return_tensors="pt")).embeddings.shape == (5, 32)
+
+
+@pytest.mark.cli
 def test_bench_two_embedding_models(st_mean, mean_fp32, tmp_path, capsys):
     out = tmp_path / "bench"
     code, printed, _ = run_cli(

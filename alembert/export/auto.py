@@ -140,8 +140,23 @@ class Variant:
 
         return IR_FILE if self.runtime == "openvino" else ONNX_FILE
 
-    def load(self, folder: Path, threads: int):
-        """The built variant, run as ``bench`` runs it (``prepare``/``run``; ``.logits``)."""
+    def load(self, folder: Path, threads: int, embedding: dict | None = None):
+        """The built variant, run as ``bench`` runs it (``prepare``/``run``; ``.logits``, or ``.embeddings``
+        for an embedding model, whose export record ``embedding`` gives its pooling, dim and length)."""
+        if embedding is not None:
+            from alembert.runtimes.base import embedding_record
+
+            if self.runtime == "openvino":
+                from alembert.runtimes.openvino import OvEmbedder
+
+                model = OvEmbedder.from_ir(folder / self.weights, threads, self.precision or "f32")
+            else:
+                from alembert.runtimes.onnxruntime import OnnxEmbedder, graph_model
+
+                model = graph_model(folder / self.weights, OnnxEmbedder.output, threads)
+            model.export_info = embedding
+            embedding_record(model)
+            return model
         if self.runtime == "openvino":
             from alembert.runtimes.openvino import OvClassifier
 
@@ -178,13 +193,81 @@ def skipped(facts: dict) -> dict[str, str]:
 
 @dataclass
 class EvalData:
-    """What the choice is measured on: the task, its tokenised dev set, real texts for timing."""
+    """What the choice is measured on: the task, its tokenised dev set, real texts for timing.
+    For a sentence-embedding model ``embedding`` holds its export record (pooling, dim, ...) and the
+    score is STS-B dev Spearman of the variant's vectors (``dev`` is then None)."""
 
     task: object
     dev: object  # tokenised dev dataset (labels included)
     timing_inputs: dict[str, torch.Tensor]  # real dev texts padded to the timed length
     calibration: Calibration
     about: str  # e.g. "sst2 dev (872 examples)"
+    embedding: dict | None = None
+    data_dir: str | None = None
+    max_pairs: int | None = None  # an embedding model's STS-B dev pairs (None: all)
+
+
+EMBEDDING_LENGTH = 128  # an embedding model's variants are scored and timed at this length (at most its own)
+
+
+def embedding_calibration(tokenizer, names: list[str], max_length: int, data: dict | None, n_texts: int) -> Calibration:
+    """``data['train_file']``'s texts (``text_column``), else STS-B's training sentences: real sentences of
+    the kind an embedding model embeds, tokenised in batches of 16 (what static int8 is calibrated on)."""
+    from alembert.embedding.data import load_texts
+
+    data = data or {}
+    if data.get("train_file"):
+        texts = load_texts([data["train_file"]], None, None, data.get("text_column"), n_texts)
+    else:
+        try:
+            texts = load_texts([], ["stsb"], data.get("data_dir"), None, n_texts)
+        except (AlembertError, OSError):
+            raise AlembertError(
+                "int8 calibrates an embedding model on STS-B's training sentences, which are not here; "
+                "pass --train-file (your texts) or --data-dir (a GLUE folder)"
+            ) from None
+    if not texts:
+        raise AlembertError("no texts to calibrate int8 with; pass a --train-file with some")
+    batches = []
+    for i in range(0, len(texts), 16):
+        enc = tokenizer(texts[i : i + 16], padding=True, truncation=True, max_length=max_length)
+        ids = np.asarray(enc["input_ids"], dtype=np.int64)
+        batches.append({n: np.asarray(enc[n], dtype=np.int64) if n in enc else np.zeros_like(ids) for n in names})
+    return Calibration(batches, len(texts))
+
+
+def embedding_eval_data(tokenizer, names: list[str], record: dict, data: dict | None = None) -> EvalData:
+    """STS-B dev (Spearman of the vectors' cosines) for an embedding model's variants, its sentences
+    for timing, STS-B's training sentences (or ``--train-file``'s) for calibration."""
+    from types import SimpleNamespace
+
+    from alembert.embedding.evaluate import stsb_pairs
+
+    data = {k: v for k, v in (data or {}).items() if v is not None}
+    if data.get("dev_file") or data.get("task") not in (None, "stsb", "stsb-zeroshot"):
+        raise AlembertError(
+            "--quantize auto scores an embedding model on STS-B dev (Spearman); drop --dev-file/--task, "
+            "or pass --data-dir (a GLUE folder)"
+        )
+    length = min(record.get("max_seq_length") or EMBEDDING_LENGTH, EMBEDDING_LENGTH)
+    try:
+        a, b, _ = stsb_pairs(data.get("data_dir"), data.get("max_eval_samples"))
+    except (AlembertError, OSError):
+        raise AlembertError(
+            "--quantize auto scores an embedding model on STS-B dev, which is not here; pass --data-dir (a GLUE folder)"
+        ) from None
+    texts = [(a + b)[i % len(a + b)] for i in range(32)]
+    enc = tokenizer(texts, padding="max_length", truncation=True, max_length=length, return_tensors="pt")
+    return EvalData(
+        SimpleNamespace(name="stsb-zeroshot", main_metric="spearman"),
+        None,
+        {n: enc[n] if n in enc else torch.zeros_like(enc["input_ids"]) for n in names},
+        embedding_calibration(tokenizer, names, length, data, CALIBRATION_TEXTS),
+        f"STS-B dev ({len(a)} pairs, Spearman)",
+        embedding={**record, "max_seq_length": length},
+        data_dir=data.get("data_dir"),
+        max_pairs=data.get("max_eval_samples"),
+    )
 
 
 SAVED_CONFIGS = ("finetune_config.yaml", "distill_config.yaml")
@@ -294,9 +377,28 @@ def eval_data(src: Path, model_config, tokenizer, names: list[str], data: dict |
 
 
 def _score(model, tokenizer, data: EvalData) -> float:
+    if data.embedding is not None:
+        from alembert.embedding.evaluate import evaluate_embedding
+
+        length = data.embedding["max_seq_length"]
+        scores = evaluate_embedding(
+            model, tokenizer, "stsb-zeroshot", length, 64, data_dir=data.data_dir, max_pairs=data.max_pairs
+        )
+        return scores["spearman"]
     from alembert.classification.evaluate import evaluate_model
 
     return evaluate_model(model, tokenizer, data.task, data.dev)[data.task.main_metric]
+
+
+def chosen_outputs(folder: Path, graph: dict, reference, output: str, embedding: dict | None = None) -> list:
+    """(the written model's output, PyTorch's) per check case of ``reference``, run as ``evaluate`` will
+    run the export folder: its ONNX graph, or the OpenVINO IR ``--quantize auto`` chose."""
+    from alembert.export.graph import graph_outputs
+
+    if not graph["auto"]:
+        return graph_outputs(folder / "model.onnx", reference, output)
+    model = VARIANTS[graph["auto"]["variant"]].load(folder, torch.get_num_threads(), embedding)
+    return [(model.run(model.prepare(feeds)), ref) for feeds, ref in reference]
 
 
 def choose(
@@ -356,7 +458,7 @@ def choose(
                 "refused": f"build failed: {str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__}"
             }
             continue
-        models[name] = variant.load(folder, threads)  # the bare graph, as bench runs it
+        models[name] = variant.load(folder, threads, data.embedding)  # the bare graph, as bench runs it
         record[name]["dev"] = _score(models[name], tokenizer, data)
         record[name]["runtime"] = variant.runtime
         record[name]["batch_invariant"] = variant.batch_invariant

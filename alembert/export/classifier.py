@@ -19,9 +19,11 @@ from pathlib import Path
 import torch
 
 from alembert.errors import AlembertError
+from alembert.export.auto import chosen_outputs as auto_outputs
 from alembert.export.card import write_export_card
 from alembert.export.first_token import first_token_last_layer
-from alembert.export.graph import agreement, build_graph, graph_outputs, model_input_names, reference_outputs, versions
+from alembert.export.graph import agreement, build_graph, model_input_names, reference_outputs, versions
+from alembert.export.openvino import openvino_versions
 from alembert.export.staging import EXPORT_INFO, staged_folder
 from alembert.files import write_json_atomic
 from alembert.machine import cpu_facts
@@ -102,32 +104,13 @@ def export_classifier_onnx(
             "ort_optimized": graph["ort_optimized"],
             "last_layer": "first token only" if pruned else "all tokens",
             "int8": graph["int8"],
-            **agreement(_outputs(tmp, graph, reference), embedding=False),
+            **agreement(auto_outputs(tmp, graph, reference, "logits"), embedding=False),
             **({"auto": graph["auto"]} if graph["auto"] else {}),
             "machine": cpu_facts(),
             **versions(),
-            **(_openvino_versions() if fmt != OnnxRuntime.format else {}),
+            **(openvino_versions() if fmt != OnnxRuntime.format else {}),
             "files": sorted({f.name for f in tmp.iterdir()} | {EXPORT_INFO, "README.md"}),
         }
         write_export_card(tmp, info)  # the model card: variant, why, and the CPU it was measured on
         write_json_atomic(tmp / EXPORT_INFO, info)
     return out_dir
-
-
-def _outputs(folder: Path, graph: dict, reference) -> list:
-    """(the written graph's logits, PyTorch's) per check case, run as ``evaluate`` will run the folder:
-    the ONNX graph, or the OpenVINO IR ``--quantize auto`` chose."""
-    if not graph["auto"]:
-        return graph_outputs(folder / "model.onnx", reference, "logits")
-    from alembert.export.auto import VARIANTS
-
-    model = VARIANTS[graph["auto"]["variant"]].load(folder, torch.get_num_threads())
-    return [(model.run(model.prepare(feeds)), ref) for feeds, ref in reference]
-
-
-def _openvino_versions() -> dict:
-    import nncf
-
-    from alembert.runtimes.openvino import OpenVinoRuntime
-
-    return {"openvino": OpenVinoRuntime().version(), "nncf": nncf.__version__}

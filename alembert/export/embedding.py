@@ -23,8 +23,10 @@ from pathlib import Path
 
 import torch
 
+from alembert.export.auto import chosen_outputs
 from alembert.export.first_token import FAMILIES, FirstTokenLayer
-from alembert.export.graph import agreement, build_graph, graph_outputs, model_input_names, reference_outputs, versions
+from alembert.export.graph import agreement, build_graph, model_input_names, reference_outputs, versions
+from alembert.export.openvino import openvino_versions
 from alembert.export.staging import EXPORT_INFO, staged_folder
 from alembert.files import write_json_atomic
 from alembert.runtimes.onnxruntime import OnnxRuntime
@@ -96,9 +98,15 @@ def export_embedding_onnx(
     opset: int | None = None,
     first_token: bool = True,
     overwrite: bool = False,
+    data: dict | None = None,
+    candidates: list[str] | None = None,
+    batch_invariant: bool = False,
 ) -> Path:
     """Export the sentence-transformers folder ``src`` to ``out_dir`` (fresh or overwritable:
-    :func:`alembert.export.onnx.export_onnx` checked it); returns ``out_dir``."""
+    :func:`alembert.export.onnx.export_onnx` checked it); returns ``out_dir``. ``quantize="auto"``:
+    every variant scored on STS-B dev (Spearman) and timed here (:mod:`alembert.export.auto`); ``data``
+    (``data_dir``, ``train_file``, ``text_column``, ``max_eval_samples``), ``candidates`` and
+    ``batch_invariant`` as for a classifier."""
     from alembert.models.sentence import load_embedding_model, read_spec
 
     spec = read_spec(src)
@@ -110,34 +118,52 @@ def export_embedding_onnx(
     )  # before any rewrite: the check compares with the saved model
     pruned = first_token and _first_token_last_layer(model)
     example = {n: torch.from_numpy(v) for n, v in reference[0][0].items()}
+    record = {
+        "kind": "embedding",
+        "pooling": model.pooling,
+        "dense": [[d.in_features, d.out_features] for d in model.dense],
+        "normalize": model.normalize,
+        "dim": model.dim,
+        "max_seq_length": model.max_seq_length,
+    }
+    choose = None
+    if quantize == "auto":  # the dev set and calibration texts are read before any compute
+        from alembert.export import auto
+
+        eval_data = auto.embedding_eval_data(tokenizer, names, record, data)
+        threads = torch.get_num_threads()
+
+        def choose(fp32, work):
+            return auto.choose(fp32, work, model, tokenizer, eval_data, threads, candidates, batch_invariant)[1:]
 
     with staged_folder(out_dir, overwrite, 3 * sum(p.numel() * p.element_size() for p in model.parameters())) as tmp:
-        graph = build_graph(SentenceEmbedding(model).eval(), example, tmp, model.config, quantize, opset, OUTPUT)
+        graph = build_graph(
+            SentenceEmbedding(model).eval(), example, tmp, model.config, quantize, opset, OUTPUT, choose
+        )
         tokenizer.save_pretrained(tmp)
         model.config.save_pretrained(tmp)
         _copy_module_files(src, spec.encoder_path, tmp)
         write_json_atomic(
             tmp / EXPORT_INFO,
             {
-                "format": OnnxRuntime.format,
-                "kind": "embedding",
+                "format": graph["format"],
+                **record,
                 "source": str(src.resolve()),
-                "quantization": quantize,
+                "quantization": graph["quantization"],
+                "variant": graph["auto"]["variant"] if graph["auto"] else quantize or "fp32",
+                **({"precision": graph["precision"]} if graph["precision"] else {}),
                 "opset": graph["opset"],
                 "inputs": names,
                 "outputs": [OUTPUT],
                 "dynamic_axes": {"batch": 0, "sequence": 1},
-                "pooling": model.pooling,
-                "dense": [[d.in_features, d.out_features] for d in model.dense],
-                "normalize": model.normalize,
-                "dim": model.dim,
-                "max_seq_length": model.max_seq_length,
                 "attention": graph["attention"],
                 "ort_optimized": graph["ort_optimized"],
                 "last_layer": "first token only" if pruned else "all tokens",
                 "int8": graph["int8"],
-                **agreement(graph_outputs(tmp / "model.onnx", reference, OUTPUT), embedding=True),
+                **agreement(chosen_outputs(tmp, graph, reference, OUTPUT, record), embedding=True),
+                **({"auto": graph["auto"]} if graph["auto"] else {}),
                 **versions(),
+                **(openvino_versions() if graph["format"] != OnnxRuntime.format else {}),
                 "files": sorted({f.name for f in tmp.iterdir()} | {EXPORT_INFO}),
             },
         )

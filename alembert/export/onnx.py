@@ -72,15 +72,17 @@ def export_onnx(
             "pass the PyTorch folder it came from"
         )
     static = is_static_folder(src)
-    if static or is_embedding_dir(src):
+    if static:
         if quantize == "auto":
             raise AlembertError(
-                f"model {model_dir} is a sentence-embedding model: --quantize auto scores classifiers on a dev set; "
-                "pass --quantize int8"
+                f"model {model_dir} is a static model (a token table, no layers: nothing for int8 to speed up); "
+                "pass --quantize int8 (a 4x smaller table) or none"
             )
-        if static:
-            return export_static_onnx(src, out_dir, quantize, opset, overwrite)
-        return export_embedding_onnx(src, out_dir, quantize, opset, first_token, overwrite)
+        return export_static_onnx(src, out_dir, quantize, opset, overwrite)
+    if is_embedding_dir(src):
+        return export_embedding_onnx(
+            src, out_dir, quantize, opset, first_token, overwrite, data, candidates, batch_invariant
+        )
     return export_classifier_onnx(
         src, out_dir, quantize, opset, overwrite, first_token, data, candidates, batch_invariant
     )

@@ -29,8 +29,6 @@ import os
 import shutil
 from pathlib import Path
 
-import numpy as np
-
 from alembert.errors import AlembertError
 from alembert.export.graph import agreement, reference_outputs
 from alembert.export.staging import EXPORT_INFO, check_output, staged_folder
@@ -125,6 +123,13 @@ def _weights_bytes(src: Path) -> int:
     return sum(f.stat().st_size for f in Path(src).rglob("*.safetensors")) or 1 << 20
 
 
+def openvino_versions() -> dict:
+    """The OpenVINO and NNCF versions an export was made with (the export record)."""
+    import nncf
+
+    return {"openvino": OpenVinoRuntime().version(), "nncf": nncf.__version__}
+
+
 def _nncf_version(quantize: str | None) -> dict:
     if quantize != "int8":
         return {}
@@ -206,29 +211,10 @@ def _classifier_batches(src: Path, tokenizer, names: list[str], data: dict | Non
 
 def _embedding_batches(tokenizer, names: list[str], record: dict, data: dict | None) -> list[dict]:
     """``--train-file``'s texts, else STS-B's training sentences (real sentences of the kind the model embeds)."""
-    from alembert.embedding.data import load_texts
+    from alembert.export.auto import embedding_calibration
 
-    data = data or {}
-    if data.get("train_file"):
-        texts = load_texts([data["train_file"]], None, None, data.get("text_column"), CALIBRATION_TEXTS)
-    else:
-        try:
-            texts = load_texts([], ["stsb"], data.get("data_dir"), None, CALIBRATION_TEXTS)
-        except (AlembertError, OSError):
-            raise AlembertError(
-                "--openvino --quantize int8 calibrates an embedding model on STS-B's training sentences, which "
-                "are not here; pass --train-file (your texts) or --data-dir (a GLUE folder)"
-            ) from None
-    if not texts:
-        raise AlembertError("no texts to calibrate int8 with; pass a --train-file with some")
-    batches = []
-    for i in range(0, len(texts), 16):
-        enc = tokenizer(
-            texts[i : i + 16], padding=True, truncation=True, max_length=record.get("max_seq_length") or 128
-        )
-        ids = np.asarray(enc["input_ids"], dtype=np.int64)
-        batches.append({n: np.asarray(enc[n], dtype=np.int64) if n in enc else np.zeros_like(ids) for n in names})
-    return batches
+    length = record.get("max_seq_length") or 128
+    return embedding_calibration(tokenizer, names, length, data, CALIBRATION_TEXTS).batches
 
 
 def _check(ir: Path, src: Path, record: dict, precision: str) -> dict:
