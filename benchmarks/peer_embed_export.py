@@ -115,7 +115,7 @@ class MeanPooled:
             request = compiled.create_infer_request()
             self.names = [i.get_any_name() for i in compiled.inputs]
             self._tokens = lambda feeds: request.infer(feeds)[0].copy()
-            self.how = f" (computed in {compiled.get_property('INFERENCE_PRECISION_HINT')})"
+            self.how = f" (computed in {compiled.get_property('INFERENCE_PRECISION_HINT').to_string()})"
         self.dim = None
 
     def prepare(self, batch):

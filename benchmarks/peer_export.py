@@ -272,7 +272,7 @@ def peer_model(graph: Path, threads: int):
             self.compiled = openvino.Core().compile_model(str(model), "CPU", config)
             self.request = self.compiled.create_infer_request()
             self.input_names = [i.get_any_name() for i in self.compiled.inputs]
-            self.precision = str(self.compiled.get_property("INFERENCE_PRECISION_HINT"))
+            self.precision = self.compiled.get_property("INFERENCE_PRECISION_HINT").to_string()
 
     model = PluginDefault.from_ir(graph, threads)
     return model, f" (computed in {model.precision})"

@@ -3,8 +3,10 @@
 
 Builds from a classifier's fp32 export graph: dynamic int8 (alembert's ``int8-dynamic``), the QDQ
 graph ``onnxruntime.quantization.quantize_static`` writes (per-channel int8 weights, uint8
-activations calibrated on training texts: what the ``int8-static`` variant was), and that graph
-rewritten to integer MatMuls (:mod:`alembert.export.static_int8`, what it is now). Each is timed
+activations calibrated on training texts) from the graph as the ``int8-static`` variant gave it
+(no types past onnxruntime's fused operators, so only the first layer's activations were
+quantised) and with the types, and that typed graph rewritten to integer MatMuls
+(:mod:`alembert.export.static_int8`, what the variant is now). Each is timed
 interleaved (batch 32 x 128 and batch 1 x 128, real dev sentences, 1 thread), scored on the dev set,
 checked for batch invariance (each of 32 sentences alone vs inside the batch: max |logit gap|), and
 profiled (onnxruntime's per-operator kernel time at batch 32).
@@ -97,22 +99,26 @@ def main(argv=None) -> int:
         def get_next(self):
             return next(self.it, None)
 
-    graphs = {"fp32": fp32, "int8 dynamic": work / "dynamic.onnx", "int8 static QDQ (before)": work / "qdq.onnx"}
+    untyped, typed = "int8 static QDQ, fused ops untyped (before)", "int8 static QDQ, typed"
+    graphs = {"fp32": fp32, "int8 dynamic": work / "dynamic.onnx", untyped: work / "qdq-untyped.onnx"}
+    graphs[typed] = work / "qdq.onnx"
     quantize_int8(fp32, graphs["int8 dynamic"])
+    options = dict(
+        quant_format=QuantFormat.QDQ,
+        per_channel=True,
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
+        calibrate_method=CalibrationMethod.MinMax,
+        op_types_to_quantize=["MatMul"],
+        extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT, "WeightSymmetric": True},
+    )
+    bare = onnx.load(fp32)  # as the variant was built before: no types past onnxruntime's fused operators
+    del bare.graph.value_info[:]
+    onnx.save(bare, work / "bare.onnx")
+    quantize_static(work / "bare.onnx", graphs[untyped], Reader(), **options)
     with quantiser_input(fp32, work / "clean.onnx") as clean:
-        quantize_static(
-            clean,
-            graphs["int8 static QDQ (before)"],
-            Reader(),
-            quant_format=QuantFormat.QDQ,
-            per_channel=True,
-            activation_type=QuantType.QUInt8,
-            weight_type=QuantType.QInt8,
-            calibrate_method=CalibrationMethod.MinMax,
-            op_types_to_quantize=["MatMul"],
-            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT, "WeightSymmetric": True},
-        )
-    rewritten = onnx.load(graphs["int8 static QDQ (before)"])
+        quantize_static(clean, graphs[typed], Reader(), **options)
+    rewritten = onnx.load(graphs[typed])
     integer_matmuls(rewritten)
     graphs["int8 static, integer MatMuls (after)"] = work / "static.onnx"
     onnx.save(rewritten, graphs["int8 static, integer MatMuls (after)"])
