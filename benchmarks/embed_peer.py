@@ -166,7 +166,7 @@ def run_sentence_transformers(args, out: Path, variant: str = "b") -> dict:
     emb = np.asarray(EmbeddingCache(Path(json.loads((out / "prepared.json").read_text())["cache"])).emb)
     model = SentenceTransformer(str(out / "init"), device="cpu")
     if variant == "c":  # the student at its own width: EmbedDistillLoss projects it to the teacher's
-        from sentence_transformers.sentence_transformer.models import Dense
+        from sentence_transformers.sentence_transformer.modules import Dense
 
         model = SentenceTransformer(modules=[m for m in model if not isinstance(m, Dense)], device="cpu")
         loss = losses.EmbedDistillLoss(model, projection_dim=emb.shape[1])
