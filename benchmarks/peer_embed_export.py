@@ -59,33 +59,6 @@ except Exception as exc:
 print(json.dumps(report))
 """
 
-OV_BUILD = r"""
-import json, sys, time
-from pathlib import Path
-model, out, calibration = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
-import datasets
-from optimum.intel import OVConfig, OVModelForFeatureExtraction, OVQuantizationConfig, OVQuantizer
-from transformers import AutoTokenizer
-report = {"steps": {}, "graphs": {}}
-tokenizer = AutoTokenizer.from_pretrained(model)
-t = time.time()
-ov_model = OVModelForFeatureExtraction.from_pretrained(model, export=True)
-ov_model.save_pretrained(out / "optimum-intel-fp32")
-report["graphs"]["optimum-intel fp32"] = str(out / "optimum-intel-fp32" / "openvino_model.xml")
-report["steps"]["OVModelForFeatureExtraction.from_pretrained(export=True)"] = f"ok ({time.time() - t:.0f} s)"
-texts = json.loads(calibration.read_text())
-def preprocess(batch):
-    return tokenizer(batch["sentence"], padding="max_length", max_length=128, truncation=True)
-dataset = datasets.Dataset.from_dict({"sentence": texts}).map(preprocess, batched=True, remove_columns=["sentence"])
-t = time.time()
-OVQuantizer.from_pretrained(ov_model).quantize(
-    calibration_dataset=dataset, save_directory=out / "optimum-intel-int8",
-    ov_config=OVConfig(quantization_config=OVQuantizationConfig(num_samples=len(texts))))
-report["graphs"]["optimum-intel int8"] = str(out / "optimum-intel-int8" / "openvino_model.xml")
-report["steps"][f"OVQuantizer.quantize (int8, {len(texts)} texts)"] = f"ok ({time.time() - t:.0f} s)"
-print(json.dumps(report))
-"""
-
 
 class MeanPooled:
     """A peer graph that returns token states, with sentence-transformers' mean pooling and L2
@@ -157,7 +130,7 @@ def main(argv=None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    from peer_export import PEER_ENVS, cpu_isa_config, ensure_venv, run_peer
+    from peer_export import OV_PEER_BUILD, PEER_ENVS, cpu_isa_config, ensure_venv, run_peer
 
     from alembert.embedding.data import load_texts
     from alembert.embedding.evaluate import stsb_pairs, stsb_zeroshot
@@ -193,7 +166,13 @@ def main(argv=None) -> int:
         py = ensure_venv(
             Path(args.ov_venv or REPO / PEER_ENVS["optimum-intel"][0]), args.torch_wheel, PEER_ENVS["optimum-intel"][1]
         )
-        ov_peer = run_peer(py, OV_BUILD, [str(src), str(out), str(calib)], args.threads, "optimum-intel")
+        ov_peer = run_peer(
+            py,
+            OV_PEER_BUILD,
+            [str(src), str(out), str(calib), "OVModelForFeatureExtraction"],
+            args.threads,
+            "optimum-intel",
+        )
         tokenizer = variants[f"alembert {info['variant']}"][1]
         for report in (onnx_peer, ov_peer):
             steps.update(report["steps"])

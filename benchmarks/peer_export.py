@@ -115,16 +115,18 @@ OV_PEER_BUILD = r"""
 import json, sys, time
 from pathlib import Path
 student, out, calibration = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
+kind = sys.argv[4] if len(sys.argv) > 4 else "OVModelForSequenceClassification"  # or OVModelForFeatureExtraction
 report = {"steps": {}, "graphs": {}}
 import datasets
-from optimum.intel import OVConfig, OVModelForSequenceClassification, OVQuantizationConfig, OVQuantizer
+import optimum.intel
+from optimum.intel import OVConfig, OVQuantizationConfig, OVQuantizer
 from transformers import AutoTokenizer
 tokenizer = AutoTokenizer.from_pretrained(student)
 t = time.time()
-model = OVModelForSequenceClassification.from_pretrained(student, export=True)
+model = getattr(optimum.intel, kind).from_pretrained(student, export=True)
 model.save_pretrained(out / "optimum-intel-fp32")
 report["graphs"]["optimum-intel fp32"] = str(out / "optimum-intel-fp32" / "openvino_model.xml")
-report["steps"]["OVModelForSequenceClassification.from_pretrained(export=True)"] = f"ok ({time.time() - t:.0f} s)"
+report["steps"][f"{kind}.from_pretrained(export=True)"] = f"ok ({time.time() - t:.0f} s)"
 texts = json.loads(calibration.read_text())
 def preprocess(batch):
     return tokenizer(batch["sentence"], padding="max_length", max_length=128, truncation=True)

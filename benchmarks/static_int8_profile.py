@@ -61,22 +61,15 @@ def main(argv=None) -> int:
     import torch
 
     torch.set_num_threads(1)
-    from onnxruntime.quantization import (
-        CalibrationDataReader,
-        CalibrationMethod,
-        QuantFormat,
-        QuantType,
-        quantize_static,
-    )
 
     from alembert.classification.evaluate import evaluate_model
     from alembert.config.schema import DataConfig
     from alembert.data.load import load_split, resolve_task
     from alembert.data.tokenize import tokenize_dataset
     from alembert.export.auto import training_calibration
-    from alembert.export.graph import quantiser_input, quantize_int8
+    from alembert.export.graph import quantize_int8
     from alembert.export.onnx import export_onnx
-    from alembert.export.static_int8 import integer_matmuls
+    from alembert.export.static_int8 import calibrated_qdq, integer_matmuls
     from alembert.machine import cpu_facts, cpu_line
     from alembert.measure.speed import batch_workload, fixed_length_inputs, measure
     from alembert.models.load import load_tokenizer
@@ -92,32 +85,12 @@ def main(argv=None) -> int:
     names = [i.name for i in onnx.load(fp32, load_external_data=False).graph.input]
     calibration = training_calibration(cfg, task, tokenizer, names)
 
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            self.it = iter(calibration.batches)
-
-        def get_next(self):
-            return next(self.it, None)
-
     untyped, typed = "int8 static QDQ, fused ops untyped (before)", "int8 static QDQ, typed"
     graphs = {"fp32": fp32, "int8 dynamic": work / "dynamic.onnx", untyped: work / "qdq-untyped.onnx"}
     graphs[typed] = work / "qdq.onnx"
     quantize_int8(fp32, graphs["int8 dynamic"])
-    options = dict(
-        quant_format=QuantFormat.QDQ,
-        per_channel=True,
-        activation_type=QuantType.QUInt8,
-        weight_type=QuantType.QInt8,
-        calibrate_method=CalibrationMethod.MinMax,
-        op_types_to_quantize=["MatMul"],
-        extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT, "WeightSymmetric": True},
-    )
-    bare = onnx.load(fp32)  # as the variant was built before: no types past onnxruntime's fused operators
-    del bare.graph.value_info[:]
-    onnx.save(bare, work / "bare.onnx")
-    quantize_static(work / "bare.onnx", graphs[untyped], Reader(), **options)
-    with quantiser_input(fp32, work / "clean.onnx") as clean:
-        quantize_static(clean, graphs[typed], Reader(), **options)
+    calibrated_qdq(fp32, graphs[untyped], calibration.batches, typed=False)  # as the variant was built before
+    calibrated_qdq(fp32, graphs[typed], calibration.batches)
     rewritten = onnx.load(graphs[typed])
     integer_matmuls(rewritten)
     graphs["int8 static, integer MatMuls (after)"] = work / "static.onnx"

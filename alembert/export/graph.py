@@ -127,7 +127,7 @@ def quantize_int8(src: Path, dst: Path, reduce_range: bool = False) -> None:
 
 
 @contextlib.contextmanager
-def quantiser_input(src: Path, clean: Path):
+def quantiser_input(src: Path, clean: Path, typed: bool = True):
     """``src`` without its value_info (the exporter's stale shape hints trip onnxruntime's quantisers'
     shape inference; they are only hints) but with a type for the outputs of onnxruntime's fused
     operators (a quantiser only quantises tensors of known type), saved as ``clean`` for the quantiser to
@@ -137,7 +137,7 @@ def quantiser_input(src: Path, clean: Path):
 
     model = onnx.load(src)
     del model.graph.value_info[:]
-    for node in model.graph.node:  # ONNX shape inference stops at them: what follows would stay untyped
+    for node in model.graph.node if typed else ():  # ONNX shape inference stops at them: what follows stays untyped
         if node.domain == "com.microsoft" and node.op_type in FLOAT_CONTRIB_OPS:
             model.graph.value_info.append(
                 onnx.helper.make_tensor_value_info(node.output[0], onnx.TensorProto.FLOAT, None)

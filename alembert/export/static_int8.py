@@ -43,9 +43,11 @@ DESCRIPTION = (
 )
 
 
-def quantize_static_int8(src: Path, dst: Path, batches: Iterable[dict[str, np.ndarray]]) -> None:
-    """Calibrate ``src``'s MatMul inputs on ``batches`` (tokenised training texts), quantise, and
-    write the integer-MatMul graph to ``dst``."""
+def calibrated_qdq(src: Path, dst: Path, batches: list[dict[str, np.ndarray]], typed: bool = True) -> None:
+    """onnxruntime's ``quantize_static`` QDQ graph of ``src`` in ``dst``: per-channel symmetric int8
+    weights, uint8 activations with min/max ranges over ``batches``, on every MatMul. ``typed``: the
+    fused operators' outputs typed first (:func:`quantiser_input`); False reproduces the graph this
+    variant was built from before (only the first layer's activations quantised), for the profile."""
     import onnx
     from onnxruntime.quantization import (
         CalibrationDataReader,
@@ -55,10 +57,6 @@ def quantize_static_int8(src: Path, dst: Path, batches: Iterable[dict[str, np.nd
         quantize_static,
     )
 
-    batches = list(batches)
-    if not batches:
-        raise AlembertError("no training texts to calibrate static quantisation with")
-
     class Reader(CalibrationDataReader):
         def __init__(self):
             self.it = iter(batches)
@@ -66,25 +64,36 @@ def quantize_static_int8(src: Path, dst: Path, batches: Iterable[dict[str, np.nd
         def get_next(self):
             return next(self.it, None)
 
+    with quantiser_input(src, dst.with_name(dst.stem + "-clean.onnx"), typed) as clean:
+        quantize_static(
+            clean,
+            dst,
+            Reader(),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            calibrate_method=CalibrationMethod.MinMax,
+            op_types_to_quantize=["MatMul"],
+            extra_options={
+                "DefaultTensorType": onnx.TensorProto.FLOAT,
+                "WeightSymmetric": True,
+                "ActivationSymmetric": False,
+            },
+        )
+
+
+def quantize_static_int8(src: Path, dst: Path, batches: Iterable[dict[str, np.ndarray]]) -> None:
+    """Calibrate ``src``'s MatMul inputs on ``batches`` (tokenised training texts), quantise, and
+    write the integer-MatMul graph to ``dst``."""
+    import onnx
+
+    batches = list(batches)
+    if not batches:
+        raise AlembertError("no training texts to calibrate static quantisation with")
     qdq = dst.with_name(dst.stem + "-qdq.onnx")
     try:
-        with quantiser_input(src, dst.with_name("clean-static.onnx")) as clean:
-            quantize_static(
-                clean,
-                qdq,
-                Reader(),
-                quant_format=QuantFormat.QDQ,
-                per_channel=True,
-                activation_type=QuantType.QUInt8,
-                weight_type=QuantType.QInt8,
-                calibrate_method=CalibrationMethod.MinMax,
-                op_types_to_quantize=["MatMul"],
-                extra_options={
-                    "DefaultTensorType": onnx.TensorProto.FLOAT,
-                    "WeightSymmetric": True,
-                    "ActivationSymmetric": False,
-                },
-            )
+        calibrated_qdq(src, qdq, batches)
         model = onnx.load(qdq)
         integer_matmuls(model)
         onnx.save(model, dst)
