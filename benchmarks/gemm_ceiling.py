@@ -182,6 +182,43 @@ def export_macs(folder: Path, seq: int = 128) -> tuple[float, str]:
     return (layers - 1) * full + last, family.replace("f32", "fp32")
 
 
+def shapes_of(cfg) -> list[tuple[int, int]]:
+    """A BERT layer's weight GEMM shapes (K, N): Q/K/V/output, FFN in, FFN out."""
+    h, f = cfg.hidden_size, cfg.intermediate_size
+    return [(h, h), (h, f), (f, h)]
+
+
+def measure_ceiling(model: str | Path, tokens: int, threads: int, seconds: float = 2.0, repeats: int = 3) -> dict:
+    """GMAC/s of every runtime and precision here at ``model``'s GEMM shapes (``tokens`` rows)."""
+    from alembert.models.load import load_config
+
+    return time_all(candidates(shapes_of(load_config(model)), tokens, threads), seconds, repeats)
+
+
+def place(folder: Path, seq_s: float, ceiling: dict) -> dict:
+    """An export's weight-GEMM work at ``seq_s`` sequences/s of 128 tokens against the best ceiling of
+    its own precision family (int8, bf16 or fp32)."""
+    macs, family = export_macs(folder)
+    same = {n: g for n, g in ceiling.items() if family in n}
+    top = max(same, key=same.get) if same else max(ceiling, key=ceiling.get)
+    reached = macs * seq_s / 1e9
+    return {
+        "family": family,
+        "seq_s_b32": seq_s,
+        "gmac_s": reached,
+        "ceiling": top,
+        "ceiling_gmac_s": ceiling[top],
+        "fraction": reached / ceiling[top],
+    }
+
+
+def describe(placed: dict) -> str:
+    return (
+        f"({placed['family']}) {placed['seq_s_b32']:.0f} seq/s at 32 x 128 = {placed['gmac_s']:.1f} GMAC/s of weight "
+        f"GEMMs, {placed['fraction']:.0%} of the {placed['ceiling']} ceiling ({placed['ceiling_gmac_s']:.1f} GMAC/s)"
+    )
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     import torch
@@ -193,10 +230,8 @@ def main(argv=None) -> int:
     from alembert.runtimes import load_any
 
     cfg = load_config(args.model)
-    h, f = cfg.hidden_size, cfg.intermediate_size
-    shapes = [(h, h), (h, f), (f, h)]
-    print(cpu_line(cpu_facts()), f"; {args.threads} thread(s); GEMMs {args.tokens} x {shapes}", flush=True)
-    ceiling = time_all(candidates(shapes, args.tokens, args.threads), args.seconds, args.repeats)
+    print(cpu_line(cpu_facts()), f"; {args.threads} thread(s); GEMMs {args.tokens} x {shapes_of(cfg)}", flush=True)
+    ceiling = measure_ceiling(args.model, args.tokens, args.threads, args.seconds, args.repeats)
     for name, g in sorted(ceiling.items(), key=lambda kv: -kv[1]):
         print(f"| {name} | {g:.1f} GMAC/s |")
     placed = {}
@@ -209,22 +244,8 @@ def main(argv=None) -> int:
             work[str(folder)] = batch_workload(model, inputs, 32)
         speeds = measure(work, repeats=args.repeats, warmup=1, latency_iters=3)
         for folder in map(Path, args.export):
-            macs, family = export_macs(folder)
-            seq_s = speeds[str(folder)]["throughput_seq_s"]
-            same = {n: g for n, g in ceiling.items() if family in n or (family == "int8" and "int8" in n)}
-            top = max(same, key=same.get) if same else max(ceiling, key=ceiling.get)
-            reached = macs * seq_s / 1e9
-            placed[str(folder)] = {
-                "family": family,
-                "seq_s_b32": seq_s,
-                "gmac_s": reached,
-                "ceiling": top,
-                "fraction": reached / ceiling[top],
-            }
-            print(
-                f"- {folder.name} ({family}): {seq_s:.0f} seq/s at 32 x 128 = {reached:.1f} GMAC/s of weight GEMMs, "
-                f"{reached / ceiling[top]:.0%} of the {top} ceiling ({ceiling[top]:.1f} GMAC/s)"
-            )
+            placed[str(folder)] = p = place(folder, speeds[str(folder)]["throughput_seq_s"], ceiling)
+            print(f"- {folder.name}: {describe(p)}")
     if args.output:
         Path(args.output).write_text(
             json.dumps({"machine": cpu_facts(), "ceiling": ceiling, "exports": placed}, indent=2)

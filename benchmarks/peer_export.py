@@ -21,6 +21,10 @@ The same fine-tuned student is exported
 - by plain PyTorch: fp32 teacher and student, and ``torch.ao`` dynamic int8 of the student
   (``quantize_dynamic`` on the Linear layers).
 
+Then the limit (``--no-ceiling`` skips it): each runtime's weight-GEMM throughput at the student's shapes on
+this CPU (benchmarks/gemm_ceiling.py) and the fraction of the best one of its precision that alembert's
+chosen student export reaches at batch 32.
+
 optimum-onnx pins transformers < 4.58 and optimum-intel its own transformers and huggingface-hub,
 so each lives in its own virtual environment (``--venv``, default ``.cache/peer-venv``;
 ``--ov-venv``, default ``.cache/ov-peer-venv``), created once and reused: torch first (the CPU
@@ -51,6 +55,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
 
 # Run inside the peer environment: optimum's documented export/optimise/quantise path.
 PEER_BUILD = r"""
@@ -177,6 +182,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     p.add_argument(
         "--skip-peers", action="store_true", help="alembert and PyTorch variants only (no optimum environment)"
+    )
+    p.add_argument(
+        "--no-ceiling",
+        action="store_true",
+        help="skip the GEMM ceiling (benchmarks/gemm_ceiling.py) and the fraction of it the student reaches",
     )
     return p.parse_args(argv)
 
@@ -441,6 +451,18 @@ def main(argv=None) -> int:
     ratio_lines = [
         f"- alembert int8 student vs fp32 PyTorch teacher at batch 32: {summary['vs_teacher_fp32_b32']:.2f}x"
     ]
+    if not args.no_ceiling:  # the limit: this CPU's GEMM throughput at the student's shapes, measured here
+        from gemm_ceiling import describe, measure_ceiling, place
+
+        print("timing the GEMM ceiling at the student's shapes", flush=True)
+        ceiling = measure_ceiling(args.student, 32 * 128, args.threads, seconds=1.0, repeats=2)
+        summary["gemm_ceiling"] = {
+            "ceilings": ceiling,
+            **place(out / "alembert-student", mine["seq_s_b32x128"], ceiling),
+        }
+        ratio_lines.append(
+            f"- the student's chosen export against this CPU's GEMM ceiling: {describe(summary['gemm_ceiling'])}"
+        )
     if peer_rows:
         ratio_lines += [
             f"- vs the best peer at batch 32 x 128 ({summary['best_peer_b32']}): {summary['vs_best_peer_b32']:.2f}x "

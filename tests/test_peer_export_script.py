@@ -53,5 +53,8 @@ def test_peer_script_reports_every_variant(tmp_path):
     s = report["summary"]
     assert s["vs_teacher_fp32_b32"] == rows[mine[0]]["seq_s_b32x128"] / rows["teacher fp32 PyTorch"]["seq_s_b32x128"]
     assert report["machine"]["isa"] is not None and report["peers"] is None
+    limit = s["gemm_ceiling"]  # the student's export against this CPU's GEMM ceiling at its shapes, measured here
+    assert limit["ceiling_gmac_s"] == limit["ceilings"][limit["ceiling"]] > 0 and limit["gmac_s"] > 0
+    assert limit["fraction"] == pytest.approx(limit["gmac_s"] / limit["ceiling_gmac_s"])
     md = (out / "peer_export.md").read_text()
     assert "CPU " in md and "sentences/s" in md and mine[0] in md
