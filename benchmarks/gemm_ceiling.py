@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -85,9 +86,13 @@ def matmul_graph(k: int, n: int, weight: np.ndarray, kind: str):
 
 def candidates(shapes, tokens: int, threads: int) -> dict:
     """name -> list of (callable, multiply-adds) over the student's GEMM shapes."""
-    import onnxruntime as ort
+    import tempfile
+
     import torch
 
+    from alembert.runtimes.onnxruntime import make_session
+
+    work = Path(tempfile.mkdtemp(prefix="gemm-ceiling-"))
     rng = np.random.default_rng(0)
     out: dict[str, list] = {}
     for k, n in shapes:
@@ -100,7 +105,9 @@ def candidates(shapes, tokens: int, threads: int) -> dict:
             "static": "onnxruntime int8 static",
         }
         for kind, label in labels.items():
-            session = ort.InferenceSession(matmul_graph(k, n, w, kind), _options(threads), ["CPUExecutionProvider"])
+            path = work / f"gemm-{k}x{n}-{kind}.onnx"
+            path.write_bytes(matmul_graph(k, n, w, kind))
+            session = make_session(path, threads)  # alembert's session options, as its exports run
             out.setdefault(label, []).append((lambda s=session, x=x: s.run(None, {"x": x}), macs))
         xt, wt = torch.from_numpy(x), torch.from_numpy(w)
         out.setdefault("torch fp32", []).append((lambda a=xt, b=wt: torch.mm(a, b), macs))
@@ -108,18 +115,8 @@ def candidates(shapes, tokens: int, threads: int) -> dict:
         out.setdefault("torch bf16", []).append((lambda a=xb, b=wb: torch.mm(a, b), macs))
         for name, fn in _openvino(k, n, w, x, threads).items():
             out.setdefault(name, []).append((fn, macs))
+    shutil.rmtree(work)  # the sessions hold their graphs
     return out
-
-
-def _options(threads: int):
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    opts.log_severity_level = 3
-    return opts
 
 
 def _openvino(k: int, n: int, w: np.ndarray, x: np.ndarray, threads: int) -> dict:

@@ -80,15 +80,10 @@ class MeanPooled:
             self._tokens = lambda feeds: session.run(None, feeds)[0]
             self.how = ""
         else:
-            import openvino
+            from peer_export import plugin_default_ir
 
-            compiled = openvino.Core().compile_model(
-                str(graph), "CPU", {"INFERENCE_NUM_THREADS": threads, "NUM_STREAMS": 1}
-            )
-            request = compiled.create_infer_request()
-            self.names = [i.get_any_name() for i in compiled.inputs]
-            self._tokens = lambda feeds: request.infer(feeds)[0].copy()
-            self.how = f" (computed in {compiled.get_property('INFERENCE_PRECISION_HINT').to_string()})"
+            ir = plugin_default_ir(graph, threads)
+            self.names, self._tokens, self.how = ir.input_names, ir.run, f" (computed in {ir.precision})"
         self.dim = None
 
     def prepare(self, batch):

@@ -266,14 +266,9 @@ def build_peers(args, out: Path, facts: dict, calibration: list[str]) -> dict:
     }
 
 
-def peer_model(graph: Path, threads: int):
-    """A peer graph, run as its tool runs it: an ONNX graph in the same onnxruntime session options as
-    alembert's; an OpenVINO IR compiled as optimum-intel compiles it, at the CPU plugin's default
-    precision (bf16 on CPUs with AVX512-BF16 or AMX; recorded in the row's name)."""
-    from alembert.runtimes import runtime_for
-
-    if graph.suffix == ".onnx":
-        return runtime_for(graph).load_classifier(graph, threads=threads), ""
+def plugin_default_ir(graph: Path, threads: int):
+    """An OpenVINO IR compiled as optimum-intel compiles it: the CPU plugin's default precision (bf16 on
+    CPUs with AVX512-BF16 or AMX), recorded as ``.precision``; ``run`` gives its first output."""
     from alembert.runtimes.openvino import OvClassifier
 
     class PluginDefault(OvClassifier):
@@ -286,7 +281,17 @@ def peer_model(graph: Path, threads: int):
             self.input_names = [i.get_any_name() for i in self.compiled.inputs]
             self.precision = self.compiled.get_property("INFERENCE_PRECISION_HINT").to_string()
 
-    model = PluginDefault.from_ir(graph, threads)
+    return PluginDefault.from_ir(graph, threads)
+
+
+def peer_model(graph: Path, threads: int):
+    """A peer graph, run as its tool runs it: an ONNX graph in the same onnxruntime session options as
+    alembert's; an OpenVINO IR as :func:`plugin_default_ir` compiles it (its precision in the row's name)."""
+    from alembert.runtimes import runtime_for
+
+    if graph.suffix == ".onnx":
+        return runtime_for(graph).load_classifier(graph, threads=threads), ""
+    model = plugin_default_ir(graph, threads)
     return model, f" (computed in {model.precision})"
 
 

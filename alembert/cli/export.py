@@ -104,8 +104,10 @@ def _export(args) -> tuple[Path, dict]:
     import json
 
     from alembert.errors import AlembertError
+    from alembert.export import auto
     from alembert.export.onnx import export_onnx
     from alembert.export.staging import EXPORT_INFO
+    from alembert.machine import cpu_facts
 
     if args.web:
         from alembert.export.web import download_bytes, export_web
@@ -132,22 +134,20 @@ def _export(args) -> tuple[Path, dict]:
             "pass --onnx (an ONNX folder), --openvino (an OpenVINO folder), --web (a folder for web browsers) "
             "or --quantize auto (the fastest variant of either runtime on this CPU)"
         )
-    if quantize == "bf16" or args.text_column:
-        raise AlembertError(
-            f"{'--quantize bf16' if quantize == 'bf16' else '--text-column'} is for --openvino exports; "
-            "drop it or pass --openvino"
-        )
+    if quantize == "bf16":
+        raise AlembertError("--quantize bf16 is for --openvino exports; drop it or pass --openvino")
     data = {
         "task": args.task,
         "data_dir": args.data_dir,
         "dev_file": args.dev_file,
         "train_file": args.train_file,
+        "text_column": args.text_column,
         "max_eval_samples": args.max_eval_samples,
     }
     if quantize != "auto" and any(v is not None for v in data.values()):
         raise AlembertError(
-            "--task/--data-dir/--dev-file/--train-file/--max-eval-samples choose what --quantize auto measures on; "
-            "pass --quantize auto, or drop them"
+            "--task/--data-dir/--dev-file/--train-file/--text-column/--max-eval-samples choose what --quantize auto "
+            "measures on; pass --quantize auto, or drop them"
         )
     out = export_onnx(
         args.model,
@@ -157,27 +157,13 @@ def _export(args) -> tuple[Path, dict]:
         overwrite=args.overwrite,
         first_token=not args.full_last_layer,
         data=data,
-        candidates=_candidates(args) if quantize == "auto" else None,
+        candidates=auto.candidates_for("onnx" if args.onnx else "openvino" if openvino else None, cpu_facts())
+        if quantize == "auto"
+        else None,
         batch_invariant=getattr(args, "batch_invariant", False),
     )
     info = json.loads((out / EXPORT_INFO).read_text())
     return out, info
-
-
-def _candidates(args) -> list[str] | None:
-    """``--quantize auto``'s variants: every runtime's, or the one --onnx / --openvino names."""
-    from alembert.errors import AlembertError
-    from alembert.export import auto
-    from alembert.machine import cpu_facts
-
-    wanted = "onnx" if args.onnx else "openvino" if getattr(args, "openvino", False) else None
-    if wanted is None:
-        return None
-    names = [n for n in auto.default_candidates(cpu_facts()) if auto.VARIANTS[n].runtime == wanted]
-    if not names:
-        why = auto.skipped(cpu_facts()).get("openvino-int8", "no OpenVINO variant runs here")
-        raise AlembertError(f"--openvino --quantize auto: {why}")
-    return names
 
 
 def _export_openvino(args, quantize) -> tuple[Path, dict]:

@@ -134,37 +134,17 @@ class Variant:
 
     @property
     def weights(self) -> str:
-        """The file ``build`` writes into the variant's folder."""
-        from alembert.runtimes.onnxruntime import ONNX_FILE
-        from alembert.runtimes.openvino import IR_FILE
+        """The file ``build`` writes into the variant's folder: its runtime's weights file."""
+        from alembert.runtimes import get_runtime
 
-        return IR_FILE if self.runtime == "openvino" else ONNX_FILE
+        return get_runtime(self.runtime).weights[0]
 
     def load(self, folder: Path, threads: int, embedding: dict | None = None):
         """The built variant, run as ``bench`` runs it (``prepare``/``run``; ``.logits``, or ``.embeddings``
         for an embedding model, whose export record ``embedding`` gives its pooling, dim and length)."""
-        if embedding is not None:
-            from alembert.runtimes.base import embedding_record
+        from alembert.runtimes import get_runtime
 
-            if self.runtime == "openvino":
-                from alembert.runtimes.openvino import OvEmbedder
-
-                model = OvEmbedder.from_ir(folder / self.weights, threads, self.precision or "f32")
-            else:
-                from alembert.runtimes.onnxruntime import OnnxEmbedder, graph_model
-
-                model = graph_model(folder / self.weights, OnnxEmbedder.output, threads)
-            model.export_info = embedding
-            embedding_record(model)
-            return model
-        if self.runtime == "openvino":
-            from alembert.runtimes.openvino import OvClassifier
-
-            return OvClassifier.from_ir(folder / self.weights, threads, self.precision or "f32")
-        from alembert.runtimes import runtime_for
-
-        path = folder / self.weights
-        return runtime_for(path).load_classifier(path, threads=threads)
+        return get_runtime(self.runtime).load_file(folder / self.weights, threads, self.precision, embedding)
 
 
 VARIANTS: dict[str, Variant] = {
@@ -184,6 +164,18 @@ INVARIANT_COST = 0.10  # a batch-invariant variant within 10% of the fastest at 
 def default_candidates(facts: dict) -> list[str]:
     """Every variant that can run on this machine (the rest are listed by :func:`skipped`)."""
     return [n for n, v in VARIANTS.items() if v.unavailable(facts) is None]
+
+
+def candidates_for(runtime: str | None, facts: dict) -> list[str] | None:
+    """The variants of one runtime (``onnx``, ``openvino``) that run here; None (``runtime`` None):
+    every runtime's, :func:`choose`'s default. None of them running here is a one-line error saying why."""
+    if runtime is None:
+        return None
+    names = [n for n in default_candidates(facts) if VARIANTS[n].runtime == runtime]
+    if not names:
+        why = sorted({why for n, why in skipped(facts).items() if VARIANTS[n].runtime == runtime})
+        raise AlembertError(f"--quantize auto: no {runtime} variant runs here ({'; '.join(why)})")
+    return names
 
 
 def skipped(facts: dict) -> dict[str, str]:

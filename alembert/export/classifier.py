@@ -23,12 +23,10 @@ from alembert.export.auto import chosen_outputs as auto_outputs
 from alembert.export.card import write_export_card
 from alembert.export.first_token import first_token_last_layer
 from alembert.export.graph import agreement, build_graph, model_input_names, reference_outputs, versions
-from alembert.export.openvino import openvino_versions
 from alembert.export.staging import EXPORT_INFO, staged_folder
 from alembert.files import write_json_atomic
 from alembert.machine import cpu_facts
 from alembert.models.load import load_tokenizer
-from alembert.runtimes.onnxruntime import OnnxRuntime
 
 
 def _load_task_model(path: Path):
@@ -87,9 +85,8 @@ def export_classifier_onnx(
         graph = build_graph(model, example, tmp, model.config, quantize, opset, "logits", choose)
         tokenizer.save_pretrained(tmp)
         model.config.save_pretrained(tmp)
-        fmt = graph["format"]
         info = {
-            "format": fmt,
+            "format": graph["format"],
             "source": str(src.resolve()),
             "quantization": graph["quantization"],
             "variant": graph["auto"]["variant"]
@@ -108,7 +105,7 @@ def export_classifier_onnx(
             **({"auto": graph["auto"]} if graph["auto"] else {}),
             "machine": cpu_facts(),
             **versions(),
-            **(openvino_versions() if fmt != OnnxRuntime.format else {}),
+            **graph["versions"],
             "files": sorted({f.name for f in tmp.iterdir()} | {EXPORT_INFO, "README.md"}),
         }
         write_export_card(tmp, info)  # the model card: variant, why, and the CPU it was measured on

@@ -26,10 +26,8 @@ import torch
 from alembert.export.auto import chosen_outputs
 from alembert.export.first_token import FAMILIES, FirstTokenLayer
 from alembert.export.graph import agreement, build_graph, model_input_names, reference_outputs, versions
-from alembert.export.openvino import openvino_versions
 from alembert.export.staging import EXPORT_INFO, staged_folder
 from alembert.files import write_json_atomic
-from alembert.runtimes.onnxruntime import OnnxRuntime
 
 OUTPUT = "sentence_embedding"
 ST_FILES = ("modules.json", "config_sentence_transformers.json", "sentence_bert_config.json")
@@ -163,7 +161,7 @@ def export_embedding_onnx(
                 **agreement(chosen_outputs(tmp, graph, reference, OUTPUT, record), embedding=True),
                 **({"auto": graph["auto"]} if graph["auto"] else {}),
                 **versions(),
-                **(openvino_versions() if graph["format"] != OnnxRuntime.format else {}),
+                **graph["versions"],
                 "files": sorted({f.name for f in tmp.iterdir()} | {EXPORT_INFO}),
             },
         )

@@ -204,6 +204,7 @@ def build_graph(
         "ort_optimized": optimized,
         "quantization": auto["graph"]["quantization"] if auto else quantize,
         "int8": auto["graph"]["int8"] if auto else INT8_DYNAMIC if quantize == "int8" else None,
+        "versions": auto["graph"].get("versions", {}) if auto else {},  # libraries beyond torch/onnxruntime
         "auto": auto,
     }
 

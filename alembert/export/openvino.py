@@ -111,7 +111,7 @@ def export_openvino(
             "int8": graph["int8"],
             **_check(tmp / IR_FILE, src, record, precision),
             "machine": facts,
-            "versions": {"openvino": OpenVinoRuntime().version(), **_nncf_version(quantize)},
+            "versions": graph["versions"],
             "files": sorted({f.name for f in tmp.iterdir()} | {EXPORT_INFO, "README.md"}),
         }
         _write_card(tmp, info)
@@ -123,19 +123,14 @@ def _weights_bytes(src: Path) -> int:
     return sum(f.stat().st_size for f in Path(src).rglob("*.safetensors")) or 1 << 20
 
 
-def openvino_versions() -> dict:
-    """The OpenVINO and NNCF versions an export was made with (the export record)."""
-    import nncf
+def openvino_versions(quantize: str | None = "int8") -> dict:
+    """The OpenVINO version an export was made with, and NNCF's when it quantised (the export record)."""
+    versions = {"openvino": OpenVinoRuntime().version()}
+    if quantize == "int8":
+        import nncf
 
-    return {"openvino": OpenVinoRuntime().version(), "nncf": nncf.__version__}
-
-
-def _nncf_version(quantize: str | None) -> dict:
-    if quantize != "int8":
-        return {}
-    import nncf
-
-    return {"nncf": nncf.__version__}
+        versions["nncf"] = nncf.__version__
+    return versions
 
 
 INT8_NNCF = (
@@ -147,8 +142,8 @@ INT8_NNCF = (
 def write_ir(onnx_graph: Path, folder: Path, quantize: str | None, batches: list[dict] | None = None) -> dict:
     """``folder/openvino_model.xml`` (+ ``.bin``) from the ONNX graph: fp32 weights, NNCF int8 calibrated on
     ``batches`` (tokenised texts) for ``"int8"``; ``"bf16"`` keeps fp32 weights and records the precision
-    the CPU computes in. Returns the graph's record (quantization, int8, precision): what ``export
-    --openvino`` and ``--quantize auto``'s OpenVINO candidates write."""
+    the CPU computes in. Returns the graph's record (quantization, int8, precision, the libraries that
+    made it): what ``export --openvino`` and ``--quantize auto``'s OpenVINO candidates write."""
     ov = require_openvino()
     model = ov.convert_model(onnx_graph)
     texts = None
@@ -167,6 +162,7 @@ def write_ir(onnx_graph: Path, folder: Path, quantize: str | None, batches: list
         "quantization": quantize,
         "int8": INT8_NNCF.format(texts=texts) if texts else None,
         "precision": "bf16" if quantize == "bf16" else "f32",
+        "versions": openvino_versions(quantize),
     }
 
 

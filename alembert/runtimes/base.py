@@ -199,6 +199,22 @@ class ExportRuntime(Runtime):
             )
         return model
 
+    def load_file(
+        self, path: Path, threads: int | None = None, precision: str | None = None, embedding: dict | None = None
+    ):
+        """The bare weights file ``path`` (``weights[0]``, no export folder around it): what ``--quantize
+        auto`` times and scores, and an export checks. ``precision``: the compute precision, where the
+        runtime takes one; ``embedding``: the export record (pooling, dim, ...) that makes it a
+        sentence-embedding model."""
+        model = self._bare(self.classifier if embedding is None else self.embedder, path, threads, precision)
+        if embedding is not None:
+            model.export_info = embedding
+            embedding_record(model)
+        return model
+
+    def _bare(self, cls: type, path: Path, threads: int | None, precision: str | None):
+        raise NotImplementedError
+
     def load_embedding(self, path: Path, pooling: str | None = None, threads: int | None = None, name=None):
         from alembert.models.load import load_tokenizer
 

@@ -135,6 +135,9 @@ class OnnxRuntime(ExportRuntime):
     classifier = OnnxClassifier
     embedder = OnnxEmbedder
 
+    def _bare(self, cls: type, path: Path, threads: int | None, precision: str | None):
+        return cls.from_graph(path, threads)  # onnxruntime computes in the graph's own precision
+
     def probe(self, path: Path) -> bool:
         """A folder with ``model.onnx`` (an export without a record), or a bare ``.onnx`` graph."""
         return (path / ONNX_FILE).is_file() or (path.is_file() and path.suffix == ".onnx")

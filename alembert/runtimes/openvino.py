@@ -133,6 +133,9 @@ class OpenVinoRuntime(ExportRuntime):
     classifier = OvClassifier
     embedder = OvEmbedder
 
+    def _bare(self, cls: type, path: Path, threads: int | None, precision: str | None):
+        return cls.from_ir(path, threads, precision or "f32")
+
     def probe(self, path: Path) -> bool:
         """A folder with ``openvino_model.xml`` (an export without a record)."""
         return (path / IR_FILE).is_file()
