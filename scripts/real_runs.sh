@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Full-data runs behind the figures in the issues' closing notes (2-core CPU: hours in all).
 # usage: bash scripts/real_runs.sh SECTION...   sections: teachers, other-teachers, distill-sst2, distill-pairs,
-#        mpnet, narrow, general, augmented, squad, cross, relations, relations-general, embedding, throughput, bench
+#        mpnet, narrow, general, augmented, squad, cross, relations, relations-general, embedding, throughput, bench,
+#        prune-demo, prune-mpnet, prune-embed
 # PRECISION=bf16 runs every training and teacher pass under bf16 autocast (fast only on CPUs with AMX / AVX512-BF16).
 # Outputs go to $RUNS (default runs/real); every run keeps metrics.json, log.jsonl and the model.
 set -euo pipefail
@@ -139,6 +140,21 @@ bench() {  # issues 5 and 9: speed/size/retention tables (1 thread; run on an ot
   $A bench "$RUNS/teacher-sst2" "$S" "$S-onnx" "$S-int8-all-tokens" "$S-int8" --task sst2 --threads 1 --output "$RUNS/bench-sst2"
   $A bench "$RUNS/teacher-mpnet-sst2" "$RUNS/cross-kd-full-3ep" --task sst2 --threads 1 --output "$RUNS/bench-cross"
   $A bench "$RUNS/teacher-squad" "$RUNS/squad-kd" --task squad --threads 1 --output "$RUNS/bench-squad"
+}
+
+prune_demo() {  # issue 36 (a): the demo's minilm-l6 SST-2 teacher (make demo), 6-layer pruned students beside
+  # the 3-layer slice and a random-init student of the pruned shape: same recipe (pkd-skip), data and steps
+  local TEACHER=${DEMO_TEACHER:-runs/demo/teacher} D="--task sst2 --max-train-samples ${N:-8000} --epochs ${EPOCHS:-1}"
+  $A distill --teacher "$TEACHER" $D --student-layers 0,2,4 --output "$RUNS/prune-a-slice" $T --overwrite
+  $A distill --teacher "$TEACHER" $D --student-prune heads=8,ffn=1024 --output "$RUNS/prune-a-h8-ffn1024" $T --overwrite
+  $A distill --teacher "$TEACHER" $D --student-prune ffn=256 --output "$RUNS/prune-a-ffn256" $T --overwrite
+  $A distill --teacher "$TEACHER" $D --student-config num_layers=6,hidden_size=256,num_heads=8,intermediate_size=1024 \
+    --output "$RUNS/prune-a-random-h8-ffn1024" $T --overwrite
+  for m in slice h8-ffn1024 ffn256 random-h8-ffn1024; do
+    $A export "$RUNS/prune-a-$m" --onnx --quantize int8 --output "$RUNS/prune-a-$m-int8" --overwrite
+  done
+  $A bench "$TEACHER" "$RUNS"/prune-a-{slice,h8-ffn1024,ffn256,random-h8-ffn1024}-int8 --task sst2 --threads 1 \
+    --output "$RUNS/prune-a-bench"
 }
 
 for section in "$@"; do

@@ -33,6 +33,7 @@ def register(sub) -> None:
         dest="student_config",
         help="random-init shape, e.g. num_layers=4,hidden_size=312,intermediate_size=1200,num_heads=12",
     )
+    add_prune_flags(p)
     p.add_argument(
         "--no-cache-teacher",
         action="store_const",
@@ -84,6 +85,47 @@ def student_builder_sets(args) -> list[str]:
     return [f"student.builder={name}", *(f"student.{kv}" for kv in items)]
 
 
+def add_prune_flags(p) -> None:
+    p.add_argument(
+        "--student-prune",
+        dest="student_prune",
+        help="cut the student from the teacher's weights (or --student's): heads=K (with the hidden width "
+        "K x head width), ffn=N, layers=0,2,4,...; e.g. heads=6,ffn=1536,layers=0,2,4,6,8,10",
+    )
+    flag(
+        p, "--prune-batches", "student.prune.batches", type=int, help="training batches --student-prune scores units on"
+    )
+
+
+def prune_sets(text: str | None) -> list[str]:
+    """``--student-prune heads=6,ffn=1536,layers=0,2,4`` as ``--set`` items: ``student.builder=prune``
+    and ``student.prune.KEY=VALUE``; a bare number after ``layers=`` continues its list."""
+    if not text:
+        return []
+    fields: dict[str, list[str]] = {}
+    last = None
+    for item in (x.strip() for x in text.split(",")):
+        if not item:
+            continue
+        if "=" in item:
+            last, _, value = item.partition("=")
+            last = last.strip()
+            fields[last] = [value.strip()] if value.strip() else []
+        elif last == "layers":
+            fields[last].append(item)
+        else:
+            raise AlembertError(
+                f"--student-prune {text!r}: expected KEY=VALUE pairs like heads=6,ffn=1536,layers=0,2,4"
+            )
+    sets = ["student.builder=prune"]
+    for key, values in fields.items():
+        if key == "layers":
+            sets.append(f"student.prune.layers=[{','.join(values)}]")
+        else:
+            sets.append(f"student.prune.{key}={','.join(values)}")
+    return sets
+
+
 def student_config_sets(text: str | None) -> list[str]:
     if not text:
         return []
@@ -97,7 +139,12 @@ def execute(args):
     """(config, summary) of the run ``args`` asks for: the CLI's and the Python API's one path."""
     from alembert.tasks import task_kind
 
-    args.set = [*student_builder_sets(args), *student_config_sets(args.student_config), *(args.set or [])]
+    args.set = [
+        *student_builder_sets(args),
+        *student_config_sets(args.student_config),
+        *prune_sets(args.student_prune),
+        *(args.set or []),
+    ]
     cfg = config_from_args(DistillConfig, args)
     return cfg, task_kind(cfg.data.task).distill(cfg)
 

@@ -10,7 +10,7 @@ from alembert.cli.common import (
     flag,
     print_table,
 )
-from alembert.cli.distill import layer_list, student_builder_sets, student_config_sets
+from alembert.cli.distill import add_prune_flags, layer_list, prune_sets, student_builder_sets, student_config_sets
 from alembert.config.schema import DistillGeneralConfig
 from alembert.distill.recipe_files import recipe_names
 
@@ -52,6 +52,7 @@ def register(sub) -> None:
     p.add_argument(
         "--student-config", dest="student_config", help="random-init shape, e.g. num_layers=4,hidden_size=312"
     )
+    add_prune_flags(p)
     flag(
         p,
         "--transfer-task",
@@ -133,7 +134,12 @@ def execute(args):
 
     if args.then_task and not args.task_teacher:
         raise AlembertError("--then-task needs --task-teacher: the teacher fine-tuned on that task")
-    args.set = [*student_builder_sets(args), *student_config_sets(args.student_config), *(args.set or [])]
+    args.set = [
+        *student_builder_sets(args),
+        *student_config_sets(args.student_config),
+        *prune_sets(args.student_prune),
+        *(args.set or []),
+    ]
     cfg = config_from_args(DistillGeneralConfig, args)
     push = cfg.push_to_hub if args.then_task else None
     if push:  # the task-stage model is the one pushed; the target is still checked before any training

@@ -99,6 +99,21 @@ class EvaluateConfig(Strict):
     batch_size: int = Field(128, ge=1)
 
 
+class PruneConfig(Strict):
+    """A student cut from the teacher's (or ``student.path``'s) own weights: the units kept are the
+    most important on the run's own training batches (:mod:`alembert.models.importance`)."""
+
+    heads: int | None = Field(
+        None, ge=1, description="heads kept per layer; the hidden width becomes heads x the head width (CoFi-style)"
+    )
+    hidden: int | None = Field(
+        None, ge=1, description="the hidden width kept, instead of heads: a multiple of the head width"
+    )
+    ffn: int | None = Field(None, ge=1, description="FFN neurons kept per layer")
+    layers: list[int] | None = Field(None, description="0-based layers kept, e.g. [0, 2, 4]; default all")
+    batches: int = Field(8, ge=1, description="training batches the importance scores are measured on")
+
+
 class StudentConfig(Strict):
     """How the student is made: an existing checkpoint, kept teacher layers, or a new shape."""
 
@@ -121,6 +136,10 @@ class StudentConfig(Strict):
         None,
         description="the student builder by name (alembert/students/: checkpoint, layers, config, static, or one of "
         "your own); default: chosen from path, layers and the shape fields",
+    )
+    prune: PruneConfig | None = Field(
+        None,
+        description="structured pruning (student.builder=prune): heads with the hidden width, FFN neurons, layers",
     )
     dim: int | None = Field(
         None,

@@ -22,6 +22,7 @@ from alembert.distill.teacher_view import (
 )
 from alembert.errors import AlembertError
 from alembert.models.capture import capture_keys
+from alembert.models.prune import selection
 from alembert.terms import StepInputs, Term
 
 
@@ -72,6 +73,20 @@ def cacheable(stage: Stage) -> bool:
     return stage.cacheable
 
 
+def start_projection(config, hs: int, ht: int) -> torch.nn.Linear:
+    """TinyBERT's learned map from the student's width to the teacher's: random, or, for a student
+    whose residual dimensions were cut from this teacher's (``--student-prune heads=K``), the
+    selection that puts each kept dimension back in its place (zero bias), so the hidden-state terms
+    start from what the pruned student already shares with the teacher."""
+    layer = torch.nn.Linear(hs, ht)
+    chosen = selection(config, ht)
+    if chosen is not None:
+        with torch.no_grad():
+            layer.weight.copy_(chosen)
+            layer.bias.zero_()
+    return layer
+
+
 class DistillModule(torch.nn.Module):
     def __init__(self, student, teacher, stage: Stage, cache=None, tokenizers=None, align_mode: str = "strict"):
         super().__init__()
@@ -88,7 +103,7 @@ class DistillModule(torch.nn.Module):
         self.bound_terms: list[Term] = []  # each loss bound to its parameters, pairs and projection
         for i, (entry, (params, pairs)) in enumerate(zip(stage.losses, resolved, strict=True)):
             if entry.term.projects and hs != ht:  # projection: false was refused by resolve_stage_mappings
-                self.projections[str(i)] = torch.nn.Linear(hs, ht)
+                self.projections[str(i)] = start_projection(student.config, hs, ht)
             projection = self.projections[str(i)] if str(i) in self.projections else None
             self.bound_terms.append(entry.term(params, pairs, projection))
         captures = [term.captures() for term in self.bound_terms]  # Q/K/V projections the forwards record

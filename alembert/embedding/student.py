@@ -13,7 +13,9 @@ from __future__ import annotations
 import torch
 
 from alembert.config.schema import DistillGeneralConfig
+from alembert.distill.module import start_projection
 from alembert.errors import AlembertError
+from alembert.models.prune import selection
 from alembert.models.sentence import EmbeddingModel, load_embedding_model, read_spec
 from alembert.students import StudentData, build_student
 
@@ -120,9 +122,13 @@ def make_embedding_student(
                 f"no vectors: {', '.join(width_free_recipes())}"
             )
         torch.manual_seed(cfg.train.seed)
-        student.dense.append(torch.nn.Linear(student.dim, teacher.dim))
+        # a student cut from the teacher's residual stream starts with its kept dimensions put back in place
+        selected = not teacher.dense and selection(made.model.config, teacher.dim) is not None
+        start = start_projection(made.model.config, student.dim, teacher.dim) if selected else None
+        student.dense.append(start or torch.nn.Linear(student.dim, teacher.dim))
         student.fresh_dense = True  # made for this run: fit_projection may initialise it
         desc += f", Dense {student.dense[-1].in_features}->{teacher.dim}"
+        desc += " (started as the selection of the kept dimensions)" if selected else ""
     return student, tok, desc
 
 

@@ -5,12 +5,14 @@ layer indices, 0 the embedding output (see :mod:`alembert.distill.mapping`)."""
 from __future__ import annotations
 
 import torch
+from pydantic import BaseModel, ConfigDict, Field
 
 from alembert.errors import AlembertError
 from alembert.losses.attention import attention_loss
 from alembert.losses.cosine import cosine_loss
 from alembert.losses.hidden import hidden_mse_loss
 from alembert.losses.pkd import pkd_loss
+from alembert.models.prune import kept_heads
 from alembert.terms.base import Needs, StepInputs, Term
 
 
@@ -51,11 +53,22 @@ class Cosine(Term):
         )
 
 
+class AttentionParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    teacher_heads: list[list[int]] | None = Field(
+        None,
+        description="per student layer, the teacher heads its maps are compared with; filled in for a student "
+        "whose heads were pruned from this teacher (the heads it kept), else every head in order",
+    )
+
+
 class Attention(Term):
     """TinyBERT's attention-map MSE, summed over pairs; maps exist for layers 1..L only and the
-    head counts must match (the maps are compared head by head)."""
+    maps are compared head by head: equal head counts, or a student pruned from the teacher
+    (``--student-prune heads=K``), whose heads are compared with the teacher heads they were cut from."""
 
     name = "attention"
+    Params = AttentionParams
     needs = Needs(attention=True)
     default_mapping = "uniform"
     allow_embeddings = False
@@ -64,16 +77,33 @@ class Attention(Term):
     @classmethod
     def check_models(cls, student, teacher, pairs):
         hs, ht = student.config.num_attention_heads, teacher.config.num_attention_heads
-        if hs != ht:
+        if hs != ht and kept_heads(student.config, ht) is None:
             raise AlembertError(
                 f"attention loss needs equal head counts, student has {hs} and teacher {ht}; "
-                f"use a student with {ht} heads or drop the attention term"
+                f"use a student with {ht} heads, one pruned from this teacher, or drop the attention term"
             )
         return [p for p in pairs if p[0] > 0 and p[1] > 0]  # uniform maps 0<-0 too: no attention there
 
+    @classmethod
+    def check_params(cls, params, student, teacher, pairs):
+        ht = teacher.config.num_attention_heads
+        if params.teacher_heads is None and student.config.num_attention_heads != ht:
+            params = params.model_copy(update={"teacher_heads": kept_heads(student.config, ht)})
+        return params, pairs
+
+    @classmethod
+    def describe(cls, params) -> str:
+        return "teacher heads: those the pruned student kept" if params.teacher_heads else ""
+
     def value(self, step: StepInputs) -> torch.Tensor:
         s, t, mask = step.student, step.teacher, _token_mask(step)
-        return self.over_pairs([attention_loss(s.attentions[a - 1], t.attention(b), mask) for a, b in self.pairs])
+        heads = self.params.teacher_heads
+        return self.over_pairs(
+            [
+                attention_loss(s.attentions[a - 1], t.attention(b)[:, heads[a - 1]] if heads else t.attention(b), mask)
+                for a, b in self.pairs
+            ]
+        )
 
 
 class PKD(Term):
