@@ -150,11 +150,38 @@ prune_demo() {  # issue 36 (a): the demo's minilm-l6 SST-2 teacher (make demo), 
   $A distill --teacher "$TEACHER" $D --student-prune ffn=256 --output "$RUNS/prune-a-ffn256" $T --overwrite
   $A distill --teacher "$TEACHER" $D --student-config num_layers=6,hidden_size=256,num_heads=8,intermediate_size=1024 \
     --output "$RUNS/prune-a-random-h8-ffn1024" $T --overwrite
-  for m in slice h8-ffn1024 ffn256 random-h8-ffn1024; do
+  # the int8 batch-32 throughput of the slice, with 6 layers: 6 heads (hidden 192) x FFN 512 (measured by bench)
+  $A distill --teacher "$TEACHER" $D --student-prune heads=6,ffn=512 --output "$RUNS/prune-a-h6-ffn512" $T --overwrite
+  $A distill --teacher "$TEACHER" $D --student-config num_layers=6,hidden_size=192,num_heads=6,intermediate_size=512 \
+    --output "$RUNS/prune-a-random-h6-ffn512" $T --overwrite
+  for m in slice h8-ffn1024 ffn256 random-h8-ffn1024 h6-ffn512 random-h6-ffn512; do
     $A export "$RUNS/prune-a-$m" --onnx --quantize int8 --output "$RUNS/prune-a-$m-int8" --overwrite
   done
-  $A bench "$TEACHER" "$RUNS"/prune-a-{slice,h8-ffn1024,ffn256,random-h8-ffn1024}-int8 --task sst2 --threads 1 \
+  $A bench "$TEACHER" "$RUNS"/prune-a-{slice,h6-ffn512,random-h6-ffn512,h8-ffn1024,ffn256,random-h8-ffn1024}-int8 \
+    --task sst2 --threads 1 \
     --output "$RUNS/prune-a-bench"
+}
+
+prune_iterative() {  # issue 36 (a): iterative pruning (cut, distil, cut again from the distilled student) against
+  # the one-shot cut of prune-demo at equal steps: 125 + 125 steps vs 250 (1 epoch of 8k at batch 32)
+  local TEACHER=${DEMO_TEACHER:-runs/demo/teacher} D="--task sst2 --max-train-samples ${N:-8000} --max-steps 125"
+  $A distill --teacher "$TEACHER" $D --student-prune heads=9,ffn=1024 --output "$RUNS/prune-a-iter1" $T --overwrite
+  $A distill --teacher "$TEACHER" $D --seed 1 --student "$RUNS/prune-a-iter1" --student-prune heads=6,ffn=512 \
+    --output "$RUNS/prune-a-iter2" $T --overwrite
+}
+
+prune_mpnet() {  # issue 36 (b): mpnet-base fine-tuned on 8k SST-2 sentences, pruned to 6 layers (FFN 1536, then
+  # also 8 heads = hidden 512) and recovered with logit KD on the 8k + 16k teacher-labelled SST-2 sentences
+  local TEACHER=${MPNET_TEACHER:-$RUNS/teacher-mpnet-sst2}
+  local D="--task sst2 --max-train-samples 8000 --transfer train-rest --max-transfer-samples 16000 --epochs 2"
+  $A distill --teacher "$TEACHER" --recipe kd $D --student-prune ffn=1536,layers=0,2,4,6,8,10 \
+    --output "$RUNS/prune-b-6l-ffn1536" $T --overwrite
+  $A distill --teacher "$TEACHER" --recipe kd $D --student-prune heads=8,ffn=1536,layers=0,2,4,6,8,10 \
+    --output "$RUNS/prune-b-6l-h8-ffn1536" $T --overwrite
+  for m in 6l-ffn1536 6l-h8-ffn1536; do
+    $A export "$RUNS/prune-b-$m" --onnx --quantize auto --output "$RUNS/prune-b-$m-int8" --overwrite
+  done
+  $A bench "$TEACHER" "$RUNS"/prune-b-{6l-ffn1536,6l-h8-ffn1536}-int8 --task sst2 --threads 1 --output "$RUNS/prune-b-bench"
 }
 
 for section in "$@"; do
