@@ -368,3 +368,18 @@ def test_lstsq_projection_init_recovers_a_linear_map(tiny_st):
     np.testing.assert_allclose(
         model.dense[-1].weight.detach().double().numpy(), truth.weight.detach().numpy(), atol=1e-4
     )
+
+
+@pytest.mark.cli
+@pytest.mark.train
+def test_the_dry_run_knows_a_teacher_cache_already_on_disk(tiny_bert, tmp_path, capsys):
+    teacher = st_folder(tmp_path / "st", tiny_bert, "mean", True)
+    corpus = tmp_path / "texts.txt"
+    corpus.write_text("\n".join(f"sentence number {i} about topic {i % 7}" for i in range(40)))
+    args = ["distill-general", "--teacher", teacher, "--recipe", "embed-mse", "--corpus", corpus, "--max-length", 32]
+    args += ["--batch-size", 8, "--max-steps", 2, "--eval-tasks", "stsb-zeroshot", "--student-layers", 0]
+    code, before, err = run_cli([*args, "--output", tmp_path / "a", "--dry-run"], capsys)
+    assert code == 0 and "one pass over 40 examples" in before, err
+    assert run_cli([*args, "--output", tmp_path / "a"], capsys)[0] == 0  # builds the cache
+    code, after, err = run_cli([*args, "--output", tmp_path / "b", "--dry-run"], capsys)
+    assert code == 0 and "already on disk" in after and "one pass over" not in after, err

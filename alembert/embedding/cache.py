@@ -102,6 +102,14 @@ def encode(
     return out
 
 
+def embedding_cache_folder(
+    teacher, tokenizer, texts: list[str], max_length: int, root: Path | None = None, autocast=None
+) -> Path:
+    """Where the teacher embeddings of ``texts`` are cached (``meta.json`` in it once complete)."""
+    key = embedding_cache_key(teacher, tokenizer, texts, max_length, autocast)
+    return Path(root or cache_dir()) / "embeddings" / key
+
+
 def build_embedding_cache(
     teacher,
     tokenizer,
@@ -111,8 +119,8 @@ def build_embedding_cache(
     root: Path | None = None,
     autocast: torch.dtype | None = None,
 ) -> EmbeddingCache:
-    key = embedding_cache_key(teacher, tokenizer, texts, max_length, autocast)
-    folder = Path(root or cache_dir()) / "embeddings" / key
+    folder = embedding_cache_folder(teacher, tokenizer, texts, max_length, root, autocast)
+    key = folder.name
     if (folder / "meta.json").is_file():
         return EmbeddingCache(folder)
     tmp = folder.with_name(f".tmp-{key}")

@@ -20,7 +20,7 @@ from alembert.data.batching import train_loader
 from alembert.data.tokenize import tokenize_dataset
 from alembert.distill.module import DistillModule, resolve_stage_mappings
 from alembert.distill.recipe import Recipe
-from alembert.embedding.cache import build_embedding_cache, encode
+from alembert.embedding.cache import build_embedding_cache, embedding_cache_folder, encode
 from alembert.embedding.card import write_embedding_card
 from alembert.embedding.data import load_texts
 from alembert.embedding.evaluate import (
@@ -140,6 +140,10 @@ def run_embedding_distill(cfg: DistillGeneralConfig, recipe: Recipe, callbacks: 
         planned = PlannedStage(stage.name, module, loader, sampler, spec, "cached" if use_cache else "online")
         if use_cache:
             planned.cache_examples, planned.cache_bytes = len(texts), 4 * len(texts) * teacher.dim
+            folder = embedding_cache_folder(
+                teacher, teacher_tok, texts, max_length, autocast=AUTOCAST.get(cfg.train.mixed_precision)
+            )
+            planned.cache_ready = (folder / "meta.json").is_file()  # a cache on disk costs no teacher pass
             planned.cache_probe = lambda: _time_embedding(
                 teacher, teacher_tok, texts, max_length, cfg.train.eval_batch_size
             )
