@@ -352,6 +352,15 @@ def test_distill_with_a_pruned_student_end_to_end(tiny_teacher, tmp_path, capsys
     assert (model.config.num_hidden_layers, model.config.hidden_size, model.config.intermediate_size) == (2, 16, 40)
     assert "pruned from" in (out / "README.md").read_text()
     assert json.loads((out / "metrics.json").read_text())["model"].startswith("pruned from")
+    # what reads a model reads a pruned one unchanged: evaluate, predict, the int8 and web exports
+    code, stdout, err = run_cli(["evaluate", out, "--task", "sst2", "--max-eval-samples", 16], capsys)
+    assert code == 0 and "accuracy" in stdout, err
+    code, stdout, err = run_cli(["predict", out, "a gripping film"], capsys)
+    assert code == 0 and stdout.startswith("label: "), err
+    code, _, err = run_cli(["export", out, "--onnx", "--quantize", "int8", "--output", tmp_path / "int8"], capsys)
+    assert code == 0 and (tmp_path / "int8" / "model.onnx").is_file(), err
+    code, _, err = run_cli(["export", out, "--web", "--output", tmp_path / "web"], capsys)
+    assert code == 0 and list((tmp_path / "web").rglob("*.onnx")), err
 
 
 def test_a_projection_starts_as_the_selection_of_kept_dimensions(tiny_teacher):

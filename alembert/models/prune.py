@@ -210,19 +210,17 @@ def _selections(model, keep: Keep, shape: Shape, layout: Layout) -> dict[str, li
         base = f"{prefix}.{pos}"
         heads = _head_dims(keep.heads[pos], shape.head_dim) if keep.heads is not None else None
         ffn = torch.tensor(keep.ffn[pos], dtype=torch.long) if keep.ffn is not None else None
-        for part in (layout.query, layout.key, layout.value):
-            add(f"{base}.{part}.weight", 0, heads)
-            add(f"{base}.{part}.weight", 1, hid)
-            add(f"{base}.{part}.bias", 0, heads)
-        add(f"{base}.{layout.out}.weight", 0, hid)
-        add(f"{base}.{layout.out}.weight", 1, heads)
-        add(f"{base}.{layout.out}.bias", 0, hid)
-        add(f"{base}.{layout.ffn_in}.weight", 0, ffn)
-        add(f"{base}.{layout.ffn_in}.weight", 1, hid)
-        add(f"{base}.{layout.ffn_in}.bias", 0, ffn)
-        add(f"{base}.{layout.ffn_out}.weight", 0, hid)
-        add(f"{base}.{layout.ffn_out}.weight", 1, ffn)
-        add(f"{base}.{layout.ffn_out}.bias", 0, hid)
+
+        def linear(part: str, rows: torch.Tensor | None, cols: torch.Tensor | None, base: str = base) -> None:
+            add(f"{base}.{part}.weight", 0, rows)
+            add(f"{base}.{part}.weight", 1, cols)
+            add(f"{base}.{part}.bias", 0, rows)
+
+        for part in (layout.query, layout.key, layout.value):  # residual in, heads out
+            linear(part, heads, hid)
+        linear(layout.out, hid, heads)
+        linear(layout.ffn_in, ffn, hid)
+        linear(layout.ffn_out, hid, ffn)
         structural.update(f"{base}.{p}" for p in layout.parts())
     if layout.shared_heads and keep.heads is not None:
         for name, _ in model.named_modules():
