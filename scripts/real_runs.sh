@@ -184,6 +184,19 @@ prune_mpnet() {  # issue 36 (b): mpnet-base fine-tuned on 8k SST-2 sentences, pr
   $A bench "$TEACHER" "$RUNS"/prune-b-{6l-ffn1536,6l-h8-ffn1536}-int8 --task sst2 --threads 1 --output "$RUNS/prune-b-bench"
 }
 
+prune_embed() {  # issue 36 (c): mpnet-base pruned to all-MiniLM-L6-v2's shape (6 x 384, 6 heads, FFN 1536) and to
+  # 6 layers x 768 with FFN 1536, embed-mse on the texts of the best 3-layer slice (session 9); the Dense layer to 768
+  # of the narrow one starts as the selection of the kept dimensions
+  local C="--recipe embed-mse --teacher mpnet-base --corpus squad ../shared/data/corpus --transfer-task stsb,mrpc,rte,cola,sst2"
+  C="$C --max-length 128 --eval-tasks stsb-zeroshot,squad-retrieval --batch-size 64 --lr 5e-4 --save-every 500"
+  $A distill-general $C --student-prune heads=6,ffn=1536,layers=0,2,4,6,8,10 --epochs 3 --eval-every 2000 \
+    --output "$RUNS/prune-c-minilm-shape" $T
+  $A distill-general $C --student-prune ffn=1536,layers=0,2,4,6,8,10 --epochs 1 --eval-every 1000 \
+    --output "$RUNS/prune-c-6l-ffn1536" $T
+  $A bench mpnet-base "$RUNS/prune-c-minilm-shape" "$RUNS/prune-c-6l-ffn1536" minilm-l6 "${SLICE:-$RUNS/small-teacher-3ep}" \
+    --task stsb-zeroshot --threads 1 --output "$RUNS/prune-c-bench"
+}
+
 for section in "$@"; do
   "${section//-/_}"
 done
