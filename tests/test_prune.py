@@ -474,3 +474,20 @@ def test_pruning_twice_keeps_the_record_in_the_first_models_indices():
     with torch.no_grad():
         assert torch.allclose(twice(**b).logits, ref(**b).logits, atol=2e-5)
     assert selection(twice.config, H) is not None
+
+
+@pytest.mark.parametrize("cls", [tf.BertForQuestionAnswering, tf.BertForMaskedLM, tf.BertModel])
+def test_every_head_the_commands_distil_is_scored_and_cut(cls):
+    """QA (start/end logits: a position sampled per example), MLM (a token per position), a bare encoder
+    (a Gaussian direction on its states): each gives non-zero scores and a model of its own class."""
+    torch.manual_seed(0)
+    config = tf.BertConfig(
+        vocab_size=120, hidden_size=H, num_attention_heads=HEADS, intermediate_size=FFN, num_hidden_layers=LAYERS
+    )
+    model = cls(config).eval()
+    scores = score_units(model, [batch()], 1)
+    assert (scores.heads > 0).all() and (scores.ffn.sum(1) > 0).all() and (scores.hidden > 0).all()
+    made = build_student(spec(heads=2, ffn=10, layers=[0, 2], batches=2), model, StudentData([batch(), batch(2)], None))
+    assert type(made.model) is cls and made.model.config.hidden_size == 16
+    rec = getattr(made.model.config, KEY)
+    assert rec["batches"] == 2 and len(set(rec["hidden"])) == 16
