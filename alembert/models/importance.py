@@ -61,7 +61,8 @@ class Gates:
     def __init__(self, model, batch: int):
         self.model, self.layout, self.shape = model, layout_of(model), Shape.of(model)
         s = self.shape
-        kw = {"requires_grad": True, "dtype": torch.float64 if _wide(model) else torch.float32}
+        dtype = torch.float64 if _wide(model) else torch.float32
+        kw = {"requires_grad": True, "dtype": dtype, "device": next(model.parameters()).device}
         self.heads = torch.ones(batch, s.layers, s.heads, **kw)
         self.ffn = torch.ones(batch, s.layers, s.ffn, **kw)
         self.hidden = torch.ones(batch, s.layers + 1, s.hidden, **kw)
@@ -78,9 +79,6 @@ class Gates:
 
     def __enter__(self) -> Gates:
         s, lay = self.shape, self.layout
-        dev = next(self.model.parameters()).device
-        for t in (self.heads, self.ffn, self.hidden):
-            t.data = t.data.to(dev)
         for i, layer in enumerate(layers_of(self.model)):
 
             def head_gate(_m, args, i=i):

@@ -6,7 +6,8 @@ used to walk their own copy of the path / layers / shape chain. Now each way is 
 pooling and Dense) and ask :func:`build_student` for the bare model and its description.
 
 A builder is chosen from the ``student`` section of the config (:func:`student_builder`): by name
-(``student.builder``), else the one builder whose :meth:`Builder.selects` claims the fields given
+(``student.builder``), else the one builder that owns a section given (:attr:`Builder.section`:
+``student.prune`` is the ``prune`` builder's), else the one whose :meth:`Builder.selects` claims the fields given
 (``path`` alone: ``checkpoint``; ``layers``, or nothing: ``layers``; a shape: ``config``), so the
 flags of today keep their meaning without a list of names anywhere.
 
@@ -85,6 +86,9 @@ class Builder:
 
     name: ClassVar[str] = ""
     needs_data: ClassVar[bool] = False  # True: built after the training data is loaded, with a StudentData
+    #: a field of the ``student`` section that is this builder's alone: given, it chooses the builder over
+    #: whatever the other fields would choose (no other builder needs to know it exists)
+    section: ClassVar[str | None] = None
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -117,7 +121,8 @@ def student_builder(spec) -> Builder:
                 "(or leave it out to choose from --student, --student-layers and --student-config)"
             )
         return BUILDERS[spec.builder]()
-    chosen = [cls for cls in BUILDERS.values() if cls.selects(spec)]
+    owners = [cls for cls in BUILDERS.values() if cls.section and getattr(spec, cls.section, None) is not None]
+    chosen = owners or [cls for cls in BUILDERS.values() if cls.selects(spec)]
     if len(chosen) != 1:
         claims = ", ".join(cls.name for cls in chosen) or "no builder"
         raise AlembertError(

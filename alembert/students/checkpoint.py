@@ -10,7 +10,7 @@ class Checkpoint(Builder):
 
     @classmethod
     def selects(cls, spec) -> bool:
-        return bool(spec.path) and spec.layers is None and spec.prune is None
+        return bool(spec.path) and spec.layers is None
 
     def build(self, request: Request) -> BuiltStudent:
         path = request.path(self.name)

@@ -18,8 +18,6 @@ class Layers(Builder):
     @classmethod
     def selects(cls, spec) -> bool:
         # a path with layers is a slice of that model; nothing at all is the default slice of the teacher
-        if spec.prune is not None:  # a prune section is the prune builder's
-            return False
         return spec.layers is not None if spec.path else not spec.from_config
 
     def build(self, request: Request) -> BuiltStudent:

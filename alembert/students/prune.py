@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 
 from alembert.errors import AlembertError
-from alembert.models.importance import keep_top, model_outputs, score_units
+from alembert.models.importance import INPUTS, keep_top, model_outputs, score_units
 from alembert.models.prune import Shape, check_request, heads_for, layout_of, prune
 from alembert.students.base import Builder, BuiltStudent, Request
 
@@ -24,7 +24,7 @@ def _sentence_outputs(embedder):
     """An embedding run's importance: the sentence embedding its recipes compare."""
 
     def outputs(model, batch):
-        kw = {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in batch}
+        kw = {k: batch[k] for k in INPUTS if k in batch}
         return {"embedding": embedder(**kw).embeddings}
 
     return outputs
@@ -33,10 +33,7 @@ def _sentence_outputs(embedder):
 class Prune(Builder):
     name = "prune"
     needs_data = True
-
-    @classmethod
-    def selects(cls, spec) -> bool:
-        return spec.prune is not None
+    section = "prune"
 
     def check(self, request: Request) -> None:
         p = request.spec.prune
