@@ -184,3 +184,26 @@ def test_resume_refuses_a_training_file_edited_since(tiny_bert, tmp_path, capsys
     _rows(train, "other")  # same rows, other words
     code, _, err = run_cli([*argv, "--resume"], capsys)
     assert code == 2 and "training data differs" in err and "train_hash" in err, err
+
+
+@pytest.mark.cli
+def test_a_two_stage_recipe_resumed_in_its_second_stage_matches_uninterrupted(tiny_teacher, tmp_path, capsys):
+    """TinyBERT's two stages (layer-wise with projections, then prediction): a checkpoint of stage 2 holds
+    stage 2's module and optimiser alone, and a resume from the middle of stage 2 ends on the same weights.
+    (Before, the accelerator kept stage 1's objects too: the checkpoint's model.safetensors and optimizer.bin
+    were stage 1's, and the resume loaded them into stage 2.)"""
+    out = tmp_path / "run"
+    argv = ["distill", "--teacher", tiny_teacher, "--recipe", "tinybert", "--task", "sst2", "--student-layers", "0,2"]
+    argv += ["--max-train-samples", 64, "--max-eval-samples", 16, "--batch-size", 16, "--max-steps", 4]
+    argv += ["--lr", 1e-3, "--save-every", 2, "--keep-checkpoints", 10, "--output", out]
+    code, _, err = run_cli(argv, capsys)
+    assert code == 0, err
+    last = list_checkpoints(out)[-1]
+    assert last.name == "stage1-step0000004" and sorted(p.name for p in last.glob("model*")) == ["model.safetensors"]
+    before = load_file(str(last / "model.safetensors"))
+    (last.parent / "stage1-step0000004").rename(tmp_path / "moved")  # as if killed during stage 2's step 3
+    code, _, err = run_cli([*argv, "--resume"], capsys)
+    assert code == 0, err
+    after = load_file(str(last / "model.safetensors"))
+    assert before.keys() == after.keys()
+    assert max((before[k] - after[k]).abs().max().item() for k in before) <= 1e-6

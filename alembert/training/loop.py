@@ -157,6 +157,9 @@ def _fit(
 ) -> FitResult:
     cfg, stage, run_dir, resume = spec.train, spec.stage, spec.run_dir, spec.resume
     steps = total_steps(len(loader), cfg)
+    # a stage owns the accelerator alone: a checkpoint holds this stage's module, optimiser and scheduler
+    # only (not every earlier stage's as model_1, optimizer_1, ...), which is what a resume loads back
+    accelerator.free_memory()
     optimizer = make_optimizer(module, cfg)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * steps), steps)
     module, optimizer, loader, scheduler = accelerator.prepare(module, optimizer, loader, scheduler)
