@@ -2,7 +2,7 @@
 # Full-data runs behind the figures in the issues' closing notes (2-core CPU: hours in all).
 # usage: bash scripts/real_runs.sh SECTION...   sections: teachers, other-teachers, distill-sst2, distill-pairs,
 #        mpnet, narrow, general, augmented, squad, cross, relations, relations-general, embedding, throughput, bench,
-#        prune-demo, prune-mpnet, prune-embed
+#        prune-demo, prune-rounds, prune-mpnet, prune-embed
 # PRECISION=bf16 runs every training and teacher pass under bf16 autocast (fast only on CPUs with AMX / AVX512-BF16).
 # Outputs go to $RUNS (default runs/real); every run keeps metrics.json, log.jsonl and the model.
 set -euo pipefail
@@ -168,6 +168,22 @@ prune_iterative() {  # issue 36 (a): iterative pruning (cut, distil, cut again f
   $A distill --teacher "$TEACHER" $D --student-prune heads=9,ffn=1024 --output "$RUNS/prune-a-iter1" $T --overwrite
   $A distill --teacher "$TEACHER" $D --seed 1 --student "$RUNS/prune-a-iter1" --student-prune heads=6,ffn=512 \
     --output "$RUNS/prune-a-iter2" $T --overwrite
+}
+
+prune_rounds() {  # issue 36 (a): iterative pruning inside one run (--prune-rounds N: cut, distil, cut again between
+  # stages) against the one-shot cut, same recipe (pkd-skip), data, batch order and 250 steps; three seeds each
+  local TEACHER=${DEMO_TEACHER:-runs/demo/teacher} D="--task sst2 --max-train-samples ${N:-8000} --epochs ${EPOCHS:-1}"
+  for seed in ${SEEDS:-42 1 2}; do
+    for rounds in ${ROUNDS:-1 2 3 4}; do
+      $A distill --teacher "$TEACHER" $D --seed $seed --student-prune heads=6,ffn=512 --prune-rounds $rounds \
+        --output "$RUNS/prune-rounds-r$rounds-s$seed" $T --overwrite
+    done
+  done
+  for rounds in ${ROUNDS:-1 2 3 4}; do
+    $A export "$RUNS/prune-rounds-r$rounds-s42" --onnx --quantize int8 --output "$RUNS/prune-rounds-r$rounds-s42-int8" \
+      --overwrite
+  done
+  $A bench "$TEACHER" "$RUNS"/prune-rounds-r{1,2,3,4}-s42-int8 --task sst2 --threads 1 --output "$RUNS/prune-rounds-bench"
 }
 
 prune_mpnet() {  # issue 36 (b): mpnet-base fine-tuned on 8k SST-2 sentences, pruned to 6 layers (FFN 1536, then

@@ -147,3 +147,26 @@ def test_mlm_student_without_head_gets_tied_head(bert_tokenizer, mlm_teacher, co
     assert code == 0, err
     student = AutoModelForMaskedLM.from_pretrained(out)
     assert student.get_output_embeddings().weight.data_ptr() == student.get_input_embeddings().weight.data_ptr()
+
+
+@pytest.mark.cli
+def test_raw_text_distillation_prunes_in_rounds_and_an_embedding_run_refuses_rounds(
+    tiny_bert, corpus, tmp_path, capsys
+):
+    """tinybert-general (hidden states through a projection, attention maps of the kept heads) on a student cut
+    in two rounds: two stages sharing the steps, the final cut saved; an embedding run prunes once."""
+    out = tmp_path / "rounds"
+    argv = general(tiny_bert, corpus, out, "tinybert-general", "--max-steps", 4, "--prune-batches", 1)
+    argv = [a for a in argv if a not in ("--student-layers", "0,2")]
+    code, _, err = run_cli([*argv, "--student-prune", "heads=1,ffn=16,layers=0,2,rounds=2"], capsys)
+    assert code == 0, err
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert [s["steps"] for s in metrics["stages"]] == [2, 2] and "in 2 rounds" in metrics["model"]
+    c = AutoConfig.from_pretrained(out)
+    assert (c.num_hidden_layers, c.num_attention_heads, c.hidden_size, c.intermediate_size) == (2, 1, 16, 16)
+    embed = general(
+        tiny_bert, corpus, tmp_path / "embed", "embed-mse", "--pooling", "mean", "--student-prune", "ffn=16,rounds=2"
+    )
+    code, _, err = run_cli([a for a in embed if a not in ("--student-layers", "0,2")], capsys)
+    assert code == 2 and "an embedding run prunes once" in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "embed").exists()

@@ -106,6 +106,23 @@ def test_distill_squad(recipe, terms, qa_teacher, tmp_path, capsys):
 
 
 @pytest.mark.cli
+def test_distill_squad_prunes_in_rounds(qa_teacher, tmp_path, capsys):
+    """--prune-rounds on the QA command: its stages are the rounds, the saved model the final cut."""
+    teacher, _ = qa_teacher
+    out = tmp_path / "rounds"
+    argv = ["distill", "--teacher", teacher, "--recipe", "kd", *LIMITS, "--epochs", 2, "--output", out]
+    code, _, err = run_cli(
+        [*argv, "--student-prune", "heads=1,ffn=16,layers=0,2,rounds=2", "--prune-batches", 1], capsys
+    )
+    assert code == 0, err
+    metrics = json.loads((out / "metrics.json").read_text())
+    steps = [s["steps"] for s in metrics["stages"]]
+    assert len(steps) == 2 and abs(steps[0] - steps[1]) <= 1 and "in 2 rounds" in metrics["model"]
+    c = AutoModelForQuestionAnswering.from_pretrained(out).config
+    assert (c.num_hidden_layers, c.num_attention_heads, c.intermediate_size) == (2, 1, 16)
+
+
+@pytest.mark.cli
 def test_distill_needs_a_qa_teacher(tiny_bert, tmp_path, capsys):
     code, _, err = run_cli(
         ["distill", "--teacher", tiny_bert, "--recipe", "kd", *LIMITS, "--output", tmp_path / "x"], capsys

@@ -11,6 +11,7 @@ from alembert.data.two_tokenizers import same_tokenization, two_tokenizer_loader
 from alembert.distill.card import write_model_card
 from alembert.distill.module import DistillModule, cacheable, resolve_stage_mappings
 from alembert.distill.recipe import load_recipe
+from alembert.distill.rounds import Rounds, fit_stages, plan_stages
 from alembert.distill.teacher_cache import TeacherCache, build_cache, cache_key
 from alembert.errors import AlembertError
 from alembert.files import save_model_atomic
@@ -80,9 +81,11 @@ def run_distill(cfg: DistillConfig, kind, callbacks: Callbacks | None = None) ->
     made = None if builder.needs_data else make_student()  # a student of no data is checked before any data loads
     with run.cache_guard():  # label values and empty data are checked here; the tokenised cache is written once
         train, dev, teacher_dev_set = distill_data(cfg.data, task, tokenizer, student_tok, two)
+    made_data = None
     if made is None:  # the builder reads real training batches, in the student's tokenizer
         loader = train_loader(train, student_tok, cfg.train.batch_size, cfg.train.seed, cfg.train.group_by_length)[0]
-        made = make_student(StudentData(loader, student_tok))
+        made_data = StudentData(loader, student_tok)
+        made = make_student(made_data)
     student, student_desc = made.model, made.description
     autocast = AUTOCAST.get(cfg.train.mixed_precision)
     bs = cfg.train.eval_batch_size
@@ -90,11 +93,21 @@ def run_distill(cfg: DistillConfig, kind, callbacks: Callbacks | None = None) ->
     def teacher_eval():
         return evaluate_model(teacher, tokenizer, task, teacher_dev_set, bs)
 
-    def stage_parts(i, stage):
-        """(module, loader, sampler, spec, cache plan) of stage ``i``; the cache built unless dry."""
-        train_cfg = cfg.train.model_copy(
+    # the recipe's stages, the last one in rounds of cut-then-distil with --prune-rounds (distill/rounds.py)
+    rounds = Rounds(cfg.student, recipe.stages, run, made_data, cfg.train.seed, cfg.student.path or cfg.teacher)
+
+    def train_config(stage):
+        return cfg.train.model_copy(
             update={k: v for k, v in {"epochs": stage.epochs, "lr": stage.lr}.items() if v is not None}
         )
+
+    if made_data is not None:  # enough steps for every round, checked before the output folder exists
+        rounds.check(train_config(recipe.stages[-1]), len(made_data.batches))
+
+    def stage_parts(rs, student):
+        """(module, loader, sampler, spec, cache plan) of run stage ``rs``; the cache built unless dry."""
+        i, stage = rs.data_index, rs.stage
+        train_cfg = train_config(stage)
         module = DistillModule(
             student,
             teacher,
@@ -135,16 +148,15 @@ def run_distill(cfg: DistillConfig, kind, callbacks: Callbacks | None = None) ->
         def evaluate():
             return evaluate_model(accelerator.unwrap_model(module).student, student_tok, task, dev, bs)
 
-        spec = FitSpec(train_cfg, task.main_metric, evaluate, stage=i, resume=run.stage_resume(i))
+        spec = FitSpec(train_cfg, task.main_metric, evaluate, stage=rs.index, resume=run.stage_resume(rs.index))
         return module, loader, sampler, spec, cache
 
     if run.dry_run:
         planned = []
-        for i, stage in enumerate(recipe.stages):
-            module, loader, sampler, spec, cache = stage_parts(i, stage)
+        for rs, (module, loader, sampler, spec, cache) in plan_stages(rounds, student, stage_parts):
             planned.append(
                 PlannedStage(
-                    stage.name,
+                    rs.name,
                     module,
                     loader,
                     sampler,
@@ -156,8 +168,9 @@ def run_distill(cfg: DistillConfig, kind, callbacks: Callbacks | None = None) ->
                     cache_probe=cache and cache["probe"],
                 )
             )
+        into = rounds.description or student_desc
         return run.plan(
-            what=f"distil {cfg.teacher} into {student_desc} on {task.name} with recipe {recipe.name}",
+            what=f"distil {cfg.teacher} into {into} on {task.name} with recipe {recipe.name}",
             examples={"train_examples": len(train), "dev_examples": len(dev)},
             stages=planned,
             evaluations={"teacher": teacher_eval, "student": planned[-1].spec.evaluate},
@@ -167,24 +180,12 @@ def run_distill(cfg: DistillConfig, kind, callbacks: Callbacks | None = None) ->
     )  # all checks passed
     teacher_dev = teacher_eval() if run.is_main else {}
 
-    for i, stage in enumerate(recipe.stages):
-        if run.stage_resume(i) == "done":
-            continue  # finished before the interruption; its result lives in the checkpoint
-        module, loader, sampler, spec, _ = stage_parts(i, stage)
-        run.logger.log(stage=stage.name, losses=[t.loss for t in stage.losses])
-
-        last = i == len(recipe.stages) - 1
-
-        def on_best(metrics, step, module=module, last=last):
-            if last:
-                save_model_atomic(accelerator.unwrap_model(module).student, student_tok, out)
-
-        run.fit(module, loader, sampler, spec, on_best, name=stage.name)
+    student = fit_stages(run, rounds, student, stage_parts, lambda model: save_model_atomic(model, student_tok, out))
 
     summary = run.summary(
         kind="classification",
         task=task.name,
-        model=student_desc,
+        model=rounds.description or student_desc,
         teacher=cfg.teacher,
         recipe=recipe.name,
         main_metric=task.main_metric,

@@ -95,6 +95,13 @@ def add_prune_flags(p) -> None:
     flag(
         p, "--prune-batches", "student.prune.batches", type=int, help="training batches --student-prune scores units on"
     )
+    flag(
+        p,
+        "--prune-rounds",
+        "student.prune.rounds",
+        type=int,
+        help="iterative pruning: reach --student-prune's cut in N rounds of cut-then-distil within the run",
+    )
 
 
 def prune_sets(text: str | None) -> list[str]:

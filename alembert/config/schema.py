@@ -112,6 +112,12 @@ class PruneConfig(Strict):
     ffn: int | None = Field(None, ge=1, description="FFN neurons kept per layer")
     layers: list[int] | None = Field(None, description="0-based layers kept, e.g. [0, 2, 4]; default all")
     batches: int = Field(8, ge=1, description="training batches the importance scores are measured on")
+    rounds: int = Field(
+        1,
+        ge=1,
+        description="iterative pruning inside the run: reach the cut in this many rounds, each cutting the same "
+        "fraction of what is left and then distilling, the last recipe stage's steps shared among them",
+    )
 
 
 class StudentConfig(Strict):

@@ -20,6 +20,7 @@ from alembert.data.corpus import load_corpus, pack_sentences
 from alembert.data.masking import MLMCollator
 from alembert.distill.module import DistillModule, resolve_stage_mappings
 from alembert.distill.recipe import Recipe
+from alembert.distill.rounds import Rounds, fit_stages, plan_stages
 from alembert.errors import AlembertError
 from alembert.files import save_model_atomic
 from alembert.models.load import load_tokenizer, n_params, quiet_from_pretrained
@@ -150,30 +151,36 @@ def run_distill_general(cfg: DistillGeneralConfig, recipe: Recipe, callbacks: Ca
     made = made or make_student(for_builder)
     student = made.model
     teacher.to(accelerator.device)
-    module = DistillModule(student, teacher, stage)
+    # one stage, or rounds of cut-then-distil with --prune-rounds (distill/rounds.py)
+    rounds = Rounds(student_spec, [stage], run, for_builder, cfg.train.seed, student_spec.path or cfg.teacher)
+    if builder.needs_data:  # enough steps for every round, checked before the output folder exists
+        rounds.check(cfg.train, len(loader))
 
-    def evaluate():
-        return heldout_loss(accelerator.unwrap_model(module), heldout, cfg.train.eval_batch_size)
+    def stage_parts(rs, student):
+        module = DistillModule(student, teacher, stage)
 
-    spec = FitSpec(cfg.train, "heldout_loss", evaluate, minimize=True, resume=run.stage_resume(0))
+        def evaluate():
+            return heldout_loss(accelerator.unwrap_model(module), heldout, cfg.train.eval_batch_size)
+
+        spec = FitSpec(cfg.train, "heldout_loss", evaluate, minimize=True, stage=rs.index)
+        spec.resume = run.stage_resume(rs.index)
+        return module, loader, sampler, spec
+
     if run.dry_run:
+        planned = [PlannedStage(rs.name, *parts, "online") for rs, parts in plan_stages(rounds, student, stage_parts)]
         return run.plan(
-            what=f"general distillation of {cfg.teacher} into {made.description} with recipe {recipe.name} "
-            f"on {', '.join(cfg.data.corpus)}",
+            what=f"general distillation of {cfg.teacher} into {rounds.description or made.description} with recipe "
+            f"{recipe.name} on {', '.join(cfg.data.corpus)}",
             examples={"train_examples": n_train, "dev_examples": cfg.data.heldout},
-            stages=[PlannedStage(stage.name, module, loader, sampler, spec, "online")],
-            evaluations={"student": evaluate},
+            stages=planned,
+            evaluations={"student": planned[-1].spec.evaluate},
         )
     out = run.open("distill_general_config.yaml", cfg.model_copy(update={"recipe": recipe.model_dump(mode="json")}))
-
-    def on_best(metrics, step):
-        save_model_atomic(accelerator.unwrap_model(module).student, tokenizer, out)
-
-    run.fit(module, loader, sampler, spec, on_best, name=stage.name)
+    student = fit_stages(run, rounds, student, stage_parts, lambda model: save_model_atomic(model, tokenizer, out))
     summary = run.summary(
         kind="corpus",
         task="corpus",
-        model=made.description,
+        model=rounds.description or made.description,
         teacher=cfg.teacher,
         recipe=recipe.name,
         main_metric="heldout_loss",

@@ -20,6 +20,7 @@ from alembert.data.batching import train_loader
 from alembert.data.tokenize import tokenize_dataset
 from alembert.distill.module import DistillModule, resolve_stage_mappings
 from alembert.distill.recipe import Recipe
+from alembert.distill.rounds import one_round
 from alembert.embedding.cache import build_embedding_cache, embedding_cache_folder, encode
 from alembert.embedding.card import write_embedding_card
 from alembert.embedding.data import load_texts
@@ -81,6 +82,7 @@ def run_embedding_distill(cfg: DistillGeneralConfig, recipe: Recipe, callbacks: 
     teacher, teacher_tok = load_embedding_model(cfg.teacher, cfg.pooling, attn)
     teacher.eval().requires_grad_(False)
     builder = student_builder(cfg.student)  # an unknown student.builder is refused before anything loads
+    one_round(cfg.student, "an embedding run")
     student_tok = embedding_student_tokenizer(cfg, teacher, teacher_tok)
     use_cache = cfg.cache_teacher and stage.cacheable
     if builder.needs_data:  # what it can refuse without the data, refused before the data loads

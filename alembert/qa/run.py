@@ -37,6 +37,7 @@ from alembert.data.squad import split_by_article, squad_examples
 from alembert.distill.card import write_model_card
 from alembert.distill.module import DistillModule, resolve_stage_mappings
 from alembert.distill.recipe import load_recipe
+from alembert.distill.rounds import Rounds, fit_stages, plan_stages
 from alembert.errors import AlembertError
 from alembert.files import save_model_atomic
 from alembert.models.load import load_config, load_tokenizer, n_params, quiet_from_pretrained
@@ -268,31 +269,42 @@ def run_qa_distill(cfg: DistillConfig, kind, callbacks: Callbacks | None = None)
     made = None if builder.needs_data else make_student()  # a student of no data is checked before any data loads
     with run.cache_guard():  # the tokenised windows are cached by one process
         train_f, dev, dev_f, cfg, info = _data(cfg, tokenizer)
+    data = None
     if made is None:  # the builder reads real training windows
         loader = qa_train_loader(train_f, tokenizer, cfg.train.batch_size, cfg.train.seed, cfg.train.group_by_length)[0]
-        made = make_student(StudentData(loader, tokenizer))
+        data = StudentData(loader, tokenizer)
+        made = make_student(data)
     student, student_desc = made.model, made.description
     record(student, "extractive-qa", qa_max_length(cfg.data), stride=qa_stride(qa_max_length(cfg.data)))
     bs = cfg.train.eval_batch_size
+    # the recipe's stages, the last one in rounds of cut-then-distil with --prune-rounds (distill/rounds.py)
+    rounds = Rounds(student_spec, recipe.stages, run, data, cfg.train.seed, student_spec.path or cfg.teacher)
 
-    def stage_parts(i, stage):
-        train_cfg = cfg.train.model_copy(
+    def train_config(stage):
+        return cfg.train.model_copy(
             update={k: v for k, v in {"epochs": stage.epochs, "lr": stage.lr}.items() if v is not None}
         )
-        module = DistillModule(student, teacher, stage)  # online teacher: the cache keeps only `logits`
+
+    if data is not None:  # enough steps for every round, checked before the output folder exists
+        rounds.check(train_config(recipe.stages[-1]), len(data.batches))
+
+    def stage_parts(rs, student):
+        train_cfg = train_config(rs.stage)
+        module = DistillModule(student, teacher, rs.stage)  # online teacher: the cache keeps only `logits`
         loader, sampler = qa_train_loader(
-            train_f, tokenizer, train_cfg.batch_size, train_cfg.seed + i, train_cfg.group_by_length
+            train_f, tokenizer, train_cfg.batch_size, train_cfg.seed + rs.data_index, train_cfg.group_by_length
         )
 
         def evaluate():
             return score(accelerator.unwrap_model(module).student, tokenizer, dev, dev_f, bs)
 
-        return module, loader, sampler, FitSpec(train_cfg, MAIN_METRIC, evaluate, stage=i, resume=run.stage_resume(i))
+        spec = FitSpec(train_cfg, MAIN_METRIC, evaluate, stage=rs.index, resume=run.stage_resume(rs.index))
+        return module, loader, sampler, spec
 
     if run.dry_run:
-        planned = [PlannedStage(stage.name, *stage_parts(i, stage), "online") for i, stage in enumerate(recipe.stages)]
+        planned = [PlannedStage(rs.name, *parts, "online") for rs, parts in plan_stages(rounds, student, stage_parts)]
         return run.plan(
-            what=f"distil {cfg.teacher} into {student_desc} on squad with recipe {recipe.name}",
+            what=f"distil {cfg.teacher} into {rounds.description or student_desc} on squad with recipe {recipe.name}",
             examples={"train_examples": info["train_examples"], "dev_examples": len(dev)},
             stages=planned,
             evaluations={
@@ -302,22 +314,11 @@ def run_qa_distill(cfg: DistillConfig, kind, callbacks: Callbacks | None = None)
         )
     out = run.open("distill_config.yaml", cfg.model_copy(update={"recipe": recipe.model_dump(mode="json")}))
     teacher_dev = score(teacher, tokenizer, dev, dev_f, bs) if run.is_main else {}
-    for i, stage in enumerate(recipe.stages):
-        if run.stage_resume(i) == "done":
-            continue  # finished before the interruption; its result lives in the checkpoint
-        module, loader, sampler, spec = stage_parts(i, stage)
-        run.logger.log(stage=stage.name, losses=[t.loss for t in stage.losses])
-        last = i == len(recipe.stages) - 1
-
-        def on_best(metrics, step, module=module, last=last):
-            if last:
-                save_model_atomic(accelerator.unwrap_model(module).student, tokenizer, out)
-
-        run.fit(module, loader, sampler, spec, on_best, name=stage.name)
+    student = fit_stages(run, rounds, student, stage_parts, lambda model: save_model_atomic(model, tokenizer, out))
     summary = run.summary(
         kind="extractive-qa",
         task=TASK,
-        model=student_desc,
+        model=rounds.description or student_desc,
         teacher=cfg.teacher,
         recipe=recipe.name,
         main_metric=MAIN_METRIC,

@@ -12,11 +12,13 @@ the teacher's width starts as a selection instead of a random matrix (:func:`~al
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from alembert.errors import AlembertError
 from alembert.models.importance import INPUTS, keep_top, model_outputs, score_units
-from alembert.models.prune import Shape, check_request, heads_for, layout_of, prune
+from alembert.models.prune import KEY, Shape, check_request, heads_for, layout_of, prune
 from alembert.students.base import Builder, BuiltStudent, Request
 
 
@@ -28,6 +30,85 @@ def _sentence_outputs(embedder):
         return {"embedding": embedder(**kw).embeddings}
 
     return outputs
+
+
+@dataclass(frozen=True)
+class Cut:
+    """One round's cut of the model it is applied to: heads kept per layer, FFN neurons kept per layer
+    (None: that width is not cut) and the layers kept (None: all)."""
+
+    heads: int | None
+    ffn: int | None
+    layers: list[int] | None
+
+
+def round_cut(shape: Shape, p, r: int) -> Cut:
+    """Round ``r`` (1-based) of ``p.rounds`` applied to a model of ``shape``: the layers in the first round,
+    heads and FFN neurons by the same factor every round (geometric, as iterative magnitude pruning
+    schedules its sparsity): a model with ``n`` units and ``left`` rounds to go keeps
+    ``n x (target / n) ** (1 / left)``, the target itself in the last round. One round is the one-shot cut."""
+    left = p.rounds - r + 1
+    target = heads_for(shape, p.heads, p.hidden, "--student-prune")
+
+    def keep(n: int, goal: int | None) -> int | None:
+        if goal is None or left == 1:
+            return goal
+        return max(goal, min(n, round(n * (goal / n) ** (1 / left))))
+
+    return Cut(keep(shape.heads, target), keep(shape.ffn, p.ffn), p.layers if r == 1 else None)
+
+
+def cut(source, c: Cut, data, batches: int, seed: int, outputs=None):
+    """``source`` cut as ``c`` says, the units ranked by their Fisher importance on up to ``batches`` of
+    ``data`` (dicts of tensors); ``outputs``: what the importance probes (default the model's own
+    outputs). (the pruned model, the :class:`~alembert.models.importance.Scores`)."""
+    with torch.enable_grad():
+        scores = score_units(source, data, batches, seed=seed, outputs=outputs or model_outputs)
+    if scores.batches == 0:
+        raise AlembertError("--student-prune: the training data gave no batch to measure importance on")
+    record = {
+        "importance": "fisher" + (" (sentence embedding)" if outputs else ""),
+        "batches": scores.batches,
+        "examples": scores.examples,
+        "seconds": round(scores.seconds, 2),
+    }
+    shape = Shape.of(source)
+    heads = c.heads if c.heads != shape.heads else None  # a width already at its round's size is not cut again
+    ffn = c.ffn if c.ffn != shape.ffn else None
+    return prune(source, keep_top(scores, source, heads, ffn, c.layers, record)), scores
+
+
+def describe(name: str, shape: Shape, model, layers, scores, sentence: bool, rounds: str = "") -> str:
+    """The words plans, ``metrics.json`` and the card show for ``model``, cut from ``name`` of ``shape``
+    (``layers``: the layers of ``name`` it kept)."""
+    c = model.config
+    parts = []
+    if c.num_hidden_layers != shape.layers:
+        parts.append(f"layers {','.join(map(str, layers))} of {shape.layers}")
+    if c.num_attention_heads != shape.heads:
+        parts.append(f"{c.num_attention_heads}/{shape.heads} heads, hidden {c.hidden_size}/{shape.hidden}")
+    ffn = getattr(c, layout_of(model).ffn_key)
+    if ffn != shape.ffn:
+        parts.append(f"FFN {ffn}/{shape.ffn}")
+    return (
+        f"pruned from {name}{rounds}: {', '.join(parts) or 'nothing cut'}; units ranked by Fisher importance of gates"
+        f"{' on the sentence embedding' if sentence else ''} over {scores.batches} training batches "
+        f"({scores.examples} texts, {scores.seconds:.1f} s{' each round' if rounds else ''})"
+    )
+
+
+def recut(model, p, r: int, data, seed: int, name: str) -> BuiltStudent:
+    """Round ``r`` (2, 3, ...) of ``p`` (the ``student.prune`` section) in a run: ``model``, the student
+    after the previous round's distillation, re-scored on ``data`` (a :class:`StudentData`) and cut by
+    :func:`round_cut`. The config record composes, so the kept units stay in the first model's indices
+    and the description reads against that model's shape (``name``: the first model)."""
+    model.eval()
+    student, scores = cut(model, round_cut(Shape.of(model), p, r), data.batches, p.batches, seed)
+    rec = getattr(student.config, KEY)
+    first = rec["from"]
+    shape = Shape(first["layers"], first["heads"], first["hidden"] // first["heads"], first["hidden"], first["ffn"])
+    rounds = f" in {p.rounds} rounds of cut-then-distil" if r == p.rounds else f" (round {r} of {p.rounds})"
+    return BuiltStudent(student.train(), describe(name, shape, student, rec["layers"], scores, False, rounds), "model")
 
 
 class Prune(Builder):
@@ -43,6 +124,11 @@ class Prune(Builder):
             )
         if p.heads is None and p.hidden is None and p.ffn is None and p.layers is None:
             raise AlembertError("--student-prune cuts nothing: give heads=K (or hidden=N), ffn=N and/or layers=0,2,...")
+        if p.rounds > 1 and p.heads is None and p.hidden is None and p.ffn is None:
+            raise AlembertError(
+                f"--prune-rounds {p.rounds}: layers are cut at once, rounds shrink widths: give heads=K (or hidden=N) "
+                "and/or ffn=N, or leave --prune-rounds at 1"
+            )
         if request.spec.path:
             return  # the other model is read by build; its shape is checked there, still before any compute
         layout_of(request.teacher)
@@ -58,32 +144,8 @@ class Prune(Builder):
             source, origin, name = request.teacher, "teacher", request.teacher_name
         shape = Shape.of(source)
         outputs = _sentence_outputs(request.embedder) if request.embedder is not None and origin == "teacher" else None
-        with torch.enable_grad():
-            scores = score_units(
-                source, request.data.batches, p.batches, seed=request.seed, outputs=outputs or model_outputs
-            )
-        if scores.batches == 0:
-            raise AlembertError("--student-prune: the training data gave no batch to measure importance on")
-        record = {
-            "importance": "fisher" + (" (sentence embedding)" if outputs else ""),
-            "batches": scores.batches,
-            "examples": scores.examples,
-            "seconds": round(scores.seconds, 2),
-        }
-        heads = heads_for(shape, p.heads, p.hidden, "--student-prune")
-        keep = keep_top(scores, source, heads, p.ffn, p.layers, record)
-        student = prune(source, keep)
-        c = student.config
-        parts = []
-        if p.layers is not None:
-            parts.append(f"layers {','.join(map(str, keep.layers))} of {shape.layers}")
-        if heads is not None:
-            parts.append(f"{c.num_attention_heads}/{shape.heads} heads, hidden {c.hidden_size}/{shape.hidden}")
-        if p.ffn is not None:
-            parts.append(f"FFN {p.ffn}/{shape.ffn}")
-        description = (
-            f"pruned from {name}: {', '.join(parts)}; units ranked by Fisher importance of gates"
-            f"{' on the sentence embedding' if outputs else ''} over {scores.batches} training batches "
-            f"({scores.examples} texts, {scores.seconds:.1f} s)"
-        )
+        student, scores = cut(source, round_cut(shape, p, 1), request.data.batches, p.batches, request.seed, outputs)
+        rounds = f" (round 1 of {p.rounds})" if p.rounds > 1 else ""
+        layers = p.layers or list(range(shape.layers))
+        description = describe(name, shape, student, layers, scores, outputs is not None, rounds)
         return BuiltStudent(student, description, origin)

@@ -82,6 +82,12 @@ class FitSpec:
     run_dir: str | Path | None = None
     resume: tuple[Path, LoopState] | None = None
     signature: dict | None = None  # what the run is, saved with each checkpoint (training/resume.py)
+    #: micro-batches of this stage's data order already trained on by an earlier stage over the same data
+    #: (a pruning round continues where the previous round stopped); ignored when resuming
+    start_batch: int = 0
+    #: the trained model's config where it is not the one the command builds (a pruning round's cut), saved
+    #: with each checkpoint so that a resume rebuilds that shape before loading the weights
+    model_config: dict | None = None
 
 
 class Timers:
@@ -167,6 +173,8 @@ def _fit(
     if resume is not None:
         accelerator.load_state(str(resume[0]))
         state = resume[1]
+    elif spec.start_batch:
+        state.epoch, state.batch_in_epoch = divmod(spec.start_batch, len(loader))
     eval_every = cfg.eval_every or max(1, len(loader) // cfg.grad_accum)
     start, samples_here, eval_seconds = time.time(), 0, 0.0
     running: dict[str, float] = {}

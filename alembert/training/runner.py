@@ -201,6 +201,12 @@ class Run:
             return "done"
         return self.resume if self.resume[1].stage == i else None
 
+    def resumed_model_config(self, i: int) -> dict | None:
+        """The model config the checkpoint stage ``i`` continues from was saved with (``FitSpec.model_config``),
+        or None (stage ``i`` does not resume, or trains the model the command builds)."""
+        resume = self.stage_resume(i)
+        return self.saved_signature.get("model_config") if isinstance(resume, tuple) else None
+
     def fit(self, module, loader, sampler, spec: FitSpec, on_best=None, name: str | None = None) -> FitResult:
         """Train one stage and record it for ``metrics.json``."""
         if self.started is None:
@@ -211,6 +217,8 @@ class Run:
             force = bool(getattr(self.cfg, "resume_force", False))
             self.resume_changes += check(self.saved_signature.get("data"), data, force, "training data")
         spec.signature = {"config": self.config_signature, "stage": spec.stage, "data": data}
+        if spec.model_config is not None:
+            spec.signature["model_config"] = spec.model_config
         # the command's on_best (saving the model) first, so an observer sees the best model on disk
         callbacks = Callbacks(on_best=on_best, timers=self.timers).chain(self.callbacks) if on_best else self.callbacks
         result = fit(module, loader, sampler, spec, self.accelerator, self.logger, callbacks)
