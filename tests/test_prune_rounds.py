@@ -64,7 +64,7 @@ def test_a_second_cut_names_the_first_models_units_and_keeps_their_weights():
     model = tiny("bert")  # 3 layers, 4 heads of width 8, FFN 40
     data = StudentData([batch(), batch(seed=2)], None)
     spec = {"builder": "prune", "prune": {"heads": 2, "ffn": 10, "layers": [0, 2], "batches": 2, "rounds": 2}}
-    first = build_student(spec, model, data, teacher_name="t")
+    first = build_student(spec, model, data, teacher_name="t", rounds=True)
     c = first.model.config
     assert (c.num_hidden_layers, c.num_attention_heads, c.intermediate_size) == (2, 3, 20)  # 4 x (2/4)^(1/2) = 2.8
     assert "(round 1 of 2)" in first.description
@@ -84,10 +84,15 @@ def test_a_second_cut_names_the_first_models_units_and_keeps_their_weights():
         assert torch.equal(got, want)
 
 
-def test_rounds_need_a_width_to_shrink():
+def test_rounds_need_a_width_to_shrink_and_a_run_to_cut_them():
     with pytest.raises(AlembertError) as err:
-        build_student({"builder": "prune", "prune": {"layers": [0, 1], "rounds": 2}}, tiny("bert"), check_only=True)
+        build_student(
+            {"builder": "prune", "prune": {"layers": [0, 1], "rounds": 2}}, tiny("bert"), check_only=True, rounds=True
+        )
     assert "layers are cut at once" in str(err.value)
+    with pytest.raises(AlembertError) as err:  # outside a run (a Trainer script) nothing would cut the later rounds
+        build_student({"builder": "prune", "prune": {"ffn": 10, "rounds": 2}}, tiny("bert"), check_only=True)
+    assert "here the student is cut once: leave rounds at 1" in str(err.value)
 
 
 # ------------------------------------------------------------------ through the command
@@ -193,7 +198,7 @@ def test_a_learned_projection_keeps_its_columns_for_the_dimensions_the_next_cut_
 
     teacher, data = tiny("bert"), StudentData([batch(), batch(seed=2)], None)
     spec = StudentConfig(builder="prune", prune=PruneConfig(heads=2, batches=2, rounds=2))
-    first = build_student(spec, teacher, data).model  # 3 heads: hidden 24 of 32
+    first = build_student(spec, teacher, data, rounds=True).model  # 3 heads: hidden 24 of 32
     stage = load_recipe("pkd-skip").stages[0]
     old = DistillModule(first, teacher, stage)
     key = next(iter(old.projections))

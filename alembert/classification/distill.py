@@ -63,6 +63,7 @@ def run_distill(cfg: DistillConfig, kind, callbacks: Callbacks | None = None) ->
             data,
             teacher_name=cfg.teacher,
             seed=cfg.train.seed,
+            rounds=True,  # distill/rounds.py cuts the later rounds
             load=lambda path: load_classifier(path, task, attn=attn),
         )
         check_max_length(made.model.config, cfg.data.max_length, f"{cfg.student.path or 'the student'}")

@@ -140,6 +140,7 @@ def run_distill_general(cfg: DistillGeneralConfig, recipe: Recipe, callbacks: Ca
             data,
             teacher_name=cfg.teacher,
             seed=cfg.train.seed,
+            rounds=True,  # distill/rounds.py cuts the later rounds
             load=lambda path: load_student(path, lm_head, attn),
         )
         resolve_stage_mappings(stage, made.model, teacher)

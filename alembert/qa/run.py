@@ -260,6 +260,7 @@ def run_qa_distill(cfg: DistillConfig, kind, callbacks: Callbacks | None = None)
             data,
             teacher_name=cfg.teacher,
             seed=cfg.train.seed,
+            rounds=True,  # distill/rounds.py cuts the later rounds
             load=lambda path: load_qa_model(path, attn),
         )
         for stage in recipe.stages:  # validate every mapping before any compute

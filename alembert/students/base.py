@@ -62,7 +62,8 @@ class Request:
     (None unless the builder needs data), ``embedder`` (the embedding commands: the teacher as a
     sentence encoder, its pooling, Dense and normalisation around the bare teacher; None elsewhere)
     and ``tokenizer`` (the student's, when the command passes it: known before any data, see
-    :mod:`.vocabulary`)."""
+    :mod:`.vocabulary`); ``rounds``: the caller trains in rounds and makes the later rounds' cuts
+    itself (:mod:`alembert.distill.rounds`), so a builder may make only the first."""
 
     spec: Any  # alembert.config.schema.StudentConfig
     teacher: Any
@@ -72,6 +73,7 @@ class Request:
     data: StudentData | None = None
     embedder: Any = None
     tokenizer: Any = None
+    rounds: bool = False
 
     def path(self, builder: str) -> str:
         """``student.path``, which ``builder`` cannot do without."""
@@ -153,11 +155,12 @@ def build_student(
     embedder: Any = None,
     tokenizer: Any = None,
     check_only: bool = False,
+    rounds: bool = False,
 ) -> BuiltStudent | None:
     """The student ``spec`` (a :class:`~alembert.config.schema.StudentConfig`, or its fields as a
     dict) asks for, made from ``teacher`` (a bare transformers model: the student gets its class)
     and, for a builder that needs it, ``data``. ``load`` reads another model folder (default: the
-    teacher's class); ``embedder`` and ``tokenizer``: see :class:`Request`. ``check_only``: run the
+    teacher's class); ``embedder``, ``tokenizer`` and ``rounds``: see :class:`Request`. ``check_only``: run the
     builder's :meth:`Builder.check` and return None (a command does so before loading data). A
     ``DistillationTrainer`` script makes its student the commands' way::
 
@@ -184,7 +187,7 @@ def build_student(
             return quiet_from_pretrained(type(teacher), resolve_model(path), f"student {path}")
 
     name = teacher_name or getattr(teacher.config, "name_or_path", "") or "the teacher"
-    request = Request(spec, teacher, name, seed, load, None, embedder, tokenizer)
+    request = Request(spec, teacher, name, seed, load, None, embedder, tokenizer, rounds)
     builder.check(request)
     if check_only:
         return None
@@ -194,5 +197,5 @@ def build_student(
             "(pass data=StudentData(batches, tokenizer))"
         )
     if builder.needs_data:
-        request = Request(spec, teacher, name, seed, load, data, embedder, tokenizer)
+        request = Request(spec, teacher, name, seed, load, data, embedder, tokenizer, rounds)
     return builder.build(request)

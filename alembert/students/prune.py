@@ -124,6 +124,11 @@ class Prune(Builder):
             )
         if p.heads is None and p.hidden is None and p.ffn is None and p.layers is None:
             raise AlembertError("--student-prune cuts nothing: give heads=K (or hidden=N), ffn=N and/or layers=0,2,...")
+        if p.rounds > 1 and not request.rounds:
+            raise AlembertError(
+                f"student.prune.rounds {p.rounds}: the later rounds are cut between the stages of a run (distill, "
+                "distill-general on raw text); here the student is cut once: leave rounds at 1"
+            )
         if p.rounds > 1 and p.heads is None and p.hidden is None and p.ffn is None:
             raise AlembertError(
                 f"--prune-rounds {p.rounds}: layers are cut at once, rounds shrink widths: give heads=K (or hidden=N) "
