@@ -1,11 +1,17 @@
-"""Teacher sentence embeddings, computed once per text set and read back from a memory map.
+"""Teacher sentence embeddings, computed once per text set and read back memory-mapped.
 
 An embedding teacher's whole output for a sentence is one vector (768 floats for MPNet), so
 a corpus of 100k sentences costs 300 MB on disk and the teacher, the expensive side of every
 step, runs once instead of once per epoch. The key covers the teacher's weights and its
 embedding head (pooling, Dense, normalisation), its tokenizer, the max length, the texts and
-the precision: any change computes a new cache. Layout: ``<cache>/embeddings/<key>/{emb.npy,
-meta.json}``, written under a temporary name and renamed when complete.
+the precision: any change computes a new cache.
+
+Layout: ``<cache>/embeddings/<key>/{shard-00000.npy, ..., meta.json}`` (:mod:`.shards`). The
+shards grow in ``.partial-<key>`` and the folder is renamed into place with ``meta.json`` once
+every shard is there, so a reader never sees a partial cache, while a killed build keeps its
+finished shards: the next run computes only the missing ones. Under ``accelerate launch`` every
+process computes its share of the shards (one writer per shard) and the main process completes
+the folder. Caches written whole before shards existed (``emb.npy``) are read as they are.
 """
 
 from __future__ import annotations
@@ -21,6 +27,16 @@ import torch
 from alembert.data.tokenize import clip, tokenizer_fingerprint
 from alembert.distill.teacher_cache import weights_fingerprint
 from alembert.distill.teacher_view import TeacherView
+from alembert.embedding.shards import (
+    SHARD_ROWS,
+    ShardedArray,
+    clear_temporary,
+    is_complete,
+    shard_count,
+    shard_path,
+    shard_rows,
+    write_shard,
+)
 from alembert.models.packaged import cache_dir
 from alembert.progress import progress
 
@@ -45,11 +61,15 @@ def embedding_cache_key(
 
 
 class EmbeddingCache:
-    """Memory-mapped teacher embeddings (N, dim), looked up by the batch's ``idx``."""
+    """Memory-mapped teacher embeddings ``emb`` (N, dim), looked up by the batch's ``idx``."""
 
     def __init__(self, folder: Path):
         self.folder = folder
-        self.emb = np.load(folder / "emb.npy", mmap_mode="r")
+        meta = json.loads((folder / "meta.json").read_text())
+        if "shard_rows" in meta:
+            self.emb = ShardedArray(folder, meta["texts"], meta["shard_rows"])
+        else:  # written whole, before shards
+            self.emb = np.load(folder / "emb.npy", mmap_mode="r")
 
     def view(self, batch: dict) -> TeacherView:
         rows = batch["idx"].cpu().numpy()
@@ -118,24 +138,43 @@ def build_embedding_cache(
     batch_size: int = 64,
     root: Path | None = None,
     autocast: torch.dtype | None = None,
+    accelerator=None,
+    rows_per_shard: int = SHARD_ROWS,
 ) -> EmbeddingCache:
+    """The cache of ``texts`` (see the module docstring), computed where missing. With ``accelerator``
+    (every process of the run calls this) each process computes shards ``rank, rank + processes, ...``."""
     folder = embedding_cache_folder(teacher, tokenizer, texts, max_length, root, autocast)
-    key = folder.name
     if (folder / "meta.json").is_file():
         return EmbeddingCache(folder)
-    tmp = folder.with_name(f".tmp-{key}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
-        emb = encode(
-            teacher, tokenizer, texts, max_length, batch_size, autocast, desc="teacher embeddings (cached once)"
-        )
-        np.save(tmp / "emb.npy", emb)
-        (tmp / "meta.json").write_text(
-            json.dumps({"texts": len(texts), "dim": int(emb.shape[1]), "max_length": max_length})
-        )
+    rank, world = (accelerator.process_index, accelerator.num_processes) if accelerator is not None else (0, 1)
+
+    def everyone():
+        if accelerator is not None:
+            accelerator.wait_for_everyone()
+
+    partial = folder.with_name(f".partial-{folder.name}")
+    if rank == 0:
+        partial.mkdir(parents=True, exist_ok=True)
+        clear_temporary(partial)  # a killed writer's half shard; no process of this run writes yet
+    everyone()
+    n = shard_count(len(texts), rows_per_shard)
+    mine = [
+        i for i in range(rank, n, world) if not is_complete(partial, i, len(shard_rows(i, len(texts), rows_per_shard)))
+    ]
+    todo = sum(len(shard_rows(i, len(texts), rows_per_shard)) for i in mine)
+    with progress(todo, "teacher embeddings (cached once)", "text", disable=rank != 0) as bar:
+        for i in mine:
+            rows = shard_rows(i, len(texts), rows_per_shard)
+            write_shard(
+                partial, i, encode(teacher, tokenizer, [texts[r] for r in rows], max_length, batch_size, autocast)
+            )
+            bar.update(len(rows))
+    everyone()
+    if rank == 0 and not (folder / "meta.json").is_file():
+        dim = int(np.load(shard_path(partial, 0), mmap_mode="r").shape[1])
+        meta = {"texts": len(texts), "dim": dim, "max_length": max_length, "shards": n, "shard_rows": rows_per_shard}
+        (partial / "meta.json").write_text(json.dumps(meta))
         shutil.rmtree(folder, ignore_errors=True)
-        tmp.rename(folder)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        partial.rename(folder)
+    everyone()
     return EmbeddingCache(folder)

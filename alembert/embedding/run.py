@@ -159,7 +159,7 @@ def run_embedding_distill(cfg: DistillGeneralConfig, recipe: Recipe, callbacks: 
         )
     out = run.open("distill_general_config.yaml", cfg.model_copy(update={"recipe": recipe.model_dump(mode="json")}))
     if use_cache:
-        with run.cache_guard(), run.timed("teacher_cache"):  # one process writes the cache
+        with run.timed("teacher_cache"):  # every process computes its share of the shards
             module.__dict__["cache"] = build_embedding_cache(
                 teacher,
                 teacher_tok,
@@ -167,6 +167,7 @@ def run_embedding_distill(cfg: DistillGeneralConfig, recipe: Recipe, callbacks: 
                 max_length,
                 cfg.train.eval_batch_size,
                 autocast=AUTOCAST.get(cfg.train.mixed_precision),
+                accelerator=accelerator,
             )
     if use_cache and getattr(student, "teacher_map", None) is not None and compares_vectors(stage):
         cache = module.cache  # the student lives in its own (PCA) space: its vector terms compare there
