@@ -62,6 +62,21 @@ def register(sub) -> None:
     )
     flag(p, "--max-texts", "data.max_texts", type=int, help="embedding recipes: use the first N distinct texts")
     flag(p, "--text-column", "data.text_column", help="embedding recipes: text column of CSV/TSV/JSONL sources")
+    p.add_argument(
+        "--queries",
+        nargs="+",
+        dest="data.queries",
+        default=None,
+        help="ranking recipes (embed-rank): query texts, files as for --corpus, or squad (its training questions)",
+    )
+    p.set_defaults(_config_fields=[*(p.get_default("_config_fields") or []), "data.queries"])
+    flag(
+        p,
+        "--pseudo-queries",
+        "data.pseudo_queries",
+        type=int,
+        help="ranking recipes: N inverse-cloze queries (a sentence of a passage stands for a query), seeded",
+    )
     flag(
         p,
         "--pooling",

@@ -204,6 +204,13 @@ class CorpusConfig(Strict):
     )
     text_column: str | None = Field(None, description="embedding recipes: the text column of CSV/TSV/JSONL sources")
     max_texts: int | None = Field(None, ge=1, description="embedding recipes: use the first N distinct texts")
+    queries: list[str] = Field(
+        default_factory=list,
+        description="ranking recipes: query texts (files as for corpus; squad: the SQuAD training questions)",
+    )
+    pseudo_queries: int = Field(
+        0, ge=0, description="ranking recipes: this many inverse-cloze queries (a sentence of a passage), seeded"
+    )
 
 
 class DistillGeneralConfig(Strict):

@@ -110,6 +110,17 @@ class Stage(Strict):
         return self.needs_teacher and all(t.term.cacheable for t in self.losses)
 
     @property
+    def group_size(self) -> int | None:
+        """Rows per query group when a term of the stage trains on query groups (None: plain batches)."""
+        sizes = {s for t in self.losses if (s := t.term.group_size(t.params)) is not None}
+        if len(sizes) > 1:
+            raise AlembertError(
+                f"stage {self.name!r}: its ranking terms ask for {sorted(sizes)} rows per query group; "
+                "give them the same number of candidates"
+            )
+        return sizes.pop() if sizes else None
+
+    @property
     def leaves_head_unused(self) -> bool:
         """No term reads the prediction head: under DDP its parameters get no gradient."""
         return not self.needs("logits")

@@ -30,6 +30,7 @@ from alembert.embedding.evaluate import (
     encode_speed,
     evaluate_embedding,
 )
+from alembert.embedding.queries import group_loader, query_set
 from alembert.embedding.student import (
     check_embedding_student,
     compares_vectors,
@@ -109,6 +110,26 @@ def run_embedding_distill(cfg: DistillGeneralConfig, recipe: Recipe, callbacks: 
     made = None if builder.needs_data else make_student()  # a student of no data is checked before any data loads
     max_length = cfg.data.max_length
     texts = load_texts(cfg.data.corpus, cfg.data.transfer_tasks, None, cfg.data.text_column, cfg.data.max_texts)
+    group = stage.group_size  # a ranking term trains on query groups (embedding/queries.py)
+    queries = None
+    if group or cfg.data.queries or cfg.data.pseudo_queries:
+        if not group:
+            raise AlembertError(
+                f"--queries and --pseudo-queries feed a ranking term; recipe {recipe.name} has none: use --recipe "
+                "embed-rank (or add an embed_rank loss)"
+            )
+        if not cfg.data.queries and not cfg.data.pseudo_queries:
+            raise AlembertError(
+                f"recipe {recipe.name} ranks each query's candidates: give queries with --queries FILE (or squad) "
+                "and/or --pseudo-queries N"
+            )
+        if not use_cache:
+            raise AlembertError(
+                "the ranking term mines each query's candidates from the teacher's cached embeddings; "
+                "drop --no-cache-teacher"
+            )
+        queries = query_set(texts, cfg.data.queries, cfg.data.pseudo_queries, cfg.train.seed, cfg.data.text_column)
+        texts = queries.texts
     _check_tokenizer(student_tok, texts, cfg.student.path or cfg.teacher)
     same_tokens = student_tok.get_vocab() == teacher_tok.get_vocab()
     if not use_cache and not same_tokens:
@@ -137,7 +158,11 @@ def run_embedding_distill(cfg: DistillGeneralConfig, recipe: Recipe, callbacks: 
         return metrics
 
     spec = FitSpec(cfg.train, main, evaluate, resume=run.stage_resume(0))
-    loader, sampler = train_loader(ds, student_tok, cfg.train.batch_size, cfg.train.seed, cfg.train.group_by_length)
+    if queries is None:
+        loader, sampler = train_loader(ds, student_tok, cfg.train.batch_size, cfg.train.seed, cfg.train.group_by_length)
+    else:  # groups of the real shape; the real run mines the teacher's candidates once its embeddings are cached
+        groups = queries.placeholder(group - 1, cfg.train.seed)
+        loader, sampler = group_loader(ds, student_tok, groups, cfg.train.batch_size, cfg.train.seed)
     if run.dry_run:
         planned = PlannedStage(stage.name, module, loader, sampler, spec, "cached" if use_cache else "online")
         if use_cache:
@@ -169,6 +194,11 @@ def run_embedding_distill(cfg: DistillGeneralConfig, recipe: Recipe, callbacks: 
                 autocast=AUTOCAST.get(cfg.train.mixed_precision),
                 accelerator=accelerator,
             )
+    if queries is not None:  # in the teacher's own space, before a static student's mapping below
+        with run.timed("mining"):
+            groups = queries.groups(module.cache.emb, module.cache.folder, group - 1)
+        loader, sampler = group_loader(ds, student_tok, groups, cfg.train.batch_size, cfg.train.seed)
+        run.logger.log(queries=len(queries.queries), pseudo_queries=queries.pseudo, candidates=group - 1)
     if use_cache and getattr(student, "teacher_map", None) is not None and compares_vectors(stage):
         cache = module.cache  # the student lives in its own (PCA) space: its vector terms compare there
         cache.emb = student.teacher_space(np.asarray(cache.emb))
@@ -191,6 +221,11 @@ def run_embedding_distill(cfg: DistillGeneralConfig, recipe: Recipe, callbacks: 
     run.fit(module, loader, sampler, spec, on_best, name=stage.name)
     details: dict = {
         "max_length": max_length,
+        **(
+            {"queries": len(queries.queries), "pseudo_queries": queries.pseudo, "candidates": group - 1}
+            if queries is not None
+            else {}
+        ),
         "teacher_cache_seconds": round(run.timers.wall("teacher_cache"), 1),
         "eval_seconds": round(run.timers.wall("eval"), 1),
     }

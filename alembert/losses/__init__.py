@@ -35,6 +35,7 @@ from alembert.losses.embedding import embedding_cosine_loss, embedding_mse_loss,
 from alembert.losses.hidden import hidden_mse_loss
 from alembert.losses.kd import kd_loss
 from alembert.losses.pkd import pkd_loss
+from alembert.losses.ranking import margin_mse_loss, ranking_kl_loss
 from alembert.losses.relation import relation_loss
 
 __all__ = [
@@ -46,8 +47,10 @@ __all__ = [
     "hard_label_loss",
     "hidden_mse_loss",
     "kd_loss",
+    "margin_mse_loss",
     "mlm_loss",
     "pkd_loss",
+    "ranking_kl_loss",
     "relation_loss",
     "similarity_kl_loss",
 ]

@@ -121,6 +121,12 @@ class Term:
     def value(self, step: StepInputs) -> torch.Tensor:
         raise NotImplementedError
 
+    @classmethod
+    def group_size(cls, params: BaseModel) -> int | None:
+        """Rows per training group when the term reads batches of groups (a query and its mined
+        candidates: :mod:`alembert.terms.ranking`), None when it reads texts drawn at random."""
+        return None
+
     def over_pairs(self, values: list[torch.Tensor]) -> torch.Tensor:
         stacked = torch.stack(values)
         return stacked.sum() if self.reduce_pairs == "sum" else stacked.mean()
