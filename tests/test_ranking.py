@@ -144,6 +144,9 @@ def test_pseudo_queries_of_squad_never_come_from_the_held_out_articles():
     assert qs.pseudo == 200 and all(p not in held_out and q in p for q, p in pairs)
     assert not any(q in c for q, _ in pairs for c in held_out)
     assert not set(qs.passages) & set(qs.queries)
+    # the SQuAD questions are texts of the run already (stripped alike): no new text, the same teacher cache
+    questions = query_set(texts, ["squad"], 0, seed=0)
+    assert questions.texts == texts and (questions.positives >= 0).all() and len(questions.queries) > 8000
 
 
 def test_the_sampler_draws_whole_groups_shuffled_each_epoch():

@@ -37,7 +37,9 @@ def squad_queries() -> list[tuple[str, str]]:
     from alembert.data.squad import split_by_article
 
     train, _ = split_by_article()
-    return list(dict.fromkeys(zip(train["question"], train["context"], strict=True)))
+    # stripped as load_texts strips the run's texts: a question with a trailing space is the same text
+    pairs = zip(train["question"], train["context"], strict=True)
+    return list(dict.fromkeys((q.strip(), c.strip()) for q, c in pairs if q.strip()))
 
 
 def load_queries(sources: list[str], text_column: str | None = None) -> list[tuple[str, str | None]]:
