@@ -183,7 +183,9 @@ prune_rounds() {  # issue 36 (a): iterative pruning inside one run (--prune-roun
     $A export "$RUNS/prune-rounds-r$rounds-s42" --onnx --quantize int8 --output "$RUNS/prune-rounds-r$rounds-s42-int8" \
       --overwrite
   done
-  $A bench "$TEACHER" "$RUNS"/prune-rounds-r{1,2,3,4}-s42-int8 --task sst2 --threads 1 --output "$RUNS/prune-rounds-bench"
+  local exports=() rounds
+  for rounds in ${ROUNDS:-1 2 3 4}; do exports+=("$RUNS/prune-rounds-r$rounds-s42-int8"); done
+  $A bench "$TEACHER" "${exports[@]}" --task sst2 --threads 1 --output "$RUNS/prune-rounds-bench"
 }
 
 prune_mpnet() {  # issue 36 (b): mpnet-base fine-tuned on 8k SST-2 sentences, pruned to 6 layers (FFN 1536, then
