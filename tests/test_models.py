@@ -1,5 +1,7 @@
 """Model resolution, loading across encoder families, and student construction."""
 
+from pathlib import Path
+
 import pytest
 import torch
 from conftest import save_tiny
@@ -73,3 +75,41 @@ def test_head_size_mismatch_is_reported(tiny_bert, tmp_path):
     (tmp_path / "sst2-model").joinpath("x").write_text("")
     with pytest.raises(AlembertError, match="2-label head but task mnli needs 3"):
         load_classifier(tmp_path / "sst2-model", get_task("mnli"))
+
+
+def _unpack_and_read(blob: bytes, target: str, start, out) -> None:
+    from alembert.models.packaged import unpack
+
+    start.wait()
+    folder = unpack(blob, Path(target))
+    out.put(sorted((p.relative_to(folder).as_posix(), p.read_bytes()) for p in folder.rglob("*") if p.is_file()))
+
+
+def test_the_packaged_archive_unpacks_safely_from_several_processes_at_once(tmp_path):
+    """accelerate launch on an empty cache: every process unpacks mpnet-base at once. They used to share one
+    temporary folder and remove each other's (FileNotFoundError: .../1_Pooling/config.json); each now unpacks
+    into its own and the first complete folder stays in place while the others read it."""
+    import io
+    import multiprocessing as mp
+    import zipfile
+
+    files = {f"model/part{i}/file{j}.bin": bytes([i, j]) * 20000 for i in range(6) for j in range(8)}
+    files["model/config.json"] = b"{}"
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+    want = sorted((name.split("/", 1)[1], data) for name, data in files.items())
+    ctx = mp.get_context("fork")
+    start, out = ctx.Barrier(4), ctx.Queue()
+    target = tmp_path / "models" / "unpacked"
+    target.parent.mkdir()
+    procs = [ctx.Process(target=_unpack_and_read, args=(buf.getvalue(), str(target), start, out)) for _ in range(4)]
+    for p in procs:
+        p.start()
+    seen = [out.get(timeout=60) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+    assert [p.exitcode for p in procs] == [0, 0, 0, 0]
+    assert all(s == want for s in seen)
+    assert sorted(p.name for p in target.parent.iterdir()) == ["unpacked"]  # no copy left behind

