@@ -147,6 +147,12 @@ def test_a_resume_in_a_later_round_rebuilds_its_shape_and_ends_on_the_same_weigh
     after = load_file(str(found[-1] / "model.safetensors"))
     assert before.keys() == after.keys()
     assert max((before[k] - after[k]).abs().max().item() for k in before) <= 1e-6
+    # resumed inside the last round: its shape from the checkpoint, and the run describes the model as before
+    model = json.loads((out / "metrics.json").read_text())["model"]
+    shutil.rmtree(found[-1])
+    code, _, err = run_cli([*argv, "--resume"], capsys)
+    assert code == 0, err
+    assert json.loads((out / "metrics.json").read_text())["model"] == model and "in 3 rounds" in model
 
 
 @pytest.mark.train

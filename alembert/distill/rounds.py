@@ -29,7 +29,7 @@ import torch
 from alembert.distill.recipe import Stage
 from alembert.errors import AlembertError
 from alembert.models.prune import KEY
-from alembert.students.prune import recut
+from alembert.students.prune import recut, round_description
 from alembert.training.loop import total_steps
 
 
@@ -82,7 +82,9 @@ class Rounds:
             return student
         saved = self.run.resumed_model_config(rs.index)
         if saved is not None:
-            return rebuild(student, saved)
+            model = rebuild(student, saved)
+            self.description = round_description(model, self.prune, rs.round, self.name)
+            return model
         made = recut(student, self.prune, rs.round, self.data, self.seed + rs.round - 1, self.name)
         self.description, self._previous = made.description, previous_module
         return made.model.to(next(student.parameters()).device)

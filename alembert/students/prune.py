@@ -13,6 +13,7 @@ the teacher's width starts as a selection instead of a random matrix (:func:`~al
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import torch
 
@@ -103,12 +104,19 @@ def recut(model, p, r: int, data, seed: int, name: str) -> BuiltStudent:
     :func:`round_cut`. The config record composes, so the kept units stay in the first model's indices
     and the description reads against that model's shape (``name``: the first model)."""
     model.eval()
-    student, scores = cut(model, round_cut(Shape.of(model), p, r), data.batches, p.batches, seed)
-    rec = getattr(student.config, KEY)
+    student, _ = cut(model, round_cut(Shape.of(model), p, r), data.batches, p.batches, seed)
+    return BuiltStudent(student.train(), round_description(student, p, r, name), "model")
+
+
+def round_description(model, p, r: int, name: str) -> str:
+    """The description of ``model`` after round ``r`` of ``p.rounds``, read from its config record (the
+    first model's shape and the last cut's scoring), so a resumed run says what an uninterrupted one says."""
+    rec = getattr(model.config, KEY)
     first = rec["from"]
     shape = Shape(first["layers"], first["heads"], first["hidden"] // first["heads"], first["hidden"], first["ffn"])
+    scores = SimpleNamespace(batches=rec["batches"], examples=rec["examples"], seconds=rec["seconds"])
     rounds = f" in {p.rounds} rounds of cut-then-distil" if r == p.rounds else f" (round {r} of {p.rounds})"
-    return BuiltStudent(student.train(), describe(name, shape, student, rec["layers"], scores, False, rounds), "model")
+    return describe(name, shape, model, rec["layers"], scores, False, rounds)
 
 
 class Prune(Builder):
