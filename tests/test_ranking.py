@@ -158,6 +158,11 @@ def test_the_sampler_draws_whole_groups_shuffled_each_epoch():
     assert sorted(rows) == [tuple(g) for g in groups.tolist()]
     sampler.set_epoch(1)
     assert list(sampler) != first
+    # two processes split each batch: whole groups for each, so the last batch keeps an even number of groups
+    halves = QueryGroupSampler(np.arange(33).reshape(11, 3), 4, seed=1, processes=2)
+    assert [len(b) // 3 for b in halves] == [4, 4, 2] and len(halves) == 3
+    with pytest.raises(AlembertError, match="use a multiple of 2"):
+        QueryGroupSampler(groups, 3, processes=2)
 
 
 @pytest.mark.cli

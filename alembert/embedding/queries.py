@@ -190,26 +190,39 @@ def query_set(texts: list[str], sources: list[str], pseudo: int, seed: int, text
 
 class QueryGroupSampler:
     """Batches of ``batch_size`` whole groups (a query's row, then its candidates' rows), the groups
-    shuffled each epoch (seeded); the last, smaller batch is kept."""
+    shuffled each epoch (seeded). Under several processes each batch is split between them
+    (``split_batches``), so every batch holds a multiple of ``processes`` groups: the last, smaller
+    batch is cut to one (at most ``processes - 1`` groups left out of an epoch)."""
 
-    def __init__(self, groups: np.ndarray, batch_size: int, seed: int = 0):
+    def __init__(self, groups: np.ndarray, batch_size: int, seed: int = 0, processes: int = 1):
+        if batch_size % processes:
+            raise AlembertError(
+                f"--batch-size {batch_size} queries cannot be split between {processes} processes by whole query "
+                f"groups; use a multiple of {processes}"
+            )
         self.groups, self.batch_size, self.seed, self.epoch = np.asarray(groups), batch_size, seed, 0
+        self.processes = processes
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
+    def _used(self) -> int:
+        return len(self.groups) - len(self.groups) % self.batch_size % self.processes
+
     def __len__(self) -> int:
-        return -(-len(self.groups) // self.batch_size)
+        return -(-self._used() // self.batch_size)
 
     def __iter__(self):
         order = torch.randperm(len(self.groups), generator=torch.Generator().manual_seed(self.seed + self.epoch))
+        order = order[: self._used()]
         for start in range(0, len(order), self.batch_size):
             yield [int(i) for i in self.groups[order[start : start + self.batch_size].numpy()].reshape(-1)]
 
 
-def group_loader(ds, tokenizer, groups: np.ndarray, batch_size: int, seed: int):
-    """(DataLoader, sampler) of the query groups over the tokenised texts ``ds`` (with ``idx``)."""
-    sampler = QueryGroupSampler(groups, batch_size, seed)
+def group_loader(ds, tokenizer, groups: np.ndarray, batch_size: int, seed: int, processes: int = 1):
+    """(DataLoader, sampler) of the query groups over the tokenised texts ``ds`` (with ``idx``), each batch
+    divisible between ``processes``."""
+    sampler = QueryGroupSampler(groups, batch_size, seed, processes)
     loader = DataLoader(
         ds.with_format("torch", columns=model_columns(ds)),
         batch_sampler=sampler,

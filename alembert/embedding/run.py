@@ -162,7 +162,9 @@ def run_embedding_distill(cfg: DistillGeneralConfig, recipe: Recipe, callbacks: 
         loader, sampler = train_loader(ds, student_tok, cfg.train.batch_size, cfg.train.seed, cfg.train.group_by_length)
     else:  # groups of the real shape; the real run mines the teacher's candidates once its embeddings are cached
         groups = queries.placeholder(group - 1, cfg.train.seed)
-        loader, sampler = group_loader(ds, student_tok, groups, cfg.train.batch_size, cfg.train.seed)
+        loader, sampler = group_loader(
+            ds, student_tok, groups, cfg.train.batch_size, cfg.train.seed, accelerator.num_processes
+        )
     if run.dry_run:
         planned = PlannedStage(stage.name, module, loader, sampler, spec, "cached" if use_cache else "online")
         if use_cache:
@@ -197,7 +199,9 @@ def run_embedding_distill(cfg: DistillGeneralConfig, recipe: Recipe, callbacks: 
     if queries is not None:  # in the teacher's own space, before a static student's mapping below
         with run.timed("mining"):
             groups = queries.groups(module.cache.emb, module.cache.folder, group - 1)
-        loader, sampler = group_loader(ds, student_tok, groups, cfg.train.batch_size, cfg.train.seed)
+        loader, sampler = group_loader(
+            ds, student_tok, groups, cfg.train.batch_size, cfg.train.seed, accelerator.num_processes
+        )
         run.logger.log(queries=len(queries.queries), pseudo_queries=queries.pseudo, candidates=group - 1)
     if use_cache and getattr(student, "teacher_map", None) is not None and compares_vectors(stage):
         cache = module.cache  # the student lives in its own (PCA) space: its vector terms compare there
