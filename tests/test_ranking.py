@@ -183,8 +183,11 @@ def test_embed_rank_trains_on_mined_groups_end_to_end(tmp_path, tiny_st, capsys)
     assert all(r["embed_rank"] >= 0 for r in log if "embed_rank" in r) and any("embed_rank" in r for r in log)
     from alembert.models.packaged import cache_dir
 
-    (mined,) = [m for m in cache_dir().glob("embeddings/*/mined-*.npy") if np.load(m).shape == (3, 7)]
-    assert np.load(mined).max() < 66 + 3  # text indices of the run's texts
+    from alembert.embedding.shards import read
+
+    found = [np.asarray(read(m.parent)) for m in cache_dir().glob("embeddings/*/mined-*/meta.json")]
+    (mined,) = [m for m in found if m.shape == (3, 7)]  # cached in shards beside the teacher's embeddings
+    assert mined.max() < 66 + 3  # text indices of the run's texts
 
 
 @pytest.mark.cli
@@ -203,3 +206,29 @@ def test_bad_ranking_input_is_one_line_before_any_output(tmp_path, tiny_st, caps
         code, _, err = run_cli(cmd, capsys)
         assert code == 2 and message in err and len(err.strip().splitlines()) == 1, (cmd, err)
         assert not out.exists()
+
+
+def test_the_mined_candidates_are_cached_in_shards_and_a_partial_cache_resumes(tmp_path, monkeypatch):
+    import alembert.embedding.queries as q
+
+    rng = np.random.default_rng(4)
+    emb = rng.normal(size=(50, 8)).astype(np.float32)
+    queries, passages = np.arange(40, 50), np.arange(40)
+    want = mine(emb, queries, passages, 3)
+    got = q.mined(tmp_path, emb, queries, passages, 3, rows_per_shard=4)
+    (folder,) = tmp_path.glob("mined-*")
+    assert np.array_equal(got, want) and sorted(p.name for p in folder.glob("shard-*")) == [
+        "shard-00000.npy",
+        "shard-00001.npy",
+        "shard-00002.npy",
+    ]
+    # as if killed after the first shard: the partial folder keeps it, the next run mines only the other two
+    partial = folder.with_name(f".partial-{folder.name}")
+    folder.rename(partial)
+    for name in ("meta.json", "shard-00001.npy", "shard-00002.npy"):
+        (partial / name).unlink()
+    calls = []
+    real = q.mine
+    monkeypatch.setattr(q, "mine", lambda *a, **k: calls.append(len(a[1])) or real(*a, **k))
+    assert np.array_equal(q.mined(tmp_path, emb, queries, passages, 3, rows_per_shard=4), want)
+    assert calls == [4, 2] and not partial.exists()

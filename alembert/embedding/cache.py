@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -27,16 +26,7 @@ import torch
 from alembert.data.tokenize import clip, tokenizer_fingerprint
 from alembert.distill.teacher_cache import weights_fingerprint
 from alembert.distill.teacher_view import TeacherView
-from alembert.embedding.shards import (
-    SHARD_ROWS,
-    ShardedArray,
-    clear_temporary,
-    is_complete,
-    shard_count,
-    shard_path,
-    shard_rows,
-    write_shard,
-)
+from alembert.embedding.shards import SHARD_ROWS, ShardedArray, build
 from alembert.models.packaged import cache_dir
 from alembert.progress import progress
 
@@ -67,7 +57,7 @@ class EmbeddingCache:
         self.folder = folder
         meta = json.loads((folder / "meta.json").read_text())
         if "shard_rows" in meta:
-            self.emb = ShardedArray(folder, meta["texts"], meta["shard_rows"])
+            self.emb = ShardedArray(folder, meta.get("rows", meta["texts"]), meta["shard_rows"])
         else:  # written whole, before shards
             self.emb = np.load(folder / "emb.npy", mmap_mode="r")
 
@@ -144,37 +134,19 @@ def build_embedding_cache(
     """The cache of ``texts`` (see the module docstring), computed where missing. With ``accelerator``
     (every process of the run calls this) each process computes shards ``rank, rank + processes, ...``."""
     folder = embedding_cache_folder(teacher, tokenizer, texts, max_length, root, autocast)
-    if (folder / "meta.json").is_file():
-        return EmbeddingCache(folder)
-    rank, world = (accelerator.process_index, accelerator.num_processes) if accelerator is not None else (0, 1)
 
-    def everyone():
-        if accelerator is not None:
-            accelerator.wait_for_everyone()
+    def embed(rows: range) -> np.ndarray:
+        emb = encode(teacher, tokenizer, [texts[r] for r in rows], max_length, batch_size, autocast)
+        return emb.astype(np.float32)
 
-    partial = folder.with_name(f".partial-{folder.name}")
-    if rank == 0:
-        partial.mkdir(parents=True, exist_ok=True)
-        clear_temporary(partial)  # a killed writer's half shard; no process of this run writes yet
-    everyone()
-    n = shard_count(len(texts), rows_per_shard)
-    mine = [
-        i for i in range(rank, n, world) if not is_complete(partial, i, len(shard_rows(i, len(texts), rows_per_shard)))
-    ]
-    todo = sum(len(shard_rows(i, len(texts), rows_per_shard)) for i in mine)
-    with progress(todo, "teacher embeddings (cached once)", "text", disable=rank != 0) as bar:
-        for i in mine:
-            rows = shard_rows(i, len(texts), rows_per_shard)
-            write_shard(
-                partial, i, encode(teacher, tokenizer, [texts[r] for r in rows], max_length, batch_size, autocast)
-            )
-            bar.update(len(rows))
-    everyone()
-    if rank == 0 and not (folder / "meta.json").is_file():
-        dim = int(np.load(shard_path(partial, 0), mmap_mode="r").shape[1])
-        meta = {"texts": len(texts), "dim": dim, "max_length": max_length, "shards": n, "shard_rows": rows_per_shard}
-        (partial / "meta.json").write_text(json.dumps(meta))
-        shutil.rmtree(folder, ignore_errors=True)
-        partial.rename(folder)
-    everyone()
+    meta = {"texts": len(texts), "dim": int(teacher.dim), "max_length": max_length}
+    build(
+        folder,
+        len(texts),
+        embed,
+        meta,
+        rows_per_shard=rows_per_shard,
+        accelerator=accelerator,
+        desc="teacher embeddings (cached once)",
+    )
     return EmbeddingCache(folder)

@@ -18,7 +18,6 @@ A ranking term (:mod:`alembert.terms.ranking`) trains on groups of rows: a query
 from __future__ import annotations
 
 import hashlib
-import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +28,7 @@ from torch.utils.data import DataLoader
 from transformers import DataCollatorWithPadding
 
 from alembert.data.batching import model_columns
+from alembert.embedding.shards import build, read
 from alembert.errors import AlembertError
 
 
@@ -122,22 +122,27 @@ def mine(
     return out
 
 
-def mined(folder: Path | None, emb, queries, passages, k: int, positives=None) -> np.ndarray:
-    """:func:`mine`, cached in the teacher's embedding-cache ``folder`` (None: not cached), keyed by the
-    query rows, passage rows, known passages and ``k``; written under a temporary name and renamed."""
+def mined(
+    folder: Path | None, emb, queries, passages, k: int, positives=None, accelerator=None, rows_per_shard: int = 4096
+) -> np.ndarray:
+    """:func:`mine`, cached in the teacher's embedding-cache ``folder`` (None: not cached) as a sharded array
+    (:mod:`.shards`: resumable after a kill, each process of ``accelerator`` mining its share of the
+    queries), keyed by the query rows, passage rows, known passages and ``k``."""
     if folder is None:
         return mine(emb, queries, passages, k, positives)
     h = hashlib.sha256()
     for part in (queries, passages, positives if positives is not None else np.array([-2]), np.array([k])):
         h.update(np.asarray(part, dtype=np.int64).tobytes())
-    path = Path(folder) / f"mined-{h.hexdigest()[:16]}.npy"
-    if path.is_file():
-        return np.load(path)
-    groups = mine(emb, queries, passages, k, positives)
-    tmp = path.with_name(f".tmp-{path.stem}-{os.getpid()}.npy")
-    np.save(tmp, groups)
-    os.replace(tmp, path)
-    return groups
+    queries = np.asarray(queries, dtype=np.int64)
+
+    def part(rows: range) -> np.ndarray:
+        known = positives[rows.start : rows.stop] if positives is not None else None
+        return mine(emb, queries[rows.start : rows.stop], passages, k, known)
+
+    target = Path(folder) / f"mined-{h.hexdigest()[:16]}"
+    meta = {"queries": len(queries), "candidates": k}
+    build(target, len(queries), part, meta, rows_per_shard=rows_per_shard, accelerator=accelerator)
+    return np.asarray(read(target))
 
 
 @dataclass
@@ -152,11 +157,10 @@ class QuerySet:
     passages: np.ndarray
     pseudo: int
 
-    def groups(self, emb, folder: Path | None, k: int) -> np.ndarray:
+    def groups(self, emb, folder: Path | None, k: int, accelerator=None) -> np.ndarray:
         """(Q, 1 + k) text indices: each query, then its ``k`` mined candidates (cached in ``folder``)."""
-        return np.concatenate(
-            [self.queries[:, None], mined(folder, emb, self.queries, self.passages, k, self.positives)], 1
-        )
+        found = mined(folder, emb, self.queries, self.passages, k, self.positives, accelerator)
+        return np.concatenate([self.queries[:, None], found], 1)
 
     def placeholder(self, k: int, seed: int) -> np.ndarray:
         """Groups of the real shape with candidates drawn at random: a dry run times steps before any mining."""

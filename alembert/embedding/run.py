@@ -198,7 +198,7 @@ def run_embedding_distill(cfg: DistillGeneralConfig, recipe: Recipe, callbacks: 
             )
     if queries is not None:  # in the teacher's own space, before a static student's mapping below
         with run.timed("mining"):
-            groups = queries.groups(module.cache.emb, module.cache.folder, group - 1)
+            groups = queries.groups(module.cache.emb, module.cache.folder, group - 1, accelerator)
         loader, sampler = group_loader(
             ds, student_tok, groups, cfg.train.batch_size, cfg.train.seed, accelerator.num_processes
         )

@@ -13,11 +13,15 @@ width, shard size) is for the caller's ``meta.json`` to say.
 
 from __future__ import annotations
 
+import json
 import math
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
+
+from alembert.progress import progress
 
 #: rows per shard: 4,096 MPNet vectors are 12.6 MB, about 3 minutes of a 12-layer teacher on 2 cores
 SHARD_ROWS = 4096
@@ -41,7 +45,7 @@ def write_shard(folder: Path, i: int, array: np.ndarray) -> Path:
     final = shard_path(folder, i)
     tmp = final.with_name(f".tmp-{final.stem}-{os.getpid()}.npy")
     try:
-        np.save(tmp, np.ascontiguousarray(array, dtype=np.float32))
+        np.save(tmp, np.ascontiguousarray(array))
         os.replace(tmp, final)
     finally:
         tmp.unlink(missing_ok=True)
@@ -60,6 +64,58 @@ def clear_temporary(folder: Path) -> None:
     """Remove the half-written shards a killed writer left (the caller makes sure none is writing)."""
     for tmp in Path(folder).glob(".tmp-shard-*.npy"):
         tmp.unlink(missing_ok=True)
+
+
+def build(
+    folder: Path,
+    rows: int,
+    compute,
+    meta: dict,
+    *,
+    rows_per_shard: int = SHARD_ROWS,
+    accelerator=None,
+    desc: str | None = None,
+) -> Path:
+    """``folder`` complete: the shards of a ``rows``-row array, ``compute(range_of_rows)`` giving each one's
+    rows, written where missing into ``.partial-<name>`` (each process of ``accelerator`` its share: shards
+    ``rank, rank + processes, ...``), then ``meta`` (with ``rows``, ``shards``, ``shard_rows``) and the rename
+    into place by the main process. A folder already complete is returned as it is."""
+    folder = Path(folder)
+    if (folder / "meta.json").is_file():
+        return folder
+    rank, world = (accelerator.process_index, accelerator.num_processes) if accelerator is not None else (0, 1)
+
+    def everyone():
+        if accelerator is not None:
+            accelerator.wait_for_everyone()
+
+    partial = folder.with_name(f".partial-{folder.name}")
+    if rank == 0:
+        partial.mkdir(parents=True, exist_ok=True)
+        clear_temporary(partial)  # a killed writer's half shard; no process of this run writes yet
+    everyone()
+    n = shard_count(rows, rows_per_shard)
+    todo = [i for i in range(rank, n, world) if not is_complete(partial, i, len(shard_rows(i, rows, rows_per_shard)))]
+    total = sum(len(shard_rows(i, rows, rows_per_shard)) for i in todo)
+    with progress(total, desc or "shards", "row", disable=rank != 0 or desc is None) as bar:
+        for i in todo:
+            part = shard_rows(i, rows, rows_per_shard)
+            write_shard(partial, i, compute(part))
+            bar.update(len(part))
+    everyone()
+    if rank == 0 and not (folder / "meta.json").is_file():
+        whole = {**meta, "rows": rows, "shards": n, "shard_rows": rows_per_shard}
+        (partial / "meta.json").write_text(json.dumps(whole))
+        shutil.rmtree(folder, ignore_errors=True)
+        partial.rename(folder)
+    everyone()
+    return folder
+
+
+def read(folder: Path) -> ShardedArray:
+    """The complete sharded array of ``folder`` (its ``meta.json`` says the rows and shard size)."""
+    meta = json.loads((Path(folder) / "meta.json").read_text())
+    return ShardedArray(folder, meta.get("rows", meta.get("texts")), meta["shard_rows"])
 
 
 class ShardedArray:

@@ -18,12 +18,13 @@ pause_at = int(sys.argv[5]) if len(sys.argv) > 5 else None
 from accelerate import Accelerator  # noqa: E402
 
 import alembert.embedding.cache as cache  # noqa: E402
+import alembert.embedding.shards as shards  # noqa: E402
 from alembert.models.sentence import load_embedding_model  # noqa: E402
 
 TEXTS = [f"text number {i} of the shard test" for i in range(40)]
 accelerator = Accelerator(cpu=True)
 rank = accelerator.process_index
-original_encode, original_write = cache.encode, cache.write_shard
+original_encode, original_write = cache.encode, shards.write_shard
 state = {"encoded": 0}
 
 
@@ -42,7 +43,7 @@ def write_shard(folder, i, array):
     return path
 
 
-cache.encode, cache.write_shard = encode, write_shard
+cache.encode, shards.write_shard = encode, write_shard
 model, tok = load_embedding_model(model_path)
 built = cache.build_embedding_cache(model, tok, TEXTS, 32, root=root, accelerator=accelerator, rows_per_shard=per)
 print("DONE", built.folder, flush=True)
