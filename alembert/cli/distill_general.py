@@ -66,6 +66,7 @@ def register(sub) -> None:
         "--queries",
         nargs="+",
         dest="data.queries",
+        metavar="SOURCE",
         default=None,
         help="ranking recipes (embed-rank): query texts, files as for --corpus, or squad (its training questions)",
     )
