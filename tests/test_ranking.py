@@ -181,9 +181,8 @@ def test_embed_rank_trains_on_mined_groups_end_to_end(tmp_path, tiny_st, capsys)
     assert metrics["steps"] == 3 and metrics["train_examples"] == 66 + 3
     log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert all(r["embed_rank"] >= 0 for r in log if "embed_rank" in r) and any("embed_rank" in r for r in log)
-    from alembert.models.packaged import cache_dir
-
     from alembert.embedding.shards import read
+    from alembert.models.packaged import cache_dir
 
     found = [np.asarray(read(m.parent)) for m in cache_dir().glob("embeddings/*/mined-*/meta.json")]
     (mined,) = [m for m in found if m.shape == (3, 7)]  # cached in shards beside the teacher's embeddings
