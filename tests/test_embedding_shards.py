@@ -54,6 +54,27 @@ def test_the_reader_returns_the_rows_asked_for_across_shards(tmp_path):
     assert not list(tmp_path.glob(".tmp-*"))  # written under a temporary name, renamed when complete
 
 
+def test_only_the_half_shards_of_writers_that_are_gone_are_cleared(tmp_path):
+    """Two runs building the same cache at once: the second's start must not delete the first's shard in
+    progress (it did: FileNotFoundError on the first's rename); a killed writer's half shard goes."""
+    from alembert.embedding.shards import clear_temporary
+
+    def running(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+    gone = next(pid for pid in range(4_000_000, 1, -1) if not running(pid))
+    dead = tmp_path / f".tmp-shard-00001-{gone}.npy"
+    live = tmp_path / f".tmp-shard-00002-{os.getppid()}.npy"
+    for f in (dead, live):
+        f.write_bytes(b"half")
+    clear_temporary(tmp_path)
+    assert not dead.exists() and live.exists()
+
+
 def test_a_built_cache_is_the_array_computed_whole_and_is_reused(teacher, tmp_path):
     model, tok = load_embedding_model(teacher)
     cache = build_embedding_cache(model, tok, TEXTS, 32, root=tmp_path, rows_per_shard=7)

@@ -60,9 +60,23 @@ def is_complete(folder: Path, i: int, rows: int) -> bool:
         return False
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
+
+
 def clear_temporary(folder: Path) -> None:
-    """Remove the half-written shards a killed writer left (the caller makes sure none is writing)."""
+    """Remove the half-written shards of writers that are gone (a killed build). A live writer's is left
+    alone: another run may be building the same cache at the same moment (its temporary names carry its pid)."""
     for tmp in Path(folder).glob(".tmp-shard-*.npy"):
+        pid = tmp.stem.rsplit("-", 1)[-1]
+        if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
+            continue
         tmp.unlink(missing_ok=True)
 
 
