@@ -97,18 +97,13 @@ def run_distill(cfg: DistillConfig, kind, callbacks: Callbacks | None = None) ->
     # the recipe's stages, the last one in rounds of cut-then-distil with --prune-rounds (distill/rounds.py)
     rounds = Rounds(cfg.student, recipe.stages, run, made_data, cfg.train.seed, cfg.student.path or cfg.teacher)
 
-    def train_config(stage):
-        return cfg.train.model_copy(
-            update={k: v for k, v in {"epochs": stage.epochs, "lr": stage.lr}.items() if v is not None}
-        )
-
     if made_data is not None:  # enough steps for every round, checked before the output folder exists
-        rounds.check(train_config(recipe.stages[-1]), len(made_data.batches))
+        rounds.check(recipe.stages[-1].train_config(cfg.train), len(made_data.batches))
 
     def stage_parts(rs, student):
         """(module, loader, sampler, spec, cache plan) of run stage ``rs``; the cache built unless dry."""
         i, stage = rs.data_index, rs.stage
-        train_cfg = train_config(stage)
+        train_cfg = stage.train_config(cfg.train)
         module = DistillModule(
             student,
             teacher,

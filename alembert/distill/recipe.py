@@ -109,6 +109,12 @@ class Stage(Strict):
         """The teacher side of every term fits in the teacher cache (logits, [CLS] states)."""
         return self.needs_teacher and all(t.term.cacheable for t in self.losses)
 
+    def train_config(self, train):
+        """``train`` (a ``TrainConfig``) with this stage's ``epochs`` and ``lr`` where set."""
+        return train.model_copy(
+            update={k: v for k, v in {"epochs": self.epochs, "lr": self.lr}.items() if v is not None}
+        )
+
     @property
     def group_size(self) -> int | None:
         """Rows per query group when a term of the stage trains on query groups (None: plain batches)."""

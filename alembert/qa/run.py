@@ -281,16 +281,11 @@ def run_qa_distill(cfg: DistillConfig, kind, callbacks: Callbacks | None = None)
     # the recipe's stages, the last one in rounds of cut-then-distil with --prune-rounds (distill/rounds.py)
     rounds = Rounds(student_spec, recipe.stages, run, data, cfg.train.seed, student_spec.path or cfg.teacher)
 
-    def train_config(stage):
-        return cfg.train.model_copy(
-            update={k: v for k, v in {"epochs": stage.epochs, "lr": stage.lr}.items() if v is not None}
-        )
-
     if data is not None:  # enough steps for every round, checked before the output folder exists
-        rounds.check(train_config(recipe.stages[-1]), len(data.batches))
+        rounds.check(recipe.stages[-1].train_config(cfg.train), len(data.batches))
 
     def stage_parts(rs, student):
-        train_cfg = train_config(rs.stage)
+        train_cfg = rs.stage.train_config(cfg.train)
         module = DistillModule(student, teacher, rs.stage)  # online teacher: the cache keeps only `logits`
         loader, sampler = qa_train_loader(
             train_f, tokenizer, train_cfg.batch_size, train_cfg.seed + rs.data_index, train_cfg.group_by_length
