@@ -23,6 +23,8 @@ def test_distill_card_parses_with_the_run_metrics(tiny_teacher, tmp_path, capsys
     code, _, err = run_cli(
         [
             "distill",
+            "--transfer",
+            "none",
             "--teacher",
             tiny_teacher,
             "--recipe",

@@ -38,6 +38,8 @@ def mpnet_teacher(tmp_path_factory, bert_tokenizer):
 def distill(teacher, student, out, recipe, *extra):
     return [
         "distill",
+        "--transfer",
+        "none",
         "--teacher",
         teacher,
         "--student",
@@ -118,6 +120,8 @@ def test_transfer_set_without_labels(tiny_bert, tmp_path, capsys):
             8,
             "--transfer",
             transfer,
+            "--transfer-fill",
+            0,  # the file alone: no filling from the other training rows
             "--epochs",
             1,
             "--batch-size",
@@ -132,28 +136,11 @@ def test_transfer_set_without_labels(tiny_bert, tmp_path, capsys):
     assert code == 0, err
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["train_examples"] == 16 + 24
+    assert metrics["details"]["transfer"]["sources"] == {f"from {transfer}": 24}
     records = [
         json.loads(line) for line in (out / "log.jsonl").read_text().splitlines() if '"step"' in line and '"kd"' in line
     ]
     assert records and all(r["kd"] >= 0 and r["ce"] >= 0 for r in records)
-
-
-def test_max_transfer_samples_keeps_the_first_texts(tmp_path):
-    from alembert.config.schema import DataConfig
-    from alembert.data.glue import get_task
-    from alembert.data.transfer import load_transfer
-    from alembert.errors import AlembertError
-
-    transfer = tmp_path / "unlabelled.txt"
-    transfer.write_text("\n".join(f"text {i}" for i in range(10)))
-    ds = load_transfer(DataConfig(task="sst2", transfer=str(transfer), max_transfer_samples=3), get_task("sst2"))
-    assert ds["text_a"] == ["text 0", "text 1", "text 2"]
-    rest = load_transfer(
-        DataConfig(task="sst2", transfer="train-rest", max_train_samples=100, max_transfer_samples=5), get_task("sst2")
-    )
-    assert len(rest) == 5 and "label" not in rest.column_names
-    with pytest.raises(AlembertError, match="needs a transfer set"):
-        load_transfer(DataConfig(task="sst2", max_transfer_samples=5), get_task("sst2"))
 
 
 def test_a_batch_of_transfer_rows_only_gives_zero_ce_not_nan():

@@ -38,6 +38,8 @@ def test_four_classes_through_every_command(tiny_bert, tmp_path, capsys):
     code, _, err = run_cli(
         [
             "distill",
+            "--transfer",
+            "none",
             "--teacher",
             teacher,
             *data,

@@ -19,6 +19,8 @@ from alembert.models.student import student_from_config, student_from_teacher
 def distill(teacher, out, recipe, *extra):
     return [
         "distill",
+        "--transfer",
+        "none",
         "--teacher",
         teacher,
         "--recipe",

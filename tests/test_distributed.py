@@ -66,6 +66,8 @@ def launch(
         "-m",
         "alembert.cli.main",
         "distill",
+        "--transfer",
+        "none",
         "--teacher",
         teacher,
         "--recipe",

@@ -349,6 +349,8 @@ CASES = [
         "damaged-weights-distill",
         lambda c: [
             "distill",
+            "--transfer",
+            "none",
             "--teacher",
             _damaged_weights(c),
             "--task",
@@ -399,7 +401,17 @@ CASES = [
         "distill-output-under-a-file",
         lambda c: (
             (c.tmp / "afile").write_text("x"),
-            ["distill", "--teacher", _damaged_weights(c), "--task", "sst2", "--output", c.tmp / "afile" / "o"],
+            [
+                "distill",
+                "--transfer",
+                "none",
+                "--teacher",
+                _damaged_weights(c),
+                "--task",
+                "sst2",
+                "--output",
+                c.tmp / "afile" / "o",
+            ],
         )[1],
         words=("afile", "is a file"),
         watch=lambda c: c.tmp / "afile" / "o",
@@ -479,6 +491,8 @@ CASES = [
             "finetune": lambda c, m: finetune_args(m, c.tmp / "out", c.train),
             "distill": lambda c, m: [
                 "distill",
+                "--transfer",
+                "none",
                 "--teacher",
                 m,
                 "--task",
@@ -826,7 +840,20 @@ def test_all_zero_recipe_weights_are_refused(tiny_teacher, tmp_path, capsys):
         "name: zero\nstages:\n  - losses:\n      - {loss: kd, weight: 0}\n      - {loss: ce, weight: 0}\n"
     )
     code, _, err = run_cli(
-        ["distill", "--teacher", tiny_teacher, "--task", "sst2", "--recipe", recipe, "--output", tmp_path / "o"], capsys
+        [
+            "distill",
+            "--transfer",
+            "none",
+            "--teacher",
+            tiny_teacher,
+            "--task",
+            "sst2",
+            "--recipe",
+            recipe,
+            "--output",
+            tmp_path / "o",
+        ],
+        capsys,
     )
     assert code == 2 and "every loss weight is 0" in err and err.count("\n") == 1, err
     assert not (tmp_path / "o").exists()

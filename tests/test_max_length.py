@@ -112,7 +112,20 @@ def test_a_classifier_trained_at_64_is_distilled_and_recorded_at_64(tiny_teacher
     assert json.loads((teacher / "metrics.json").read_text())["details"]["max_length"] == 64
     student = tmp_path / "student"
     code, _, err = run_cli(
-        ["distill", "--teacher", teacher, "--recipe", "kd", "--student-layers", "0,2", *small, "--output", student],
+        [
+            "distill",
+            "--transfer",
+            "none",
+            "--teacher",
+            teacher,
+            "--recipe",
+            "kd",
+            "--student-layers",
+            "0,2",
+            *small,
+            "--output",
+            student,
+        ],
         capsys,
     )
     assert code == 0, err

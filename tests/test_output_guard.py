@@ -37,7 +37,19 @@ WRITERS = {
         *["finetune", "--model", bert, "--task", "sst2", "--max-train-samples", 8, "--output", out],
     ],
     "distill": lambda t, teacher, bert, out: [
-        *["distill", "--teacher", teacher, "--task", "sst2", "--max-train-samples", 8, "--output", out],
+        *[
+            "distill",
+            "--transfer",
+            "none",
+            "--teacher",
+            teacher,
+            "--task",
+            "sst2",
+            "--max-train-samples",
+            8,
+            "--output",
+            out,
+        ],
     ],
     "distill-general": lambda t, teacher, bert, out: [
         *["distill-general", "--teacher", bert, "--corpus", _texts(t), "--output", out],

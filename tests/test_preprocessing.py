@@ -15,6 +15,8 @@ def test_max_length_travels_with_the_model(tiny_teacher, tmp_path, capsys):
     code, _, err = run_cli(
         [
             "distill",
+            "--transfer",
+            "none",
             "--teacher",
             tiny_teacher,
             "--recipe",

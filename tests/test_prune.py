@@ -339,7 +339,19 @@ def test_the_builder_scores_real_batches_and_describes_the_cut():
 @pytest.mark.train
 def test_distill_with_a_pruned_student_end_to_end(tiny_teacher, tmp_path, capsys):
     out = tmp_path / "pruned"
-    args = ["distill", "--teacher", tiny_teacher, "--recipe", "tinybert", "--task", "sst2", "--max-train-samples", 48]
+    args = [
+        "distill",
+        "--transfer",
+        "none",
+        "--teacher",
+        tiny_teacher,
+        "--recipe",
+        "tinybert",
+        "--task",
+        "sst2",
+        "--max-train-samples",
+        48,
+    ]
     args += ["--max-eval-samples", 24, "--batch-size", 16, "--max-steps", 2, "--output", out]
     args += ["--student-prune", "heads=1,ffn=40,layers=0,2", "--prune-batches", 2]
     code, stdout, err = run_cli([*args, "--dry-run"], capsys)
@@ -377,7 +389,7 @@ def test_a_projection_starts_as_the_selection_of_kept_dimensions(tiny_teacher):
 @pytest.mark.cli
 def test_bad_prune_flags_are_one_line_before_any_output(tiny_teacher, tmp_path, capsys):
     out = tmp_path / "o"
-    base = ["distill", "--teacher", tiny_teacher, "--task", "sst2", "--output", out]
+    base = ["distill", "--transfer", "none", "--teacher", tiny_teacher, "--task", "sst2", "--output", out]
     for flags, message in [
         (["--student-prune", "heads=3"], "heads=3: each layer has 2 heads"),
         (["--student-prune", "ffn=0"], "student.prune.ffn"),

@@ -99,7 +99,19 @@ def test_rounds_need_a_width_to_shrink_and_a_run_to_cut_them():
 
 
 def args(teacher, out, *extra):
-    argv = ["distill", "--teacher", teacher, "--task", "sst2", "--max-train-samples", 64, "--max-eval-samples", 16]
+    argv = [
+        "distill",
+        "--transfer",
+        "none",
+        "--teacher",
+        teacher,
+        "--task",
+        "sst2",
+        "--max-train-samples",
+        64,
+        "--max-eval-samples",
+        16,
+    ]
     argv += ["--batch-size", 16, "--max-steps", 6, "--lr", 1e-3, "--student-prune", "ffn=16,rounds=3"]
     return [*argv, "--prune-batches", 2, "--output", out, *extra]
 

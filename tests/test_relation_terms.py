@@ -28,6 +28,8 @@ HEADS2 = "recipe.stages.0.losses.0.relation_heads=2"  # the recipes' 12 relation
 def distill(teacher, out, recipe, *extra):
     return [
         "distill",
+        "--transfer",
+        "none",
         "--teacher",
         teacher,
         "--recipe",
@@ -351,6 +353,8 @@ def test_aligned_relations_are_the_gathered_teacher_rows(mpnet_teacher, tiny_ber
 def cross(teacher, student, out, recipe, mode, *extra):
     return [
         "distill",
+        "--transfer",
+        "none",
         "--teacher",
         teacher,
         "--student",

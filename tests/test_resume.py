@@ -111,6 +111,8 @@ def test_nan_loss_stops_naming_step_and_term_and_keeps_the_checkpoint(tiny_bert,
     code, _, err = run_cli(
         [
             "distill",
+            "--transfer",
+            "none",
             "--teacher",
             tiny_bert,
             "--recipe",
@@ -193,7 +195,19 @@ def test_a_two_stage_recipe_resumed_in_its_second_stage_matches_uninterrupted(ti
     (Before, the accelerator kept stage 1's objects too: the checkpoint's model.safetensors and optimizer.bin
     were stage 1's, and the resume loaded them into stage 2.)"""
     out = tmp_path / "run"
-    argv = ["distill", "--teacher", tiny_teacher, "--recipe", "tinybert", "--task", "sst2", "--student-layers", "0,2"]
+    argv = [
+        "distill",
+        "--transfer",
+        "none",
+        "--teacher",
+        tiny_teacher,
+        "--recipe",
+        "tinybert",
+        "--task",
+        "sst2",
+        "--student-layers",
+        "0,2",
+    ]
     argv += ["--max-train-samples", 64, "--max-eval-samples", 16, "--batch-size", 16, "--max-steps", 4]
     argv += ["--lr", 1e-3, "--save-every", 2, "--keep-checkpoints", 10, "--output", out]
     code, _, err = run_cli(argv, capsys)

@@ -29,6 +29,8 @@ def finetune(model, out, *extra):
 def distill(teacher, out, *extra):
     return [
         "distill",
+        "--transfer",
+        "none",
         "--teacher",
         teacher,
         "--recipe",
@@ -121,6 +123,7 @@ def _dry_plan(tiny_teacher, tmp_path, **train) -> dict:
         "data.task": "sst2",
         "data.max_train_samples": 48,
         "data.max_eval_samples": 16,
+        "data.transfer": "none",
         "train.batch_size": 8,
         **{f"train.{k}": v for k, v in train.items()},
     }

@@ -198,7 +198,19 @@ def test_toy_builder_reaches_distill_after_the_data(toy, tiny_teacher, bert_toke
     from alembert.data.load import load_split
 
     out = tmp_path / "toy"
-    args = ["distill", "--teacher", tiny_teacher, "--recipe", "kd", "--task", "sst2", "--max-train-samples", 48]
+    args = [
+        "distill",
+        "--transfer",
+        "none",
+        "--teacher",
+        tiny_teacher,
+        "--recipe",
+        "kd",
+        "--task",
+        "sst2",
+        "--max-train-samples",
+        48,
+    ]
     args += ["--max-eval-samples", 24, "--batch-size", 16, "--max-steps", 2, "--output", out]
     code, stdout, err = run_cli([*args, "--set", "student.builder=toy", "--dry-run"], capsys)
     assert code == 0, err
@@ -264,6 +276,18 @@ def test_toy_builder_reaches_distill_general_embeddings(toy, tiny_bert, bert_tok
 @pytest.mark.cli
 def test_an_unknown_builder_is_one_line_before_any_output(tiny_teacher, tmp_path, capsys):
     out = tmp_path / "o"
-    args = ["distill", "--teacher", tiny_teacher, "--task", "sst2", "--output", out, "--set", "student.builder=nope"]
+    args = [
+        "distill",
+        "--transfer",
+        "none",
+        "--teacher",
+        tiny_teacher,
+        "--task",
+        "sst2",
+        "--output",
+        out,
+        "--set",
+        "student.builder=nope",
+    ]
     code, _, err = run_cli(args, capsys)
     assert code == 2 and "student.builder 'nope' is not a student builder" in err and not out.exists()

@@ -77,6 +77,8 @@ def test_set_temperature_reaches_kd_loss(tiny_teacher, tmp_path, capsys, monkeyp
     code, _, err = run_cli(
         [
             "distill",
+            "--transfer",
+            "none",
             "--teacher",
             tiny_teacher,
             "--recipe",

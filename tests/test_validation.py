@@ -21,6 +21,8 @@ SENTINEL = "notes.txt"
 def distill(teacher, out, *extra):
     return [
         "distill",
+        "--transfer",
+        "none",
         "--teacher",
         teacher,
         "--task",

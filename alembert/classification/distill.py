@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from alembert.classification.distill_data import distill_data, teacher_side
 from alembert.classification.evaluate import evaluate_model
 from alembert.config.schema import DistillConfig
@@ -80,8 +82,17 @@ def run_distill(cfg: DistillConfig, kind, callbacks: Callbacks | None = None) ->
         return made
 
     made = None if builder.needs_data else make_student()  # a student of no data is checked before any data loads
+    data_cfg = cfg.data
+    if not reads_teacher and data_cfg.transfer is None:  # the student alone: nothing would label transfer text
+        data_cfg = data_cfg.model_copy(update={"transfer": "none"})
     with run.cache_guard():  # label values and empty data are checked here; the tokenised cache is written once
-        train, dev, teacher_dev_set = distill_data(cfg.data, task, tokenizer, student_tok, two)
+        train, dev, teacher_dev_set, transfer = distill_data(
+            data_cfg, task, tokenizer, student_tok, two, cfg.teacher, cfg.train.seed
+        )
+    if data_cfg is not cfg.data:
+        transfer.why = f"recipe {recipe.name} reads no teacher output"
+    if run.is_main:
+        print(transfer.line(), file=sys.stderr, flush=True)
     made_data = None
     if made is None:  # the builder reads real training batches, in the student's tokenizer
         loader = train_loader(train, student_tok, cfg.train.batch_size, cfg.train.seed, cfg.train.group_by_length)[0]
@@ -99,6 +110,8 @@ def run_distill(cfg: DistillConfig, kind, callbacks: Callbacks | None = None) ->
 
     if made_data is not None:  # enough steps for every round, checked before the output folder exists
         rounds.check(recipe.stages[-1].train_config(cfg.train), len(made_data.batches))
+
+    labels_by: dict[str, dict] = {}  # stage -> who computed its cached teacher outputs (export/teacher_labels.py)
 
     def stage_parts(rs, student):
         """(module, loader, sampler, spec, cache plan) of run stage ``rs``; the cache built unless dry."""
@@ -118,19 +131,30 @@ def run_distill(cfg: DistillConfig, kind, callbacks: Callbacks | None = None) ->
             shape = (len(source), teacher.config.num_labels, layers, teacher.config.hidden_size)
             cache = {"examples": len(source), "bytes": TeacherCache.nbytes(*shape)}
             if run.dry_run:
-                folder = (
-                    cache_dir()
-                    / "teacher"
-                    / cache_key(teacher, source, tokenizer, cfg.data.max_length, layers, autocast)
+                labeller = kind.teacher_labeller(cfg, teacher, source, tokenizer, layers, dry_run=True)
+                runner = labeller.model or teacher
+                key = cache_key(teacher, source, tokenizer, cfg.data.max_length, layers, autocast, labeller.source)
+                cache["ready"] = (cache_dir() / "teacher" / key / "meta.json").is_file()
+                cache["probe"] = lambda: time_forward(
+                    runner, eval_batches(source, tokenizer, bs), len(source), hidden=bool(layers)
                 )
-                cache["ready"] = (folder / "meta.json").is_file()
-                cache["probe"] = lambda: time_forward(teacher, eval_batches(source, tokenizer, bs), len(source))
                 module.__dict__["cache"] = TeacherCache.zeros(*shape)
             else:
                 with run.cache_guard(), run.timed("teacher_cache"):  # one process writes the cache, the others read it
+                    labeller = kind.teacher_labeller(cfg, teacher, source, tokenizer, layers)
+                    if run.is_main:
+                        print(labeller.line(), file=sys.stderr, flush=True)
                     module.__dict__["cache"] = build_cache(
-                        teacher, source, tokenizer, cfg.data.max_length, layers, bs, autocast=autocast
+                        teacher,
+                        source,
+                        tokenizer,
+                        cfg.data.max_length,
+                        layers,
+                        bs,
+                        autocast=autocast,
+                        labeller=labeller,
                     )
+            labels_by[rs.name] = labeller.as_dict()
             stage_train = train.add_column("idx", list(range(len(train))))
         if two:
             loader, sampler = two_tokenizer_loader(
@@ -167,7 +191,12 @@ def run_distill(cfg: DistillConfig, kind, callbacks: Callbacks | None = None) ->
         into = rounds.description or student_desc
         return run.plan(
             what=f"distil {cfg.teacher} into {into} on {task.name} with recipe {recipe.name}",
-            examples={"train_examples": len(train), "dev_examples": len(dev)},
+            examples={
+                "train_examples": len(train),
+                "dev_examples": len(dev),
+                "transfer": transfer.as_dict(),
+                "teacher_labels": labels_by,
+            },
             stages=planned,
             evaluations={"teacher": teacher_eval, "student": planned[-1].spec.evaluate},
         )
@@ -190,6 +219,11 @@ def run_distill(cfg: DistillConfig, kind, callbacks: Callbacks | None = None) ->
         dev_examples=len(dev),
         parameters=n_params(student),
         teacher_parameters=n_params(teacher),
-        details={"attention": teacher.config._attn_implementation, "max_length": cfg.data.max_length},
+        details={
+            "attention": teacher.config._attn_implementation,
+            "max_length": cfg.data.max_length,
+            "transfer": transfer.as_dict(),
+            "teacher_labels": labels_by,
+        },
     )
     return run.finish(summary, card=lambda out, s: write_model_card(out, card_view(s), recipe, kind))

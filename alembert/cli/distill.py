@@ -14,6 +14,7 @@ from alembert.cli.common import (
 from alembert.config.schema import DistillConfig
 from alembert.distill.recipe_files import recipe_names
 from alembert.errors import AlembertError
+from alembert.export.teacher_labels import MIN_ROWS
 
 
 def register(sub) -> None:
@@ -42,7 +43,16 @@ def register(sub) -> None:
         default=None,
         help="run the teacher every step instead of caching its logits/[CLS] states once",
     )
-    p.set_defaults(_config_fields=[*(p.get_default("_config_fields") or []), "cache_teacher"])
+    p.add_argument(
+        "--no-fast-teacher",
+        action="store_const",
+        const=False,
+        dest="fast_teacher",
+        default=None,
+        help=f"label the cached rows with the PyTorch teacher, not its fastest export that keeps its dev metric "
+        f"(used from {MIN_ROWS:,} rows on)",
+    )
+    p.set_defaults(_config_fields=[*(p.get_default("_config_fields") or []), "cache_teacher", "fast_teacher"])
     flag(
         p,
         "--cross-tokenizer",
@@ -50,7 +60,23 @@ def register(sub) -> None:
         choices=["off", "strict", "cls"],
         help="teacher and student with different tokenizers: strict aligns every token, cls only [CLS]",
     )
-    flag(p, "--transfer", "data.transfer", help="unlabelled transfer set: a .txt/.csv/.tsv/.jsonl file, or train-rest")
+    flag(
+        p,
+        "--transfer",
+        "data.transfer",
+        help="unlabelled text the teacher labels: a .txt/.csv/.tsv/.jsonl file (FILE:COLUMN for one column), "
+        "train-rest, or none (default: a labelled set under --transfer-fill rows is filled up to it from the "
+        "rows --max-train-samples left out and TinyBERT augmentation)",
+    )
+    flag(p, "--transfer-size", "data.transfer_size", type=int, help="build N transfer rows, whatever the set's size")
+    flag(
+        p,
+        "--transfer-fill",
+        "data.transfer_fill",
+        type=int,
+        help="fill a labelled set under N rows up to N with transfer text (default 20000)",
+    )
+    flag(p, "--augment-mlm", "data.augment_mlm", help="masked-LM model for augmentation's word replacements")
     flag(p, "--max-transfer-samples", "data.max_transfer_samples", type=int, help="use the first N transfer texts")
     add_config_flags(p)
     add_data_flags(p)

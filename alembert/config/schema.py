@@ -41,7 +41,20 @@ class DataConfig(Strict):
     )
     max_train_samples: int | None = Field(None, ge=1)
     max_eval_samples: int | None = Field(None, ge=1)
-    transfer: str | None = Field(None, description="distill: unlabelled transfer set, a file or 'train-rest'")
+    transfer: str | None = Field(
+        None,
+        description="distill: unlabelled text the teacher labels: a file (FILE or FILE:COLUMN), 'train-rest', "
+        "or 'none'; default: a small labelled set is filled up to transfer_fill rows (data/transfer.py)",
+    )
+    transfer_size: int | None = Field(
+        None, ge=0, description="distill: transfer rows to build, whatever the labelled set's size"
+    )
+    transfer_fill: int = Field(
+        20_000, ge=0, description="distill: a labelled set under this many rows is filled up to it with transfer text"
+    )
+    augment_mlm: str | None = Field(
+        None, description="distill: a masked-LM model whose predictions give augmentation's word replacements"
+    )
     max_transfer_samples: int | None = Field(None, ge=1, description="distill: use the first N transfer texts")
 
 
@@ -171,6 +184,11 @@ class DistillConfig(Strict):
         True,
         description="compute logit/[CLS] teacher outputs once and read "
         "them back (stages without hidden or attention losses)",
+    )
+    fast_teacher: bool = Field(
+        True,
+        description="cached teacher logits on many rows come from the teacher's fastest export that keeps its "
+        "dev metric (export/teacher_labels.py); false: always PyTorch",
     )
     student: StudentConfig = StudentConfig()
     output_dir: Path = Path("runs/distill")

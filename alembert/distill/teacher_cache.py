@@ -22,6 +22,7 @@ import torch
 
 from alembert.data.batching import eval_batches
 from alembert.data.tokenize import data_fingerprint, tokenizer_fingerprint
+from alembert.errors import AlembertError
 from alembert.models.packaged import cache_dir
 from alembert.progress import progress
 
@@ -36,7 +37,15 @@ def weights_fingerprint(model) -> str:
     return h.hexdigest()[:16]
 
 
-def cache_key(teacher, ds, tokenizer, max_length: int, layers: list[int], autocast: torch.dtype | None = None) -> str:
+def cache_key(
+    teacher,
+    ds,
+    tokenizer,
+    max_length: int,
+    layers: list[int],
+    autocast: torch.dtype | None = None,
+    source: str | None = None,
+) -> str:
     parts = [
         weights_fingerprint(teacher),
         data_fingerprint(ds, ("input_ids", "token_type_ids", "labels")),
@@ -46,6 +55,8 @@ def cache_key(teacher, ds, tokenizer, max_length: int, layers: list[int], autoca
     ]
     if autocast is not None:  # full-precision keys stay as they were
         parts.append(str(autocast))
+    if source is not None:  # computed by an export of the teacher (export/teacher_labels.py), not by PyTorch
+        parts.append(source)
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:24]
 
 
@@ -99,10 +110,17 @@ def build_cache(
     batch_size: int = 128,
     root: Path | None = None,
     autocast: torch.dtype | None = None,
+    labeller=None,
 ) -> TeacherCache:
     """The cache for this teacher and training set, computed now unless it already exists.
-    ``autocast``: the dtype of the run's mixed precision (None: full precision); stored as float32."""
-    key = cache_key(teacher, ds, tokenizer, max_length, layers, autocast)
+    ``autocast``: the dtype of the run's mixed precision (None: full precision); stored as float32.
+    ``labeller``: an :class:`alembert.export.teacher_labels.Labeller` whose runtime model computes
+    the logits instead of the PyTorch teacher (logits only: ``layers`` must be empty)."""
+    runner = getattr(labeller, "model", None)
+    if runner is not None and layers:
+        raise AlembertError("an exported teacher gives logits only; a stage caching [CLS] states runs it in PyTorch")
+    source = labeller.source if runner is not None else None
+    key = cache_key(teacher, ds, tokenizer, max_length, layers, None if runner is not None else autocast, source)
     folder = Path(root or cache_dir()) / "teacher" / key
     if (folder / "meta.json").is_file():
         return TeacherCache(folder)
@@ -115,8 +133,11 @@ def build_cache(
     with progress(len(ds), "teacher outputs (cached once)", "ex") as bar:  # closed on errors too
         for idx, batch in eval_batches(ds, tokenizer, batch_size):
             batch.pop("labels", None)
-            with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
-                out = teacher(**{k: v.to(device) for k, v in batch.items()}, output_hidden_states=bool(layers))
+            if runner is not None:
+                out = runner(**batch)
+            else:
+                with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
+                    out = teacher(**{k: v.to(device) for k, v in batch.items()}, output_hidden_states=bool(layers))
             value = out.logits.float().cpu().numpy()
             if logits is None:
                 logits = np.lib.format.open_memmap(tmp / "logits.npy", "w+", np.float32, (len(ds), value.shape[-1]))
@@ -131,7 +152,8 @@ def build_cache(
     for array in (logits, cls):
         if array is not None:
             array.flush()
-    (tmp / "meta.json").write_text(json.dumps({"layers": layers, "examples": len(ds), "max_length": max_length}))
+    meta = {"layers": layers, "examples": len(ds), "max_length": max_length, "computed_by": source or "pytorch"}
+    (tmp / "meta.json").write_text(json.dumps(meta))
     shutil.rmtree(folder, ignore_errors=True)
     tmp.rename(folder)
     return TeacherCache(folder)

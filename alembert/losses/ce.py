@@ -16,14 +16,25 @@ def hard_label_loss(student_logits: torch.Tensor, labels: torch.Tensor) -> torch
     Classification: logits ``(batch, C)`` with C > 1, labels ``(batch,)`` int64;
     cross-entropy averaged over the labels that are not -100 (ignored).
     Regression: logits ``(batch, 1)`` or ``(batch,)``, labels ``(batch,)`` float;
-    mean squared error over the batch (as HF does for ``num_labels == 1``).
-    No temperature, no T² scaling. A batch whose labels are all -100 gives 0.
+    mean squared error (as HF does for ``num_labels == 1``) over the labels that are not NaN:
+    a transfer row has no gold score, only the teacher's (NaN is regression's -100).
+    No temperature, no T² scaling. A batch with no label to learn from gives 0 (still in
+    the graph, so a step on a batch of transfer rows only back-propagates the other terms).
+
+    Example::
+
+        >>> hard_label_loss(torch.tensor([[1.0], [5.0]]), torch.tensor([2.0, float("nan")]))
+        tensor(1.)
     """
     if student_logits.dim() == 1 or (student_logits.dim() == 2 and student_logits.shape[1] == 1):
         preds = student_logits.reshape(-1)
         if labels.numel() != preds.numel():
             raise AlembertError(f"regression loss: {preds.numel()} predictions but {labels.numel()} labels")
-        return F.mse_loss(preds, labels.reshape(-1).to(preds.dtype))
+        target = labels.reshape(-1).to(preds.dtype)
+        known = ~torch.isnan(target)
+        if bool(known.all()):
+            return F.mse_loss(preds, target)
+        return F.mse_loss(preds[known], target[known]) if bool(known.any()) else preds.sum() * 0.0
 
     if labels.is_floating_point():
         raise AlembertError(

@@ -58,15 +58,16 @@ class PlannedStage:
 
 
 @torch.inference_mode()
-def time_forward(model, batches, examples: int, n: int = 3) -> float:
+def time_forward(model, batches, examples: int, n: int = 3, hidden: bool = True) -> float:
     """Seconds for ``model`` to run over ``examples`` examples, from ``n`` timed batches of
-    ``batches`` (an iterable of (indices, batch)) after one warm-up."""
-    device = next(model.parameters()).device
+    ``batches`` (an iterable of (indices, batch)) after one warm-up. ``model``: a torch module or a
+    runtime's model (``hidden``: ask for the hidden states too, as a cache of [CLS] states does)."""
+    device = model.device
     seen, spent = 0, 0.0
     for k, (idx, batch) in enumerate(batches):
         batch = {key: v.to(device) for key, v in batch.items() if key not in ("labels", "idx")}
         t = time.perf_counter()
-        model(**batch, output_hidden_states=True)
+        model(**batch, **({"output_hidden_states": True} if hidden else {}))
         if k:  # the first is a warm-up
             spent, seen = spent + time.perf_counter() - t, seen + len(idx)
         if k >= n:
@@ -251,6 +252,13 @@ def format_plan(p: dict) -> str:
         f"dry run of `alembert {p['command']}`: {p['what']} (nothing written)",
         "  " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in p.items() if k.endswith("_examples")),
     ]
+    if p.get("transfer"):  # classification distillation: where the teacher-labelled rows come from
+        from alembert.data.transfer import TransferPlan
+
+        t = {k: v for k, v in p["transfer"].items() if k != "rows"}
+        lines.append("  " + TransferPlan(**t).line())
+    for stage, labels in (p.get("teacher_labels") or {}).items():  # who labels each cached stage's rows
+        lines.append(f"  stage {stage}: teacher labels: {labels['note']}")
     for s in p["stages"]:
         lines.append(
             f"  stage {s['stage']}: {s['steps']} steps of batch {s['batch_size']} ({s['epochs']:g} epochs), "
