@@ -2,7 +2,7 @@
 # Full-data runs behind the figures in the issues' closing notes (2-core CPU: hours in all).
 # usage: bash scripts/real_runs.sh SECTION...   sections: teachers, other-teachers, distill-sst2, distill-pairs,
 #        mpnet, narrow, general, augmented, squad, cross, relations, relations-general, embedding, throughput, bench,
-#        prune-demo, prune-rounds, prune-mpnet, prune-embed
+#        prune-demo, prune-rounds, prune-mpnet, prune-embed, small-sets
 # PRECISION=bf16 runs every training and teacher pass under bf16 autocast (fast only on CPUs with AMX / AVX512-BF16).
 # Outputs go to $RUNS (default runs/real); every run keeps metrics.json, log.jsonl and the model.
 set -euo pipefail
@@ -213,6 +213,22 @@ prune_embed() {  # issue 36 (c): mpnet-base pruned to all-MiniLM-L6-v2's shape (
     --output "$RUNS/prune-c-6l-ffn1536" $T
   $A bench mpnet-base "$RUNS/prune-c-minilm-shape" "$RUNS/prune-c-6l-ffn1536" minilm-l6 "${SLICE:-$RUNS/small-teacher-3ep}" \
     --task stsb-zeroshot --threads 1 --output "$RUNS/prune-c-bench"
+}
+
+small_sets() {  # issue 34: on each small set, the 3-layer MiniLM slice alone (ce), kd without transfer text (the old
+  # default) and kd with the default transfer set (other training rows, then augmentation, labelled by the teacher's
+  # fastest export), same epochs of gold data; MPNet-12 teachers fine-tuned first (lr 3e-5, bf16 where PRECISION says)
+  local tasks=${SMALL_TASKS:-sst2 rte mrpc cola stsb}
+  for task in $tasks; do
+    local L=128 N="" E=3; [ "$task" = sst2 ] && L=64 N="--max-train-samples 4000" E=2; [ "$task" = cola ] && L=64
+    [ -f "$RUNS/small-teacher-$task/metrics.json" ] || $A finetune --model mpnet-base --task $task $N --epochs $E \
+      --max-length $L --lr 3e-5 --save-every 50 --output "$RUNS/small-teacher-$task" $T --overwrite
+    local C="--teacher $RUNS/small-teacher-$task --student minilm-l6 --student-layers 0,2,4 --cross-tokenizer strict
+             --task $task $N --max-length $L --epochs 3 --save-every 200 $T --overwrite"
+    $A distill $C --recipe ce --output "$RUNS/small-$task-ce"
+    $A distill $C --recipe kd --transfer none --output "$RUNS/small-$task-kd-none"
+    $A distill $C --recipe kd ${SMALL_TRANSFER:+--transfer-size $SMALL_TRANSFER} --output "$RUNS/small-$task-kd-transfer"
+  done
 }
 
 for section in "$@"; do

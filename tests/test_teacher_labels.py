@@ -29,6 +29,7 @@ def teacher_rows(tiny_teacher):
 @pytest.mark.export
 def test_the_export_labels_the_rows_as_the_pytorch_teacher_does(tiny_teacher, teacher_rows, tmp_path, monkeypatch):
     monkeypatch.setattr(tl, "CANDIDATES", ("int8-dynamic",))  # one int8 candidate: the test stays short
+    monkeypatch.setattr(tl, "WORTH_SECONDS", 0.0)  # the tiny teacher labels in no time: export anyway
     teacher, tokenizer, rows = teacher_rows
     labeller = tl.choose_labeller(teacher, str(tiny_teacher), DATA, rows, tokenizer, [])
     assert labeller.model is not None, labeller.note
@@ -52,6 +53,7 @@ def test_the_export_labels_the_rows_as_the_pytorch_teacher_does(tiny_teacher, te
 @pytest.mark.export
 def test_a_refused_export_falls_back_to_pytorch_with_a_note(tiny_teacher, teacher_rows, tmp_path, monkeypatch):
     monkeypatch.setattr(tl, "CANDIDATES", ("int8-dynamic",))
+    monkeypatch.setattr(tl, "WORTH_SECONDS", 0.0)
     monkeypatch.setattr(auto, "MAX_DROP", -1.0)  # no variant can keep the dev metric
     monkeypatch.setattr(tl, "export_folder", lambda teacher, n: tmp_path / "refused")
     teacher, tokenizer, rows = teacher_rows
@@ -70,5 +72,13 @@ def test_pytorch_labels_where_an_export_does_not_apply(tiny_teacher, teacher_row
     assert cls.model is None and "[CLS] states" in cls.note
     off = tl.choose_labeller(teacher, str(tiny_teacher), DATA, rows, tokenizer, [], enabled=False)
     assert off.model is None and "--no-fast-teacher" in off.note
+    quick = tl.choose_labeller(teacher, str(tiny_teacher), DATA, rows, tokenizer, [])
+    assert quick.model is None and "less than the 300 s an export must save" in quick.note  # not worth it
+
+
+def test_a_dry_run_says_the_export_comes_first_and_builds_nothing(tiny_teacher, teacher_rows, monkeypatch):
+    monkeypatch.setattr(tl, "WORTH_SECONDS", 0.0)
+    teacher, tokenizer, rows = teacher_rows
     plan = tl.choose_labeller(teacher, str(tiny_teacher), DATA, rows, tokenizer, [], dry_run=True)
-    assert plan.pending and "built and checked first" in plan.note  # a dry run builds nothing
+    assert plan.pending and "built and checked first" in plan.note
+    assert not tl.export_folder(teacher, 64).exists()

@@ -3,16 +3,18 @@
 Why: transfer text makes distillation pay on small sets, but the teacher must label it first,
 and a 12-layer teacher in PyTorch labels ~17 texts/s on a 2-core CPU: 20,000 texts take 20 min.
 Its int8 export runs 3-4x faster, and the labels need not be exact, only as good: so when a cached
-stage reads the teacher's logits only (no hidden states an export does not give) and there are
-:data:`MIN_ROWS` rows or more, the teacher is exported with ``--quantize auto``'s rules (every
+stage reads the teacher's logits only (no hidden states an export does not give) and the PyTorch
+teacher would take more than :data:`WORTH_SECONDS` on the rows (timed on a sample of them: the
+export itself costs minutes), the teacher is exported with ``--quantize auto``'s rules (every
 candidate of :data:`CANDIDATES` that runs here, timed here; one whose dev metric is more than
 ``export.auto.MAX_DROP`` below the PyTorch teacher's is refused), the export is kept in the cache
 (keyed by the teacher's weights and max length), and the fastest kept variant labels the rows.
 
 It falls back to PyTorch, with a note saying why, when: the stage needs hidden states, the rows are
-too few to repay the export, the export is refused (no variant keeps the dev metric, no graph), or
-the export is not faster than the PyTorch teacher on a sample of the run's own rows. The note
-and the measured speed-up go into the run's log, ``metrics.json`` and ``--dry-run``'s plan.
+too few to repay the export (an export already in the cache is used whatever their number), the
+export is refused (no variant keeps the dev metric, no graph), or the export is not faster than the
+PyTorch teacher on a sample of the run's own rows. The note and the measured speed-up go into the
+run's log, ``metrics.json`` and ``--dry-run``'s plan.
 """
 
 from __future__ import annotations
@@ -25,7 +27,10 @@ from pathlib import Path
 
 from alembert.errors import AlembertError
 
-MIN_ROWS = 2_000  # below this an export (minutes for a 12-layer teacher) costs more than it saves
+MIN_ROWS = 2_000  # below this no export is considered (not even timed)
+# An export of a 12-layer teacher (graph, four variants built, scored on the dev set and timed) took about
+# 10 min on one thread here; labelling that the PyTorch teacher does in less than this is left to it.
+WORTH_SECONDS = 300.0
 CANDIDATES = ("int8-dynamic", "int8-static", "openvino-int8", "openvino-int8-bf16")  # fp32 is always added
 SAMPLE_ROWS = 64  # rows of the run's own set timed on both sides for the speed-up
 
@@ -78,6 +83,13 @@ def choose_labeller(
 
     folder = export_folder(teacher, data["max_length"])
     if not (folder / EXPORT_INFO).is_file():
+        batches = _sample_batches(rows, tokenizer)
+        seconds = _seconds(teacher, batches, passes=2) * len(rows) / sum(len(b["input_ids"]) for b in batches)
+        if seconds < WORTH_SECONDS:
+            return Labeller(
+                f"PyTorch teacher: {len(rows):,} rows take it ~{seconds:.0f} s here, less than the "
+                f"{WORTH_SECONDS:.0f} s an export must save to pay for itself"
+            )
         if dry_run:
             return Labeller(
                 "the teacher's fastest export (int8 where it keeps the dev metric) is built and checked first, "
@@ -90,9 +102,9 @@ def choose_labeller(
         except AlembertError as exc:
             return Labeller(f"PyTorch teacher: its export was refused ({exc})")
     info = json.loads((folder / EXPORT_INFO).read_text())
-    from alembert.runtimes import load_any
-
     import torch
+
+    from alembert.runtimes import load_any
 
     model = load_any(folder, threads=torch.get_num_threads())
     speedup = _speedup(model, teacher, rows, tokenizer)
@@ -132,26 +144,33 @@ def _export(teacher_path: str, folder: Path, data: dict) -> None:
     )
 
 
-def _speedup(model, teacher, rows, tokenizer) -> float:
-    """PyTorch seconds over the runtime's on the same :data:`SAMPLE_ROWS` rows (spread over the set,
-    in batches of 32 as the cache runs them), each side warmed up, best of two interleaved passes."""
+def _sample_batches(rows, tokenizer) -> list[dict]:
+    """:data:`SAMPLE_ROWS` rows spread over the set, in length-sorted batches of 32 as the cache runs them."""
     from alembert.data.batching import eval_batches
 
     step = max(1, len(rows) // SAMPLE_ROWS)
     sample = rows.select(range(0, len(rows), step)[:SAMPLE_ROWS])
-    batches = [
-        {k: v for k, v in b.items() if k not in ("labels", "idx")} for _, b in eval_batches(sample, tokenizer, 32)
-    ]
+    return [{k: v for k, v in b.items() if k not in ("labels", "idx")} for _, b in eval_batches(sample, tokenizer, 32)]
+
+
+def _seconds(net, batches, passes: int = 2) -> float:
+    """Best of ``passes`` timed passes of ``net`` over ``batches``, after one warm-up pass."""
     import torch
 
-    teacher.eval()
-    best = {"torch": float("inf"), "runtime": float("inf")}
+    if isinstance(net, torch.nn.Module):
+        net.eval()
+    best = float("inf")
     with torch.inference_mode():
-        for rep in range(3):  # the first pass warms both up
-            for name, net in (("torch", teacher), ("runtime", model)):
-                t = time.perf_counter()
-                for b in batches:
-                    net(**b)
-                if rep:
-                    best[name] = min(best[name], time.perf_counter() - t)
-    return best["torch"] / best["runtime"]
+        for rep in range(passes + 1):
+            t = time.perf_counter()
+            for b in batches:
+                net(**b)
+            if rep:
+                best = min(best, time.perf_counter() - t)
+    return best
+
+
+def _speedup(model, teacher, rows, tokenizer) -> float:
+    """PyTorch seconds over the runtime's on the same sample of the rows (:func:`_sample_batches`)."""
+    batches = _sample_batches(rows, tokenizer)
+    return _seconds(teacher, batches) / _seconds(model, batches)
