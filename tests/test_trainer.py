@@ -262,3 +262,41 @@ def test_a_teacher_given_by_path_is_loaded_with_the_students_head(teacher, tiny_
     assert "\n" not in str(info.value) and "nowhere" in str(info.value)
     with pytest.raises(AlembertError, match="model= is a path"):
         DistillationTrainer(model=str(tiny_teacher), teacher=teacher, args=args(tmp_path))
+
+
+@pytest.mark.train
+def test_transfer_rows_train_through_the_teacher_only(teacher, rows, bert_tokenizer, tmp_path):
+    transfer = rows.remove_columns("labels")
+    trainer = DistillationTrainer(
+        model=make_student(teacher, "slice"),
+        teacher=teacher,
+        recipe="kd",
+        args=args(tmp_path, max_steps=2),
+        train_dataset=rows,
+        transfer_dataset=transfer,
+        data_collator=DataCollatorWithPadding(bert_tokenizer),
+    )
+    train = trainer.train_dataset
+    assert len(train) == 2 * len(rows) and train["labels"][: len(rows)] == rows["labels"]
+    assert set(train["labels"][len(rows) :]) == {-100}
+    trainer.train()  # the second batch is transfer rows only: kd trains, ce gives 0
+    logged = [r for r in trainer.state.log_history if "loss" in r]
+    assert len(logged) == 2 and logged[1]["ce"] == 0.0 and logged[1]["kd"] > 0
+    with pytest.raises(AlembertError, match="reads no teacher output"):
+        DistillationTrainer(
+            model=make_student(teacher, "slice"),
+            teacher=teacher,
+            recipe="ce",
+            args=args(tmp_path),
+            train_dataset=rows,
+            transfer_dataset=transfer,
+        )
+    with pytest.raises(AlembertError, match="lack column"):
+        DistillationTrainer(
+            model=make_student(teacher, "slice"),
+            teacher=teacher,
+            recipe="kd",
+            args=args(tmp_path),
+            train_dataset=rows,
+            transfer_dataset=transfer.remove_columns("input_ids"),
+        )

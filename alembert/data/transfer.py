@@ -239,13 +239,27 @@ def _text_key(row) -> tuple:
     return tuple(" ".join(str(t).split()).lower() for t in row)
 
 
-def with_transfer(train: Dataset, transfer: Dataset | None) -> Dataset:
-    """Labelled training rows followed by transfer rows labelled -100 (regression: NaN)."""
+def with_transfer(train: Dataset, transfer: Dataset | None, label_column: str = "label") -> Dataset:
+    """Labelled training rows followed by transfer rows labelled -100 (regression: NaN). The transfer
+    rows need every column of ``train`` but the label (tokenised rows: the same tokenizer's columns)."""
     if transfer is None:
         return train
-    regression = train.features["label"].dtype.startswith("float")
+    if label_column not in train.column_names:
+        raise AlembertError(
+            f"the training rows have no {label_column!r} column (columns: {', '.join(train.column_names)}); "
+            "transfer rows are added to labelled rows"
+        )
+    missing = [c for c in train.column_names if c != label_column and c not in transfer.column_names]
+    if missing:
+        raise AlembertError(
+            f"the transfer rows lack column(s) {', '.join(missing)} of the training rows; "
+            "prepare them as the training rows (same tokenizer), labels left out"
+        )
+    regression = train.features[label_column].dtype.startswith("float")
     dtype = "float32" if regression else "int64"
     filler = math.nan if regression else IGNORE_INDEX
-    train = train.cast_column("label", Value(dtype))
-    transfer = transfer.add_column("label", [filler] * len(transfer)).cast_column("label", Value(dtype))
+    train = train.cast_column(label_column, Value(dtype))
+    columns = [c for c in train.column_names if c != label_column]
+    transfer = transfer.select_columns(columns).add_column(label_column, [filler] * len(transfer))
+    transfer = transfer.cast(train.features)
     return concatenate_datasets([train, transfer.select_columns(train.column_names)])

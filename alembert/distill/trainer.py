@@ -104,7 +104,11 @@ class DistillationTrainer(Trainer):
     ``alembert.students.build_student({"layers": [0, 2]}, teacher).model`` makes it as the commands do).
     ``teacher``: the fine-tuned teacher, same tokenizer. ``recipe``: a packaged name ("kd",
     "pkd-skip", "tinybert", ...), a YAML path, an inline dict or a :class:`Recipe`. ``stage``: the
-    stage of a multi-stage recipe. Every other argument is ``Trainer``'s own.
+    stage of a multi-stage recipe. ``transfer_dataset``: unlabelled rows, tokenised as
+    ``train_dataset`` (labels left out), added to it with the label -100 (regression: NaN): the
+    teacher's outputs are their only targets (what ``alembert distill`` does by default on a small
+    set; :func:`alembert.data.transfer.build_transfer` makes the texts). Every other argument is
+    ``Trainer``'s own.
 
     Each term of the stage (e.g. ``kd``, ``ce``, ``pkd``) is logged beside ``loss`` through the
     Trainer's own :meth:`log`, averaged over the steps since the last log, so every ``report_to``
@@ -121,6 +125,7 @@ class DistillationTrainer(Trainer):
         recipe: str | dict | Recipe = "kd",
         stage: str | int | None = None,
         cache_teacher: bool = False,
+        transfer_dataset=None,
         **kwargs: Any,
     ):
         if model is None or teacher is None:
@@ -148,6 +153,8 @@ class DistillationTrainer(Trainer):
         teacher.requires_grad_(False)
         teacher.eval()
         set_seed(args.seed if args is not None else 42)  # the projections' initialisation follows the run's seed
+        if transfer_dataset is not None:  # unlabelled rows the teacher's outputs alone train on (data/transfer.py)
+            kwargs["train_dataset"] = self._with_transfer(kwargs.get("train_dataset"), transfer_dataset)
         module = DistillModule(model, teacher, self.stage)  # resolves and checks every mapping before training
         super().__init__(model=module, args=args, **kwargs)
         self.teacher = teacher.to(self.args.device)
@@ -157,6 +164,19 @@ class DistillationTrainer(Trainer):
         self._term_steps = 0
         if cache_teacher:
             self._attach_teacher_cache()
+
+    def _with_transfer(self, train, transfer):
+        from alembert.data.transfer import with_transfer
+
+        if train is None:
+            raise AlembertError("transfer_dataset= needs train_dataset=, the labelled rows it is added to")
+        if not self.stage.needs_teacher:
+            raise AlembertError(
+                f"recipe stage {self.stage.name} reads no teacher output: transfer rows would teach it nothing; "
+                "drop transfer_dataset= or pick a recipe with a teacher term (kd, pkd-skip, ...)"
+            )
+        label = next((c for c in ("labels", "label", "label_ids") if c in train.column_names), "labels")
+        return with_transfer(train, transfer, label_column=label)
 
     def _attach_teacher_cache(self) -> None:
         """Teacher outputs for every training row, computed once (one process writes, the others wait)."""
