@@ -5,12 +5,13 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from alembert.config.schema import DataConfig
 from alembert.data.glue import get_task
 from alembert.data.load import load_split
 from alembert.data.tokenize import tokenize_dataset
-from alembert.distill.teacher_cache import build_cache
+from alembert.distill.teacher_cache import build_cache, cache_key
 from alembert.export import auto
 from alembert.export import teacher_labels as tl
 from alembert.models.load import load_classifier, load_tokenizer
@@ -40,6 +41,8 @@ def test_the_export_labels_the_rows_as_the_pytorch_teacher_does(tiny_teacher, te
     fast = build_cache(teacher, rows, tokenizer, 64, [], root=tmp_path, labeller=labeller)
     torch_cache = build_cache(teacher, rows, tokenizer, 64, [], root=tmp_path)
     assert fast.folder != torch_cache.folder  # its own cache key
+    # the key a dry run looks up under bf16 autocast is the one written: an export runs without autocast
+    assert cache_key(teacher, rows, tokenizer, 64, [], torch.bfloat16, labeller.source) == fast.folder.name
     assert json.loads((fast.folder / "meta.json").read_text())["computed_by"] == f"export:{labeller.variant}"
     a, b = np.asarray(fast.logits), np.asarray(torch_cache.logits)
     scale = np.abs(b).max()

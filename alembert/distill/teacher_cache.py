@@ -53,10 +53,10 @@ def cache_key(
         str(max_length),
         ",".join(map(str, layers)),
     ]
-    if autocast is not None:  # full-precision keys stay as they were
-        parts.append(str(autocast))
-    if source is not None:  # computed by an export of the teacher (export/teacher_labels.py), not by PyTorch
+    if source is not None:  # computed by an export of the teacher (export/teacher_labels.py): no autocast there
         parts.append(source)
+    elif autocast is not None:  # full-precision keys stay as they were
+        parts.append(str(autocast))
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:24]
 
 
@@ -120,7 +120,7 @@ def build_cache(
     if runner is not None and layers:
         raise AlembertError("an exported teacher gives logits only; a stage caching [CLS] states runs it in PyTorch")
     source = labeller.source if runner is not None else None
-    key = cache_key(teacher, ds, tokenizer, max_length, layers, None if runner is not None else autocast, source)
+    key = cache_key(teacher, ds, tokenizer, max_length, layers, autocast, source)
     folder = Path(root or cache_dir()) / "teacher" / key
     if (folder / "meta.json").is_file():
         return TeacherCache(folder)
