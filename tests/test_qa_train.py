@@ -131,6 +131,13 @@ def test_distill_needs_a_qa_teacher(tiny_bert, tmp_path, capsys):
 
 
 @pytest.mark.cli
+def test_distill_squad_refuses_transfer_text(tiny_bert, tmp_path, capsys):
+    out = tmp_path / "x"
+    code, _, err = run_cli(["distill", "--teacher", tiny_bert, *LIMITS, "--transfer-size", 50, "--output", out], capsys)
+    assert code != 0 and "takes no transfer text" in err and err.count("\n") == 1 and not out.exists()
+
+
+@pytest.mark.cli
 def test_resume_after_a_lost_checkpoint_rebuilds_it_exactly(qa_teacher, tmp_path, capsys):
     teacher, _ = qa_teacher
     out = tmp_path / "resume"

@@ -241,6 +241,12 @@ def run_qa_finetune(cfg: FinetuneConfig, callbacks: Callbacks | None = None) -> 
 def run_qa_distill(cfg: DistillConfig, kind, callbacks: Callbacks | None = None) -> dict:
     """``alembert distill --task squad``: distil a QA teacher stage after stage of the recipe; ``kind``: the
     task kind (its model card)."""
+    d = cfg.data
+    if d.transfer not in (None, "none") or d.transfer_size or d.augment_mlm or d.max_transfer_samples:
+        raise AlembertError(
+            "--transfer/--transfer-size/--augment-mlm: extractive QA distillation takes no transfer text "
+            "(a question needs its paragraph and answer span); drop them"
+        )
     recipe = load_recipe(cfg.recipe)
     run = Run("distill", cfg, callbacks)  # the output folder is checked here and created only after every check
     accelerator = run.make_accelerator(cfg.train, recipe)
