@@ -95,6 +95,7 @@ def run_alembert(args, recipe: str) -> dict:
             "data.data_dir": args.data_dir,
             "data.max_length": args.max_length,
             "data.max_train_samples": args.max_train_samples,
+            "data.transfer": "none",  # the same rows as the hand-written loop: no transfer text
             "train.epochs": args.epochs,
             "train.batch_size": args.batch_size,
             "train.lr": args.lr,

@@ -91,8 +91,6 @@ def run_distill(cfg: DistillConfig, kind, callbacks: Callbacks | None = None) ->
         )
     if data_cfg is not cfg.data:
         transfer.why = f"recipe {recipe.name} reads no teacher output"
-    if run.is_main:
-        print(transfer.line(), file=sys.stderr, flush=True)
     made_data = None
     if made is None:  # the builder reads real training batches, in the student's tokenizer
         loader = train_loader(train, student_tok, cfg.train.batch_size, cfg.train.seed, cfg.train.group_by_length)[0]
@@ -110,6 +108,8 @@ def run_distill(cfg: DistillConfig, kind, callbacks: Callbacks | None = None) ->
 
     if made_data is not None:  # enough steps for every round, checked before the output folder exists
         rounds.check(recipe.stages[-1].train_config(cfg.train), len(made_data.batches))
+    if run.is_main and not run.dry_run and cfg.data.transfer != "none":  # every check passed; a dry run's plan says it
+        print(transfer.line(), file=sys.stderr, flush=True)
 
     labels_by: dict[str, dict] = {}  # stage -> who computed its cached teacher outputs (export/teacher_labels.py)
 
