@@ -49,8 +49,9 @@ def test_the_export_labels_the_rows_as_the_pytorch_teacher_does(tiny_teacher, te
     assert np.abs(a - b).max() <= 0.05 * scale  # int8 noise, not another model
     clear = np.abs(b[:, 0] - b[:, 1]) > 0.1 * scale  # where the teacher is not near a tie, the same class
     assert clear.sum() > 100 and (a[clear].argmax(1) == b[clear].argmax(1)).all()
-    again = tl.choose_labeller(teacher, str(tiny_teacher), DATA, rows, tokenizer, [])  # the export is cached
-    assert again.export == labeller.export and again.variant == labeller.variant
+    again = tl.choose_labeller(teacher, str(tiny_teacher), DATA, rows, tokenizer, [], autocast=torch.bfloat16)
+    assert again.export == labeller.export and again.variant == labeller.variant  # the export is cached
+    assert again.speedup is not None  # timed against the teacher under the run's autocast
 
 
 @pytest.mark.export

@@ -131,7 +131,7 @@ def run_distill(cfg: DistillConfig, kind, callbacks: Callbacks | None = None) ->
             shape = (len(source), teacher.config.num_labels, layers, teacher.config.hidden_size)
             cache = {"examples": len(source), "bytes": TeacherCache.nbytes(*shape)}
             if run.dry_run:
-                labeller = kind.teacher_labeller(cfg, teacher, source, tokenizer, layers, dry_run=True)
+                labeller = kind.teacher_labeller(cfg, teacher, source, tokenizer, layers, True, autocast)
                 runner = labeller.model or teacher
                 key = cache_key(teacher, source, tokenizer, cfg.data.max_length, layers, autocast, labeller.source)
                 cache["ready"] = (cache_dir() / "teacher" / key / "meta.json").is_file()
@@ -141,7 +141,7 @@ def run_distill(cfg: DistillConfig, kind, callbacks: Callbacks | None = None) ->
                 module.__dict__["cache"] = TeacherCache.zeros(*shape)
             else:
                 with run.cache_guard(), run.timed("teacher_cache"):  # one process writes the cache, the others read it
-                    labeller = kind.teacher_labeller(cfg, teacher, source, tokenizer, layers)
+                    labeller = kind.teacher_labeller(cfg, teacher, source, tokenizer, layers, autocast=autocast)
                     if run.is_main:
                         print(labeller.line(), file=sys.stderr, flush=True)
                     module.__dict__["cache"] = build_cache(

@@ -69,10 +69,19 @@ def export_folder(teacher, max_length: int) -> Path:
 
 
 def choose_labeller(
-    teacher, teacher_path: str, data: dict, rows, tokenizer, layers: list[int], dry_run: bool = False, enabled=True
+    teacher,
+    teacher_path: str,
+    data: dict,
+    rows,
+    tokenizer,
+    layers: list[int],
+    dry_run: bool = False,
+    enabled=True,
+    autocast=None,
 ) -> Labeller:
     """The :class:`Labeller` for a cached stage over ``rows`` (the tokenised set the teacher labels).
-    ``data``: the run's DataConfig fields (the dev set the export is checked on)."""
+    ``data``: the run's DataConfig fields (the dev set the export is checked on); ``autocast``: the
+    run's mixed-precision dtype, under which the PyTorch teacher is timed (as its cache would run)."""
     if not enabled:
         return Labeller("PyTorch teacher (--no-fast-teacher)")
     if layers:
@@ -84,7 +93,7 @@ def choose_labeller(
     folder = export_folder(teacher, data["max_length"])
     if not (folder / EXPORT_INFO).is_file():
         batches = _sample_batches(rows, tokenizer)
-        seconds = _seconds(teacher, batches, passes=2) * len(rows) / sum(len(b["input_ids"]) for b in batches)
+        seconds = _seconds(teacher, batches, 2, autocast) * len(rows) / sum(len(b["input_ids"]) for b in batches)
         if seconds < WORTH_SECONDS:
             return Labeller(
                 f"PyTorch teacher: {len(rows):,} rows take it ~{seconds:.0f} s here, less than the "
@@ -107,7 +116,7 @@ def choose_labeller(
     from alembert.runtimes import load_any
 
     model = load_any(folder, threads=torch.get_num_threads())
-    speedup = _speedup(model, teacher, rows, tokenizer)
+    speedup = _speedup(model, teacher, rows, tokenizer, autocast)
     picked = info.get("variant", "fp32")
     auto = info.get("auto") or {}
     dev = (auto.get("candidates") or {}).get(picked, {}).get("dev")
@@ -153,14 +162,16 @@ def _sample_batches(rows, tokenizer) -> list[dict]:
     return [{k: v for k, v in b.items() if k not in ("labels", "idx")} for _, b in eval_batches(sample, tokenizer, 32)]
 
 
-def _seconds(net, batches, passes: int = 2) -> float:
-    """Best of ``passes`` timed passes of ``net`` over ``batches``, after one warm-up pass."""
+def _seconds(net, batches, passes: int = 2, autocast=None) -> float:
+    """Best of ``passes`` timed passes of ``net`` over ``batches``, after one warm-up pass; a torch module
+    under ``autocast`` (a dtype, or None for full precision)."""
     import torch
 
-    if isinstance(net, torch.nn.Module):
+    module = isinstance(net, torch.nn.Module)
+    if module:
         net.eval()
     best = float("inf")
-    with torch.inference_mode():
+    with torch.inference_mode(), torch.autocast("cpu", dtype=autocast, enabled=module and autocast is not None):
         for rep in range(passes + 1):
             t = time.perf_counter()
             for b in batches:
@@ -170,7 +181,7 @@ def _seconds(net, batches, passes: int = 2) -> float:
     return best
 
 
-def _speedup(model, teacher, rows, tokenizer) -> float:
-    """PyTorch seconds over the runtime's on the same sample of the rows (:func:`_sample_batches`)."""
+def _speedup(model, teacher, rows, tokenizer, autocast=None) -> float:
+    """PyTorch seconds (under the run's ``autocast``) over the runtime's on the same sample of the rows."""
     batches = _sample_batches(rows, tokenizer)
-    return _seconds(teacher, batches) / _seconds(model, batches)
+    return _seconds(teacher, batches, autocast=autocast) / _seconds(model, batches)

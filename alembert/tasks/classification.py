@@ -87,7 +87,7 @@ class Classification(TaskKind):
 
         return run_distill(self.resolve_max_length(cfg, cfg.teacher), self, callbacks)
 
-    def teacher_labeller(self, cfg, teacher, rows, tokenizer, layers, dry_run: bool = False):
+    def teacher_labeller(self, cfg, teacher, rows, tokenizer, layers, dry_run: bool = False, autocast=None):
         """Who computes a cached stage's teacher logits over ``rows``: the teacher's fastest export that
         keeps its dev metric, or PyTorch (:mod:`alembert.export.teacher_labels`)."""
         from alembert.export.auto import DATA_FIELDS
@@ -95,7 +95,15 @@ class Classification(TaskKind):
 
         data = {k: v for k, v in cfg.data.model_dump(mode="json").items() if k in DATA_FIELDS and v is not None}
         return choose_labeller(
-            teacher, cfg.teacher, data, rows, tokenizer, layers, dry_run=dry_run, enabled=cfg.fast_teacher
+            teacher,
+            cfg.teacher,
+            data,
+            rows,
+            tokenizer,
+            layers,
+            dry_run=dry_run,
+            enabled=cfg.fast_teacher,
+            autocast=autocast,
         )
 
     def evaluate(self, cfg, args) -> Evaluation:
