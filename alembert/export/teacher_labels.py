@@ -91,9 +91,10 @@ def choose_labeller(
     from alembert.export.staging import EXPORT_INFO
 
     folder = export_folder(teacher, data["max_length"])
+    batches = _sample_batches(rows, tokenizer)
+    torch_s = _seconds(teacher, batches, 2, autocast)  # PyTorch timed once: the estimate and the speed-up
     if not (folder / EXPORT_INFO).is_file():
-        batches = _sample_batches(rows, tokenizer)
-        seconds = _seconds(teacher, batches, 2, autocast) * len(rows) / sum(len(b["input_ids"]) for b in batches)
+        seconds = torch_s * len(rows) / sum(len(b["input_ids"]) for b in batches)
         if seconds < WORTH_SECONDS:
             return Labeller(
                 f"PyTorch teacher: {len(rows):,} rows take it ~{seconds:.0f} s here, less than the "
@@ -116,7 +117,7 @@ def choose_labeller(
     from alembert.runtimes import load_any
 
     model = load_any(folder, threads=torch.get_num_threads())
-    speedup = _speedup(model, teacher, rows, tokenizer, autocast)
+    speedup = torch_s / _seconds(model, batches)
     picked = info.get("variant", "fp32")
     auto = info.get("auto") or {}
     dev = (auto.get("candidates") or {}).get(picked, {}).get("dev")
@@ -179,9 +180,3 @@ def _seconds(net, batches, passes: int = 2, autocast=None) -> float:
             if rep:
                 best = min(best, time.perf_counter() - t)
     return best
-
-
-def _speedup(model, teacher, rows, tokenizer, autocast=None) -> float:
-    """PyTorch seconds (under the run's ``autocast``) over the runtime's on the same sample of the rows."""
-    batches = _sample_batches(rows, tokenizer)
-    return _seconds(teacher, batches, autocast=autocast) / _seconds(model, batches)
