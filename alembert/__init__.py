@@ -1,6 +1,6 @@
 """alembert: distil BERT-family encoders into smaller, faster students.
 
-From Python: ``alembert.finetune``, ``distill``, ``distill_general``, ``evaluate``, ``export`` and
+From Python: ``alembert.finetune``, ``distill``, ``distill_general``, ``adapt_mlm``, ``evaluate``, ``export`` and
 ``bench`` (see :mod:`alembert.api`), and ``alembert.DistillationTrainer`` for a
 ``transformers.Trainer`` script (see :mod:`alembert.distill.trainer`). They are imported on first
 use, so ``import alembert`` (and ``alembert --help``) stays free of torch.
@@ -11,6 +11,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "finetune": "alembert.api",
     "distill_general": "alembert.api",
+    "adapt_mlm": "alembert.api",
     "evaluate": "alembert.api",
     "bench": "alembert.api",
     "Result": "alembert.api",

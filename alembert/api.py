@@ -1,4 +1,4 @@
-"""alembert from Python: ``alembert.finetune(...)``, ``distill``, ``distill_general``, ``evaluate``,
+"""alembert from Python: ``alembert.finetune(...)``, ``distill``, ``distill_general``, ``adapt_mlm``, ``evaluate``,
 ``export`` and ``bench``.
 
 Not a second implementation: each call builds the command's own argparse namespace (the CLI's
@@ -82,6 +82,18 @@ def distill_general(config=None, **kwargs) -> Result:
     if task is not None:
         result.task_stage = _result("distill", task[0], task[1], task[1]["dev"])
     return result
+
+
+def adapt_mlm(config=None, **kwargs) -> Result:
+    """``alembert adapt-mlm``: a masked-LM head for ``model`` (tied to its embeddings), trained alone,
+    then with the whole model on ``corpus``; the best model by held-out masked-token top-1 in ``output``."""
+    from alembert.cli import adapt_mlm as command
+    from alembert.config.schema import AdaptMLMConfig
+
+    with contextlib.ExitStack() as stack:
+        args = _namespace("adapt-mlm", command, AdaptMLMConfig, config, kwargs, stack)
+        cfg, s = command.execute(args)
+    return _result("adapt-mlm", cfg, s, s.get("dev", {}))
 
 
 def evaluate(model, config=None, **kwargs) -> Result:

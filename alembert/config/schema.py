@@ -207,8 +207,8 @@ class DistillConfig(Strict):
     train: TrainConfig = TrainConfig()
 
 
-class CorpusConfig(Strict):
-    """Raw text for general (task-agnostic) distillation."""
+class TextConfig(Strict):
+    """Raw text packed into sequences, the first ``heldout`` of them never trained on."""
 
     corpus: list[str] = Field(default_factory=list, description=".txt files or folders, or a saved datasets folder")
     max_length: int | None = Field(
@@ -217,6 +217,11 @@ class CorpusConfig(Strict):
     max_sequences: int | None = Field(None, ge=1, description="use the first N packed sequences")
     heldout: int = Field(256, ge=1, description="packed sequences held out to track the distillation loss")
     mlm_probability: float = Field(0.15, gt=0, lt=1)
+
+
+class CorpusConfig(TextConfig):
+    """Raw text for general (task-agnostic) distillation."""
+
     transfer_tasks: list[str] = Field(
         default_factory=list, description="embedding recipes: also the texts of these GLUE training sets"
     )
@@ -260,3 +265,40 @@ class DistillGeneralConfig(Strict):
         description="embedding recipes: zero-shot evaluations; "
         "the first is tracked at every eval step, all of them at the end",
     )
+
+
+class MaskedTextConfig(TextConfig):
+    """Raw text for masked-LM adaptation, and the held-out text it is judged on."""
+
+    eval_text: list[str] = Field(
+        default_factory=list,
+        description="more held-out text, scored beside the corpus's held-out sequences: .txt files or folders "
+        "never trained on, or squad (the paragraphs of the held-out SQuAD articles)",
+    )
+    pppl_sequences: int = Field(
+        4, ge=0, description="held-out sequences per set scored by pseudo-perplexity at each evaluation (0: none)"
+    )
+
+
+class AdaptMLMConfig(Strict):
+    """``alembert adapt-mlm``: a masked-LM head for an encoder that has none, then the whole model on raw text."""
+
+    model: str = "mpnet-base"
+    output_dir: Path = Path("runs/adapt-mlm")
+    overwrite: bool = False
+    resume: bool = Field(False, description="continue from the newest checkpoint in output_dir")
+    resume_force: bool = Field(
+        False, description="with --resume: continue although the config or data differ (recorded in metrics.json)"
+    )
+    dry_run: bool = Field(
+        False, description="validate, time a few real steps and print the plan and its cost; write nothing"
+    )
+    push_to_hub: str | None = Field(
+        None, description="after the run, push the output folder to this Hub repository (checked before training)"
+    )
+    head_steps: int = Field(
+        200, ge=0, description="steps training the masked-LM head alone (the encoder frozen) before the whole model"
+    )
+    head_lr: float = Field(5e-4, gt=0, description="learning rate of the head-only steps")
+    data: MaskedTextConfig = MaskedTextConfig(max_length=128, heldout=128)
+    train: TrainConfig = TrainConfig(epochs=1.0, lr=5e-5, eval_every=200)

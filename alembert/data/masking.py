@@ -27,18 +27,20 @@ INPUT_KEYS = ("input_ids", "attention_mask", "token_type_ids")
 
 
 def _mix(*parts: int) -> int:
-    """A 63-bit seed from integers (seed, epoch, worker)."""
+    """A 63-bit seed from integers (seed, epoch, batch)."""
     return int.from_bytes(hashlib.sha256(":".join(map(str, parts)).encode()).digest()[:8], "little") >> 1
 
 
 class MLMCollator:
     """``collate_fn`` for masked-LM batches: returns input_ids, attention_mask, (token_type_ids), labels.
 
-    ``seed``: an int, a ``torch.Generator`` (used and advanced in place) or None
-    (a fresh random seed). With ``num_workers=0`` the generator simply advances, batch
-    after batch. :meth:`set_epoch` reseeds from (seed, epoch), so an epoch's masks do
-    not depend on earlier epochs (resumable); in DataLoader workers the generator is
-    reseeded from (seed, epoch, worker id) so workers draw different masks.
+    ``seed``: an int, a ``torch.Generator`` (its initial seed is used, and it draws the masks)
+    or None (a fresh random seed). Each batch's masks come from (seed, epoch, the batch's
+    position in the epoch), so they do not depend on what was collated before: a run resumed
+    in the middle of an epoch, whose loader skips the batches already trained on without
+    collating them, draws the masks the uninterrupted run drew (:meth:`set_epoch` with the
+    position to start at). In DataLoader workers the position counts the batches of all the
+    workers (they take batches in turn). :meth:`mask` called directly draws from the generator as is.
     """
 
     def __init__(
@@ -72,20 +74,17 @@ class MLMCollator:
         else:
             self.seed = secrets.randbits(62) if seed is None else int(seed)
             self.generator = torch.Generator().manual_seed(self.seed)
-        self.epoch = 0
-        self._worker_key = None
+        self.epoch, self.start, self.calls = 0, 0, 0
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-        self.generator.manual_seed(_mix(self.seed, epoch))
-        self._worker_key = None
+    def set_epoch(self, epoch: int, batch: int = 0) -> None:
+        """The next batch collated is batch ``batch`` (0-based) of epoch ``epoch``."""
+        self.epoch, self.start, self.calls = epoch, batch, 0
 
-    def _gen(self) -> torch.Generator:
+    def _seed_next_batch(self) -> None:
         info = torch.utils.data.get_worker_info()
-        if info is not None and self._worker_key != (self.epoch, info.id):
-            self.generator.manual_seed(_mix(self.seed, self.epoch, info.id + 1))
-            self._worker_key = (self.epoch, info.id)
-        return self.generator
+        position = self.start + (self.calls if info is None else self.calls * info.num_workers + info.id)
+        self.calls += 1
+        self.generator.manual_seed(_mix(self.seed, self.epoch, position))
 
     def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
         feats = [
@@ -93,6 +92,7 @@ class MLMCollator:
         ]
         batch = self.tokenizer.pad(feats, return_tensors="pt", pad_to_multiple_of=self.pad_to_multiple_of)
         batch = {k: v.long() for k, v in batch.items()}
+        self._seed_next_batch()
         input_ids, labels = self.mask(batch["input_ids"], batch["attention_mask"])
         return {**batch, "input_ids": input_ids, "labels": labels}
 
@@ -100,7 +100,7 @@ class MLMCollator:
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(masked input_ids, labels) for a padded batch; ``input_ids`` is not modified."""
-        g = self._gen()
+        g = self.generator
         maskable = ~torch.isin(input_ids, self.special_ids)
         if attention_mask is not None:
             maskable &= attention_mask.bool()

@@ -51,6 +51,9 @@ def make_optimizer(module: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Opt
     default ``adamw_torch_fused``: a whole training step of a 3-layer MiniLM student (one CPU
     thread, batch 32 x 14 tokens, bf16 autocast) takes 214 ms instead of 457 ms with the
     per-tensor loop."""
+    select = getattr(module, "select_trainable", None)
+    if select is not None:  # a stage that trains part of a shared model sets which part before its optimiser exists
+        select()
     decay, no_decay = [], []
     for name, p in module.named_parameters():
         if p.requires_grad:
@@ -188,8 +191,8 @@ def _fit(
         while state.step < steps and not state.stage_done:
             sampler.set_epoch(state.epoch)
             loader.set_epoch(state.epoch)  # Accelerate's own epoch counter re-seeds samplers on iteration
-            if hasattr(loader.collate_fn, "set_epoch"):  # dynamic masking: new masks each epoch
-                loader.collate_fn.set_epoch(state.epoch)
+            if hasattr(loader.collate_fn, "set_epoch"):  # dynamic masking: each batch's masks from its position
+                loader.collate_fn.set_epoch(state.epoch, state.batch_in_epoch)
             batches = accelerator.skip_first_batches(loader, state.batch_in_epoch) if state.batch_in_epoch else loader
             for batch in batches:
                 with accelerator.accumulate(module):
