@@ -275,3 +275,18 @@ def test_pack_real_corpus_prefix(bert_tokenizer, tmp_path):
     loader_rows = packed.with_format("torch", columns=["input_ids", "attention_mask", "token_type_ids"])
     batch = MLMCollator(bert_tokenizer, seed=0)([loader_rows[i] for i in range(8)])
     assert batch["input_ids"].shape == batch["labels"].shape and batch["input_ids"].dtype == torch.long
+
+
+def test_a_corpus_of_squad_training_paragraphs_glue_texts_and_files(tmp_path):
+    from alembert.data.readers import glue_texts
+    from alembert.data.squad import squad_paragraphs
+
+    novel = tmp_path / "a.txt"
+    novel.write_text("First line of a novel.\nSecond line.\n", encoding="utf-8")
+    ds = load_corpus([novel, "squad"], transfer_tasks=["rte"])
+    train, test = squad_paragraphs("train"), squad_paragraphs("test")
+    rte = glue_texts("rte")
+    assert ds["text"][:2] == ["First line of a novel.", "Second line."]
+    assert ds["text"][2:] == train + rte and len(rte) == 2 * 2490
+    assert not set(test) & set(ds["text"])  # the held-out articles' paragraphs never
+    assert load_corpus("squad")["text"] == train

@@ -7,7 +7,20 @@ from alembert.config.schema import AdaptMLMConfig
 def register(sub) -> None:
     p = sub.add_parser("adapt-mlm", help="masked-LM adaptation: a tied head, trained alone, then the whole model")
     flag(p, "--model", "model", help="encoder to adapt: folder, alias (mpnet-base, minilm-l6) or hub id")
-    p.add_argument("--corpus", nargs="+", dest="data.corpus", default=None, help=".txt files or folders")
+    p.add_argument(
+        "--corpus",
+        nargs="+",
+        dest="data.corpus",
+        default=None,
+        help=".txt files or folders; squad: the paragraphs of the SQuAD training articles",
+    )
+    flag(
+        p,
+        "--transfer-task",
+        "data.transfer_tasks",
+        type=lambda v: [x for x in v.split(",") if x],
+        help="also the texts of these GLUE training sets, e.g. sst2,mrpc",
+    )
     p.add_argument(
         "--eval-text",
         nargs="+",

@@ -24,7 +24,13 @@ def register(sub) -> None:
         "recipe",
         help=f"a packaged recipe ({', '.join(recipe_names())}; default tinybert-general) or a YAML file",
     )
-    p.add_argument("--corpus", nargs="+", dest="data.corpus", default=None, help=".txt files or folders")
+    p.add_argument(
+        "--corpus",
+        nargs="+",
+        dest="data.corpus",
+        default=None,
+        help=".txt files or folders; squad: the SQuAD training articles' paragraphs (and questions, embedding recipes)",
+    )
     p.set_defaults(_config_fields=[*(p.get_default("_config_fields") or []), "data.corpus"])
     flag(
         p,
@@ -58,7 +64,7 @@ def register(sub) -> None:
         "--transfer-task",
         "data.transfer_tasks",
         type=lambda v: [x for x in v.split(",") if x],
-        help="embedding recipes: also the texts of these GLUE training sets, e.g. sst2,mrpc",
+        help="also the texts of these GLUE training sets, e.g. sst2,mrpc (token-level recipes: one row each, packed)",
     )
     flag(p, "--max-texts", "data.max_texts", type=int, help="embedding recipes: use the first N distinct texts")
     flag(p, "--text-column", "data.text_column", help="embedding recipes: text column of CSV/TSV/JSONL sources")

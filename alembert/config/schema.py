@@ -217,14 +217,14 @@ class TextConfig(Strict):
     max_sequences: int | None = Field(None, ge=1, description="use the first N packed sequences")
     heldout: int = Field(256, ge=1, description="packed sequences held out to track the distillation loss")
     mlm_probability: float = Field(0.15, gt=0, lt=1)
+    transfer_tasks: list[str] = Field(
+        default_factory=list, description="also the texts of these GLUE training sets (both sides of pairs)"
+    )
 
 
 class CorpusConfig(TextConfig):
     """Raw text for general (task-agnostic) distillation."""
 
-    transfer_tasks: list[str] = Field(
-        default_factory=list, description="embedding recipes: also the texts of these GLUE training sets"
-    )
     text_column: str | None = Field(None, description="embedding recipes: the text column of CSV/TSV/JSONL sources")
     max_texts: int | None = Field(None, ge=1, description="embedding recipes: use the first N distinct texts")
     queries: list[str] = Field(

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import datasets
 
+from alembert.data.readers import glue_texts
+from alembert.data.squad import squad_paragraphs
 from alembert.data.tokenize import cache_write_note, tokenizer_fingerprint
 from alembert.errors import AlembertError, brief
 from alembert.models.packaged import cache_dir
@@ -27,6 +29,7 @@ from alembert.models.packaged import cache_dir
 PACK_VERSION = 1  # bump when the splitting or packing changes: part of the cache key
 BATCH_LINES = 2000  # lines per map batch; sentences and sequences never span two batches
 
+SQUAD = "squad"  # a corpus source: the paragraphs of the SQuAD training articles
 _HUB_NAME = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 # A sentence ends at . ! ? (repeated), then optional closing quotes/brackets, when
@@ -44,19 +47,34 @@ _SENTENCE_END = re.compile(
 # ------------------------------------------------------------------ loading
 
 
-def load_corpus(paths: list[str | Path] | str | Path):
+def load_corpus(
+    paths: list[str | Path] | str | Path, transfer_tasks: list[str] | None = None, data_dir: str | Path | None = None
+):
     """A ``datasets.Dataset`` with a ``text`` column.
 
     ``paths``: one or many .txt files or folders (all ``*.txt`` below them, sorted),
     read in the order given, one row per line; or one folder saved with
     ``save_to_disk`` (its ``train`` split if it is a DatasetDict); or one Hub
     dataset name (needs network). Files are read as UTF-8 (a BOM is dropped).
+    ``squad`` among them adds the paragraphs of the SQuAD *training* articles
+    (:func:`~alembert.data.squad.squad_paragraphs`: the held-out articles stay unseen), and
+    ``transfer_tasks`` the texts of those GLUE training sets (both sides of a pair), one row each.
     """
     items = [paths] if isinstance(paths, (str, Path)) else list(paths)
-    if not items:
+    texts = squad_paragraphs("train") if SQUAD in map(str, items) else []
+    texts += [t for task in transfer_tasks or [] for t in glue_texts(task, data_dir)]
+    items = [i for i in items if str(i) != SQUAD]
+    if not items and not texts:
         raise AlembertError(
-            "no corpus given; pass .txt files, folders of .txt files or a dataset saved with save_to_disk"
+            "no corpus given; pass .txt files, folders of .txt files, squad or a dataset saved with save_to_disk"
         )
+    parts = [_load_files(items).select_columns(["text"])] if items else []
+    if texts:
+        parts.append(datasets.Dataset.from_dict({"text": texts}))
+    return parts[0] if len(parts) == 1 else datasets.concatenate_datasets(parts)
+
+
+def _load_files(items: list):
     files: list[Path] = []
     for item in items:
         path = Path(item).expanduser()

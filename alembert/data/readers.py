@@ -419,3 +419,11 @@ def load_data_file(
         "label": label_column is not None or not allow_unlabelled,
     }
     return _to_dataset(table, task, cols, required, label_names=label_names)
+
+
+def glue_texts(task_name: str, data_dir: str | Path | None = None) -> list[str]:
+    """Every text of a GLUE task's training set (both sides of a pair), without labels: raw text to learn from."""
+    from alembert.data.glue import get_task
+
+    ds = load_glue_split(get_task(task_name), data_dir or default_data_dir(), "train")
+    return [t for col in ("text_a", "text_b") if col in ds.column_names for t in ds[col] if t]

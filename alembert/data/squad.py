@@ -189,6 +189,13 @@ def split_by_article(
     )
 
 
+def squad_paragraphs(part: str = "train", path: str | Path | None = None) -> list[str]:
+    """The distinct paragraphs of the ``train`` or ``test`` articles of the default article split
+    (:func:`split_by_article`), in file order: raw text that never touches the other part."""
+    train, test = split_by_article(path)
+    return list(dict.fromkeys((train if part == "train" else test)["context"]))
+
+
 def load_hub_squad(split: str = "validation", name: str = "rajpurkar/squad") -> datasets.Dataset:
     """Load ``split`` of SQuAD from the Hugging Face Hub (needs network), same columns."""
     try:

@@ -69,7 +69,7 @@ def load_student(path: str, lm_head: bool, attn: str | None):
 def corpus_loaders(cfg: DistillGeneralConfig, tokenizer, masked: bool):
     """(training loader, its sampler, held-out sequences and their collator, training sequences, the
     same training batches from a loader of their own for a student builder that needs data)."""
-    packed = pack_sentences(load_corpus(cfg.data.corpus), tokenizer, cfg.data.max_length)
+    packed = pack_sentences(load_corpus(cfg.data.corpus, cfg.data.transfer_tasks), tokenizer, cfg.data.max_length)
     if cfg.data.max_sequences:
         packed = packed.select(range(min(cfg.data.max_sequences, len(packed))))
     if len(packed) <= cfg.data.heldout:

@@ -56,11 +56,9 @@ def _table_texts(path: Path, text_column: str | None) -> list[str]:
 
 
 def _glue_texts(task_name: str, data_dir: str | Path | None) -> list[str]:
-    from alembert.data.glue import get_task
-    from alembert.data.readers import default_data_dir, load_glue_split
+    from alembert.data.readers import glue_texts
 
-    ds = load_glue_split(get_task(task_name), data_dir or default_data_dir(), "train")
-    return [t for col in ("text_a", "text_b") if col in ds.column_names for t in ds[col] if t]
+    return glue_texts(task_name, data_dir)
 
 
 def _squad_texts() -> list[str]:

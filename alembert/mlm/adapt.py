@@ -29,6 +29,7 @@ from alembert.config.schema import AdaptMLMConfig
 from alembert.data.batching import batched_loader
 from alembert.data.corpus import load_corpus, pack_sentences
 from alembert.data.masking import MLMCollator
+from alembert.data.squad import squad_paragraphs
 from alembert.errors import AlembertError
 from alembert.files import save_model_atomic, write_text_atomic
 from alembert.mlm.metrics import masked_accuracy, pseudo_perplexity
@@ -49,14 +50,6 @@ FILL_MASK = (
 )
 
 
-def squad_paragraphs() -> datasets.Dataset:
-    """The distinct paragraphs of the held-out SQuAD articles (the default article split), one row each."""
-    from alembert.data.squad import split_by_article
-
-    _, test = split_by_article()
-    return datasets.Dataset.from_dict({"text": list(dict.fromkeys(test["context"]))})
-
-
 def eval_sets(cfg: AdaptMLMConfig, tokenizer, heldout) -> dict[str, datasets.Dataset]:
     """``{name: packed sequences}``: ``heldout`` (the corpus's) and the first ``--heldout``
     sequences of each ``--eval-text`` source."""
@@ -65,7 +58,9 @@ def eval_sets(cfg: AdaptMLMConfig, tokenizer, heldout) -> dict[str, datasets.Dat
         name = "squad" if source == "squad" else Path(source).stem
         if name in sets:
             raise AlembertError(f"--eval-text {source}: a second held-out set named {name}; rename the file")
-        text = squad_paragraphs() if source == "squad" else load_corpus(source)
+        text = (
+            datasets.Dataset.from_dict({"text": squad_paragraphs("test")}) if source == "squad" else load_corpus(source)
+        )
         packed = pack_sentences(text, tokenizer, cfg.data.max_length)
         sets[name] = packed.select(range(min(cfg.data.heldout, len(packed))))
     return sets
@@ -163,7 +158,7 @@ def run_adapt_mlm(cfg: AdaptMLMConfig, callbacks: Callbacks | None = None) -> di
     model, new_head = load_masked_lm(cfg.model)
     accelerator = run.make_accelerator(cfg.train, unused_modules=True)  # the head stage leaves the encoder out
     with run.cache_guard():  # the packed corpus is cached by one process
-        packed = pack_sentences(load_corpus(cfg.data.corpus), tokenizer, cfg.data.max_length)
+        packed = pack_sentences(load_corpus(cfg.data.corpus, cfg.data.transfer_tasks), tokenizer, cfg.data.max_length)
         if cfg.data.max_sequences:
             packed = packed.select(range(min(cfg.data.max_sequences, len(packed))))
         if len(packed) <= cfg.data.heldout:
