@@ -85,6 +85,18 @@ def test_triple_loss_trains_and_decreases(mlm_teacher, corpus, tmp_path, capsys)
     )  # tied head
 
 
+@pytest.mark.parametrize(
+    "recipe,kept,dropped",
+    [("distilbert-general-no-cos", {"kd", "mlm"}, "cosine"), ("distilbert-general-no-kd", {"mlm", "cosine"}, "kd")],
+)
+def test_the_triple_loss_ablations_leave_their_term_out(mlm_teacher, corpus, tmp_path, capsys, recipe, kept, dropped):
+    out = tmp_path / recipe
+    code, _, err = run_cli(general(mlm_teacher, corpus, out, recipe, "--max-steps", 2, "--eval-every", 2), capsys)
+    assert code == 0, err
+    history = evals(out)
+    assert {f"heldout_{t}" for t in kept} <= set(history[-1]) and f"heldout_{dropped}" not in history[-1]
+
+
 def test_triple_loss_refuses_teacher_without_head(tiny_bert, corpus, tmp_path, capsys):
     out = tmp_path / "refused"
     code, _, err = run_cli(general(tiny_bert, corpus, out, "distilbert-general", "--max-steps", 2), capsys)
