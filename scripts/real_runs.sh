@@ -2,7 +2,7 @@
 # Full-data runs behind the figures in the issues' closing notes (2-core CPU: hours in all).
 # usage: bash scripts/real_runs.sh SECTION...   sections: teachers, other-teachers, distill-sst2, distill-pairs,
 #        mpnet, narrow, general, augmented, squad, cross, relations, relations-general, embedding, throughput, bench,
-#        prune-demo, prune-rounds, prune-mpnet, prune-embed, small-sets
+#        prune-demo, prune-rounds, prune-mpnet, prune-embed, small-sets, distilbert-real
 # PRECISION=bf16 runs every training and teacher pass under bf16 autocast (fast only on CPUs with AMX / AVX512-BF16).
 # Outputs go to $RUNS (default runs/real); every run keeps metrics.json, log.jsonl and the model.
 set -euo pipefail
@@ -228,6 +228,30 @@ small_sets() {  # issue 34: on each small set, the 3-layer MiniLM slice alone (c
     $A distill $C --recipe ce --output "$RUNS/small-$task-ce"
     $A distill $C --recipe kd --transfer none --output "$RUNS/small-$task-kd-none"
     $A distill $C --recipe kd ${SMALL_TRANSFER:+--transfer-size $SMALL_TRANSFER} --output "$RUNS/small-$task-kd-transfer"
+  done
+}
+
+distilbert_real() {  # issue 33: all-mpnet-base-v2 adapted to masked-LM on six novels (held out: Moby-Dick and the held-out
+  # SQuAD articles' paragraphs); DistilBERT's triple loss into its every-other-layer 6-layer slice and the two ablations
+  # (corpus: the novels, the SQuAD training paragraphs, the GLUE training texts); then the GLUE table: the adapted
+  # 12-layer teacher, the distilled 6-layer student and the same slice without the general stage, fine-tuned alike
+  local G=../shared/data/corpus/gutenberg NOVELS; NOVELS=$(ls $G/*.txt | grep -v moby)
+  $A adapt-mlm --model mpnet-base --corpus $NOVELS --eval-text $G/melville-moby_dick.txt squad --batch-size 16 \
+    --heldout 64 --pppl-sequences 1 --head-steps 150 --max-steps ${MLM_STEPS:-1500} --eval-every 150 --save-every 50 \
+    --output "$RUNS/mpnet-mlm" $T
+  for recipe in distilbert-general distilbert-general-no-cos distilbert-general-no-kd; do
+    $A distill-general --teacher "$RUNS/mpnet-mlm" --recipe $recipe --corpus squad $NOVELS \
+      --transfer-task sst2,mrpc,rte,cola,stsb --student-layers 0,2,4,6,8,10 --max-steps ${GENERAL_STEPS:-2000} \
+      --batch-size 32 --save-every 100 --output "$RUNS/mpnet6-$recipe" $T
+  done
+  for task in ${GLUE_TASKS:-sst2 mrpc stsb rte cola}; do
+    local S="--task $task --epochs 3 --lr 3e-5 --save-every 100 $T"
+    $A finetune --model "$RUNS/mpnet-mlm" $S --output "$RUNS/glue-$task-teacher12"
+    for recipe in distilbert-general distilbert-general-no-cos distilbert-general-no-kd; do
+      $A finetune --model "$RUNS/mpnet6-$recipe" $S --output "$RUNS/glue-$task-$recipe"
+    done
+    $A distill --teacher "$RUNS/glue-$task-teacher12" --student mpnet-base --student-layers 0,2,4,6,8,10 --recipe ce $S \
+      --output "$RUNS/glue-$task-slice6"
   done
 }
 
