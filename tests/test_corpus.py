@@ -290,3 +290,11 @@ def test_a_corpus_of_squad_training_paragraphs_glue_texts_and_files(tmp_path):
     assert ds["text"][2:] == train + rte and len(rte) == 2 * 2490
     assert not set(test) & set(ds["text"])  # the held-out articles' paragraphs never
     assert load_corpus("squad")["text"] == train
+
+
+def test_a_squad_source_without_the_file_names_the_variable_to_set(tmp_path, monkeypatch):
+    monkeypatch.delenv("ALEMBERT_SQUAD", raising=False)
+    monkeypatch.chdir(tmp_path)  # neither ./shared nor ../shared here
+    with pytest.raises(AlembertError, match="set ALEMBERT_SQUAD") as e:
+        load_corpus(["squad"])
+    assert len(str(e.value).splitlines()) == 1

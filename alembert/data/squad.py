@@ -88,6 +88,11 @@ def load_squad(path: str | Path) -> list[dict]:
                 f"SQuAD file {path} not found: ALEMBERT_SQUAD points there; set ALEMBERT_SQUAD to a SQuAD v1.1 "
                 "JSON file (e.g. shared/data/squad/dev-v1.1.json) or unset it"
             )
+        if path == default_squad_file():  # the default: looked up relative to the working directory
+            raise AlembertError(
+                f"SQuAD file {path} not found (the default, under ./shared/data or ../shared/data of the working "
+                "directory); set ALEMBERT_SQUAD to a SQuAD v1.1 JSON file (--task squad: or --train-file/--dev-file)"
+            )
         raise AlembertError(
             f"SQuAD file {path} not found; pass --train-file/--dev-file with a "
             "SQuAD v1.1 JSON file (e.g. shared/data/squad/dev-v1.1.json)"
