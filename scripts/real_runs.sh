@@ -233,15 +233,15 @@ small_sets() {  # issue 34: on each small set, the 3-layer MiniLM slice alone (c
 
 distilbert_real() {  # issue 33: all-mpnet-base-v2 adapted to masked-LM on six novels (held out: Moby-Dick and the held-out
   # SQuAD articles' paragraphs); DistilBERT's triple loss into its every-other-layer 6-layer slice and the two ablations
-  # (corpus: the novels, the SQuAD training paragraphs, the GLUE training texts); then the GLUE table: the adapted
+  # (corpus of both: the novels, the SQuAD training paragraphs, the GLUE training texts); then the GLUE table: the adapted
   # 12-layer teacher, the distilled 6-layer student and the same slice without the general stage, fine-tuned alike
   local G=../shared/data/corpus/gutenberg NOVELS; NOVELS=$(ls $G/*.txt | grep -v moby)
-  $A adapt-mlm --model mpnet-base --corpus $NOVELS --eval-text $G/melville-moby_dick.txt squad --batch-size 16 \
-    --heldout 64 --pppl-sequences 1 --head-steps 150 --max-steps ${MLM_STEPS:-1500} --eval-every 150 --save-every 50 \
+  $A adapt-mlm --model mpnet-base --corpus squad $NOVELS --transfer-task sst2,mrpc,rte,cola,stsb \
+    --eval-text $G/melville-moby_dick.txt squad --batch-size 16 --epochs 3 --heldout 64 --pppl-sequences 1 --head-steps 150 --max-steps ${MLM_STEPS:-1500} --eval-every 150 --save-every 50 \
     --output "$RUNS/mpnet-mlm" $T
   for recipe in distilbert-general distilbert-general-no-cos distilbert-general-no-kd; do
     $A distill-general --teacher "$RUNS/mpnet-mlm" --recipe $recipe --corpus squad $NOVELS \
-      --transfer-task sst2,mrpc,rte,cola,stsb --student-layers 0,2,4,6,8,10 --max-steps ${GENERAL_STEPS:-2000} \
+      --transfer-task sst2,mrpc,rte,cola,stsb --student-layers 0,2,4,6,8,10 --epochs 3 --max-steps ${GENERAL_STEPS:-2000} \
       --batch-size 32 --save-every 100 --output "$RUNS/mpnet6-$recipe" $T
   done
   for task in ${GLUE_TASKS:-sst2 mrpc stsb rte cola}; do

@@ -63,8 +63,9 @@ def adapt(model, corpus, out, *extra):
 
 def test_topk_against_a_hand_made_case():
     logits = torch.tensor([[0.1, 2.0, 1.0, 0.0], [3.0, 0.0, 1.0, 2.0], [0.0, 0.0, 0.5, 1.0]])
-    labels = torch.tensor([2, 0, 1])  # 2nd best, best, 3rd best (tied with index 0: topk keeps index 0 first)
-    assert topk_correct(logits, labels, ks=(1, 2, 3)) == {1: 1, 2: 2, 3: 2}
+    labels = torch.tensor([2, 0, 1])  # 2nd best, best, tied 3rd with index 0 (two logits beat it: rank 2)
+    assert topk_correct(logits, labels, ks=(1, 2, 3)) == {1: 1, 2: 2, 3: 3}
+    assert topk_correct(torch.zeros(2, 5), torch.tensor([4, 0]), ks=(1,)) == {1: 2}  # all tied: found, whatever index
 
 
 class Table(torch.nn.Module):
@@ -78,6 +79,7 @@ class Table(torch.nn.Module):
 
     def masked_logits(self, batch):
         picked = batch["labels"] != -100
+        assert (batch["input_ids"][picked] == 2).all() and picked.sum(1).eq(1).all()  # one masked token per copy
         gold = batch["labels"][picked]
         rows = []
         for t in gold.tolist():
@@ -113,7 +115,8 @@ def test_the_new_head_is_tied_and_the_head_stage_leaves_the_encoder_alone(tiny_b
     assert new and all(k.startswith("cls.") for k in new) and is_tied(model)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     module = MaskedLMModule(model, frozen_encoder=True)
-    opt = make_optimizer(module, TrainConfig(lr=1e-2))
+    whole = MaskedLMModule(model)  # built after the head's module, as the run builds them: it unfreezes the model
+    opt = make_optimizer(module, TrainConfig(lr=1e-2))  # ... and the head stage's optimiser freezes it again
     ids = bert_tokenizer(["the house was quiet and the garden was green"], return_tensors="pt")
     labels = torch.full_like(ids["input_ids"], -100)
     labels[0, 2:5] = ids["input_ids"][0, 2:5]
@@ -126,8 +129,7 @@ def test_the_new_head_is_tied_and_the_head_stage_leaves_the_encoder_alone(tiny_b
     after = model.state_dict()
     changed = {k for k in after if not torch.equal(before[k], after[k])}
     assert changed and all(k.startswith("cls.") and "decoder.weight" not in k for k in changed)
-    whole = MaskedLMModule(model)  # the second stage's optimiser holds every parameter
-    opt = make_optimizer(whole, TrainConfig())
+    opt = make_optimizer(whole, TrainConfig())  # the second stage's optimiser holds every parameter
     assert sum(p.numel() for g in opt.param_groups for p in g["params"]) == sum(p.numel() for p in model.parameters())
 
 
@@ -144,6 +146,7 @@ def test_adapt_mlm_runs_both_stages_saves_a_fill_mask_model_and_resumes_bit_exac
         assert 0 <= m["dev"][f"{name}_top1"] <= m["dev"][f"{name}_top5"] <= 1 and m["dev"][f"{name}_pppl"] > 1
     assert m["details"]["head_only_dev"]["heldout_top1"] >= 0 and m["details"]["head_steps"] == 3
     assert len(m["details"]["fill_mask"]) == 3 and "fill-mask" in (out / "README.md").read_text()
+    assert "alone for\n3 steps, then the whole model for 4 steps" in (out / "README.md").read_text()
     saved = AutoModelForMaskedLM.from_pretrained(out)
     assert is_tied(saved)
     from transformers import pipeline
@@ -160,6 +163,8 @@ def test_adapt_mlm_runs_both_stages_saves_a_fill_mask_model_and_resumes_bit_exac
     after = load_file(str(last / "model.safetensors"))
     assert before.keys() == after.keys()
     assert max((before[k] - after[k]).abs().max().item() for k in before) <= 1e-6
+    resumed = json.loads((out / "metrics.json").read_text())["details"]
+    assert resumed["head_only_dev"] == m["details"]["head_only_dev"] and resumed["head_steps"] == 3
 
 
 @pytest.mark.cli

@@ -111,6 +111,18 @@ def test_masks_are_dynamic_and_reproducible(bert_tokenizer, features):
     assert not torch.equal(e3["labels"], a(few)["labels"])  # every epoch sees new masks
 
 
+def test_a_collator_started_at_batch_k_draws_the_masks_of_the_kth_batch(bert_tokenizer, features):
+    """A resumed run skips the batches it trained on without collating them: its masks must not depend on them."""
+    batches = [features[i : i + 4] for i in range(0, 16, 4)]
+    straight = MLMCollator(bert_tokenizer, seed=3)
+    straight.set_epoch(2)
+    drawn = [straight(b)["labels"] for b in batches]
+    resumed = MLMCollator(bert_tokenizer, seed=3)
+    resumed.set_epoch(2, 2)
+    assert torch.equal(resumed(batches[2])["labels"], drawn[2]) and torch.equal(resumed(batches[3])["labels"], drawn[3])
+    assert not torch.equal(drawn[2], MLMCollator(bert_tokenizer, seed=3)(batches[2])["labels"])  # epoch 0, batch 0
+
+
 def test_masking_errors(bert_tokenizer):
     with pytest.raises(AlembertError, match="mlm_probability"):
         MLMCollator(bert_tokenizer, mlm_probability=0)
@@ -297,4 +309,4 @@ def test_a_squad_source_without_the_file_names_the_variable_to_set(tmp_path, mon
     monkeypatch.chdir(tmp_path)  # neither ./shared nor ../shared here
     with pytest.raises(AlembertError, match="set ALEMBERT_SQUAD") as e:
         load_corpus(["squad"])
-    assert len(str(e.value).splitlines()) == 1
+    assert len(str(e.value).splitlines()) == 1 and "--train-file" not in str(e.value)

@@ -31,10 +31,16 @@ def _mix(*parts: int) -> int:
     return int.from_bytes(hashlib.sha256(":".join(map(str, parts)).encode()).digest()[:8], "little") >> 1
 
 
+def _rank() -> int:
+    dist = torch.distributed
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
 class MLMCollator:
     """``collate_fn`` for masked-LM batches: returns input_ids, attention_mask, (token_type_ids), labels.
 
-    ``seed``: an int, a ``torch.Generator`` (its initial seed is used, and it draws the masks)
+    ``seed``: an int, a ``torch.Generator`` (its initial seed is used; it becomes the collator's own
+    generator and is reseeded every batch)
     or None (a fresh random seed). Each batch's masks come from (seed, epoch, the batch's
     position in the epoch), so they do not depend on what was collated before: a run resumed
     in the middle of an epoch, whose loader skips the batches already trained on without
@@ -84,7 +90,8 @@ class MLMCollator:
         info = torch.utils.data.get_worker_info()
         position = self.start + (self.calls if info is None else self.calls * info.num_workers + info.id)
         self.calls += 1
-        self.generator.manual_seed(_mix(self.seed, self.epoch, position))
+        rank = _rank()  # processes that each collate their slice of a batch draw different masks
+        self.generator.manual_seed(_mix(self.seed, self.epoch, position, *([rank] if rank else [])))
 
     def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
         feats = [

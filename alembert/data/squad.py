@@ -91,7 +91,7 @@ def load_squad(path: str | Path) -> list[dict]:
         if path == default_squad_file():  # the default: looked up relative to the working directory
             raise AlembertError(
                 f"SQuAD file {path} not found (the default, under ./shared/data or ../shared/data of the working "
-                "directory); set ALEMBERT_SQUAD to a SQuAD v1.1 JSON file (--task squad: or --train-file/--dev-file)"
+                "directory); set ALEMBERT_SQUAD to a SQuAD v1.1 JSON file"
             )
         raise AlembertError(
             f"SQuAD file {path} not found; pass --train-file/--dev-file with a "

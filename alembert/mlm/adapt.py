@@ -20,6 +20,7 @@ answers a ``fill-mask`` pipeline (examples in ``metrics.json``'s ``details.fill_
 
 from __future__ import annotations
 
+import json
 from math import nan
 from pathlib import Path
 
@@ -36,7 +37,7 @@ from alembert.mlm.metrics import masked_accuracy, pseudo_perplexity
 from alembert.mlm.model import load_masked_lm
 from alembert.mlm.module import MaskedLMModule
 from alembert.models.load import check_max_length, load_config, load_tokenizer, n_params
-from alembert.training.loop import Callbacks, FitSpec
+from alembert.training.loop import Callbacks, FitSpec, total_steps
 from alembert.training.plan import PlannedStage
 from alembert.training.runner import Run
 
@@ -111,6 +112,13 @@ def fill_mask_examples(model, tokenizer, device) -> list[dict]:
     return out
 
 
+def stage_evals(out: Path, stage: int) -> list[dict]:
+    """The evaluations ``log.jsonl`` recorded for ``stage``, in order (a resumed run appends to the log)."""
+    path = out / "log.jsonl"
+    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+    return [r["eval"] for r in records if "eval" in r and r.get("stage") == stage]
+
+
 def write_card(out: Path, summary: dict) -> None:
     d = summary["details"]
     dev = summary["dev"]
@@ -131,7 +139,7 @@ pipeline_tag: fill-mask
 # {summary["model"]}, adapted to masked-LM
 
 `alembert adapt-mlm`: a masked-LM head tied to the input embeddings, trained alone for
-{d["head_steps"]} steps, then the whole model for {summary["steps"] - d["head_steps"]} steps on
+{d["head_steps"]} steps, then the whole model for {d["encoder_steps"]} steps on
 {summary["train_examples"]} sequences of {d["max_length"]} tokens ({", ".join(d["corpus"])}).
 
 | held-out set | masked top-1 | masked top-5 | pseudo-perplexity |
@@ -147,8 +155,8 @@ Fill-mask:
 def run_adapt_mlm(cfg: AdaptMLMConfig, callbacks: Callbacks | None = None) -> dict:
     """Adapt ``cfg.model`` to masked-LM on ``cfg.data.corpus``; the ``metrics.json`` dict (or, with
     ``cfg.dry_run``, the plan)."""
-    if not cfg.data.corpus:
-        raise AlembertError("adapt-mlm needs raw text: pass --corpus PATH (files or folders of .txt)")
+    if not cfg.data.corpus and not cfg.data.transfer_tasks:
+        raise AlembertError("adapt-mlm needs raw text: pass --corpus PATH (files or folders of .txt, or squad)")
     check_eval_text(cfg)
     run = Run("adapt-mlm", cfg, callbacks)
     check_max_length(load_config(cfg.model), cfg.data.max_length, cfg.model)
@@ -156,7 +164,7 @@ def run_adapt_mlm(cfg: AdaptMLMConfig, callbacks: Callbacks | None = None) -> di
     if tokenizer.mask_token is None:
         raise AlembertError(f"model {cfg.model}: its tokenizer has no mask token; adapt-mlm needs a BERT-style one")
     model, new_head = load_masked_lm(cfg.model)
-    accelerator = run.make_accelerator(cfg.train, unused_modules=True)  # the head stage leaves the encoder out
+    accelerator = run.make_accelerator(cfg.train)  # frozen parameters are not DDP's: every trained one gets a gradient
     with run.cache_guard():  # the packed corpus is cached by one process
         packed = pack_sentences(load_corpus(cfg.data.corpus, cfg.data.transfer_tasks), tokenizer, cfg.data.max_length)
         if cfg.data.max_sequences:
@@ -201,10 +209,14 @@ def run_adapt_mlm(cfg: AdaptMLMConfig, callbacks: Callbacks | None = None) -> di
         return evaluate
 
     head_steps = cfg.head_steps if new_head else 0  # a checkpoint with its head needs no head-only stage
+    head_train = cfg.train.model_copy(
+        update={"max_steps": head_steps or 1, "lr": cfg.head_lr, "eval_every": head_steps}
+    )
+    head_steps = min(head_steps, total_steps(len(loader), head_train))  # --epochs may cap it below --head-steps
     stages = []
     if head_steps:
         head = MaskedLMModule(model, frozen_encoder=True)
-        head_train = cfg.train.model_copy(update={"max_steps": head_steps, "lr": cfg.head_lr, "eval_every": head_steps})
+        head_train = head_train.model_copy(update={"max_steps": head_steps, "eval_every": head_steps})
         spec = FitSpec(head_train, MAIN_METRIC, evaluate_with(head), stage=0, resume=run.stage_resume(0))
         stages.append(("head", head, spec))
     whole = MaskedLMModule(model)
@@ -220,17 +232,14 @@ def run_adapt_mlm(cfg: AdaptMLMConfig, callbacks: Callbacks | None = None) -> di
             what=what,
             examples={"train_examples": len(train), "dev_examples": sum(len(s) for s in sets.values())},
             stages=[PlannedStage(name, module, loader, sampler, spec) for name, module, spec in stages],
-            evaluations={"model": stages[-1][2].evaluate},
+            evaluations={"student": stages[-1][2].evaluate},
         )
     out = run.open("adapt_mlm_config.yaml", cfg)
-    head_dev: dict = {}
     for name, module, spec in stages:
         if spec.resume == "done":
             continue  # finished before the interruption; its weights live in the checkpoint
         on_best = (lambda metrics, step: save_model_atomic(model, tokenizer, out)) if name == "encoder" else None
-        result = run.fit(module, loader, sampler, spec, on_best, name=name)
-        if name == "head":
-            head_dev = result.best
+        run.fit(module, loader, sampler, spec, on_best, name=name)
     best = type(model).from_pretrained(out).to(accelerator.device).eval()  # the saved model, as a user loads it
     summary = run.summary(
         kind="masked-lm",
@@ -245,7 +254,8 @@ def run_adapt_mlm(cfg: AdaptMLMConfig, callbacks: Callbacks | None = None) -> di
             "max_length": cfg.data.max_length,
             "new_head_weights": new_head,
             "head_steps": head_steps,
-            "head_only_dev": head_dev,
+            "encoder_steps": run.stages[-1]["steps"] if run.stages else 0,
+            "head_only_dev": (stage_evals(out, 0) or [{}])[-1],  # from the log: there after a resume too
             "eval_sets": {name: len(s) for name, s in sets.items()},
             "fill_mask": fill_mask_examples(best, tokenizer, accelerator.device),
         },

@@ -18,17 +18,18 @@ import torch.nn.functional as F
 
 
 def topk_correct(logits: torch.Tensor, labels: torch.Tensor, ks: tuple[int, ...] = (1, 5)) -> dict[int, int]:
-    """How many of the ``[n]`` ``labels`` are among the ``k`` largest of their ``[n, vocab]`` ``logits``,
-    per ``k`` (ties at the k-th value count against: ``torch.topk`` keeps exactly ``k``).
+    """How many of the ``[n]`` ``labels`` rank among the first ``k`` of their ``[n, vocab]`` ``logits``, per
+    ``k``: a label's rank is the number of logits strictly larger than its own, so a label tied with
+    others is found when fewer than ``k`` beat it (whatever the order a sort would give the ties).
 
     Example::
 
         >>> topk_correct(torch.tensor([[0.1, 2.0, 1.0], [3.0, 0.0, 1.0]]), torch.tensor([2, 0]), ks=(1, 2))
         {1: 1, 2: 2}
     """
-    top = logits.topk(max(ks), dim=-1).indices
-    hit = top == labels.unsqueeze(-1)
-    return {k: int(hit[:, :k].any(-1).sum()) for k in ks}
+    gold = logits.gather(1, labels.unsqueeze(1))
+    rank = (logits > gold).sum(-1)
+    return {k: int((rank < k).sum()) for k in ks}
 
 
 @torch.no_grad()

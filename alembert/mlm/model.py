@@ -41,13 +41,13 @@ def load_masked_lm(name: str) -> tuple[torch.nn.Module, list[str]]:
     """(the masked-LM model of ``name``, the names of the head weights the checkpoint lacked and that
     start fresh). The decoder is tied to the input embeddings."""
     path = resolve_model(name)
-    try:
-        model, info = quiet_from_pretrained(AutoModelForMaskedLM, path, f"model {name}", output_loading_info=True)
-    except ValueError as e:  # a config of a family with no masked-LM class
-        raise AlembertError(
-            f"model {name} has no masked-LM architecture in transformers ({str(e).splitlines()[0][:120]}); "
-            "adapt-mlm needs a BERT-style encoder (BERT, MPNet, RoBERTa, DistilBERT ...)"
-        ) from None
+    model, info = quiet_from_pretrained(
+        AutoModelForMaskedLM,
+        path,
+        f"model {name}",
+        hint="adapt-mlm needs a BERT-style encoder (BERT, MPNet, RoBERTa, DistilBERT ...)",
+        output_loading_info=True,
+    )
     missing = sorted(k for k in info["missing_keys"] if not k.endswith("position_ids"))
     encoder = [k for k in missing if k.startswith(model.base_model_prefix + ".")]
     if encoder:

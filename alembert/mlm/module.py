@@ -18,7 +18,8 @@ class MaskedLMModule(torch.nn.Module):
     ``frozen_encoder``: the encoder (and the tied embedding table the decoder shares) gets no
     gradient, so only the head's transform and bias learn: the first stage of adaptation, where a
     fresh head would otherwise send large gradients into the pretrained encoder. The flags are set
-    again at every forward, so whichever module was built last does not decide for the other.
+    when the stage's optimiser is built (``make_optimizer`` calls :meth:`select_trainable`), so two
+    stages' modules over one model do not depend on which was built last.
 
     Example::
 
