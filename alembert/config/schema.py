@@ -83,11 +83,10 @@ class TrainConfig(Strict):
     keep_checkpoints: int = Field(2, ge=1, description="how many recent checkpoints to keep")
 
 
-class FinetuneConfig(Strict):
-    """``alembert finetune``: train a model (normally the teacher) on a task."""
+class RunConfig(Strict):
+    """What every training command's run takes beside its own fields: where its output goes is the
+    command's ``output_dir``; these say how to treat a folder already there, and what else to do."""
 
-    model: str = "minilm-l6"
-    output_dir: Path = Path("runs/finetune")
     overwrite: bool = False
     resume: bool = Field(False, description="continue from the newest checkpoint in output_dir")
     resume_force: bool = Field(
@@ -99,6 +98,13 @@ class FinetuneConfig(Strict):
     push_to_hub: str | None = Field(
         None, description="after the run, push the output folder to this Hub repository (checked before training)"
     )
+
+
+class FinetuneConfig(RunConfig):
+    """``alembert finetune``: train a model (normally the teacher) on a task."""
+
+    model: str = "minilm-l6"
+    output_dir: Path = Path("runs/finetune")
     data: DataConfig = DataConfig()
     train: TrainConfig = TrainConfig()
 
@@ -172,7 +178,7 @@ class StudentConfig(Strict):
         return any(v is not None for v in (self.num_layers, self.hidden_size, self.intermediate_size, self.num_heads))
 
 
-class DistillConfig(Strict):
+class DistillConfig(RunConfig):
     """``alembert distill``: task-specific distillation of a fine-tuned teacher."""
 
     teacher: str
@@ -192,17 +198,6 @@ class DistillConfig(Strict):
     )
     student: StudentConfig = StudentConfig()
     output_dir: Path = Path("runs/distill")
-    overwrite: bool = False
-    resume: bool = Field(False, description="continue from the newest checkpoint in output_dir")
-    resume_force: bool = Field(
-        False, description="with --resume: continue although the config or data differ (recorded in metrics.json)"
-    )
-    dry_run: bool = Field(
-        False, description="validate, time a few real steps and print the plan and its cost; write nothing"
-    )
-    push_to_hub: str | None = Field(
-        None, description="after the run, push the output folder to this Hub repository (checked before training)"
-    )
     data: DataConfig = DataConfig()
     train: TrainConfig = TrainConfig()
 
@@ -236,24 +231,13 @@ class CorpusConfig(TextConfig):
     )
 
 
-class DistillGeneralConfig(Strict):
+class DistillGeneralConfig(RunConfig):
     """``alembert distill-general``: task-agnostic distillation on raw text."""
 
     teacher: str = "minilm-l6"
     recipe: str | dict[str, Any] = "tinybert-general"
     student: StudentConfig = StudentConfig()
     output_dir: Path = Path("runs/general")
-    overwrite: bool = False
-    resume: bool = False
-    resume_force: bool = Field(
-        False, description="with --resume: continue although the config or data differ (recorded in metrics.json)"
-    )
-    dry_run: bool = Field(
-        False, description="validate, time a few real steps and print the plan and its cost; write nothing"
-    )
-    push_to_hub: str | None = Field(
-        None, description="after the run, push the output folder to this Hub repository (checked before training)"
-    )
     data: CorpusConfig = CorpusConfig()
     train: TrainConfig = TrainConfig(epochs=1.0, lr=1e-4, eval_every=200)
     pooling: Literal["mean", "cls", "max"] | None = Field(
@@ -280,22 +264,11 @@ class MaskedTextConfig(TextConfig):
     )
 
 
-class AdaptMLMConfig(Strict):
+class AdaptMLMConfig(RunConfig):
     """``alembert adapt-mlm``: a masked-LM head for an encoder that has none, then the whole model on raw text."""
 
     model: str = "mpnet-base"
     output_dir: Path = Path("runs/adapt-mlm")
-    overwrite: bool = False
-    resume: bool = Field(False, description="continue from the newest checkpoint in output_dir")
-    resume_force: bool = Field(
-        False, description="with --resume: continue although the config or data differ (recorded in metrics.json)"
-    )
-    dry_run: bool = Field(
-        False, description="validate, time a few real steps and print the plan and its cost; write nothing"
-    )
-    push_to_hub: str | None = Field(
-        None, description="after the run, push the output folder to this Hub repository (checked before training)"
-    )
     head_steps: int = Field(
         200, ge=0, description="steps training the masked-LM head alone (the encoder frozen) before the whole model"
     )

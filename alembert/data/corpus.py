@@ -346,3 +346,18 @@ def pack_sentences(ds, tokenizer, max_length: int = 128, cache: Path | None = No
     if len(packed) == 0:
         raise AlembertError("corpus holds no text (only blank lines); pass files with text")
     return packed
+
+
+def packed_corpus(data, tokenizer):
+    """(held-out sequences, training sequences) of a raw-text config ``data`` (``corpus``,
+    ``transfer_tasks``, ``max_length``, ``max_sequences``, ``heldout``): the first ``heldout`` packed
+    sequences are never trained on."""
+    packed = pack_sentences(load_corpus(data.corpus, data.transfer_tasks), tokenizer, data.max_length)
+    if data.max_sequences:
+        packed = packed.select(range(min(data.max_sequences, len(packed))))
+    if len(packed) <= data.heldout:
+        raise AlembertError(
+            f"the corpus packs into only {len(packed)} sequences, not more than --heldout {data.heldout}; "
+            "give more text or a smaller --heldout"
+        )
+    return packed.select(range(data.heldout)), packed.select(range(data.heldout, len(packed)))

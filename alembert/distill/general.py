@@ -16,7 +16,7 @@ from transformers import AutoModel, AutoModelForMaskedLM, DataCollatorWithPaddin
 
 from alembert.config.schema import DistillGeneralConfig
 from alembert.data.batching import batched_loader
-from alembert.data.corpus import load_corpus, pack_sentences
+from alembert.data.corpus import packed_corpus
 from alembert.data.masking import MLMCollator
 from alembert.distill.module import DistillModule, resolve_stage_mappings
 from alembert.distill.recipe import Recipe
@@ -69,16 +69,8 @@ def load_student(path: str, lm_head: bool, attn: str | None):
 def corpus_loaders(cfg: DistillGeneralConfig, tokenizer, masked: bool):
     """(training loader, its sampler, held-out sequences and their collator, training sequences, the
     same training batches from a loader of their own for a student builder that needs data)."""
-    packed = pack_sentences(load_corpus(cfg.data.corpus, cfg.data.transfer_tasks), tokenizer, cfg.data.max_length)
-    if cfg.data.max_sequences:
-        packed = packed.select(range(min(cfg.data.max_sequences, len(packed))))
-    if len(packed) <= cfg.data.heldout:
-        raise AlembertError(
-            f"the corpus packs into only {len(packed)} sequences, not more than --heldout {cfg.data.heldout}; "
-            "give more text or a smaller --heldout"
-        )
-    heldout, train = packed.select(range(cfg.data.heldout)), packed.select(range(cfg.data.heldout, len(packed)))
-    cols = [c for c in COLUMNS if c in packed.column_names]
+    heldout, train = packed_corpus(cfg.data, tokenizer)
+    cols = [c for c in COLUMNS if c in train.column_names]
     seed = cfg.train.seed
     collate = (
         MLMCollator(tokenizer, cfg.data.mlm_probability, seed=seed) if masked else DataCollatorWithPadding(tokenizer)

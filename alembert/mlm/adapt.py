@@ -28,7 +28,7 @@ import datasets
 
 from alembert.config.schema import AdaptMLMConfig
 from alembert.data.batching import batched_loader
-from alembert.data.corpus import load_corpus, pack_sentences
+from alembert.data.corpus import load_corpus, pack_sentences, packed_corpus
 from alembert.data.masking import MLMCollator
 from alembert.data.squad import squad_paragraphs
 from alembert.errors import AlembertError
@@ -166,17 +166,9 @@ def run_adapt_mlm(cfg: AdaptMLMConfig, callbacks: Callbacks | None = None) -> di
     model, new_head = load_masked_lm(cfg.model)
     accelerator = run.make_accelerator(cfg.train)  # frozen parameters are not DDP's: every trained one gets a gradient
     with run.cache_guard():  # the packed corpus is cached by one process
-        packed = pack_sentences(load_corpus(cfg.data.corpus, cfg.data.transfer_tasks), tokenizer, cfg.data.max_length)
-        if cfg.data.max_sequences:
-            packed = packed.select(range(min(cfg.data.max_sequences, len(packed))))
-        if len(packed) <= cfg.data.heldout:
-            raise AlembertError(
-                f"the corpus packs into only {len(packed)} sequences, not more than --heldout {cfg.data.heldout}; "
-                "give more text or a smaller --heldout"
-            )
-        sets = eval_sets(cfg, tokenizer, packed.select(range(cfg.data.heldout)))
-    train = packed.select(range(cfg.data.heldout, len(packed)))
-    cols = [c for c in COLUMNS if c in packed.column_names]
+        heldout, train = packed_corpus(cfg.data, tokenizer)
+        sets = eval_sets(cfg, tokenizer, heldout)
+    cols = [c for c in COLUMNS if c in train.column_names]
     seed = cfg.train.seed
     loader, sampler = batched_loader(
         train, cols, MLMCollator(tokenizer, cfg.data.mlm_probability, seed=seed), cfg.train.batch_size, seed
