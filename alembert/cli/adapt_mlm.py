@@ -1,35 +1,30 @@
 """``alembert adapt-mlm``: give an encoder without a masked-LM head one, trained with the whole model on raw text."""
 
-from alembert.cli.common import add_config_flags, add_train_flags, config_from_args, describe_flags, flag, print_table
+from alembert.cli.common import (
+    add_config_flags,
+    add_train_flags,
+    add_transfer_task_flag,
+    config_from_args,
+    describe_flags,
+    flag,
+    print_table,
+)
 from alembert.config.schema import AdaptMLMConfig
 
 
 def register(sub) -> None:
     p = sub.add_parser("adapt-mlm", help="masked-LM adaptation: a tied head, trained alone, then the whole model")
     flag(p, "--model", "model", help="encoder to adapt: folder, alias (mpnet-base, minilm-l6) or hub id")
-    p.add_argument(
-        "--corpus",
-        nargs="+",
-        dest="data.corpus",
-        default=None,
-        help=".txt files or folders; squad: the paragraphs of the SQuAD training articles",
-    )
+    flag(p, "--corpus", "data.corpus", nargs="+", help=".txt files or folders; squad: the SQuAD training paragraphs")
+    add_transfer_task_flag(p)
     flag(
         p,
-        "--transfer-task",
-        "data.transfer_tasks",
-        type=lambda v: [x for x in v.split(",") if x],
-        help="also the texts of these GLUE training sets, e.g. sst2,mrpc",
-    )
-    p.add_argument(
         "--eval-text",
+        "data.eval_text",
         nargs="+",
-        dest="data.eval_text",
         metavar="SOURCE",
-        default=None,
         help="more held-out text never trained on: .txt files or folders, or squad (held-out SQuAD paragraphs)",
     )
-    p.set_defaults(_config_fields=[*(p.get_default("_config_fields") or []), "data.corpus", "data.eval_text"])
     flag(p, "--max-length", "data.max_length", type=int, help="tokens per packed sequence (default 128)")
     flag(p, "--max-sequences", "data.max_sequences", type=int, help="use the first N packed sequences")
     flag(p, "--heldout", "data.heldout", type=int, help="held-out sequences per evaluation set (default 128)")

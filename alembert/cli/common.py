@@ -33,6 +33,21 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def comma_list(text: str) -> list[str]:
+    """``--transfer-task sst2,mrpc``: names separated by commas."""
+    return [x for x in text.split(",") if x]
+
+
+def add_transfer_task_flag(parser: argparse.ArgumentParser, note: str = "") -> None:
+    flag(
+        parser,
+        "--transfer-task",
+        "data.transfer_tasks",
+        type=comma_list,
+        help=f"also the texts of these GLUE training sets, e.g. sst2,mrpc{note}",
+    )
+
+
 def label_list(text: str) -> list[str]:
     """``--labels``: class names separated by commas, or a JSON list when a name holds a comma."""
     if not text.lstrip().startswith("["):

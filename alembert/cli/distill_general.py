@@ -5,6 +5,8 @@ from pathlib import Path
 from alembert.cli.common import (
     add_config_flags,
     add_train_flags,
+    add_transfer_task_flag,
+    comma_list,
     config_from_args,
     describe_flags,
     flag,
@@ -24,14 +26,13 @@ def register(sub) -> None:
         "recipe",
         help=f"a packaged recipe ({', '.join(recipe_names())}; default tinybert-general) or a YAML file",
     )
-    p.add_argument(
+    flag(
+        p,
         "--corpus",
+        "data.corpus",
         nargs="+",
-        dest="data.corpus",
-        default=None,
         help=".txt files or folders; squad: the SQuAD training articles' paragraphs (and questions, embedding recipes)",
     )
-    p.set_defaults(_config_fields=[*(p.get_default("_config_fields") or []), "data.corpus"])
     flag(
         p,
         "--max-length",
@@ -59,24 +60,17 @@ def register(sub) -> None:
         "--student-config", dest="student_config", help="random-init shape, e.g. num_layers=4,hidden_size=312"
     )
     add_prune_flags(p)
-    flag(
-        p,
-        "--transfer-task",
-        "data.transfer_tasks",
-        type=lambda v: [x for x in v.split(",") if x],
-        help="also the texts of these GLUE training sets, e.g. sst2,mrpc (token-level recipes: one row each, packed)",
-    )
+    add_transfer_task_flag(p, " (token-level recipes: one row each, packed)")
     flag(p, "--max-texts", "data.max_texts", type=int, help="embedding recipes: use the first N distinct texts")
     flag(p, "--text-column", "data.text_column", help="embedding recipes: text column of CSV/TSV/JSONL sources")
-    p.add_argument(
+    flag(
+        p,
         "--queries",
+        "data.queries",
         nargs="+",
-        dest="data.queries",
         metavar="SOURCE",
-        default=None,
         help="ranking recipes (embed-rank): query texts, files as for --corpus, or squad (its training questions)",
     )
-    p.set_defaults(_config_fields=[*(p.get_default("_config_fields") or []), "data.queries"])
     flag(
         p,
         "--pseudo-queries",
@@ -95,7 +89,7 @@ def register(sub) -> None:
         p,
         "--eval-tasks",
         "eval_tasks",
-        type=lambda v: [x for x in v.split(",") if x],
+        type=comma_list,
         help="embedding recipes: stsb-zeroshot,squad-retrieval (default both; the first tracked at every eval)",
     )
     p.add_argument(
