@@ -40,13 +40,13 @@ class MLMCollator:
     """``collate_fn`` for masked-LM batches: returns input_ids, attention_mask, (token_type_ids), labels.
 
     ``seed``: an int, a ``torch.Generator`` (its initial seed is used; it becomes the collator's own
-    generator and is reseeded every batch)
-    or None (a fresh random seed). Each batch's masks come from (seed, epoch, the batch's
-    position in the epoch), so they do not depend on what was collated before: a run resumed
-    in the middle of an epoch, whose loader skips the batches already trained on without
-    collating them, draws the masks the uninterrupted run drew (:meth:`set_epoch` with the
-    position to start at). In DataLoader workers the position counts the batches of all the
-    workers (they take batches in turn). :meth:`mask` called directly draws from the generator as is.
+    generator and is reseeded every batch) or None (a fresh random seed). Each batch's masks come
+    from (seed, epoch, the batch's position in the epoch), so they do not depend on what was
+    collated before: a run resumed in the middle of an epoch, whose loader skips the batches
+    already trained on without collating them, draws the masks the uninterrupted run drew
+    (:meth:`set_epoch` with the position to start at). In DataLoader workers the position counts
+    the batches of all the workers (they take batches in turn). :meth:`mask` called directly
+    draws from the generator as is.
     """
 
     def __init__(

@@ -55,12 +55,6 @@ def _table_texts(path: Path, text_column: str | None) -> list[str]:
     return [t for col in ("text_a", "text_b") if col in ds.column_names for t in ds[col] if t]
 
 
-def _glue_texts(task_name: str, data_dir: str | Path | None) -> list[str]:
-    from alembert.data.readers import glue_texts
-
-    return glue_texts(task_name, data_dir)
-
-
 def _squad_texts() -> list[str]:
     from alembert.data.squad import split_by_article
 
@@ -92,8 +86,10 @@ def load_texts(
             raise AlembertError(
                 f"text source {src} not found; pass .txt/.csv/.tsv/.jsonl files, folders of .txt, or 'squad'"
             )
+    from alembert.data.readers import glue_texts
+
     for task in transfer_tasks or []:
-        texts += _glue_texts(task, data_dir)
+        texts += glue_texts(task, data_dir)
     texts = list(dict.fromkeys(t.strip() for t in texts if t and t.strip()))
     if not texts:
         raise AlembertError(

@@ -73,24 +73,21 @@ def chunks(rows, size: int):
         yield [rows[j] for j in range(start, min(start + size, len(rows)))]
 
 
-def trained_on(cfg: AdaptMLMConfig) -> set[Path]:
-    """The corpus files, resolved (a held-out file among them would not be held out)."""
-    files: set[Path] = set()
-    for item in cfg.data.corpus:
-        path = Path(item).expanduser()
-        files |= {p.resolve() for p in path.rglob("*.txt")} if path.is_dir() else {path.resolve()}
-    return files
+def text_files(path: Path) -> set[Path]:
+    """A file, or the .txt files below a folder, resolved."""
+    return {p.resolve() for p in path.rglob("*.txt")} if path.is_dir() else {path.resolve()}
 
 
 def check_eval_text(cfg: AdaptMLMConfig) -> None:
-    seen = trained_on(cfg)
+    """Each --eval-text file exists and is not trained on (a held-out file in --corpus would not be held out)."""
+    seen = set().union(*(text_files(Path(item).expanduser()) for item in cfg.data.corpus))
     for source in cfg.data.eval_text:
         if source == "squad":
             continue
         path = Path(source).expanduser()
         if not path.exists():
             raise AlembertError(f"--eval-text {source}: no such file or folder; pass .txt files or squad")
-        files = {p.resolve() for p in path.rglob("*.txt")} if path.is_dir() else {path.resolve()}
+        files = text_files(path)
         if files & seen:
             raise AlembertError(
                 f"--eval-text {source} is also in --corpus ({sorted(files & seen)[0].name}): held-out text must never "
@@ -191,7 +188,8 @@ def run_adapt_mlm(cfg: AdaptMLMConfig, callbacks: Callbacks | None = None) -> di
                     acc = masked_accuracy(m, batches)
                     metrics |= {f"{name}_top1": acc["top1"], f"{name}_top5": acc["top5"], f"{name}_loss": acc["loss"]}
                     if cfg.data.pppl_sequences:
-                        seqs = list(data.with_format("torch")["input_ids"][: cfg.data.pppl_sequences])
+                        first = data.select(range(min(cfg.data.pppl_sequences, len(data))))
+                        seqs = list(first.with_format("torch")["input_ids"])
                         metrics[f"{name}_pppl"] = pseudo_perplexity(
                             m, seqs, tokenizer.mask_token_id, tokenizer.all_special_ids, cfg.train.eval_batch_size
                         )
@@ -201,14 +199,12 @@ def run_adapt_mlm(cfg: AdaptMLMConfig, callbacks: Callbacks | None = None) -> di
         return evaluate
 
     head_steps = cfg.head_steps if new_head else 0  # a checkpoint with its head needs no head-only stage
-    head_train = cfg.train.model_copy(
-        update={"max_steps": head_steps or 1, "lr": cfg.head_lr, "eval_every": head_steps}
-    )
-    head_steps = min(head_steps, total_steps(len(loader), head_train))  # --epochs may cap it below --head-steps
+    epoch_steps = total_steps(len(loader), cfg.train.model_copy(update={"max_steps": None}))
+    head_steps = min(head_steps, epoch_steps)  # --epochs may cap it below --head-steps
     stages = []
     if head_steps:
         head = MaskedLMModule(model, frozen_encoder=True)
-        head_train = head_train.model_copy(update={"max_steps": head_steps, "eval_every": head_steps})
+        head_train = cfg.train.model_copy(update={"max_steps": head_steps, "lr": cfg.head_lr, "eval_every": head_steps})
         spec = FitSpec(head_train, MAIN_METRIC, evaluate_with(head), stage=0, resume=run.stage_resume(0))
         stages.append(("head", head, spec))
     whole = MaskedLMModule(model)
