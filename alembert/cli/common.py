@@ -38,11 +38,11 @@ def comma_list(text: str) -> list[str]:
     return [x for x in text.split(",") if x]
 
 
-def add_transfer_task_flag(parser: argparse.ArgumentParser, note: str = "") -> None:
+def add_transfer_task_flag(parser: argparse.ArgumentParser, note: str = "", field: str = "data.transfer_tasks") -> None:
     flag(
         parser,
         "--transfer-task",
-        "data.transfer_tasks",
+        field,
         type=comma_list,
         help=f"also the texts of these GLUE training sets, e.g. sst2,mrpc{note}",
     )

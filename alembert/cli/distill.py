@@ -60,6 +60,16 @@ def register(sub) -> None:
         choices=["off", "strict", "cls"],
         help="teacher and student with different tokenizers: strict aligns every token, cls only [CLS]",
     )
+    add_transfer_flags(p)
+    add_config_flags(p)
+    add_data_flags(p)
+    add_train_flags(p)
+    describe_flags(p, DistillConfig)
+    p.set_defaults(run=run)
+
+
+def add_transfer_flags(p) -> None:
+    """Where the rows the teacher labels come from, beside the labelled set (``data.transfer*``)."""
     flag(
         p,
         "--transfer",
@@ -78,11 +88,6 @@ def register(sub) -> None:
     )
     flag(p, "--augment-mlm", "data.augment_mlm", help="masked-LM model for augmentation's word replacements")
     flag(p, "--max-transfer-samples", "data.max_transfer_samples", type=int, help="use the first N transfer texts")
-    add_config_flags(p)
-    add_data_flags(p)
-    add_train_flags(p)
-    describe_flags(p, DistillConfig)
-    p.set_defaults(run=run)
 
 
 def layer_list(text: str) -> list[int]:

@@ -21,7 +21,7 @@ outside alembert (a plug-in, a test) registers once its module is imported.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 from alembert.errors import AlembertError
@@ -82,9 +82,27 @@ class Request:
         return self.spec.path
 
 
+@dataclass(frozen=True)
+class Offer:
+    """A student a builder proposes for a teacher (``alembert frontier``'s candidates). ``name``: its
+    folder and row name; ``fields``: the ``student`` section that makes it; ``shape``: what its speed is
+    predicted from, the teacher's config fields it changes (``num_hidden_layers``, ``hidden_size``,
+    ``intermediate_size``, ``num_attention_heads``) or ``{"static_dim": d}`` for a model with no layers;
+    ``train``: the ``train`` fields it needs beside the run's (a static table's learning rate);
+    ``quantize``: how its int8 variant is exported (``"auto"``: the fastest that keeps the dev metric), or
+    None when int8 has nothing to speed up (a token table)."""
+
+    name: str
+    fields: dict
+    shape: dict
+    train: dict = field(default_factory=dict)
+    quantize: str | None = "auto"
+
+
 class Builder:
     """One way to make a student. Subclasses set :attr:`name` (and :attr:`needs_data`) and
-    implement :meth:`build`; :meth:`selects` lets the config's fields choose it without a name."""
+    implement :meth:`build`; :meth:`selects` lets the config's fields choose it without a name;
+    :meth:`offers` proposes the students worth trying for a teacher (the frontier's candidates)."""
 
     name: ClassVar[str] = ""
     needs_data: ClassVar[bool] = False  # True: built after the training data is loaded, with a StudentData
@@ -112,6 +130,13 @@ class Builder:
 
     def build(self, request: Request) -> BuiltStudent:
         raise NotImplementedError
+
+    @classmethod
+    def offers(cls, config, sentence: bool) -> list[Offer]:
+        """The students of this builder worth a place on a speed/quality frontier for a teacher of
+        ``config`` (a transformers config); ``sentence``: the task is sentence embeddings. Default:
+        none (a builder that only reads what the user names, such as ``checkpoint``)."""
+        return []
 
 
 def student_builder(spec) -> Builder:

@@ -20,7 +20,7 @@ import torch
 from alembert.errors import AlembertError
 from alembert.models.importance import INPUTS, keep_top, model_outputs, score_units
 from alembert.models.prune import KEY, Shape, check_request, heads_for, layout_of, prune
-from alembert.students.base import Builder, BuiltStudent, Request
+from alembert.students.base import Builder, BuiltStudent, Offer, Request
 
 
 def _sentence_outputs(embedder):
@@ -162,3 +162,26 @@ class Prune(Builder):
         layers = p.layers or list(range(shape.layers))
         description = describe(name, shape, student, layers, scores, outputs is not None, rounds)
         return BuiltStudent(student, description, origin)
+
+    @classmethod
+    def offers(cls, config, sentence: bool) -> list[Offer]:
+        """Half the depth (every other layer) with half the FFN, at full width and with half the heads
+        (and so half the residual width): issue 36's two cuts that paid, on any teacher."""
+        from alembert.students.layers import spread
+
+        n, heads, hidden = config.num_hidden_layers, config.num_attention_heads, config.hidden_size
+        ffn = getattr(config, "intermediate_size", None)
+        if n < 2 or not ffn or ffn < 2:
+            return []
+        layers, depth = spread(n, n // 2), {"num_hidden_layers": n // 2, "intermediate_size": ffn // 2}
+        found = [Offer(f"prune-{n // 2}l-ffn{ffn // 2}", {"prune": {"ffn": ffn // 2, "layers": layers}}, depth)]
+        if heads >= 2:
+            h = heads // 2
+            found.append(
+                Offer(
+                    f"prune-{n // 2}l-{h}h-ffn{ffn // 2}",
+                    {"prune": {"heads": h, "ffn": ffn // 2, "layers": layers}},
+                    {**depth, "num_attention_heads": h, "hidden_size": h * (hidden // heads)},
+                )
+            )
+        return found

@@ -45,10 +45,12 @@ import numpy as np
 import torch
 
 from alembert.errors import AlembertError
-from alembert.students.base import Builder, BuiltStudent, Request
+from alembert.students.base import Builder, BuiltStudent, Offer, Request
 
 SIF_A = 1e-4  # model2vec's SIF coefficient
 TOKEN_BATCH = 512  # vocabulary tokens per teacher forward (three tokens each)
+STATIC_DIM = 256  # the width a frontier tries: model2vec's default
+STATIC_LR = 3e-3  # a table of vectors moves little at a transformer's rate (issue 35's runs)
 
 
 def special_ids(tokenizer, vocab: int) -> list[int]:
@@ -206,3 +208,20 @@ class Static(Builder):
             f"({seen:,} of {int(keep.sum()):,} token types seen, the rest by Zipf rank)",
             "teacher",
         )
+
+    @classmethod
+    def offers(cls, config, sentence: bool) -> list[Offer]:
+        """For sentence embeddings only: a table of dim 256 (model2vec's default width, or the teacher's when
+        narrower), trained at the learning rate a table of vectors needs (issue 35: 3e-3)."""
+        if not sentence:
+            return []
+        dim = min(STATIC_DIM, config.hidden_size)
+        return [
+            Offer(
+                f"static-{dim}",
+                {"dim": dim, "builder": "static"},
+                {"static_dim": dim},
+                {"lr": STATIC_LR},
+                quantize=None,
+            )
+        ]

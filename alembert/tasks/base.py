@@ -14,7 +14,9 @@ A kind defined elsewhere (a plug-in, a test) registers the same way once its mod
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 from alembert.errors import AlembertError
@@ -41,6 +43,20 @@ class Evaluation:
     max_length: int | None
 
 
+@dataclass
+class Peer:
+    """What a user would pick instead of distilling, measured beside the frontier's students: a model as it
+    ships (``path``), or one ``make(folder, resume)`` writes (a fine-tuning run, ``model2vec.distill``), complete
+    when ``done(folder)``; ``estimate(folder)``: the seconds ``make`` will take (a dry run), where it trains."""
+
+    name: str
+    why: str
+    path: str | None = None
+    make: Callable[[Path, bool], Any] | None = None
+    estimate: Callable[[Path], float] | None = None
+    done: Callable[[Path], bool] = lambda folder: (folder / "config.json").is_file()
+
+
 class TaskKind:
     """One family of tasks. Subclasses set the class attributes and override what they support;
     an entry point a kind does not support is a one-line error naming the command that does."""
@@ -52,6 +68,9 @@ class TaskKind:
     pipeline_tag: ClassVar[str] = ""  # the model card's pipeline tag
     max_length: ClassVar[int] = 128  # tokens per input when neither a flag nor the model says (see default_max_length)
     evaluate_flags: ClassVar[tuple[str, ...]] = ()  # the kind's own ``evaluate`` flags (args names); others refused
+    sentence_encoder: ClassVar[bool] = False  # its models embed sentences: the student builders offer static ones
+    #: ``train`` fields a frontier student of this kind starts from where the user set none (its recipe's usual ones)
+    student_train: ClassVar[dict] = {}
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -120,6 +139,25 @@ class TaskKind:
     def distill(self, cfg, callbacks=None) -> dict:
         """``alembert distill``: the ``metrics.json`` summary (or the dry-run plan)."""
         raise self._unsupported("distill", cfg.data.task)
+
+    def distill_student(self, fc, student: dict, train: dict, output_dir, **run) -> dict:
+        """``alembert frontier``: one candidate ``student`` (the ``student`` config section) of ``fc.teacher``
+        (a :class:`~alembert.config.schema.FrontierConfig`) trained by this kind's own run and recipe on
+        ``fc``'s data, ``train`` over ``fc.train``, into ``output_dir``; ``run``: ``dry_run``, ``resume``,
+        ``overwrite``. The run's ``metrics.json`` summary, or its plan for a dry run."""
+        raise self._unsupported("frontier", fc.data.task)
+
+    def peers(self, fc) -> list[Peer]:
+        """The tools a user of this kind would pick instead (``alembert frontier`` measures them in its bench run,
+        where they are installed): default none."""
+        return []
+
+    def export_data(self, data) -> dict:
+        """The fields of ``data`` (a DataConfig) that ``export --quantize auto`` scores and calibrates its
+        variants on (default: every data field it reads that is set)."""
+        from alembert.export.auto import DATA_FIELDS
+
+        return {k: v for k, v in data.model_dump().items() if k in DATA_FIELDS and v is not None}
 
     def evaluate(self, cfg, args) -> Evaluation:
         """``alembert evaluate``: ``cfg`` is the EvaluateConfig, ``args`` the parsed flags (for

@@ -10,6 +10,8 @@ from __future__ import annotations
 from alembert.data.glue import MAX_LENGTH
 from alembert.tasks.base import Evaluation, TaskKind, normalise
 
+SMALL = "minilm-l6"  # the packaged small model a user would fine-tune instead of distilling
+
 
 class Classification(TaskKind):
     name = "classification"
@@ -86,6 +88,39 @@ class Classification(TaskKind):
         from alembert.classification.distill import run_distill
 
         return run_distill(self.resolve_max_length(cfg, cfg.teacher), self, callbacks)
+
+    def distill_student(self, fc, student: dict, train: dict, output_dir, **run) -> dict:
+        """The command's default recipe (``pkd-skip``; the README says why) on ``fc.data``, its transfer text
+        included."""
+        from alembert.config.schema import DistillConfig
+
+        cfg = DistillConfig(
+            teacher=fc.teacher,
+            student=student,
+            data=fc.data,
+            train=fc.train.model_copy(update=train),
+            output_dir=output_dir,
+            **run,
+        )
+        return self.distill(cfg)
+
+    def peers(self, fc) -> list:
+        """all-MiniLM-L6-v2 as it ships, fine-tuned on the same data with the same settings: what a user does
+        instead of distilling (the packaged small model; the README's comparisons)."""
+        from alembert.config.schema import FinetuneConfig
+        from alembert.tasks.base import Peer
+
+        def cfg(folder, **run):
+            return FinetuneConfig(model=SMALL, data=fc.data, train=fc.train, output_dir=folder, **run)
+
+        def make(folder, resume):
+            return self.finetune(cfg(folder, resume=resume, overwrite=folder.exists() and not resume))
+
+        def estimate(folder):
+            return float(self.finetune(cfg(folder, dry_run=True))["estimated_seconds"])
+
+        why = "all-MiniLM-L6-v2 fine-tuned on the same data: the small model without distillation"
+        return [Peer(f"{SMALL}-finetuned", why, make=make, estimate=estimate)]
 
     def teacher_labeller(self, cfg, teacher, rows, tokenizer, layers, dry_run: bool = False, autocast=None):
         """Who computes a cached stage's teacher logits over ``rows``: the teacher's fastest export that

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from alembert.tasks.base import Evaluation, TaskKind, normalise
 
+SMALL = "minilm-l6"  # all-MiniLM-L6-v2: the packaged small sentence encoder a user takes as it ships
+PEER_DIM = 256  # model2vec's default width
+
 
 class Embedding(TaskKind):
     name = "embedding"
@@ -18,6 +21,9 @@ class Embedding(TaskKind):
     pipeline_tag = "sentence-similarity"  # embedding/card.py's PIPELINE_TAG (kept literal: no import of torch here)
     evaluate_flags = ("pooling", "documents_by")
     max_length = 256  # sentence-transformers' own default for a folder that declares no max_seq_length
+    sentence_encoder = True
+    recipe = "embed-mse"  # the frontier's: MSE to the teacher's embeddings, every student kind's best (docs/results.md)
+    student_train = {"lr": 5e-4, "batch_size": 64}  # the embedding runs' settings (docs/results.md, issue 16)
 
     @property
     def task_names(self) -> tuple[str, ...]:
@@ -88,6 +94,56 @@ class Embedding(TaskKind):
             title = f"{cfg.model} (queries) against {documents_by} (documents) on {task}, max length {max_length}"
         metrics = evaluate_embedding(model, tokenizer, task, max_length, cfg.batch_size, **kw)
         return Evaluation(task, None, title, metrics, max_length)
+
+    def distill_student(self, fc, student: dict, train: dict, output_dir, **run) -> dict:
+        """:data:`recipe` on ``fc.corpus``'s texts (at ``--max-length`` when the corpus sets no length of its own),
+        scored on ``fc.data.task`` first, then the other zero-shot task."""
+        from alembert.config.schema import DistillGeneralConfig
+        from alembert.distill.recipe import load_recipe
+        from alembert.embedding.run import run_embedding_distill
+
+        first = normalise(fc.data.task)
+        cfg = DistillGeneralConfig(
+            teacher=fc.teacher,
+            recipe=self.recipe,
+            student=student,
+            data=fc.corpus if fc.corpus.max_length else fc.corpus.model_copy(update={"max_length": fc.data.max_length}),
+            train=fc.train.model_copy(update=train),
+            eval_tasks=[first, *(t for t in self.task_names if t != first)],
+            output_dir=output_dir,
+            **run,
+        )
+        return run_embedding_distill(self.resolve_max_length(cfg, cfg.teacher), load_recipe(cfg.recipe))
+
+    def peers(self, fc) -> list:
+        """model2vec's distillation of the same teacher (its defaults, 256 dimensions; when model2vec is
+        installed) and all-MiniLM-L6-v2 as it ships (unless it is the teacher)."""
+        import importlib.util
+
+        from alembert.models.resolve import resolve_model
+        from alembert.tasks.base import Peer
+
+        found = []
+        if importlib.util.find_spec("model2vec") is not None:
+
+            def make(folder, resume):
+                from model2vec.distill import distill
+
+                from alembert.files import save_folder_atomic
+
+                model = distill(str(resolve_model(fc.teacher)), pca_dims=PEER_DIM, device="cpu")
+                folder.mkdir(parents=True, exist_ok=True)
+                save_folder_atomic(folder, lambda tmp: model.save_pretrained(str(tmp)))
+
+            found.append(Peer(f"model2vec-{PEER_DIM}", "model2vec.distill of the teacher (its defaults)", make=make))
+        if resolve_model(SMALL) != resolve_model(fc.teacher):
+            found.append(Peer(SMALL, "all-MiniLM-L6-v2 as it ships", path=SMALL))
+        return found
+
+    def export_data(self, data) -> dict:
+        """An embedding export is scored on STS-B dev whatever the task: only where GLUE lives, and the texts
+        to calibrate on."""
+        return {k: v for k, v in data.model_dump().items() if k in ("data_dir", "train_file", "text_column") and v}
 
     def bench(self, task, data_dir, max_eval_samples, n_texts, eval_batch_size, data=None, reference=None):
         from alembert.embedding.bench import embedding_task
