@@ -1,7 +1,7 @@
 """alembert: distil BERT-family encoders into smaller, faster students.
 
-From Python: ``alembert.finetune``, ``distill``, ``distill_general``, ``adapt_mlm``, ``evaluate``, ``export`` and
-``bench`` (see :mod:`alembert.api`), and ``alembert.DistillationTrainer`` for a
+From Python: ``alembert.finetune``, ``distill``, ``distill_general``, ``adapt_mlm``, ``evaluate``, ``export``,
+``bench`` and ``frontier`` (see :mod:`alembert.api`), and ``alembert.DistillationTrainer`` for a
 ``transformers.Trainer`` script (see :mod:`alembert.distill.trainer`). They are imported on first
 use, so ``import alembert`` (and ``alembert --help``) stays free of torch.
 """
@@ -18,10 +18,14 @@ _LAZY = {
     "DistillationTrainer": "alembert.distill.trainer",
     "AlembertError": "alembert.errors",
 }
-__all__ = ["__version__", *_LAZY, "distill", "export"]
+__all__ = ["__version__", *_LAZY, "distill", "export", "frontier"]
 
 
-_PACKAGES = ("distill", "export")  # subpackages that are API functions too: calling them runs alembert.api's
+_PACKAGES = (
+    "distill",
+    "export",
+    "frontier",
+)  # subpackages that are API functions too: calling them runs alembert.api's
 
 
 def __getattr__(name: str):

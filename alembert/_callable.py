@@ -1,4 +1,5 @@
-"""Packages that are also API functions: ``alembert.distill(...)`` and ``alembert.export(...)``.
+"""Packages that are also API functions: ``alembert.distill(...)``, ``alembert.export(...)`` and
+``alembert.frontier(...)``.
 
 ``alembert.distill`` and ``alembert.export`` are subpackages (Python sets the attribute to the
 package as soon as any of its modules is imported), and the Python API also wants them as

@@ -141,6 +141,20 @@ def bench(models, task=None, **kwargs) -> Result:
     return Result("bench", {row["name"]: row for row in r["models"]}, Path(args.output), r, None, _files(args.output))
 
 
+def frontier(config=None, **kwargs) -> Result:
+    """``alembert frontier``: ``teacher``'s candidate students planned, trained within ``time_budget``
+    (seconds, or ``"3h"``), exported and measured in one bench run; ``metrics`` is the chosen model's bench row
+    (empty with no budget or none met); ``summary`` the whole frontier (``rows``, ``pareto``, ``why``)."""
+    from alembert.cli import frontier as command
+    from alembert.config.schema import FrontierConfig
+
+    with contextlib.ExitStack() as stack:
+        args = _namespace("frontier", command, FrontierConfig, config, kwargs, stack)
+        cfg, s = command.execute(args)
+    best = {r["name"]: r for r in s.get("rows", [])}.get(s.get("best"), {})
+    return Result("frontier", best, Path(cfg.output_dir), s, cfg, _files(cfg.output_dir))
+
+
 # --- the namespace a command's CLI would have parsed -------------------------------------------
 
 MODEL_FIELDS = {"model", "teacher", "student", "task_teacher"}  # keywords that may carry a model object

@@ -2,7 +2,7 @@
 # Full-data runs behind the figures in the issues' closing notes (2-core CPU: hours in all).
 # usage: bash scripts/real_runs.sh SECTION...   sections: teachers, other-teachers, distill-sst2, distill-pairs,
 #        mpnet, narrow, general, augmented, squad, cross, relations, relations-general, embedding, throughput, bench,
-#        prune-demo, prune-rounds, prune-mpnet, prune-embed, small-sets, distilbert-real
+#        prune-demo, prune-rounds, prune-mpnet, prune-embed, small-sets, distilbert-real, frontier
 # PRECISION=bf16 runs every training and teacher pass under bf16 autocast (fast only on CPUs with AMX / AVX512-BF16).
 # Outputs go to $RUNS (default runs/real); every run keeps metrics.json, log.jsonl and the model.
 set -euo pipefail
@@ -253,6 +253,17 @@ distilbert_real() {  # issue 33: all-mpnet-base-v2 adapted to masked-LM on six n
     $A distill --teacher "$RUNS/glue-$task-teacher12" --student mpnet-base --student-layers 0,2,4,6,8,10 --recipe ce $S \
       --output "$RUNS/glue-$task-slice6"
   done
+}
+
+frontier() {  # issue 31: the two frontiers, 3 hours of training each (the time budget; exports and bench on top):
+  # SST-2 with the MPNet-12 teacher of issue 30 (MPNET_TEACHER), and mpnet-base on STS-B (+ SQuAD retrieval in its
+  # students' metrics) from the embedding runs' texts; each bench on $BENCH_THREADS threads (default 1)
+  $A frontier --teacher "${MPNET_TEACHER:-$RUNS/mpnet-sst2/teacher}" --task sst2 --max-train-samples 8000 \
+    --transfer train-rest --max-transfer-samples 16000 --epochs 2 --time-budget ${FRONTIER_BUDGET:-3h} --speedup 10 \
+    --bench-threads ${BENCH_THREADS:-1} --save-every 200 --output "$RUNS/frontier-sst2" $T
+  $A frontier --teacher mpnet-base --task stsb-zeroshot --corpus squad ../shared/data/corpus \
+    --transfer-task stsb,mrpc,rte,cola,sst2 --max-length 128 --epochs 1 --time-budget ${FRONTIER_BUDGET:-3h} \
+    --bench-threads ${BENCH_THREADS:-1} --save-every 500 --output "$RUNS/frontier-embed" $T
 }
 
 for section in "$@"; do

@@ -70,6 +70,9 @@ WRITERS = {
         *["augment", "--task", "rte", "--max-train-samples", 4, "--n", 1, "--output", Path(str(out) + ".tsv")],
     ],
     "plot": lambda t, teacher, bert, out: ["plot", _run(t), "--output", out],
+    "frontier": lambda t, teacher, bert, out: [
+        *["frontier", "--teacher", teacher, "--task", "sst2", "--max-train-samples", 8, "--output", out],
+    ],
     "adapt-mlm": lambda t, teacher, bert, out: [
         *["adapt-mlm", "--model", bert, "--corpus", _texts(t), "--max-length", 32, "--heldout", 2, "--output", out],
     ],

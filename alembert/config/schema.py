@@ -275,3 +275,34 @@ class AdaptMLMConfig(RunConfig):
     head_lr: float = Field(5e-4, gt=0, description="learning rate of the head-only steps")
     data: MaskedTextConfig = MaskedTextConfig(max_length=128, heldout=128)
     train: TrainConfig = TrainConfig(epochs=1.0, lr=5e-5, eval_every=200)
+
+
+class FrontierConfig(RunConfig):
+    """``alembert frontier``: candidate students of a teacher planned, trained within a time budget,
+    measured in one bench run, and the best for a latency or speed budget chosen."""
+
+    teacher: str
+    output_dir: Path = Path("runs/frontier")
+    data: DataConfig = DataConfig()
+    corpus: CorpusConfig = Field(
+        CorpusConfig(), description="embedding tasks: the texts the students learn the teacher's embeddings on"
+    )
+    train: TrainConfig = TrainConfig()
+    time_budget: float = Field(
+        3 * 3600.0, gt=0, description="seconds of training, all candidates together, as the dry-run estimates them"
+    )
+    budget_ms: float | None = Field(None, gt=0, description="batch-1 latency (ms) the chosen model must meet")
+    speedup: float | None = Field(
+        None, gt=0, description="batch-32 throughput the chosen model must reach, as a multiple of the fp32 teacher's"
+    )
+    min_retention: float | None = Field(
+        None, gt=0, le=100, description="percent of the teacher's dev metric the chosen model must keep"
+    )
+    candidates: list[str] | None = Field(None, description="train only these candidates (names from the plan)")
+    quantize: Literal["auto", "int8", "none"] = Field(
+        "auto",
+        description="the teacher's and each student's export: auto (the fastest variant on this CPU that keeps the "
+        "dev metric), int8 (ONNX Runtime dynamic int8), none (PyTorch models only)",
+    )
+    threads: int | None = Field(None, ge=1, description="CPU threads of the speed predictions and the bench")
+    peers: bool = Field(True, description="also measure what a user would pick instead (the task kind's peers)")
