@@ -22,6 +22,9 @@ from typing import Any
 from alembert.errors import AlembertError
 
 PLANNED, OVER_TIME = "planned", "over the time budget"
+VARIANTS = ("fp32", "int8")  # PyTorch as trained; its export (int8 where --quantize says so)
+PREDICTOR = {"auto": "auto", "int8": "pytorch", "none": "none"}  # --quantize -> who predicts its int8 speed
+INT8_BY = {"openvino": "OpenVINO (NNCF)", "pytorch": "PyTorch dynamic int8", "none": "none (--quantize none)"}
 
 
 @dataclass
@@ -63,6 +66,7 @@ class Plan:
     estimated_s: float
     machine: str
     peers: list[dict] = field(default_factory=list)
+    int8_by: str = "none"
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -168,11 +172,11 @@ def make_plan(fc, kind, estimate: Callable[[Candidate], dict], peers=(), progres
     progress(f"frontier: predicting the speed of {len(candidates)} candidates and the teacher on this CPU")
     shapes = {"teacher": {}, **{c.name: c.shape for c in candidates}}
     int8 = {"teacher", *(c.name for c in candidates if c.quantize)}
-    speeds = predict(config, shapes, seq_len, fc.threads, int8=int8)
-    teacher = {v: s for v, s in speeds["teacher"].items() if v != "parameters"}
+    speeds = predict(config, shapes, seq_len, fc.threads, int8=int8, runtime=PREDICTOR[fc.quantize])
+    teacher = {v: s for v, s in speeds["teacher"].items() if v in VARIANTS}
     for c in candidates:
         c.parameters = speeds[c.name]["parameters"]
-        c.predicted = {v: s for v, s in speeds[c.name].items() if v != "parameters"}
+        c.predicted = {v: s for v, s in speeds[c.name].items() if v in VARIANTS}
     apply_budget(candidates, teacher, fc.budget_ms, fc.speedup)
     kept = sorted((c for c in candidates if c.planned), key=lambda c: -c.parameters)
     for i, c in enumerate(kept, 1):
@@ -209,8 +213,9 @@ def make_plan(fc, kind, estimate: Callable[[Candidate], dict], peers=(), progres
     candidates.sort(key=lambda c: (not c.planned, -c.parameters))
     budget = {"budget_ms": fc.budget_ms, "speedup": fc.speedup, "min_retention": fc.min_retention}
     threads = fc.threads or torch.get_num_threads()
+    by = speeds["teacher"].get("int8_by", "none")
     return Plan(
-        candidates, teacher, seq_len, threads, budget, fc.time_budget, round(total, 1), machine(), planned_peers
+        candidates, teacher, seq_len, threads, budget, fc.time_budget, round(total, 1), machine(), planned_peers, by
     )
 
 
@@ -227,7 +232,7 @@ def format_plan(plan: Plan) -> str:
     lines = [
         f"frontier plan: {len(plan.planned)} of {len(plan.candidates)} candidates, "
         f"about {_duration(plan.estimated_s)} of training (budget {_duration(plan.time_budget)}), "
-        f"speed predicted at batch 32 x {plan.seq_len} on {plan.threads} thread(s)",
+        f"speed predicted at batch 32 x {plan.seq_len} on {plan.threads} thread(s), int8 by {INT8_BY[plan.int8_by]}",
         f"{'candidate':<22} {'params':>7} {'fp32':>7} {'int8':>7} {'train':>7}  status",
     ]
     rows = [("teacher", None, plan.teacher, None, "the reference")]

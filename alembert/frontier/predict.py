@@ -2,11 +2,15 @@
 
 Speed depends on the shape (layers, widths, heads, a token table) and the machine, not on what the
 weights learnt, so a random model of each candidate's shape, timed here at the bench's batch and
-length, predicts the trained model's speed in seconds instead of hours. Every shape is timed in one
-interleaved run (:func:`alembert.measure.speed.measure`), so a burst of load slows them all alike and
-the ratios to the teacher hold. The int8 variant is predicted by PyTorch's dynamic int8 of the same
-random model: a floor, not the export ``--quantize auto`` will pick (which is kept only when faster),
-and the frontier's bench measures the real exports anyway.
+length, predicts the trained model's speed in seconds to minutes instead of hours. Every shape is
+timed in one interleaved run (:func:`alembert.measure.speed.measure`), so a burst of load slows them
+all alike and the ratios to the teacher hold.
+
+The int8 variant is predicted by the runtime ``export --quantize auto`` picks most often on CPUs
+like these (docs/results.md, issues 30 and 36): NNCF int8 compiled by OpenVINO, computing the rest in
+bf16 where the CPU does so natively. Without OpenVINO it is PyTorch's dynamic int8, a floor (about half
+OpenVINO's speed on an AVX-512 EPYC), which would drop candidates the real export could keep. Either
+way the frontier's bench measures the real exports.
 
 Example::
 
@@ -16,7 +20,10 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import io
+import logging
 import warnings
 
 import torch
@@ -25,6 +32,7 @@ from alembert.measure.speed import Workload, measure
 
 BATCH = 32  # the bench's throughput batch
 STATIC = "static_dim"  # a shape with no layers: a token table of this width
+CALIBRATION = 8  # random batches of 4 an OpenVINO int8 prediction calibrates on (the speed does not depend on them)
 
 
 def random_model(config, shape: dict) -> torch.nn.Module:
@@ -42,46 +50,109 @@ def random_model(config, shape: dict) -> torch.nn.Module:
     return AutoModel.from_config(c).eval()
 
 
-def _workload(model, config, seq_len: int, seed: int) -> Workload:
+def _inputs(config, seq_len: int, seed: int) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     ids = torch.randint(1000, config.vocab_size, (BATCH, seq_len), generator=g)  # ordinary tokens, no specials
-    batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
-    single = {k: v[:1] for k, v in batch.items()}
+    return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
 
-    def call(inputs):
+
+def _workload(run, prepare, batch: dict) -> Workload:
+    """Batch 1 (the first row) and batch 32 of ``batch``, each made ready once by ``prepare``, timed by ``run``."""
+    single, whole = prepare({k: v[:1] for k, v in batch.items()}), prepare(batch)
+    return Workload(lambda i: run(single), lambda: run(whole), BATCH)
+
+
+def torch_workload(model, batch: dict) -> Workload:
+    def run(inputs):
         with torch.inference_mode():
             return model(**inputs)
 
-    return Workload(lambda i: call(single), lambda: call(batch), BATCH)
+    return _workload(run, lambda b: b, batch)
+
+
+def torch_int8(model):
+    """PyTorch's dynamic int8 of ``model``'s Linear layers."""
+    with warnings.catch_warnings():  # torch's notice that its quantised tensors are deprecated
+        warnings.simplefilter("ignore")
+        return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+
+
+class _LastHidden(torch.nn.Module):
+    """The encoder's token states as one tensor: what OpenVINO's converter traces."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids, attention_mask):
+        return self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+
+def openvino_int8_workload(model, batch: dict, threads: int) -> Workload | None:
+    """``model`` converted by OpenVINO, quantised by NNCF to int8 (on random batches: the speed does not depend
+    on the values) and compiled as ``--quantize auto``'s OpenVINO variants are (bf16 where the CPU has it);
+    None where OpenVINO or NNCF is not installed."""
+    try:
+        import nncf
+        import openvino as ov
+    except ImportError:
+        return None
+    from alembert.machine import cpu_facts, has_bf16
+    from alembert.runtimes.openvino import compile_ir
+
+    calibration = [{k: v[i : i + 4].numpy() for k, v in batch.items()} for i in range(0, 4 * CALIBRATION, 4)]
+    with (
+        warnings.catch_warnings(),
+        contextlib.redirect_stdout(io.StringIO()),
+        contextlib.redirect_stderr(io.StringIO()),
+    ):
+        warnings.simplefilter("ignore")  # the tracer's notes on transformers' mask code
+        graph = ov.convert_model(_LastHidden(model), example_input={k: v[:4] for k, v in batch.items()})
+        nncf.set_log_level(logging.ERROR)
+        graph = nncf.quantize(
+            graph, nncf.Dataset(calibration), model_type=nncf.ModelType.TRANSFORMER, subset_size=len(calibration)
+        )
+    request = compile_ir(graph, threads, "bf16" if has_bf16(cpu_facts()) else "f32").create_infer_request()
+    return _workload(request.infer, lambda b: {k: v.numpy() for k, v in b.items()}, batch)
 
 
 def predict(
-    config, shapes: dict[str, dict], seq_len: int, threads: int | None = None, repeats: int = 3, int8: set | None = None
+    config,
+    shapes: dict[str, dict],
+    seq_len: int,
+    threads: int | None = None,
+    repeats: int = 3,
+    int8: set | None = None,
+    runtime: str = "auto",
 ) -> dict[str, dict]:
-    """``{name: {"fp32": speed, "int8": speed, "parameters": n}}`` for each shape of ``shapes`` (name -> fields
-    changed; ``{}`` is the teacher's own), a speed being :func:`~alembert.measure.speed.measure`'s
-    (``throughput_seq_s`` at batch 32 x ``seq_len``, ``latency_ms_median`` at batch 1). ``int8``: the names
-    that get an int8 prediction (default: every shape with layers)."""
+    """``{name: {"fp32": speed, "int8": speed, "parameters": n, "int8_by": runtime}}`` for each shape of
+    ``shapes`` (name -> fields changed; ``{}`` is the teacher's own), a speed being
+    :func:`~alembert.measure.speed.measure`'s (``throughput_seq_s`` at batch 32 x ``seq_len``,
+    ``latency_ms_median`` at batch 1). ``int8``: the names that get an int8 prediction (default: every
+    shape with layers); ``runtime``: who predicts it, as the export will run it: ``auto`` (OpenVINO's NNCF
+    int8 where installed, else PyTorch's), ``pytorch`` (dynamic int8, as ONNX Runtime's dynamic int8
+    export computes it), ``none`` (no int8 variant)."""
     old = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
+    threads = threads or old
+    torch.set_num_threads(threads)
     try:
-        workloads, counts = {}, {}
+        workloads, counts, by = {}, {}, {}
         for k, (name, shape) in enumerate(shapes.items()):
             model = random_model(config, shape)
             counts[name] = sum(p.numel() for p in model.parameters())
-            workloads[f"{name}/fp32"] = _workload(model, config, seq_len, k)
-            if (int8 is None and STATIC not in shape) or (int8 is not None and name in int8):
-                with warnings.catch_warnings():  # torch's notice that its quantised tensors are deprecated
-                    warnings.simplefilter("ignore")
-                    q = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
-                workloads[f"{name}/int8"] = _workload(q, config, seq_len, k)
+            batch = _inputs(config, seq_len, k)
+            workloads[f"{name}/fp32"] = torch_workload(model, batch)
+            wanted = (int8 is None and STATIC not in shape) or (int8 is not None and name in int8)
+            if wanted and runtime != "none":
+                fast = openvino_int8_workload(model, batch, threads) if runtime == "auto" else None
+                by[name] = "openvino" if fast is not None else "pytorch"
+                workloads[f"{name}/int8"] = fast or torch_workload(torch_int8(model), batch)
         timed = measure(workloads, repeats=repeats, warmup=1, latency_iters=5)
     finally:
         torch.set_num_threads(old)
     out = {}
     for name in shapes:
-        out[name] = {"parameters": counts[name]}
+        out[name] = {"parameters": counts[name], **({"int8_by": by[name]} if name in by else {})}
         for variant in ("fp32", "int8"):
             t = timed.get(f"{name}/{variant}")
             if t is not None:
