@@ -300,3 +300,28 @@ def test_exports_and_peers_are_measured_beside_the_students(tiny_teacher, tiny_b
     # the peer is the teacher's copy: the teacher is as good, and measured as fast or not, one verdict is given
     assert summary["peers"]["copy"].startswith(("dominated by", "not dominated"))
     assert summary["best"] is None and "Pareto set is the answer" in summary["why"]  # no budget given
+
+
+@pytest.mark.cli
+@pytest.mark.train
+def test_an_embedding_frontier_plans_static_students_and_its_peers(tiny_bert, tmp_path, capsys):
+    from conftest import run_cli
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer import modules as models
+
+    t = models.Transformer(str(tiny_bert))
+    pooling = models.Pooling(t.get_embedding_dimension(), pooling_mode="mean")
+    teacher = tmp_path / "st"
+    SentenceTransformer(modules=[t, pooling, models.Normalize()], device="cpu").save(str(teacher))
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(f"sentence number {i} about topic {i % 7}" for i in range(64)))
+    out = tmp_path / "f"
+    argv = ["frontier", "--teacher", teacher, "--task", "stsb-zeroshot", "--corpus", corpus, "--max-length", 16]
+    argv += ["--candidates", "layers-2,static-32", "--quantize", "none", "--epochs", 1, "--dry-run", "--output", out]
+    code, stdout, err = run_cli(argv, capsys)
+    assert code == 0, err
+    assert "frontier plan: 2 of 2 candidates" in stdout and not out.exists()
+    static = next(line for line in stdout.splitlines() if line.startswith("static-32"))
+    assert static.split()[3] == "-"  # a token table has no int8 variant
+    assert "peer model2vec-256: model2vec.distill of the teacher" in stdout
+    assert "peer minilm-l6: all-MiniLM-L6-v2 as it ships" in stdout
