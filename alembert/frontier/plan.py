@@ -190,7 +190,7 @@ def make_plan(fc, kind, estimate: Callable[[Candidate], dict], peers=(), progres
         c.cache_s = float(sum(s.get("cache_seconds", 0.0) for s in plan.get("stages", [])))
     planned_peers = []
     for peer, folder in peers:
-        cost = 0.0
+        cost = None if peer.estimate is None else 0.0  # None: not a training run (as shipped, or model2vec's)
         if peer.estimate is not None and not peer.done(folder):
             progress(f"frontier: estimating the peer {peer.name} ({peer.why})")
             try:
@@ -198,8 +198,8 @@ def make_plan(fc, kind, estimate: Callable[[Candidate], dict], peers=(), progres
             except AlembertError as exc:
                 progress(f"frontier: peer {peer.name} left out: {exc}")
                 continue
-        planned_peers.append({"name": peer.name, "why": peer.why, "cost_s": round(cost, 1)})
-    reserved = sum(p["cost_s"] for p in planned_peers)
+        planned_peers.append({"name": peer.name, "why": peer.why, "cost_s": None if cost is None else round(cost, 1)})
+    reserved = sum(p["cost_s"] or 0.0 for p in planned_peers)
     total = reserved + fit_time(candidates, max(0.0, fc.time_budget - reserved))
     over = [c for c in candidates if c.status == OVER_TIME]
     if over and not any(c.planned for c in candidates):
@@ -243,6 +243,9 @@ def format_plan(plan: Plan) -> str:
         short = status.split(":")[0]
         lines.append(f"{name:<22} {p:>7} {speed['fp32']:>7} {speed['int8']:>7} {_duration(cost):>7}  {short}"[:80])
     lines += [f"  {c.name} {c.status}" for c in plan.candidates if c.status.startswith("dropped")]
-    lines += [f"peer {p['name']}: {p['why']} (about {_duration(p['cost_s'])})"[:80] for p in plan.peers]
+    lines += [
+        f"peer {p['name']}" + (f" (training about {_duration(p['cost_s'])})" if p["cost_s"] else "") + f": {p['why']}"
+        for p in plan.peers
+    ]
     lines.append(f"machine: {plan.machine}")
     return "\n".join(lines)
