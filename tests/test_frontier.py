@@ -325,3 +325,37 @@ def test_an_embedding_frontier_plans_static_students_and_its_peers(tiny_bert, tm
     assert static.split()[3] == "-"  # a token table has no int8 variant
     assert "peer model2vec-256: model2vec.distill of the teacher" in stdout
     assert "peer minilm-l6: all-MiniLM-L6-v2 as it ships" in stdout
+
+
+def test_the_api_keywords_give_the_cli_config(tmp_path):
+    from test_api import api_config, cli_config
+
+    from alembert.cli import frontier as command
+    from alembert.config.schema import FrontierConfig
+
+    argv = ["--teacher", "mpnet-base", "--task", "stsb-zeroshot", "--corpus", "squad", "a.txt", "--transfer-task"]
+    argv += ["stsb,rte", "--time-budget", "90m", "--speedup", 10, "--no-peers", "--quantize", "int8", "--lr", 1e-3]
+    argv += ["--output", tmp_path / "o"]
+    cli = cli_config(FrontierConfig, "frontier", argv)
+    api = api_config(
+        FrontierConfig,
+        "frontier",
+        command,
+        teacher="mpnet-base",
+        task="stsb-zeroshot",
+        corpus=["squad", "a.txt"],
+        transfer_task="stsb,rte",
+        time_budget="90m",
+        speedup=10,
+        no_peers=True,
+        quantize="int8",
+        lr=1e-3,
+        output=tmp_path / "o",
+    )
+    assert api == cli
+    assert (cli.time_budget, cli.corpus.transfer_tasks, cli.peers, cli.train.model_fields_set) == (
+        5400.0,
+        ["stsb", "rte"],
+        False,
+        {"lr"},  # what the user set: the kind's student_train fills the rest
+    )
