@@ -81,6 +81,10 @@ def run_frontier(fc, progress=print) -> dict:
     if fc.resume:
         plan = Plan.from_json(json.loads((out / PLAN).read_text()))
         progress(f"frontier: resuming {out} with its plan")
+        asked = {"budget_ms": fc.budget_ms, "speedup": fc.speedup, "min_retention": fc.min_retention}
+        if asked != plan.budget:  # the candidates stay the plan's; the choice is made for the budget asked now
+            progress(f"frontier: choosing for {asked}, not the plan's {plan.budget} (the candidates stay the plan's)")
+            plan.budget = asked
     else:
         plan = make_plan(fc, kind, estimate, peers, progress)
     progress(format_plan(plan))
@@ -128,6 +132,7 @@ def run_frontier(fc, progress=print) -> dict:
         fc.data.task,
         out / "bench",
         threads=plan.threads,
+        seq_len=plan.seq_len,
         max_eval_samples=fc.data.max_eval_samples,
         data_dir=fc.data.data_dir,
         data=bench_data,
