@@ -214,9 +214,15 @@ def test_impossible_budgets_are_said_before_any_training(tiny_teacher, tmp_path,
     assert not out.exists()
     code, _, err = run_cli(_args(tiny_teacher, out, "--candidates", "layers-9"), capsys)
     assert code != 0 and "--candidates layers-9: not offered" in err and "layers-2" in err
-    code, stdout, _ = run_cli(_args(tiny_teacher, out, "--dry-run", "--candidates", "layers-2"), capsys)
+    code, stdout, _ = run_cli(_args(tiny_teacher, out, "--dry-run", "--candidates", "layers-2,layers-1"), capsys)
     assert code == 0 and not out.exists()  # the plan is printed, nothing is written
-    assert "frontier plan: 1 of 1 candidates" in stdout and "layers-2" in stdout
+    assert "frontier plan: 2 of 2 candidates" in stdout
+    # pkd-skip (the default) has no layer pairs for a 1-layer student: it falls back on kd, and the plan says so
+    assert "frontier: layers-1 trains with kd (the pkd term's mapping 'skip' gives no layer pairs" in stdout
+    assert [ln.split()[-1] for ln in stdout.splitlines() if ln.startswith(("layers-2 ", "layers-1 "))] == [
+        "planned",
+        "(kd)",
+    ]
 
 
 @pytest.mark.cli

@@ -31,8 +31,9 @@ INT8_BY = {"openvino": "OpenVINO (NNCF)", "pytorch": "PyTorch dynamic int8", "no
 class Candidate:
     """One student of the plan: the builder's offer (``name``, ``builder``, ``fields``, ``shape``, ``train``,
     ``quantize``), its ``parameters``, ``predicted`` speed per variant (``fp32``, ``int8``), its estimated
-    training ``cost_s`` (of which ``cache_s`` is the teacher's cache, shared) and ``status``: planned,
-    over the time budget, or ``dropped: <why>``."""
+    training ``cost_s`` (of which ``cache_s`` is the teacher's cache, shared), ``recipe`` (None: the task kind's
+    own; its fallback where that one cannot train it) and ``status``: planned, over the time budget, or
+    ``dropped: <why>``."""
 
     name: str
     builder: str
@@ -44,6 +45,7 @@ class Candidate:
     predicted: dict = field(default_factory=dict)
     cost_s: float | None = None
     cache_s: float = 0.0
+    recipe: str | None = None
     status: str = PLANNED
 
     @property
@@ -183,9 +185,16 @@ def make_plan(fc, kind, estimate: Callable[[Candidate], dict], peers=(), progres
         progress(f"frontier: estimating the training of {c.name} ({i}/{len(kept)}, a few steps timed)")
         try:
             plan = quiet(lambda c=c: estimate(c))
-        except AlembertError as exc:  # the recipe or the builder cannot make this one: said, not fatal
-            c.status = f"dropped: {exc}"
-            continue
+        except AlembertError as exc:  # the kind's recipe cannot train this one: its fallback, else said, not fatal
+            c.recipe = kind.fallback_recipe
+            try:
+                plan = quiet(lambda c=c: estimate(c)) if c.recipe else None
+            except AlembertError:
+                plan = None
+            if plan is None:
+                c.recipe, c.status = None, f"dropped: {exc}"
+                continue
+            progress(f"frontier: {c.name} trains with {c.recipe} ({exc})")
         c.cost_s = float(plan["estimated_seconds"])
         c.cache_s = float(sum(s.get("cache_seconds", 0.0) for s in plan.get("stages", [])))
     planned_peers = []
@@ -236,11 +245,14 @@ def format_plan(plan: Plan) -> str:
         f"{'candidate':<22} {'params':>7} {'fp32':>7} {'int8':>7} {'train':>7}  status",
     ]
     rows = [("teacher", None, plan.teacher, None, "the reference")]
-    rows += [(c.name, c.parameters, c.predicted, c.cost_s, c.status) for c in plan.candidates]
+    rows += [
+        (c.name, c.parameters, c.predicted, c.cost_s, c.status + (f" ({c.recipe})" if c.recipe else ""))
+        for c in plan.candidates
+    ]
     for name, params, pred, cost, status in rows:
         speed = {v: f"{pred[v]['throughput_seq_s'] / base:.1f}x" if v in pred else "-" for v in ("fp32", "int8")}
         p = f"{params / 1e6:.1f}M" if params else ""
-        short = status.split(":")[0]
+        short = status if not status.startswith("dropped") else "dropped"
         lines.append(f"{name:<22} {p:>7} {speed['fp32']:>7} {speed['int8']:>7} {_duration(cost):>7}  {short}"[:80])
     lines += [f"  {c.name} {c.status}" for c in plan.candidates if c.status.startswith("dropped")]
     lines += [

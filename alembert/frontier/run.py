@@ -75,7 +75,9 @@ def run_frontier(fc, progress=print) -> dict:
     students = out / "students"
 
     def estimate(c: Candidate) -> dict:
-        return kind.distill_student(fc, c.fields, student_train(fc, kind, c), students / c.name, dry_run=True)
+        return kind.distill_student(
+            fc, c.fields, student_train(fc, kind, c), students / c.name, recipe=c.recipe, dry_run=True
+        )
 
     peers = [(p, out / "peers" / p.name) for p in (kind.peers(fc) if fc.peers else [])]
     if fc.resume:
@@ -115,7 +117,13 @@ def run_frontier(fc, progress=print) -> dict:
         resume = any(folder.glob("checkpoints/stage*-step*"))
         t = time.time()
         kind.distill_student(
-            fc, c.fields, student_train(fc, kind, c), folder, resume=resume, overwrite=folder.exists() and not resume
+            fc,
+            c.fields,
+            student_train(fc, kind, c),
+            folder,
+            recipe=c.recipe,
+            resume=resume,
+            overwrite=folder.exists() and not resume,
         )
         spent += time.time() - t
         trained.append(c)

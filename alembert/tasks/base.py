@@ -71,6 +71,8 @@ class TaskKind:
     sentence_encoder: ClassVar[bool] = False  # its models embed sentences: the student builders offer static ones
     #: ``train`` fields a frontier student of this kind starts from where the user set none (its recipe's usual ones)
     student_train: ClassVar[dict] = {}
+    #: the recipe a frontier candidate falls back on when the kind's own cannot train it (None: no other)
+    fallback_recipe: ClassVar[str | None] = None
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -140,11 +142,11 @@ class TaskKind:
         """``alembert distill``: the ``metrics.json`` summary (or the dry-run plan)."""
         raise self._unsupported("distill", cfg.data.task)
 
-    def distill_student(self, fc, student: dict, train: dict, output_dir, **run) -> dict:
+    def distill_student(self, fc, student: dict, train: dict, output_dir, recipe: str | None = None, **run) -> dict:
         """``alembert frontier``: one candidate ``student`` (the ``student`` config section) of ``fc.teacher``
-        (a :class:`~alembert.config.schema.FrontierConfig`) trained by this kind's own run and recipe on
-        ``fc``'s data, ``train`` over ``fc.train``, into ``output_dir``; ``run``: ``dry_run``, ``resume``,
-        ``overwrite``. The run's ``metrics.json`` summary, or its plan for a dry run."""
+        (a :class:`~alembert.config.schema.FrontierConfig`) trained by this kind's own run and recipe (or
+        ``recipe``) on ``fc``'s data, ``train`` over ``fc.train``, into ``output_dir``; ``run``: ``dry_run``,
+        ``resume``, ``overwrite``. The run's ``metrics.json`` summary, or its plan for a dry run."""
         raise self._unsupported("frontier", fc.data.task)
 
     def peers(self, fc) -> list[Peer]:

@@ -89,13 +89,16 @@ class Classification(TaskKind):
 
         return run_distill(self.resolve_max_length(cfg, cfg.teacher), self, callbacks)
 
-    def distill_student(self, fc, student: dict, train: dict, output_dir, **run) -> dict:
-        """The command's default recipe (``pkd-skip``; the README says why) on ``fc.data``, its transfer text
-        included."""
+    fallback_recipe = "kd"  # logits only: any student, one layer included (pkd-skip has no pairs for it)
+
+    def distill_student(self, fc, student: dict, train: dict, output_dir, recipe: str | None = None, **run) -> dict:
+        """The command's default recipe (``pkd-skip``; the README says why), or ``recipe``, on ``fc.data``, its
+        transfer text included."""
         from alembert.config.schema import DistillConfig
 
         cfg = DistillConfig(
             teacher=fc.teacher,
+            **({"recipe": recipe} if recipe else {}),
             student=student,
             data=fc.data,
             train=fc.train.model_copy(update=train),

@@ -95,7 +95,7 @@ class Embedding(TaskKind):
         metrics = evaluate_embedding(model, tokenizer, task, max_length, cfg.batch_size, **kw)
         return Evaluation(task, None, title, metrics, max_length)
 
-    def distill_student(self, fc, student: dict, train: dict, output_dir, **run) -> dict:
+    def distill_student(self, fc, student: dict, train: dict, output_dir, recipe: str | None = None, **run) -> dict:
         """:data:`recipe` on ``fc.corpus``'s texts (at ``--max-length`` when the corpus sets no length of its own),
         scored on ``fc.data.task`` first, then the other zero-shot task."""
         from alembert.config.schema import DistillGeneralConfig
@@ -105,7 +105,7 @@ class Embedding(TaskKind):
         first = normalise(fc.data.task)
         cfg = DistillGeneralConfig(
             teacher=fc.teacher,
-            recipe=self.recipe,
+            recipe=recipe or self.recipe,
             student=student,
             data=fc.corpus if fc.corpus.max_length else fc.corpus.model_copy(update={"max_length": fc.data.max_length}),
             train=fc.train.model_copy(update=train),
