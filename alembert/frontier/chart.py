@@ -21,7 +21,9 @@ def frontier_chart(
 ) -> Path:
     """Write the chart of ``rows`` (the bench's: ``name``, ``dev_metric``, ``throughput_seq_s``) to ``path``;
     ``front``: the Pareto names; ``teacher``, ``best``, ``peers``: names marked apart."""
-    plt = pyplot()
+    plt = pyplot()  # first: matplotlib set up for files (its cache in alembert's), then its parts
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
     fig, ax = plt.subplots(figsize=(8, 5))
     for r in rows:
         name = r["name"]
@@ -50,6 +52,9 @@ def frontier_chart(
         )
         ax.legend(loc="lower left", fontsize=8)
     ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))  # 20, 50, 100, not 2 x 10^1
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("sequences/s at batch 32 (log scale)")
     ax.set_ylabel(f"dev {metric}")
     ax.set_title(title, fontsize=10)

@@ -48,8 +48,9 @@ def markdown(summary: dict) -> str:
     ]
     for r in sorted(summary["rows"], key=lambda r: -r["throughput_seq_s"]):
         name = f"{r['name']}{' (peer)' if r['peer'] else ''}"
+        runtime = r["runtime"].split("-")[0]  # "openvino 2026.4.1", without the build tag
         out.append(
-            f"| {name} | {r['runtime']}, {r['variant']} | {r['dev_metric']:.4f} | {r['retention_pct'] or 0:.1f}% | "
+            f"| {name} | {runtime}, {r['variant']} | {r['dev_metric']:.4f} | {r['retention_pct'] or 0:.1f}% | "
             f"{r['throughput_seq_s']:.1f} | {r['speedup_throughput'] or 0:.2f}x | {r['latency_ms_median']:.2f} | "
             f"{r['disk_mb']:.1f} | {'*' if r['name'] in summary['pareto'] else ''} |"
         )
