@@ -229,9 +229,9 @@ def make_plan(fc, kind, estimate: Callable[[Candidate], dict], peers=(), progres
 
 
 def _duration(s: float | None) -> str:
-    if s is None:
-        return "-"
-    return f"{s:.0f} s" if s < 120 else f"{s / 60:.0f} min" if s < 7200 else f"{s / 3600:.1f} h"
+    from alembert.training.plan import duration
+
+    return "-" if s is None else duration(s)
 
 
 def format_plan(plan: Plan) -> str:

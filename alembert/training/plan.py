@@ -243,7 +243,8 @@ def _size(n: float) -> str:
     return f"{n:.1f} GB"
 
 
-def _duration(s: float) -> str:
+def duration(s: float) -> str:
+    """Seconds as a person reads them: 45 s, 7.8 min, 2.4 h."""
     return f"{s:.0f} s" if s < 120 else f"{s / 60:.1f} min" if s < 7200 else f"{s / 3600:.1f} h"
 
 
@@ -264,18 +265,18 @@ def format_plan(p: dict) -> str:
             f"  stage {s['stage']}: {s['steps']} steps of batch {s['batch_size']} ({s['epochs']:g} epochs), "
             f"{s['teacher']}"
             + (f", cache {_size(s['cache_bytes'])} on disk" if s["cache_bytes"] else "")
-            + f", {s['evaluations']} dev evaluations; about {_duration(s['seconds'])}"
+            + f", {s['evaluations']} dev evaluations; about {duration(s['seconds'])}"
             f" (step {s['mean_step_s']:.3f} s measured over {s['timed_steps']})"
         )
     lines.append(
-        f"  set-up (models, data) {_duration(p['setup_seconds'])}; one evaluation "
+        f"  set-up (models, data) {duration(p['setup_seconds'])}; one evaluation "
         + ", ".join(f"{k} {v:.1f} s" for k, v in p["eval_seconds"].items())
     )
     lines.append(
         f"  peak memory about {_size(p['peak_memory_bytes'])}; teacher cache {_size(p['cache_bytes'])} on disk"
     )
     lines.append(
-        f"  estimated wall time {_duration(p['estimated_seconds'])} on {p['machine']}"
+        f"  estimated wall time {duration(p['estimated_seconds'])} on {p['machine']}"
         + (f", {p['processes']} processes" if p["processes"] > 1 else "")
     )
     return "\n".join(lines)
