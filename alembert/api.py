@@ -242,8 +242,11 @@ def _namespace(
 
 def _parser(name: str, command) -> argparse.ArgumentParser:
     """The command's own parser, as ``alembert NAME`` builds it."""
+    from alembert.cli.common import no_abbreviations
+
     sub = argparse.ArgumentParser(prog="alembert").add_subparsers()
     command.register(sub)
+    no_abbreviations(sub)
     parser = sub.choices[name]
     parser.exit_on_error = False
     return parser

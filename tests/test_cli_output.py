@@ -35,6 +35,24 @@ def test_help_shows_defaults_and_every_flag_has_help():
     assert "--lr LR " in sub["finetune"].format_help()  # not TRAIN.LR
 
 
+def test_a_flag_prefix_is_refused_not_taken_for_the_flag_it_begins(capsys):
+    """``--max-train 10`` once meant ``--max-train-samples 10`` by argparse's abbreviation: a typo or
+    a flag added later changed silently what an old command line did."""
+    from alembert.api import _parser
+    from alembert.cli import distill
+    from alembert.cli.main import build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(["distill", "--task", "sst2", "--max-train-samples", "10"])
+    assert 10 in vars(args).values()
+    with pytest.raises(SystemExit):
+        parser.parse_args(["distill", "--task", "sst2", "--max-train", "10"])
+    assert "unrecognized arguments: --max-train 10" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--deb", "distill"])
+    assert _parser("distill", distill).allow_abbrev is False  # the API parses with the command's own parser
+
+
 @pytest.mark.cli
 def test_tables_are_markdown_when_not_a_terminal():
     code = (

@@ -291,3 +291,11 @@ def print_table(title: str, rows: list[dict], terminal_rows: list[dict] | None =
         return
     shown = [{k: format_cell(k, v) for k, v in row.items()} for row in terminal_rows] if terminal_rows else cells
     Console().print(rich_table(title, shown))
+
+
+def no_abbreviations(sub) -> None:
+    """Every command takes its flags whole: with argparse's default, a prefix (``--max-train``) silently
+    stands for whichever flag it begins, and a flag added later turns yesterday's command into an error
+    or, worse, into another flag."""
+    for parser in sub.choices.values():
+        parser.allow_abbrev = False

@@ -14,6 +14,7 @@ import pkgutil
 import sys
 
 from alembert import __version__
+from alembert.cli.common import no_abbreviations
 from alembert.errors import AlembertError
 
 #: the training commands first (the order of ``--help``), then every other command module alphabetically
@@ -36,13 +37,14 @@ def command_modules() -> dict[str, object]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="alembert", description="Distil BERT-family encoders into smaller, faster students."
+        prog="alembert", description="Distil BERT-family encoders into smaller, faster students.", allow_abbrev=False
     )
     parser.add_argument("--version", action="version", version=f"alembert {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True)
     for module in command_modules().values():
         module.register(sub)
+    no_abbreviations(sub)
     return parser
 
 
