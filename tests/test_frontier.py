@@ -65,7 +65,9 @@ def test_predict_times_each_shape_and_counts_its_parameters():
 
     config = _config(layers=4, hidden=32, heads=2, ffn=64)
     shapes = {"teacher": {}, "half": {"num_hidden_layers": 2}, "static": {"static_dim": 16}}
-    speeds = predict(config, shapes, seq_len=16, threads=1, repeats=1, int8={"teacher"})  # one OpenVINO conversion
+    speeds = predict(  # one OpenVINO conversion; the static shape's random model is its builder's
+        config, shapes, seq_len=16, threads=1, repeats=1, int8={"teacher"}, builders={"static": "static"}
+    )
     assert speeds["teacher"]["parameters"] == sum(p.numel() for p in AutoModel.from_config(config).parameters())
     assert speeds["half"]["parameters"] < speeds["teacher"]["parameters"]
     assert speeds["static"]["parameters"] == 30522 * 16 + 30522  # vectors and token weights

@@ -174,7 +174,8 @@ def make_plan(fc, kind, estimate: Callable[[Candidate], dict], peers=(), progres
     progress(f"frontier: predicting the speed of {len(candidates)} candidates and the teacher on this CPU")
     shapes = {"teacher": {}, **{c.name: c.shape for c in candidates}}
     int8 = {"teacher", *(c.name for c in candidates if c.quantize)}
-    speeds = predict(config, shapes, seq_len, fc.threads, int8=int8, runtime=PREDICTOR[fc.quantize])
+    builders = {c.name: c.builder for c in candidates}
+    speeds = predict(config, shapes, seq_len, fc.threads, int8=int8, runtime=PREDICTOR[fc.quantize], builders=builders)
     teacher = {v: s for v, s in speeds["teacher"].items() if v in VARIANTS}
     for c in candidates:
         c.parameters = speeds[c.name]["parameters"]

@@ -21,7 +21,6 @@ Example::
 from __future__ import annotations
 
 import contextlib
-import copy
 import io
 import logging
 import warnings
@@ -31,23 +30,7 @@ import torch
 from alembert.measure.speed import Workload, measure
 
 BATCH = 32  # the bench's throughput batch
-STATIC = "static_dim"  # a shape with no layers: a token table of this width
 CALIBRATION = 8  # random batches of 4 an OpenVINO int8 prediction calibrates on (the speed does not depend on them)
-
-
-def random_model(config, shape: dict) -> torch.nn.Module:
-    """A model of the teacher ``config``'s family with ``shape``'s fields changed, random weights, in eval mode
-    (a token table of ``shape["static_dim"]`` for a static student)."""
-    if STATIC in shape:
-        from alembert.models.static import StaticEmbeddingModel
-
-        return StaticEmbeddingModel(torch.randn(config.vocab_size, shape[STATIC])).eval()
-    from transformers import AutoModel
-
-    c = copy.deepcopy(config)
-    for key, value in shape.items():
-        setattr(c, key, value)
-    return AutoModel.from_config(c).eval()
 
 
 def _inputs(config, seq_len: int, seed: int) -> dict[str, torch.Tensor]:
@@ -124,26 +107,31 @@ def predict(
     repeats: int = 3,
     int8: set | None = None,
     runtime: str = "auto",
+    builders: dict[str, str] | None = None,
 ) -> dict[str, dict]:
     """``{name: {"fp32": speed, "int8": speed, "parameters": n, "int8_by": runtime}}`` for each shape of
     ``shapes`` (name -> fields changed; ``{}`` is the teacher's own), a speed being
     :func:`~alembert.measure.speed.measure`'s (``throughput_seq_s`` at batch 32 x ``seq_len``,
     ``latency_ms_median`` at batch 1). ``int8``: the names that get an int8 prediction (default: every
-    shape with layers); ``runtime``: who predicts it, as the export will run it: ``auto`` (OpenVINO's NNCF
-    int8 where installed, else PyTorch's), ``pytorch`` (dynamic int8, as ONNX Runtime's dynamic int8
-    export computes it), ``none`` (no int8 variant)."""
+    one); ``runtime``: who predicts it, as the export will run it: ``auto`` (OpenVINO's NNCF int8 where
+    installed, else PyTorch's), ``pytorch`` (dynamic int8, as ONNX Runtime's dynamic int8 export computes
+    it), ``none`` (no int8 variant); ``builders``: name -> the student builder that offered the shape and
+    makes its random model (:meth:`~alembert.students.base.Builder.random_model`; default: the teacher's
+    family with the shape's fields changed)."""
+    from alembert.students import BUILDERS, Builder
+
+    builders = builders or {}
     old = torch.get_num_threads()
     threads = threads or old
     torch.set_num_threads(threads)
     try:
         workloads, counts, by = {}, {}, {}
         for k, (name, shape) in enumerate(shapes.items()):
-            model = random_model(config, shape)
+            model = BUILDERS.get(builders.get(name), Builder).random_model(config, shape)
             counts[name] = sum(p.numel() for p in model.parameters())
             batch = _inputs(config, seq_len, k)
             workloads[f"{name}/fp32"] = torch_workload(model, batch)
-            wanted = (int8 is None and STATIC not in shape) or (int8 is not None and name in int8)
-            if wanted and runtime != "none":
+            if (int8 is None or name in int8) and runtime != "none":
                 fast = openvino_int8_workload(model, batch, threads) if runtime == "auto" else None
                 by[name] = "openvino" if fast is not None else "pytorch"
                 workloads[f"{name}/int8"] = fast or torch_workload(torch_int8(model), batch)

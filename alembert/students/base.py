@@ -87,7 +87,7 @@ class Offer:
     """A student a builder proposes for a teacher (``alembert frontier``'s candidates). ``name``: its
     folder and row name; ``fields``: the ``student`` section that makes it; ``shape``: what its speed is
     predicted from, the teacher's config fields it changes (``num_hidden_layers``, ``hidden_size``,
-    ``intermediate_size``, ``num_attention_heads``) or ``{"static_dim": d}`` for a model with no layers;
+    ``intermediate_size``, ``num_attention_heads``) or what the builder's own :meth:`Builder.random_model` reads;
     ``train``: the ``train`` fields it needs beside the run's (a static table's learning rate);
     ``quantize``: how its int8 variant is exported (``"auto"``: the fastest that keeps the dev metric), or
     None when int8 has nothing to speed up (a token table)."""
@@ -137,6 +137,21 @@ class Builder:
         ``config`` (a transformers config); ``sentence``: the task is sentence embeddings. Default:
         none (a builder that only reads what the user names, such as ``checkpoint``)."""
         return []
+
+    @classmethod
+    def random_model(cls, config, shape: dict):
+        """A model of one of :meth:`offers`' ``shape`` for a teacher of ``config``, on random weights, in
+        eval mode: what the frontier times before any training (speed depends on the shape, not on what
+        the weights learnt). Default: the teacher's family with ``shape``'s config fields changed; a
+        builder whose students are not transformers makes its own."""
+        import copy
+
+        from transformers import AutoModel
+
+        c = copy.deepcopy(config)
+        for key, value in shape.items():
+            setattr(c, key, value)
+        return AutoModel.from_config(c).eval()
 
 
 def student_builder(spec) -> Builder:

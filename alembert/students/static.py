@@ -210,6 +210,13 @@ class Static(Builder):
         )
 
     @classmethod
+    def random_model(cls, config, shape: dict):
+        """A random token table ``shape["static_dim"]`` wide over the teacher's vocabulary."""
+        from alembert.models.static import StaticEmbeddingModel
+
+        return StaticEmbeddingModel(torch.randn(config.vocab_size, shape["static_dim"])).eval()
+
+    @classmethod
     def offers(cls, config, sentence: bool) -> list[Offer]:
         """For sentence embeddings only: a table of dim 256 (model2vec's default width, or the teacher's when
         narrower), trained at the learning rate a table of vectors needs (issue 35: 3e-3)."""
