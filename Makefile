@@ -44,9 +44,12 @@ $(WEB_NODE)/.installed: web/package.json web/package-lock.json
 demo: setup
 	PATH=$(CURDIR)/$(BIN):$$PATH RUNS=$(RUNS) bash scripts/demo.sh
 
-# the whole suite, and its 15 slowest tests
+# the whole suite, and its 15 slowest tests, in TEST_WORKERS processes (pytest-xdist; each test file in one
+# of them, as its module fixtures are): most tests spend their time in one thread (start-up, tokenising,
+# small models), so two workers use the second core
+TEST_WORKERS ?= 2
 test: setup web-deps lint
-	$(BIN)/python -m pytest -rs --durations=15
+	$(BIN)/python -m pytest -rs --durations=15 -n $(TEST_WORKERS) --dist loadfile
 
 # the fast tier: no command run, no graph exported, no training step (the markers in pyproject.toml)
 test-unit: setup

@@ -12,6 +12,17 @@ GLUE = Path(os.environ.get("ALEMBERT_DATA") or REPO.parent / "shared" / "data" /
 
 
 @pytest.fixture(scope="session", autouse=True)
+def _share_the_cores():
+    """Under ``pytest -n N`` (``make test``) each worker takes its share of the cores for PyTorch, so N
+    workers do not each start a thread per core and wait on one another."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        import torch
+
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+
+
+@pytest.fixture(scope="session", autouse=True)
 def _isolated_cache(tmp_path_factory):
     os.environ["ALEMBERT_CACHE"] = str(tmp_path_factory.mktemp("alembert-cache"))
     os.environ.setdefault("ALEMBERT_DATA", str(GLUE))

@@ -372,7 +372,8 @@ def test_lstsq_projection_init_recovers_a_linear_map(tiny_st):
 
 @pytest.mark.cli
 @pytest.mark.train
-def test_the_dry_run_knows_a_teacher_cache_already_on_disk(tiny_bert, tmp_path, capsys):
+def test_the_dry_run_knows_a_teacher_cache_already_on_disk(tiny_bert, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("ALEMBERT_CACHE", str(tmp_path / "cache"))  # empty: no earlier test's cache of these texts
     teacher = st_folder(tmp_path / "st", tiny_bert, "mean", True)
     corpus = tmp_path / "texts.txt"
     corpus.write_text("\n".join(f"sentence number {i} about topic {i % 7}" for i in range(40)))
