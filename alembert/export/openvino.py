@@ -23,6 +23,8 @@ checked against the PyTorch source on real sentences before it is moved into pla
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import logging
 import os
@@ -154,9 +156,10 @@ def write_ir(onnx_graph: Path, folder: Path, quantize: str | None, batches: list
             raise AlembertError("no texts to calibrate int8 with")
         texts = sum(len(b["input_ids"]) for b in batches)
         nncf.set_log_level(logging.ERROR)
-        model = nncf.quantize(
-            model, nncf.Dataset(batches), model_type=nncf.ModelType.TRANSFORMER, subset_size=len(batches)
-        )
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):  # NNCF's bars
+            model = nncf.quantize(
+                model, nncf.Dataset(batches), model_type=nncf.ModelType.TRANSFORMER, subset_size=len(batches)
+            )
     ov.save_model(model, folder / IR_FILE, compress_to_fp16=False)
     return {
         "quantization": quantize,
