@@ -141,6 +141,19 @@ INT8_NNCF = (
 )
 
 
+def nncf_int8(model, batches: list[dict]):
+    """The OpenVINO ``model`` quantised to int8 by NNCF (``model_type`` TRANSFORMER: SmoothQuant, fast bias
+    correction), static activation scales from every batch of ``batches``; NNCF's logs and progress bars kept
+    out of alembert's output."""
+    import nncf
+
+    nncf.set_log_level(logging.ERROR)
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        return nncf.quantize(
+            model, nncf.Dataset(batches), model_type=nncf.ModelType.TRANSFORMER, subset_size=len(batches)
+        )
+
+
 def write_ir(onnx_graph: Path, folder: Path, quantize: str | None, batches: list[dict] | None = None) -> dict:
     """``folder/openvino_model.xml`` (+ ``.bin``) from the ONNX graph: fp32 weights, NNCF int8 calibrated on
     ``batches`` (tokenised texts) for ``"int8"``; ``"bf16"`` keeps fp32 weights and records the precision
@@ -150,16 +163,10 @@ def write_ir(onnx_graph: Path, folder: Path, quantize: str | None, batches: list
     model = ov.convert_model(onnx_graph)
     texts = None
     if quantize == "int8":
-        import nncf
-
         if not batches:
             raise AlembertError("no texts to calibrate int8 with")
         texts = sum(len(b["input_ids"]) for b in batches)
-        nncf.set_log_level(logging.ERROR)
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):  # NNCF's bars
-            model = nncf.quantize(
-                model, nncf.Dataset(batches), model_type=nncf.ModelType.TRANSFORMER, subset_size=len(batches)
-            )
+        model = nncf_int8(model, batches)
     ov.save_model(model, folder / IR_FILE, compress_to_fp16=False)
     return {
         "quantization": quantize,

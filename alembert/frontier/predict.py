@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import logging
 import warnings
 
 import torch
@@ -76,10 +75,11 @@ def openvino_int8_workload(model, batch: dict, threads: int) -> Workload | None:
     on the values) and compiled as ``--quantize auto``'s OpenVINO variants are (bf16 where the CPU has it);
     None where OpenVINO or NNCF is not installed."""
     try:
-        import nncf
+        import nncf  # noqa: F401  (nncf_int8's)
         import openvino as ov
     except ImportError:
         return None
+    from alembert.export.openvino import nncf_int8
     from alembert.machine import cpu_facts, has_bf16
     from alembert.runtimes.openvino import compile_ir
 
@@ -91,10 +91,7 @@ def openvino_int8_workload(model, batch: dict, threads: int) -> Workload | None:
     ):
         warnings.simplefilter("ignore")  # the tracer's notes on transformers' mask code
         graph = ov.convert_model(_LastHidden(model), example_input={k: v[:4] for k, v in batch.items()})
-        nncf.set_log_level(logging.ERROR)
-        graph = nncf.quantize(
-            graph, nncf.Dataset(calibration), model_type=nncf.ModelType.TRANSFORMER, subset_size=len(calibration)
-        )
+    graph = nncf_int8(graph, calibration)
     request = compile_ir(graph, threads, "bf16" if has_bf16(cpu_facts()) else "f32").create_infer_request()
     return _workload(request.infer, lambda b: {k: v.numpy() for k, v in b.items()}, batch)
 
