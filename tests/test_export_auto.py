@@ -241,3 +241,32 @@ def test_batch_invariant_leaves_out_dynamic_int8(tiny, own_dev, tmp_path, capsys
         == 2
     )
     assert "--batch-invariant chooses among --quantize auto's variants" in capsys.readouterr().err
+
+
+@pytest.mark.cli
+def test_threads_time_the_variants_and_are_restored(tiny, own_dev, tmp_path, capsys, monkeypatch):
+    import torch
+
+    import alembert.measure.speed as speed
+
+    seen = []
+    timed = fake_measure({"fp32": 50.0, "int8-dynamic": 100.0, "int8-static": 60.0})
+
+    def measure(*a, **k):
+        seen.append(torch.get_num_threads())
+        return timed(*a, **k)
+
+    monkeypatch.setattr(speed, "measure", measure)
+    monkeypatch.setattr(auto, "training_calibration", lambda cfg, task, tok, names, n=0: calibration_batches(tok))
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        out = tmp_path / "t1"
+        flags = ["--onnx", "--quantize", "auto", "--dev-file", str(own_dev), "--threads", "1"]
+        assert main(["export", str(tiny), *flags, "--output", str(out)]) == 0
+        assert json.loads((out / "alembert_export.json").read_text())["auto"]["threads"] == 1
+        assert seen and set(seen) == {1} and torch.get_num_threads() == 2
+        assert main(["export", str(tiny), "--onnx", "--threads", "0", "--output", str(tmp_path / "x")]) == 2
+        assert "--threads must be at least 1, got 0" in capsys.readouterr().err
+    finally:
+        torch.set_num_threads(before)

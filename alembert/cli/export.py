@@ -70,6 +70,12 @@ def register(sub) -> None:
     p.add_argument("--max-eval-samples", type=int, help="with --quantize auto: score on the first N dev examples")
     p.add_argument("--output", type=Path, required=True, help="folder to create")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty --output")
+    p.add_argument(
+        "--threads",
+        type=int,
+        help="CPU threads for the export and, with --quantize auto, for timing its variants: time them on as many "
+        "threads as the model will serve on (default: torch's)",
+    )
     p.add_argument("--opset", type=int, help="ONNX opset (default: 23 for SDPA models, the exporter's otherwise)")
     p.add_argument(
         "--push-to-hub",
@@ -87,12 +93,23 @@ def register(sub) -> None:
 def execute(args) -> tuple[Path, dict]:
     """(the folder written, its export info; for --web the download sizes in MB) of the export
     ``args`` asks for: the CLI's and the Python API's one path."""
+    import torch
+
+    from alembert.errors import AlembertError
     from alembert.training.hub import check_push_target
 
+    threads = getattr(args, "threads", None)
+    if threads is not None and threads < 1:
+        raise AlembertError(f"--threads must be at least 1, got {threads}")
     push_to = getattr(args, "push_to_hub", None)
     if push_to:  # before any export work: a push that can only fail fails now
         check_push_target(push_to)
-    out, info = _export(args)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads or before)
+    try:  # the variants are timed, and the card says, on this many threads
+        out, info = _export(args)
+    finally:  # the API's caller keeps its own setting
+        torch.set_num_threads(before)
     if push_to:
         from alembert.training.hub import push_folder
 
