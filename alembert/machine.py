@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import os
 import platform
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 # /proc/cpuinfo flag -> the name a reader knows, in the order they matter for inference
@@ -97,3 +99,17 @@ def cpu_line(facts: dict) -> str:
         f"{facts.get('usable_cpus')} of {facts.get('logical_cpus')} logical CPUs usable; "
         f"torch {facts.get('torch')}, onnxruntime {facts.get('onnxruntime')}"
     )
+
+
+@contextmanager
+def torch_threads(threads: int | None) -> Iterator[int]:
+    """torch's CPU threads set to ``threads`` (None: left as they are) inside the block and restored after it, so
+    that what is timed inside runs on the threads a figure will name, and a caller's own setting survives."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads or before)
+    try:
+        yield threads or before
+    finally:
+        torch.set_num_threads(before)

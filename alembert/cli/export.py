@@ -93,9 +93,8 @@ def register(sub) -> None:
 def execute(args) -> tuple[Path, dict]:
     """(the folder written, its export info; for --web the download sizes in MB) of the export
     ``args`` asks for: the CLI's and the Python API's one path."""
-    import torch
-
     from alembert.errors import AlembertError
+    from alembert.machine import torch_threads
     from alembert.training.hub import check_push_target
 
     threads = getattr(args, "threads", None)
@@ -104,12 +103,8 @@ def execute(args) -> tuple[Path, dict]:
     push_to = getattr(args, "push_to_hub", None)
     if push_to:  # before any export work: a push that can only fail fails now
         check_push_target(push_to)
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads or before)
-    try:  # the variants are timed, and the card says, on this many threads
+    with torch_threads(threads):  # the variants are timed, and the card says, on this many threads
         out, info = _export(args)
-    finally:  # the API's caller keeps its own setting
-        torch.set_num_threads(before)
     if push_to:
         from alembert.training.hub import push_folder
 

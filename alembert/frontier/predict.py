@@ -26,6 +26,7 @@ import warnings
 
 import torch
 
+from alembert.machine import torch_threads
 from alembert.measure.speed import Workload, measure
 
 BATCH = 32  # the bench's throughput batch
@@ -118,10 +119,7 @@ def predict(
     from alembert.students import BUILDERS, Builder
 
     builders = builders or {}
-    old = torch.get_num_threads()
-    threads = threads or old
-    torch.set_num_threads(threads)
-    try:
+    with torch_threads(threads) as threads:
         workloads, counts, by = {}, {}, {}
         for k, (name, shape) in enumerate(shapes.items()):
             model = BUILDERS.get(builders.get(name), Builder).random_model(config, shape)
@@ -133,8 +131,6 @@ def predict(
                 by[name] = "openvino" if fast is not None else "pytorch"
                 workloads[f"{name}/int8"] = fast or torch_workload(torch_int8(model), batch)
         timed = measure(workloads, repeats=repeats, warmup=1, latency_iters=5)
-    finally:
-        torch.set_num_threads(old)
     out = {}
     for name in shapes:
         out[name] = {"parameters": counts[name], **({"int8_by": by[name]} if name in by else {})}

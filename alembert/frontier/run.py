@@ -130,7 +130,7 @@ def run_frontier(fc, progress=print) -> dict:
     write_json_atomic(out / PLAN, plan.to_json())  # the candidates skipped for time say so
 
     peer_models = make_peers([(p, f) for p, f in peers if p.name in {x["name"] for x in plan.peers}], progress)
-    models = export_all(fc, kind, out, trained, progress) + peer_models
+    models = export_all(fc, kind, out, trained, progress, plan.threads) + peer_models
     progress(f"frontier: measuring {len(models)} models in one bench run")
     from alembert.measure.run import run_bench
 
@@ -170,11 +170,13 @@ def make_peers(peers, progress) -> list[Path | str]:
     return models
 
 
-def export_all(fc, kind, out: Path, trained: list[Candidate], progress) -> list[Path | str]:
+def export_all(fc, kind, out: Path, trained: list[Candidate], progress, threads: int) -> list[Path | str]:
     """The teacher, its export, and each trained student with its export (where its builder offers one), in the
-    bench's order; an export already recorded is kept."""
+    bench's order; an export already recorded is kept. The variants are timed on the bench's ``threads``, the
+    threads the choice is made for (a resumed run has not set them by training)."""
     from alembert.export.onnx import export_onnx
     from alembert.export.staging import EXPORT_INFO
+    from alembert.machine import torch_threads
 
     data = kind.export_data(fc.data)
     models: list[Path | str] = [fc.teacher]
@@ -188,6 +190,7 @@ def export_all(fc, kind, out: Path, trained: list[Candidate], progress) -> list[
         dst = out / "exports" / f"{name}-export"
         if not (dst / EXPORT_INFO).is_file():
             progress(f"frontier: exporting {name} (--quantize {quantize}: variants built, timed and scored here)")
-            export_onnx(src, dst, quantize=quantize, data=data, overwrite=dst.exists())
+            with torch_threads(threads):
+                export_onnx(src, dst, quantize=quantize, data=data, overwrite=dst.exists())
         models.append(dst)
     return models

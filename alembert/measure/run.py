@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from alembert.errors import AlembertError
+from alembert.machine import torch_threads
 from alembert.measure.report import write_report
 from alembert.measure.size import disk_mb, static_table
 from alembert.measure.speed import measure
@@ -76,10 +77,7 @@ def run_bench(
     seq_len = min(seq_len or kind.default_max_length(models[0]), room)  # default: the reference's length
 
     load_before = os.getloadavg()[0]
-    old_threads = torch.get_num_threads()
-    threads = threads or old_threads
-    torch.set_num_threads(threads)
-    try:
+    with torch_threads(threads) as threads:
         rows, workloads, served = [], {}, {}
         serve = serving and bt.serve_a is not None
         for path, config, name in zip(paths, configs, _names(models), strict=True):
@@ -113,8 +111,6 @@ def run_bench(
             print(f"bench: serving {len(bt.serve_a)} real dev texts at their own lengths", flush=True)
             for name, s in measure_serving(served, repeats=min(repeats, 3), warmup=min(warmup, 1)).items():
                 speeds[name]["serving"] = s
-    finally:
-        torch.set_num_threads(old_threads)
 
     ref = rows[0]
     ref_speed = speeds[ref["name"]]
