@@ -89,7 +89,7 @@ def frontier_table(result: dict, plan, fc, out: Path, peer_paths: set[str], seco
         front,
         out / "frontier.png",
         metric=result["metric"],
-        title=f"{fc.teacher} on {result['task']}: quality against speed ({result['threads']} thread(s))",
+        title=f"{teacher} on {result['task']}: quality against speed ({result['threads']} thread(s))",
         teacher=teacher,
         best=best["name"] if best else None,
         peers=tuple(peers),
