@@ -264,9 +264,16 @@ def test_threads_time_the_variants_and_are_restored(tiny, own_dev, tmp_path, cap
         out = tmp_path / "t1"
         flags = ["--onnx", "--quantize", "auto", "--dev-file", str(own_dev), "--threads", "1"]
         assert main(["export", str(tiny), *flags, "--output", str(out)]) == 0
-        assert json.loads((out / "alembert_export.json").read_text())["auto"]["threads"] == 1
+        record = json.loads((out / "alembert_export.json").read_text())["auto"]
+        assert record["threads"] == 1 and record["load_average"] >= 0
         assert seen and set(seen) == {1} and torch.get_num_threads() == 2
         assert main(["export", str(tiny), "--onnx", "--threads", "0", "--output", str(tmp_path / "x")]) == 2
         assert "--threads must be at least 1, got 0" in capsys.readouterr().err
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_choice_timed_on_a_busy_machine_says_so():
+    assert auto.busy_note(1.9, 2) == "" and auto.busy_note(3.0, None) == ""
+    note = auto.busy_note(4.5, 2)
+    assert "busy (load 4.5 on 2 cores)" in note and "export again" in note

@@ -31,6 +31,7 @@ Candidates are :class:`Variant` entries of :data:`VARIANTS`.
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -393,6 +394,18 @@ def chosen_outputs(folder: Path, graph: dict, reference, output: str, embedding:
     return [(model.run(model.prepare(feeds)), ref) for feeds, ref in reference]
 
 
+def busy_note(load: float, cores: int | None) -> str:
+    """What the choice is worth when other work shared the CPU while the variants were timed: runtimes
+    suffer unequally from contention (a loaded run here timed OpenVINO's int8 at 0.6x ONNX Runtime's, a quiet
+    one at 1.3x), so a choice made on a busy machine is worth making again on a quiet one."""
+    if not cores or load <= cores:
+        return ""
+    return (
+        f"; NOTE: timed while the machine was busy (load {load:.1f} on {cores} cores): the choice may differ on a "
+        "quiet machine, export again there"
+    )
+
+
 def choose(
     fp32: Path,
     work: Path,
@@ -462,7 +475,9 @@ def choose(
         n: batch_workload(m, data.timing_inputs, min(32, len(data.timing_inputs["input_ids"])))
         for n, m in models.items()
     }
+    load_before = os.getloadavg()[0]
     speeds = measure(workloads, repeats=SPEED_REPEATS, warmup=1, latency_iters=8)
+    load = round(max(load_before, os.getloadavg()[0]), 2)
     floor = speeds["fp32"]
     for name, s in speeds.items():
         r = record[name]
@@ -515,6 +530,7 @@ def choose(
         + invariance
         + (f" (vs {others})" if others else "")
         + f", {threads} thread(s), on this CPU"
+        + busy_note(load, facts.get("logical_cpus"))
     )
     return (
         pick,
@@ -530,6 +546,7 @@ def choose(
             "timed": f"batch 32 and batch 1 x {data.timing_inputs['input_ids'].shape[1]} tokens, real dev texts, "
             f"{SPEED_REPEATS} interleaved repeats",
             "threads": threads,
+            "load_average": load,
             "cpu": {k: facts[k] for k in ("cpu_model", "isa", "torch_cpu_capability", "onnxruntime")},
             "candidates": record,
         },
