@@ -276,6 +276,8 @@ def test_a_killed_frontier_resumes_where_it_stopped(tiny_teacher, tmp_path, caps
     assert (out / "frontier.png").read_bytes()[:4] == b"\x89PNG"
     assert all(len(line) <= 80 for line in summary["table"])
     assert summary["best"] in stdout
+    bench = json.loads((out / "bench" / "bench.json").read_text())["machine"]  # the bench's load, not the plan's
+    assert f"load average {bench['loadavg_1min_before']:.1f} before" in (out / "frontier.md").read_text()
 
 
 @pytest.mark.cli

@@ -62,6 +62,14 @@ def markdown(summary: dict) -> str:
     return "\n".join(out)
 
 
+def bench_machine(machine: dict) -> str:
+    """The CPU and the load the bench itself ran at (not the plan's: planning and measuring may be hours apart)."""
+    isa = "/".join(machine.get("isa") or []) or "no AVX2/AVX-512/VNNI/AMX"
+    before, after = machine.get("loadavg_1min_before"), machine.get("loadavg_1min_after")
+    load = f", load average {before:.1f} before and {after:.1f} after timing" if before is not None else ""
+    return f"{machine.get('cpu_model')} ({isa}), {machine.get('logical_cpus')} CPUs{load}"
+
+
 def dominated_by(row: dict, rows: list[dict]) -> str | None:
     """The fastest of ``rows`` at least as fast and as good as ``row`` (None: none is)."""
     better = [
@@ -100,7 +108,8 @@ def frontier_table(result: dict, plan, fc, out: Path, peer_paths: set[str], seco
         "metric": result["metric"],
         "threads": result["threads"],
         "seq_len": result["seq_len"],
-        "machine": plan.machine,
+        "machine": bench_machine(result["machine"]),
+        "planned_on": plan.machine,
         "candidates": [{"name": c.name, "status": c.status} for c in plan.candidates],
         "rows": rows,
         "pareto": front,
