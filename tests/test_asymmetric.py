@@ -201,6 +201,29 @@ def test_bench_scores_asymmetric_search_and_times_the_queries(folders, capsys, t
     assert code == 2 and "dimensional embeddings" in err and len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.cli
+def test_bench_keeps_each_models_own_paragraphs(folders, capsys, tmp_path):
+    """Symmetric bench on squad-retrieval: a benched model's paragraph embeddings are cached on its weights, so
+    a second bench of it (a resumed frontier) embeds the questions only and scores the same."""
+    from alembert.models.packaged import cache_dir
+
+    docs = cache_dir() / "embedding-documents"
+    before = set(docs.glob("*.npy")) if docs.is_dir() else set()
+    t, other = folders["teacher"], folders["other"]
+    scores = []
+    for run in ("a", "b"):
+        argv = ["bench", t, other, "--task", "squad-retrieval", "--max-eval-samples", 8, "--repeats", 1, "--threads", 1]
+        code, _, err = run_cli([*argv, "--output", tmp_path / run], capsys)
+        assert code == 0, err
+        scores.append([r["dev_metrics"] for r in json.loads((tmp_path / run / "bench.json").read_text())["models"]])
+        if run == "a":
+            added = set(docs.glob("*.npy")) - before
+            assert len(added) == 2  # one file per model, written by the first bench
+            stamps = {p: p.stat().st_mtime_ns for p in added}
+    assert scores[0] == scores[1]
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps  # read back, not written again
+
+
 def test_the_run_reports_asymmetric_search_or_why_not(folders):
     """What distill-general records for the card (real SQuAD dev, held-out questions): the figures with the
     teacher's paragraphs when the student shares its space, the one-line reason when it does not, and only

@@ -41,6 +41,8 @@ def embedding_task(
         raise AlembertError(f"--documents-by is for --task squad-retrieval (asymmetric search), not {name}")
     if documents_by:  # loaded once, its paragraphs embedded once (cached) for every model's questions
         kw["documents"] = load_any_embedding(documents_by)
+    elif name == "squad-retrieval":  # a benched model is a finished one: its own paragraphs are kept (keyed on its
+        kw["cache_documents"] = True  # weights), so benching it again (a resumed frontier) embeds the questions only
 
     def load(path: Path, threads: int):
         return load_any_embedding(path, threads=threads)
