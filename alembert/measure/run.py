@@ -76,7 +76,6 @@ def run_bench(
     room = min(getattr(c, "max_position_embeddings", 10**6) - 2 for c in configs)
     seq_len = min(seq_len or kind.default_max_length(models[0]), room)  # default: the reference's length
 
-    load_before = os.getloadavg()[0]
     with torch_threads(threads) as threads:
         rows, workloads, served = [], {}, {}
         serve = serving and bt.serve_a is not None
@@ -106,6 +105,7 @@ def run_bench(
                 }
             )
         print(f"bench: timing {len(rows)} models ({repeats} interleaved repeats)", flush=True)
+        load_before = os.getloadavg()[0]  # what competes with the timing, not with the scoring before it
         speeds = measure(workloads, repeats=repeats, warmup=warmup, latency_iters=latency_iters)
         if serve:
             print(f"bench: serving {len(bt.serve_a)} real dev texts at their own lengths", flush=True)
