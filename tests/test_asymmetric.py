@@ -202,13 +202,12 @@ def test_bench_scores_asymmetric_search_and_times_the_queries(folders, capsys, t
 
 
 @pytest.mark.cli
-def test_bench_keeps_each_models_own_paragraphs(folders, capsys, tmp_path):
+def test_bench_keeps_each_models_own_paragraphs(folders, capsys, tmp_path, monkeypatch):
     """Symmetric bench on squad-retrieval: a benched model's paragraph embeddings are cached on its weights, so
     a second bench of it (a resumed frontier) embeds the questions only and scores the same."""
-    from alembert.models.packaged import cache_dir
-
-    docs = cache_dir() / "embedding-documents"
-    before = set(docs.glob("*.npy")) if docs.is_dir() else set()
+    monkeypatch.setenv("ALEMBERT_CACHE", str(tmp_path / "cache"))  # its own: other tests cache these models' too
+    docs = tmp_path / "cache" / "embedding-documents"
+    before = set()
     t, other = folders["teacher"], folders["other"]
     scores = []
     for run in ("a", "b"):
