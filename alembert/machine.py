@@ -113,3 +113,11 @@ def torch_threads(threads: int | None) -> Iterator[int]:
         yield threads or before
     finally:
         torch.set_num_threads(before)
+
+
+def busy(load: float | None, cores: int | None) -> str:
+    """``"busy (load 4.5 on 2 cores)"`` when other work competed for the CPU (a 1-minute load average above
+    its logical CPUs), else ``""``: every timing says so, because contention slows runtimes unequally."""
+    if not cores or load is None or load <= cores:
+        return ""
+    return f"busy (load {load:.1f} on {cores} cores)"

@@ -398,11 +398,13 @@ def busy_note(load: float, cores: int | None) -> str:
     """What the choice is worth when other work shared the CPU while the variants were timed: runtimes
     suffer unequally from contention (a loaded run here timed OpenVINO's int8 at 0.6x ONNX Runtime's, a quiet
     one at 1.3x), so a choice made on a busy machine is worth making again on a quiet one."""
-    if not cores or load <= cores:
-        return ""
+    from alembert.machine import busy
+
+    state = busy(load, cores)
     return (
-        f"; NOTE: timed while the machine was busy (load {load:.1f} on {cores} cores): the choice may differ on a "
-        "quiet machine, export again there"
+        f"; NOTE: timed while the machine was {state}: the choice may differ on a quiet machine, export again there"
+        if state
+        else ""
     )
 
 

@@ -112,15 +112,12 @@ def terminal_title(result: dict) -> str:
 
 def conditions(result: dict) -> str:
     """How the numbers were taken (and whether other work loaded the CPU), and on what CPU."""
-    from alembert.machine import cpu_line
+    from alembert.machine import busy, cpu_line
 
     machine = result.get("machine", {})
     load = max(machine.get("loadavg_1min_before", 0), machine.get("loadavg_1min_after", 0))
-    busy = (
-        f"; NOTE: the machine was busy (load {load:.1f} on {machine['cpu_count']} cores): timings are noisy"
-        if machine.get("cpu_count") and load > machine["cpu_count"]
-        else ""
-    )
+    state = busy(load, machine.get("cpu_count"))
+    busy_note = f"; NOTE: the machine was {state}: timings are noisy" if state else ""
     timing = (
         f"{result['timing']}, max length {result['seq_len']}, batch {result['batch_size']}"
         if result.get("timing")
@@ -141,7 +138,7 @@ def conditions(result: dict) -> str:
         f"{result['task']} dev ({result['dev_examples']} examples); {result['device']}, {result['threads']} threads; "
         f"{timing}; OMP_WAIT_POLICY {machine.get('omp_wait_policy', '?')}, onnxruntime without spinning; denormals "
         f"flushed to zero for every model; {result['warmup']} warm-up, {result['repeats']} repeats interleaved "
-        f"round-robin; reference: {result['reference']}{cpu}{busy}"
+        f"round-robin; reference: {result['reference']}{cpu}{busy_note}"
     )
 
 
